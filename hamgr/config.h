@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * hamgr configuration (libconfig syntax). See etc/hamgr.conf and hamgr.conf(5).
+ *
+ * Loading validates everything that can be validated without the running
+ * system: ranges, duplicates, references between sections, unknown keys.
+ * Interfaces are not looked up here (a missing interface is a run-time
+ * FAULT, not a config error).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/ipaddr.h"
+#include "vrrp/packet.h"
+
+#define HAMGR_DEFAULT_CONFIG         "/etc/hamgr/hamgr.conf"
+#define HAMGR_DEFAULT_CONTROL_SOCKET "/run/hamgr/control.sock"
+#define HAMGR_DEFAULT_STATE_DIR      "/var/lib/hamgr"
+
+struct hamgr_garp_config {
+        uint32_t repeat;        /* packets per burst, 1..100 (default 3) */
+        uint32_t interval_ms;   /* between packets of a burst, 0..10000 (default 100) */
+        uint32_t refresh_s;     /* repeat the burst this often while MASTER; 0 = never */
+};
+
+struct hamgr_vrrp_config {
+        char *name;
+        char *interface;
+        uint8_t vrid;                /* 1..255 */
+        uint8_t priority;            /* 1..255 (default 100) */
+        uint8_t version;             /* 2 or 3 (default 3) */
+        uint32_t advert_interval_ms; /* v3: 10..40950, multiple of 10; v2: 1000..255000, whole seconds (default 1000) */
+        bool preempt;                /* default true */
+        uint32_t preempt_delay_ms;   /* 0..3600000 (default 0) */
+        bool accept_mode;            /* default false */
+        enum vrrp_checksum_mode checksum; /* key "checksum" = "rfc5798" (default) | "rfc9568" */
+        /* Family of the advertisement: that of the first virtual IP. Virtual
+         * IPs of the other family move with the instance but are not carried
+         * in the advertisement (keepalived's "excluded" addresses). */
+        int family;
+        struct ip_prefix *virtual_ips;
+        size_t n_virtual_ips;
+        struct ip_address *unicast_peers; /* empty: multicast; same family as `family` */
+        size_t n_unicast_peers;
+        char **track_interfaces;
+        size_t n_track_interfaces;
+        struct hamgr_garp_config garp;
+        int line;                    /* line of the instance's group in the file */
+};
+
+struct hamgr_group_config {
+        char *name;
+        char **instances;            /* names of hamgr_vrrp_config entries */
+        size_t n_instances;
+        int line;
+};
+
+struct hamgr_notify_config {
+        char *script;                /* generic script, keepalived's 4 arguments; NULL = none */
+        char *master;                /* per-state scripts; NULL = none */
+        char *backup;
+        char *fault;
+        char *stop;
+        uint32_t timeout_ms;         /* 1..3600000 (default 10000) */
+};
+
+struct hamgr_config {
+        char *path;                  /* the file this was loaded from */
+        char *node_name;             /* default: the host name */
+        char *state_dir;
+        char *control_socket;
+        struct hamgr_vrrp_config *vrrp;
+        size_t n_vrrp;
+        struct hamgr_group_config *groups;
+        size_t n_groups;
+        struct hamgr_notify_config notify;
+};
+
+/* One problem found while loading. */
+struct hamgr_config_error {
+        int line;                    /* 0 when the error has no line (file missing) */
+        char *message;
+};
+
+struct hamgr_config_errors {
+        struct hamgr_config_error *items;
+        size_t n;
+};
+
+/*
+ * Load PATH. Returns 0 and a new config in *ret, or a negative errno:
+ * -EINVAL with every problem appended to *errors (all errors are
+ * collected, not only the first); -ENOENT / -EACCES etc. if the file cannot
+ * be read (also recorded in *errors, line 0). *ret is untouched on failure.
+ */
+int hamgr_config_load(const char *path, struct hamgr_config **ret, struct hamgr_config_errors *errors);
+
+/* As hamgr_config_load() but from memory; NAME is used in messages. */
+int hamgr_config_load_string(const char *text, const char *name, struct hamgr_config **ret,
+                             struct hamgr_config_errors *errors);
+
+/* Print each error as "FILE:LINE: message" (or "FILE: message" for line 0). */
+void hamgr_config_errors_print(const struct hamgr_config_errors *errors, const char *file, FILE *out);
+
+void hamgr_config_errors_clear(struct hamgr_config_errors *errors);
+
+/* Destructors accept NULL. */
+struct hamgr_config *hamgr_config_free(struct hamgr_config *c);
+static inline void hamgr_config_freep(struct hamgr_config **c) {
+        hamgr_config_free(*c);
+}
+
+/* Find an instance or group by name; NULL if none. */
+const struct hamgr_vrrp_config *hamgr_config_find_vrrp(const struct hamgr_config *c, const char *name);
+const struct hamgr_group_config *hamgr_config_find_group(const struct hamgr_config *c, const char *name);
+
+/* True when the two instance configs would run the same protocol instance,
+ * so a reload keeps its state (everything compared except `line`). */
+bool hamgr_vrrp_config_equal(const struct hamgr_vrrp_config *a, const struct hamgr_vrrp_config *b);

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * The VRRP state machine (RFC 9568 section 6, RFC 5798, RFC 3768 for v2).
+ *
+ * Pure: vrrp_fsm_step(fsm, event, now) mutates the fsm and returns the
+ * actions the caller must perform. Time is CLOCK_BOOTTIME-like microseconds
+ * supplied by the caller; the fsm never reads a clock. Timers are absolute
+ * deadlines in the fsm (0 = not armed); the caller arms one wake-up at
+ * vrrp_fsm_next_deadline() and feeds VRRP_EVENT_TIMER when it fires. The
+ * fsm ignores a TIMER event whose deadline has not been reached, so a caller
+ * may deliver spurious ones.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/ipaddr.h"
+
+enum vrrp_state {
+        VRRP_STATE_INIT,
+        VRRP_STATE_BACKUP,
+        VRRP_STATE_MASTER,
+        VRRP_STATE_FAULT,
+        VRRP_STATE_STOP,
+        _VRRP_STATE_MAX,
+};
+
+enum vrrp_event_type {
+        VRRP_EVENT_STARTUP,       /* leave INIT (or STOP) */
+        VRRP_EVENT_SHUTDOWN,      /* go to STOP; a master releases with priority 0 */
+        VRRP_EVENT_ADVERT,        /* a valid advertisement for our vrid arrived */
+        VRRP_EVENT_TIMER,         /* a deadline may have passed */
+        VRRP_EVENT_FAULT,         /* the instance cannot work (link down, tracked down, group member faulted) */
+        VRRP_EVENT_FAULT_CLEAR,   /* all fault causes are gone */
+        VRRP_EVENT_FORCE_MASTER,  /* the group went MASTER */
+        VRRP_EVENT_FORCE_BACKUP,  /* the group went BACKUP */
+        _VRRP_EVENT_MAX,
+};
+
+/* Why a transition happened; printed in the one log line per transition. */
+enum vrrp_reason {
+        VRRP_REASON_NONE,
+        VRRP_REASON_STARTUP,              /* INIT -> BACKUP */
+        VRRP_REASON_ADDRESS_OWNER,        /* priority 255 goes straight to MASTER */
+        VRRP_REASON_MASTER_DOWN,          /* Master_Down timer expired */
+        VRRP_REASON_PREEMPT,              /* lower-priority master seen; we took over */
+        VRRP_REASON_HIGHER_PRIORITY,      /* master saw a higher priority advert */
+        VRRP_REASON_TIE_BREAK,            /* equal priority, higher primary address won */
+        VRRP_REASON_SHUTDOWN,
+        VRRP_REASON_FAULT,
+        VRRP_REASON_FAULT_CLEARED,
+        VRRP_REASON_GROUP,                /* followed the group */
+        _VRRP_REASON_MAX,
+};
+
+const char *vrrp_state_to_string(enum vrrp_state s);
+const char *vrrp_event_type_to_string(enum vrrp_event_type t);
+const char *vrrp_reason_to_string(enum vrrp_reason r);
+
+struct vrrp_fsm_config {
+        uint8_t version;            /* 2 or 3 */
+        uint8_t priority;           /* 1..255; 255 = address owner */
+        uint16_t advert_interval_cs;/* configured Advertisement_Interval, centiseconds */
+        bool preempt;
+        uint64_t preempt_delay_usec;/* hold off preemption this long after first seeing a lower-priority master */
+        struct ip_address primary;  /* our primary address, for the tie-break */
+};
+
+struct vrrp_fsm {
+        struct vrrp_fsm_config config;
+        enum vrrp_state state;
+        uint16_t master_adver_interval_cs; /* learned from the master (v3); configured value for v2 */
+        uint64_t adver_deadline;           /* MASTER: next advertisement; 0 = not armed */
+        uint64_t master_down_deadline;     /* BACKUP: Master_Down timer; 0 = not armed */
+        uint64_t preempt_allowed_at;       /* BACKUP: 0 = no lower-priority master seen yet */
+};
+
+struct vrrp_event {
+        enum vrrp_event_type type;
+        /* VRRP_EVENT_ADVERT only: */
+        uint8_t priority;
+        uint16_t max_adver_int_cs;
+        struct ip_address src;             /* sender's primary address, for the tie-break */
+};
+
+struct vrrp_actions {
+        bool send_advert;           /* send one advertisement now ... */
+        uint8_t advert_priority;    /* ... with this priority (0 when releasing) */
+        bool add_vips;              /* install virtual addresses */
+        bool remove_vips;           /* remove virtual addresses */
+        bool announce;              /* gratuitous ARP / unsolicited NA burst */
+        bool state_changed;
+        enum vrrp_state old_state;
+        enum vrrp_state new_state;
+        enum vrrp_reason reason;
+};
+
+/* Initialise FSM in INIT with CONFIG; no timers armed. */
+void vrrp_fsm_init(struct vrrp_fsm *fsm, const struct vrrp_fsm_config *config);
+
+/* Replace the configuration of a running fsm (priority, interval, preempt...)
+ * without a state change. A master takes the new interval at its next
+ * advertisement; a backup recomputes Master_Down from the next advert. */
+void vrrp_fsm_reconfigure(struct vrrp_fsm *fsm, const struct vrrp_fsm_config *config);
+
+/* Apply EVENT at time NOW (usec). *ret is always fully written (zeroed when
+ * nothing is to be done). */
+void vrrp_fsm_step(struct vrrp_fsm *fsm, const struct vrrp_event *event, uint64_t now,
+                   struct vrrp_actions *ret);
+
+/* Earliest armed deadline, or 0 if none. */
+uint64_t vrrp_fsm_next_deadline(const struct vrrp_fsm *fsm);
+
+/* RFC timers in microseconds, for the fsm, tests and status output.
+ * Skew_Time: v3 ((256 - priority) * Master_Adver_Interval) / 256;
+ *            v2 (256 - priority) / 256 seconds.
+ * Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time. */
+uint64_t vrrp_skew_time_usec(uint8_t version, uint8_t priority, uint16_t master_adver_interval_cs);
+uint64_t vrrp_master_down_interval_usec(uint8_t version, uint8_t priority, uint16_t master_adver_interval_cs);

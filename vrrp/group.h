@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * Sync groups: instances that move together (keepalived's vrrp_sync_group).
+ * Pure layer over vrrp_fsm: it steps one member and derives the events the
+ * others must see, so that the whole group is MASTER on one node.
+ *
+ * Rules:
+ *  - a member that becomes MASTER by its own protocol (master down, preempt,
+ *    owner) makes every other member in BACKUP go MASTER (FORCE_MASTER);
+ *  - a member that leaves MASTER for BACKUP by its own protocol makes every
+ *    other MASTER member go BACKUP (FORCE_BACKUP);
+ *  - a member's own fault puts every member in FAULT; the group leaves FAULT
+ *    only when no member has a fault of its own left.
+ * Transitions caused by the group are not propagated again.
+ */
+
+#include <stddef.h>
+#include <stdbool.h>
+
+#include "fsm.h"
+
+#define VRRP_GROUP_MAX_MEMBERS 64
+
+struct vrrp_group {
+        size_t n_members;
+        struct vrrp_fsm *members[VRRP_GROUP_MAX_MEMBERS];
+        bool own_fault[VRRP_GROUP_MAX_MEMBERS];
+};
+
+/* Initialise GROUP over N fsms (N <= VRRP_GROUP_MAX_MEMBERS). Returns 0 or -EINVAL. */
+int vrrp_group_init(struct vrrp_group *group, struct vrrp_fsm *const *members, size_t n);
+
+/*
+ * Deliver EVENT to member IDX at NOW and propagate it to the rest of the
+ * group. ret_actions must hold n_members entries; entry i receives the
+ * actions for member i (zeroed for members left alone). FAULT and
+ * FAULT_CLEAR events delivered here are that member's own fault state.
+ */
+void vrrp_group_step(struct vrrp_group *group, size_t idx, const struct vrrp_event *event,
+                     uint64_t now, struct vrrp_actions *ret_actions);

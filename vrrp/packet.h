@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * VRRP advertisement codec (RFC 3768 v2, RFC 5798 / RFC 9568 v3).
+ * Bytes in, struct out: no sockets, no clocks, no logging above debug.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/ipaddr.h"
+
+#define VRRP_IPPROTO            112
+#define VRRP_TTL                255
+#define VRRP_TYPE_ADVERTISEMENT 1
+#define VRRP_HEADER_LEN         8
+#define VRRP_V2_AUTH_LEN        8
+#define VRRP_MAX_ADDRS          255
+#define VRRP_PRIORITY_STOP      0
+#define VRRP_PRIORITY_OWNER     255
+#define VRRP_V3_MAX_INTERVAL_CS 4095
+/* Largest message: header + 255 IPv6 addresses. */
+#define VRRP_MAX_MESSAGE_LEN    (VRRP_HEADER_LEN + VRRP_MAX_ADDRS * 16 + VRRP_V2_AUTH_LEN)
+
+/* Which v3 checksum form to compute. For IPv6 both are the same (RFC 2460
+ * pseudo-header). For IPv4, RFC 5798 as deployed (keepalived, FRR) covers an
+ * IPv4 pseudo-header; RFC 9568 covers the VRRP message alone. v2 never uses a
+ * pseudo-header. */
+enum vrrp_checksum_mode {
+        VRRP_CHECKSUM_RFC5798,
+        VRRP_CHECKSUM_RFC9568,
+        _VRRP_CHECKSUM_MAX,
+};
+
+const char *vrrp_checksum_mode_to_string(enum vrrp_checksum_mode m);
+/* Returns the mode, or -EINVAL for an unknown name. */
+int vrrp_checksum_mode_from_string(const char *s);
+
+/* What the codec needs from the IP layer around the message. */
+struct vrrp_ip_meta {
+        int family;              /* AF_INET or AF_INET6 */
+        struct ip_address src;
+        struct ip_address dst;
+        int ttl;                 /* TTL / hop limit as received; -1 if unknown (then not checked) */
+};
+
+struct vrrp_advert {
+        uint8_t version;         /* 2 or 3 */
+        uint8_t vrid;            /* 1..255 */
+        uint8_t priority;        /* 0..255 */
+        uint8_t auth_type;       /* v2 only; 0 = none */
+        /* Advertisement interval in centiseconds. v2 carries whole seconds on
+         * the wire; the codec converts (1 s = 100 cs). */
+        uint16_t max_adver_int_cs;
+        int family;              /* AF_INET or AF_INET6, family of addrs[] */
+        uint8_t n_addrs;
+        union in_addr_union addrs[VRRP_MAX_ADDRS];
+        /* Set by vrrp_advert_parse() for v3: which form the checksum matched. */
+        enum vrrp_checksum_mode checksum_mode;
+};
+
+/*
+ * Parse a VRRP message (the IP payload, starting with the version field).
+ * Checks: length, version 2 or 3 (v2 only with IPv4), type ADVERTISEMENT,
+ * vrid != 0, address count fits the length exactly (v2: plus 8 bytes of
+ * authentication data), v3 interval != 0, v2 interval != 0, TTL == 255 when
+ * meta->ttl >= 0, and the checksum. For v3 both checksum forms are accepted;
+ * for IPv4 the RFC 5798 form is also accepted with meta->dst replaced by
+ * 224.0.0.18, as old keepalived computed it for unicast.
+ *
+ * Returns 0 and fills *ret, or -EBADMSG with *ret_reason set to a static
+ * string naming the failed check (ret untouched). ret_reason may be NULL.
+ */
+int vrrp_advert_parse(const uint8_t *buf, size_t len, const struct vrrp_ip_meta *meta,
+                      struct vrrp_advert *ret, const char **ret_reason);
+
+/*
+ * Serialise ADV into BUF (size BUFSIZE) computing the checksum with MODE and
+ * META's addresses (src, dst: the pseudo-header for v3). v2 messages carry 8
+ * zero bytes of authentication data and adver_int = max_adver_int_cs / 100.
+ * Returns the message length, -EINVAL for a field out of range (version,
+ * v2 with IPv6, v2 interval not whole seconds, v3 interval > 4095, zero
+ * vrid), or -ENOBUFS if BUF is too small.
+ */
+int vrrp_advert_build(const struct vrrp_advert *adv, const struct vrrp_ip_meta *meta,
+                      enum vrrp_checksum_mode mode, uint8_t *buf, size_t bufsize);
+
+/*
+ * Split a received IPv4 datagram (as a raw IPPROTO_VRRP socket returns it,
+ * IP header included) into META (family, src, dst, ttl) and the payload.
+ * Checks the header length, total length and protocol 112. Returns 0, or
+ * -EBADMSG with *ret_reason set (outputs untouched).
+ */
+int vrrp_ipv4_split(const uint8_t *buf, size_t len, struct vrrp_ip_meta *ret_meta,
+                    const uint8_t **ret_payload, size_t *ret_payload_len, const char **ret_reason);
+
+/* Internet checksum helper (RFC 1071), exposed for tests and GARP/NA code.
+ * SUM is a running 32-bit sum from previous calls, start with 0. */
+uint32_t inet_checksum_add(uint32_t sum, const void *data, size_t len);
+uint16_t inet_checksum_finish(uint32_t sum);
