@@ -1,1 +1,1061 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "hamgr/config.h"
+
+/* A config larger than this is a mistake (or an attack on the fuzzer). */
+#define CONFIG_SIZE_MAX (1024 * 1024)
+#define NAME_LEN_MAX 32
+#define IFNAME_LEN_MAX (IFNAMSIZ - 1)
+#define NODE_NAME_LEN_MAX 64
+#define GROUP_MEMBERS_MAX 64
+
+struct loader {
+        struct hamgr_config_errors *errors; /* may be NULL: only count */
+        size_t n_errors;
+        bool oom;
+};
+
+/* Per-instance facts the cross-instance checks need, kept out of the public struct. */
+struct instance_meta {
+        int name_line;
+        int vrid_line;
+        bool name_ok;
+        bool vrid_ok;
+        bool interface_ok;
+};
+
+static const char *const top_keys[] = { "node", "vrrp", "groups", "notify", NULL };
+static const char *const node_keys[] = { "name", "state_dir", "control_socket", NULL };
+static const char *const vrrp_keys[] = {
+        "name", "interface", "vrid", "priority", "version", "advert_interval_ms",
+        "preempt", "preempt_delay_ms", "accept_mode", "virtual_ips", "unicast_peers",
+        "track_interfaces", "garp", "checksum", NULL,
+};
+static const char *const garp_keys[] = { "repeat", "interval_ms", "refresh_s", NULL };
+static const char *const group_keys[] = { "name", "instances", NULL };
+static const char *const notify_keys[] = { "script", "master", "backup", "fault", "stop", "timeout_ms", NULL };
+
+_printf_(3, 4)
+static void error_at(struct loader *l, int line, const char *fmt, ...) {
+        struct hamgr_config_error *items;
+        char *msg;
+        va_list ap;
+        int r;
+
+        l->n_errors++;
+        if (!l->errors)
+                return;
+
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0) {
+                l->oom = true;
+                return;
+        }
+        items = reallocarray(l->errors->items, l->errors->n + 1, sizeof(*items));
+        if (!items) {
+                free(msg);
+                l->oom = true;
+                return;
+        }
+        items[l->errors->n++] = (struct hamgr_config_error) { .line = line, .message = msg };
+        l->errors->items = items;
+}
+
+static int line_of(const config_setting_t *s) {
+        return (int) config_setting_source_line(s);
+}
+
+static const char *family_name(int family) {
+        return family == AF_INET6 ? "IPv6" : "IPv4";
+}
+
+static bool name_is_valid(const char *s) {
+        size_t n = strlen(s);
+
+        return n >= 1 && n <= NAME_LEN_MAX &&
+               strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
+/* The kernel's own rule (dev_valid_name()), so anything accepted here can exist. */
+static bool ifname_is_valid(const char *s) {
+        size_t n = strlen(s);
+
+        if (n < 1 || n >= IFNAME_LEN_MAX + 1)
+                return false;
+        if (streq(s, ".") || streq(s, ".."))
+                return false;
+        return !strpbrk(s, "/: \t\n\v\f\r");
+}
+
+static bool key_is_known(const char *key, const char *const *keys) {
+        for (; *keys; keys++)
+                if (streq(key, *keys))
+                        return true;
+        return false;
+}
+
+/* WHERE completes "unknown setting 'x' ...", e.g. "in node". */
+static void check_keys(struct loader *l, const config_setting_t *group, const char *const *keys,
+                       const char *where) {
+        int n = config_setting_length(group);
+
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *s = config_setting_get_elem(group, i);
+                const char *key = config_setting_name(s);
+
+                if (key && !key_is_known(key, keys))
+                        error_at(l, line_of(s), "unknown setting '%s' %s", key, where);
+        }
+}
+
+/* The getters return 1 when KEY is present and valid, 0 when it is absent
+ * (*ret untouched) and -EINVAL after recording why it is invalid. */
+
+static int get_integer(struct loader *l, config_setting_t *group, const char *key,
+                       long long *ret, config_setting_t **ret_setting) {
+        config_setting_t *s = config_setting_get_member(group, key);
+        int type;
+
+        if (!s)
+                return 0;
+        type = config_setting_type(s);
+        if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
+                error_at(l, line_of(s), "%s must be an integer", key);
+                return -EINVAL;
+        }
+        *ret = config_setting_get_int64(s);
+        if (ret_setting)
+                *ret_setting = s;
+        return 1;
+}
+
+static int get_uint(struct loader *l, config_setting_t *group, const char *key, uint32_t min,
+                    uint32_t max, uint32_t *ret) {
+        config_setting_t *s;
+        long long v;
+        int r;
+
+        r = get_integer(l, group, key, &v, &s);
+        if (r <= 0)
+                return r;
+        if (v < (long long) min || v > (long long) max) {
+                error_at(l, line_of(s), "%s %lld out of range %" PRIu32 "..%" PRIu32, key, v, min, max);
+                return -EINVAL;
+        }
+        *ret = (uint32_t) v;
+        return 1;
+}
+
+static int get_bool(struct loader *l, config_setting_t *group, const char *key, bool *ret) {
+        config_setting_t *s = config_setting_get_member(group, key);
+
+        if (!s)
+                return 0;
+        if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+                error_at(l, line_of(s), "%s must be a boolean (true or false)", key);
+                return -EINVAL;
+        }
+        *ret = config_setting_get_bool(s);
+        return 1;
+}
+
+/* *ret points into libconfig's storage: copy it before config_destroy(). */
+static int get_string(struct loader *l, config_setting_t *group, const char *key, const char **ret,
+                      config_setting_t **ret_setting) {
+        config_setting_t *s = config_setting_get_member(group, key);
+
+        if (!s)
+                return 0;
+        if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+                error_at(l, line_of(s), "%s must be a string", key);
+                return -EINVAL;
+        }
+        *ret = config_setting_get_string(s);
+        if (ret_setting)
+                *ret_setting = s;
+        return 1;
+}
+
+/* An array [ ... ] or list ( ... ) of strings; callers walk the elements
+ * themselves so they can report each element's own line. */
+static int get_string_list(struct loader *l, config_setting_t *group, const char *key,
+                           config_setting_t **ret) {
+        config_setting_t *s = config_setting_get_member(group, key);
+        bool ok = true;
+        int n;
+
+        if (!s)
+                return 0;
+        if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+                error_at(l, line_of(s), "%s must be a list of strings, e.g. [ \"a\", \"b\" ]", key);
+                return -EINVAL;
+        }
+        n = config_setting_length(s);
+        for (int i = 0; i < n; i++) {
+                config_setting_t *e = config_setting_get_elem(s, i);
+
+                if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+                        error_at(l, line_of(e), "%s must contain only strings", key);
+                        ok = false;
+                }
+        }
+        if (!ok)
+                return -EINVAL;
+        *ret = s;
+        return 1;
+}
+
+/* A group { ... } setting; absent is fine. */
+static int get_group(struct loader *l, config_setting_t *parent, const char *key, config_setting_t **ret) {
+        config_setting_t *s = config_setting_get_member(parent, key);
+
+        if (!s)
+                return 0;
+        if (!config_setting_is_group(s)) {
+                error_at(l, line_of(s), "%s must be a group { ... }", key);
+                return -EINVAL;
+        }
+        *ret = s;
+        return 1;
+}
+
+static int strdup_to(const char *s, char **ret) {
+        char *p = strdup(s);
+
+        if (!p)
+                return -ENOMEM;
+        free(*ret);
+        *ret = p;
+        return 0;
+}
+
+static int parse_abs_path(struct loader *l, config_setting_t *group, const char *key, size_t max_len,
+                          char **ret) {
+        config_setting_t *s;
+        const char *v;
+
+        if (get_string(l, group, key, &v, &s) <= 0)
+                return 0;
+        if (v[0] != '/') {
+                error_at(l, line_of(s), "%s '%s' must be an absolute path", key, v);
+                return 0;
+        }
+        if (max_len > 0 && strlen(v) > max_len) {
+                error_at(l, line_of(s), "%s is too long (at most %zu characters)", key, max_len);
+                return 0;
+        }
+        return strdup_to(v, ret);
+}
+
+static int parse_node(struct loader *l, config_setting_t *root, struct hamgr_config *c) {
+        config_setting_t *node = NULL, *s;
+        const char *name;
+        int r;
+
+        if (get_group(l, root, "node", &node) > 0) {
+                check_keys(l, node, node_keys, "in node");
+
+                if (get_string(l, node, "name", &name, &s) > 0) {
+                        if (strlen(name) < 1 || strlen(name) > NODE_NAME_LEN_MAX ||
+                            strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+                                    strlen(name))
+                                error_at(l, line_of(s),
+                                         "node name '%s' is invalid: use 1 to %d characters from A-Z a-z 0-9 _ . -",
+                                         name, NODE_NAME_LEN_MAX);
+                        else if (strdup_to(name, &c->node_name) < 0)
+                                return -ENOMEM;
+                }
+                r = parse_abs_path(l, node, "state_dir", 0, &c->state_dir);
+                if (r < 0)
+                        return r;
+                /* The control socket is bound as an AF_UNIX path. */
+                r = parse_abs_path(l, node, "control_socket", sizeof(((struct sockaddr_un *) NULL)->sun_path) - 1,
+                                   &c->control_socket);
+                if (r < 0)
+                        return r;
+        }
+
+        if (!c->node_name) {
+                char host[HOST_NAME_MAX + 1] = {};
+
+                if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
+                        error_at(l, node ? line_of(node) : 0, "node name is not set and the host name is unknown");
+                else if (strdup_to(host, &c->node_name) < 0)
+                        return -ENOMEM;
+        }
+        if (!c->state_dir && strdup_to(HAMGR_DEFAULT_STATE_DIR, &c->state_dir) < 0)
+                return -ENOMEM;
+        if (!c->control_socket && strdup_to(HAMGR_DEFAULT_CONTROL_SOCKET, &c->control_socket) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static int parse_vips(struct loader *l, config_setting_t *inst, const char *where, struct hamgr_vrrp_config *v) {
+        config_setting_t *list;
+        int n, r;
+
+        r = get_string_list(l, inst, "virtual_ips", &list);
+        if (r == 0)
+                error_at(l, line_of(inst), "missing required setting 'virtual_ips' in %s", where);
+        if (r <= 0)
+                return 0;
+        n = config_setting_length(list);
+        if (n == 0) {
+                error_at(l, line_of(list), "virtual_ips must list at least one address");
+                return 0;
+        }
+        v->virtual_ips = calloc(n, sizeof(*v->virtual_ips));
+        if (!v->virtual_ips)
+                return -ENOMEM;
+
+        for (int i = 0; i < n; i++) {
+                config_setting_t *e = config_setting_get_elem(list, i);
+                const char *s = config_setting_get_string(e);
+                struct ip_prefix p;
+                bool dup = false;
+
+                if (ip_prefix_parse(s, &p) < 0) {
+                        error_at(l, line_of(e), "virtual IP '%s' is not an address with optional /prefix", s);
+                        continue;
+                }
+                if (v->family == AF_UNSPEC)
+                        v->family = p.address.family;
+                if (p.address.family == AF_INET6 && v->version == 2) {
+                        error_at(l, line_of(e), "IPv6 virtual IP '%s' needs version 3 (VRRPv2 is IPv4 only)", s);
+                        continue;
+                }
+                /* The same address twice, whatever the prefix, would be added once and removed twice. */
+                for (size_t j = 0; j < v->n_virtual_ips; j++)
+                        if (ip_address_equal(&v->virtual_ips[j].address, &p.address))
+                                dup = true;
+                if (dup) {
+                        error_at(l, line_of(e), "duplicate virtual IP '%s'", s);
+                        continue;
+                }
+                v->virtual_ips[v->n_virtual_ips++] = p;
+        }
+        return 0;
+}
+
+static int parse_peers(struct loader *l, config_setting_t *inst, struct hamgr_vrrp_config *v) {
+        config_setting_t *list;
+        int n;
+
+        if (get_string_list(l, inst, "unicast_peers", &list) <= 0)
+                return 0;
+        n = config_setting_length(list);
+        if (n == 0)
+                return 0;
+        v->unicast_peers = calloc(n, sizeof(*v->unicast_peers));
+        if (!v->unicast_peers)
+                return -ENOMEM;
+
+        for (int i = 0; i < n; i++) {
+                config_setting_t *e = config_setting_get_elem(list, i);
+                const char *s = config_setting_get_string(e);
+                struct ip_address a;
+                bool dup = false;
+
+                if (ip_address_parse(s, &a) < 0) {
+                        error_at(l, line_of(e), "unicast peer '%s' is not an IP address", s);
+                        continue;
+                }
+                if (v->family != AF_UNSPEC && a.family != v->family) {
+                        error_at(l, line_of(e),
+                                 "unicast peer '%s' is %s but the advertisements are %s (the family of the first virtual IP)",
+                                 s, family_name(a.family), family_name(v->family));
+                        continue;
+                }
+                for (size_t j = 0; j < v->n_unicast_peers; j++)
+                        if (ip_address_equal(&v->unicast_peers[j], &a))
+                                dup = true;
+                if (dup) {
+                        error_at(l, line_of(e), "duplicate unicast peer '%s'", s);
+                        continue;
+                }
+                v->unicast_peers[v->n_unicast_peers++] = a;
+        }
+        return 0;
+}
+
+static int parse_track(struct loader *l, config_setting_t *inst, struct hamgr_vrrp_config *v) {
+        config_setting_t *list;
+        int n;
+
+        if (get_string_list(l, inst, "track_interfaces", &list) <= 0)
+                return 0;
+        n = config_setting_length(list);
+        if (n == 0)
+                return 0;
+        v->track_interfaces = calloc(n, sizeof(*v->track_interfaces));
+        if (!v->track_interfaces)
+                return -ENOMEM;
+
+        for (int i = 0; i < n; i++) {
+                config_setting_t *e = config_setting_get_elem(list, i);
+                const char *s = config_setting_get_string(e);
+                bool dup = false;
+
+                if (!ifname_is_valid(s)) {
+                        error_at(l, line_of(e), "track interface '%s' is not a valid interface name (1..%d characters, no '/', ':' or spaces)",
+                                 s, IFNAME_LEN_MAX);
+                        continue;
+                }
+                for (size_t j = 0; j < v->n_track_interfaces; j++)
+                        if (streq(v->track_interfaces[j], s))
+                                dup = true;
+                if (dup) {
+                        error_at(l, line_of(e), "duplicate track interface '%s'", s);
+                        continue;
+                }
+                v->track_interfaces[v->n_track_interfaces] = strdup(s);
+                if (!v->track_interfaces[v->n_track_interfaces])
+                        return -ENOMEM;
+                v->n_track_interfaces++;
+        }
+        return 0;
+}
+
+static void parse_garp(struct loader *l, config_setting_t *inst, const char *what, struct hamgr_garp_config *g) {
+        config_setting_t *garp;
+        char where[128];
+
+        if (get_group(l, inst, "garp", &garp) <= 0)
+                return;
+        snprintf(where, sizeof(where), "in garp of %s", what);
+        check_keys(l, garp, garp_keys, where);
+        (void) get_uint(l, garp, "repeat", 1, 100, &g->repeat);
+        (void) get_uint(l, garp, "interval_ms", 0, 10000, &g->interval_ms);
+        (void) get_uint(l, garp, "refresh_s", 0, 86400, &g->refresh_s);
+}
+
+/* Needs the version, so it runs after "version" was read whatever the order in the file. */
+static void parse_interval(struct loader *l, config_setting_t *inst, bool version_ok, struct hamgr_vrrp_config *v) {
+        config_setting_t *s;
+        long long ms;
+
+        if (get_integer(l, inst, "advert_interval_ms", &ms, &s) <= 0 || !version_ok)
+                return;
+        if (v->version == 3) {
+                /* v3 carries centiseconds in 12 bits. */
+                if (ms < 10 || ms > 40950) {
+                        error_at(l, line_of(s), "advert_interval_ms %lld out of range 10..40950 (version 3)", ms);
+                        return;
+                }
+                if (ms % 10 != 0) {
+                        error_at(l, line_of(s), "advert_interval_ms %lld must be a multiple of 10 (version 3)", ms);
+                        return;
+                }
+        } else {
+                /* v2 carries whole seconds in 8 bits. */
+                if (ms < 1000 || ms > 255000) {
+                        error_at(l, line_of(s), "advert_interval_ms %lld out of range 1000..255000 (version 2)", ms);
+                        return;
+                }
+                if (ms % 1000 != 0) {
+                        error_at(l, line_of(s), "advert_interval_ms %lld must be whole seconds (version 2)", ms);
+                        return;
+                }
+        }
+        v->advert_interval_ms = (uint32_t) ms;
+}
+
+static int parse_instance(struct loader *l, config_setting_t *inst, size_t idx, struct hamgr_vrrp_config *v,
+                          struct instance_meta *m) {
+        config_setting_t *s;
+        const char *str;
+        char what[64], where[80];
+        long long ver;
+        uint32_t u;
+        bool version_ok = true;
+        int r;
+
+        *v = (struct hamgr_vrrp_config) {
+                .priority = 100,
+                .version = 3,
+                .advert_interval_ms = 1000,
+                .preempt = true,
+                .checksum = VRRP_CHECKSUM_RFC5798,
+                .family = AF_UNSPEC,
+                .garp = { .repeat = 3, .interval_ms = 100, .refresh_s = 0 },
+                .line = line_of(inst),
+        };
+        snprintf(what, sizeof(what), "vrrp instance #%zu", idx + 1);
+
+        r = get_string(l, inst, "name", &str, &s);
+        if (r == 0)
+                error_at(l, line_of(inst), "missing required setting 'name' in %s", what);
+        else if (r > 0) {
+                m->name_line = line_of(s);
+                if (!name_is_valid(str))
+                        error_at(l, line_of(s),
+                                 "vrrp instance name '%s' is invalid: use 1 to %d characters from A-Z a-z 0-9 _ . -",
+                                 str, NAME_LEN_MAX);
+                else {
+                        if (strdup_to(str, &v->name) < 0)
+                                return -ENOMEM;
+                        m->name_ok = true;
+                        snprintf(what, sizeof(what), "vrrp instance '%s'", str);
+                }
+        }
+        snprintf(where, sizeof(where), "in %s", what);
+        check_keys(l, inst, vrrp_keys, where);
+
+        r = get_string(l, inst, "interface", &str, &s);
+        if (r == 0)
+                error_at(l, line_of(inst), "missing required setting 'interface' %s", where);
+        else if (r > 0) {
+                if (!ifname_is_valid(str))
+                        error_at(l, line_of(s),
+                                 "interface '%s' is not a valid interface name (1..%d characters, no '/', ':' or spaces)",
+                                 str, IFNAME_LEN_MAX);
+                else {
+                        if (strdup_to(str, &v->interface) < 0)
+                                return -ENOMEM;
+                        m->interface_ok = true;
+                }
+        }
+
+        r = get_uint(l, inst, "vrid", 1, 255, &u);
+        if (r == 0)
+                error_at(l, line_of(inst), "missing required setting 'vrid' %s", where);
+        else if (r > 0) {
+                v->vrid = (uint8_t) u;
+                m->vrid_ok = true;
+                m->vrid_line = line_of(config_setting_get_member(inst, "vrid"));
+        }
+
+        if (get_uint(l, inst, "priority", 1, 255, &u) > 0)
+                v->priority = (uint8_t) u;
+
+        r = get_integer(l, inst, "version", &ver, &s);
+        if (r < 0)
+                version_ok = false;
+        else if (r > 0) {
+                if (ver != 2 && ver != 3) {
+                        error_at(l, line_of(s), "version %lld must be 2 or 3", ver);
+                        version_ok = false;
+                } else
+                        v->version = (uint8_t) ver;
+        }
+        parse_interval(l, inst, version_ok, v);
+
+        (void) get_bool(l, inst, "preempt", &v->preempt);
+        (void) get_uint(l, inst, "preempt_delay_ms", 0, 3600000, &v->preempt_delay_ms);
+        (void) get_bool(l, inst, "accept_mode", &v->accept_mode);
+
+        if (get_string(l, inst, "checksum", &str, &s) > 0) {
+                r = vrrp_checksum_mode_from_string(str);
+                if (r < 0)
+                        error_at(l, line_of(s), "checksum '%s' must be \"rfc5798\" or \"rfc9568\"", str);
+                else
+                        v->checksum = r;
+        }
+
+        /* With a bad version the v2/IPv6 check would be noise. */
+        if (!version_ok)
+                v->version = 3;
+        r = parse_vips(l, inst, what, v);
+        if (r < 0)
+                return r;
+        r = parse_peers(l, inst, v);
+        if (r < 0)
+                return r;
+        r = parse_track(l, inst, v);
+        if (r < 0)
+                return r;
+        parse_garp(l, inst, what, &v->garp);
+        return 0;
+}
+
+static void check_instances(struct loader *l, const struct hamgr_config *c, const struct instance_meta *m) {
+        for (size_t i = 0; i < c->n_vrrp; i++) {
+                const struct hamgr_vrrp_config *b = &c->vrrp[i];
+
+                for (size_t j = 0; j < i; j++) {
+                        const struct hamgr_vrrp_config *a = &c->vrrp[j];
+
+                        if (m[i].name_ok && m[j].name_ok && streq(a->name, b->name)) {
+                                error_at(l, m[i].name_line, "duplicate vrrp instance name '%s' (first at line %d)",
+                                         b->name, a->line);
+                                break;
+                        }
+                }
+
+                /* One vrid per interface and family: v4 and v6 routers with the same vrid are distinct (RFC 9568 7.3). */
+                if (m[i].vrid_ok && m[i].interface_ok && b->family != AF_UNSPEC)
+                        for (size_t j = 0; j < i; j++) {
+                                const struct hamgr_vrrp_config *a = &c->vrrp[j];
+
+                                if (!m[j].vrid_ok || !m[j].interface_ok || a->vrid != b->vrid ||
+                                    a->family != b->family || !streq(a->interface, b->interface))
+                                        continue;
+                                error_at(l, m[i].vrid_line,
+                                         "vrid %u on interface %s (%s) is already used by vrrp instance '%s' (line %d)",
+                                         b->vrid, b->interface, family_name(b->family),
+                                         a->name ?: "?", a->line);
+                                break;
+                        }
+
+                /* One address owned by two routers would flap between them. */
+                for (size_t k = 0; k < b->n_virtual_ips; k++)
+                        for (size_t j = 0; j < i; j++) {
+                                const struct hamgr_vrrp_config *a = &c->vrrp[j];
+                                bool found = false;
+
+                                for (size_t x = 0; x < a->n_virtual_ips; x++)
+                                        if (ip_address_equal(&a->virtual_ips[x].address, &b->virtual_ips[k].address))
+                                                found = true;
+                                if (found) {
+                                        char buf[INET6_ADDRSTRLEN];
+
+                                        error_at(l, b->line,
+                                                 "virtual IP %s is also in vrrp instance '%s' (line %d)",
+                                                 ip_address_to_string(&b->virtual_ips[k].address, buf, sizeof(buf)),
+                                                 a->name ?: "?", a->line);
+                                        break;
+                                }
+                        }
+        }
+}
+
+static int parse_vrrp(struct loader *l, config_setting_t *root, struct hamgr_config *c) {
+        _cleanup_(freep) struct instance_meta *meta = NULL;
+        config_setting_t *list = config_setting_get_member(root, "vrrp");
+        int n, r;
+
+        if (!list)
+                return 0;
+        if (!config_setting_is_list(list)) {
+                error_at(l, line_of(list), "vrrp must be a list of instances: vrrp = ( { ... }, { ... } );");
+                return 0;
+        }
+        n = config_setting_length(list);
+        if (n == 0)
+                return 0;
+
+        c->vrrp = calloc(n, sizeof(*c->vrrp));
+        meta = calloc(n, sizeof(*meta));
+        if (!c->vrrp || !meta)
+                return -ENOMEM;
+
+        for (int i = 0; i < n; i++) {
+                config_setting_t *inst = config_setting_get_elem(list, i);
+
+                if (!config_setting_is_group(inst)) {
+                        error_at(l, line_of(inst), "vrrp instance #%d must be a group { ... }", i + 1);
+                        continue;
+                }
+                r = parse_instance(l, inst, c->n_vrrp, &c->vrrp[c->n_vrrp], &meta[c->n_vrrp]);
+                /* Counted even on failure so hamgr_config_free() releases what it holds. */
+                c->n_vrrp++;
+                if (r < 0)
+                        return r;
+        }
+        check_instances(l, c, meta);
+        return 0;
+}
+
+static int parse_group(struct loader *l, config_setting_t *grp, size_t idx, struct hamgr_config *c,
+                       struct hamgr_group_config *g) {
+        config_setting_t *list, *s;
+        const char *str;
+        char where[64];
+        int n, r;
+
+        g->line = line_of(grp);
+        snprintf(where, sizeof(where), "in group #%zu", idx + 1);
+
+        r = get_string(l, grp, "name", &str, &s);
+        if (r == 0)
+                error_at(l, line_of(grp), "missing required setting 'name' %s", where);
+        else if (r > 0) {
+                const struct hamgr_group_config *other = hamgr_config_find_group(c, str);
+
+                if (!name_is_valid(str))
+                        error_at(l, line_of(s),
+                                 "group name '%s' is invalid: use 1 to %d characters from A-Z a-z 0-9 _ . -",
+                                 str, NAME_LEN_MAX);
+                else if (other)
+                        error_at(l, line_of(s), "duplicate group name '%s' (first at line %d)", str, other->line);
+                else if (strdup_to(str, &g->name) < 0)
+                        return -ENOMEM;
+                if (name_is_valid(str))
+                        snprintf(where, sizeof(where), "in group '%s'", str);
+        }
+        check_keys(l, grp, group_keys, where);
+
+        r = get_string_list(l, grp, "instances", &list);
+        if (r == 0)
+                error_at(l, line_of(grp), "missing required setting 'instances' %s", where);
+        if (r <= 0)
+                return 0;
+        n = config_setting_length(list);
+        if (n < 1 || n > GROUP_MEMBERS_MAX) {
+                error_at(l, line_of(list), "instances has %d members, allowed 1..%d", n, GROUP_MEMBERS_MAX);
+                return 0;
+        }
+        g->instances = calloc(n, sizeof(*g->instances));
+        if (!g->instances)
+                return -ENOMEM;
+
+        for (int i = 0; i < n; i++) {
+                config_setting_t *e = config_setting_get_elem(list, i);
+                const char *name = config_setting_get_string(e);
+                const struct hamgr_group_config *owner = NULL;
+
+                if (!hamgr_config_find_vrrp(c, name)) {
+                        error_at(l, line_of(e), "group member '%s' is not a vrrp instance", name);
+                        continue;
+                }
+                /* Earlier groups, then this one so far: a member listed twice is caught too. */
+                for (size_t j = 0; j < c->n_groups && !owner; j++)
+                        for (size_t k = 0; k < c->groups[j].n_instances; k++)
+                                if (streq(c->groups[j].instances[k], name))
+                                        owner = &c->groups[j];
+                if (!owner)
+                        for (size_t k = 0; k < g->n_instances; k++)
+                                if (streq(g->instances[k], name))
+                                        owner = g;
+                if (owner) {
+                        error_at(l, line_of(e), "vrrp instance '%s' is already in group '%s' (line %d)", name,
+                                 owner->name ?: "?", owner->line);
+                        continue;
+                }
+                g->instances[g->n_instances] = strdup(name);
+                if (!g->instances[g->n_instances])
+                        return -ENOMEM;
+                g->n_instances++;
+        }
+        return 0;
+}
+
+static int parse_groups(struct loader *l, config_setting_t *root, struct hamgr_config *c) {
+        config_setting_t *list = config_setting_get_member(root, "groups");
+        int n, r;
+
+        if (!list)
+                return 0;
+        if (!config_setting_is_list(list)) {
+                error_at(l, line_of(list), "groups must be a list of groups: groups = ( { ... } );");
+                return 0;
+        }
+        n = config_setting_length(list);
+        if (n == 0)
+                return 0;
+        c->groups = calloc(n, sizeof(*c->groups));
+        if (!c->groups)
+                return -ENOMEM;
+
+        for (int i = 0; i < n; i++) {
+                config_setting_t *grp = config_setting_get_elem(list, i);
+                struct hamgr_group_config g = {};
+
+                if (!config_setting_is_group(grp)) {
+                        error_at(l, line_of(grp), "group #%d must be a group { ... }", i + 1);
+                        continue;
+                }
+                /* Parsed aside so the group does not find itself as an earlier owner. */
+                r = parse_group(l, grp, c->n_groups, c, &g);
+                c->groups[c->n_groups++] = g;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int parse_notify(struct loader *l, config_setting_t *root, struct hamgr_config *c) {
+        static const char *const scripts[] = { "script", "master", "backup", "fault", "stop" };
+        struct hamgr_notify_config *nc = &c->notify;
+        char **fields[] = { &nc->script, &nc->master, &nc->backup, &nc->fault, &nc->stop };
+        config_setting_t *notify, *s;
+
+        nc->timeout_ms = 10000;
+        if (get_group(l, root, "notify", &notify) <= 0)
+                return 0;
+        check_keys(l, notify, notify_keys, "in notify");
+
+        for (size_t i = 0; i < ELEMENTSOF(scripts); i++) {
+                const char *v;
+
+                if (get_string(l, notify, scripts[i], &v, &s) <= 0 || v[0] == '\0')
+                        continue;
+                if (v[0] != '/') {
+                        error_at(l, line_of(s), "notify %s '%s' must be an absolute path", scripts[i], v);
+                        continue;
+                }
+                if (strdup_to(v, fields[i]) < 0)
+                        return -ENOMEM;
+        }
+        (void) get_uint(l, notify, "timeout_ms", 1, 3600000, &nc->timeout_ms);
+        return 0;
+}
+
+/* libconfig 1.5 opens @include files while scanning, before we could refuse
+ * them, and reports their lines against the wrong file: reject them up front. */
+static void check_includes(struct loader *l, const char *text) {
+        int line = 1;
+
+        for (const char *p = text; *p; line++) {
+                const char *q = p + strspn(p, " \t\r\v\f");
+
+                if (strncmp(q, "@include", strlen("@include")) == 0)
+                        error_at(l, line, "@include is not supported");
+                p = strchrnul(p, '\n');
+                if (*p)
+                        p++;
+        }
+}
+
+static int load_text(const char *text, const char *name, struct hamgr_config **ret, struct hamgr_config_errors *errors) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+        struct loader l = { .errors = errors };
+        config_setting_t *root;
+        config_t cfg;
+        int r;
+
+        check_includes(&l, text);
+        if (l.n_errors > 0)
+                return l.oom ? -ENOMEM : -EINVAL;
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->path = strdup(name);
+        if (!c->path)
+                return -ENOMEM;
+
+        config_init(&cfg);
+        if (config_read_string(&cfg, text) != CONFIG_TRUE) {
+                error_at(&l, config_error_line(&cfg), "%s", config_error_text(&cfg) ?: "syntax error");
+                r = -EINVAL;
+                goto finish;
+        }
+
+        root = config_root_setting(&cfg);
+        check_keys(&l, root, top_keys, "at top level");
+        r = parse_node(&l, root, c);
+        if (r >= 0)
+                r = parse_vrrp(&l, root, c);
+        if (r >= 0)
+                r = parse_groups(&l, root, c);
+        if (r >= 0)
+                r = parse_notify(&l, root, c);
+
+finish:
+        config_destroy(&cfg);
+        if (r < 0 && r != -EINVAL)
+                return r;
+        if (l.oom)
+                return -ENOMEM;
+        if (r < 0 || l.n_errors > 0)
+                return -EINVAL;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+int hamgr_config_load_string(const char *text, const char *name, struct hamgr_config **ret,
+                             struct hamgr_config_errors *errors) {
+        if (!text || !ret)
+                return -EINVAL;
+        return load_text(text, name ?: "<string>", ret, errors);
+}
+
+static int read_file(const char *path, char **ret) {
+        _cleanup_(closep) int fd = -1;
+        _cleanup_(freep) char *buf = NULL;
+        struct stat st;
+        size_t len = 0;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode))
+                return -EBADF;
+        if (st.st_size > CONFIG_SIZE_MAX)
+                return -EFBIG;
+
+        buf = malloc(CONFIG_SIZE_MAX + 1);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t n = read(fd, buf + len, CONFIG_SIZE_MAX + 1 - len);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                len += n;
+                if (len > CONFIG_SIZE_MAX)
+                        return -EFBIG;
+        }
+        /* libconfig would stop silently at a NUL and ignore the rest. */
+        if (memchr(buf, '\0', len))
+                return -EBADMSG;
+        buf[len] = '\0';
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+int hamgr_config_load(const char *path, struct hamgr_config **ret, struct hamgr_config_errors *errors) {
+        _cleanup_(freep) char *text = NULL;
+        struct loader l = { .errors = errors };
+        int r;
+
+        if (!path || !ret)
+                return -EINVAL;
+
+        r = read_file(path, &text);
+        if (r == -EBADMSG)
+                error_at(&l, 0, "file contains a NUL byte");
+        else if (r == -EFBIG)
+                error_at(&l, 0, "file is larger than %d bytes", CONFIG_SIZE_MAX);
+        else if (r == -EBADF)
+                error_at(&l, 0, "not a regular file");
+        else if (r < 0)
+                error_at(&l, 0, "cannot read: %s", strerror(-r));
+        if (r < 0)
+                return r;
+
+        return load_text(text, path, ret, errors);
+}
+
+void hamgr_config_errors_print(const struct hamgr_config_errors *errors, const char *file, FILE *out) {
+        if (!errors)
+                return;
+        for (size_t i = 0; i < errors->n; i++) {
+                const struct hamgr_config_error *e = &errors->items[i];
+
+                if (e->line > 0)
+                        fprintf(out, "%s:%d: %s\n", file ?: "<config>", e->line, e->message);
+                else
+                        fprintf(out, "%s: %s\n", file ?: "<config>", e->message);
+        }
+}
+
+void hamgr_config_errors_clear(struct hamgr_config_errors *errors) {
+        if (!errors)
+                return;
+        for (size_t i = 0; i < errors->n; i++)
+                free(errors->items[i].message);
+        free(errors->items);
+        *errors = (struct hamgr_config_errors) {};
+}
+
+static void strv_free_n(char **v, size_t n) {
+        if (!v)
+                return;
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+static void vrrp_config_done(struct hamgr_vrrp_config *v) {
+        free(v->name);
+        free(v->interface);
+        free(v->virtual_ips);
+        free(v->unicast_peers);
+        strv_free_n(v->track_interfaces, v->n_track_interfaces);
+}
+
+struct hamgr_config *hamgr_config_free(struct hamgr_config *c) {
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < c->n_vrrp; i++)
+                vrrp_config_done(&c->vrrp[i]);
+        free(c->vrrp);
+        for (size_t i = 0; i < c->n_groups; i++) {
+                free(c->groups[i].name);
+                strv_free_n(c->groups[i].instances, c->groups[i].n_instances);
+        }
+        free(c->groups);
+        free(c->notify.script);
+        free(c->notify.master);
+        free(c->notify.backup);
+        free(c->notify.fault);
+        free(c->notify.stop);
+        free(c->path);
+        free(c->node_name);
+        free(c->state_dir);
+        free(c->control_socket);
+        free(c);
+        return NULL;
+}
+
+const struct hamgr_vrrp_config *hamgr_config_find_vrrp(const struct hamgr_config *c, const char *name) {
+        if (!c || !name)
+                return NULL;
+        for (size_t i = 0; i < c->n_vrrp; i++)
+                if (c->vrrp[i].name && streq(c->vrrp[i].name, name))
+                        return &c->vrrp[i];
+        return NULL;
+}
+
+const struct hamgr_group_config *hamgr_config_find_group(const struct hamgr_config *c, const char *name) {
+        if (!c || !name)
+                return NULL;
+        for (size_t i = 0; i < c->n_groups; i++)
+                if (c->groups[i].name && streq(c->groups[i].name, name))
+                        return &c->groups[i];
+        return NULL;
+}
+
+static bool str_equal(const char *a, const char *b) {
+        return a == b || (a && b && streq(a, b));
+}
+
+bool hamgr_vrrp_config_equal(const struct hamgr_vrrp_config *a, const struct hamgr_vrrp_config *b) {
+        if (a == b)
+                return true;
+        if (!a || !b)
+                return false;
+
+        if (!str_equal(a->name, b->name) || !str_equal(a->interface, b->interface) || a->vrid != b->vrid ||
+            a->priority != b->priority || a->version != b->version ||
+            a->advert_interval_ms != b->advert_interval_ms || a->preempt != b->preempt ||
+            a->preempt_delay_ms != b->preempt_delay_ms || a->accept_mode != b->accept_mode ||
+            a->checksum != b->checksum || a->family != b->family ||
+            a->garp.repeat != b->garp.repeat || a->garp.interval_ms != b->garp.interval_ms ||
+            a->garp.refresh_s != b->garp.refresh_s)
+                return false;
+
+        /* Order is significant: the first address sets the family and the advertisement lists them in order. */
+        if (a->n_virtual_ips != b->n_virtual_ips || a->n_unicast_peers != b->n_unicast_peers ||
+            a->n_track_interfaces != b->n_track_interfaces)
+                return false;
+        for (size_t i = 0; i < a->n_virtual_ips; i++)
+                if (!ip_address_equal(&a->virtual_ips[i].address, &b->virtual_ips[i].address) ||
+                    a->virtual_ips[i].prefixlen != b->virtual_ips[i].prefixlen)
+                        return false;
+        for (size_t i = 0; i < a->n_unicast_peers; i++)
+                if (!ip_address_equal(&a->unicast_peers[i], &b->unicast_peers[i]))
+                        return false;
+        for (size_t i = 0; i < a->n_track_interfaces; i++)
+                if (!str_equal(a->track_interfaces[i], b->track_interfaces[i]))
+                        return false;
+        return true;
+}

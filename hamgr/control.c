@@ -1,1 +1,419 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "control.h"
+#include "daemon.h"
+#include "log.h"
+
+#define CONTROL_MAX_REQUEST 512
+#define CONTROL_IO_TIMEOUT_MS 2000
+
+struct control_server {
+        struct hamgr_daemon *daemon;
+        char *path;
+        int fd;
+        sd_event_source *io;
+};
+
+/* ---- status ------------------------------------------------------------- */
+
+/* A growable string; on allocation failure it sticks in the failed state. */
+struct buf {
+        char *s;
+        size_t len, cap;
+        bool failed;
+};
+
+_printf_(2, 3) static void buf_printf(struct buf *b, const char *fmt, ...) {
+        va_list ap;
+        int n;
+
+        if (b->failed)
+                return;
+        for (;;) {
+                size_t avail = b->cap - b->len;
+
+                va_start(ap, fmt);
+                n = vsnprintf(b->s ? b->s + b->len : NULL, avail, fmt, ap);
+                va_end(ap);
+                if (n < 0) {
+                        b->failed = true;
+                        return;
+                }
+                if ((size_t) n < avail) {
+                        b->len += (size_t) n;
+                        return;
+                }
+                size_t cap = (b->cap + (size_t) n + 1) * 2;
+                char *s = realloc(b->s, cap);
+                if (!s) {
+                        b->failed = true;
+                        return;
+                }
+                b->s = s;
+                b->cap = cap;
+        }
+}
+
+static void buf_json_string(struct buf *b, const char *s) {
+        buf_printf(b, "\"");
+        for (; s && *s; s++) {
+                unsigned char c = (unsigned char) *s;
+
+                if (c == '"' || c == '\\')
+                        buf_printf(b, "\\%c", c);
+                else if (c < 0x20)
+                        buf_printf(b, "\\u%04x", c);
+                else
+                        buf_printf(b, "%c", c);
+        }
+        buf_printf(b, "\"");
+}
+
+static uint64_t ms_since(struct hamgr_daemon *d, uint64_t usec) {
+        uint64_t now = daemon_now(d);
+
+        return usec && now > usec ? (now - usec) / USEC_PER_MSEC : 0;
+}
+
+static void status_instance_json(struct buf *b, struct hamgr_daemon *d, const struct hamgr_instance *inst) {
+        const struct hamgr_vrrp_config *c = inst->config;
+        const struct vrrp_fsm *f = &inst->fsm;
+        char addr[INET6_ADDRSTRLEN];
+
+        buf_printf(b, "{\"name\":");
+        buf_json_string(b, c->name);
+        buf_printf(b, ",\"interface\":");
+        buf_json_string(b, c->interface);
+        buf_printf(b, ",\"vrid\":%u,\"version\":%u,\"family\":\"%s\",\"state\":\"%s\",\"priority\":%u", c->vrid,
+                   c->version, c->family == AF_INET ? "ipv4" : "ipv6", vrrp_state_to_string(f->state), c->priority);
+        buf_printf(b, ",\"advert_interval_ms\":%u,\"master_adver_interval_ms\":%u,\"master_down_interval_ms\":%" PRIu64,
+                   c->advert_interval_ms, f->master_adver_interval_cs * 10u,
+                   vrrp_master_down_interval_usec(c->version, c->priority, f->master_adver_interval_cs) /
+                           USEC_PER_MSEC);
+        buf_printf(b, ",\"preempt\":%s,\"mode\":\"%s\"", c->preempt ? "true" : "false",
+                   c->n_unicast_peers ? "unicast" : "multicast");
+        buf_printf(b, ",\"group\":");
+        if (inst->group && inst->group->name)
+                buf_json_string(b, inst->group->name);
+        else
+                buf_printf(b, "null");
+        buf_printf(b, ",\"primary_address\":");
+        if (inst->have_primary)
+                buf_json_string(b, ip_address_to_string(&inst->primary, addr, sizeof(addr)));
+        else
+                buf_printf(b, "null");
+        buf_printf(b, ",\"virtual_ips\":[");
+        for (size_t i = 0; i < c->n_virtual_ips; i++) {
+                buf_printf(b, "%s\"%s/%u\"", i ? "," : "",
+                           ip_address_to_string(&c->virtual_ips[i].address, addr, sizeof(addr)),
+                           c->virtual_ips[i].prefixlen);
+        }
+        buf_printf(b, "],\"faults\":[");
+        for (unsigned i = 0, n = 0; i < _INSTANCE_FAULT_MAX; i++)
+                if (inst->faults & (1u << i))
+                        buf_printf(b, "%s\"%s\"", n++ ? "," : "", instance_fault_to_string(i));
+        buf_printf(b, "],\"fault_detail\":");
+        if (inst->faults)
+                buf_json_string(b, inst->fault_detail);
+        else
+                buf_printf(b, "null");
+        buf_printf(b, ",\"last_transition\":{\"from\":\"%s\",\"reason\":\"%s\",\"ago_ms\":%" PRIu64 "}",
+                   vrrp_state_to_string(inst->last_from), vrrp_reason_to_string(inst->last_reason),
+                   ms_since(d, inst->last_change_usec));
+        buf_printf(b, ",\"last_master\":");
+        if (inst->last_master.family)
+                buf_json_string(b, ip_address_to_string(&inst->last_master, addr, sizeof(addr)));
+        else
+                buf_printf(b, "null");
+        buf_printf(b, ",\"last_master_priority\":%u", inst->last_master_priority);
+        buf_printf(b,
+                   ",\"counters\":{\"adverts_sent\":%" PRIu64 ",\"adverts_received\":%" PRIu64
+                   ",\"adverts_dropped\":%" PRIu64 ",\"packets_invalid\":%" PRIu64 ",\"send_errors\":%" PRIu64
+                   ",\"transitions\":%" PRIu64 ",\"became_master\":%" PRIu64 "}",
+                   inst->counters.adverts_sent, inst->counters.adverts_received, inst->counters.adverts_dropped,
+                   inst->counters.packets_invalid, inst->counters.send_errors, inst->counters.transitions,
+                   inst->counters.became_master);
+        buf_printf(b, ",\"last_invalid_reason\":");
+        if (inst->last_invalid_reason)
+                buf_json_string(b, inst->last_invalid_reason);
+        else
+                buf_printf(b, "null");
+        buf_printf(b, "}");
+}
+
+static void status_json(struct buf *b, struct hamgr_daemon *d) {
+        buf_printf(b, "{\"node\":");
+        buf_json_string(b, d->config->node_name);
+        buf_printf(b, ",\"version\":\"%s\",\"pid\":%d,\"uptime_ms\":%" PRIu64 ",\"instances\":[", HAMGR_VERSION,
+                   (int) getpid(), ms_since(d, d->started_usec));
+        for (size_t i = 0; i < d->n_instances; i++) {
+                if (i)
+                        buf_printf(b, ",");
+                status_instance_json(b, d, d->instances[i]);
+        }
+        buf_printf(b, "],\"groups\":[");
+        for (size_t i = 0, n = 0; i < d->n_groups; i++) {
+                const struct hamgr_group_rt *g = d->groups[i];
+
+                if (!g->name)
+                        continue;
+                buf_printf(b, "%s{\"name\":", n++ ? "," : "");
+                buf_json_string(b, g->name);
+                buf_printf(b, ",\"state\":\"%s\",\"instances\":[", vrrp_state_to_string(g->notified_state));
+                for (size_t m = 0; m < g->n_members; m++) {
+                        if (m)
+                                buf_printf(b, ",");
+                        buf_json_string(b, g->members[m]->config->name);
+                }
+                buf_printf(b, "]}");
+        }
+        buf_printf(b, "]}\n");
+}
+
+static void status_text(struct buf *b, struct hamgr_daemon *d) {
+        char addr[INET6_ADDRSTRLEN];
+
+        buf_printf(b, "node %s, hamgr %s, up %" PRIu64 " s\n", d->config->node_name, HAMGR_VERSION,
+                   ms_since(d, d->started_usec) / 1000);
+        buf_printf(b, "%-16s %-10s %4s %-7s %4s %-8s %s\n", "INSTANCE", "INTERFACE", "VRID", "STATE", "PRIO",
+                   "SINCE", "LAST CHANGE");
+        for (size_t i = 0; i < d->n_instances; i++) {
+                const struct hamgr_instance *inst = d->instances[i];
+                char since[32];
+
+                snprintf(since, sizeof(since), "%" PRIu64 "s", ms_since(d, inst->last_change_usec) / 1000);
+                buf_printf(b, "%-16s %-10s %4u %-7s %4u %-8s %s -> %s (%s)", inst->config->name,
+                           inst->config->interface, inst->config->vrid, vrrp_state_to_string(inst->fsm.state),
+                           inst->config->priority, since, vrrp_state_to_string(inst->last_from),
+                           vrrp_state_to_string(inst->fsm.state), vrrp_reason_to_string(inst->last_reason));
+                if (inst->faults)
+                        buf_printf(b, ": %s", inst->fault_detail);
+                else if (inst->fsm.state == VRRP_STATE_BACKUP && inst->last_master.family)
+                        buf_printf(b, ", master %s priority %u",
+                                   ip_address_to_string(&inst->last_master, addr, sizeof(addr)),
+                                   inst->last_master_priority);
+                buf_printf(b, "\n");
+        }
+        for (size_t i = 0; i < d->n_groups; i++) {
+                const struct hamgr_group_rt *g = d->groups[i];
+
+                if (!g->name)
+                        continue;
+                buf_printf(b, "group %s:", g->name);
+                for (size_t m = 0; m < g->n_members; m++)
+                        buf_printf(b, " %s", g->members[m]->config->name);
+                buf_printf(b, "\n");
+        }
+}
+
+char *status_render(struct hamgr_daemon *d, bool json) {
+        struct buf b = {};
+
+        if (json)
+                status_json(&b, d);
+        else
+                status_text(&b, d);
+        if (b.failed) {
+                free(b.s);
+                return NULL;
+        }
+        return b.s;
+}
+
+/* ---- server ------------------------------------------------------------- */
+
+static int read_request(int fd, char *buf, size_t size) {
+        size_t len = 0;
+
+        while (len < size - 1) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                ssize_t n;
+
+                if (poll(&p, 1, CONTROL_IO_TIMEOUT_MS) <= 0)
+                        return -ETIMEDOUT;
+                n = read(fd, buf + len, size - 1 - len);
+                if (n < 0) {
+                        if (errno == EINTR || errno == EAGAIN)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                if (memchr(buf, '\n', len))
+                        break;
+        }
+        buf[len] = '\0';
+        buf[strcspn(buf, "\r\n")] = '\0';
+        return 0;
+}
+
+static void write_all(int fd, const char *s, size_t len) {
+        while (len > 0) {
+                struct pollfd p = { .fd = fd, .events = POLLOUT };
+                ssize_t n;
+
+                if (poll(&p, 1, CONTROL_IO_TIMEOUT_MS) <= 0)
+                        return;
+                n = write(fd, s, len);
+                if (n < 0) {
+                        if (errno == EINTR || errno == EAGAIN)
+                                continue;
+                        return;
+                }
+                s += n;
+                len -= (size_t) n;
+        }
+}
+
+static int on_connection(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct control_server *srv = userdata;
+        _cleanup_(closep) int conn = -1;
+        char req[CONTROL_MAX_REQUEST];
+        char *reply = NULL;
+
+        conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (conn < 0)
+                return 0;
+        /* Requests are one short line; a silent client is dropped after the
+         * timeout rather than holding the loop. */
+        if (read_request(conn, req, sizeof(req)) < 0)
+                return 0;
+        if (streq(req, "STATUS"))
+                reply = status_render(srv->daemon, false);
+        else if (streq(req, "STATUS JSON"))
+                reply = status_render(srv->daemon, true);
+        else {
+                const char *err = "ERROR unknown request\n";
+                write_all(conn, err, strlen(err));
+                return 0;
+        }
+        if (reply)
+                write_all(conn, reply, strlen(reply));
+        free(reply);
+        return 0;
+}
+
+static int mkdir_parents(const char *path) {
+        char *copy = strdup(path), *dir;
+        int r = 0;
+
+        if (!copy)
+                return -ENOMEM;
+        dir = dirname(copy);
+        for (char *p = dir + 1; *p; p++)
+                if (*p == '/') {
+                        *p = '\0';
+                        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                                r = -errno;
+                        *p = '/';
+                }
+        if (r >= 0 && mkdir(dir, 0755) < 0 && errno != EEXIST)
+                r = -errno;
+        free(copy);
+        return r;
+}
+
+int control_server_new(struct hamgr_daemon *d, const char *path, struct control_server **ret) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct control_server *s;
+        mode_t old_umask;
+        int r;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->daemon = d;
+        s->fd = -1;
+        s->path = strdup(path);
+        if (!s->path) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = mkdir_parents(path);
+        if (r < 0)
+                goto fail;
+        s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (s->fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        (void) unlink(path); /* a stale socket from a crashed run */
+        old_umask = umask(0077);
+        r = bind(s->fd, (struct sockaddr *) &sa, sizeof(sa));
+        umask(old_umask);
+        if (r < 0 || listen(s->fd, 16) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = sd_event_add_io(d->event, &s->io, s->fd, EPOLLIN, on_connection, s);
+        if (r < 0)
+                goto fail;
+        *ret = s;
+        return 0;
+fail:
+        control_server_free(s);
+        return r;
+}
+
+struct control_server *control_server_free(struct control_server *s) {
+        if (!s)
+                return NULL;
+        sd_event_source_disable_unref(s->io);
+        if (s->fd >= 0) {
+                close(s->fd);
+                unlink(s->path);
+        }
+        free(s->path);
+        free(s);
+        return NULL;
+}
+
+/* ---- client ------------------------------------------------------------- */
+
+int control_request(const char *path, const char *request, char **ret_reply) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_(closep) int fd = -1;
+        struct buf b = {};
+        char chunk[4096];
+        ssize_t n;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
+        write_all(fd, request, strlen(request));
+        write_all(fd, "\n", 1);
+        shutdown(fd, SHUT_WR);
+        buf_printf(&b, "%s", "");
+        while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+                buf_printf(&b, "%.*s", (int) n, chunk);
+        if (n < 0 || b.failed) {
+                int r = n < 0 ? -errno : -ENOMEM;
+                free(b.s);
+                return r;
+        }
+        *ret_reply = b.s;
+        return 0;
+}

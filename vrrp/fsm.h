@@ -63,7 +63,7 @@ struct vrrp_fsm_config {
         uint8_t version;            /* 2 or 3 */
         uint8_t priority;           /* 1..255; 255 = address owner */
         uint16_t advert_interval_cs;/* configured Advertisement_Interval, centiseconds */
-        bool preempt;
+        bool preempt;               /* an address owner (255) preempts regardless (RFC 5798 6.1) */
         uint64_t preempt_delay_usec;/* hold off preemption this long after first seeing a lower-priority master */
         struct ip_address primary;  /* our primary address, for the tie-break */
 };
@@ -75,13 +75,15 @@ struct vrrp_fsm {
         uint64_t adver_deadline;           /* MASTER: next advertisement; 0 = not armed */
         uint64_t master_down_deadline;     /* BACKUP: Master_Down timer; 0 = not armed */
         uint64_t preempt_allowed_at;       /* BACKUP: 0 = no lower-priority master seen yet */
+        bool preempting;                   /* BACKUP: discarding a lower-priority master's adverts,
+                                            * so Master_Down expiring means preemption */
 };
 
 struct vrrp_event {
         enum vrrp_event_type type;
         /* VRRP_EVENT_ADVERT only: */
         uint8_t priority;
-        uint16_t max_adver_int_cs;
+        uint16_t max_adver_int_cs;         /* v3: learned by a backup; 0 keeps the previous value */
         struct ip_address src;             /* sender's primary address, for the tie-break */
 };
 
@@ -102,11 +104,14 @@ void vrrp_fsm_init(struct vrrp_fsm *fsm, const struct vrrp_fsm_config *config);
 
 /* Replace the configuration of a running fsm (priority, interval, preempt...)
  * without a state change. A master takes the new interval at its next
- * advertisement; a backup recomputes Master_Down from the next advert. */
+ * advertisement; a backup recomputes Master_Down from the next advert. A
+ * backup raised to 255 does not jump to MASTER here: it takes over through
+ * the usual preemption on its next event. */
 void vrrp_fsm_reconfigure(struct vrrp_fsm *fsm, const struct vrrp_fsm_config *config);
 
 /* Apply EVENT at time NOW (usec). *ret is always fully written (zeroed when
- * nothing is to be done). */
+ * nothing is to be done); old_state, new_state and reason are only set when
+ * state_changed is true. */
 void vrrp_fsm_step(struct vrrp_fsm *fsm, const struct vrrp_event *event, uint64_t now,
                    struct vrrp_actions *ret);
 

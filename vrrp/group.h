@@ -12,8 +12,13 @@
  *  - a member that leaves MASTER for BACKUP by its own protocol makes every
  *    other MASTER member go BACKUP (FORCE_BACKUP);
  *  - a member's own fault puts every member in FAULT; the group leaves FAULT
- *    only when no member has a fault of its own left.
- * Transitions caused by the group are not propagated again.
+ *    only when no member has a fault of its own left, and then every member
+ *    gets FAULT_CLEAR;
+ *  - a member that reaches BACKUP from INIT, STOP or FAULT while another
+ *    member is MASTER follows it to MASTER (members started one by one);
+ *  - a STARTUP while the group is faulted takes the member to FAULT instead.
+ * Transitions caused by the group are not propagated again and report
+ * VRRP_REASON_GROUP.
  */
 
 #include <stddef.h>
@@ -35,8 +40,11 @@ int vrrp_group_init(struct vrrp_group *group, struct vrrp_fsm *const *members, s
 /*
  * Deliver EVENT to member IDX at NOW and propagate it to the rest of the
  * group. ret_actions must hold n_members entries; entry i receives the
- * actions for member i (zeroed for members left alone). FAULT and
- * FAULT_CLEAR events delivered here are that member's own fault state.
+ * actions for member i (zeroed for members left alone). When a member moves
+ * twice in one call (FAULT -> BACKUP -> MASTER) its entry is the net result
+ * (old_state FAULT, new_state MASTER). FAULT and FAULT_CLEAR events
+ * delivered here are that member's own fault state. An IDX out of range
+ * does nothing.
  */
 void vrrp_group_step(struct vrrp_group *group, size_t idx, const struct vrrp_event *event,
                      uint64_t now, struct vrrp_actions *ret_actions);

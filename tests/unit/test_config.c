@@ -1,0 +1,787 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+#include <arpa/inet.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/macro.h"
+#include "hamgr/config.h"
+
+#define SAMPLE_CONFIG HAMGR_SOURCE_DIR "/etc/hamgr.conf"
+
+static void dump_errors(const struct hamgr_config_errors *e) {
+        hamgr_config_errors_print(e, "test", stderr);
+}
+
+/* Loads TEXT expecting success; fails the test with the errors otherwise. */
+static struct hamgr_config *load_ok(const char *text) {
+        struct hamgr_config_errors e = {};
+        struct hamgr_config *c = NULL;
+        int r;
+
+        r = hamgr_config_load_string(text, "test", &c, &e);
+        if (r != 0 || e.n != 0) {
+                fprintf(stderr, "unexpected failure %d for:\n%s\n", r, text);
+                dump_errors(&e);
+        }
+        assert_int_equal(r, 0);
+        assert_int_equal(e.n, 0);
+        assert_non_null(c);
+        hamgr_config_errors_clear(&e);
+        return c;
+}
+
+/* Loads TEXT expecting exactly one error, at LINE, whose message contains MSG. */
+static void expect_one_error(const char *text, int line, const char *msg) {
+        struct hamgr_config_errors e = {};
+        struct hamgr_config *c = NULL;
+        int r;
+
+        r = hamgr_config_load_string(text, "test", &c, &e);
+        if (e.n != 1 || e.items[0].line != line || !strstr(e.items[0].message, msg)) {
+                fprintf(stderr, "for:\n%s\nwanted line %d containing \"%s\", got:\n", text, line, msg);
+                dump_errors(&e);
+        }
+        assert_int_equal(r, -EINVAL);
+        assert_null(c);
+        assert_int_equal(e.n, 1);
+        assert_int_equal(e.items[0].line, line);
+        assert_non_null(strstr(e.items[0].message, msg));
+        hamgr_config_errors_clear(&e);
+}
+
+static void test_sample_config(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+        struct hamgr_config_errors e = {};
+        const struct hamgr_vrrp_config *wan, *lan;
+        const struct hamgr_group_config *g;
+        char buf[INET6_ADDRSTRLEN];
+        int r;
+
+        r = hamgr_config_load(SAMPLE_CONFIG, &c, &e);
+        if (r < 0)
+                hamgr_config_errors_print(&e, SAMPLE_CONFIG, stderr);
+        assert_int_equal(r, 0);
+        assert_int_equal(e.n, 0);
+
+        assert_string_equal(c->path, SAMPLE_CONFIG);
+        assert_string_equal(c->node_name, "gw1");
+        assert_string_equal(c->state_dir, "/var/lib/hamgr");
+        assert_string_equal(c->control_socket, "/run/hamgr/control.sock");
+        assert_int_equal(c->n_vrrp, 2);
+
+        wan = hamgr_config_find_vrrp(c, "wan");
+        assert_ptr_equal(wan, &c->vrrp[0]);
+        assert_string_equal(wan->interface, "eth0");
+        assert_int_equal(wan->vrid, 51);
+        assert_int_equal(wan->priority, 150);
+        assert_int_equal(wan->version, 3);
+        assert_int_equal(wan->advert_interval_ms, 100);
+        assert_true(wan->preempt);
+        assert_int_equal(wan->preempt_delay_ms, 0);
+        assert_false(wan->accept_mode);
+        assert_int_equal(wan->checksum, VRRP_CHECKSUM_RFC5798);
+        assert_int_equal(wan->family, AF_INET);
+        assert_int_equal(wan->n_virtual_ips, 2);
+        assert_string_equal(ip_address_to_string(&wan->virtual_ips[0].address, buf, sizeof(buf)), "10.77.0.10");
+        assert_int_equal(wan->virtual_ips[0].prefixlen, 24);
+        assert_int_equal(wan->virtual_ips[1].address.family, AF_INET6);
+        assert_string_equal(ip_address_to_string(&wan->virtual_ips[1].address, buf, sizeof(buf)), "2001:db8::10");
+        assert_int_equal(wan->virtual_ips[1].prefixlen, 64);
+        assert_int_equal(wan->n_unicast_peers, 0);
+        assert_int_equal(wan->n_track_interfaces, 1);
+        assert_string_equal(wan->track_interfaces[0], "eth1");
+        assert_int_equal(wan->garp.repeat, 3);
+        assert_int_equal(wan->garp.interval_ms, 100);
+        assert_int_equal(wan->garp.refresh_s, 0);
+        assert_true(wan->line > 0);
+
+        lan = hamgr_config_find_vrrp(c, "lan");
+        assert_ptr_equal(lan, &c->vrrp[1]);
+        assert_string_equal(lan->interface, "eth1");
+        assert_int_equal(lan->vrid, 52);
+        assert_int_equal(lan->family, AF_INET);
+        assert_true(lan->line > wan->line);
+        assert_null(hamgr_config_find_vrrp(c, "dmz"));
+
+        assert_int_equal(c->n_groups, 1);
+        g = hamgr_config_find_group(c, "gateway");
+        assert_ptr_equal(g, &c->groups[0]);
+        assert_int_equal(g->n_instances, 2);
+        assert_string_equal(g->instances[0], "wan");
+        assert_string_equal(g->instances[1], "lan");
+        assert_null(hamgr_config_find_group(c, "wan"));
+
+        assert_string_equal(c->notify.script, "/etc/hamgr/notify.sh");
+        assert_null(c->notify.master);
+        assert_null(c->notify.backup);
+        assert_null(c->notify.fault);
+        assert_null(c->notify.stop);
+        assert_int_equal(c->notify.timeout_ms, 10000);
+}
+
+static void test_defaults(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+        const struct hamgr_vrrp_config *v;
+        char host[HOST_NAME_MAX + 1] = {};
+
+        c = load_ok("vrrp = ( { name = \"v\"; interface = \"eth0\"; vrid = 7;\n"
+                    "           virtual_ips = [ \"2001:db8::1\" ]; } );\n");
+        assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+        assert_string_equal(c->node_name, host);
+        assert_string_equal(c->state_dir, HAMGR_DEFAULT_STATE_DIR);
+        assert_string_equal(c->control_socket, HAMGR_DEFAULT_CONTROL_SOCKET);
+        assert_string_equal(c->path, "test");
+        assert_int_equal(c->n_groups, 0);
+        assert_null(c->notify.script);
+        assert_null(c->notify.stop);
+        assert_int_equal(c->notify.timeout_ms, 10000);
+
+        assert_int_equal(c->n_vrrp, 1);
+        v = &c->vrrp[0];
+        assert_int_equal(v->line, 1);
+        assert_int_equal(v->priority, 100);
+        assert_int_equal(v->version, 3);
+        assert_int_equal(v->advert_interval_ms, 1000);
+        assert_true(v->preempt);
+        assert_int_equal(v->preempt_delay_ms, 0);
+        assert_false(v->accept_mode);
+        assert_int_equal(v->checksum, VRRP_CHECKSUM_RFC5798);
+        assert_int_equal(v->family, AF_INET6);
+        assert_int_equal(v->virtual_ips[0].prefixlen, 128);
+        assert_int_equal(v->n_unicast_peers, 0);
+        assert_null(v->unicast_peers);
+        assert_int_equal(v->n_track_interfaces, 0);
+        assert_int_equal(v->garp.repeat, 3);
+        assert_int_equal(v->garp.interval_ms, 100);
+        assert_int_equal(v->garp.refresh_s, 0);
+}
+
+static void test_empty_config(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+
+        c = load_ok("# nothing\n");
+        assert_int_equal(c->n_vrrp, 0);
+        assert_null(c->vrrp);
+}
+
+/* Every setting at the edge of its range, the other way than the defaults. */
+static void test_limits_accepted(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+        const struct hamgr_vrrp_config *v;
+
+        c = load_ok("node = { name = \"gw-2.example_x\"; state_dir = \"/tmp/s\"; control_socket = \"/tmp/c.sock\"; };\n"
+                    "vrrp = (\n"
+                    "  { name = \"a\"; interface = \"eth0\"; vrid = 255; priority = 255; advert_interval_ms = 40950;\n"
+                    "    preempt = false; preempt_delay_ms = 3600000; accept_mode = true; checksum = \"rfc9568\";\n"
+                    "    virtual_ips = ( \"10.0.0.1/32\" ); unicast_peers = [ \"10.0.0.2\", \"10.0.0.3\" ];\n"
+                    "    track_interfaces = [ \"abcdefghijklmno\", \"eth1\" ];\n"
+                    "    garp = { repeat = 100; interval_ms = 10000; refresh_s = 86400; }; },\n"
+                    "  { name = \"b\"; interface = \"eth0\"; vrid = 1; priority = 1; advert_interval_ms = 10;\n"
+                    "    garp = { repeat = 1; interval_ms = 0; }; virtual_ips = [ \"10.0.0.9\" ]; },\n"
+                    "  { name = \"c\"; interface = \"eth0\"; vrid = 2; version = 2; advert_interval_ms = 255000;\n"
+                    "    virtual_ips = [ \"10.0.1.1/24\" ]; },\n"
+                    "  { name = \"d\"; interface = \"eth0\"; vrid = 3; version = 2; advert_interval_ms = 1000;\n"
+                    "    virtual_ips = [ \"10.0.2.1/24\" ]; }\n"
+                    ");\n"
+                    "notify = { timeout_ms = 3600000; };\n");
+        assert_string_equal(c->node_name, "gw-2.example_x");
+        assert_string_equal(c->state_dir, "/tmp/s");
+        assert_string_equal(c->control_socket, "/tmp/c.sock");
+        assert_int_equal(c->notify.timeout_ms, 3600000);
+        assert_int_equal(c->n_vrrp, 4);
+
+        v = hamgr_config_find_vrrp(c, "a");
+        assert_int_equal(v->line, 3);
+        assert_int_equal(v->vrid, 255);
+        assert_int_equal(v->priority, 255);
+        assert_int_equal(v->advert_interval_ms, 40950);
+        assert_false(v->preempt);
+        assert_int_equal(v->preempt_delay_ms, 3600000);
+        assert_true(v->accept_mode);
+        assert_int_equal(v->checksum, VRRP_CHECKSUM_RFC9568);
+        assert_int_equal(v->n_unicast_peers, 2);
+        assert_int_equal(v->unicast_peers[1].family, AF_INET);
+        assert_int_equal(v->n_track_interfaces, 2);
+        assert_string_equal(v->track_interfaces[0], "abcdefghijklmno");
+        assert_int_equal(v->garp.repeat, 100);
+        assert_int_equal(v->garp.interval_ms, 10000);
+        assert_int_equal(v->garp.refresh_s, 86400);
+
+        v = hamgr_config_find_vrrp(c, "b");
+        assert_int_equal(v->line, 8);
+        assert_int_equal(v->vrid, 1);
+        assert_int_equal(v->priority, 1);
+        assert_int_equal(v->advert_interval_ms, 10);
+        assert_int_equal(v->garp.repeat, 1);
+        assert_int_equal(v->garp.interval_ms, 0);
+        /* Unset members of a present garp group keep their defaults. */
+        assert_int_equal(v->garp.refresh_s, 0);
+
+        v = hamgr_config_find_vrrp(c, "c");
+        assert_int_equal(v->version, 2);
+        assert_int_equal(v->advert_interval_ms, 255000);
+        assert_int_equal(hamgr_config_find_vrrp(c, "d")->advert_interval_ms, 1000);
+}
+
+/*
+ * Single-setting errors. The instance is laid out so that SNIPPET is on
+ * line 5; every case must produce exactly one error, on that line.
+ */
+struct error_case {
+        const char *snippet;
+        const char *message;
+};
+
+static const struct error_case instance_cases[] = {
+        { "vrid = 0;", "vrid 0 out of range 1..255" },
+        { "vrid = 256;", "vrid 256 out of range 1..255" },
+        { "vrid = -1;", "vrid -1 out of range 1..255" },
+        { "vrid = 4294967296L;", "vrid 4294967296 out of range 1..255" },
+        { "vrid = \"51\";", "vrid must be an integer" },
+        { "vrid = 1.5;", "vrid must be an integer" },
+        { "vrid = 1; priority = 0;", "priority 0 out of range 1..255" },
+        { "vrid = 1; priority = 256;", "priority 256 out of range 1..255" },
+        { "vrid = 1; priority = true;", "priority must be an integer" },
+        { "vrid = 1; version = 4;", "version 4 must be 2 or 3" },
+        { "vrid = 1; version = 1;", "version 1 must be 2 or 3" },
+        { "vrid = 1; advert_interval_ms = 0;", "advert_interval_ms 0 out of range 10..40950" },
+        { "vrid = 1; advert_interval_ms = 40960;", "advert_interval_ms 40960 out of range 10..40950" },
+        { "vrid = 1; advert_interval_ms = 15;", "advert_interval_ms 15 must be a multiple of 10" },
+        { "vrid = 1; advert_interval_ms = 40949;", "advert_interval_ms 40949 must be a multiple of 10" },
+        /* The version applies whatever order the settings come in. */
+        { "vrid = 1; advert_interval_ms = 1500; version = 2;", "advert_interval_ms 1500 must be whole seconds" },
+        { "vrid = 1; version = 2; advert_interval_ms = 100;", "advert_interval_ms 100 out of range 1000..255000" },
+        { "vrid = 1; version = 2; advert_interval_ms = 256000;", "advert_interval_ms 256000 out of range 1000..255000" },
+        { "vrid = 1; advert_interval_ms = \"1s\";", "advert_interval_ms must be an integer" },
+        { "vrid = 1; preempt = 1;", "preempt must be a boolean" },
+        { "vrid = 1; accept_mode = \"yes\";", "accept_mode must be a boolean" },
+        { "vrid = 1; preempt_delay_ms = 3600001;", "preempt_delay_ms 3600001 out of range 0..3600000" },
+        { "vrid = 1; preempt_delay_ms = -1;", "preempt_delay_ms -1 out of range 0..3600000" },
+        { "vrid = 1; checksum = \"rfc1234\";", "checksum 'rfc1234' must be \"rfc5798\" or \"rfc9568\"" },
+        { "vrid = 1; checksum = 5798;", "checksum must be a string" },
+        { "vrid = 1; garp = { repeat = 0; };", "repeat 0 out of range 1..100" },
+        { "vrid = 1; garp = { repeat = 101; };", "repeat 101 out of range 1..100" },
+        { "vrid = 1; garp = { interval_ms = 10001; };", "interval_ms 10001 out of range 0..10000" },
+        { "vrid = 1; garp = { refresh_s = 86401; };", "refresh_s 86401 out of range 0..86400" },
+        { "vrid = 1; garp = 3;", "garp must be a group" },
+        { "vrid = 1; garp = { repeats = 3; };", "unknown setting 'repeats' in garp of vrrp instance 'wan'" },
+        { "vrid = 1; prioritty = 100;", "unknown setting 'prioritty' in vrrp instance 'wan'" },
+        { "vrid = 1; unicast_peers = \"10.0.0.2\";", "unicast_peers must be a list of strings" },
+        { "vrid = 1; unicast_peers = [ \"10.0.0.300\" ];", "unicast peer '10.0.0.300' is not an IP address" },
+        { "vrid = 1; unicast_peers = [ \"10.0.0.2/24\" ];", "unicast peer '10.0.0.2/24' is not an IP address" },
+        { "vrid = 1; unicast_peers = [ \"2001:db8::2\" ];", "unicast peer '2001:db8::2' is IPv6 but the advertisements are IPv4" },
+        { "vrid = 1; unicast_peers = [ \"10.0.0.2\", \"10.0.0.2\" ];", "duplicate unicast peer '10.0.0.2'" },
+        { "vrid = 1; track_interfaces = [ 1 ];", "track_interfaces must contain only strings" },
+        { "vrid = 1; track_interfaces = [ \"eth1\", \"eth1\" ];", "duplicate track interface 'eth1'" },
+        { "vrid = 1; track_interfaces = [ \"a/b\" ];", "track interface 'a/b' is not a valid interface name" },
+        { "vrid = 1; track_interfaces = [ \"abcdefghijklmnop\" ];", "track interface 'abcdefghijklmnop' is not a valid" },
+};
+
+static void test_instance_errors(void **state) {
+        for (size_t i = 0; i < ELEMENTSOF(instance_cases); i++) {
+                char text[1024];
+
+                snprintf(text, sizeof(text),
+                         "vrrp = (\n"
+                         "  { name = \"wan\";\n"
+                         "    interface = \"eth0\";\n"
+                         "    virtual_ips = [ \"10.0.0.1/24\" ];\n"
+                         "    %s\n"
+                         "  }\n"
+                         ");\n",
+                         instance_cases[i].snippet);
+                expect_one_error(text, 5, instance_cases[i].message);
+        }
+}
+
+static void test_missing_required(void **state) {
+        struct hamgr_config_errors e = {};
+        struct hamgr_config *c = NULL;
+
+        assert_int_equal(hamgr_config_load_string("vrrp = (\n"
+                                                  "  { priority = 10; },\n"
+                                                  "  { name = \"x\"; interface = \"eth0\"; vrid = 1;\n"
+                                                  "    virtual_ips = [ \"10.0.0.1\" ]; },\n"
+                                                  "  { name = \"y\"; }\n"
+                                                  ");\n",
+                                                  "test", &c, &e),
+                         -EINVAL);
+        assert_null(c);
+        assert_int_equal(e.n, 7);
+        assert_int_equal(e.items[0].line, 2);
+        assert_string_equal(e.items[0].message, "missing required setting 'name' in vrrp instance #1");
+        assert_int_equal(e.items[1].line, 2);
+        assert_string_equal(e.items[1].message, "missing required setting 'interface' in vrrp instance #1");
+        assert_int_equal(e.items[2].line, 2);
+        assert_string_equal(e.items[2].message, "missing required setting 'vrid' in vrrp instance #1");
+        assert_int_equal(e.items[3].line, 2);
+        assert_string_equal(e.items[3].message, "missing required setting 'virtual_ips' in vrrp instance #1");
+        for (size_t i = 4; i < 7; i++)
+                assert_int_equal(e.items[i].line, 5);
+        assert_string_equal(e.items[4].message, "missing required setting 'interface' in vrrp instance 'y'");
+        hamgr_config_errors_clear(&e);
+}
+
+static void test_names(void **state) {
+        expect_one_error("vrrp = ( { name = \"wan 1\"; interface = \"eth0\"; vrid = 1;\n"
+                         "  virtual_ips = [ \"10.0.0.1\" ]; } );\n",
+                         1, "vrrp instance name 'wan 1' is invalid");
+        expect_one_error("vrrp = ( { name = \"abcdefghijklmnopqrstuvwxyz0123456\"; interface = \"eth0\"; vrid = 1;\n"
+                         "  virtual_ips = [ \"10.0.0.1\" ]; } );\n",
+                         1, "is invalid: use 1 to 32 characters");
+        expect_one_error("vrrp = ( { name = \"\"; interface = \"eth0\"; vrid = 1;\n"
+                         "  virtual_ips = [ \"10.0.0.1\" ]; } );\n",
+                         1, "vrrp instance name '' is invalid");
+        /* Without a valid name the instance is named by position. */
+        expect_one_error("vrrp = ( { name = 5; interface = \"eth0\"; vrid = 1;\n"
+                         "  virtual_ips = [ \"10.0.0.1\" ]; bogus = 1; } );\n",
+                         1, "name must be a string");
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1;\n"
+                         "  virtual_ips = [ \"10.0.0.1\" ]; },\n"
+                         " { name = \"v\"; interface = \"eth1\"; vrid = 1;\n"
+                         "  virtual_ips = [ \"10.0.1.1\" ]; },\n"
+                         " { name = \"w\"; interface = \"eth2\"; vrid = 1;\n"
+                         "  virtual_ips = [ \"10.0.2.1\" ]; } );\n",
+                         5, "duplicate vrrp instance name 'w' (first at line 1)");
+        expect_one_error("vrrp = ( { name = \"w\"; vrid = 1;\n"
+                         "  interface = \"abcdefghijklmnop\";\n"
+                         "  virtual_ips = [ \"10.0.0.1\" ]; } );\n",
+                         2, "interface 'abcdefghijklmnop' is not a valid interface name");
+        expect_one_error("vrrp = ( { name = \"w\"; vrid = 1;\n"
+                         "  interface = \"\";\n"
+                         "  virtual_ips = [ \"10.0.0.1\" ]; } );\n",
+                         2, "interface '' is not a valid interface name");
+        expect_one_error("vrrp = ( { name = \"w\"; vrid = 1; interface = \"eth0\";\n"
+                         "  virtual_ips = [ \"10.0.0.1\" ]; } );\n"
+                         "node = { name = \"gw 1\"; };\n",
+                         3, "node name 'gw 1' is invalid");
+}
+
+static void test_virtual_ips(void **state) {
+        static const char *const prefix = "vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; %s\n";
+        char text[512];
+
+        (void) prefix;
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1;\n"
+                         "  virtual_ips = [ ]; } );\n",
+                         2, "virtual_ips must list at least one address");
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1;\n"
+                         "  virtual_ips = \"10.0.0.1\"; } );\n",
+                         2, "virtual_ips must be a list of strings");
+        /* Array elements are reported on their own line. */
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1;\n"
+                         "  virtual_ips = [\n"
+                         "    \"10.0.0.1/24\",\n"
+                         "    \"10.0.0.2/33\",\n"
+                         "    \"10.0.0.3\" ]; } );\n",
+                         4, "virtual IP '10.0.0.2/33' is not an address");
+        /* Same address with another prefix is still the same address. */
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1;\n"
+                         "  virtual_ips = [ \"10.0.0.1/24\",\n"
+                         "    \"10.0.0.1/32\" ]; } );\n",
+                         3, "duplicate virtual IP '10.0.0.1/32'");
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1;\n"
+                         "  virtual_ips = [ \"2001:db8::1/64\", \"2001:DB8::1\" ]; } );\n",
+                         2, "duplicate virtual IP '2001:DB8::1'");
+        /* v2 + IPv6: as the first (advertised) address or as a second one. */
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; version = 2;\n"
+                         "  virtual_ips = [ \"2001:db8::1/64\" ]; } );\n",
+                         2, "IPv6 virtual IP '2001:db8::1/64' needs version 3");
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; version = 2;\n"
+                         "  virtual_ips = [ \"10.0.0.1\",\n"
+                         "                  \"2001:db8::1/64\" ]; } );\n",
+                         3, "IPv6 virtual IP '2001:db8::1/64' needs version 3");
+        /* The same address in two instances. */
+        snprintf(text, sizeof(text),
+                 "vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1/24\" ]; },\n"
+                 "         { name = \"l\"; interface = \"eth1\"; vrid = 2; virtual_ips = [ \"10.0.0.1/32\" ]; } );\n");
+        expect_one_error(text, 2, "virtual IP 10.0.0.1 is also in vrrp instance 'w' (line 1)");
+}
+
+static void test_family(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+
+        /* The first address decides; peers follow it. */
+        c = load_ok("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1;\n"
+                    "  virtual_ips = [ \"fe80::1/64\", \"10.0.0.1/24\" ];\n"
+                    "  unicast_peers = [ \"fe80::2\" ]; } );\n");
+        assert_int_equal(c->vrrp[0].family, AF_INET6);
+        assert_int_equal(c->vrrp[0].n_virtual_ips, 2);
+        assert_int_equal(c->vrrp[0].unicast_peers[0].family, AF_INET6);
+
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1;\n"
+                         "  virtual_ips = [ \"fe80::1/64\", \"10.0.0.1/24\" ];\n"
+                         "  unicast_peers = [ \"fe80::2\",\n"
+                         "                    \"10.0.0.2\" ]; } );\n",
+                         4, "unicast peer '10.0.0.2' is IPv4 but the advertisements are IPv6");
+}
+
+static void test_duplicate_vrid(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+
+        expect_one_error("vrrp = (\n"
+                         "  { name = \"wan\"; interface = \"eth0\"; vrid = 51; virtual_ips = [ \"10.0.0.1\" ]; },\n"
+                         "  { name = \"wan2\"; interface = \"eth0\";\n"
+                         "    vrid = 51; virtual_ips = [ \"10.0.0.2\" ]; }\n"
+                         ");\n",
+                         4, "vrid 51 on interface eth0 (IPv4) is already used by vrrp instance 'wan' (line 2)");
+        expect_one_error("vrrp = (\n"
+                         "  { name = \"a\"; interface = \"eth0\"; vrid = 9; virtual_ips = [ \"2001:db8::1\" ]; },\n"
+                         "  { name = \"b\"; interface = \"eth0\"; vrid = 9; virtual_ips = [ \"2001:db8::2\" ]; }\n"
+                         ");\n",
+                         3, "vrid 9 on interface eth0 (IPv6) is already used by vrrp instance 'a' (line 2)");
+
+        /* Same vrid: other family, or other interface, are other routers. */
+        c = load_ok("vrrp = (\n"
+                    "  { name = \"v4\"; interface = \"eth0\"; vrid = 51; virtual_ips = [ \"10.0.0.1\" ]; },\n"
+                    "  { name = \"v6\"; interface = \"eth0\"; vrid = 51; virtual_ips = [ \"2001:db8::1\" ]; },\n"
+                    "  { name = \"lan\"; interface = \"eth1\"; vrid = 51; virtual_ips = [ \"10.1.0.1\" ]; }\n"
+                    ");\n");
+        assert_int_equal(c->n_vrrp, 3);
+}
+
+static void test_groups(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+        static const char *const instances =
+                "vrrp = ( { name = \"a\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1\" ]; },\n"
+                "         { name = \"b\"; interface = \"eth1\"; vrid = 1; virtual_ips = [ \"10.0.1.1\" ]; } );\n";
+        static const struct error_case cases[] = {
+                { "groups = ( { name = \"g\";\n  instances = [ \"a\", \"lan\" ]; } );",
+                  "group member 'lan' is not a vrrp instance" },
+                { "groups = ( { name = \"g\"; instances = [ \"a\" ]; },\n  { name = \"h\"; instances = [ \"b\", \"a\" ]; } );",
+                  "vrrp instance 'a' is already in group 'g' (line 3)" },
+                { "groups = ( { name = \"g\";\n  instances = [ \"a\", \"a\" ]; } );",
+                  "vrrp instance 'a' is already in group 'g' (line 3)" },
+                { "groups = ( { name = \"g\"; instances = [ \"a\" ]; },\n  { name = \"g\"; instances = [ \"b\" ]; } );",
+                  "duplicate group name 'g' (first at line 3)" },
+                { "groups = ( { name = \"g\";\n  instances = [ ]; } );", "instances has 0 members, allowed 1..64" },
+                { "groups = ( { name = \"g\";\n  members = [ \"a\" ]; instances = [ \"a\" ]; } );",
+                  "unknown setting 'members' in group 'g'" },
+                { "groups = ( { instances = [ \"a\" ]; },\n  { name = \"g!\"; instances = [ \"b\" ]; } );",
+                  "group name 'g!' is invalid" },
+                { "groups = { name = \"g\"; };\n", "groups must be a list" },
+        };
+        char text[1024];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                snprintf(text, sizeof(text), "%s%s\n", instances, cases[i].snippet);
+                expect_one_error(text, 4, cases[i].message);
+        }
+
+        /* A group without name is reported on its own line. */
+        snprintf(text, sizeof(text), "%sgroups = (\n  { instances = [ \"a\" ]; } );\n", instances);
+        expect_one_error(text, 4, "missing required setting 'name' in group #1");
+
+        /* 65 members: the limit is checked before the names. */
+        {
+                char big[2048];
+                int n = snprintf(big, sizeof(big), "%sgroups = ( { name = \"g\";\n instances = [", instances);
+
+                for (int i = 0; i < 65; i++)
+                        n += snprintf(big + n, sizeof(big) - n, "%s\"i%d\"", i ? ", " : " ", i);
+                snprintf(big + n, sizeof(big) - n, " ]; } );\n");
+                expect_one_error(big, 4, "instances has 65 members, allowed 1..64");
+        }
+
+        snprintf(text, sizeof(text), "%sgroups = ( { name = \"g\"; instances = [ \"b\", \"a\" ]; } );\n", instances);
+        c = load_ok(text);
+        assert_int_equal(c->n_groups, 1);
+        assert_int_equal(c->groups[0].line, 3);
+        assert_string_equal(c->groups[0].instances[0], "b");
+}
+
+static void test_notify(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+
+        c = load_ok("notify = { script = \"\"; master = \"/usr/local/bin/m\"; stop = \"/bin/true\"; timeout_ms = 1; };\n");
+        assert_null(c->notify.script);
+        assert_string_equal(c->notify.master, "/usr/local/bin/m");
+        assert_null(c->notify.backup);
+        assert_null(c->notify.fault);
+        assert_string_equal(c->notify.stop, "/bin/true");
+        assert_int_equal(c->notify.timeout_ms, 1);
+
+        expect_one_error("notify = {\n  fault = \"notify.sh\"; };\n", 2, "notify fault 'notify.sh' must be an absolute path");
+        expect_one_error("notify = {\n  timeout_ms = 0; };\n", 2, "timeout_ms 0 out of range 1..3600000");
+        expect_one_error("notify = {\n  timeout_ms = 3600001; };\n", 2, "timeout_ms 3600001 out of range 1..3600000");
+        expect_one_error("notify = {\n  master = 1; };\n", 2, "master must be a string");
+        expect_one_error("notify = {\n  on_master = \"/x\"; };\n", 2, "unknown setting 'on_master' in notify");
+        expect_one_error("notify = \"/x\";\n", 1, "notify must be a group");
+}
+
+static void test_node(void **state) {
+        expect_one_error("node = {\n  state_dir = \"var/lib/hamgr\"; };\n", 2,
+                         "state_dir 'var/lib/hamgr' must be an absolute path");
+        expect_one_error("node = {\n  control_socket = \"\"; };\n", 2, "control_socket '' must be an absolute path");
+        expect_one_error("node = {\n  control_socket = \"/run/hamgr/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"; };\n",
+                         2, "control_socket is too long (at most 107 characters)");
+        expect_one_error("node = {\n  hostname = \"gw1\"; };\n", 2, "unknown setting 'hostname' in node");
+        expect_one_error("node = ( );\n", 1, "node must be a group");
+}
+
+static void test_unknown_top_level(void **state) {
+        expect_one_error("node = { name = \"gw1\"; };\nwireguard = { };\n", 2, "unknown setting 'wireguard' at top level");
+        expect_one_error("vrrp_instances = ( );\n", 1, "unknown setting 'vrrp_instances' at top level");
+        expect_one_error("\n\nvrrp = { name = \"x\"; };\n", 3, "vrrp must be a list of instances");
+        expect_one_error("vrrp = ( \"wan\" );\n", 1, "vrrp instance #1 must be a group");
+}
+
+static void test_syntax_error(void **state) {
+        expect_one_error("node = { name = \"gw1\"; };\n"
+                         "vrrp = (\n"
+                         "  { name = \"wan\"; vrid = = 5; }\n"
+                         ");\n",
+                         3, "syntax error");
+        expect_one_error("a = 1;\na = 2;\n", 2, "duplicate setting name");
+        expect_one_error("node = { name = \"gw1\"; };\n@include \"/etc/passwd\"\n", 2, "@include is not supported");
+}
+
+static void test_multiple_errors(void **state) {
+        struct hamgr_config_errors e = {};
+        struct hamgr_config *c = NULL;
+        static const struct {
+                int line;
+                const char *message;
+        } expected[] = {
+                { 1, "unknown setting 'checks' at top level" },
+                { 2, "state_dir 'relative' must be an absolute path" },
+                { 4, "unknown setting 'prioritty' in vrrp instance 'wan'" },
+                { 5, "vrid 0 out of range 1..255" },
+                { 6, "advert_interval_ms 25 must be a multiple of 10" },
+                { 7, "garp of vrrp instance 'wan'" },
+                { 10, "group member 'lan' is not a vrrp instance" },
+                { 11, "notify script 'x.sh' must be an absolute path" },
+        };
+
+        assert_int_equal(hamgr_config_load_string("checks = ( );\n"
+                                                  "node = { state_dir = \"relative\"; };\n"
+                                                  "vrrp = ( { name = \"wan\"; interface = \"eth0\";\n"
+                                                  "  prioritty = 100;\n"
+                                                  "  vrid = 0;\n"
+                                                  "  advert_interval_ms = 25;\n"
+                                                  "  garp = { count = 1; };\n"
+                                                  "  virtual_ips = [ \"10.0.0.1\" ]; } );\n"
+                                                  "groups = ( { name = \"g\";\n"
+                                                  "  instances = [ \"wan\", \"lan\" ]; } );\n"
+                                                  "notify = { script = \"x.sh\"; };\n",
+                                                  "multi.conf", &c, &e),
+                         -EINVAL);
+        assert_null(c);
+        if (e.n != ELEMENTSOF(expected))
+                dump_errors(&e);
+        assert_int_equal(e.n, ELEMENTSOF(expected));
+        for (size_t i = 0; i < ELEMENTSOF(expected); i++) {
+                assert_int_equal(e.items[i].line, expected[i].line);
+                assert_non_null(strstr(e.items[i].message, expected[i].message));
+        }
+
+        /* A second load appends rather than replaces; a NULL list only counts. */
+        assert_int_equal(hamgr_config_load_string("bogus = 1;\n", "x", &c, &e), -EINVAL);
+        assert_int_equal(e.n, ELEMENTSOF(expected) + 1);
+        assert_int_equal(hamgr_config_load_string("bogus = 1;\n", "x", &c, NULL), -EINVAL);
+        assert_null(c);
+        hamgr_config_errors_clear(&e);
+        assert_int_equal(e.n, 0);
+        assert_null(e.items);
+        hamgr_config_errors_clear(NULL);
+}
+
+static void test_errors_print(void **state) {
+        struct hamgr_config_errors e = {};
+        struct hamgr_config *c = NULL;
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        assert_int_equal(hamgr_config_load_string("\nnotify = { timeout_ms = 0; };\n", "x", &c, &e), -EINVAL);
+        assert_int_equal(hamgr_config_load("/nonexistent/hamgr.conf", &c, &e), -ENOENT);
+        assert_null(c);
+        assert_int_equal(e.n, 2);
+        assert_int_equal(e.items[1].line, 0);
+
+        f = open_memstream(&out, &len);
+        assert_non_null(f);
+        hamgr_config_errors_print(&e, "/etc/hamgr/hamgr.conf", f);
+        fclose(f);
+        assert_string_equal(out,
+                            "/etc/hamgr/hamgr.conf:2: timeout_ms 0 out of range 1..3600000\n"
+                            "/etc/hamgr/hamgr.conf: cannot read: No such file or directory\n");
+        free(out);
+        hamgr_config_errors_clear(&e);
+}
+
+static void test_load_file_errors(void **state) {
+        struct hamgr_config_errors e = {};
+        struct hamgr_config *c = (struct hamgr_config *) &e; /* must stay untouched */
+        char path[] = "/tmp/hamgr-test-config-XXXXXX";
+        int fd;
+
+        assert_int_equal(hamgr_config_load(HAMGR_SOURCE_DIR, &c, &e), -EISDIR);
+        assert_ptr_equal(c, &e);
+
+        fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "a = 1;\0b = 2;\n", 14), 14);
+        close(fd);
+        assert_int_equal(hamgr_config_load(path, &c, &e), -EBADMSG);
+        assert_ptr_equal(c, &e);
+
+        /* A syntax error in a real file carries libconfig's line. */
+        fd = open(path, O_WRONLY | O_TRUNC);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "node = {\n\n  name = ;\n};\n", 24), 24);
+        close(fd);
+        assert_int_equal(hamgr_config_load(path, &c, &e), -EINVAL);
+        assert_ptr_equal(c, &e);
+        unlink(path);
+
+        assert_int_equal(e.n, 3);
+        assert_int_equal(e.items[0].line, 0);
+        assert_int_equal(e.items[1].line, 0);
+        assert_string_equal(e.items[1].message, "file contains a NUL byte");
+        assert_int_equal(e.items[2].line, 3);
+        hamgr_config_errors_clear(&e);
+}
+
+/* One instance per variant; each differs from the base in exactly one field. */
+static const char *const equal_variants[] = {
+        "name = \"wan2\";",
+        "interface = \"eth9\";",
+        "vrid = 52;",
+        "priority = 101;",
+        "version = 2;",
+        "advert_interval_ms = 2000;",
+        "preempt = false;",
+        "preempt_delay_ms = 1;",
+        "accept_mode = true;",
+        "checksum = \"rfc9568\";",
+        "vips = 1;",
+        "vips = 2;",
+        "vips = 3;",
+        "peers = 1;",
+        "peers = 2;",
+        "track = 1;",
+        "track = 2;",
+        "garp = { repeat = 4; };",
+        "garp = { interval_ms = 101; };",
+        "garp = { refresh_s = 1; };",
+};
+
+static struct hamgr_config *load_variant(const char *variant, const char *leading) {
+        const char *name = "\"wan\"", *iface = "\"eth0\"", *vips = "\"10.0.0.1/24\", \"10.0.0.2/24\"";
+        const char *peers = "\"10.0.0.7\", \"10.0.0.8\"", *track = "\"eth1\", \"eth2\"";
+        char text[1024], setting[64] = "";
+        int vrid = 51;
+
+        /* Variants of the list settings are encoded as "key = N;" and expanded here. */
+        if (variant && streq(variant, "name = \"wan2\";"))
+                name = "\"wan2\"";
+        else if (variant && streq(variant, "interface = \"eth9\";"))
+                iface = "\"eth9\"";
+        else if (variant && streq(variant, "vrid = 52;"))
+                vrid = 52;
+        else if (variant && streq(variant, "vips = 1;"))
+                vips = "\"10.0.0.2/24\", \"10.0.0.1/24\"";   /* order */
+        else if (variant && streq(variant, "vips = 2;"))
+                vips = "\"10.0.0.1/25\", \"10.0.0.2/24\"";   /* prefix length */
+        else if (variant && streq(variant, "vips = 3;"))
+                vips = "\"10.0.0.1/24\"";                    /* count */
+        else if (variant && streq(variant, "peers = 1;"))
+                peers = "\"10.0.0.7\", \"10.0.0.9\"";
+        else if (variant && streq(variant, "peers = 2;"))
+                peers = "\"10.0.0.7\"";
+        else if (variant && streq(variant, "track = 1;"))
+                track = "\"eth1\", \"eth3\"";
+        else if (variant && streq(variant, "track = 2;"))
+                track = "\"eth1\"";
+        else if (variant)
+                snprintf(setting, sizeof(setting), "%s", variant);
+
+        snprintf(text, sizeof(text),
+                 "%svrrp = ( { name = %s; interface = %s; vrid = %d; virtual_ips = [ %s ];\n"
+                 "  unicast_peers = [ %s ]; track_interfaces = [ %s ]; %s } );\n",
+                 leading, name, iface, vrid, vips, peers, track, setting);
+        return load_ok(text);
+}
+
+static void test_config_equal(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *base = NULL, *moved = NULL, *sample1 = NULL,
+                                                          *sample2 = NULL;
+
+        base = load_variant(NULL, "");
+        /* Another line, same settings: a reload must keep this instance. */
+        moved = load_variant(NULL, "\n\n# comment\n");
+        assert_int_not_equal(base->vrrp[0].line, moved->vrrp[0].line);
+        assert_true(hamgr_vrrp_config_equal(&base->vrrp[0], &moved->vrrp[0]));
+        assert_true(hamgr_vrrp_config_equal(&base->vrrp[0], &base->vrrp[0]));
+        assert_false(hamgr_vrrp_config_equal(&base->vrrp[0], NULL));
+        assert_true(hamgr_vrrp_config_equal(NULL, NULL));
+
+        for (size_t i = 0; i < ELEMENTSOF(equal_variants); i++) {
+                _cleanup_(hamgr_config_freep) struct hamgr_config *v = load_variant(equal_variants[i], "");
+
+                if (hamgr_vrrp_config_equal(&base->vrrp[0], &v->vrrp[0]))
+                        fprintf(stderr, "variant \"%s\" compared equal\n", equal_variants[i]);
+                assert_false(hamgr_vrrp_config_equal(&base->vrrp[0], &v->vrrp[0]));
+                assert_false(hamgr_vrrp_config_equal(&v->vrrp[0], &base->vrrp[0]));
+        }
+
+        /* Family alone (same everything else is impossible): v4 vs v6 first address. */
+        {
+                _cleanup_(hamgr_config_freep) struct hamgr_config *a = NULL, *b = NULL;
+
+                a = load_ok("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1\", \"2001:db8::1\" ]; } );");
+                b = load_ok("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"2001:db8::1\", \"10.0.0.1\" ]; } );");
+                assert_false(hamgr_vrrp_config_equal(&a->vrrp[0], &b->vrrp[0]));
+        }
+
+        assert_int_equal(hamgr_config_load(SAMPLE_CONFIG, &sample1, NULL), 0);
+        assert_int_equal(hamgr_config_load(SAMPLE_CONFIG, &sample2, NULL), 0);
+        for (size_t i = 0; i < sample1->n_vrrp; i++)
+                assert_true(hamgr_vrrp_config_equal(&sample1->vrrp[i], &sample2->vrrp[i]));
+        assert_false(hamgr_vrrp_config_equal(&sample1->vrrp[0], &sample2->vrrp[1]));
+}
+
+static void test_free_null(void **state) {
+        assert_null(hamgr_config_free(NULL));
+        assert_null(hamgr_config_find_vrrp(NULL, "x"));
+        assert_null(hamgr_config_find_group(NULL, "x"));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_sample_config),
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_empty_config),
+                cmocka_unit_test(test_limits_accepted),
+                cmocka_unit_test(test_instance_errors),
+                cmocka_unit_test(test_missing_required),
+                cmocka_unit_test(test_names),
+                cmocka_unit_test(test_virtual_ips),
+                cmocka_unit_test(test_family),
+                cmocka_unit_test(test_duplicate_vrid),
+                cmocka_unit_test(test_groups),
+                cmocka_unit_test(test_notify),
+                cmocka_unit_test(test_node),
+                cmocka_unit_test(test_unknown_top_level),
+                cmocka_unit_test(test_syntax_error),
+                cmocka_unit_test(test_multiple_errors),
+                cmocka_unit_test(test_errors_print),
+                cmocka_unit_test(test_load_file_errors),
+                cmocka_unit_test(test_config_equal),
+                cmocka_unit_test(test_free_null),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
