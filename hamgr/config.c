@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -477,7 +478,8 @@ static void parse_interval(struct loader *l, config_setting_t *inst, bool versio
         v->advert_interval_ms = (uint32_t) ms;
 }
 
-static int parse_instance(struct loader *l, config_setting_t *inst, size_t idx, struct hamgr_vrrp_config *v,
+/* IDX is the position in the list, for naming an instance that has no valid name. */
+static int parse_instance(struct loader *l, config_setting_t *inst, int idx, struct hamgr_vrrp_config *v,
                           struct instance_meta *m) {
         config_setting_t *s;
         const char *str;
@@ -497,7 +499,7 @@ static int parse_instance(struct loader *l, config_setting_t *inst, size_t idx, 
                 .garp = { .repeat = 3, .interval_ms = 100, .refresh_s = 0 },
                 .line = line_of(inst),
         };
-        snprintf(what, sizeof(what), "vrrp instance #%zu", idx + 1);
+        snprintf(what, sizeof(what), "vrrp instance #%d", idx + 1);
 
         r = get_string(l, inst, "name", &str, &s);
         if (r == 0)
@@ -663,7 +665,7 @@ static int parse_vrrp(struct loader *l, config_setting_t *root, struct hamgr_con
                         error_at(l, line_of(inst), "vrrp instance #%d must be a group { ... }", i + 1);
                         continue;
                 }
-                r = parse_instance(l, inst, c->n_vrrp, &c->vrrp[c->n_vrrp], &meta[c->n_vrrp]);
+                r = parse_instance(l, inst, i, &c->vrrp[c->n_vrrp], &meta[c->n_vrrp]);
                 /* Counted even on failure so hamgr_config_free() releases what it holds. */
                 c->n_vrrp++;
                 if (r < 0)
@@ -673,7 +675,7 @@ static int parse_vrrp(struct loader *l, config_setting_t *root, struct hamgr_con
         return 0;
 }
 
-static int parse_group(struct loader *l, config_setting_t *grp, size_t idx, struct hamgr_config *c,
+static int parse_group(struct loader *l, config_setting_t *grp, int idx, struct hamgr_config *c,
                        struct hamgr_group_config *g) {
         config_setting_t *list, *s;
         const char *str;
@@ -681,7 +683,7 @@ static int parse_group(struct loader *l, config_setting_t *grp, size_t idx, stru
         int n, r;
 
         g->line = line_of(grp);
-        snprintf(where, sizeof(where), "in group #%zu", idx + 1);
+        snprintf(where, sizeof(where), "in group #%d", idx + 1);
 
         r = get_string(l, grp, "name", &str, &s);
         if (r == 0)
@@ -773,7 +775,7 @@ static int parse_groups(struct loader *l, config_setting_t *root, struct hamgr_c
                         continue;
                 }
                 /* Parsed aside so the group does not find itself as an earlier owner. */
-                r = parse_group(l, grp, c->n_groups, c, &g);
+                r = parse_group(l, grp, i, c, &g);
                 c->groups[c->n_groups++] = g;
                 if (r < 0)
                         return r;
@@ -808,30 +810,133 @@ static int parse_notify(struct loader *l, config_setting_t *root, struct hamgr_c
         return 0;
 }
 
-/* libconfig 1.5 opens @include files while scanning, before we could refuse
- * them, and reports their lines against the wrong file: reject them up front. */
-static void check_includes(struct loader *l, const char *text) {
+/* An integer literal of libconfig syntax at P: [+-]digits or 0x hex, with an
+ * optional L. Returns its length; *ret_fits tells whether libconfig 1.5 will
+ * read it unchanged (it silently wraps values beyond 32 bits without L, so
+ * that "vrid = 4294967347;" would load as vrid 51). */
+static size_t scan_integer(const char *p, bool *ret_fits) {
+        const char *q = p;
+        bool hex = false;
+        int base = 10;
+
+        if (*q == '+' || *q == '-')
+                q++;
+        if (q[0] == '0' && (q[1] == 'x' || q[1] == 'X') && isxdigit((unsigned char) q[2])) {
+                hex = true;
+                base = 16;
+                q += 2;
+        }
+        while (hex ? isxdigit((unsigned char) *q) : isdigit((unsigned char) *q))
+                q++;
+        if (!hex && (*q == '.' || *q == 'e' || *q == 'E')) {
+                /* A float: skip it, floats are rejected by type later. */
+                q += strspn(q, "0123456789.eE+-");
+                *ret_fits = true;
+                return q - p;
+        }
+        if (*q == 'L') {
+                *ret_fits = true;
+                return q + 1 - p;
+        }
+
+        errno = 0;
+        if (hex) {
+                unsigned long long u = strtoull(p, NULL, base);
+
+                *ret_fits = errno == 0 && u <= INT32_MAX;
+        } else {
+                long long v = strtoll(p, NULL, base);
+
+                *ret_fits = errno == 0 && v >= INT32_MIN && v <= INT32_MAX;
+        }
+        return q - p;
+}
+
+/*
+ * A lexical pass before libconfig's, for what libconfig 1.5 gets wrong:
+ * integers it would truncate, and @include, which it opens while scanning
+ * (before we could refuse it) and whose lines it reports against the wrong
+ * file. Follows libconfig's tokens closely enough to skip strings, comments
+ * and names; anything it misreads is a syntax error libconfig reports anyway.
+ */
+static void prescan(struct loader *l, const char *text) {
+        bool line_start = true;
         int line = 1;
 
-        for (const char *p = text; *p; line++) {
-                const char *q = p + strspn(p, " \t\r\v\f");
-
-                if (strncmp(q, "@include", strlen("@include")) == 0)
-                        error_at(l, line, "@include is not supported");
-                p = strchrnul(p, '\n');
-                if (*p)
+        for (const char *p = text; *p;) {
+                if (*p == '\n') {
+                        line++;
+                        line_start = true;
                         p++;
+                } else if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\f' || *p == '\v')
+                        p++;
+                else if (*p == '#' || (p[0] == '/' && p[1] == '/'))
+                        p = strchrnul(p, '\n');
+                else if (p[0] == '/' && p[1] == '*') {
+                        for (p += 2; *p && !(p[0] == '*' && p[1] == '/'); p++)
+                                if (*p == '\n')
+                                        line++;
+                        if (*p)
+                                p += 2;
+                        line_start = false;
+                } else if (*p == '"') {
+                        for (p++; *p && *p != '"'; p++) {
+                                if (*p == '\\' && p[1])
+                                        p++;
+                                if (*p == '\n')
+                                        line++;
+                        }
+                        if (*p)
+                                p++;
+                        line_start = false;
+                } else if (line_start && *p == '@') {
+                        if (strncmp(p, "@include", strlen("@include")) == 0)
+                                error_at(l, line, "@include is not supported");
+                        p++;
+                        line_start = false;
+                } else if (isalpha((unsigned char) *p) || *p == '*') {
+                        p += strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_*");
+                        line_start = false;
+                } else if (isdigit((unsigned char) *p) ||
+                           ((*p == '+' || *p == '-') && isdigit((unsigned char) p[1]))) {
+                        bool fits;
+                        size_t n = scan_integer(p, &fits);
+
+                        if (!fits)
+                                error_at(l, line, "integer %.*s does not fit in 32 bits", (int) n, p);
+                        p += n;
+                        line_start = false;
+                } else {
+                        p++;
+                        line_start = false;
+                }
+        }
+}
+
+/* Checks run section by section, so cross-references are found late; the
+ * reader wants the file's order. Stable, so one line's errors keep theirs. */
+static void sort_errors(struct hamgr_config_errors *errors, size_t start) {
+        if (!errors)
+                return;
+        for (size_t i = start + 1; i < errors->n; i++) {
+                struct hamgr_config_error e = errors->items[i];
+                size_t j = i;
+
+                for (; j > start && errors->items[j - 1].line > e.line; j--)
+                        errors->items[j] = errors->items[j - 1];
+                errors->items[j] = e;
         }
 }
 
 static int load_text(const char *text, const char *name, struct hamgr_config **ret, struct hamgr_config_errors *errors) {
         _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
         struct loader l = { .errors = errors };
+        size_t first_error = errors ? errors->n : 0;
         config_setting_t *root;
         config_t cfg;
         int r;
 
-        check_includes(&l, text);
+        prescan(&l, text);
         if (l.n_errors > 0)
                 return l.oom ? -ENOMEM : -EINVAL;
 
@@ -861,6 +966,7 @@ static int load_text(const char *text, const char *name, struct hamgr_config **r
 
 finish:
         config_destroy(&cfg);
+        sort_errors(errors, first_error);
         if (r < 0 && r != -EINVAL)
                 return r;
         if (l.oom)

@@ -334,10 +334,9 @@ static void instance_log_transition(struct hamgr_instance *inst, const struct vr
         snprintf(reason_field, sizeof(reason_field), "REASON=%s", reason);
         if (a->new_state == VRRP_STATE_FAULT && inst->faults)
                 snprintf(detail, sizeof(detail), ": %s", inst->fault_detail);
-        else if (a->reason == VRRP_REASON_FAULT)
-                snprintf(detail, sizeof(detail), ": group member in fault");
         else if (a->reason == VRRP_REASON_GROUP && inst->group->name)
-                snprintf(detail, sizeof(detail), ": group %s", inst->group->name);
+                snprintf(detail, sizeof(detail), ": following group %s%s", inst->group->name,
+                         a->new_state == VRRP_STATE_FAULT ? ", a member is in fault" : "");
         log_fields(LOG_NOTICE, 0, inst->config->name, inst->config->vrid, vrrp_state_to_string(a->new_state), extra,
                    "%s -> %s (%s%s)", vrrp_state_to_string(a->old_state), vrrp_state_to_string(a->new_state),
                    reason, detail);

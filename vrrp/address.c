@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <linux/if_addr.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -216,7 +217,7 @@ static int dump_valid(struct nl_msg *msg, void *userdata) {
 }
 
 static int dump_once(struct nl_sock *sk, struct addr_dump *d) {
-        struct nl_cb *cb;
+        struct nl_cb *cb, *sk_cb;
         int r;
 
         /* Family-filtered dump; the kernel only filters by interface for
@@ -226,7 +227,9 @@ static int dump_once(struct nl_sock *sk, struct addr_dump *d) {
                 return errno_from_nlerr(r);
 
         /* A private copy, so the socket's own callbacks stay as they were. */
-        cb = nl_cb_clone(nl_socket_get_cb(sk));
+        sk_cb = nl_socket_get_cb(sk); /* takes a reference */
+        cb = nl_cb_clone(sk_cb);
+        nl_cb_put(sk_cb);
         if (!cb)
                 return -ENOMEM;
         nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, dump_valid, d);

@@ -29,9 +29,12 @@ int vrrp_address_present(struct nl_sock *sk, int ifindex, const struct ip_addres
 
 /*
  * The address an advertisement of FAMILY is sent from on IFINDEX: for IPv4
- * the first address that is not one of EXCLUDE (the virtual IPs); for IPv6
- * the first link-local address. Returns 0 and *ret, -ENOENT if there is
- * none, or -errno.
+ * the first address that is not one of EXCLUDE (the virtual IPs), a primary
+ * (non-secondary) one if there is any; for IPv6 the first link-local address
+ * that is not one of EXCLUDE and not tentative (or DAD-failed). EXCLUDE
+ * entries match on the address alone, whatever their prefix length.
+ * Returns 0 and *ret, -ENOENT if there is none (IPv6: also while the
+ * link-local address is still tentative), or -errno.
  */
 int vrrp_address_primary(struct nl_sock *sk, int ifindex, int family, const struct ip_prefix *exclude,
                          size_t n_exclude, struct ip_address *ret);

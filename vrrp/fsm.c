@@ -254,7 +254,6 @@ static void master_advert(struct vrrp_fsm *fsm, const struct vrrp_event *event, 
                 return;
 
         /* become_backup() takes the interval from the fsm, so learn it first. */
-        fsm->master_adver_interval_cs = fsm->config.advert_interval_cs;
         learn_interval(fsm, event);
         become_backup(fsm, now, reason, ret);
 }
@@ -271,7 +270,6 @@ static void master_force_backup(struct vrrp_fsm *fsm, const struct vrrp_event *e
                                 struct vrrp_actions *ret) {
         /* No priority 0: the peer's other group members are not all master
          * yet, so just go quiet and let them take over in Master_Down. */
-        fsm->master_adver_interval_cs = fsm->config.advert_interval_cs;
         become_backup(fsm, now, VRRP_REASON_GROUP, ret);
 }
 

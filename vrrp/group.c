@@ -23,32 +23,23 @@ static bool group_faulted(const struct vrrp_group *group) {
         return false;
 }
 
-/* Fold a second step's actions into ACC so the caller sees the net effect:
- * the later of two opposite VIP operations wins. */
+/* Fold a second step's actions into ACC. A member moves at most twice per
+ * call and only forwards (INIT/STOP/FAULT -> BACKUP -> MASTER), so nothing
+ * installed by the first step is undone by the second. */
 static void actions_merge(struct vrrp_actions *acc, const struct vrrp_actions *a) {
         if (a->send_advert) {
                 acc->send_advert = true;
                 acc->advert_priority = a->advert_priority;
         }
-        if (a->add_vips) {
-                acc->add_vips = true;
-                acc->remove_vips = false;
-        }
-        if (a->remove_vips) {
-                acc->remove_vips = true;
-                acc->add_vips = false;
-                acc->announce = false;
-        }
-        if (a->announce)
-                acc->announce = true;
+        acc->add_vips |= a->add_vips;
+        acc->remove_vips |= a->remove_vips;
+        acc->announce |= a->announce;
         if (a->state_changed) {
                 if (!acc->state_changed)
                         acc->old_state = a->old_state;
+                acc->state_changed = true;
                 acc->new_state = a->new_state;
                 acc->reason = a->reason;
-                acc->state_changed = acc->old_state != acc->new_state;
-                if (!acc->state_changed)
-                        acc->reason = VRRP_REASON_NONE;
         }
 }
 

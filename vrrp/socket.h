@@ -24,7 +24,8 @@ int vrrp_socket_open(int family, int ifindex, const char *ifname, bool join_mult
  * and stripped. On success returns 0, fills *ret_meta (family, src, dst,
  * ttl), points *ret_payload into BUF with *ret_len bytes. Returns -EAGAIN
  * when nothing is queued, -EBADMSG with *ret_reason for a malformed IP
- * layer, or -errno.
+ * layer or a datagram larger than BUFSIZE ("truncated datagram"), or -errno.
+ * For IPv6 a missing hop limit gives ttl 0, so the codec rejects it.
  */
 int vrrp_socket_recv(int fd, int family, uint8_t *buf, size_t bufsize, struct vrrp_ip_meta *ret_meta,
                      const uint8_t **ret_payload, size_t *ret_len, const char **ret_reason);
@@ -34,5 +35,6 @@ int vrrp_socket_recv(int fd, int family, uint8_t *buf, size_t bufsize, struct vr
 int vrrp_socket_send(int fd, int ifindex, const struct ip_address *src, const struct ip_address *dst,
                      const uint8_t *msg, size_t len);
 
-/* The VRRP multicast group of FAMILY (224.0.0.18 or ff02::12). */
+/* The VRRP multicast group of FAMILY (224.0.0.18 or ff02::12); for any
+ * other family an all-zero address with family AF_UNSPEC. */
 struct ip_address vrrp_multicast_group(int family);

@@ -509,6 +509,38 @@ capture_stop() {
         unset 'HI_CAPTURE[$f]'
 }
 
+# capture_records FILE: one line per packet (tcpdump -v continues a packet
+# on indented lines; they are joined with a space).
+capture_records() {
+        awk '/^[ \t]/ { sub(/^[ \t]+/, ""); rec = rec " " $0; next }
+             { if (rec != "") print rec; rec = $0 }
+             END { if (rec != "") print rec }' "$1"
+}
+
+# capture_grep FILE STRING...: packets whose record has every fixed STRING.
+capture_grep() {
+        local file=$1
+        shift
+        local out
+        out=$(capture_records "$file")
+        local s
+        for s in "$@"; do
+                out=$(printf '%s\n' "$out" | grep -F -- "$s" || true)
+        done
+        [ -n "$out" ] && printf '%s\n' "$out"
+        return 0
+}
+
+# capture_count FILE STRING...: how many packets match (see capture_grep).
+capture_count() {
+        capture_grep "$@" | grep -c . || true
+}
+
+# capture_has FILE STRING...: at least one packet matches (for wait_until).
+capture_has() {
+        [ "$(capture_count "$@")" -gt 0 ]
+}
+
 # ------------------------------------------------------------------ hamgr --
 
 : "${HAMGR_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"

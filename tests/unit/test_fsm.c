@@ -323,6 +323,8 @@ static const struct step reconfigure_master_steps[] = {
         S(1000000, EV(TIMER), MASTER, SEND, 255, NONE, 4000000),
         RECONF(1500000, &(const struct vrrp_fsm_config) CFG(3, 100, 300, true, 0), MASTER, 4000000),
         S(4000000, EV(TIMER), MASTER, SEND, 100, NONE, 7000000),
+        /* Master_Down from the new interval: 3 * 3000000 + 156 * 3000000 / 256 */
+        S(5000000, EV(FORCE_BACKUP), BACKUP, DEL | CHG, 0, GROUP, 5000000 + 10828125),
 };
 SCENARIO(reconfigure_master, CFG(3, 255, 100, true, 0));
 
@@ -496,6 +498,34 @@ static void test_preempt_at_time_zero(void **state) {
         assert_int_equal(vrrp_fsm_next_deadline(&fsm), 3218750);
 }
 
+/* The learned interval is kept for status output: v3 only. */
+static void test_learned_interval_field(void **state) {
+        const struct vrrp_event startup = EV(STARTUP), adv = ADV(200, 250);
+        struct vrrp_actions a;
+        struct vrrp_fsm fsm;
+
+        for (uint8_t v = 2; v <= 3; v++) {
+                const struct vrrp_fsm_config cfg = CFG(v, 100, 100, true, 0);
+
+                vrrp_fsm_init(&fsm, &cfg);
+                assert_int_equal(fsm.master_adver_interval_cs, 100);
+                vrrp_fsm_step(&fsm, &startup, 0, &a);
+                vrrp_fsm_step(&fsm, &adv, 1000, &a);
+                assert_int_equal(fsm.master_adver_interval_cs, v == 3 ? 250 : 100);
+
+                /* an advert claiming interval 0 teaches nothing */
+                const struct vrrp_event zero = ADV(200, 0);
+                vrrp_fsm_step(&fsm, &zero, 2000, &a);
+                assert_int_equal(fsm.master_adver_interval_cs, v == 3 ? 250 : 100);
+                assert_true(vrrp_fsm_next_deadline(&fsm) > 2000 + 3000000);
+
+                /* a new configured interval is the master's for v2; v3 keeps what it learned */
+                const struct vrrp_fsm_config slower = CFG(v, 100, 300, true, 0);
+                vrrp_fsm_reconfigure(&fsm, &slower);
+                assert_int_equal(fsm.master_adver_interval_cs, v == 3 ? 250 : 300);
+        }
+}
+
 static void test_name_tables(void **state) {
         for (int i = 0; i < _VRRP_STATE_MAX; i++)
                 assert_non_null(vrrp_state_to_string(i));
@@ -547,6 +577,7 @@ int main(void) {
                 cmocka_unit_test(test_master_down_timing),
                 cmocka_unit_test(test_next_deadline),
                 cmocka_unit_test(test_preempt_at_time_zero),
+                cmocka_unit_test(test_learned_interval_field),
                 cmocka_unit_test(test_name_tables),
         };
 

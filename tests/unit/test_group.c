@@ -60,25 +60,32 @@ static void step_type(struct fixture *f, size_t idx, enum vrrp_event_type type, 
         step(f, idx, (struct vrrp_event) { .type = type }, now);
 }
 
+static void expect(size_t i, const char *what, uint64_t got, uint64_t want) {
+        if (got == want)
+                return;
+        print_error("member %zu: %s is %llu, expected %llu\n", i, what, (unsigned long long) got,
+                    (unsigned long long) want);
+        fail();
+}
+
 static void check_actions(const struct fixture *f, size_t i, unsigned acts, uint8_t prio,
                           enum vrrp_state old_state, enum vrrp_state new_state, enum vrrp_reason reason) {
         const struct vrrp_actions *a = &f->a[i];
 
-        print_message("member %zu\n", i);
-        assert_int_equal(f->fsm[i].state, new_state);
-        assert_int_equal(a->send_advert, !!(acts & SEND));
+        expect(i, "state", f->fsm[i].state, new_state);
+        expect(i, "send_advert", a->send_advert, !!(acts & SEND));
         if (acts & SEND)
-                assert_int_equal(a->advert_priority, prio);
-        assert_int_equal(a->add_vips, !!(acts & ADD));
-        assert_int_equal(a->remove_vips, !!(acts & DEL));
-        assert_int_equal(a->announce, !!(acts & ANN));
-        assert_int_equal(a->state_changed, !!(acts & CHG));
+                expect(i, "advert_priority", a->advert_priority, prio);
+        expect(i, "add_vips", a->add_vips, !!(acts & ADD));
+        expect(i, "remove_vips", a->remove_vips, !!(acts & DEL));
+        expect(i, "announce", a->announce, !!(acts & ANN));
+        expect(i, "state_changed", a->state_changed, !!(acts & CHG));
         if (acts & CHG) {
-                assert_int_equal(a->old_state, old_state);
-                assert_int_equal(a->new_state, new_state);
-                assert_int_equal(a->reason, reason);
+                expect(i, "old_state", a->old_state, old_state);
+                expect(i, "new_state", a->new_state, new_state);
+                expect(i, "reason", a->reason, reason);
         } else
-                assert_int_equal(a->reason, VRRP_REASON_NONE);
+                expect(i, "reason", a->reason, VRRP_REASON_NONE);
 }
 
 static void check_untouched(const struct fixture *f, size_t i, enum vrrp_state state) {
