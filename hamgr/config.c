@@ -22,6 +22,7 @@
 #define CONFIG_SIZE_MAX (1024 * 1024)
 #define NAME_LEN_MAX 32
 #define IFNAME_LEN_MAX (IFNAMSIZ - 1)
+#define IFNAME_RULE "(1..%d characters, no '/', ':' or spaces)"
 #define NODE_NAME_LEN_MAX 64
 #define GROUP_MEMBERS_MAX 64
 
@@ -87,11 +88,18 @@ static const char *family_name(int family) {
         return family == AF_INET6 ? "IPv6" : "IPv4";
 }
 
-static bool name_is_valid(const char *s) {
+#define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+
+/* Names end up in notify arguments, environment variables and status
+ * output, so they are kept to characters that need no quoting. */
+static bool name_is_valid_len(const char *s, size_t max) {
         size_t n = strlen(s);
 
-        return n >= 1 && n <= NAME_LEN_MAX &&
-               strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+        return n >= 1 && n <= max && strspn(s, NAME_CHARS) == n;
+}
+
+static bool name_is_valid(const char *s) {
+        return name_is_valid_len(s, NAME_LEN_MAX);
 }
 
 /* The kernel's own rule (dev_valid_name()), so anything accepted here can exist. */
@@ -274,9 +282,7 @@ static int parse_node(struct loader *l, config_setting_t *root, struct hamgr_con
                 check_keys(l, node, node_keys, "in node");
 
                 if (get_string(l, node, "name", &name, &s) > 0) {
-                        if (strlen(name) < 1 || strlen(name) > NODE_NAME_LEN_MAX ||
-                            strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
-                                    strlen(name))
+                        if (!name_is_valid_len(name, NODE_NAME_LEN_MAX))
                                 error_at(l, line_of(s),
                                          "node name '%s' is invalid: use 1 to %d characters from A-Z a-z 0-9 _ . -",
                                          name, NODE_NAME_LEN_MAX);
@@ -380,7 +386,8 @@ static int parse_peers(struct loader *l, config_setting_t *inst, struct hamgr_vr
                 }
                 if (v->family != AF_UNSPEC && a.family != v->family) {
                         error_at(l, line_of(e),
-                                 "unicast peer '%s' is %s but the advertisements are %s (the family of the first virtual IP)",
+                                 "unicast peer '%s' is %s but the advertisements are %s "
+                                 "(the family of the first virtual IP)",
                                  s, family_name(a.family), family_name(v->family));
                         continue;
                 }
@@ -415,7 +422,7 @@ static int parse_track(struct loader *l, config_setting_t *inst, struct hamgr_vr
                 bool dup = false;
 
                 if (!ifname_is_valid(s)) {
-                        error_at(l, line_of(e), "track interface '%s' is not a valid interface name (1..%d characters, no '/', ':' or spaces)",
+                        error_at(l, line_of(e), "track interface '%s' is not a valid interface name " IFNAME_RULE,
                                  s, IFNAME_LEN_MAX);
                         continue;
                 }
@@ -526,7 +533,7 @@ static int parse_instance(struct loader *l, config_setting_t *inst, int idx, str
         else if (r > 0) {
                 if (!ifname_is_valid(str))
                         error_at(l, line_of(s),
-                                 "interface '%s' is not a valid interface name (1..%d characters, no '/', ':' or spaces)",
+                                 "interface '%s' is not a valid interface name " IFNAME_RULE,
                                  str, IFNAME_LEN_MAX);
                 else {
                         if (strdup_to(str, &v->interface) < 0)
@@ -601,7 +608,8 @@ static void check_instances(struct loader *l, const struct hamgr_config *c, cons
                         }
                 }
 
-                /* One vrid per interface and family: v4 and v6 routers with the same vrid are distinct (RFC 9568 7.3). */
+                /* One vrid per interface and family: IPv4 and IPv6 virtual
+                 * routers with the same vrid are distinct routers. */
                 if (m[i].vrid_ok && m[i].interface_ok && b->family != AF_UNSPEC)
                         for (size_t j = 0; j < i; j++) {
                                 const struct hamgr_vrrp_config *a = &c->vrrp[j];
@@ -928,7 +936,8 @@ static void sort_errors(struct hamgr_config_errors *errors, size_t start) {
         }
 }
 
-static int load_text(const char *text, const char *name, struct hamgr_config **ret, struct hamgr_config_errors *errors) {
+static int load_text(const char *text, const char *name, struct hamgr_config **ret,
+                     struct hamgr_config_errors *errors) {
         _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
         struct loader l = { .errors = errors };
         size_t first_error = errors ? errors->n : 0;

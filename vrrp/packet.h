@@ -57,18 +57,21 @@ struct vrrp_advert {
         int family;              /* AF_INET or AF_INET6, family of addrs[] */
         uint8_t n_addrs;
         union in_addr_union addrs[VRRP_MAX_ADDRS];
-        /* Set by vrrp_advert_parse() for v3: which form the checksum matched. */
+        /* Set by vrrp_advert_parse(): RFC5798 when an IPv4 pseudo-header was
+         * needed to match, otherwise RFC9568 (v2, IPv6, or message-only IPv4). */
         enum vrrp_checksum_mode checksum_mode;
 };
 
 /*
  * Parse a VRRP message (the IP payload, starting with the version field).
  * Checks: length, version 2 or 3 (v2 only with IPv4), type ADVERTISEMENT,
- * vrid != 0, address count fits the length exactly (v2: plus 8 bytes of
+ * vrid != 0, address count != 0 (RFC 9568 5.2.5), v2 authentication type 0
+ * (authentication data ignored), address count fits the length exactly (v2: plus 8 bytes of
  * authentication data), v3 interval != 0, v2 interval != 0, TTL == 255 when
  * meta->ttl >= 0, and the checksum. For v3 both checksum forms are accepted;
  * for IPv4 the RFC 5798 form is also accepted with meta->dst replaced by
- * 224.0.0.18, as old keepalived computed it for unicast.
+ * 224.0.0.18, as old keepalived computed it for unicast. META NULL or of a
+ * family other than AF_INET/AF_INET6 is rejected too.
  *
  * Returns 0 and fills *ret, or -EBADMSG with *ret_reason set to a static
  * string naming the failed check (ret untouched). ret_reason may be NULL.
@@ -82,7 +85,11 @@ int vrrp_advert_parse(const uint8_t *buf, size_t len, const struct vrrp_ip_meta 
  * zero bytes of authentication data and adver_int = max_adver_int_cs / 100.
  * Returns the message length, -EINVAL for a field out of range (version,
  * v2 with IPv6, v2 interval not whole seconds, v3 interval > 4095, zero
- * vrid), or -ENOBUFS if BUF is too small.
+ * interval, zero vrid, zero n_addrs, v2 auth_type != 0, a family other than
+ * AF_INET/AF_INET6, an unknown mode, or META missing or of the wrong family
+ * when a pseudo-header is needed: v3 IPv6, or v3 IPv4 with RFC5798), or
+ * -ENOBUFS if BUF is too small. META may be NULL otherwise; auth_type is
+ * ignored for v3.
  */
 int vrrp_advert_build(const struct vrrp_advert *adv, const struct vrrp_ip_meta *meta,
                       enum vrrp_checksum_mode mode, uint8_t *buf, size_t bufsize);
@@ -90,13 +97,15 @@ int vrrp_advert_build(const struct vrrp_advert *adv, const struct vrrp_ip_meta *
 /*
  * Split a received IPv4 datagram (as a raw IPPROTO_VRRP socket returns it,
  * IP header included) into META (family, src, dst, ttl) and the payload.
- * Checks the header length, total length and protocol 112. Returns 0, or
+ * Checks the header length, total length and protocol 112; bytes past the
+ * IP total length (link padding) are ignored. Returns 0, or
  * -EBADMSG with *ret_reason set (outputs untouched).
  */
 int vrrp_ipv4_split(const uint8_t *buf, size_t len, struct vrrp_ip_meta *ret_meta,
                     const uint8_t **ret_payload, size_t *ret_payload_len, const char **ret_reason);
 
 /* Internet checksum helper (RFC 1071), exposed for tests and GARP/NA code.
- * SUM is a running 32-bit sum from previous calls, start with 0. */
+ * SUM is a running 32-bit sum from previous calls, start with 0. Only the
+ * last chunk may have an odd length. */
 uint32_t inet_checksum_add(uint32_t sum, const void *data, size_t len);
 uint16_t inet_checksum_finish(uint32_t sum);

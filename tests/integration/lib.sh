@@ -365,7 +365,10 @@ node_start() {
         ns=$(ns_of "$node")
         [ -z "${HI_HOLDER[$node]:-}" ] || return 0
         mkdir -p /run/hamgr /var/run/wireguard
-        ip netns exec "$ns" unshare -m --propagation private \
+        # HI_HOLDER_SETSID=1 (lab.sh): the holder outlives the calling
+        # terminal. setsid does not fork here: a background job of a
+        # non-interactive shell is no process group leader.
+        ${HI_HOLDER_SETSID:+setsid} ip netns exec "$ns" unshare -m --propagation private \
                 bash -c 'mount -t tmpfs -o mode=0755 hamgr-run /run/hamgr &&
                          mount -t tmpfs -o mode=0755 hamgr-wg /var/run/wireguard &&
                          exec sleep infinity' </dev/null >/dev/null 2>&1 &

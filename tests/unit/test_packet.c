@@ -123,7 +123,8 @@ static int parse_exact(const uint8_t *msg, size_t len, const struct vrrp_ip_meta
 }
 
 /* Expect a rejection with REASON and *ret left alone. */
-static void assert_rejected(const uint8_t *msg, size_t len, const struct vrrp_ip_meta *m, const char *reason) {
+static void assert_rejected(const uint8_t *msg, size_t len, const struct vrrp_ip_meta *m,
+                            const char *reason) {
         struct vrrp_advert out;
         uint8_t sentinel[sizeof(out)];
         const char *r = NULL;
@@ -806,7 +807,8 @@ static void test_keepalived_v3_ipv4_unicast(void **state) {
 
         check_capture(keepalived_v3_ipv4_unicast, sizeof(keepalived_v3_ipv4_unicast), 3, 54, 120, 50,
                       VRRP_CHECKSUM_RFC5798, "10.99.0.1", "10.99.0.2", vips, 1);
-        check_capture(keepalived_v3_ipv4_unicast_prio0, sizeof(keepalived_v3_ipv4_unicast_prio0), 3, 54, 0, 50,
+        check_capture(keepalived_v3_ipv4_unicast_prio0, sizeof(keepalived_v3_ipv4_unicast_prio0),
+                      3, 54, 0, 50,
                       VRRP_CHECKSUM_RFC5798, "10.99.0.1", "10.99.0.2", vips, 1);
 }
 
