@@ -129,7 +129,15 @@ static void queue_start_next(struct notify_queue *q) {
                         null = open("/dev/null", O_RDONLY | O_CLOEXEC);
                         if (null >= 0)
                                 dup2(null, STDIN_FILENO);
-                        execve(j->argv[0], j->argv, j->envp);
+                        /* The daemon's environment plus ours: scripts written for
+                         * keepalived expect to find their usual variables. */
+                        unsetenv("HAMGR_INSTANCE");
+                        unsetenv("HAMGR_GROUP");
+                        for (size_t i = 0; j->envp[i]; i++)
+                                putenv(j->envp[i]);
+                        if (!getenv("PATH"))
+                                setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+                        execv(j->argv[0], j->argv);
                         fprintf(stderr, "hamgr: cannot run notify script %s: %m\n", j->argv[0]);
                         _exit(127);
                 }
@@ -204,7 +212,6 @@ static int job_new(const char *script, bool with_args, const char *node, enum no
         ok &= asprintf(&j->envp[e++], "HAMGR_PREV_STATE=%s", vrrp_state_to_string(prev)) >= 0;
         ok &= asprintf(&j->envp[e++], "HAMGR_PRIORITY=%d", priority) >= 0;
         ok &= asprintf(&j->envp[e++], "HAMGR_NODE=%s", node ? node : "") >= 0;
-        ok &= asprintf(&j->envp[e++], "PATH=%s", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") >= 0;
         j->timeout_usec = timeout_usec;
         if (!ok) {
                 job_free(j);

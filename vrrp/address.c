@@ -271,7 +271,7 @@ static int dump_addresses(struct nl_sock *sk, int ifindex, int family, struct ad
 
 int vrrp_address_present(struct nl_sock *sk, int ifindex, const struct ip_address *addr) {
         _cleanup_(freep) struct addr_entry *entries = NULL;
-        size_t n;
+        size_t n = 0;
         int r;
 
         if (!addr)
@@ -296,7 +296,7 @@ int vrrp_address_primary(struct nl_sock *sk, int ifindex, int family, const stru
                          size_t n_exclude, struct ip_address *ret) {
         _cleanup_(freep) struct addr_entry *entries = NULL;
         const struct ip_address *fallback = NULL;
-        size_t n;
+        size_t n = 0;
         int r;
 
         if (!ret || (n_exclude > 0 && !exclude))
