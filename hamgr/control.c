@@ -104,7 +104,8 @@ static void status_instance_json(struct buf *b, struct hamgr_daemon *d, const st
                    c->advert_interval_ms, f->master_adver_interval_cs * 10u,
                    vrrp_master_down_interval_usec(c->version, c->priority, f->master_adver_interval_cs) /
                            USEC_PER_MSEC);
-        buf_printf(b, ",\"preempt\":%s,\"mode\":\"%s\"", c->preempt ? "true" : "false",
+        buf_printf(b, ",\"preempt\":%s,\"accept_mode\":%s,\"mode\":\"%s\"", c->preempt ? "true" : "false",
+                   c->accept_mode ? "true" : "false",
                    c->n_unicast_peers ? "unicast" : "multicast");
         buf_printf(b, ",\"group\":");
         if (inst->group && inst->group->name)

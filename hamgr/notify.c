@@ -269,7 +269,7 @@ int notifier_transition(struct notifier *n, const struct hamgr_notify_config *co
                 queue_push(q, j);
         }
         if (state_script) {
-                r = job_new(state_script, false, node, kind, name, prev, state, priority, timeout, &j);
+                r = job_new(state_script, true, node, kind, name, prev, state, priority, timeout, &j);
                 if (r < 0)
                         return r;
                 queue_push(q, j);

@@ -31,8 +31,8 @@ struct notifier *notifier_free(struct notifier *n);
 
 /*
  * Queue the scripts for a transition of NAME to STATE: the generic script
- * with arguments `KIND NAME STATE PRIORITY`, then the per-state script (no
- * arguments). Both get HAMGR_INSTANCE (or HAMGR_GROUP), HAMGR_STATE,
+ * and then the per-state script, both with arguments `KIND NAME STATE
+ * PRIORITY`. Both get HAMGR_INSTANCE (or HAMGR_GROUP), HAMGR_STATE,
  * HAMGR_PREV_STATE, HAMGR_PRIORITY and HAMGR_NODE on top of the daemon's
  * environment. States other than
  * MASTER, BACKUP, FAULT, STOP are not notified. Returns 0 or -errno.

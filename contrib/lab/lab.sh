@@ -119,7 +119,9 @@ cmd_status() {
 
 cmd_exec() {
         local node=${1:-} pid
-        [ -n "$node" ] && [ $# -ge 2 ] || usage
+        if [ -z "$node" ] || [ $# -lt 2 ]; then
+                usage
+        fi
         shift
         pid=$(lab_holder "$node") || { hi_log "lab.sh: no holder for $node (is the lab up?)"; exit 1; }
         # exec skips the EXIT trap: drop lib.sh's (empty) temp dir first.

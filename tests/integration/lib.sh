@@ -205,6 +205,7 @@ hi_pid_starttime() {
         stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
         stat=${stat##*) }
         # fields after "comm)": state is field 3, starttime field 22
+        # shellcheck disable=SC2086 # split on purpose
         set -- $stat
         [ "$1" != Z ] || return 1
         echo "${20}"
@@ -313,7 +314,9 @@ hi_node_add() {
 # lab_create N: bridge namespace, gateways gw1..gwN, client. See the top.
 lab_create() {
         local n=${1:-2} i ns sw
-        [ "$n" -ge 1 ] && [ "$n" -le 99 ] || die "lab_create: bad gateway count $n"
+        if [ "$n" -lt 1 ] || [ "$n" -gt 99 ]; then
+                die "lab_create: bad gateway count $n"
+        fi
         sw=$(ns_of sw)
         hi_netns_add "$sw"
         hi_sysctl "$sw" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
@@ -477,9 +480,11 @@ capture_start() {
         local node=$1 iface=$2 filter=$3 file=$4 i
         : >"$file.err"
         : >"$file"
+        local expr=()
+        [ -z "$filter" ] || expr=("$filter")
         node_start "$node"
         nsenter -t "${HI_HOLDER[$node]}" -m -n -- \
-                tcpdump -n -e -l -U -v -i "$iface" $filter </dev/null >"$file" 2>"$file.err" &
+                tcpdump -n -e -l -U -v -i "$iface" "${expr[@]}" </dev/null >"$file" 2>"$file.err" &
         local pid=$!
         disown "$pid" 2>/dev/null || true
         HI_PIDS+=("$pid")
@@ -547,6 +552,7 @@ capture_has() {
 # ------------------------------------------------------------------ hamgr --
 
 : "${HAMGR_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+export HAMGR_SOURCE_DIR
 HAMGR_NOTIFY_SCRIPT="$HAMGR_SOURCE_DIR/contrib/notify/notify-log.sh"
 
 hamgr_log() {
@@ -556,6 +562,19 @@ hamgr_log() {
 # Notify log the example script writes for NODE's hamgr.
 hamgr_notify_log() {
         printf '%s/%s.notify.log' "$HI_TMP" "$1"
+}
+
+# hamgr_notify_read NODE: the notify records of NODE so far. hamgr passes
+# HAMGR_NOTIFY_LOG through to the script unless it scrubs the environment;
+# then the script writes the node's private /run/hamgr/notify.log.
+hamgr_notify_read() {
+        local f
+        f=$(hamgr_notify_log "$1")
+        if [ -e "$f" ]; then
+                cat "$f"
+        else
+                node_exec "$1" cat /run/hamgr/notify.log 2>/dev/null || true
+        fi
 }
 
 # hamgr_start NODE CONFIGFILE: "$HAMGR_BIN run -c CONFIGFILE" in NODE, output

@@ -36,6 +36,15 @@ transitions() {
         echo $(($(keepalived_count "$1" 'Entering MASTER STATE') + $(keepalived_count "$1" 'Entering BACKUP STATE')))
 }
 
+no_vip_owner() {
+        [ -z "$(vip_owner "$VIP")" ]
+}
+
+# gw2_saw_at_least N: gw2's capture holds N injected packets.
+gw2_saw_at_least() {
+        [ "$(capture_count "$GW2CAP" "proto VRRP (112)")" -ge "$1" ]
+}
+
 inject() {
         node_exec client "$HAMGR_INJECT" -q -i eth0 -s "$CLIENT_IP" -r 51 -v 3 \
                 --interval-cs 100 --vip "$VIP" "$@"
@@ -113,7 +122,7 @@ backups_gw1=$(keepalived_count gw1 'Entering BACKUP STATE')
 node_spawn client "$HI_TMP/inject-valid.log" "$HAMGR_INJECT" -i eth0 -s "$CLIENT_IP" -d "$GROUP" \
         -r 51 -v 3 -p 254 --interval-cs 100 --vip "$VIP" --count 50 --gap-ms 100
 inj=$HI_LAST_PID
-wait_until 3 eval '[ -z "$(vip_owner "$VIP")" ]' || true
+wait_until 3 no_vip_owner || true
 assert_eq "$(vip_owner "$VIP")" "" "control: injected priority-254 advert demotes gw1, gw2 stays backup"
 assert_eq "$(keepalived_count gw1 'Entering BACKUP STATE')" $((backups_gw1 + 1)) \
         "control: gw1 keepalived logged one BACKUP transition"
@@ -142,7 +151,7 @@ for kind in truncated badsum badver badtype countmismatch zerovrid random ttl64;
                 fail "$kind: injector failed"
         inject -p 254 -d 10.77.0.2 --count 100 --gap-ms 1 "${args[@]}" ||
                 fail "$kind: injector failed"
-        wait_until 3 eval '[ "$(capture_count "$GW2CAP" "proto VRRP (112)")" -ge $((seen + 300)) ]' || true
+        wait_until 3 gw2_saw_at_least $((seen + 300)) || true
         got=$(($(capture_count "$GW2CAP" "proto VRRP (112)") - seen))
         assert_eq "$got" 300 "$kind: gw2 received the flood (packets)"
         assert_true "$kind: gw1 keeps the VIP, gw2 does not take it" holds_for 1 vip_owner_is "$VIP" gw1
@@ -159,10 +168,10 @@ keepalived_stop gw1
 wait_until 3 vip_owner_is "$VIP" gw2 || true
 took=$(($(hi_now_ms) - t0))
 assert_eq "$(vip_owner "$VIP")" gw2 "stop: gw2 holds the VIP after gw1 stops"
-if [ "$took" -le $((SKEW_MS + 1000)) ]; then
-        pass "stop: takeover after ${took} ms (Skew_Time ${SKEW_MS} ms, well below Master_Down)"
+if [ "$took" -le $((SKEW_MS + 1600)) ]; then
+        pass "stop: takeover after ${took} ms (Skew_Time ${SKEW_MS} ms plus shutdown; a silent stop needs >= $((MASTER_DOWN_MS - 1000)) ms)"
 else
-        fail "stop: takeover after ${took} ms, want <= $((SKEW_MS + 1000)) ms"
+        fail "stop: takeover after ${took} ms, want <= $((SKEW_MS + 1600)) ms"
 fi
 assert_true "capture: gw1 said goodbye with a priority-0 advert" \
         capture_has "$CAP" "$GW1_MAC > 01:00:5e:00:00:12" "ttl 255" "VRRPv3, Advertisement, vrid 51, prio 0"

@@ -396,8 +396,7 @@ static int parse_args(int argc, char **argv, struct options *o) {
                         o->version = (int) v;
                         break;
                 case 'r':
-                        /* 0 is accepted here only to reach the codec's own check. */
-                        r = parse_uint(optarg, 0, 255, &v);
+                        r = parse_uint(optarg, 1, 255, &v);
                         o->vrid = (int) v;
                         break;
                 case 'p':
