@@ -16,6 +16,7 @@
 #    state change, both daemons alive;
 #  - a graceful stop (priority 0) hands over within Skew_Time.
 # Needs HAMGR_INJECT: path to the built vrrp_inject.
+# shellcheck disable=SC2317 # small predicates run through wait_until
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
