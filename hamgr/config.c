@@ -391,6 +391,14 @@ static int parse_peers(struct loader *l, config_setting_t *inst, struct hamgr_vr
                                  s, family_name(a.family), family_name(v->family));
                         continue;
                 }
+                /* IPv6 advertisements leave from the link-local address
+                 * (RFC 9568 5.1.2.1), so peers see and must list link-locals. */
+                if (a.family == AF_INET6 && !ip_address_is_link_local(&a)) {
+                        error_at(l, line_of(e),
+                                 "unicast peer '%s' must be the peer's IPv6 link-local address (fe80::/10): "
+                                 "IPv6 advertisements are sent from link-local addresses", s);
+                        continue;
+                }
                 for (size_t j = 0; j < v->n_unicast_peers; j++)
                         if (ip_address_equal(&v->unicast_peers[j], &a))
                                 dup = true;

@@ -423,6 +423,11 @@ static void test_family(void **state) {
                          "  unicast_peers = [ \"fe80::2\",\n"
                          "                    \"10.0.0.2\" ]; } );\n",
                          4, "unicast peer '10.0.0.2' is IPv4 but the advertisements are IPv6");
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1;\n"
+                         "  virtual_ips = [ \"2001:db8::1/64\" ];\n"
+                         "  unicast_peers = [ \"2001:db8::2\" ]; } );\n",
+                         3, "unicast peer '2001:db8::2' must be the peer's IPv6 link-local address (fe80::/10): "
+                            "IPv6 advertisements are sent from link-local addresses");
 }
 
 static void test_duplicate_vrid(void **state) {
