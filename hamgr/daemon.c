@@ -196,36 +196,43 @@ static int load_config(const char *path, struct hamgr_config **ret) {
         return r;
 }
 
-static int create_instances(struct hamgr_daemon *d, struct hamgr_config *config, struct hamgr_instance **reuse,
-                            size_t n_reuse, struct hamgr_instance ***ret, size_t *ret_n) {
-        struct hamgr_instance **instances;
+/* Fill *ret with one instance per configured instance: an instance of
+ * REUSE whose protocol identity is unchanged (marked in ret_reused, REUSE
+ * itself untouched), or a new one. Nothing is reconfigured here, so a
+ * failure leaves the running instances as they were. */
+static int create_instances(struct hamgr_daemon *d, struct hamgr_config *config, struct hamgr_instance *const *reuse,
+                            size_t n_reuse, struct hamgr_instance ***ret, bool **ret_reused, size_t *ret_n) {
+        _cleanup_(freep) struct hamgr_instance **instances = NULL;
+        _cleanup_(freep) bool *reused = NULL, *taken = NULL;
+        size_t n = config->n_vrrp;
         int r;
 
-        instances = calloc(config->n_vrrp ? config->n_vrrp : 1, sizeof(*instances));
-        if (!instances)
+        instances = calloc(n ? n : 1, sizeof(*instances));
+        reused = calloc(n ? n : 1, sizeof(*reused));
+        taken = calloc(n_reuse ? n_reuse : 1, sizeof(*taken));
+        if (!instances || !reused || !taken)
                 return -ENOMEM;
-        for (size_t i = 0; i < config->n_vrrp; i++) {
+        for (size_t i = 0; i < n; i++) {
                 struct hamgr_vrrp_config *c = &config->vrrp[i];
 
-                for (size_t k = 0; k < n_reuse; k++)
-                        if (reuse[k] && instance_config_compatible(reuse[k]->config, c)) {
+                for (size_t k = 0; k < n_reuse && !instances[i]; k++)
+                        if (!taken[k] && instance_config_compatible(reuse[k]->config, c)) {
                                 instances[i] = reuse[k];
-                                reuse[k] = NULL;
-                                instance_reconfigure(instances[i], c);
-                                break;
+                                taken[k] = reused[i] = true;
                         }
                 if (instances[i])
                         continue;
                 r = instance_new(d, c, &instances[i]);
                 if (r < 0) {
                         for (size_t k = 0; k < i; k++)
-                                instance_free(instances[k]);
-                        free(instances);
+                                if (!reused[k])
+                                        instance_free(instances[k]);
                         return r;
                 }
         }
-        *ret = instances;
-        *ret_n = config->n_vrrp;
+        *ret = TAKE_PTR(instances);
+        *ret_reused = TAKE_PTR(reused);
+        *ret_n = n;
         return 0;
 }
 
@@ -239,53 +246,53 @@ static void start_new_instances(struct hamgr_daemon *d) {
 
 int daemon_reload(struct hamgr_daemon *d) {
         struct hamgr_config *config = NULL;
-        struct hamgr_instance **instances = NULL, **old = d->instances;
-        struct hamgr_group_rt **groups = NULL;
-        size_t n_instances = 0, n_groups = 0, n_old = d->n_instances;
+        struct hamgr_instance **instances = NULL, **leaving = NULL;
+        _cleanup_(freep) bool *reused = NULL;
+        struct hamgr_group_rt **groups = NULL, **solo = NULL;
+        size_t n_instances = 0, n_groups = 0, n_leaving = 0, n_solo = 0;
+        struct hamgr_config empty = {};
         int r;
 
         log_info("reloading %s", d->config_path);
         r = load_config(d->config_path, &config);
         if (r < 0)
                 return r;
-        /* Removed or changed instances must release the addresses they hold
-         * before new ones claim them; unchanged instances keep their state. */
-        r = create_instances(d, config, old, n_old, &instances, &n_instances);
-        if (r < 0) {
-                hamgr_config_free(config);
-                return r;
+        r = create_instances(d, config, d->instances, d->n_instances, &instances, &reused, &n_instances);
+        if (r < 0)
+                goto fail;
+        leaving = calloc(d->n_instances ? d->n_instances : 1, sizeof(*leaving));
+        if (!leaving) {
+                r = -ENOMEM;
+                goto fail;
         }
+        for (size_t k = 0; k < d->n_instances; k++) {
+                bool kept = false;
+
+                for (size_t i = 0; i < n_instances; i++)
+                        kept |= instances[i] == d->instances[k];
+                if (!kept)
+                        leaving[n_leaving++] = d->instances[k];
+        }
+        /* Each leaving instance stops on its own, not as part of a group. */
+        r = daemon_build_groups(&empty, leaving, n_leaving, &solo, &n_solo);
+        if (r < 0)
+                goto fail;
         r = daemon_build_groups(config, instances, n_instances, &groups, &n_groups);
-        if (r < 0) {
-                /* Give the reused instances back their old config. */
-                hamgr_config_free(config);
-                free(instances);
-                return r;
-        }
-        /* What is left in OLD is gone from the config (or changed): stop it. */
-        {
-                struct hamgr_instance **leaving = calloc(n_old ? n_old : 1, sizeof(*leaving));
-                size_t n_leaving = 0;
-                struct hamgr_group_rt **solo = NULL;
-                size_t n_solo = 0;
+        if (r < 0)
+                goto fail;
 
-                for (size_t k = 0; k < n_old; k++)
-                        if (old[k])
-                                leaving[n_leaving++] = old[k];
-                if (n_leaving > 0 && leaving) {
-                        struct hamgr_config empty = {};
-
-                        /* Each leaving instance stops on its own, not as part of a group. */
-                        if (daemon_build_groups(&empty, leaving, n_leaving, &solo, &n_solo) >= 0) {
-                                for (size_t k = 0; k < n_leaving; k++)
-                                        log_fields(LOG_NOTICE, 0, leaving[k]->config->name, leaving[k]->config->vrid,
-                                                   NULL, NULL, "removed or changed by reload, stopping");
-                                daemon_shutdown_instances(leaving, n_leaving);
-                        }
-                }
-                daemon_free_runtime(leaving, n_leaving, solo, n_solo);
-        }
-        free(old);
+        /* Nothing can fail from here on. Removed or changed instances release
+         * their addresses before new ones claim them; unchanged instances
+         * keep their state and take the new settings in place. */
+        for (size_t k = 0; k < n_leaving; k++)
+                log_fields(LOG_NOTICE, 0, leaving[k]->config->name, leaving[k]->config->vrid, NULL, NULL,
+                           "removed or changed by reload, stopping");
+        daemon_shutdown_instances(leaving, n_leaving);
+        daemon_free_runtime(leaving, n_leaving, solo, n_solo);
+        for (size_t i = 0; i < n_instances; i++)
+                if (reused[i])
+                        instance_reconfigure(instances[i], &config->vrrp[i]);
+        free(d->instances);
         for (size_t k = 0; k < d->n_groups; k++)
                 group_rt_free(d->groups[k]);
         free(d->groups);
@@ -299,6 +306,30 @@ int daemon_reload(struct hamgr_daemon *d) {
         start_new_instances(d);
         log_info("reloaded: %zu instance%s", n_instances, n_instances == 1 ? "" : "s");
         return 0;
+fail:
+        /* Leave the running instances exactly as they were; rebuilding the
+         * old groups restores the members' group pointers. */
+        if (solo || groups) {
+                for (size_t k = 0; k < d->n_groups; k++)
+                        group_rt_free(d->groups[k]);
+                free(d->groups);
+                d->groups = NULL;
+                d->n_groups = 0;
+                (void) daemon_build_groups(d->config, d->instances, d->n_instances, &d->groups, &d->n_groups);
+        }
+        for (size_t k = 0; k < n_solo; k++)
+                group_rt_free(solo[k]);
+        free(solo);
+        for (size_t k = 0; k < n_groups; k++)
+                group_rt_free(groups[k]);
+        free(groups);
+        for (size_t i = 0; i < n_instances; i++)
+                if (!reused[i])
+                        instance_free(instances[i]);
+        free(instances);
+        free(leaving);
+        hamgr_config_free(config);
+        return r;
 }
 
 int daemon_new(const char *config_path, struct hamgr_daemon **ret) {
@@ -358,9 +389,13 @@ int daemon_new(const char *config_path, struct hamgr_daemon **ret) {
                 log_error_errno(r, "cannot listen on %s: %m", d->config->control_socket);
                 goto fail;
         }
-        r = create_instances(d, d->config, NULL, 0, &d->instances, &d->n_instances);
-        if (r < 0)
-                goto fail;
+        {
+                _cleanup_(freep) bool *reused = NULL;
+
+                r = create_instances(d, d->config, NULL, 0, &d->instances, &reused, &d->n_instances);
+                if (r < 0)
+                        goto fail;
+        }
         r = daemon_build_groups(d->config, d->instances, d->n_instances, &d->groups, &d->n_groups);
         if (r < 0)
                 goto fail;
