@@ -357,7 +357,8 @@ int control_server_new(struct hamgr_daemon *d, const char *path, struct control_
                 goto fail;
         }
         (void) unlink(path); /* a stale socket from a crashed run */
-        old_umask = umask(0077);
+        /* bind() creates the node as 0777 & ~umask: this leaves 0600. */
+        old_umask = umask(0177);
         r = bind(s->fd, (struct sockaddr *) &sa, sizeof(sa));
         umask(old_umask);
         if (r < 0 || listen(s->fd, 16) < 0) {

@@ -14,12 +14,15 @@ set -euo pipefail
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB_STATE=/run/hamgr-lab
 LAB_NODES=(gw1 gw2 client)
+# shellcheck disable=SC2034 # read by lib.sh
 HI_PREFIX=hamgr
+# shellcheck disable=SC2034
 HI_HOLDER_SETSID=1
 # shellcheck source=../../tests/integration/lib.sh
 source "$LAB_DIR/../../tests/integration/lib.sh"
 # No pass/fail summary: this is not a test. The EXIT trap still removes a
 # half-built lab when "up" fails.
+# shellcheck disable=SC2034
 HI_FINISHED=1
 
 usage() {

@@ -20,6 +20,10 @@
 #
 # Results: pass/fail count; finish prints "N passed, M failed" and exits
 # non-zero when M > 0. A script that dies under set -e is reported as failed.
+#
+# Call node_start/node_spawn/capture_start/*_start from the test's main shell,
+# not inside $( ) or a pipeline: they record PIDs in shell variables, and the
+# processes get a parent-death signal tied to the calling shell.
 
 if [ -n "${HI_LIB_SOURCED:-}" ]; then
         return 0
@@ -230,7 +234,7 @@ hi_track_pid() {
 
 # First argv word of PID.
 hi_pid_argv0() {
-        local a0
+        local a0=""
         IFS= read -r -d '' a0 <"/proc/$1/cmdline" 2>/dev/null || true
         printf '%s' "$a0"
 }
@@ -371,7 +375,11 @@ node_start() {
         # HI_HOLDER_SETSID=1 (lab.sh): the holder outlives the calling
         # terminal. setsid does not fork here: a background job of a
         # non-interactive shell is no process group leader.
-        ${HI_HOLDER_SETSID:+setsid} ip netns exec "$ns" unshare -m --propagation private \
+        # Otherwise the holder dies with the test shell even when that is
+        # SIGKILLed (a ctest timeout), where no trap runs.
+        local wrap=(setpriv --pdeathsig KILL)
+        [ -z "${HI_HOLDER_SETSID:-}" ] || wrap=(setsid)
+        "${wrap[@]}" ip netns exec "$ns" unshare -m --propagation private \
                 bash -c 'mount -t tmpfs -o mode=0755 hamgr-run /run/hamgr &&
                          mount -t tmpfs -o mode=0755 hamgr-wg /var/run/wireguard &&
                          exec sleep infinity' </dev/null >/dev/null 2>&1 &
@@ -415,7 +423,8 @@ node_spawn() {
                 node_start "$node"
                 h=${HI_HOLDER[$node]}
         fi
-        nsenter -t "$h" -m -n --wd="$PWD" -- "$@" </dev/null >>"$log" 2>&1 &
+        # SIGTERM on the test shell's death, as the trap would send.
+        setpriv --pdeathsig TERM nsenter -t "$h" -m -n --wd="$PWD" -- "$@" </dev/null >>"$log" 2>&1 &
         pid=$!
         disown "$pid" 2>/dev/null || true
         HI_PIDS+=("$pid")
@@ -483,8 +492,8 @@ capture_start() {
         local expr=()
         [ -z "$filter" ] || expr=("$filter")
         node_start "$node"
-        nsenter -t "${HI_HOLDER[$node]}" -m -n -- \
-                tcpdump -n -e -l -U -v -i "$iface" "${expr[@]}" </dev/null >"$file" 2>"$file.err" &
+        setpriv --pdeathsig TERM nsenter -t "${HI_HOLDER[$node]}" -m -n -- \
+                tcpdump -Z root -n -e -l -U -v -i "$iface" "${expr[@]}" </dev/null >"$file" 2>"$file.err" &
         local pid=$!
         disown "$pid" 2>/dev/null || true
         HI_PIDS+=("$pid")
@@ -848,7 +857,22 @@ hi_disown_all() {
         HI_CAPTURE=()
 }
 
+# Namespaces left by earlier runs that were SIGKILLed (no trap ran): named
+# hi<PID>-*, their shell PID gone, and nothing running inside any more.
+hi_reap_stale() {
+        local ns owner
+        for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep -E '^hi[0-9]+-' || true); do
+                owner=${ns%%-*}
+                owner=${owner#hi}
+                [ "$owner" != "$$" ] || continue
+                kill -0 "$owner" 2>/dev/null && continue
+                [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || continue
+                ip netns del "$ns" 2>/dev/null || true
+        done
+}
+
 hi_init() {
+        hi_reap_stale
         HI_TMP=$(mktemp -d "${TMPDIR:-/tmp}/hamgr-it.XXXXXX")
         trap 'hi_cleanup $?' EXIT
         trap 'hi_cleanup 130; trap - EXIT; exit 130' INT

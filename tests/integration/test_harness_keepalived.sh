@@ -21,7 +21,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 require_root
-require_cmd ip nsenter unshare keepalived tcpdump ping awk
+require_cmd ip nsenter unshare setpriv keepalived tcpdump ping awk
 [ -n "${HAMGR_INJECT:-}" ] || die "HAMGR_INJECT is not set (path to vrrp_inject)"
 require_cmd "$HAMGR_INJECT"
 

@@ -71,6 +71,10 @@ client_mac_for() {
         ip -n "$(ns_of client)" neigh show "$1" dev eth0 | sed -n 's/.*lladdr \([0-9a-f:]*\).*/\1/p'
 }
 
+client_ping() {
+        node_exec client ping "$1" -c 2 -i 0.2 -W 2 "$2" >/dev/null
+}
+
 inject() {
         node_exec client "$HAMGR_INJECT" -q -i eth0 -v 3 -r 51 --interval-cs 10 "$@"
 }
@@ -85,7 +89,9 @@ GW2_MAC=$(node_mac gw2)
 # ---------------------------------------------------------------- a) IPv6
 GW1_LL=$(ip -n "$(ns_of gw1)" -6 -o addr show dev eth0 scope link | awk '{ split($4, a, "/"); print a[1] }')
 GW2_LL=$(ip -n "$(ns_of gw2)" -6 -o addr show dev eth0 scope link | awk '{ split($4, a, "/"); print a[1] }')
-[ -n "$GW1_LL" ] && [ -n "$GW2_LL" ] || die "gateways have no link-local address"
+if [ -z "$GW1_LL" ] || [ -z "$GW2_LL" ]; then
+        die "gateways have no link-local address"
+fi
 CAP6="$HI_TMP/v6.cap"
 capture_start client eth0 "ip6 proto 112" "$CAP6"
 
@@ -117,7 +123,7 @@ wait_until 3 capture_has "$CAP6" "$GW2_LL > ff02::12:" "hlim 255" "vrid 51, prio
 assert_true "v6 capture: gw2 now advertises from $GW2_LL with hop limit 255" \
         capture_has "$CAP6" "$GW2_MAC > 33:33:00:00:00:12" "hlim 255" "$GW2_LL > ff02::12:" \
         "VRRPv3, Advertisement, vrid 51, prio 100"
-assert_true "v6 failover: client pings $VIP6" node_exec client ping -6 -c 2 -i 0.2 -W 2 "$VIP6"
+assert_true "v6 failover: client pings $VIP6" client_ping -6 "$VIP6"
 assert_eq "$(client_mac_for "$VIP6")" "$GW2_MAC" "v6 failover: client reaches $VIP6 at gw2's MAC"
 capture_stop "$CAP6"
 hamgr_stop gw2
@@ -169,7 +175,7 @@ inject -s 10.77.0.1 -d 10.77.0.2 -p 254 --vip "$VIP4" --count 30 --gap-ms 1
 wait_until 2 counter_at_least gw2 adverts_received $((r0 + 30)) || true
 assert_true "control: gw2 accepted the 30 adverts from an allowed source" \
         counter_at_least gw2 adverts_received $((r0 + 30))
-assert_eq "$(counter gw2 adverts_dropped)" "$d0" "control: none of them dropped"
+assert_eq "$(($(counter gw2 adverts_dropped) - d0))" 0 "control: adverts_dropped did not grow"
 
 # ---------------------------------------------------- b) unicast failover
 crash_node gw1 "$VIP4/24"
@@ -182,7 +188,7 @@ assert_true "unicast capture: gw2 now advertises to 10.77.0.1, TTL 255" \
         capture_has "$CAPU" "$GW2_MAC > " "ttl 255" "10.77.0.2 > 10.77.0.1:" \
         "VRRPv3, Advertisement, vrid 51, prio 100"
 assert_eq "$(capture_count "$CAPU" "224.0.0.18")" 0 "unicast capture: still nothing to 224.0.0.18"
-assert_true "unicast failover: client pings $VIP4" node_exec client ping -c 2 -i 0.2 -W 2 "$VIP4"
+assert_true "unicast failover: client pings $VIP4" client_ping -4 "$VIP4"
 assert_eq "$(client_mac_for "$VIP4")" "$GW2_MAC" "unicast failover: client reaches $VIP4 at gw2's MAC"
 capture_stop "$CAPU"
 hamgr_stop gw2

@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# The hamgr command line, and the daemon's life cycle as seen from it:
+#  - "hamgr version" prints the project version, exit 0;
+#  - an unknown command, an unknown option, an option of another command
+#    and a missing option argument: usage on stderr, nothing on stdout,
+#    exit 2;
+#  - "hamgr check": the sample etc/hamgr.conf passes (exit 0); a file with
+#    several errors gets one "FILE:LINE: message" per error (bad vrid,
+#    unknown key, bad address, each at its own line) and exit 1; a syntax
+#    error names its line; a missing file exits 1 with a message;
+#  - "hamgr status" without a daemon: exit 1 and a message naming the
+#    socket; with a daemon (one gateway, alternative control socket): the
+#    text lists the instance and its state, --json parses with jq, both
+#    "-s PATH" and "-c FILE" (node.control_socket) reach it, while the
+#    default socket path does not; the socket is srw-------;
+#  - SIGTERM: the daemon exits 0 and removes its socket.
+# Needs HAMGR_BIN.
+# shellcheck disable=SC2317 # small predicates run through wait_until
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+require_root
+require_cmd ip nsenter unshare jq stat
+[ -n "${HAMGR_BIN:-}" ] || die "HAMGR_BIN is not set"
+require_cmd "$HAMGR_BIN"
+
+OUT=""
+ERR=""
+RC=0
+
+# run CMD...: run CMD, keep its stdout in OUT, stderr in ERR, status in RC.
+run() {
+        local o="$HI_TMP/run.out" e="$HI_TMP/run.err"
+        RC=0
+        "$@" >"$o" 2>"$e" || RC=$?
+        OUT=$(cat "$o")
+        ERR=$(cat "$e")
+}
+
+err_matches() {
+        printf '%s\n' "$ERR" | grep -qE -- "$1"
+}
+
+out_matches() {
+        printf '%s\n' "$OUT" | grep -qE -- "$1"
+}
+
+out_is_json() {
+        printf '%s' "$OUT" | jq -e . >/dev/null
+}
+
+# usage_error DESCRIPTION ARGS...: hamgr ARGS is a usage error.
+usage_error() {
+        local what=$1
+        shift
+        run "$HAMGR_BIN" "$@"
+        assert_eq "$RC" 2 "$what: exit status"
+        assert_contains "$ERR" "Usage: hamgr COMMAND" "$what: usage on stderr"
+        assert_eq "$OUT" "" "$what: nothing on stdout"
+}
+
+# line_of FILE TEXT: number of the first line of FILE containing TEXT.
+line_of() {
+        grep -nF -- "$2" "$1" | head -n 1 | cut -d: -f1
+}
+
+# -------------------------------------------------------------- version
+run "$HAMGR_BIN" version
+want_version=$(sed -n 's/^project(hamgr VERSION \([0-9.]*\).*/\1/p' "$HAMGR_SOURCE_DIR/CMakeLists.txt")
+[ -n "$want_version" ] || die "no project version in $HAMGR_SOURCE_DIR/CMakeLists.txt"
+assert_eq "$RC" 0 "version: exit status"
+assert_eq "$OUT" "hamgr $want_version" "version: output"
+assert_eq "$ERR" "" "version: nothing on stderr"
+
+# ---------------------------------------------------------------- usage
+usage_error "unknown command" frobnicate
+usage_error "no command"
+usage_error "unknown option" status --bogus
+usage_error "unknown short option" check -x
+usage_error "option of another command" version --json
+usage_error "missing option argument" status -s
+usage_error "stray argument" check extra
+run "$HAMGR_BIN" --help
+assert_eq "$RC:$ERR" "0:" "--help: exit 0, nothing on stderr"
+assert_contains "$OUT" "Usage: hamgr COMMAND" "--help: usage on stdout"
+
+# ---------------------------------------------------------------- check
+run "$HAMGR_BIN" check -c "$HAMGR_SOURCE_DIR/etc/hamgr.conf"
+assert_eq "$RC" 0 "check etc/hamgr.conf: exit status"
+assert_contains "$OUT" "OK" "check etc/hamgr.conf: says OK"
+assert_eq "$ERR" "" "check etc/hamgr.conf: no errors"
+
+BAD="$HI_TMP/broken.conf"
+cat >"$BAD" <<'EOF'
+# three mistakes, each on its own line
+node = {
+    name = "gw1";
+};
+
+vrrp = (
+  {
+    name = "wan";
+    interface = "eth0";
+    vrid = 300;
+    priority = 100;
+    virtual_ips = [ "10.77.0.10/24" ];
+    colour = "blue";
+  },
+  {
+    name = "lan";
+    interface = "eth1";
+    vrid = 52;
+    virtual_ips = [ "10.78.1.300/24" ];
+  }
+);
+EOF
+L_VRID=$(line_of "$BAD" "vrid = 300")
+L_KEY=$(line_of "$BAD" "colour")
+L_VIP=$(line_of "$BAD" "10.78.1.300")
+run "$HAMGR_BIN" check -c "$BAD"
+assert_eq "$RC" 1 "check broken.conf: exit status"
+assert_eq "$OUT" "" "check broken.conf: no OK on stdout"
+printf '%s\n' "$ERR" | sed 's/^/    stderr: /'
+assert_true "check broken.conf: line $L_VRID names the bad vrid" \
+        err_matches "^$BAD:$L_VRID: .*vrid"
+assert_true "check broken.conf: line $L_KEY names the unknown key" \
+        err_matches "^$BAD:$L_KEY: .*colour"
+assert_true "check broken.conf: line $L_VIP names the bad address" \
+        err_matches "^$BAD:$L_VIP: .*10\.78\.1\.300"
+assert_eq "$(printf '%s\n' "$ERR" | grep -cE "^$BAD:[0-9]+: " || true)" 3 \
+        "check broken.conf: exactly one FILE:LINE line per error"
+
+SYNTAX="$HI_TMP/syntax.conf"
+printf 'node = {\n    name = "gw1";\n    state_dir = ;\n};\n' >"$SYNTAX"
+run "$HAMGR_BIN" check -c "$SYNTAX"
+assert_eq "$RC" 1 "check syntax error: exit status"
+assert_true "check syntax error: FILE:LINE: message" \
+        err_matches "^$SYNTAX:3: ."
+
+run "$HAMGR_BIN" check -c "$HI_TMP/does-not-exist.conf"
+assert_eq "$RC" 1 "check missing file: exit status"
+assert_contains "$ERR" "$HI_TMP/does-not-exist.conf" "check missing file: message names the file"
+assert_contains "$ERR" "No such file" "check missing file: message says why"
+
+# ------------------------------------------------- status, no daemon
+run "$HAMGR_BIN" status -s "$HI_TMP/nothing.sock"
+assert_eq "$RC" 1 "status without daemon: exit status"
+assert_contains "$ERR" "cannot reach the daemon at $HI_TMP/nothing.sock" "status without daemon: message"
+assert_eq "$OUT" "" "status without daemon: nothing on stdout"
+run "$HAMGR_BIN" status --json -s "$HI_TMP/nothing.sock"
+assert_eq "$RC" 1 "status --json without daemon: exit status"
+
+# ---------------------------------------------------- with a daemon
+lab_create 1
+node_start gw1
+SOCK=/run/hamgr/alt.sock
+CONF="$HI_TMP/gw1.conf"
+HC_SOCKET=$SOCK HC_NOTIFY_SCRIPT="" write_hamgr_conf "$CONF" gw1 150
+DLOG=$(hamgr_log gw1)
+# Started here rather than with hamgr_start: this shell must be its parent
+# to collect the exit status.
+nsenter -t "$(node_holder gw1)" -m -n -- "$HAMGR_BIN" run -c "$CONF" </dev/null >>"$DLOG" 2>&1 &
+DPID=$!
+hi_track_pid "$DPID"
+hi_wait_exec "$DPID" "$HAMGR_BIN" || die "hamgr did not start: $(cat "$DLOG")"
+HI_PID_START[$DPID]=$(hi_pid_starttime "$DPID")
+
+status_says_master() {
+        node_exec gw1 "$HAMGR_BIN" status --json -s "$SOCK" | jq -e '.instances[0].state == "MASTER"'
+}
+wait_until 10 status_says_master || die "gw1 did not become MASTER: $(cat "$DLOG")"
+
+run node_exec gw1 "$HAMGR_BIN" status -s "$SOCK"
+assert_eq "$RC" 0 "status -s: exit status"
+assert_true "status -s: text lists instance wan as MASTER on eth0, vrid 51" \
+        out_matches "^wan +eth0 +51 +MASTER +150 "
+assert_contains "$OUT" "node gw1" "status -s: names the node"
+
+run node_exec gw1 "$HAMGR_BIN" status --json -s "$SOCK"
+assert_eq "$RC" 0 "status --json: exit status"
+assert_true "status --json: parses with jq" out_is_json
+assert_eq "$(printf '%s' "$OUT" | jq -r '[.node, (.instances | length), .instances[0].name, .instances[0].state, .instances[0].vrid] | join(" ")')" \
+        "gw1 1 wan MASTER 51" "status --json: node, instance, state, vrid"
+assert_eq "$(printf '%s' "$OUT" | jq -r '.pid')" "$DPID" "status --json: pid is the daemon's"
+
+# node.control_socket from the config, without -s.
+run node_exec gw1 "$HAMGR_BIN" status --json -c "$CONF"
+assert_eq "$RC" 0 "status -c: node.control_socket honoured"
+assert_eq "$(printf '%s' "$OUT" | jq -r '.instances[0].state')" MASTER "status -c: state"
+# The default socket is not where this daemon listens.
+run node_exec gw1 "$HAMGR_BIN" status -s /run/hamgr/control.sock
+assert_eq "$RC" 1 "status on the default socket: no daemon there"
+
+run node_exec gw1 stat -c '%A %U' "$SOCK"
+assert_eq "$OUT" "srw------- root" "control socket mode"
+
+kill -TERM "$DPID"
+rc=0
+wait "$DPID" || rc=$?
+assert_eq "$rc" 0 "SIGTERM: daemon exit status"
+assert_false "SIGTERM: socket removed" node_exec gw1 test -e "$SOCK"
+assert_contains "$(cat "$DLOG")" "stopped" "SIGTERM: daemon logged its stop"
+assert_false "SIGTERM: VIP released" vip_on gw1 10.77.0.10
+run node_exec gw1 "$HAMGR_BIN" status -c "$CONF"
+assert_eq "$RC" 1 "status after stop: exit status"
+assert_contains "$ERR" "cannot reach the daemon at $SOCK" "status after stop: message"
+
+finish
