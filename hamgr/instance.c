@@ -364,15 +364,23 @@ static void instance_apply(struct hamgr_instance *inst, const struct vrrp_action
                 instance_vips(inst, false);
         if (a->announce)
                 instance_start_announce(inst);
-        if (a->state_changed)
-                notifier_transition(d->notifier, &d->config->notify, d->config->node_name, NOTIFY_KIND_INSTANCE,
-                                    inst->config->name, a->old_state, a->new_state,
+        if (a->state_changed) {
+                char queue[128];
+
+                if (inst->group && inst->group->name)
+                        snprintf(queue, sizeof(queue), "group/%s", inst->group->name);
+                else
+                        snprintf(queue, sizeof(queue), "instance/%s", inst->config->name);
+                notifier_transition(d->notifier, &d->config->notify, d->config->node_name, queue,
+                                    NOTIFY_KIND_INSTANCE, inst->config->name, a->old_state, a->new_state,
                                     inst->config->priority);
+        }
 }
 
 static void group_notify(struct hamgr_group_rt *g) {
         struct hamgr_daemon *d;
         enum vrrp_state s;
+        char queue[128];
 
         if (!g->name || g->n_members == 0)
                 return;
@@ -385,7 +393,8 @@ static void group_notify(struct hamgr_group_rt *g) {
                 return;
         log_fields(LOG_NOTICE, 0, NULL, 0, vrrp_state_to_string(s), NULL, "group %s: %s -> %s", g->name,
                    vrrp_state_to_string(g->notified_state), vrrp_state_to_string(s));
-        notifier_transition(d->notifier, &d->config->notify, d->config->node_name, NOTIFY_KIND_GROUP, g->name,
+        snprintf(queue, sizeof(queue), "group/%s", g->name);
+        notifier_transition(d->notifier, &d->config->notify, d->config->node_name, queue, NOTIFY_KIND_GROUP, g->name,
                             g->notified_state, s, g->members[0]->config->priority);
         g->notified_state = s;
 }

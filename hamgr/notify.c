@@ -32,12 +32,13 @@ struct notify_job {
         uint64_t timeout_usec;
 };
 
-/* One queue per instance or group: its jobs run strictly in order. */
+/* One queue per standalone instance, and one per group shared by the group
+ * and its members: the jobs of a queue run strictly in order, so a group's
+ * notification follows those of the member transitions that caused it. */
 struct notify_queue {
         struct notify_queue *next;
         struct notifier *notifier;
-        enum notify_kind kind;
-        char *name;
+        char *name;                     /* queue key: "instance/NAME" or "group/NAME" */
         struct notify_job *head, *tail;
         pid_t pid;                      /* running job, 0 if none */
         sd_event_source *child;
@@ -164,11 +165,11 @@ static void queue_start_next(struct notify_queue *q) {
         }
 }
 
-static struct notify_queue *queue_get(struct notifier *n, enum notify_kind kind, const char *name) {
+static struct notify_queue *queue_get(struct notifier *n, const char *name) {
         struct notify_queue *q;
 
         for (q = n->queues; q; q = q->next)
-                if (q->kind == kind && streq(q->name, name))
+                if (streq(q->name, name))
                         return q;
         q = calloc(1, sizeof(*q));
         if (!q)
@@ -178,7 +179,6 @@ static struct notify_queue *queue_get(struct notifier *n, enum notify_kind kind,
                 free(q);
                 return NULL;
         }
-        q->kind = kind;
         q->notifier = n;
         q->next = n->queues;
         n->queues = q;
@@ -232,7 +232,7 @@ static void queue_push(struct notify_queue *q, struct notify_job *j) {
 }
 
 int notifier_transition(struct notifier *n, const struct hamgr_notify_config *config, const char *node,
-                        enum notify_kind kind, const char *name, enum vrrp_state prev,
+                        const char *queue, enum notify_kind kind, const char *name, enum vrrp_state prev,
                         enum vrrp_state state, int priority) {
         const char *state_script;
         struct notify_queue *q;
@@ -259,7 +259,7 @@ int notifier_transition(struct notifier *n, const struct hamgr_notify_config *co
         if (!config->script && !state_script)
                 return 0;
 
-        q = queue_get(n, kind, name);
+        q = queue_get(n, queue);
         if (!q)
                 return -ENOMEM;
         if (config->script) {

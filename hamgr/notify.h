@@ -3,7 +3,7 @@
 
 /*
  * Notify scripts, keepalived-compatible. Unlike keepalived, the scripts for
- * one instance (or group) run in order, one at a time, each bounded by the
+ * one instance (or one group and its members) run in order, one at a time, each bounded by the
  * configured timeout; the protocol never waits for them.
  */
 
@@ -30,7 +30,9 @@ int notifier_new(sd_event *event, void (*on_idle)(void *userdata), void *userdat
 struct notifier *notifier_free(struct notifier *n);
 
 /*
- * Queue the scripts for a transition of NAME to STATE: the generic script
+ * Queue the scripts for a transition of NAME to STATE on the queue named
+ * QUEUE (scripts of one queue run one at a time, in order; the daemon uses
+ * one queue per standalone instance and one per group with its members): the generic script
  * and then the per-state script, both with arguments `KIND NAME STATE
  * PRIORITY`. Both get HAMGR_INSTANCE (or HAMGR_GROUP), HAMGR_STATE,
  * HAMGR_PREV_STATE, HAMGR_PRIORITY and HAMGR_NODE on top of the daemon's
@@ -38,7 +40,7 @@ struct notifier *notifier_free(struct notifier *n);
  * MASTER, BACKUP, FAULT, STOP are not notified. Returns 0 or -errno.
  */
 int notifier_transition(struct notifier *n, const struct hamgr_notify_config *config, const char *node,
-                        enum notify_kind kind, const char *name, enum vrrp_state prev,
+                        const char *queue, enum notify_kind kind, const char *name, enum vrrp_state prev,
                         enum vrrp_state state, int priority);
 
 /* True when nothing is queued or running. */

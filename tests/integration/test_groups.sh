@@ -155,6 +155,11 @@ assert_eq "$(group_state gw1)" MASTER "recover: gw1 group state"
 assert_eq "$(group_state gw2)" BACKUP "recover: gw2 group state"
 assert_true "recover: gw1 notify GROUP MASTER again" wait_until 3 notify_count_ge gw1 "args=GROUP gateway MASTER 150" 2
 assert_true "recover: gw2 notify GROUP BACKUP again" wait_until 3 notify_count_ge gw2 "args=GROUP gateway BACKUP 100" 2
+# A group and its members share one notify queue: the group's call comes
+# after the member calls that made it, never between them.
+order=$(hamgr_notify_read gw1 | grep -oE 'args=(INSTANCE (wan|lan)|GROUP gateway) MASTER' | tail -n 3 | tr '\n' ' ')
+assert_contains "$order" "GROUP gateway MASTER " "recover: three MASTER notifications, group last"
+assert_eq "$(printf '%s' "$order" | awk '{ print $(NF - 1) }')" "gateway" "recover: the group's notification comes after both members' ($order)"
 
 # ---- crash: kill -9 moves both
 hamgr_stop gw1 KILL

@@ -14,8 +14,10 @@
 #    HAMGR_PREV_STATE and HAMGR_NODE, and each per-state script runs after
 #    the generic one for its state;
 #  - a hanging BACKUP script does not delay the takeover, holds back the
-#    MASTER notification until notify.timeout_ms kills it (with its child,
-#    and a log line), after which the MASTER notification runs.
+#    MASTER notification until notify.timeout_ms (2500) kills it (with its
+#    child, and a log line), after which the MASTER notification runs;
+#    with timeout_ms 500 it is killed after half a second, and the next
+#    notifications still run.
 # Needs HAMGR_BIN.
 # shellcheck disable=SC2317 # small predicates run through wait_until
 set -euo pipefail
@@ -278,6 +280,44 @@ master_at=$(hamgr_notify_read gw2 | grep -F "args=INSTANCE wan MASTER 100" | cut
 assert_true "slow: the MASTER notification came $TIMEOUT_MS ms after the script started" \
         awk -v a="$started" -v b="$master_at" -v t="$TIMEOUT_MS" 'BEGIN { exit !(b - a >= t / 1000.0 - 0.05) }'
 assert_true "slow: gw2 daemon still running" hamgr_alive gw2
+hamgr_stop gw2
+
+# Same with notify.timeout_ms 500: the BACKUP script is killed after half a
+# second and the following notification (MASTER, on gw1's SIGTERM) runs.
+revive_node gw1
+rm -f "$(hamgr_notify_log gw2)" "$PERSTATE" "$SLOW_LOG" "$SLOW_PID"
+: >"$(hamgr_log gw2)"
+HC_NOTIFY_SCRIPT="" write_hamgr_conf "$HI_TMP/gw2-500.conf" gw2 100 "$(notify_section 500 \
+        "backup=$HI_TMP/slow-backup.sh" "master=$HI_TMP/master.sh")"
+hamgr_start gw1 "$HI_TMP/gw1-n.conf"
+wait_until 10 hamgr_state_is gw1 wan MASTER || die "gw1 did not become MASTER"
+hamgr_start gw2 "$HI_TMP/gw2-500.conf"
+wait_until 5 test -s "$SLOW_PID" || die "the slow BACKUP script did not start"
+slow_child=$(cat "$SLOW_PID")
+KILLED="slow-backup.sh did not finish within 500 ms, killing it"
+wait_until 5 grep -qF "$KILLED" "$(hamgr_log gw2)" || true
+killed_at=$(hi_now_ms)
+assert_true "500 ms: log says the script was killed" grep -qF "$KILLED" "$(hamgr_log gw2)"
+started=$(sed -n 's/^started //p' "$SLOW_LOG")
+frac=${started#*.}000
+started_ms=$((${started%.*} * 1000 + 10#${frac:0:3}))
+ran=$((killed_at - started_ms))
+if [ "$ran" -ge 450 ] && [ "$ran" -le 2000 ]; then
+        pass "500 ms: killed about 500 ms after it started (seen after ${ran} ms)"
+else
+        fail "500 ms: kill seen ${ran} ms after the script started, want 450..2000"
+fi
+assert_true "500 ms: the script's child was killed too" hi_wait_gone "$slow_child" 2
+assert_eq "$(hamgr_state gw2 wan)" BACKUP "500 ms: gw2 still BACKUP (no takeover involved)"
+hamgr_stop gw1
+wait_until 5 hamgr_state_is gw2 wan MASTER || true
+assert_eq "$(hamgr_state gw2 wan)" MASTER "500 ms: gw2 takes over on gw1's SIGTERM"
+wait_until 3 test -s "$PERSTATE" || true
+assert_eq "$(generic_args gw2 | tr '\n' '|')" "INSTANCE wan BACKUP 100|INSTANCE wan MASTER 100|" \
+        "500 ms: the next notifications ran"
+assert_eq "$(cut -d' ' -f2- "$PERSTATE" 2>/dev/null)" "master args=INSTANCE wan MASTER 100 prev=BACKUP node=gw2" \
+        "500 ms: the MASTER per-state script ran"
+assert_eq "$(grep -c finished "$SLOW_LOG" || true)" 0 "500 ms: the script never finished on its own"
 
 hamgr_stop gw2
 finish
