@@ -14,6 +14,7 @@
 
 #define VRRP_IPPROTO            112
 #define VRRP_TTL                255
+#define VRRP_TOS                0xc0 /* IPTOS_PREC_INTERNETCONTROL / traffic class CS6 */
 #define VRRP_TYPE_ADVERTISEMENT 1
 #define VRRP_HEADER_LEN         8
 #define VRRP_V2_AUTH_LEN        8

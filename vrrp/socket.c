@@ -29,6 +29,11 @@ static int socket_setup_ipv4(int fd, int ifindex, bool join_multicast) {
         r = setsockopt_int(fd, IPPROTO_IP, IP_TTL, VRRP_TTL);
         if (r < 0)
                 return r;
+        /* Internetwork control precedence, as keepalived and routers mark
+         * their adverts, so QoS on a busy link does not delay them. */
+        r = setsockopt_int(fd, IPPROTO_IP, IP_TOS, VRRP_TOS);
+        if (r < 0)
+                return r;
         /* Our own adverts must not come back and be taken for a peer's. */
         r = setsockopt_int(fd, IPPROTO_IP, IP_MULTICAST_LOOP, 0);
         if (r < 0)
@@ -61,6 +66,9 @@ static int socket_setup_ipv6(int fd, int ifindex, bool join_multicast) {
         if (r < 0)
                 return r;
         r = setsockopt_int(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, VRRP_TTL);
+        if (r < 0)
+                return r;
+        r = setsockopt_int(fd, IPPROTO_IPV6, IPV6_TCLASS, VRRP_TOS);
         if (r < 0)
                 return r;
         r = setsockopt_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 0);

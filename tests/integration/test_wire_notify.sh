@@ -158,6 +158,8 @@ assert_true "advert from gw1: TTL 255, VRRPv3, vrid 51, prio 150, 10 cs, IPv4 VI
         "10.77.0.1 > 224.0.0.18:" "VRRPv3, Advertisement, vrid 51, prio 150, intvl 10cs," "addrs: $VIP4"
 assert_eq "$(capture_grep "$CAP" "proto VRRP (112)" | grep -vc 'ttl 255,' || true)" 0 \
         "no IPv4 advert with a TTL other than 255"
+assert_true "adverts carry internetwork-control precedence (tos 0xc0), like keepalived's" \
+        capture_has "$CAP" "$GW1_MAC > 01:00:5e:00:00:12" "(tos 0xc0," "proto VRRP (112)"
 assert_eq "$(capture_count "$CAP" "VRRP" "fd77")" 0 "the IPv6 VIP is not advertised"
 assert_eq "$(capture_count "$CAP" "next-header VRRP")" 0 "no IPv6 adverts: the instance is IPv4"
 
