@@ -21,7 +21,10 @@
 #    stays backup.
 # VRRPv3 only:
 #  - unicast: hamgr master with keepalived backup, crash, takeover, preempt;
-#  - a 0.1 s interval (10 cs on the wire) both ways, stable.
+#  - a 0.1 s interval (10 cs on the wire) both ways, stable;
+#  - control: hamgr with checksum = "rfc9568" (no IPv4 pseudo-header) is
+#    refused by keepalived ("Invalid VRRPv3 checksum"), which then becomes
+#    master too: the complaint and state checks can catch a real mismatch.
 # Hand-over times are measured twice: from the signal to the VIPs moving
 # (wall clock), and between the adverts in a capture (old master's last,
 # new master's first), which is exactly Master_Down_Interval or Skew_Time.
@@ -146,6 +149,15 @@ alone() {
         esac
 }
 
+# assert_captured MSG FILE STRING...: a packet with every STRING is in the
+# capture (tcpdump may print it a little after the state change).
+assert_captured() {
+        local msg=$1
+        shift
+        wait_until 3 capture_has "$@" || true
+        assert_true "$msg" capture_has "$@"
+}
+
 # check_clean WHAT: neither side rejected anything of the other's so far.
 check_clean() {
         local c
@@ -268,8 +280,8 @@ assert_contains "$(ka_log)" "(VI_1) Entering BACKUP STATE" "v$V hamgr master: ke
 hold_settled hamgr 4 "v$V hamgr master"
 assert_not_contains "$(ka_log)" "Entering MASTER STATE" "v$V hamgr master: keepalived never became master"
 check_clean "v$V hamgr master"
-assert_true "capture: hamgr's adverts are VRRPv$V, 1 s, both VIPs" \
-        capture_has "$CAP" "$H_IP > $GROUP" "ttl 255" "$ADV, prio 150, $INTVL" "addrs(2): $VIP,$VIP2"
+assert_captured "capture: hamgr's adverts are VRRPv$V, 1 s, both VIPs" \
+        "$CAP" "$H_IP > $GROUP" "ttl 255" "$ADV, prio 150, $INTVL" "addrs(2): $VIP,$VIP2"
 
 # ---- kill -9 of hamgr
 hamgr_stop "$H" KILL
@@ -278,8 +290,8 @@ crash_leftovers "$H"
 wait_until $(((MASTER_DOWN_MS + 2000) / 1000)) alone keepalived || true
 assert_true "hamgr crash: keepalived is MASTER with both VIPs" alone keepalived
 check_takeover "hamgr crash" silent "$H_IP" "$K_IP" "$t0"
-assert_true "capture: keepalived's adverts are VRRPv$V, 1 s, both VIPs" \
-        capture_has "$CAP" "$K_IP > $GROUP" "ttl 255" "$ADV, prio 100, $INTVL" "addrs(2): $VIP,$VIP2"
+assert_captured "capture: keepalived's adverts are VRRPv$V, 1 s, both VIPs" \
+        "$CAP" "$K_IP > $GROUP" "ttl 255" "$ADV, prio 100, $INTVL" "addrs(2): $VIP,$VIP2"
 
 # ---- hamgr returns and preempts
 backups=$(ka_log | grep -c 'Entering BACKUP STATE' || true)
@@ -298,8 +310,8 @@ wait_until 4 alone keepalived || true
 assert_true "hamgr stop: keepalived is MASTER with both VIPs" alone keepalived
 check_takeover "hamgr stop" graceful "$H_IP" "$K_IP" "$t0"
 hamgr_stop "$H"
-assert_true "capture: hamgr said goodbye with a priority-0 advert" \
-        capture_has "$CAP" "$H_IP > $GROUP" "$ADV, prio 0,"
+assert_captured "capture: hamgr said goodbye with a priority-0 advert" \
+        "$CAP" "$H_IP > $GROUP" "$ADV, prio 0,"
 
 # ---- hamgr (150) returns with preempt = false: stays backup
 hamgr_start "$H" "$HI_TMP/h150-nopreempt.conf"
@@ -326,8 +338,8 @@ hold_settled keepalived 4 "v$V keepalived master"
 assert_eq "$(hfield '"\(.last_master) \(.last_master_priority) \(.master_adver_interval_ms) \(.counters.became_master)"')" \
         "$K_IP 150 1000 0" "v$V keepalived master: hamgr follows keepalived's adverts, never master"
 check_clean "v$V keepalived master"
-assert_true "capture: keepalived's adverts are VRRPv$V, 1 s, both VIPs" \
-        capture_has "$CAP" "$K_IP > $GROUP" "ttl 255" "$ADV, prio 150, $INTVL" "addrs(2): $VIP,$VIP2"
+assert_captured "capture: keepalived's adverts are VRRPv$V, 1 s, both VIPs" \
+        "$CAP" "$K_IP > $GROUP" "ttl 255" "$ADV, prio 150, $INTVL" "addrs(2): $VIP,$VIP2"
 
 # ---- kill -9 of keepalived
 keepalived_crash "$K"
@@ -353,8 +365,8 @@ wait_until 4 alone hamgr || true
 assert_true "keepalived stop: hamgr is MASTER with both VIPs" alone hamgr
 check_takeover "keepalived stop" graceful "$K_IP" "$H_IP" "$t0"
 keepalived_stop "$K"
-assert_true "capture: keepalived said goodbye with a priority-0 advert" \
-        capture_has "$CAP" "$K_IP > $GROUP" "$ADV, prio 0,"
+assert_captured "capture: keepalived said goodbye with a priority-0 advert" \
+        "$CAP" "$K_IP > $GROUP" "$ADV, prio 0,"
 
 # ---- keepalived (150, nopreempt) returns: stays backup
 ka_start "$HI_TMP/k150-nopreempt.conf"
@@ -383,15 +395,15 @@ if [ "$V" = 3 ]; then
         assert_true "unicast: hamgr MASTER, keepalived BACKUP" settled hamgr
         hold_settled hamgr 4 "unicast"
         assert_not_contains "$(ka_log)" "Entering MASTER STATE" "unicast: keepalived never became master"
-        assert_true "capture: hamgr's adverts go unicast to keepalived" \
-                capture_has "$KCAP" "$H_IP > $K_IP" "ttl 255" "$ADV, prio 150"
+        assert_captured "capture: hamgr's adverts go unicast to keepalived" \
+                "$KCAP" "$H_IP > $K_IP" "ttl 255" "$ADV, prio 150"
 
         hamgr_stop "$H" KILL
         crash_leftovers "$H"
         wait_until $(((MASTER_DOWN_MS + 2000) / 1000)) alone keepalived || true
         assert_true "unicast hamgr crash: keepalived is MASTER with both VIPs" alone keepalived
-        assert_true "capture: keepalived's adverts go unicast to hamgr" \
-                capture_has "$KCAP" "$K_IP > $H_IP" "ttl 255" "$ADV, prio 100"
+        assert_captured "capture: keepalived's adverts go unicast to hamgr" \
+                "$KCAP" "$K_IP > $H_IP" "ttl 255" "$ADV, prio 100"
 
         hamgr_start "$H" "$HI_TMP/h150-uc.conf"
         wait_until 8 settled hamgr || true
@@ -416,8 +428,8 @@ if [ "$V" = 3 ]; then
         # Five times keepalived's Master_Down_Interval (0.36 s).
         hold_settled hamgr 2 "0.1 s, hamgr master"
         check_clean "0.1 s, hamgr master"
-        assert_true "capture: hamgr's adverts carry 10 cs" \
-                capture_has "$CAP" "$H_IP > $GROUP" "ttl 255" "$ADV, prio 150, intvl 10cs" "addrs(2): $VIP,$VIP2"
+        assert_captured "capture: hamgr's adverts carry 10 cs" \
+                "$CAP" "$H_IP > $GROUP" "ttl 255" "$ADV, prio 150, intvl 10cs" "addrs(2): $VIP,$VIP2"
 
         hamgr_stop "$H"
         wait_until 3 alone keepalived || true
@@ -428,6 +440,22 @@ if [ "$V" = 3 ]; then
         assert_eq "$(hfield '"\(.last_master) \(.last_master_priority) \(.master_adver_interval_ms) \(.counters.became_master)"')" \
                 "$K_IP 100 100 0" "0.1 s: hamgr follows keepalived's 10 cs adverts, never master"
         check_clean "0.1 s, keepalived master"
+
+        # ==================================== control: a checksum it refuses
+        # The same, with hamgr checksumming the message alone (checksum =
+        # "rfc9568"): keepalived must complain and take the VIPs too, so
+        # the complaint and state checks above can fail. Last: it leaves
+        # complaints in the log.
+        stop_all
+        HC_CHECKSUM=rfc9568 hconf "$HI_TMP/h150-9568.conf" 150
+        hamgr_start "$H" "$HI_TMP/h150-9568.conf"
+        wait_until 3 alone hamgr || fail "control startup: hamgr did not become master alone"
+        ka_start "$HI_TMP/k100-fast.conf"
+        wait_until 3 ka_state_is MASTER || true
+        assert_contains "$(ka_complaints)" "(VI_1) Invalid VRRPv3 checksum" \
+                "control: keepalived refuses message-only v3 checksums"
+        assert_true "control: keepalived became master beside hamgr" ka_state_is MASTER
+        assert_true "control: hamgr is master too" hamgr_state_is "$H" wan MASTER
 fi
 
 capture_stop
