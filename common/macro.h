@@ -39,6 +39,9 @@ static inline void closep(int *fd) {
                 _fd_;                        \
         })
 
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
 #define streq(a, b) (strcmp((a), (b)) == 0)
 
 /* Look up NAME in a NULL-padded name table; returns NULL for out-of-range values. */

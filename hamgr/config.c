@@ -25,6 +25,9 @@
 #define IFNAME_RULE "(1..%d characters, no '/', ':' or spaces)"
 #define NODE_NAME_LEN_MAX 64
 #define GROUP_MEMBERS_MAX 64
+#define CANDIDATES_MAX 16
+/* A DNS name (RFC 1035), the longest host an endpoint candidate can name. */
+#define HOST_LEN_MAX 253
 
 struct loader {
         struct hamgr_config_errors *errors; /* may be NULL: only count */
@@ -41,16 +44,38 @@ struct instance_meta {
         bool interface_ok;
 };
 
-static const char *const top_keys[] = { "node", "vrrp", "groups", "notify", NULL };
+static const char *const top_keys[] = {
+        "node", "vrrp", "groups", "notify", "checks", "wireguard", "endpoints", NULL,
+};
 static const char *const node_keys[] = { "name", "state_dir", "control_socket", NULL };
 static const char *const vrrp_keys[] = {
         "name", "interface", "vrid", "priority", "version", "advert_interval_ms",
         "preempt", "preempt_delay_ms", "accept_mode", "virtual_ips", "unicast_peers",
-        "track_interfaces", "garp", "checksum", NULL,
+        "track_interfaces", "garp", "checksum", "track_checks", NULL,
 };
+static const char *const track_check_keys[] = { "check", "weight", NULL };
 static const char *const garp_keys[] = { "repeat", "interval_ms", "refresh_s", NULL };
 static const char *const group_keys[] = { "name", "instances", NULL };
 static const char *const notify_keys[] = { "script", "master", "backup", "fault", "stop", "timeout_ms", NULL };
+static const char *const wireguard_keys[] = { "interface", "backend", "follow", "source_address", NULL };
+static const char *const endpoint_keys[] = {
+        "interface", "peer", "candidates", "stale_after_s", "prefer_first", NULL,
+};
+
+/* A check's keys: those of every type, then those that only some types take. */
+static const char *const check_common_keys[] = { "name", "type", "interval_ms", "timeout_ms", "rise", "fall", NULL };
+static const char *const check_specific_keys[] = { "interface", "max_handshake_age_s", "address", "command", NULL };
+static const char *const check_wireguard_keys[] = { "interface", "max_handshake_age_s", NULL };
+static const char *const check_link_keys[] = { "interface", NULL };
+static const char *const check_address_keys[] = { "address", NULL };
+static const char *const check_exec_keys[] = { "command", NULL };
+static const char *const *const check_type_keys[_HEALTH_CHECK_TYPE_MAX] = {
+        [HEALTH_CHECK_WIREGUARD] = check_wireguard_keys,
+        [HEALTH_CHECK_LINK] = check_link_keys,
+        [HEALTH_CHECK_ICMP] = check_address_keys,
+        [HEALTH_CHECK_TCP] = check_address_keys,
+        [HEALTH_CHECK_EXEC] = check_exec_keys,
+};
 
 _printf_(3, 4)
 static void error_at(struct loader *l, int line, const char *fmt, ...) {
@@ -172,6 +197,22 @@ static int get_uint(struct loader *l, config_setting_t *group, const char *key, 
         return 1;
 }
 
+static int get_int(struct loader *l, config_setting_t *group, const char *key, int min, int max, int *ret) {
+        config_setting_t *s;
+        long long v;
+        int r;
+
+        r = get_integer(l, group, key, &v, &s);
+        if (r <= 0)
+                return r;
+        if (v < min || v > max) {
+                error_at(l, line_of(s), "%s %lld out of range %d..%d", key, v, min, max);
+                return -EINVAL;
+        }
+        *ret = (int) v;
+        return 1;
+}
+
 static int get_bool(struct loader *l, config_setting_t *group, const char *key, bool *ret) {
         config_setting_t *s = config_setting_get_member(group, key);
 
@@ -271,6 +312,75 @@ static int parse_abs_path(struct loader *l, config_setting_t *group, const char 
                 return 0;
         }
         return strdup_to(v, ret);
+}
+
+/* The "interface" setting of GRP, required; copied to *ret when valid. */
+static int parse_ifname(struct loader *l, config_setting_t *grp, const char *where, char **ret) {
+        config_setting_t *s;
+        const char *str;
+        int r;
+
+        r = get_string(l, grp, "interface", &str, &s);
+        if (r == 0)
+                error_at(l, line_of(grp), "missing required setting 'interface' %s", where);
+        if (r <= 0)
+                return 0;
+        if (!ifname_is_valid(str)) {
+                error_at(l, line_of(s), "interface '%s' is not a valid interface name " IFNAME_RULE, str,
+                         IFNAME_LEN_MAX);
+                return 0;
+        }
+        return strdup_to(str, ret);
+}
+
+/*
+ * Split "host:port" or "[host]:port", port 1..65535 in decimal. HOST gets
+ * the host without brackets and *ret_bracketed which form it was. A colon
+ * in an unbracketed host is refused: "2001:db8::1:443" has two readings.
+ */
+static int split_host_port(const char *s, char host[static HOST_LEN_MAX + 1], bool *ret_bracketed,
+                           uint16_t *ret_port) {
+        bool bracketed = s[0] == '[';
+        const char *end, *port;
+        unsigned long v;
+        size_t n;
+
+        if (bracketed) {
+                s++;
+                end = strchr(s, ']');
+                if (!end || end[1] != ':')
+                        return -EINVAL;
+                port = end + 2;
+        } else {
+                end = strrchr(s, ':');
+                if (!end)
+                        return -EINVAL;
+                port = end + 1;
+        }
+        n = end - s;
+        if (n == 0 || n > HOST_LEN_MAX || (!bracketed && memchr(s, ':', n)))
+                return -EINVAL;
+        /* strtoul() alone would take signs, spaces and "0x". */
+        if (port[0] == '\0' || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port))
+                return -EINVAL;
+        v = strtoul(port, NULL, 10);
+        if (v < 1 || v > 65535)
+                return -EINVAL;
+
+        memcpy(host, s, n);
+        host[n] = '\0';
+        *ret_bracketed = bracketed;
+        *ret_port = (uint16_t) v;
+        return 0;
+}
+
+/* Letters, digits, '.', '-', '_': names and IPv4 literals, nothing a
+ * resolver would have to guess about. */
+static bool hostname_is_valid(const char *s) {
+        size_t n = strlen(s);
+
+        return n >= 1 && n <= HOST_LEN_MAX && s[0] != '-' && s[0] != '.' &&
+               strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_") == n;
 }
 
 static int parse_node(struct loader *l, config_setting_t *root, struct hamgr_config *c) {
@@ -462,6 +572,71 @@ static void parse_garp(struct loader *l, config_setting_t *inst, const char *wha
         (void) get_uint(l, garp, "refresh_s", 0, 86400, &g->refresh_s);
 }
 
+/* Checks are parsed before instances, so references resolve whatever the order in the file. */
+static int parse_track_checks(struct loader *l, config_setting_t *inst, const char *what, const struct hamgr_config *c,
+                              struct hamgr_vrrp_config *v) {
+        config_setting_t *list = config_setting_get_member(inst, "track_checks");
+        char where[128];
+        int n;
+
+        if (!list)
+                return 0;
+        if (!config_setting_is_list(list)) {
+                error_at(l, line_of(list),
+                         "track_checks must be a list of groups: track_checks = ( { check = \"name\"; weight = 0; } );");
+                return 0;
+        }
+        n = config_setting_length(list);
+        if (n == 0)
+                return 0;
+        v->track_checks = calloc(n, sizeof(*v->track_checks));
+        if (!v->track_checks)
+                return -ENOMEM;
+        snprintf(where, sizeof(where), "in track_checks of %s", what);
+
+        for (int i = 0; i < n; i++) {
+                config_setting_t *e = config_setting_get_elem(list, i), *s;
+                const struct hamgr_track_check *dup = NULL;
+                const char *name;
+                int weight = 0, r, rw;
+
+                if (!config_setting_is_group(e)) {
+                        error_at(l, line_of(e), "track_checks #%d must be a group { check = \"name\"; weight = 0; }",
+                                 i + 1);
+                        continue;
+                }
+                check_keys(l, e, track_check_keys, where);
+                rw = get_int(l, e, "weight", -254, 254, &weight);
+                r = get_string(l, e, "check", &name, &s);
+                if (r == 0)
+                        error_at(l, line_of(e), "missing required setting 'check' %s", where);
+                if (r <= 0)
+                        continue;
+                if (!hamgr_config_find_check(c, name)) {
+                        error_at(l, line_of(s), "unknown check '%s'", name);
+                        continue;
+                }
+                for (size_t j = 0; j < v->n_track_checks && !dup; j++)
+                        if (streq(v->track_checks[j].check, name))
+                                dup = &v->track_checks[j];
+                if (dup) {
+                        error_at(l, line_of(s), "duplicate track check '%s' (first at line %d)", name, dup->line);
+                        continue;
+                }
+                if (rw < 0)
+                        continue;
+                v->track_checks[v->n_track_checks] = (struct hamgr_track_check) {
+                        .check = strdup(name),
+                        .weight = weight,
+                        .line = line_of(e),
+                };
+                if (!v->track_checks[v->n_track_checks].check)
+                        return -ENOMEM;
+                v->n_track_checks++;
+        }
+        return 0;
+}
+
 /* Needs the version, so it runs after "version" was read whatever the order in the file. */
 static void parse_interval(struct loader *l, config_setting_t *inst, bool version_ok, struct hamgr_vrrp_config *v) {
         config_setting_t *s;
@@ -494,8 +669,8 @@ static void parse_interval(struct loader *l, config_setting_t *inst, bool versio
 }
 
 /* IDX is the position in the list, for naming an instance that has no valid name. */
-static int parse_instance(struct loader *l, config_setting_t *inst, int idx, struct hamgr_vrrp_config *v,
-                          struct instance_meta *m) {
+static int parse_instance(struct loader *l, config_setting_t *inst, int idx, const struct hamgr_config *c,
+                          struct hamgr_vrrp_config *v, struct instance_meta *m) {
         config_setting_t *s;
         const char *str;
         char what[64], where[80];
@@ -599,7 +774,7 @@ static int parse_instance(struct loader *l, config_setting_t *inst, int idx, str
         if (r < 0)
                 return r;
         parse_garp(l, inst, what, &v->garp);
-        return 0;
+        return parse_track_checks(l, inst, what, c, v);
 }
 
 static void check_instances(struct loader *l, const struct hamgr_config *c, const struct instance_meta *m) {
@@ -681,7 +856,7 @@ static int parse_vrrp(struct loader *l, config_setting_t *root, struct hamgr_con
                         error_at(l, line_of(inst), "vrrp instance #%d must be a group { ... }", i + 1);
                         continue;
                 }
-                r = parse_instance(l, inst, i, &c->vrrp[c->n_vrrp], &meta[c->n_vrrp]);
+                r = parse_instance(l, inst, i, c, &c->vrrp[c->n_vrrp], &meta[c->n_vrrp]);
                 /* Counted even on failure so hamgr_config_free() releases what it holds. */
                 c->n_vrrp++;
                 if (r < 0)
@@ -823,6 +998,477 @@ static int parse_notify(struct loader *l, config_setting_t *root, struct hamgr_c
                         return -ENOMEM;
         }
         (void) get_uint(l, notify, "timeout_ms", 1, 3600000, &nc->timeout_ms);
+        return 0;
+}
+
+/* Unknown keys, and keys that exist but not for this TYPE (< 0: unknown type, not checked). */
+static void check_check_keys(struct loader *l, const config_setting_t *grp, int type, const char *where) {
+        int n = config_setting_length(grp);
+
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *s = config_setting_get_elem(grp, i);
+                const char *key = config_setting_name(s);
+
+                if (!key || key_is_known(key, check_common_keys))
+                        continue;
+                if (!key_is_known(key, check_specific_keys))
+                        error_at(l, line_of(s), "unknown setting '%s' %s", key, where);
+                else if (type >= 0 && !key_is_known(key, check_type_keys[type]))
+                        error_at(l, line_of(s), "setting '%s' does not apply to a check of type %s", key,
+                                 health_check_type_to_string(type));
+        }
+}
+
+static int parse_check_address(struct loader *l, config_setting_t *grp, const char *where, struct hamgr_check_config *k) {
+        char host[HOST_LEN_MAX + 1];
+        config_setting_t *s;
+        struct ip_address a;
+        const char *str;
+        bool bracketed;
+        uint16_t port;
+        int r;
+
+        r = get_string(l, grp, "address", &str, &s);
+        if (r == 0)
+                error_at(l, line_of(grp), "missing required setting 'address' %s", where);
+        if (r <= 0)
+                return 0;
+
+        if (k->type == HEALTH_CHECK_ICMP) {
+                if (ip_address_parse(str, &a) < 0) {
+                        error_at(l, line_of(s), "address '%s' is not an IP address", str);
+                        return 0;
+                }
+                k->target = a;
+                return 0;
+        }
+        if (split_host_port(str, host, &bracketed, &port) < 0 || ip_address_parse(host, &a) < 0 ||
+            a.family != (bracketed ? AF_INET6 : AF_INET)) {
+                error_at(l, line_of(s), "address '%s' must be IPv4:port or [IPv6]:port with port 1..65535", str);
+                return 0;
+        }
+        k->target = a;
+        k->port = port;
+        return 0;
+}
+
+static int parse_check(struct loader *l, config_setting_t *grp, int idx, const struct hamgr_config *c,
+                       struct hamgr_check_config *k) {
+        config_setting_t *s;
+        const char *str;
+        char where[64];
+        uint32_t timeout;
+        bool interval_ok;
+        int type = -1, r;
+
+        *k = (struct hamgr_check_config) {
+                .interval_ms = 1000,
+                .rise = 2,
+                .fall = 3,
+                .max_handshake_age_s = 180,
+                .line = line_of(grp),
+        };
+        snprintf(where, sizeof(where), "in check #%d", idx + 1);
+
+        r = get_string(l, grp, "name", &str, &s);
+        if (r == 0)
+                error_at(l, line_of(grp), "missing required setting 'name' %s", where);
+        else if (r > 0) {
+                const struct hamgr_check_config *other = hamgr_config_find_check(c, str);
+
+                if (!name_is_valid(str))
+                        error_at(l, line_of(s),
+                                 "check name '%s' is invalid: use 1 to %d characters from A-Z a-z 0-9 _ . -",
+                                 str, NAME_LEN_MAX);
+                else {
+                        if (other)
+                                error_at(l, line_of(s), "duplicate check name '%s' (first at line %d)", str,
+                                         other->line);
+                        else if (strdup_to(str, &k->name) < 0)
+                                return -ENOMEM;
+                        snprintf(where, sizeof(where), "in check '%s'", str);
+                }
+        }
+
+        r = get_string(l, grp, "type", &str, &s);
+        if (r == 0)
+                error_at(l, line_of(grp), "missing required setting 'type' %s", where);
+        else if (r > 0) {
+                type = health_check_type_from_string(str);
+                if (type < 0)
+                        error_at(l, line_of(s), "check type '%s' must be one of wireguard, link, icmp, tcp, exec",
+                                 str);
+                else
+                        k->type = type;
+        }
+        check_check_keys(l, grp, type, where);
+
+        interval_ok = get_uint(l, grp, "interval_ms", 10, 3600000, &k->interval_ms) >= 0;
+        r = get_uint(l, grp, "timeout_ms", 10, 3600000, &timeout);
+        if (r == 0)
+                k->timeout_ms = k->interval_ms;
+        else if (r > 0) {
+                /* A probe still running when the next is due would overlap it. */
+                if (interval_ok && timeout > k->interval_ms)
+                        error_at(l, line_of(config_setting_get_member(grp, "timeout_ms")),
+                                 "timeout_ms %" PRIu32 " must not exceed interval_ms %" PRIu32, timeout,
+                                 k->interval_ms);
+                k->timeout_ms = timeout;
+        }
+        (void) get_uint(l, grp, "rise", 1, 100, &k->rise);
+        (void) get_uint(l, grp, "fall", 1, 100, &k->fall);
+
+        /* Without a type nothing tells which of the others are required. */
+        if (type < 0)
+                return 0;
+        if (type == HEALTH_CHECK_WIREGUARD || type == HEALTH_CHECK_LINK) {
+                r = parse_ifname(l, grp, where, &k->interface);
+                if (r < 0)
+                        return r;
+        }
+        if (type == HEALTH_CHECK_WIREGUARD)
+                (void) get_uint(l, grp, "max_handshake_age_s", 1, 86400, &k->max_handshake_age_s);
+        if (type == HEALTH_CHECK_ICMP || type == HEALTH_CHECK_TCP) {
+                r = parse_check_address(l, grp, where, k);
+                if (r < 0)
+                        return r;
+        }
+        if (type == HEALTH_CHECK_EXEC) {
+                r = get_string(l, grp, "command", &str, &s);
+                if (r == 0)
+                        error_at(l, line_of(grp), "missing required setting 'command' %s", where);
+                else if (r > 0) {
+                        if (str[0] != '/')
+                                error_at(l, line_of(s), "command '%s' must be an absolute path", str);
+                        else if (strdup_to(str, &k->command) < 0)
+                                return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
+static int parse_checks(struct loader *l, config_setting_t *root, struct hamgr_config *c) {
+        config_setting_t *list = config_setting_get_member(root, "checks");
+        int n, r;
+
+        if (!list)
+                return 0;
+        if (!config_setting_is_list(list)) {
+                error_at(l, line_of(list), "checks must be a list of checks: checks = ( { ... } );");
+                return 0;
+        }
+        n = config_setting_length(list);
+        if (n == 0)
+                return 0;
+        c->checks = calloc(n, sizeof(*c->checks));
+        if (!c->checks)
+                return -ENOMEM;
+
+        for (int i = 0; i < n; i++) {
+                config_setting_t *grp = config_setting_get_elem(list, i);
+                struct hamgr_check_config k;
+
+                if (!config_setting_is_group(grp)) {
+                        error_at(l, line_of(grp), "check #%d must be a group { ... }", i + 1);
+                        continue;
+                }
+                /* Parsed aside so the check does not find itself as a duplicate. */
+                r = parse_check(l, grp, i, c, &k);
+                c->checks[c->n_checks++] = k;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static const struct hamgr_group_config *group_of_instance(const struct hamgr_config *c, const char *name) {
+        for (size_t i = 0; i < c->n_groups; i++)
+                for (size_t j = 0; j < c->groups[i].n_instances; j++)
+                        if (streq(c->groups[i].instances[j], name))
+                                return &c->groups[i];
+        return NULL;
+}
+
+static bool instance_has_vip(const struct hamgr_vrrp_config *v, const struct ip_address *a) {
+        for (size_t i = 0; v && i < v->n_virtual_ips; i++)
+                if (ip_address_equal(&v->virtual_ips[i].address, a))
+                        return true;
+        return false;
+}
+
+/* FOLLOW resolved: the one instance, or the group whose members move together. */
+static bool follow_has_vip(const struct hamgr_config *c, const struct hamgr_vrrp_config *inst,
+                           const struct hamgr_group_config *grp, const struct ip_address *a) {
+        if (inst)
+                return instance_has_vip(inst, a);
+        for (size_t i = 0; i < grp->n_instances; i++)
+                if (instance_has_vip(hamgr_config_find_vrrp(c, grp->instances[i]), a))
+                        return true;
+        return false;
+}
+
+static int parse_wireguard_entry(struct loader *l, config_setting_t *e, int idx, const struct hamgr_config *c,
+                                 struct hamgr_wireguard_config *w) {
+        const struct hamgr_vrrp_config *inst = NULL;
+        const struct hamgr_group_config *grp = NULL;
+        config_setting_t *s;
+        const char *str;
+        char where[64];
+        int r;
+
+        *w = (struct hamgr_wireguard_config) {
+                .backend = WG_BACKEND_AUTO,
+                .source_address.family = AF_UNSPEC,
+                .line = line_of(e),
+        };
+        snprintf(where, sizeof(where), "in wireguard entry #%d", idx + 1);
+
+        r = parse_ifname(l, e, where, &w->interface);
+        if (r < 0)
+                return r;
+        if (w->interface) {
+                for (size_t i = 0; i < c->n_wireguard; i++)
+                        if (c->wireguard[i].interface && streq(c->wireguard[i].interface, w->interface)) {
+                                /* One owner per device, or two would fight over its peers. */
+                                error_at(l, line_of(config_setting_get_member(e, "interface")),
+                                         "duplicate wireguard interface '%s' (first at line %d)", w->interface,
+                                         c->wireguard[i].line);
+                                break;
+                        }
+                snprintf(where, sizeof(where), "in wireguard entry '%s'", w->interface);
+        }
+        check_keys(l, e, wireguard_keys, where);
+
+        if (get_string(l, e, "backend", &str, &s) > 0) {
+                r = wg_backend_from_string(str);
+                if (r < 0)
+                        error_at(l, line_of(s), "backend '%s' must be \"auto\", \"kernel\" or \"uapi\"", str);
+                else
+                        w->backend = r;
+        }
+
+        r = get_string(l, e, "follow", &str, &s);
+        if (r == 0)
+                error_at(l, line_of(e), "missing required setting 'follow' %s", where);
+        else if (r > 0) {
+                const struct hamgr_group_config *owner;
+
+                inst = hamgr_config_find_vrrp(c, str);
+                grp = hamgr_config_find_group(c, str);
+                owner = inst ? group_of_instance(c, str) : NULL;
+                if (inst && grp)
+                        error_at(l, line_of(s), "follow '%s' names both a vrrp instance and a group: rename one",
+                                 str);
+                else if (!inst && !grp)
+                        error_at(l, line_of(s), "follow '%s' is not a vrrp instance or group", str);
+                /* The group moves as one; following a member alone would
+                 * miss the moments the others drag it along. */
+                else if (owner)
+                        error_at(l, line_of(s), "instance '%s' is in group '%s': follow the group", str,
+                                 owner->name ?: "?");
+                else if (strdup_to(str, &w->follow) < 0)
+                        return -ENOMEM;
+                if (!w->follow) {
+                        /* Nothing to compare source_address with. */
+                        inst = NULL;
+                        grp = NULL;
+                }
+        }
+
+        if (get_string(l, e, "source_address", &str, &s) > 0) {
+                struct ip_address a;
+                char buf[INET6_ADDRSTRLEN];
+
+                if (ip_address_parse(str, &a) < 0)
+                        error_at(l, line_of(s), "source_address '%s' is not an IP address", str);
+                /* Packets from the VIP are what lets the peers' roaming follow the failover. */
+                else if ((inst || grp) && !follow_has_vip(c, inst, grp, &a))
+                        error_at(l, line_of(s), "source_address %s is not a virtual IP of '%s'",
+                                 ip_address_to_string(&a, buf, sizeof(buf)), w->follow);
+                else
+                        w->source_address = a;
+        }
+        return 0;
+}
+
+static int parse_wireguard(struct loader *l, config_setting_t *root, struct hamgr_config *c) {
+        config_setting_t *list = config_setting_get_member(root, "wireguard");
+        int n, r;
+
+        if (!list)
+                return 0;
+        if (!config_setting_is_list(list)) {
+                error_at(l, line_of(list), "wireguard must be a list of interfaces: wireguard = ( { ... } );");
+                return 0;
+        }
+        n = config_setting_length(list);
+        if (n == 0)
+                return 0;
+        c->wireguard = calloc(n, sizeof(*c->wireguard));
+        if (!c->wireguard)
+                return -ENOMEM;
+
+        for (int i = 0; i < n; i++) {
+                config_setting_t *e = config_setting_get_elem(list, i);
+                struct hamgr_wireguard_config w;
+
+                if (!config_setting_is_group(e)) {
+                        error_at(l, line_of(e), "wireguard entry #%d must be a group { ... }", i + 1);
+                        continue;
+                }
+                r = parse_wireguard_entry(l, e, i, c, &w);
+                c->wireguard[c->n_wireguard++] = w;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Names stay names: they are resolved at each rotation, so a gateway whose
+ * address changes is found again without a reload. */
+static bool candidate_is_valid(const char *s) {
+        char host[HOST_LEN_MAX + 1];
+        struct ip_address a;
+        bool bracketed;
+        uint16_t port;
+
+        if (split_host_port(s, host, &bracketed, &port) < 0)
+                return false;
+        if (bracketed)
+                return ip_address_parse(host, &a) >= 0 && a.family == AF_INET6;
+        return hostname_is_valid(host);
+}
+
+static int parse_candidates(struct loader *l, config_setting_t *e, const char *where, struct hamgr_endpoint_config *ep) {
+        config_setting_t *list;
+        int n, r;
+
+        r = get_string_list(l, e, "candidates", &list);
+        if (r == 0)
+                error_at(l, line_of(e), "missing required setting 'candidates' %s", where);
+        if (r <= 0)
+                return 0;
+        n = config_setting_length(list);
+        if (n < 1 || n > CANDIDATES_MAX) {
+                error_at(l, line_of(list), "candidates has %d entries, allowed 1..%d", n, CANDIDATES_MAX);
+                return 0;
+        }
+        ep->candidates = calloc(n, sizeof(*ep->candidates));
+        if (!ep->candidates)
+                return -ENOMEM;
+
+        for (int i = 0; i < n; i++) {
+                config_setting_t *el = config_setting_get_elem(list, i);
+                const char *str = config_setting_get_string(el);
+                bool dup = false;
+
+                if (!candidate_is_valid(str)) {
+                        error_at(l, line_of(el),
+                                 "candidate '%s' must be host:port or [IPv6]:port with port 1..65535", str);
+                        continue;
+                }
+                for (size_t j = 0; j < ep->n_candidates; j++)
+                        if (streq(ep->candidates[j], str))
+                                dup = true;
+                if (dup) {
+                        error_at(l, line_of(el), "duplicate candidate '%s'", str);
+                        continue;
+                }
+                ep->candidates[ep->n_candidates] = strdup(str);
+                if (!ep->candidates[ep->n_candidates])
+                        return -ENOMEM;
+                ep->n_candidates++;
+        }
+        return 0;
+}
+
+/* *ret_peer_ok: the peer key was valid (an all-zero key is valid text, so the key alone cannot tell). */
+static int parse_endpoint(struct loader *l, config_setting_t *e, int idx, struct hamgr_endpoint_config *ep,
+                          bool *ret_peer_ok) {
+        config_setting_t *s;
+        const char *str;
+        char where[64];
+        int r;
+
+        *ep = (struct hamgr_endpoint_config) {
+                .stale_after_s = 10,
+                .prefer_first = false,
+                .line = line_of(e),
+        };
+        *ret_peer_ok = false;
+        snprintf(where, sizeof(where), "in endpoint #%d", idx + 1);
+        check_keys(l, e, endpoint_keys, where);
+
+        r = parse_ifname(l, e, where, &ep->interface);
+        if (r < 0)
+                return r;
+
+        r = get_string(l, e, "peer", &str, &s);
+        if (r == 0)
+                error_at(l, line_of(e), "missing required setting 'peer' %s", where);
+        else if (r > 0) {
+                if (wg_key_from_base64(ep->peer, str) < 0)
+                        error_at(l, line_of(s), "peer is not a base64 WireGuard key (44 characters ending in '=')");
+                else
+                        *ret_peer_ok = true;
+        }
+
+        r = parse_candidates(l, e, where, ep);
+        if (r < 0)
+                return r;
+        (void) get_uint(l, e, "stale_after_s", 5, 3600, &ep->stale_after_s);
+        (void) get_bool(l, e, "prefer_first", &ep->prefer_first);
+        return 0;
+}
+
+static int parse_endpoints(struct loader *l, config_setting_t *root, struct hamgr_config *c) {
+        config_setting_t *list = config_setting_get_member(root, "endpoints");
+        _cleanup_(freep) bool *peer_ok = NULL;
+        int n, r;
+
+        if (!list)
+                return 0;
+        if (!config_setting_is_list(list)) {
+                error_at(l, line_of(list), "endpoints must be a list of peers: endpoints = ( { ... } );");
+                return 0;
+        }
+        n = config_setting_length(list);
+        if (n == 0)
+                return 0;
+        c->endpoints = calloc(n, sizeof(*c->endpoints));
+        peer_ok = calloc(n, sizeof(*peer_ok));
+        if (!c->endpoints || !peer_ok)
+                return -ENOMEM;
+
+        for (int i = 0; i < n; i++) {
+                config_setting_t *e = config_setting_get_elem(list, i);
+                struct hamgr_endpoint_config *ep = &c->endpoints[c->n_endpoints];
+                bool ok;
+
+                if (!config_setting_is_group(e)) {
+                        error_at(l, line_of(e), "endpoint #%d must be a group { ... }", i + 1);
+                        continue;
+                }
+                r = parse_endpoint(l, e, i, ep, &ok);
+                c->n_endpoints++;
+                if (r < 0)
+                        return r;
+                peer_ok[c->n_endpoints - 1] = ok;
+                if (!ok || !ep->interface)
+                        continue;
+                /* Two rotations of one peer would undo each other. */
+                for (size_t j = 0; j + 1 < c->n_endpoints; j++) {
+                        const struct hamgr_endpoint_config *o = &c->endpoints[j];
+
+                        if (peer_ok[j] && o->interface && streq(o->interface, ep->interface) &&
+                            wg_key_equal(o->peer, ep->peer)) {
+                                error_at(l, line_of(config_setting_get_member(e, "peer")),
+                                         "duplicate endpoint: this peer on interface '%s' is already at line %d",
+                                         ep->interface, o->line);
+                                break;
+                        }
+                }
+        }
         return 0;
 }
 
@@ -973,13 +1619,21 @@ static int load_text(const char *text, const char *name, struct hamgr_config **r
 
         root = config_root_setting(&cfg);
         check_keys(&l, root, top_keys, "at top level");
+        /* Sections that others refer to first: checks before the
+         * instances tracking them, instances and groups before wireguard. */
         r = parse_node(&l, root, c);
+        if (r >= 0)
+                r = parse_checks(&l, root, c);
         if (r >= 0)
                 r = parse_vrrp(&l, root, c);
         if (r >= 0)
                 r = parse_groups(&l, root, c);
         if (r >= 0)
                 r = parse_notify(&l, root, c);
+        if (r >= 0)
+                r = parse_wireguard(&l, root, c);
+        if (r >= 0)
+                r = parse_endpoints(&l, root, c);
 
 finish:
         config_destroy(&cfg);
@@ -1103,6 +1757,9 @@ static void vrrp_config_done(struct hamgr_vrrp_config *v) {
         free(v->virtual_ips);
         free(v->unicast_peers);
         strv_free_n(v->track_interfaces, v->n_track_interfaces);
+        for (size_t i = 0; i < v->n_track_checks; i++)
+                free(v->track_checks[i].check);
+        free(v->track_checks);
 }
 
 struct hamgr_config *hamgr_config_free(struct hamgr_config *c) {
@@ -1116,6 +1773,22 @@ struct hamgr_config *hamgr_config_free(struct hamgr_config *c) {
                 strv_free_n(c->groups[i].instances, c->groups[i].n_instances);
         }
         free(c->groups);
+        for (size_t i = 0; i < c->n_checks; i++) {
+                free(c->checks[i].name);
+                free(c->checks[i].interface);
+                free(c->checks[i].command);
+        }
+        free(c->checks);
+        for (size_t i = 0; i < c->n_wireguard; i++) {
+                free(c->wireguard[i].interface);
+                free(c->wireguard[i].follow);
+        }
+        free(c->wireguard);
+        for (size_t i = 0; i < c->n_endpoints; i++) {
+                free(c->endpoints[i].interface);
+                strv_free_n(c->endpoints[i].candidates, c->endpoints[i].n_candidates);
+        }
+        free(c->endpoints);
         free(c->notify.script);
         free(c->notify.master);
         free(c->notify.backup);
@@ -1144,6 +1817,15 @@ const struct hamgr_group_config *hamgr_config_find_group(const struct hamgr_conf
         for (size_t i = 0; i < c->n_groups; i++)
                 if (c->groups[i].name && streq(c->groups[i].name, name))
                         return &c->groups[i];
+        return NULL;
+}
+
+const struct hamgr_check_config *hamgr_config_find_check(const struct hamgr_config *c, const char *name) {
+        if (!c || !name)
+                return NULL;
+        for (size_t i = 0; i < c->n_checks; i++)
+                if (c->checks[i].name && streq(c->checks[i].name, name))
+                        return &c->checks[i];
         return NULL;
 }
 
@@ -1180,5 +1862,19 @@ bool hamgr_vrrp_config_equal(const struct hamgr_vrrp_config *a, const struct ham
         for (size_t i = 0; i < a->n_track_interfaces; i++)
                 if (!str_equal(a->track_interfaces[i], b->track_interfaces[i]))
                         return false;
+
+        /* Tracked checks are a set (names are unique per instance): order
+         * changes nothing, so it does not restart the instance. */
+        if (a->n_track_checks != b->n_track_checks)
+                return false;
+        for (size_t i = 0; i < a->n_track_checks; i++) {
+                bool found = false;
+
+                for (size_t j = 0; j < b->n_track_checks && !found; j++)
+                        found = str_equal(a->track_checks[i].check, b->track_checks[j].check) &&
+                                a->track_checks[i].weight == b->track_checks[j].weight;
+                if (!found)
+                        return false;
+        }
         return true;
 }

@@ -16,7 +16,9 @@
 #include <stdio.h>
 
 #include "common/ipaddr.h"
+#include "health/check.h"
 #include "vrrp/packet.h"
+#include "wg/wg.h"
 
 #define HAMGR_DEFAULT_CONFIG         "/etc/hamgr/hamgr.conf"
 #define HAMGR_DEFAULT_CONTROL_SOCKET "/run/hamgr/control.sock"
@@ -26,6 +28,17 @@ struct hamgr_garp_config {
         uint32_t repeat;        /* packets per burst, 1..100 (default 3) */
         uint32_t interval_ms;   /* between packets of a burst, 0..10000 (default 100) */
         uint32_t refresh_s;     /* repeat the burst this often while MASTER; 0 = never */
+};
+
+/* A check tracked by a VRRP instance. */
+struct hamgr_track_check {
+        char *check;                 /* name of a hamgr_check_config */
+        /* -254..254. 0: the instance is FAULT while the check is DOWN.
+         * > 0: added to the priority while the check is UP; < 0: subtracted
+         * while it is DOWN (keepalived's rule). The result is clamped to
+         * 1..254; an address owner (255) is never adjusted. */
+        int weight;
+        int line;
 };
 
 struct hamgr_vrrp_config {
@@ -50,7 +63,46 @@ struct hamgr_vrrp_config {
         char **track_interfaces;
         size_t n_track_interfaces;
         struct hamgr_garp_config garp;
+        struct hamgr_track_check *track_checks;
+        size_t n_track_checks;
         int line;                    /* line of the instance's group in the file */
+};
+
+struct hamgr_check_config {
+        char *name;                  /* unique, like instance names */
+        enum health_check_type type;
+        uint32_t interval_ms;        /* 10..3600000 (default 1000) */
+        uint32_t timeout_ms;         /* 10..3600000, <= interval_ms (default: interval_ms) */
+        uint32_t rise;               /* 1..100 (default 2) */
+        uint32_t fall;               /* 1..100 (default 3) */
+        char *interface;             /* wireguard, link: required */
+        uint32_t max_handshake_age_s;/* wireguard: a peer is fresh below this age, 1..86400 (default 180) */
+        struct ip_address target;    /* icmp, tcp: required ("address" key; tcp "address:port" or "[v6]:port") */
+        uint16_t port;               /* tcp */
+        char *command;               /* exec: absolute path, run without arguments */
+        int line;
+};
+
+/* A WireGuard interface whose tunnels follow a VRRP instance or group. */
+struct hamgr_wireguard_config {
+        char *interface;
+        enum wg_backend backend;     /* "auto" (default) | "kernel" | "uapi" */
+        char *follow;                /* name of a vrrp instance or a group */
+        /* Source of the gateway's WireGuard packets while MASTER, normally a
+         * virtual IP of the followed instance(s); family AF_UNSPEC = none. */
+        struct ip_address source_address;
+        int line;
+};
+
+/* Spoke side: rotate one peer among candidate gateway endpoints. */
+struct hamgr_endpoint_config {
+        char *interface;
+        uint8_t peer[WG_KEY_LEN];    /* public key ("peer", base64) */
+        char **candidates;           /* "host:port" or "[v6]:port", resolved at each rotation; 1..16 */
+        size_t n_candidates;
+        uint32_t stale_after_s;      /* handshake older than this: rotate; 5..3600 (default 10 ... must exceed 5 s REKEY_TIMEOUT) */
+        bool prefer_first;           /* return to the first candidate when it answers again (default false) */
+        int line;
 };
 
 struct hamgr_group_config {
@@ -79,6 +131,12 @@ struct hamgr_config {
         struct hamgr_group_config *groups;
         size_t n_groups;
         struct hamgr_notify_config notify;
+        struct hamgr_check_config *checks;
+        size_t n_checks;
+        struct hamgr_wireguard_config *wireguard;
+        size_t n_wireguard;
+        struct hamgr_endpoint_config *endpoints;
+        size_t n_endpoints;
 };
 
 /* One problem found while loading. */
@@ -118,7 +176,9 @@ static inline void hamgr_config_freep(struct hamgr_config **c) {
 /* Find an instance or group by name; NULL if none. */
 const struct hamgr_vrrp_config *hamgr_config_find_vrrp(const struct hamgr_config *c, const char *name);
 const struct hamgr_group_config *hamgr_config_find_group(const struct hamgr_config *c, const char *name);
+const struct hamgr_check_config *hamgr_config_find_check(const struct hamgr_config *c, const char *name);
 
-/* True when the two instance configs would run the same protocol instance,
+/* True when the two instance configs would run the same protocol instance
+ * (track_checks compared as a set),
  * so a reload keeps its state (everything compared except `line`). */
 bool hamgr_vrrp_config_equal(const struct hamgr_vrrp_config *a, const struct hamgr_vrrp_config *b);

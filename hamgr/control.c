@@ -17,6 +17,10 @@
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
+#include "strbuf.h"
+#include "endpoints.h"
+#include "health.h"
+#include "wireguard.h"
 
 #define CONTROL_MAX_REQUEST 512
 #define CONTROL_IO_TIMEOUT_MS 2000
@@ -29,59 +33,6 @@ struct control_server {
 };
 
 /* ---- status ------------------------------------------------------------- */
-
-/* A growable string; on allocation failure it sticks in the failed state. */
-struct buf {
-        char *s;
-        size_t len, cap;
-        bool failed;
-};
-
-_printf_(2, 3) static void buf_printf(struct buf *b, const char *fmt, ...) {
-        va_list ap;
-        int n;
-
-        if (b->failed)
-                return;
-        for (;;) {
-                size_t avail = b->cap - b->len;
-
-                va_start(ap, fmt);
-                n = vsnprintf(b->s ? b->s + b->len : NULL, avail, fmt, ap);
-                va_end(ap);
-                if (n < 0) {
-                        b->failed = true;
-                        return;
-                }
-                if ((size_t) n < avail) {
-                        b->len += (size_t) n;
-                        return;
-                }
-                size_t cap = (b->cap + (size_t) n + 1) * 2;
-                char *s = realloc(b->s, cap);
-                if (!s) {
-                        b->failed = true;
-                        return;
-                }
-                b->s = s;
-                b->cap = cap;
-        }
-}
-
-static void buf_json_string(struct buf *b, const char *s) {
-        buf_printf(b, "\"");
-        for (; s && *s; s++) {
-                unsigned char c = (unsigned char) *s;
-
-                if (c == '"' || c == '\\')
-                        buf_printf(b, "\\%c", c);
-                else if (c < 0x20)
-                        buf_printf(b, "\\u%04x", c);
-                else
-                        buf_printf(b, "%c", c);
-        }
-        buf_printf(b, "\"");
-}
 
 static uint64_t ms_since(struct hamgr_daemon *d, uint64_t usec) {
         uint64_t now = daemon_now(d);
@@ -98,8 +49,9 @@ static void status_instance_json(struct buf *b, struct hamgr_daemon *d, const st
         buf_json_string(b, c->name);
         buf_printf(b, ",\"interface\":");
         buf_json_string(b, c->interface);
-        buf_printf(b, ",\"vrid\":%u,\"version\":%u,\"family\":\"%s\",\"state\":\"%s\",\"priority\":%u", c->vrid,
-                   c->version, c->family == AF_INET ? "ipv4" : "ipv6", vrrp_state_to_string(f->state), c->priority);
+        buf_printf(b, ",\"vrid\":%u,\"version\":%u,\"family\":\"%s\",\"state\":\"%s\",\"priority\":%u,\"effective_priority\":%u",
+                   c->vrid, c->version, c->family == AF_INET ? "ipv4" : "ipv6", vrrp_state_to_string(f->state),
+                   c->priority, f->config.priority);
         buf_printf(b, ",\"advert_interval_ms\":%u,\"master_adver_interval_ms\":%u,\"master_down_interval_ms\":%" PRIu64,
                    c->advert_interval_ms, f->master_adver_interval_cs * 10u,
                    vrrp_master_down_interval_usec(c->version, c->priority, f->master_adver_interval_cs) /
@@ -166,7 +118,13 @@ static void status_json(struct buf *b, struct hamgr_daemon *d) {
                         buf_printf(b, ",");
                 status_instance_json(b, d, d->instances[i]);
         }
-        buf_printf(b, "],\"groups\":[");
+        buf_printf(b, "],\"checks\":");
+        health_monitor_status_json(d, b);
+        buf_printf(b, ",\"wireguard\":");
+        wg_followers_status_json(d, b);
+        buf_printf(b, ",\"endpoints\":");
+        endpoints_status_json(d, b);
+        buf_printf(b, ",\"groups\":[");
         for (size_t i = 0, n = 0; i < d->n_groups; i++) {
                 const struct hamgr_group_rt *g = d->groups[i];
 

@@ -13,6 +13,9 @@
 #include "log.h"
 #include "notify.h"
 #include "vrrp/address.h"
+#include "endpoints.h"
+#include "health.h"
+#include "wireguard.h"
 
 /* How long a shutdown may wait for STOP notify scripts before exiting anyway. */
 #define STOP_GRACE_USEC (30 * USEC_PER_SEC)
@@ -116,6 +119,14 @@ void daemon_update_status(struct hamgr_daemon *d) {
                 off += snprintf(status + off, sizeof(status) - off, " %s=%s", d->instances[i]->config->name,
                                 vrrp_state_to_string(d->instances[i]->fsm.state));
         sd_notifyf(false, "STATUS=%s", status);
+}
+
+void daemon_checks_changed(struct hamgr_daemon *d) {
+        if (d->stopping)
+                return;
+        for (size_t i = 0; i < d->n_instances; i++)
+                if (d->instances[i]->started)
+                        instance_evaluate(d->instances[i]);
 }
 
 static void on_links_changed(void *userdata) {
@@ -296,13 +307,26 @@ int daemon_reload(struct hamgr_daemon *d) {
         for (size_t k = 0; k < d->n_groups; k++)
                 group_rt_free(d->groups[k]);
         free(d->groups);
-        hamgr_config_free(d->config);
+        {
+                struct hamgr_config *old_config = d->config;
 
-        d->config = config;
-        d->instances = instances;
-        d->n_instances = n_instances;
-        d->groups = groups;
-        d->n_groups = n_groups;
+                d->config = config;
+                d->instances = instances;
+                d->n_instances = n_instances;
+                d->groups = groups;
+                d->n_groups = n_groups;
+                /* These compare against the old settings they still point to. */
+                r = health_monitor_reload(d);
+                if (r < 0)
+                        log_error_errno(r, "cannot restart the health checks: %m");
+                r = wg_followers_reload(d);
+                if (r < 0)
+                        log_error_errno(r, "cannot follow the new WireGuard settings: %m");
+                r = endpoints_reload(d);
+                if (r < 0)
+                        log_error_errno(r, "cannot restart the endpoint watchers: %m");
+                hamgr_config_free(old_config);
+        }
         start_new_instances(d);
         log_info("reloaded: %zu instance%s", n_instances, n_instances == 1 ? "" : "s");
         return 0;
@@ -409,6 +433,9 @@ fail:
 struct hamgr_daemon *daemon_free(struct hamgr_daemon *d) {
         if (!d)
                 return NULL;
+        endpoints_stop(d);
+        wg_followers_stop(d);
+        health_monitor_stop(d);
         daemon_free_runtime(d->instances, d->n_instances, d->groups, d->n_groups);
         control_server_free(d->control);
         notifier_free(d->notifier);
@@ -428,6 +455,15 @@ int daemon_run(struct hamgr_daemon *d) {
         d->started_usec = daemon_now(d);
         log_info("hamgr %s starting: node %s, %zu instance%s, control socket %s", HAMGR_VERSION,
                  d->config->node_name, d->n_instances, d->n_instances == 1 ? "" : "s", d->config->control_socket);
+        r = health_monitor_start(d);
+        if (r < 0)
+                return log_error_errno(r, "cannot start the health checks: %m");
+        r = wg_followers_start(d);
+        if (r < 0)
+                return log_error_errno(r, "cannot set up the WireGuard interfaces: %m");
+        r = endpoints_start(d);
+        if (r < 0)
+                return log_error_errno(r, "cannot start the endpoint watchers: %m");
         start_new_instances(d);
         sd_notify(false, "READY=1");
         daemon_update_status(d);

@@ -21,6 +21,9 @@ struct hamgr_group_rt;
 struct link_monitor;
 struct notifier;
 struct control_server;
+struct wg_follower;
+struct check_rt;
+struct endpoint_rt;
 
 /* Why an instance cannot run; several may hold at once. */
 enum instance_fault {
@@ -29,6 +32,7 @@ enum instance_fault {
         INSTANCE_FAULT_NO_ADDRESS,
         INSTANCE_FAULT_TRACKED_DOWN,
         INSTANCE_FAULT_SOCKET,
+        INSTANCE_FAULT_CHECK,               /* a check tracked with weight 0 is DOWN */
         _INSTANCE_FAULT_MAX,
 };
 
@@ -59,6 +63,7 @@ struct hamgr_instance {
         char fault_detail[128];             /* e.g. "tracked interface eth1 down" */
         bool fault_reported;                /* last value given to the fsm */
         bool started;                       /* STARTUP or FAULT delivered once */
+        uint8_t effective_priority;         /* configured priority adjusted by check weights */
 
         int fd;
         sd_event_source *io;
@@ -98,6 +103,12 @@ struct hamgr_daemon {
         size_t n_instances;
         struct hamgr_group_rt **groups;
         size_t n_groups;
+        struct wg_follower **followers;
+        size_t n_followers;
+        struct check_rt **checks;
+        size_t n_checks;
+        struct endpoint_rt **endpoints;
+        size_t n_endpoints;
         bool stopping;
         uint64_t started_usec;
         sd_event_source *stop_timeout;
@@ -116,6 +127,8 @@ uint64_t daemon_now(struct hamgr_daemon *d);
 void daemon_maybe_exit(struct hamgr_daemon *d);
 /* Refresh the systemd STATUS= line. */
 void daemon_update_status(struct hamgr_daemon *d);
+/* A check changed status: re-evaluate the instances. */
+void daemon_checks_changed(struct hamgr_daemon *d);
 
 /* instance.c */
 int instance_new(struct hamgr_daemon *d, struct hamgr_vrrp_config *config, struct hamgr_instance **ret);

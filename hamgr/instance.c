@@ -12,6 +12,7 @@
 
 #include "common/macro.h"
 #include "daemon.h"
+#include "health.h"
 #include "link.h"
 #include "log.h"
 #include "notify.h"
@@ -19,6 +20,7 @@
 #include "vrrp/announce.h"
 #include "vrrp/packet.h"
 #include "vrrp/socket.h"
+#include "wireguard.h"
 
 static const char *const instance_fault_names[_INSTANCE_FAULT_MAX] = {
         [INSTANCE_FAULT_IFACE_MISSING] = "interface-missing",
@@ -26,6 +28,7 @@ static const char *const instance_fault_names[_INSTANCE_FAULT_MAX] = {
         [INSTANCE_FAULT_NO_ADDRESS] = "no-address",
         [INSTANCE_FAULT_TRACKED_DOWN] = "tracked-interface-down",
         [INSTANCE_FAULT_SOCKET] = "socket",
+        [INSTANCE_FAULT_CHECK] = "check-failing",
 };
 
 const char *instance_fault_to_string(enum instance_fault f) {
@@ -373,7 +376,7 @@ static void instance_apply(struct hamgr_instance *inst, const struct vrrp_action
                         snprintf(queue, sizeof(queue), "instance/%s", inst->config->name);
                 notifier_transition(d->notifier, &d->config->notify, d->config->node_name, queue,
                                     NOTIFY_KIND_INSTANCE, inst->config->name, a->old_state, a->new_state,
-                                    inst->config->priority);
+                                    inst->fsm.config.priority);
         }
 }
 
@@ -395,7 +398,7 @@ static void group_notify(struct hamgr_group_rt *g) {
                    vrrp_state_to_string(g->notified_state), vrrp_state_to_string(s));
         snprintf(queue, sizeof(queue), "group/%s", g->name);
         notifier_transition(d->notifier, &d->config->notify, d->config->node_name, queue, NOTIFY_KIND_GROUP, g->name,
-                            g->notified_state, s, g->members[0]->config->priority);
+                            g->notified_state, s, g->members[0]->fsm.config.priority);
         g->notified_state = s;
 }
 
@@ -405,6 +408,10 @@ void instance_dispatch(struct hamgr_instance *inst, const struct vrrp_event *eve
         bool changed = false;
 
         vrrp_group_step(&g->group, inst->group_index, event, daemon_now(inst->daemon), actions);
+        /* Tunnels stop before the VIPs go: a WireGuard packet sent after the
+         * VIP is gone would leave from the node's own address, and clients
+         * roam to whatever address an authenticated packet comes from. */
+        wg_followers_release_lost(inst->daemon);
         for (size_t i = 0; i < g->n_members; i++) {
                 instance_apply(g->members[i], &actions[i]);
                 changed |= actions[i].state_changed;
@@ -413,6 +420,7 @@ void instance_dispatch(struct hamgr_instance *inst, const struct vrrp_event *eve
                 instance_arm_timer(g->members[i]);
         if (changed) {
                 group_notify(g);
+                wg_followers_update(inst->daemon);
                 daemon_update_status(inst->daemon);
         }
 }
@@ -500,6 +508,40 @@ void instance_evaluate(struct hamgr_instance *inst) {
                         faults |= 1u << INSTANCE_FAULT_TRACKED_DOWN;
                 }
         }
+        /* Tracked checks: weight 0 is a fault while DOWN; other weights
+         * move the priority (UNKNOWN, before the first decision, counts as
+         * neither, so a starting node is not FAULT for rise intervals). */
+        {
+                struct health_weight weights[64];
+                size_t n = 0;
+                int prio;
+
+                for (size_t i = 0; i < c->n_track_checks; i++) {
+                        enum health_status st = health_monitor_status(inst->daemon, c->track_checks[i].check);
+
+                        if (c->track_checks[i].weight == 0) {
+                                if (st == HEALTH_DOWN) {
+                                        if (!faults)
+                                                snprintf(detail, sizeof(detail), "check %s failing",
+                                                         c->track_checks[i].check);
+                                        faults |= 1u << INSTANCE_FAULT_CHECK;
+                                }
+                        } else if (n < ELEMENTSOF(weights))
+                                weights[n++] = (struct health_weight) { .weight = c->track_checks[i].weight,
+                                                                        .status = st };
+                }
+                prio = health_priority_adjust(c->priority, weights, n);
+                if (prio != inst->effective_priority && inst->effective_priority != 0)
+                        log_inst(inst, LOG_NOTICE, "priority %d -> %d (tracked checks)", inst->effective_priority, prio);
+                if (prio != inst->effective_priority) {
+                        struct vrrp_fsm_config fc;
+
+                        inst->effective_priority = (uint8_t) prio;
+                        instance_fsm_config(c, inst->have_primary ? &inst->primary : NULL, &fc);
+                        fc.priority = inst->effective_priority;
+                        vrrp_fsm_reconfigure(&inst->fsm, &fc);
+                }
+        }
         if (inst->ifindex > 0) {
                 struct ip_address primary;
 
@@ -517,6 +559,8 @@ void instance_evaluate(struct hamgr_instance *inst) {
                         inst->primary = primary;
                         inst->have_primary = true;
                         instance_fsm_config(c, &primary, &fc);
+                        if (inst->effective_priority)
+                                fc.priority = inst->effective_priority;
                         vrrp_fsm_reconfigure(&inst->fsm, &fc);
                 }
                 if (inst->fd < 0) {
@@ -572,6 +616,7 @@ void instance_reconfigure(struct hamgr_instance *inst, struct hamgr_vrrp_config 
         bool peers_changed = config->n_unicast_peers != inst->config->n_unicast_peers;
 
         inst->config = config;
+        inst->effective_priority = 0; /* recomputed from the new weights by instance_evaluate() */
         instance_fsm_config(config, inst->have_primary ? &inst->primary : NULL, &fc);
         vrrp_fsm_reconfigure(&inst->fsm, &fc);
         /* Multicast membership depends on whether peers are listed. */

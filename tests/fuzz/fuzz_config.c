@@ -36,6 +36,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort();
         if (r == 0) {
                 /* Exercise the accessors on whatever loaded. */
+                for (size_t i = 0; i < c->n_checks; i++)
+                        if (hamgr_config_find_check(c, c->checks[i].name) != &c->checks[i])
+                                abort();
+                for (size_t i = 0; i < c->n_vrrp; i++)
+                        for (size_t j = 0; j < c->vrrp[i].n_track_checks; j++)
+                                if (!hamgr_config_find_check(c, c->vrrp[i].track_checks[j].check))
+                                        abort();
+                for (size_t i = 0; i < c->n_wireguard; i++)
+                        if (!hamgr_config_find_vrrp(c, c->wireguard[i].follow) &&
+                            !hamgr_config_find_group(c, c->wireguard[i].follow))
+                                abort();
                 for (size_t i = 0; i < c->n_vrrp; i++) {
                         if (hamgr_config_find_vrrp(c, c->vrrp[i].name) == NULL)
                                 abort();

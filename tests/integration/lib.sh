@@ -493,7 +493,7 @@ capture_start() {
         [ -z "$filter" ] || expr=("$filter")
         node_start "$node"
         setpriv --pdeathsig TERM nsenter -t "${HI_HOLDER[$node]}" -m -n -- \
-                tcpdump -Z root -n -e -l -U -v -i "$iface" "${expr[@]}" </dev/null >"$file" 2>"$file.err" &
+                tcpdump --immediate-mode -Z root -n -e -l -U -v -i "$iface" "${expr[@]}" </dev/null >"$file" 2>"$file.err" &
         local pid=$!
         disown "$pid" 2>/dev/null || true
         HI_PIDS+=("$pid")

@@ -130,6 +130,99 @@ static void test_sample_config(void **state) {
         assert_int_equal(c->notify.timeout_ms, 10000);
 }
 
+/*
+ * The sample ships the WireGuard layer commented out. Enabled the way its
+ * comment says (one '#' off each line from "#checks" on, and off
+ * "#track_checks"), it must load and mean what its comments say.
+ */
+static void test_sample_wireguard_examples(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *plain = NULL, *c = NULL;
+        _cleanup_(freep) char *text = NULL, *out = NULL;
+        const struct hamgr_vrrp_config *wan;
+        const struct hamgr_check_config *k;
+        char buf[INET6_ADDRSTRLEN];
+        bool in_block = false;
+        size_t len = 0, n_uncommented = 0;
+        FILE *f, *o;
+        char *line = NULL;
+        size_t cap = 0;
+
+        /* As shipped: none of it is active. */
+        assert_int_equal(hamgr_config_load(SAMPLE_CONFIG, &plain, NULL), 0);
+        assert_int_equal(plain->n_checks, 0);
+        assert_int_equal(plain->n_wireguard, 0);
+        assert_int_equal(plain->n_endpoints, 0);
+        assert_int_equal(hamgr_config_find_vrrp(plain, "wan")->n_track_checks, 0);
+
+        f = fopen(SAMPLE_CONFIG, "re");
+        assert_non_null(f);
+        o = open_memstream(&out, &len);
+        assert_non_null(o);
+        while (getline(&line, &cap, f) > 0) {
+                const char *p = line + strspn(line, " \t");
+
+                if (streq(line, "#checks = (\n"))
+                        in_block = true;
+                if (in_block) {
+                        /* Every line of the block is commented, so none is active by accident. */
+                        assert_true(line[0] == '#' || line[0] == '\n');
+                        fputs(line[0] == '#' ? line + 1 : line, o);
+                        n_uncommented++;
+                } else if (strncmp(p, "#track_checks", strlen("#track_checks")) == 0) {
+                        fwrite(line, 1, p - line, o);
+                        fputs(p + 1, o);
+                        n_uncommented++;
+                } else
+                        fputs(line, o);
+        }
+        free(line);
+        fclose(f);
+        fclose(o);
+        assert_true(in_block);
+        assert_true(n_uncommented > 50);
+        text = TAKE_PTR(out);
+
+        c = load_ok(text);
+        wan = hamgr_config_find_vrrp(c, "wan");
+        assert_int_equal(wan->n_track_checks, 2);
+        assert_string_equal(wan->track_checks[0].check, "wg0");
+        assert_int_equal(wan->track_checks[0].weight, 0);
+        assert_string_equal(wan->track_checks[1].check, "upstream");
+        assert_int_equal(wan->track_checks[1].weight, -20);
+
+        assert_int_equal(c->n_checks, 5);
+        k = hamgr_config_find_check(c, "wg0");
+        assert_int_equal(k->type, HEALTH_CHECK_WIREGUARD);
+        assert_string_equal(k->interface, "wg0");
+        assert_int_equal(k->max_handshake_age_s, 180);
+        assert_int_equal(k->interval_ms, 1000);
+        assert_int_equal(k->timeout_ms, 1000);
+        assert_int_equal(k->rise, 2);
+        assert_int_equal(k->fall, 3);
+        k = hamgr_config_find_check(c, "upstream");
+        assert_int_equal(k->type, HEALTH_CHECK_ICMP);
+        assert_int_equal(k->timeout_ms, 500);
+        k = hamgr_config_find_check(c, "api");
+        assert_int_equal(k->type, HEALTH_CHECK_TCP);
+        assert_int_equal(k->target.family, AF_INET6);
+        assert_int_equal(k->port, 443);
+        assert_int_equal(hamgr_config_find_check(c, "script")->type, HEALTH_CHECK_EXEC);
+        assert_string_equal(hamgr_config_find_check(c, "script")->command, "/usr/local/bin/check.sh");
+        assert_int_equal(hamgr_config_find_check(c, "uplink")->type, HEALTH_CHECK_LINK);
+
+        assert_int_equal(c->n_wireguard, 1);
+        assert_string_equal(c->wireguard[0].interface, "wg0");
+        assert_int_equal(c->wireguard[0].backend, WG_BACKEND_AUTO);
+        assert_string_equal(c->wireguard[0].follow, "gateway");
+        assert_string_equal(ip_address_to_string(&c->wireguard[0].source_address, buf, sizeof(buf)), "10.77.0.10");
+
+        assert_int_equal(c->n_endpoints, 1);
+        assert_string_equal(c->endpoints[0].interface, "wg0");
+        assert_int_equal(c->endpoints[0].n_candidates, 3);
+        assert_int_equal(c->endpoints[0].stale_after_s, 10);
+        assert_false(c->endpoints[0].prefer_first);
+}
+
 static void test_defaults(void **state) {
         _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
         const struct hamgr_vrrp_config *v;
@@ -535,7 +628,8 @@ static void test_node(void **state) {
 }
 
 static void test_unknown_top_level(void **state) {
-        expect_one_error("node = { name = \"gw1\"; };\nwireguard = { };\n", 2, "unknown setting 'wireguard' at top level");
+        expect_one_error("node = { name = \"gw1\"; };\nwireguards = ( );\n", 2, "unknown setting 'wireguards' at top level");
+        expect_one_error("node = { name = \"gw1\"; };\ncheck = ( );\n", 2, "unknown setting 'check' at top level");
         expect_one_error("vrrp_instances = ( );\n", 1, "unknown setting 'vrrp_instances' at top level");
         expect_one_error("\n\nvrrp = { name = \"x\"; };\n", 3, "vrrp must be a list of instances");
         expect_one_error("vrrp = ( \"wan\" );\n", 1, "vrrp instance #1 must be a group");
@@ -582,7 +676,7 @@ static void test_multiple_errors(void **state) {
                 int line;
                 const char *message;
         } expected[] = {
-                { 1, "unknown setting 'checks' at top level" },
+                { 1, "unknown setting 'check' at top level" },
                 { 2, "state_dir 'relative' must be an absolute path" },
                 { 4, "unknown setting 'prioritty' in vrrp instance 'wan'" },
                 { 5, "vrid 0 out of range 1..255" },
@@ -592,7 +686,7 @@ static void test_multiple_errors(void **state) {
                 { 11, "notify script 'x.sh' must be an absolute path" },
         };
 
-        assert_int_equal(hamgr_config_load_string("checks = ( );\n"
+        assert_int_equal(hamgr_config_load_string("check = ( );\n"
                                                   "node = { state_dir = \"relative\"; };\n"
                                                   "vrrp = ( { name = \"wan\"; interface = \"eth0\";\n"
                                                   "  prioritty = 100;\n"
@@ -720,11 +814,15 @@ static const char *const equal_variants[] = {
         "garp = { repeat = 4; };",
         "garp = { interval_ms = 101; };",
         "garp = { refresh_s = 1; };",
+        "tc = 1;",
+        "tc = 2;",
+        "tc = 3;",
 };
 
 static struct hamgr_config *load_variant(const char *variant, const char *leading) {
         const char *name = "\"wan\"", *iface = "\"eth0\"", *vips = "\"10.0.0.1/24\", \"10.0.0.2/24\"";
         const char *peers = "\"10.0.0.7\", \"10.0.0.8\"", *track = "\"eth1\", \"eth2\"";
+        const char *tc = "{ check = \"c1\"; weight = -10; }, { check = \"c2\"; }";
         char text[1024], setting[64] = "";
         int vrid = 51;
 
@@ -749,13 +847,23 @@ static struct hamgr_config *load_variant(const char *variant, const char *leadin
                 track = "\"eth1\", \"eth3\"";
         else if (variant && streq(variant, "track = 2;"))
                 track = "\"eth1\"";
+        else if (variant && streq(variant, "tc = 1;"))
+                tc = "{ check = \"c1\"; weight = -11; }, { check = \"c2\"; }";   /* weight */
+        else if (variant && streq(variant, "tc = 2;"))
+                tc = "{ check = \"c1\"; weight = -10; }, { check = \"c3\"; }";   /* check */
+        else if (variant && streq(variant, "tc = 3;"))
+                tc = "{ check = \"c1\"; weight = -10; }";                       /* count */
+        else if (variant && streq(variant, "tc = reordered;"))
+                tc = "{ check = \"c2\"; }, { check = \"c1\"; weight = -10; }";
         else if (variant)
                 snprintf(setting, sizeof(setting), "%s", variant);
 
         snprintf(text, sizeof(text),
-                 "%svrrp = ( { name = %s; interface = %s; vrid = %d; virtual_ips = [ %s ];\n"
-                 "  unicast_peers = [ %s ]; track_interfaces = [ %s ]; %s } );\n",
-                 leading, name, iface, vrid, vips, peers, track, setting);
+                 "%schecks = ( { name = \"c1\"; type = \"link\"; interface = \"eth1\"; },\n"
+                 "  { name = \"c2\"; type = \"link\"; interface = \"eth2\"; }, { name = \"c3\"; type = \"link\"; interface = \"eth3\"; } );\n"
+                 "vrrp = ( { name = %s; interface = %s; vrid = %d; virtual_ips = [ %s ];\n"
+                 "  unicast_peers = [ %s ]; track_interfaces = [ %s ]; track_checks = ( %s ); %s } );\n",
+                 leading, name, iface, vrid, vips, peers, track, tc, setting);
         return load_ok(text);
 }
 
@@ -771,6 +879,15 @@ static void test_config_equal(void **state) {
         assert_true(hamgr_vrrp_config_equal(&base->vrrp[0], &base->vrrp[0]));
         assert_false(hamgr_vrrp_config_equal(&base->vrrp[0], NULL));
         assert_true(hamgr_vrrp_config_equal(NULL, NULL));
+        assert_int_equal(base->vrrp[0].n_track_checks, 2);
+
+        /* Tracked checks are a set: their order is no change. */
+        {
+                _cleanup_(hamgr_config_freep) struct hamgr_config *r = load_variant("tc = reordered;", "");
+
+                assert_true(hamgr_vrrp_config_equal(&base->vrrp[0], &r->vrrp[0]));
+                assert_true(hamgr_vrrp_config_equal(&r->vrrp[0], &base->vrrp[0]));
+        }
 
         for (size_t i = 0; i < ELEMENTSOF(equal_variants); i++) {
                 _cleanup_(hamgr_config_freep) struct hamgr_config *v = load_variant(equal_variants[i], "");
@@ -797,15 +914,595 @@ static void test_config_equal(void **state) {
         assert_false(hamgr_vrrp_config_equal(&sample1->vrrp[0], &sample2->vrrp[1]));
 }
 
+/* Loads TEXT expecting exactly the errors in WANT (line and full message), in order. */
+struct line_error {
+        int line;
+        const char *message;
+};
+
+static void expect_errors(const char *text, const struct line_error *want, size_t n) {
+        struct hamgr_config_errors e = {};
+        struct hamgr_config *c = NULL;
+        bool same;
+        int r;
+
+        r = hamgr_config_load_string(text, "test", &c, &e);
+        same = e.n == n;
+        for (size_t i = 0; same && i < n; i++)
+                same = e.items[i].line == want[i].line && streq(e.items[i].message, want[i].message);
+        if (!same) {
+                fprintf(stderr, "for:\n%s\nwanted:\n", text);
+                for (size_t i = 0; i < n; i++)
+                        fprintf(stderr, "test:%d: %s\n", want[i].line, want[i].message);
+                fprintf(stderr, "got:\n");
+                dump_errors(&e);
+        }
+        assert_int_equal(r, -EINVAL);
+        assert_null(c);
+        assert_true(same);
+        hamgr_config_errors_clear(&e);
+}
+
+#define KEY_A "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  /* bytes 0..31 */
+#define KEY_B "ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoM="  /* bytes 100..131 */
+
+static const char full_config[] =
+        "node = { name = \"gw1\"; };\n"
+        "checks = (\n"
+        "  { name = \"wg0\"; type = \"wireguard\"; interface = \"wg0\"; interval_ms = 500; rise = 1; fall = 5;\n"
+        "    max_handshake_age_s = 300; },\n"
+        "  { name = \"upstream\"; type = \"icmp\"; address = \"192.0.2.1\"; interval_ms = 1000; timeout_ms = 500; },\n"
+        "  { name = \"api\"; type = \"tcp\"; address = \"[2001:db8::5]:443\"; },\n"
+        "  { name = \"script\"; type = \"exec\"; command = \"/usr/local/bin/check.sh\"; interval_ms = 3000; timeout_ms = 2000; },\n"
+        "  { name = \"uplink\"; type = \"link\"; interface = \"eth1\"; rise = 100; fall = 100; interval_ms = 3600000; timeout_ms = 10; },\n"
+        "  { name = \"web\"; type = \"tcp\"; address = \"192.0.2.80:65535\"; interval_ms = 10; }\n"
+        ");\n"
+        "vrrp = (\n"
+        "  { name = \"wan\"; interface = \"eth0\"; vrid = 51; virtual_ips = [ \"10.77.0.10/24\", \"2001:db8::10/64\" ];\n"
+        "    track_checks = ( { check = \"wg0\"; weight = 0; },\n"
+        "                     { check = \"upstream\"; weight = -20; } ); },\n"
+        "  { name = \"lan\"; interface = \"eth1\"; vrid = 52; virtual_ips = [ \"192.168.10.1/24\" ];\n"
+        "    track_checks = ( { check = \"uplink\"; weight = 254; }, { check = \"api\"; },\n"
+        "                     { check = \"web\"; weight = -254; } ); },\n"
+        "  { name = \"dmz\"; interface = \"eth2\"; vrid = 53; virtual_ips = [ \"172.16.0.1/24\" ]; track_checks = ( ); }\n"
+        ");\n"
+        "groups = ( { name = \"gateway\"; instances = [ \"wan\", \"lan\" ]; } );\n"
+        "wireguard = (\n"
+        "  { interface = \"wg0\"; backend = \"auto\"; follow = \"gateway\"; source_address = \"10.77.0.10\"; },\n"
+        "  { interface = \"wg1\"; backend = \"uapi\"; follow = \"dmz\"; },\n"
+        "  { interface = \"wg2\"; backend = \"kernel\"; follow = \"gateway\"; source_address = \"2001:db8::10\"; },\n"
+        "  { interface = \"wg3\"; follow = \"gateway\"; source_address = \"192.168.10.1\"; }\n"
+        ");\n"
+        "endpoints = (\n"
+        "  { interface = \"wg0\"; peer = \"" KEY_A "\";\n"
+        "    candidates = [ \"gw1.example:51820\", \"198.51.100.7:51820\", \"[2001:db8::7]:51820\" ];\n"
+        "    stale_after_s = 3600; prefer_first = true; },\n"
+        "  { interface = \"wg0\"; peer = \"" KEY_B "\"; candidates = ( \"gw2.example:1\" ); stale_after_s = 5; },\n"
+        "  { interface = \"wg1\"; peer = \"" KEY_A "\"; candidates = [ \"b:65535\" ]; }\n"
+        ");\n";
+
+static void test_full_config(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+        const struct hamgr_check_config *k;
+        const struct hamgr_vrrp_config *v;
+        const struct hamgr_wireguard_config *w;
+        const struct hamgr_endpoint_config *ep;
+        char buf[INET6_ADDRSTRLEN];
+
+        c = load_ok(full_config);
+
+        assert_int_equal(c->n_checks, 6);
+        k = hamgr_config_find_check(c, "wg0");
+        assert_ptr_equal(k, &c->checks[0]);
+        assert_int_equal(k->type, HEALTH_CHECK_WIREGUARD);
+        assert_string_equal(k->interface, "wg0");
+        assert_int_equal(k->interval_ms, 500);
+        assert_int_equal(k->timeout_ms, 500); /* default: the interval */
+        assert_int_equal(k->rise, 1);
+        assert_int_equal(k->fall, 5);
+        assert_int_equal(k->max_handshake_age_s, 300);
+        assert_null(k->command);
+        assert_int_equal(k->line, 3);
+
+        k = hamgr_config_find_check(c, "upstream");
+        assert_ptr_equal(k, &c->checks[1]);
+        assert_int_equal(k->type, HEALTH_CHECK_ICMP);
+        assert_int_equal(k->target.family, AF_INET);
+        assert_string_equal(ip_address_to_string(&k->target, buf, sizeof(buf)), "192.0.2.1");
+        assert_int_equal(k->interval_ms, 1000);
+        assert_int_equal(k->timeout_ms, 500);
+        assert_int_equal(k->rise, 2);
+        assert_int_equal(k->fall, 3);
+        assert_null(k->interface);
+        assert_int_equal(k->line, 5);
+
+        k = hamgr_config_find_check(c, "api");
+        assert_int_equal(k->type, HEALTH_CHECK_TCP);
+        assert_int_equal(k->target.family, AF_INET6);
+        assert_string_equal(ip_address_to_string(&k->target, buf, sizeof(buf)), "2001:db8::5");
+        assert_int_equal(k->port, 443);
+        assert_int_equal(k->interval_ms, 1000);
+        assert_int_equal(k->timeout_ms, 1000);
+
+        k = hamgr_config_find_check(c, "script");
+        assert_int_equal(k->type, HEALTH_CHECK_EXEC);
+        assert_string_equal(k->command, "/usr/local/bin/check.sh");
+        assert_int_equal(k->interval_ms, 3000);
+        assert_int_equal(k->timeout_ms, 2000);
+
+        k = hamgr_config_find_check(c, "uplink");
+        assert_int_equal(k->type, HEALTH_CHECK_LINK);
+        assert_string_equal(k->interface, "eth1");
+        assert_int_equal(k->rise, 100);
+        assert_int_equal(k->fall, 100);
+        assert_int_equal(k->interval_ms, 3600000);
+        assert_int_equal(k->timeout_ms, 10);
+
+        k = hamgr_config_find_check(c, "web");
+        assert_int_equal(k->target.family, AF_INET);
+        assert_string_equal(ip_address_to_string(&k->target, buf, sizeof(buf)), "192.0.2.80");
+        assert_int_equal(k->port, 65535);
+        assert_int_equal(k->interval_ms, 10);
+        assert_int_equal(k->timeout_ms, 10);
+        assert_null(hamgr_config_find_check(c, "nope"));
+        assert_null(hamgr_config_find_check(c, NULL));
+
+        v = hamgr_config_find_vrrp(c, "wan");
+        assert_int_equal(v->n_track_checks, 2);
+        assert_string_equal(v->track_checks[0].check, "wg0");
+        assert_int_equal(v->track_checks[0].weight, 0);
+        assert_int_equal(v->track_checks[0].line, 13);
+        assert_string_equal(v->track_checks[1].check, "upstream");
+        assert_int_equal(v->track_checks[1].weight, -20);
+        assert_int_equal(v->track_checks[1].line, 14);
+        v = hamgr_config_find_vrrp(c, "lan");
+        assert_int_equal(v->n_track_checks, 3);
+        assert_string_equal(v->track_checks[0].check, "uplink");
+        assert_int_equal(v->track_checks[0].weight, 254);
+        assert_string_equal(v->track_checks[1].check, "api");
+        assert_int_equal(v->track_checks[1].weight, 0);
+        assert_int_equal(v->track_checks[2].weight, -254);
+        v = hamgr_config_find_vrrp(c, "dmz");
+        assert_int_equal(v->n_track_checks, 0);
+
+        assert_int_equal(c->n_wireguard, 4);
+        w = &c->wireguard[0];
+        assert_string_equal(w->interface, "wg0");
+        assert_int_equal(w->backend, WG_BACKEND_AUTO);
+        assert_string_equal(w->follow, "gateway");
+        assert_int_equal(w->source_address.family, AF_INET);
+        assert_string_equal(ip_address_to_string(&w->source_address, buf, sizeof(buf)), "10.77.0.10");
+        assert_int_equal(w->line, 22);
+        w = &c->wireguard[1];
+        assert_string_equal(w->interface, "wg1");
+        assert_int_equal(w->backend, WG_BACKEND_UAPI);
+        assert_string_equal(w->follow, "dmz");
+        assert_int_equal(w->source_address.family, AF_UNSPEC);
+        w = &c->wireguard[2];
+        assert_int_equal(w->backend, WG_BACKEND_KERNEL);
+        assert_int_equal(w->source_address.family, AF_INET6);
+        assert_string_equal(ip_address_to_string(&w->source_address, buf, sizeof(buf)), "2001:db8::10");
+        /* A virtual IP of another member of the followed group counts. */
+        w = &c->wireguard[3];
+        assert_int_equal(w->backend, WG_BACKEND_AUTO);
+        assert_string_equal(ip_address_to_string(&w->source_address, buf, sizeof(buf)), "192.168.10.1");
+
+        assert_int_equal(c->n_endpoints, 3);
+        ep = &c->endpoints[0];
+        assert_string_equal(ep->interface, "wg0");
+        for (size_t i = 0; i < WG_KEY_LEN; i++)
+                assert_int_equal(ep->peer[i], i);
+        assert_int_equal(ep->n_candidates, 3);
+        assert_string_equal(ep->candidates[0], "gw1.example:51820");
+        assert_string_equal(ep->candidates[1], "198.51.100.7:51820");
+        assert_string_equal(ep->candidates[2], "[2001:db8::7]:51820");
+        assert_int_equal(ep->stale_after_s, 3600);
+        assert_true(ep->prefer_first);
+        assert_int_equal(ep->line, 28);
+        ep = &c->endpoints[1];
+        for (size_t i = 0; i < WG_KEY_LEN; i++)
+                assert_int_equal(ep->peer[i], 100 + i);
+        assert_int_equal(ep->n_candidates, 1);
+        assert_string_equal(ep->candidates[0], "gw2.example:1");
+        assert_int_equal(ep->stale_after_s, 5);
+        assert_false(ep->prefer_first);
+        /* The same peer on another interface is another rotation. */
+        ep = &c->endpoints[2];
+        assert_string_equal(ep->interface, "wg1");
+        assert_int_equal(ep->stale_after_s, 10);
+        assert_false(ep->prefer_first);
+        assert_int_equal(ep->peer[31], 31);
+}
+
+/* A file without the new sections has none of them. */
+static void test_wireguard_sections_absent(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+
+        c = load_ok("checks = ( ); wireguard = ( ); endpoints = ( );\n"
+                    "vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1\" ]; } );\n");
+        assert_int_equal(c->n_checks, 0);
+        assert_null(c->checks);
+        assert_int_equal(c->n_wireguard, 0);
+        assert_null(c->wireguard);
+        assert_int_equal(c->n_endpoints, 0);
+        assert_null(c->endpoints);
+        assert_int_equal(c->vrrp[0].n_track_checks, 0);
+        assert_null(c->vrrp[0].track_checks);
+}
+
+/* Each snippet is on line 3 of a one-check list and gives exactly one error there. */
+static const struct error_case check_cases[] = {
+        { "type = \"icmp\"; address = \"192.0.2.1\"; command = \"/bin/true\";",
+          "setting 'command' does not apply to a check of type icmp" },
+        { "type = \"link\"; interface = \"eth1\"; max_handshake_age_s = 10;",
+          "setting 'max_handshake_age_s' does not apply to a check of type link" },
+        { "type = \"exec\"; command = \"/bin/true\"; interface = \"eth1\";",
+          "setting 'interface' does not apply to a check of type exec" },
+        { "type = \"wireguard\"; interface = \"wg0\"; address = \"192.0.2.1\";",
+          "setting 'address' does not apply to a check of type wireguard" },
+        { "type = \"tcp\"; address = \"192.0.2.1:80\"; port = 80;", "unknown setting 'port' in check 'c'" },
+        { "type = \"ping\";", "check type 'ping' must be one of wireguard, link, icmp, tcp, exec" },
+        /* An unknown type makes the type's own settings neither required nor checked. */
+        { "type = \"ping\"; command = \"relative\"; address = 5;",
+          "check type 'ping' must be one of wireguard, link, icmp, tcp, exec" },
+        { "type = 1;", "type must be a string" },
+        { "type = \"link\"; interface = \"eth1\"; interval_ms = 9;", "interval_ms 9 out of range 10..3600000" },
+        { "type = \"link\"; interface = \"eth1\"; interval_ms = 3600001;", "interval_ms 3600001 out of range 10..3600000" },
+        { "type = \"link\"; interface = \"eth1\"; timeout_ms = 9;", "timeout_ms 9 out of range 10..3600000" },
+        { "type = \"link\"; interface = \"eth1\"; interval_ms = 1000; timeout_ms = 1001;",
+          "timeout_ms 1001 must not exceed interval_ms 1000" },
+        /* Against the default interval too, whatever the order. */
+        { "type = \"link\"; timeout_ms = 2000; interface = \"eth1\";", "timeout_ms 2000 must not exceed interval_ms 1000" },
+        { "timeout_ms = 100; type = \"link\"; interval_ms = 50; interface = \"eth1\";",
+          "timeout_ms 100 must not exceed interval_ms 50" },
+        { "type = \"link\"; interface = \"eth1\"; rise = 0;", "rise 0 out of range 1..100" },
+        { "type = \"link\"; interface = \"eth1\"; rise = 101;", "rise 101 out of range 1..100" },
+        { "type = \"link\"; interface = \"eth1\"; fall = 0;", "fall 0 out of range 1..100" },
+        { "type = \"link\"; interface = \"eth1\"; fall = 101;", "fall 101 out of range 1..100" },
+        { "type = \"link\"; interface = \"eth1\"; fall = \"3\";", "fall must be an integer" },
+        { "type = \"link\"; interface = \"a/b\";", "interface 'a/b' is not a valid interface name (1..15 characters" },
+        { "type = \"wireguard\"; interface = \"abcdefghijklmnop\";",
+          "interface 'abcdefghijklmnop' is not a valid interface name (1..15 characters" },
+        { "type = \"wireguard\"; interface = \"wg0\"; max_handshake_age_s = 0;",
+          "max_handshake_age_s 0 out of range 1..86400" },
+        { "type = \"wireguard\"; interface = \"wg0\"; max_handshake_age_s = 86401;",
+          "max_handshake_age_s 86401 out of range 1..86400" },
+        { "type = \"icmp\"; address = \"192.0.2.1:80\";", "address '192.0.2.1:80' is not an IP address" },
+        { "type = \"icmp\"; address = \"gw.example\";", "address 'gw.example' is not an IP address" },
+        { "type = \"icmp\"; address = \"192.0.2.0/24\";", "address '192.0.2.0/24' is not an IP address" },
+        { "type = \"tcp\"; address = \"192.0.2.1\";",
+          "address '192.0.2.1' must be IPv4:port or [IPv6]:port with port 1..65535" },
+        { "type = \"tcp\"; address = \"192.0.2.1:0\";",
+          "address '192.0.2.1:0' must be IPv4:port or [IPv6]:port with port 1..65535" },
+        { "type = \"tcp\"; address = \"192.0.2.1:65536\";",
+          "address '192.0.2.1:65536' must be IPv4:port or [IPv6]:port with port 1..65535" },
+        { "type = \"tcp\"; address = \"192.0.2.1:+80\";",
+          "address '192.0.2.1:+80' must be IPv4:port or [IPv6]:port with port 1..65535" },
+        { "type = \"tcp\"; address = \"192.0.2.1:\";",
+          "address '192.0.2.1:' must be IPv4:port or [IPv6]:port with port 1..65535" },
+        { "type = \"tcp\"; address = \"2001:db8::1:443\";",
+          "address '2001:db8::1:443' must be IPv4:port or [IPv6]:port with port 1..65535" },
+        { "type = \"tcp\"; address = \"[192.0.2.1]:443\";",
+          "address '[192.0.2.1]:443' must be IPv4:port or [IPv6]:port with port 1..65535" },
+        { "type = \"tcp\"; address = \"[2001:db8::1]443\";",
+          "address '[2001:db8::1]443' must be IPv4:port or [IPv6]:port with port 1..65535" },
+        { "type = \"tcp\"; address = \"[2001:db8::1]\";",
+          "address '[2001:db8::1]' must be IPv4:port or [IPv6]:port with port 1..65535" },
+        { "type = \"tcp\"; address = \"api.example:443\";",
+          "address 'api.example:443' must be IPv4:port or [IPv6]:port with port 1..65535" },
+        { "type = \"exec\"; command = \"check.sh\";", "command 'check.sh' must be an absolute path" },
+        { "type = \"exec\"; command = \"\";", "command '' must be an absolute path" },
+        { "type = \"exec\"; command = [ \"/bin/true\" ];", "command must be a string" },
+};
+
+static void test_check_errors(void **state) {
+        char text[512];
+
+        for (size_t i = 0; i < ELEMENTSOF(check_cases); i++) {
+                snprintf(text, sizeof(text),
+                         "checks = (\n"
+                         "  { name = \"c\";\n"
+                         "    %s\n"
+                         "  }\n"
+                         ");\n",
+                         check_cases[i].snippet);
+                expect_one_error(text, 3, check_cases[i].message);
+        }
+}
+
+static void test_check_missing_and_names(void **state) {
+        static const struct line_error missing[] = {
+                { 2, "missing required setting 'name' in check #1" },
+                { 2, "missing required setting 'address' in check #1" },
+                { 3, "missing required setting 'interface' in check 'w'" },
+                { 4, "missing required setting 'interface' in check 'l'" },
+                { 5, "missing required setting 'address' in check 't'" },
+                { 6, "missing required setting 'command' in check 'e'" },
+                { 7, "missing required setting 'type' in check 'n'" },
+                { 8, "check #7 must be a group { ... }" },
+        };
+        static const struct line_error names[] = {
+                { 2, "check name 'a b' is invalid: use 1 to 32 characters from A-Z a-z 0-9 _ . -" },
+                { 4, "duplicate check name 'x' (first at line 3)" },
+                { 5, "check name 'abcdefghijklmnopqrstuvwxyz0123456' is invalid: use 1 to 32 characters from A-Z a-z 0-9 _ . -" },
+        };
+
+        expect_errors("checks = (\n"
+                      "  { type = \"icmp\"; },\n"
+                      "  { name = \"w\"; type = \"wireguard\"; },\n"
+                      "  { name = \"l\"; type = \"link\"; },\n"
+                      "  { name = \"t\"; type = \"tcp\"; },\n"
+                      "  { name = \"e\"; type = \"exec\"; },\n"
+                      "  { name = \"n\"; },\n"
+                      "  \"x\" );\n",
+                      missing, ELEMENTSOF(missing));
+        expect_errors("checks = (\n"
+                      "  { name = \"a b\"; type = \"link\"; interface = \"eth0\"; },\n"
+                      "  { name = \"x\"; type = \"link\"; interface = \"eth0\"; },\n"
+                      "  { name = \"x\"; type = \"link\"; interface = \"eth1\"; },\n"
+                      "  { name = \"abcdefghijklmnopqrstuvwxyz0123456\"; type = \"link\"; interface = \"eth0\"; }\n"
+                      ");\n",
+                      names, ELEMENTSOF(names));
+        expect_one_error("\nchecks = { name = \"c\"; };\n", 2, "checks must be a list of checks: checks = ( { ... } );");
+        expect_one_error("checks = ( { name = \"c\";\n type = \"link\"; interface = \"eth0\"; rise = 1; rise = 2; } );\n",
+                         2, "duplicate setting name");
+}
+
+/* Each snippet is on line 5, inside the track_checks of instance 'wan'. */
+static const struct error_case track_check_cases[] = {
+        { "{ check = \"down\"; }", "unknown check 'down'" },
+        { "{ check = \"up\"; weight = 255; }", "weight 255 out of range -254..254" },
+        { "{ check = \"up\"; weight = -255; }", "weight -255 out of range -254..254" },
+        { "{ check = \"up\"; weight = \"-20\"; }", "weight must be an integer" },
+        { "{ check = \"up\"; weight = 1; }, { check = \"wg\"; }, { check = \"up\"; weight = -1; }",
+          "duplicate track check 'up' (first at line 5)" },
+        { "{ check = \"up\"; wieght = 1; }", "unknown setting 'wieght' in track_checks of vrrp instance 'wan'" },
+        { "{ weight = 1; }", "missing required setting 'check' in track_checks of vrrp instance 'wan'" },
+        { "{ check = 5; }", "check must be a string" },
+        /* libconfig dates a scalar element by the token after it, so the comma keeps it on line 5. */
+        { "\"up\", { check = \"up\"; }", "track_checks #1 must be a group { check = \"name\"; weight = 0; }" },
+        { "{ check = \"\"; }", "unknown check ''" },
+};
+
+static void test_track_check_errors(void **state) {
+        static const char *const head =
+                "checks = ( { name = \"up\"; type = \"icmp\"; address = \"192.0.2.1\"; },\n"
+                "           { name = \"wg\"; type = \"wireguard\"; interface = \"wg0\"; } );\n"
+                "vrrp = ( { name = \"wan\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1\" ];\n"
+                "  track_checks = (\n";
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+        char text[1024];
+
+        for (size_t i = 0; i < ELEMENTSOF(track_check_cases); i++) {
+                snprintf(text, sizeof(text), "%s    %s\n  ); } );\n", head, track_check_cases[i].snippet);
+                expect_one_error(text, 5, track_check_cases[i].message);
+        }
+
+        expect_one_error("vrrp = ( { name = \"wan\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1\" ];\n"
+                         "  track_checks = [ \"up\" ]; } );\n",
+                         2, "track_checks must be a list of groups: track_checks = ( { check = \"name\"; weight = 0; } );");
+        /* Every instance tracking a missing check is reported, not only the first. */
+        {
+                static const struct line_error want[] = {
+                        { 2, "unknown check 'up'" },
+                        { 4, "unknown check 'up'" },
+                };
+
+                expect_errors("vrrp = ( { name = \"a\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1\" ];\n"
+                              "  track_checks = ( { check = \"up\"; } ); },\n"
+                              "  { name = \"b\"; interface = \"eth0\"; vrid = 2; virtual_ips = [ \"10.0.0.2\" ];\n"
+                              "  track_checks = ( { check = \"up\"; } ); } );\n",
+                              want, ELEMENTSOF(want));
+        }
+
+        /* The checks may come after the instances that track them. */
+        c = load_ok("vrrp = ( { name = \"wan\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1\" ];\n"
+                    "  track_checks = ( { check = \"up\"; weight = -254; }, { check = \"wg\"; weight = 254; } ); } );\n"
+                    "checks = ( { name = \"up\"; type = \"icmp\"; address = \"2001:db8::1\"; },\n"
+                    "           { name = \"wg\"; type = \"wireguard\"; interface = \"wg0\"; } );\n");
+        assert_int_equal(c->vrrp[0].n_track_checks, 2);
+        assert_int_equal(c->vrrp[0].track_checks[0].weight, -254);
+        assert_int_equal(c->vrrp[0].track_checks[1].weight, 254);
+        assert_int_equal(c->vrrp[0].track_checks[1].line, 2);
+        assert_int_equal(c->checks[0].target.family, AF_INET6);
+        assert_int_equal(c->checks[1].max_handshake_age_s, 180);
+}
+
+/* Each snippet is the second wireguard entry, on line 6. */
+static const struct error_case wireguard_cases[] = {
+        { "interface = \"wg0\"; follow = \"wan\";", "instance 'wan' is in group 'gateway': follow the group" },
+        { "interface = \"wg0\"; follow = \"lan\"; source_address = \"10.0.0.9\";",
+          "instance 'lan' is in group 'gateway': follow the group" },
+        { "interface = \"wg0\"; follow = \"nope\";", "follow 'nope' is not a vrrp instance or group" },
+        { "interface = \"wg0\"; follow = 1;", "follow must be a string" },
+        { "interface = \"wg0\"; follow = \"gateway\"; source_address = \"10.0.0.9\";",
+          "source_address 10.0.0.9 is not a virtual IP of 'gateway'" },
+        /* A virtual IP, but of an instance outside the group. */
+        { "interface = \"wg0\"; follow = \"gateway\"; source_address = \"172.16.0.1\";",
+          "source_address 172.16.0.1 is not a virtual IP of 'gateway'" },
+        { "interface = \"wg0\"; follow = \"dmz\"; source_address = \"10.77.0.10\";",
+          "source_address 10.77.0.10 is not a virtual IP of 'dmz'" },
+        { "interface = \"wg0\"; follow = \"gateway\"; source_address = \"2001:DB8::0:11\";",
+          "source_address 2001:db8::11 is not a virtual IP of 'gateway'" },
+        { "interface = \"wg0\"; follow = \"gateway\"; source_address = \"10.77.0.10/24\";",
+          "source_address '10.77.0.10/24' is not an IP address" },
+        { "interface = \"wg0\"; follow = \"gateway\"; source_address = 10;", "source_address must be a string" },
+        { "interface = \"wg9\"; follow = \"gateway\";", "duplicate wireguard interface 'wg9' (first at line 5)" },
+        { "interface = \"wg0\"; follow = \"gateway\"; backend = \"wireguard-go\";",
+          "backend 'wireguard-go' must be \"auto\", \"kernel\" or \"uapi\"" },
+        { "interface = \"wg0\"; follow = \"gateway\"; backend = 1;", "backend must be a string" },
+        { "interface = \"wg0\"; follow = \"gateway\"; peers = [ ];", "unknown setting 'peers' in wireguard entry 'wg0'" },
+        { "interface = \"wg 0\"; follow = \"gateway\";", "interface 'wg 0' is not a valid interface name (1..15 characters" },
+        { "follow = \"gateway\";", "missing required setting 'interface' in wireguard entry #2" },
+        { "interface = \"wg0\";", "missing required setting 'follow' in wireguard entry 'wg0'" },
+};
+
+static void test_wireguard_errors(void **state) {
+        static const char *const head =
+                "vrrp = ( { name = \"wan\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.77.0.10/24\", \"2001:db8::10/64\" ]; },\n"
+                "         { name = \"lan\"; interface = \"eth1\"; vrid = 2; virtual_ips = [ \"192.168.10.1/24\" ]; },\n"
+                "         { name = \"dmz\"; interface = \"eth2\"; vrid = 3; virtual_ips = [ \"172.16.0.1/24\" ]; } );\n"
+                "groups = ( { name = \"gateway\"; instances = [ \"wan\", \"lan\" ]; } );\n";
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+        char text[1024];
+
+        for (size_t i = 0; i < ELEMENTSOF(wireguard_cases); i++) {
+                snprintf(text, sizeof(text), "%swireguard = ( { interface = \"wg9\"; follow = \"dmz\"; },\n  { %s } );\n",
+                         head, wireguard_cases[i].snippet);
+                expect_one_error(text, 6, wireguard_cases[i].message);
+        }
+
+        snprintf(text, sizeof(text), "%s\nwireguard = { interface = \"wg0\"; };\n", head);
+        expect_one_error(text, 6, "wireguard must be a list of interfaces: wireguard = ( { ... } );");
+        snprintf(text, sizeof(text), "%swireguard = ( { interface = \"wg0\"; follow = \"dmz\"; },\n  \"wg1\" );\n", head);
+        expect_one_error(text, 6, "wireguard entry #2 must be a group { ... }");
+
+        /* Instances and groups have separate names; following one that is both is ambiguous. */
+        expect_one_error("vrrp = ( { name = \"x\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1\" ]; },\n"
+                         "         { name = \"y\"; interface = \"eth0\"; vrid = 2; virtual_ips = [ \"10.0.0.2\" ]; } );\n"
+                         "groups = ( { name = \"x\"; instances = [ \"y\" ]; } );\n"
+                         "wireguard = ( { interface = \"wg0\";\n"
+                         "  follow = \"x\"; } );\n",
+                         5, "follow 'x' names both a vrrp instance and a group: rename one");
+
+        /* An instance of no group may be followed alone; wireguard may come before the instances. */
+        snprintf(text, sizeof(text), "wireguard = ( { interface = \"wg0\"; follow = \"dmz\"; source_address = \"172.16.0.1\"; } );\n%s",
+                 head);
+        c = load_ok(text);
+        assert_int_equal(c->n_wireguard, 1);
+        assert_string_equal(c->wireguard[0].follow, "dmz");
+        assert_int_equal(c->wireguard[0].source_address.family, AF_INET);
+        assert_int_equal(c->wireguard[0].line, 1);
+}
+
+/* Each snippet is the second endpoint, on line 2. */
+static const struct error_case endpoint_cases[] = {
+        { "interface = \"wg0\"; peer = \"not-a-key\"; candidates = [ \"gw:1\" ];", "peer is not a base64 WireGuard key" },
+        /* 43 characters of data whose unused low bits are not zero: not what wg(8) would print. */
+        { "interface = \"wg0\"; peer = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9=\"; candidates = [ \"gw:1\" ];",
+          "peer is not a base64 WireGuard key" },
+        { "interface = \"wg0\"; peer = \"" KEY_A "A\"; candidates = [ \"gw:1\" ];", "peer is not a base64 WireGuard key" },
+        { "interface = \"wg0\"; peer = \"\"; candidates = [ \"gw:1\" ];", "peer is not a base64 WireGuard key" },
+        { "interface = \"wg0\"; peer = 1; candidates = [ \"gw:1\" ];", "peer must be a string" },
+        { "interface = \"wg0\"; peer = \"" KEY_A "\"; candidates = [ \"gw:1\" ];",
+          "duplicate endpoint: this peer on interface 'wg0' is already at line 1" },
+        { "interface = \"wg0\"; peer = \"" KEY_B "\"; candidates = [ ];", "candidates has 0 entries, allowed 1..16" },
+        { "interface = \"wg0\"; peer = \"" KEY_B "\"; candidates = \"gw:1\";", "candidates must be a list of strings" },
+        { "interface = \"wg0\"; peer = \"" KEY_B "\"; candidates = [ 51820 ];", "candidates must contain only strings" },
+        { "interface = \"wg0\"; peer = \"" KEY_B "\"; candidates = [ \"gw:1\", \"gw:1\" ];", "duplicate candidate 'gw:1'" },
+        { "interface = \"wg0\"; peer = \"" KEY_B "\"; candidates = [ \"gw:1\" ]; stale_after_s = 4;",
+          "stale_after_s 4 out of range 5..3600" },
+        { "interface = \"wg0\"; peer = \"" KEY_B "\"; candidates = [ \"gw:1\" ]; stale_after_s = 3601;",
+          "stale_after_s 3601 out of range 5..3600" },
+        { "interface = \"wg0\"; peer = \"" KEY_B "\"; candidates = [ \"gw:1\" ]; prefer_first = 1;",
+          "prefer_first must be a boolean" },
+        { "interface = \"wg0\"; peer = \"" KEY_B "\"; candidates = [ \"gw:1\" ]; endpoint = \"gw:1\";",
+          "unknown setting 'endpoint' in endpoint #2" },
+        { "interface = \"wg0/1\"; peer = \"" KEY_B "\"; candidates = [ \"gw:1\" ];",
+          "interface 'wg0/1' is not a valid interface name (1..15 characters" },
+        { "peer = \"" KEY_B "\"; candidates = [ \"gw:1\" ];", "missing required setting 'interface' in endpoint #2" },
+        { "interface = \"wg0\"; candidates = [ \"gw:1\" ];", "missing required setting 'peer' in endpoint #2" },
+        { "interface = \"wg0\"; peer = \"" KEY_B "\";", "missing required setting 'candidates' in endpoint #2" },
+};
+
+static const char *const bad_candidates[] = {
+        "gw1.example", "gw1.example:0", "gw1.example:65536", ":51820", "gw1.example:", "gw1.example:-1",
+        "gw1.example:0x10", "gw1.example: 1", "gw 1:51820", "2001:db8::1:51820", "[2001:db8::1]", "[2001:db8::1]51820",
+        "[gw1.example]:51820", "[192.0.2.1]:51820", "[]:51820", "-gw:51820", ".gw:51820", "gw/1:51820",
+        "gw1.example:518200",
+};
+
+/* HEAD, then a second endpoint whose N candidates start on line 3. */
+static void candidates_text(char *buf, size_t size, const char *head, int n) {
+        int len = snprintf(buf, size, "%s  { interface = \"wg1\"; peer = \"" KEY_B "\";\n candidates = [", head);
+
+        for (int i = 0; i < n; i++)
+                len += snprintf(buf + len, size - len, "%s\"gw%d:51820\"", i ? ", " : " ", i);
+        snprintf(buf + len, size - len, " ]; } );\n");
+}
+
+static void test_endpoint_errors(void **state) {
+        static const char *const head =
+                "endpoints = ( { interface = \"wg0\"; peer = \"" KEY_A "\"; candidates = [ \"gw1.example:51820\" ]; },\n";
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+        char text[1024], msg[128];
+
+        for (size_t i = 0; i < ELEMENTSOF(endpoint_cases); i++) {
+                snprintf(text, sizeof(text), "%s  { %s } );\n", head, endpoint_cases[i].snippet);
+                expect_one_error(text, 2, endpoint_cases[i].message);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad_candidates); i++) {
+                snprintf(text, sizeof(text),
+                         "%s  { interface = \"wg1\"; peer = \"" KEY_B "\"; candidates = [ \"gw2:1\",\n"
+                         "    \"%s\" ]; } );\n",
+                         head, bad_candidates[i]);
+                snprintf(msg, sizeof(msg), "candidate '%s' must be host:port or [IPv6]:port with port 1..65535",
+                         bad_candidates[i]);
+                expect_one_error(text, 3, msg);
+        }
+
+        /* 17 candidates: one too many; 16 are fine. */
+        candidates_text(text, sizeof(text), head, 17);
+        expect_one_error(text, 3, "candidates has 17 entries, allowed 1..16");
+        candidates_text(text, sizeof(text), head, 16);
+        c = load_ok(text);
+        assert_int_equal(c->n_endpoints, 2);
+        assert_int_equal(c->endpoints[1].n_candidates, 16);
+        assert_string_equal(c->endpoints[1].candidates[15], "gw15:51820");
+
+        expect_one_error("\nendpoints = { interface = \"wg0\"; };\n", 2, "endpoints must be a list of peers: endpoints = ( { ... } );");
+        expect_one_error("endpoints = ( { interface = \"wg0\"; peer = \"" KEY_A "\"; candidates = [ \"gw:1\" ]; },\n"
+                         "  \"wg0\" );\n",
+                         2, "endpoint #2 must be a group { ... }");
+        /* A peer that failed to load is not compared with later ones. */
+        {
+                static const struct line_error want[] = {
+                        { 1, "peer is not a base64 WireGuard key (44 characters ending in '=')" },
+                        { 3, "duplicate endpoint: this peer on interface 'wg0' is already at line 2" },
+                };
+
+                expect_errors("endpoints = ( { interface = \"wg0\"; peer = \"x\"; candidates = [ \"gw:1\" ]; },\n"
+                              "  { interface = \"wg0\"; peer = \"" KEY_A "\"; candidates = [ \"gw:1\" ]; },\n"
+                              "  { interface = \"wg0\"; peer = \"" KEY_A "\"; candidates = [ \"gw:2\" ]; } );\n",
+                              want, ELEMENTSOF(want));
+        }
+}
+
+/* Errors of all the new sections are collected together and sorted by line. */
+static void test_wireguard_multiple_errors(void **state) {
+        static const struct line_error want[] = {
+                { 1, "endpoints must be a list of peers: endpoints = ( { ... } );" },
+                { 2, "setting 'command' does not apply to a check of type icmp" },
+                { 3, "timeout_ms 2000 must not exceed interval_ms 1000" },
+                { 5, "unknown check 'down'" },
+                { 6, "weight 300 out of range -254..254" },
+                { 8, "instance 'wan' is in group 'g': follow the group" },
+                { 9, "source_address 10.0.0.9 is not a virtual IP of 'g'" },
+        };
+
+        expect_errors("endpoints = 1;\n"
+                      "checks = ( { name = \"up\"; type = \"icmp\"; address = \"192.0.2.1\"; command = \"/x\"; },\n"
+                      "           { name = \"e\"; type = \"exec\"; command = \"/x\"; timeout_ms = 2000; } );\n"
+                      "vrrp = ( { name = \"wan\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1\" ];\n"
+                      "  track_checks = ( { check = \"down\"; },\n"
+                      "                   { check = \"up\"; weight = 300; } ); } );\n"
+                      "groups = ( { name = \"g\"; instances = [ \"wan\" ]; } );\n"
+                      "wireguard = ( { interface = \"wg0\"; follow = \"wan\"; source_address = \"10.0.0.9\"; },\n"
+                      "              { interface = \"wg1\"; follow = \"g\"; source_address = \"10.0.0.9\"; } );\n",
+                      want, ELEMENTSOF(want));
+}
+
 static void test_free_null(void **state) {
         assert_null(hamgr_config_free(NULL));
         assert_null(hamgr_config_find_vrrp(NULL, "x"));
         assert_null(hamgr_config_find_group(NULL, "x"));
+        assert_null(hamgr_config_find_check(NULL, "x"));
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sample_config),
+                cmocka_unit_test(test_sample_wireguard_examples),
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_empty_config),
                 cmocka_unit_test(test_limits_accepted),
@@ -824,6 +1521,14 @@ int main(void) {
                 cmocka_unit_test(test_multiple_errors),
                 cmocka_unit_test(test_errors_print),
                 cmocka_unit_test(test_load_file_errors),
+                cmocka_unit_test(test_full_config),
+                cmocka_unit_test(test_wireguard_sections_absent),
+                cmocka_unit_test(test_check_errors),
+                cmocka_unit_test(test_check_missing_and_names),
+                cmocka_unit_test(test_track_check_errors),
+                cmocka_unit_test(test_wireguard_errors),
+                cmocka_unit_test(test_endpoint_errors),
+                cmocka_unit_test(test_wireguard_multiple_errors),
                 cmocka_unit_test(test_config_equal),
                 cmocka_unit_test(test_free_null),
         };

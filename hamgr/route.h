@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * Thin netlink helpers for the WireGuard takeover: bring a link up or
+ * down, and make a virtual IP the preferred source of the routes out of
+ * its interface (so WireGuard packets leave from the VIP, which is what
+ * clients have as the endpoint), with an exact restore.
+ */
+
+#include <stdbool.h>
+
+#include "common/ipaddr.h"
+
+struct nl_sock;
+struct route_src_override;
+
+/* Set or clear IFF_UP on IFINDEX. Returns 0 or -errno. */
+int route_link_set_up(struct nl_sock *sk, int ifindex, bool up);
+
+/*
+ * For every main-table route of SRC's family whose next hop leaves through
+ * IFINDEX, replace it with the same route with preferred source SRC. The
+ * originals are kept in *ret for route_src_restore(). Routes that cannot
+ * be changed are skipped (counted in *ret_failed when not NULL).
+ * Returns 0 or -errno (then nothing was changed).
+ */
+int route_src_override(struct nl_sock *sk, int ifindex, const struct ip_address *src,
+                       struct route_src_override **ret, unsigned *ret_failed);
+
+/* Put the original routes back (routes gone meanwhile are skipped) and
+ * free O. Accepts NULL. */
+void route_src_restore(struct nl_sock *sk, struct route_src_override *o);
+
+/* Number of routes changed by O. */
+unsigned route_src_count(const struct route_src_override *o);

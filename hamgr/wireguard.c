@@ -1,0 +1,732 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The WireGuard takeover. A passive gateway keeps its interface configured
+ * but down. On becoming MASTER it installs the endpoints it last knew,
+ * makes the VIP the source of its packets, brings the link up and moves
+ * each peer's persistent keepalive from 0 to N, which makes WireGuard send
+ * a handshake initiation at once: clients get a session in one round trip
+ * instead of waiting for their own rekey timer (~15 s). Work on large peer
+ * sets is cut into batches on an idle-priority source so VRRP timers and
+ * packets always go first.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "daemon.h"
+#include "link.h"
+#include "log.h"
+#include "route.h"
+#include "strbuf.h"
+#include "wg/key.h"
+#include "wg/wg.h"
+#include "wireguard.h"
+
+#define WG_BATCH_PEERS        1000
+#define WG_SNAPSHOT_USEC      (5 * USEC_PER_SEC)
+/* Keepalive used for the kick when the peer's own is 0 (off); it is set
+ * back to 0 right after, so it never fires. */
+#define WG_KICK_KEEPALIVE     25
+#define WG_STORE_MAGIC        "hamgr-endpoints 1"
+
+enum follower_phase {
+        PHASE_PASSIVE,
+        PHASE_STAGE_ENDPOINTS,   /* endpoints in, keepalive 0, link still down */
+        PHASE_LINK_UP,
+        PHASE_KICK,              /* keepalive 0 -> N: one initiation per peer */
+        PHASE_RESTORE_KEEPALIVE, /* peers whose keepalive is off get 0 back */
+        PHASE_ACTIVE,
+        _PHASE_MAX,
+};
+
+static const char *const phase_names[_PHASE_MAX] = {
+        [PHASE_PASSIVE] = "passive",
+        [PHASE_STAGE_ENDPOINTS] = "staging-endpoints",
+        [PHASE_LINK_UP] = "link-up",
+        [PHASE_KICK] = "kicking",
+        [PHASE_RESTORE_KEEPALIVE] = "restoring-keepalive",
+        [PHASE_ACTIVE] = "active",
+};
+
+struct known_peer {
+        uint8_t public_key[WG_KEY_LEN];
+        union wg_endpoint endpoint;
+        uint16_t keepalive;              /* the peer's configured persistent keepalive */
+};
+
+struct wg_follower {
+        struct hamgr_daemon *daemon;
+        struct hamgr_wireguard_config *config;
+        char *store_path;
+        enum follower_phase phase;
+        bool want_active;
+
+        struct known_peer *known;        /* sorted by public key */
+        size_t n_known;
+
+        struct known_peer *work;         /* peers of the takeover in progress */
+        size_t n_work, work_pos;
+        sd_event_source *work_source;
+        sd_event_source *snapshot_timer;
+        struct route_src_override *routes;
+
+        uint64_t takeover_started_usec;
+        uint64_t takeover_usec;          /* duration of the last takeover */
+        size_t last_kicked;
+        uint64_t takeovers;
+        int last_error;
+};
+
+static int known_cmp(const void *a, const void *b) {
+        return memcmp(((const struct known_peer *) a)->public_key, ((const struct known_peer *) b)->public_key,
+                      WG_KEY_LEN);
+}
+
+static struct known_peer *known_find(struct wg_follower *f, const uint8_t key[static WG_KEY_LEN]) {
+        struct known_peer k;
+
+        memcpy(k.public_key, key, WG_KEY_LEN);
+        return f->n_known ? bsearch(&k, f->known, f->n_known, sizeof(k), known_cmp) : NULL;
+}
+
+#define log_wg(f, level, ...) \
+        log_fields((level), 0, (f)->config->follow, 0, NULL, NULL, "wireguard %s: " FIRST_ARG(__VA_ARGS__), \
+                   (f)->config->interface REST_ARGS(__VA_ARGS__))
+#define FIRST_ARG(a, ...) a
+#define REST_ARGS(a, ...) , ##__VA_ARGS__
+
+/* ---- the endpoint store ------------------------------------------------- */
+
+/* Text, one peer a line: "BASE64KEY ENDPOINT KEEPALIVE". Written to a
+ * temporary file, synced and renamed over the old one, so a crash leaves
+ * either the old or the new file, never half of one. */
+static int store_save(struct wg_follower *f) {
+        _cleanup_(freep) char *tmp = NULL;
+        char key[WG_KEY_B64_LEN], ep[64];
+        FILE *out;
+        int fd, r = 0;
+
+        if (asprintf(&tmp, "%s.tmp", f->store_path) < 0)
+                return -ENOMEM;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        out = fdopen(fd, "w");
+        if (!out) {
+                r = -errno;
+                close(fd);
+                goto fail;
+        }
+        fprintf(out, "%s\n", WG_STORE_MAGIC);
+        for (size_t i = 0; i < f->n_known; i++) {
+                wg_key_to_base64(key, f->known[i].public_key);
+                fprintf(out, "%s %s %u\n", key, wg_endpoint_to_string(&f->known[i].endpoint, ep, sizeof(ep)),
+                        f->known[i].keepalive);
+        }
+        if (fflush(out) != 0 || fsync(fileno(out)) < 0)
+                r = -errno;
+        if (fclose(out) != 0 && r == 0)
+                r = -errno;
+        if (r < 0)
+                goto fail;
+        if (rename(tmp, f->store_path) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        return 0;
+fail:
+        unlink(tmp);
+        return r;
+}
+
+static int store_load(struct wg_follower *f) {
+        _cleanup_(freep) struct known_peer *known = NULL;
+        size_t n = 0, cap = 0;
+        char line[256];
+        FILE *in;
+        int r = 0, lineno = 0;
+
+        in = fopen(f->store_path, "re");
+        if (!in)
+                return errno == ENOENT ? 0 : -errno;
+        if (!fgets(line, sizeof(line), in) || strncmp(line, WG_STORE_MAGIC "\n", sizeof(WG_STORE_MAGIC)) != 0) {
+                r = -EBADMSG;
+                goto out;
+        }
+        lineno = 1;
+        while (fgets(line, sizeof(line), in)) {
+                char key[64], ep[80];
+                unsigned keepalive;
+                struct known_peer k = {};
+
+                lineno++;
+                if (sscanf(line, "%63s %79s %u", key, ep, &keepalive) != 3 || keepalive > UINT16_MAX ||
+                    wg_key_from_base64(k.public_key, key) < 0 || wg_endpoint_parse(ep, &k.endpoint) < 0) {
+                        r = -EBADMSG;
+                        goto out;
+                }
+                k.keepalive = (uint16_t) keepalive;
+                if (n == cap) {
+                        struct known_peer *g = realloc(known, (cap = cap ? cap * 2 : 64) * sizeof(*known));
+                        if (!g) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        known = g;
+                }
+                known[n++] = k;
+        }
+        qsort(known, n, sizeof(*known), known_cmp);
+        free(f->known);
+        f->known = TAKE_PTR(known);
+        f->n_known = n;
+out:
+        if (r == -EBADMSG)
+                log_wg(f, LOG_WARNING, "%s:%d: corrupt endpoint store, ignoring it", f->store_path, lineno);
+        fclose(in);
+        return r;
+}
+
+/* Learn endpoints and keepalives from the device (while serving it). */
+static void follower_snapshot(struct wg_follower *f) {
+        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+        struct known_peer *known;
+        size_t n = 0;
+        bool changed;
+        int r;
+
+        r = wg_get_device(f->config->backend, f->config->interface, &dev);
+        if (r < 0) {
+                log_fields(LOG_DEBUG, r, NULL, 0, NULL, NULL, "wireguard %s: cannot read device: %m",
+                           f->config->interface);
+                return;
+        }
+        known = calloc(dev->n_peers ? dev->n_peers : 1, sizeof(*known));
+        if (!known)
+                return;
+        for (size_t i = 0; i < dev->n_peers; i++) {
+                const struct wg_peer *p = &dev->peers[i];
+                struct known_peer *old = known_find(f, p->public_key);
+                struct known_peer k = {};
+
+                memcpy(k.public_key, p->public_key, WG_KEY_LEN);
+                k.keepalive = p->persistent_keepalive_interval;
+                if (p->endpoint.addr.sa_family != AF_UNSPEC)
+                        k.endpoint = p->endpoint;
+                else if (old)
+                        k.endpoint = old->endpoint;
+                else
+                        continue;
+                /* A takeover in progress has keepalives at 0 on purpose. */
+                if (f->phase != PHASE_ACTIVE && old)
+                        k.keepalive = old->keepalive;
+                known[n++] = k;
+        }
+        qsort(known, n, sizeof(*known), known_cmp);
+        changed = n != f->n_known || (n > 0 && memcmp(known, f->known, n * sizeof(*known)) != 0);
+        free(f->known);
+        f->known = known;
+        f->n_known = n;
+        if (changed) {
+                r = store_save(f);
+                if (r < 0)
+                        log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "wireguard %s: cannot save %s: %m",
+                                   f->config->interface, f->store_path);
+        }
+}
+
+static int on_snapshot(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct wg_follower *f = userdata;
+
+        if (f->phase == PHASE_ACTIVE)
+                follower_snapshot(f);
+        sd_event_source_set_time(s, usec + WG_SNAPSHOT_USEC);
+        return sd_event_source_set_enabled(s, SD_EVENT_ON);
+}
+
+/* ---- takeover ----------------------------------------------------------- */
+
+static int follower_ifindex(struct wg_follower *f) {
+        struct link_info li;
+
+        if (link_monitor_get(f->daemon->links, f->config->interface, &li) < 0)
+                return 0;
+        return li.ifindex;
+}
+
+/* The interface carrying the source address, for the route override. */
+static int source_ifindex(struct wg_follower *f) {
+        const struct ip_address *src = &f->config->source_address;
+        struct hamgr_daemon *d = f->daemon;
+
+        for (size_t i = 0; i < d->n_instances; i++) {
+                const struct hamgr_vrrp_config *c = d->instances[i]->config;
+
+                for (size_t k = 0; k < c->n_virtual_ips; k++)
+                        if (ip_address_equal(&c->virtual_ips[k].address, src))
+                                return d->instances[i]->ifindex;
+        }
+        return 0;
+}
+
+/* Apply one batch of the current phase: peers [work_pos, work_pos + batch). */
+static int follower_apply_batch(struct wg_follower *f) {
+        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+        size_t end = MIN(f->n_work, f->work_pos + WG_BATCH_PEERS);
+        int r;
+
+        dev = calloc(1, sizeof(*dev));
+        if (!dev)
+                return -ENOMEM;
+        snprintf(dev->name, sizeof(dev->name), "%s", f->config->interface);
+        for (size_t i = f->work_pos; i < end; i++) {
+                const struct known_peer *k = &f->work[i];
+                struct wg_peer *p;
+                uint16_t keepalive;
+
+                if (f->phase == PHASE_RESTORE_KEEPALIVE && k->keepalive != 0)
+                        continue;
+                p = wg_device_add_peer(dev);
+                if (!p)
+                        return -ENOMEM;
+                memcpy(p->public_key, k->public_key, WG_KEY_LEN);
+                /* Never bring back a peer removed meanwhile. */
+                p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_UPDATE_ONLY | WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
+                switch (f->phase) {
+                case PHASE_STAGE_ENDPOINTS:
+                        p->flags |= WG_PEER_HAS_ENDPOINT;
+                        p->endpoint = k->endpoint;
+                        keepalive = 0;
+                        break;
+                case PHASE_KICK:
+                        keepalive = k->keepalive ? k->keepalive : WG_KICK_KEEPALIVE;
+                        break;
+                default:
+                        keepalive = 0;
+                        break;
+                }
+                p->persistent_keepalive_interval = keepalive;
+        }
+        f->work_pos = end;
+        if (dev->n_peers == 0)
+                return 0;
+        r = wg_set_device(f->config->backend, dev);
+        return r;
+}
+
+static void follower_release(struct wg_follower *f, const char *why);
+
+static void follower_finish_takeover(struct wg_follower *f) {
+        uint64_t now = daemon_now(f->daemon);
+
+        f->phase = PHASE_ACTIVE;
+        f->takeover_usec = now - f->takeover_started_usec;
+        f->last_kicked = f->n_work;
+        f->takeovers++;
+        free(f->work);
+        f->work = NULL;
+        f->n_work = f->work_pos = 0;
+        f->work_source = sd_event_source_disable_unref(f->work_source);
+        log_wg(f, LOG_NOTICE, "serving tunnels: %zu peer%s kicked into a handshake, %u route%s from %s, in %" PRIu64 " ms",
+               f->last_kicked, f->last_kicked == 1 ? "" : "s", route_src_count(f->routes),
+               route_src_count(f->routes) == 1 ? "" : "s",
+               f->config->source_address.family ? "the virtual IP" : "the default source",
+               f->takeover_usec / USEC_PER_MSEC);
+}
+
+static int on_work(sd_event_source *s, void *userdata) {
+        struct wg_follower *f = userdata;
+        int ifindex, r = 0;
+
+        switch (f->phase) {
+        case PHASE_STAGE_ENDPOINTS:
+        case PHASE_KICK:
+        case PHASE_RESTORE_KEEPALIVE:
+                r = follower_apply_batch(f);
+                if (r < 0)
+                        break;
+                if (f->work_pos < f->n_work)
+                        return 0; /* more next iteration; VRRP goes first */
+                f->work_pos = 0;
+                f->phase++;
+                if (f->phase == PHASE_ACTIVE) {
+                        follower_finish_takeover(f);
+                        return 0;
+                }
+                return 0;
+        case PHASE_LINK_UP:
+                ifindex = follower_ifindex(f);
+                if (ifindex <= 0) {
+                        r = -ENODEV;
+                        break;
+                }
+                if (f->config->source_address.family != AF_UNSPEC && !f->routes) {
+                        int src_if = source_ifindex(f);
+                        unsigned failed = 0;
+
+                        if (src_if > 0) {
+                                r = route_src_override(f->daemon->nl, src_if, &f->config->source_address,
+                                                       &f->routes, &failed);
+                                if (r < 0 || failed > 0)
+                                        log_wg(f, LOG_WARNING, "could not make the virtual IP the source of %u route%s",
+                                               failed, failed == 1 ? "" : "s");
+                        }
+                }
+                r = route_link_set_up(f->daemon->nl, ifindex, true);
+                if (r < 0)
+                        break;
+                f->phase = PHASE_KICK;
+                return 0;
+        default:
+                f->work_source = sd_event_source_disable_unref(f->work_source);
+                return 0;
+        }
+        f->last_error = r;
+        log_fields(LOG_ERR, r, f->config->follow, 0, NULL, NULL, "wireguard %s: takeover failed in phase %s: %m",
+                   f->config->interface, phase_names[f->phase]);
+        /* Serve what we can: the link up beats a half-done takeover. */
+        f->phase = PHASE_ACTIVE;
+        f->work_source = sd_event_source_disable_unref(f->work_source);
+        ifindex = follower_ifindex(f);
+        if (ifindex > 0)
+                (void) route_link_set_up(f->daemon->nl, ifindex, true);
+        return 0;
+}
+
+static void follower_takeover(struct wg_follower *f) {
+        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+        int r;
+
+        f->takeover_started_usec = daemon_now(f->daemon);
+        f->last_error = 0;
+        r = wg_get_device(f->config->backend, f->config->interface, &dev);
+        if (r < 0) {
+                f->last_error = r;
+                log_fields(LOG_ERR, r, f->config->follow, 0, NULL, NULL,
+                           "wireguard %s: cannot read the device for takeover: %m", f->config->interface);
+                f->phase = PHASE_ACTIVE;
+                return;
+        }
+        free(f->work);
+        f->work = calloc(dev->n_peers ? dev->n_peers : 1, sizeof(*f->work));
+        f->n_work = f->work_pos = 0;
+        if (!f->work) {
+                f->phase = PHASE_ACTIVE;
+                return;
+        }
+        for (size_t i = 0; i < dev->n_peers; i++) {
+                const struct wg_peer *p = &dev->peers[i];
+                const struct known_peer *k = known_find(f, p->public_key);
+                struct known_peer w = {};
+
+                memcpy(w.public_key, p->public_key, WG_KEY_LEN);
+                if (k)
+                        w.endpoint = k->endpoint;
+                else if (p->endpoint.addr.sa_family != AF_UNSPEC)
+                        w.endpoint = p->endpoint;
+                else
+                        continue; /* nowhere to send an initiation: the client will come to us */
+                w.keepalive = p->persistent_keepalive_interval;
+                /* A takeover cut short (crash) may have left 0: the store knows better. */
+                if (w.keepalive == 0 && k)
+                        w.keepalive = k->keepalive;
+                f->work[f->n_work++] = w;
+        }
+        f->phase = PHASE_STAGE_ENDPOINTS;
+        r = sd_event_add_defer(f->daemon->event, &f->work_source, on_work, f);
+        if (r >= 0)
+                r = sd_event_source_set_priority(f->work_source, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(f->work_source, SD_EVENT_ON);
+        if (r < 0) {
+                f->last_error = r;
+                f->phase = PHASE_ACTIVE;
+        }
+        log_wg(f, LOG_INFO, "taking over: %zu of %zu peers have a known endpoint", f->n_work, dev->n_peers);
+}
+
+/*
+ * Link down is not enough: wireguard-go keeps its UDP socket and timers
+ * while its TUN is down and would, ~15 s later, send a handshake from the
+ * node's own address, making clients roam away from the VIP. Removing and
+ * re-adding every peer that has an endpoint drops the endpoint and the
+ * session keys, so a passive node has nobody to send to. The peers keep
+ * their keys, allowed IPs and keepalives.
+ */
+static int follower_strip_endpoints(struct wg_follower *f) {
+        _cleanup_(wg_device_freep) struct wg_device *dev = NULL, *removals = NULL, *readds = NULL;
+        int r;
+
+        r = wg_get_device(f->config->backend, f->config->interface, &dev);
+        if (r < 0)
+                return r;
+        removals = calloc(1, sizeof(*removals));
+        readds = calloc(1, sizeof(*readds));
+        if (!removals || !readds)
+                return -ENOMEM;
+        snprintf(removals->name, sizeof(removals->name), "%s", f->config->interface);
+        snprintf(readds->name, sizeof(readds->name), "%s", f->config->interface);
+        for (size_t i = 0; i < dev->n_peers; i++) {
+                const struct wg_peer *p = &dev->peers[i];
+                struct wg_peer *rm, *add;
+
+                if (p->endpoint.addr.sa_family == AF_UNSPEC)
+                        continue;
+                rm = wg_device_add_peer(removals);
+                add = wg_device_add_peer(readds);
+                if (!rm || !add)
+                        return -ENOMEM;
+                memcpy(rm->public_key, p->public_key, WG_KEY_LEN);
+                rm->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
+                memcpy(add->public_key, p->public_key, WG_KEY_LEN);
+                add->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REPLACE_ALLOWEDIPS |
+                             WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
+                add->persistent_keepalive_interval = p->persistent_keepalive_interval;
+                if (!wg_key_is_zero(p->preshared_key)) {
+                        memcpy(add->preshared_key, p->preshared_key, WG_KEY_LEN);
+                        add->flags |= WG_PEER_HAS_PRESHARED_KEY;
+                }
+                for (size_t k = 0; k < p->n_allowedips; k++) {
+                        r = wg_peer_add_allowedip(add, &p->allowedips[k]);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        if (removals->n_peers == 0)
+                return 0;
+        r = wg_set_device(f->config->backend, removals);
+        if (r < 0)
+                return r;
+        return wg_set_device(f->config->backend, readds);
+}
+
+static void follower_release(struct wg_follower *f, const char *why) {
+        int ifindex;
+        int r;
+
+        if (f->phase == PHASE_ACTIVE)
+                follower_snapshot(f);
+        f->work_source = sd_event_source_disable_unref(f->work_source);
+        free(f->work);
+        f->work = NULL;
+        f->n_work = f->work_pos = 0;
+        ifindex = follower_ifindex(f);
+        if (ifindex > 0) {
+                r = route_link_set_up(f->daemon->nl, ifindex, false);
+                if (r < 0)
+                        log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "wireguard %s: cannot set the link down: %m",
+                                   f->config->interface);
+        }
+        r = follower_strip_endpoints(f);
+        if (r < 0 && r != -ENODEV)
+                log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL,
+                           "wireguard %s: cannot clear the peers' endpoints: %m", f->config->interface);
+        route_src_restore(f->daemon->nl, f->routes);
+        f->routes = NULL;
+        if (f->phase != PHASE_PASSIVE)
+                log_wg(f, LOG_NOTICE, "passive (%s): link down", why);
+        f->phase = PHASE_PASSIVE;
+}
+
+/* ---- following ---------------------------------------------------------- */
+
+static bool follow_is_master(struct hamgr_daemon *d, const char *name) {
+        for (size_t i = 0; i < d->n_groups; i++) {
+                const struct hamgr_group_rt *g = d->groups[i];
+
+                if (!g->name || !streq(g->name, name))
+                        continue;
+                for (size_t m = 0; m < g->n_members; m++)
+                        if (g->members[m]->fsm.state != VRRP_STATE_MASTER)
+                                return false;
+                return g->n_members > 0;
+        }
+        for (size_t i = 0; i < d->n_instances; i++)
+                if (streq(d->instances[i]->config->name, name))
+                        return d->instances[i]->fsm.state == VRRP_STATE_MASTER;
+        return false;
+}
+
+static struct wg_follower *follower_free(struct wg_follower *f) {
+        if (!f)
+                return NULL;
+        sd_event_source_disable_unref(f->work_source);
+        sd_event_source_disable_unref(f->snapshot_timer);
+        free(f->work);
+        free(f->known);
+        free(f->store_path);
+        free(f);
+        return NULL;
+}
+
+static int follower_new(struct hamgr_daemon *d, struct hamgr_wireguard_config *config, struct wg_follower **ret) {
+        struct wg_follower *f;
+        int r;
+
+        f = calloc(1, sizeof(*f));
+        if (!f)
+                return -ENOMEM;
+        f->daemon = d;
+        f->config = config;
+        if (asprintf(&f->store_path, "%s/wireguard-%s.endpoints", d->config->state_dir, config->interface) < 0) {
+                f->store_path = NULL;
+                follower_free(f);
+                return -ENOMEM;
+        }
+        (void) mkdir(d->config->state_dir, 0700);
+        r = store_load(f);
+        if (r < 0 && r != -EBADMSG)
+                log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "wireguard %s: cannot read %s: %m", config->interface,
+                           f->store_path);
+        r = sd_event_add_time_relative(d->event, &f->snapshot_timer, CLOCK_MONOTONIC, WG_SNAPSHOT_USEC,
+                                       USEC_PER_SEC / 10, on_snapshot, f);
+        if (r < 0) {
+                follower_free(f);
+                return r;
+        }
+        /* Start passive whatever the link was: a node only serves tunnels
+         * once VRRP made it master. Not PASSIVE yet, so release acts. */
+        f->phase = PHASE_LINK_UP;
+        follower_release(f, "starting");
+        log_wg(f, LOG_INFO, "following %s, %zu known endpoint%s, backend %s", config->follow, f->n_known,
+               f->n_known == 1 ? "" : "s", wg_backend_to_string(wg_backend_resolve(config->backend, config->interface)));
+        *ret = f;
+        return 0;
+}
+
+int wg_followers_start(struct hamgr_daemon *d) {
+        struct hamgr_config *c = d->config;
+        int r;
+
+        d->followers = calloc(c->n_wireguard ? c->n_wireguard : 1, sizeof(*d->followers));
+        if (!d->followers)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_wireguard; i++) {
+                r = follower_new(d, &c->wireguard[i], &d->followers[d->n_followers]);
+                if (r < 0)
+                        return r;
+                d->n_followers++;
+        }
+        return 0;
+}
+
+int wg_followers_reload(struct hamgr_daemon *d) {
+        struct hamgr_config *c = d->config;
+        struct wg_follower **next;
+        size_t n = 0;
+        int r = 0;
+
+        next = calloc(c->n_wireguard ? c->n_wireguard : 1, sizeof(*next));
+        if (!next)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_wireguard; i++) {
+                struct hamgr_wireguard_config *w = &c->wireguard[i];
+
+                for (size_t k = 0; k < d->n_followers; k++) {
+                        struct wg_follower *f = d->followers[k];
+
+                        if (f && streq(f->config->interface, w->interface) && f->config->backend == w->backend &&
+                            streq(f->config->follow, w->follow) &&
+                            (f->config->source_address.family == w->source_address.family &&
+                             (!w->source_address.family ||
+                              ip_address_equal(&f->config->source_address, &w->source_address)))) {
+                                f->config = w;
+                                next[n++] = f;
+                                d->followers[k] = NULL;
+                                break;
+                        }
+                }
+        }
+        for (size_t k = 0; k < d->n_followers; k++)
+                if (d->followers[k]) {
+                        follower_release(d->followers[k], "removed by reload");
+                        follower_free(d->followers[k]);
+                }
+        free(d->followers);
+        d->followers = next;
+        d->n_followers = n;
+        for (size_t i = 0; i < c->n_wireguard; i++) {
+                bool have = false;
+
+                for (size_t k = 0; k < n; k++)
+                        have |= next[k]->config == &c->wireguard[i];
+                if (have)
+                        continue;
+                r = follower_new(d, &c->wireguard[i], &next[d->n_followers]);
+                if (r < 0)
+                        break;
+                d->n_followers++;
+        }
+        wg_followers_update(d);
+        return r;
+}
+
+void wg_followers_update(struct hamgr_daemon *d) {
+        for (size_t i = 0; i < d->n_followers; i++) {
+                struct wg_follower *f = d->followers[i];
+                bool master = !d->stopping && follow_is_master(d, f->config->follow);
+
+                if (master && f->phase == PHASE_PASSIVE)
+                        follower_takeover(f);
+                else if (!master && f->phase != PHASE_PASSIVE)
+                        follower_release(f, d->stopping ? "stopping" : "no longer master");
+        }
+}
+
+void wg_followers_release_lost(struct hamgr_daemon *d) {
+        for (size_t i = 0; i < d->n_followers; i++) {
+                struct wg_follower *f = d->followers[i];
+
+                if (f->phase != PHASE_PASSIVE && (d->stopping || !follow_is_master(d, f->config->follow)))
+                        follower_release(f, d->stopping ? "stopping" : "no longer master");
+        }
+}
+
+void wg_followers_stop(struct hamgr_daemon *d) {
+        for (size_t i = 0; i < d->n_followers; i++) {
+                follower_release(d->followers[i], "stopping");
+                follower_free(d->followers[i]);
+        }
+        free(d->followers);
+        d->followers = NULL;
+        d->n_followers = 0;
+}
+
+bool wg_follower_active(struct hamgr_daemon *d, const char *ifname) {
+        for (size_t i = 0; i < d->n_followers; i++)
+                if (streq(d->followers[i]->config->interface, ifname))
+                        return d->followers[i]->phase != PHASE_PASSIVE;
+        return false;
+}
+
+void wg_followers_status_json(struct hamgr_daemon *d, struct buf *b) {
+        char addr[INET6_ADDRSTRLEN];
+
+        buf_printf(b, "[");
+        for (size_t i = 0; i < d->n_followers; i++) {
+                const struct wg_follower *f = d->followers[i];
+
+                buf_printf(b, "%s{\"interface\":", i ? "," : "");
+                buf_json_string(b, f->config->interface);
+                buf_printf(b, ",\"backend\":\"%s\",\"follow\":",
+                           wg_backend_to_string(wg_backend_resolve(f->config->backend, f->config->interface)));
+                buf_json_string(b, f->config->follow);
+                buf_printf(b, ",\"source_address\":");
+                if (f->config->source_address.family)
+                        buf_json_string(b, ip_address_to_string(&f->config->source_address, addr, sizeof(addr)));
+                else
+                        buf_printf(b, "null");
+                buf_printf(b,
+                           ",\"phase\":\"%s\",\"known_endpoints\":%zu,\"takeovers\":%" PRIu64
+                           ",\"last_takeover_ms\":%" PRIu64 ",\"last_kicked\":%zu,\"source_routes\":%u,\"last_error\":%d}",
+                           phase_names[f->phase], f->n_known, f->takeovers, f->takeover_usec / USEC_PER_MSEC,
+                           f->last_kicked, route_src_count(f->routes), f->last_error);
+        }
+        buf_printf(b, "]");
+}

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The UAPI get parser on arbitrary bytes. Whatever it accepts must format
+ * as a well-formed set request, and that request, read back as a get
+ * reply, must describe the same device. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/macro.h"
+#include "wg/uapi.h"
+
+#define NOW INT64_C(1700000000)
+
+static bool known_set_key(const char *line, size_t keylen) {
+        static const char *const keys[] = {
+                "private_key", "listen_port", "fwmark", "replace_peers", "public_key", "remove",
+                "update_only", "preshared_key", "endpoint", "persistent_keepalive_interval",
+                "replace_allowed_ips", "allowed_ip",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (strlen(keys[i]) == keylen && memcmp(line, keys[i], keylen) == 0)
+                        return true;
+        return false;
+}
+
+/* "set=1\n", key=value lines of known keys with non-empty values, one
+ * final blank line and nothing after it. */
+static void check_set_text(const char *text) {
+        size_t len = strlen(text), pos;
+
+        if (len < 7 || memcmp(text, "set=1\n", 6) != 0 || memcmp(text + len - 2, "\n\n", 2) != 0)
+                abort();
+        for (pos = 6; pos < len - 1;) {
+                const char *nl = memchr(text + pos, '\n', len - pos);
+                const char *eq;
+
+                if (!nl)
+                        abort();
+                eq = memchr(text + pos, '=', (size_t) (nl - (text + pos)));
+                if (!eq || eq == text + pos || eq + 1 == nl)
+                        abort();
+                if (!known_set_key(text + pos, (size_t) (eq - (text + pos))))
+                        abort();
+                if ((size_t) (nl - (text + pos)) > WG_UAPI_LINE_MAX)
+                        abort();
+                pos = (size_t) (nl - text) + 1;
+        }
+        if (pos != len - 1)
+                abort();
+}
+
+static void check_same(const struct wg_device *a, const struct wg_device *b) {
+        uint32_t mask = WG_DEVICE_HAS_PRIVATE_KEY | WG_DEVICE_HAS_LISTEN_PORT | WG_DEVICE_HAS_FWMARK;
+
+        /* The public key is not part of a set (and an own_public_key line
+         * may contradict the private key): only the private key counts. */
+        if ((a->flags & mask) != (b->flags & mask))
+                abort();
+        if ((a->flags & WG_DEVICE_HAS_PRIVATE_KEY) && memcmp(a->private_key, b->private_key, WG_KEY_LEN) != 0)
+                abort();
+        if (a->listen_port != b->listen_port || a->fwmark != b->fwmark || a->n_peers != b->n_peers)
+                abort();
+        for (size_t i = 0; i < a->n_peers; i++) {
+                const struct wg_peer *p = &a->peers[i], *q = &b->peers[i];
+
+                if (p->flags != q->flags || memcmp(p->public_key, q->public_key, WG_KEY_LEN) != 0 ||
+                    memcmp(p->preshared_key, q->preshared_key, WG_KEY_LEN) != 0 ||
+                    p->persistent_keepalive_interval != q->persistent_keepalive_interval ||
+                    memcmp(&p->endpoint, &q->endpoint, sizeof(p->endpoint)) != 0 ||
+                    p->n_allowedips != q->n_allowedips)
+                        abort();
+                if (p->n_allowedips > 0 &&
+                    memcmp(p->allowedips, q->allowedips, p->n_allowedips * sizeof(*p->allowedips)) != 0)
+                        abort();
+        }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        struct wg_device *d = NULL, *back = NULL;
+        const char *reason = NULL;
+        char *text = NULL, *get = NULL;
+        size_t n;
+        int r;
+
+        r = wg_uapi_parse_get(data, size, NOW, &d, &reason);
+        if (r < 0) {
+                if (d || (r == -EBADMSG && !reason))
+                        abort();
+                return 0;
+        }
+
+        r = wg_uapi_format_set(d, &text);
+        if (r == -ENOMEM)
+                goto finish;
+        if (r < 0)
+                abort();
+        check_set_text(text);
+
+        /* Drop "set=1\n" and the blank line, add "errno=0\n\n". */
+        n = strlen(text);
+        get = malloc(n + 16);
+        if (!get)
+                goto finish;
+        memcpy(get, text + 6, n - 7);
+        memcpy(get + n - 7, "errno=0\n\n", 9);
+        r = wg_uapi_parse_get((const uint8_t *) get, n - 7 + 9, NOW, &back, &reason);
+        if (r == -ENOMEM)
+                goto finish;
+        if (r < 0)
+                abort();
+        check_same(d, back);
+finish:
+        free(get);
+        wg_uapi_text_free(text);
+        wg_device_free(back);
+        wg_device_free(d);
+        return 0;
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# The WireGuard takeover with wireguard-go: two gateways sharing one key,
+# a client pinging the gateway's tunnel address through the VIP.
+#  - the backup's wg0 is down and sends nothing;
+#  - after kill -9 of the master's hamgr with its link down, the tunnel is
+#    back well before the client's own retry could (~15 s: KEEPALIVE 10 s +
+#    REKEY 5 s), because the new master knows the client's endpoint and
+#    kicks a handshake;
+#  - that handshake initiation leaves from the VIP (seen on the wire);
+#  - killing wireguard-go on the master makes the pair fail over (check).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/wg_lab.sh"
+
+require_root
+require_cmd wireguard-go wg jq tcpdump ping
+[ -n "${HAMGR_BIN:-}" ] || die "HAMGR_BIN is not set"
+
+VIP=10.77.0.10
+
+write_conf() {
+        local node=$1 prio=$2
+        HC_TRACK= HC_INTERVAL_MS=100 HC_INSTANCE_EXTRA='track_checks = ( { check = "wg0"; weight = 0; } );' \
+                write_hamgr_conf "$HI_TMP/$node.conf" "$node" "$prio" "$(cat <<EOF
+checks = ( { name = "wg0"; type = "wireguard"; interface = "wg0"; interval_ms = 200; rise = 1; fall = 2; } );
+wireguard = ( { interface = "wg0"; backend = "uapi"; follow = "wan"; source_address = "$VIP"; } );
+EOF
+)"
+        "$HAMGR_BIN" check -c "$HI_TMP/$node.conf" >/dev/null || die "hamgr check refuses $HI_TMP/$node.conf: $("$HAMGR_BIN" check -c "$HI_TMP/$node.conf" 2>&1)"
+}
+
+# Seconds (ms precision) until the tunnel answers again, polling every 100 ms.
+time_to_tunnel() {
+        local t0=$1 limit_ms=$2 now
+        while true; do
+                if node_exec client ping -c 1 -W 0.2 "$WG_GW_TUN" >/dev/null 2>&1; then
+                        now=$(hi_now_ms)
+                        echo $((now - t0))
+                        return 0
+                fi
+                now=$(hi_now_ms)
+                [ $((now - t0)) -lt "$limit_ms" ] || { echo "$limit_ms"; return 1; }
+                sleep 0.1
+        done
+}
+
+lab_create 2
+wg_keys
+for g in gw1 gw2; do
+        wg_gateway_setup "$g"
+done
+write_conf gw1 150
+write_conf gw2 100
+hamgr_start gw1 "$HI_TMP/gw1.conf"
+wait_until 10 hamgr_state_is gw1 wan MASTER || die "gw1 did not become MASTER: $(tail -5 "$(hamgr_log gw1)")"
+hamgr_start gw2 "$HI_TMP/gw2.conf"
+wait_until 10 hamgr_state_is gw2 wan BACKUP || die "gw2 did not become BACKUP"
+
+assert_true "master: wg0 up on gw1" wait_until 5 wg_link_up gw1
+assert_true "backup: wg0 down on gw2" wg_link_down gw2
+assert_eq "$(hamgr_status gw2 | jq -r '.wireguard[0].phase')" passive "backup: follower passive"
+
+wg_client_setup "$VIP:$WG_PORT"
+assert_true "client reaches the gateway through the tunnel (via gw1)" wait_until 10 tunnel_ping
+ep=$(wg_peer_endpoint gw1)
+assert_contains "$ep" "10.77.0.100:" "gw1 learned the client's endpoint"
+
+# Let gw1 store the endpoint (snapshot every 5 s), then move the service to
+# gw2 and back so that gw2 has served the client once too: without
+# replication a node only knows endpoints it saw while master.
+wait_until 10 node_exec gw1 grep -q "$WG_CLIENT_PUB" "$HI_TMP/gw1.state/wireguard-wg0.endpoints" ||
+        fail "gw1 did not store the client's endpoint"
+hamgr_stop gw1 TERM
+wait_until 5 hamgr_state_is gw2 wan MASTER || die "gw2 did not take over on SIGTERM"
+assert_true "gw2 serves the client after a graceful hand-over" wait_until 20 tunnel_ping
+wait_until 10 grep -q "$WG_CLIENT_PUB" "$HI_TMP/gw2.state/wireguard-wg0.endpoints" ||
+        fail "gw2 did not store the client's endpoint"
+hamgr_start gw1 "$HI_TMP/gw1.conf"
+wait_until 10 hamgr_state_is gw1 wan MASTER || die "gw1 did not preempt"
+assert_true "gw1 serves the client again after preempting (it knew the endpoint)" wait_until 5 tunnel_ping
+assert_true "gw2 is passive again: wg0 down" wait_until 5 wg_link_down gw2
+
+# The backup sends nothing: no UDP from gw2's addresses for a while.
+capture_start client eth0 "udp port $WG_PORT" "$HI_TMP/quiet.cap"
+sleep 2
+capture_stop "$HI_TMP/quiet.cap"
+assert_eq "$(capture_count "$HI_TMP/quiet.cap" "10.77.0.2.$WG_PORT >")" 0 "the backup sent no WireGuard packet"
+
+# ---- crash: kill -9 of the master's hamgr with its link taken down
+capture_start client eth0 "udp port $WG_PORT" "$HI_TMP/takeover.cap"
+t0=$(hi_now_ms)
+node_link gw1 eth0 down
+hamgr_stop gw1 KILL
+if elapsed=$(time_to_tunnel "$t0" 15000); then
+        pass "crash: tunnel back after ${elapsed} ms"
+else
+        fail "crash: tunnel not back within 15 s"
+fi
+# The client's own recovery needs ~15 s (keepalive timeout + rekey); the
+# kick makes it one round trip after Master_Down (~0.4 s).
+if [ "$elapsed" -lt 5000 ]; then
+        pass "crash: back in under 5 s, before the client's own retry (~15 s) could have done it"
+else
+        fail "crash: took ${elapsed} ms, as slow as the client's own retry"
+fi
+capture_stop "$HI_TMP/takeover.cap"
+assert_true "the handshake initiation after takeover left from the VIP" \
+        capture_has "$HI_TMP/takeover.cap" "$VIP.$WG_PORT > 10.77.0.100."
+assert_eq "$(capture_count "$HI_TMP/takeover.cap" "10.77.0.2.$WG_PORT >")" 0 "nothing left from gw2's own address"
+assert_eq "$(hamgr_status gw2 | jq -r '.wireguard[0].phase')" active "gw2 follower active"
+assert_true "gw2 kicked at least one peer" test "$(hamgr_status gw2 | jq -r '.wireguard[0].last_kicked')" -ge 1
+
+# ---- killing wireguard-go on the master fails the pair over
+node_link gw1 eth0 up
+hamgr_start gw1 "$HI_TMP/gw1.conf"
+wait_until 10 hamgr_state_is gw1 wan MASTER || die "gw1 did not come back"
+wait_until 5 tunnel_ping || fail "tunnel not back on gw1"
+wg_go_stop gw1 KILL
+if wait_until 5 hamgr_state_is gw1 wan FAULT; then
+        pass "wireguard-go killed: gw1 FAULT ($(hamgr_status gw1 | jq -r '.instances[0].fault_detail'))"
+else
+        fail "wireguard-go killed: gw1 is $(hamgr_state gw1 wan)"
+fi
+assert_true "wireguard-go killed: gw2 takes over" wait_until 5 hamgr_state_is gw2 wan MASTER
+assert_true "wireguard-go killed: the tunnel works through gw2" wait_until 5 tunnel_ping
+
+finish

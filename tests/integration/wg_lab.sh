@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# shellcheck shell=bash
+#
+# WireGuard on top of lib.sh's lab: wireguard-go per node (inside the node's
+# holder, so each has its own /var/run/wireguard), a gateway key shared by
+# all gateways (as a real HA pair has), one client key. Sourced after lib.sh.
+#
+#   gateways: wg0 10.99.0.1/24, listen port 51820, peer = the client
+#             (allowed 10.99.0.2/32, no endpoint: learned or restored)
+#   client:   wg0 10.99.0.2/24, peer = the gateways at VIP:51820
+#             (allowed 10.99.0.0/24)
+
+WG_PORT=51820
+WG_GW_TUN=10.99.0.1
+WG_CLIENT_TUN=10.99.0.2
+declare -A WG_GO_PID=()
+
+wg_keys() {
+        WG_GW_KEY=$(wg genkey)
+        WG_GW_PUB=$(printf '%s' "$WG_GW_KEY" | wg pubkey)
+        WG_CLIENT_KEY=$(wg genkey)
+        WG_CLIENT_PUB=$(printf '%s' "$WG_CLIENT_KEY" | wg pubkey)
+        printf '%s\n' "$WG_GW_KEY" >"$HI_TMP/gw.key"
+        printf '%s\n' "$WG_CLIENT_KEY" >"$HI_TMP/client.key"
+        chmod 600 "$HI_TMP/gw.key" "$HI_TMP/client.key"
+}
+
+# wg_go_start NODE: wireguard-go for wg0 in NODE; waits for its UAPI socket.
+wg_go_start() {
+        local node=$1
+        node_start "$node"
+        WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 \
+                node_spawn "$node" "$HI_TMP/$node.wireguard-go.log" wireguard-go -f wg0
+        WG_GO_PID[$node]=$HI_LAST_PID
+        wait_until 5 node_exec "$node" test -S /var/run/wireguard/wg0.sock ||
+                die "wireguard-go did not come up on $node: $(cat "$HI_TMP/$node.wireguard-go.log")"
+}
+
+wg_go_stop() {
+        local node=$1 sig=${2:-TERM}
+        [ -n "${WG_GO_PID[$node]:-}" ] || return 0
+        stop_pid "${WG_GO_PID[$node]}" "$sig"
+        unset 'WG_GO_PID[$node]'
+}
+
+# wg_gateway_setup NODE: the shared gateway identity, link left down (hamgr
+# decides when it comes up).
+wg_gateway_setup() {
+        local node=$1
+        wg_go_start "$node"
+        node_exec "$node" wg set wg0 private-key "$HI_TMP/gw.key" listen-port "$WG_PORT" \
+                peer "$WG_CLIENT_PUB" allowed-ips "$WG_CLIENT_TUN/32"
+        node_exec "$node" ip addr add "$WG_GW_TUN/24" dev wg0
+}
+
+# wg_client_setup ENDPOINT [KEEPALIVE]: the client, pointed at ENDPOINT.
+wg_client_setup() {
+        local endpoint=$1 keepalive=${2:-0}
+        wg_go_start client
+        node_exec client wg set wg0 private-key "$HI_TMP/client.key" \
+                peer "$WG_GW_PUB" endpoint "$endpoint" allowed-ips 10.99.0.0/24 persistent-keepalive "$keepalive"
+        node_exec client ip addr add "$WG_CLIENT_TUN/24" dev wg0
+        node_exec client ip link set wg0 up
+}
+
+# wg_link_up NODE: wg0 is administratively up in NODE.
+wg_link_up() {
+        node_exec "$1" ip -o link show wg0 | grep -q '<[^>]*[<,]UP[,>]'
+}
+
+wg_link_down() {
+        node_exec "$1" ip -o link show wg0 >/dev/null 2>&1 && ! wg_link_up "$1"
+}
+
+# tunnel_ping: one ping from the client to the gateway's tunnel address.
+tunnel_ping() {
+        node_exec client ping -c 1 -W 1 "$WG_GW_TUN" >/dev/null 2>&1
+}
+
+# wg_peer_endpoint NODE: the endpoint NODE has for its (only) peer.
+wg_peer_endpoint() {
+        node_exec "$1" wg show wg0 endpoints | awk '{ print $2 }'
+}

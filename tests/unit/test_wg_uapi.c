@@ -1,0 +1,981 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The UAPI backend: the get parser (wireguard-go and boringtun replies,
+ * malformed input, limits), the set formatter, the retry set, and the
+ * socket code against a fake daemon in a thread that plays wireguard-go or
+ * boringtun. */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/macro.h"
+#include "wg/uapi.h"
+#include "wg/wg.h"
+
+#define NOW INT64_C(1700000000)
+
+/* RFC 7748 section 6.1 (Alice). */
+static const char alice_priv_hex[] = "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a";
+static const char alice_pub_hex[] = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a";
+
+static void hex_key(uint8_t key[static WG_KEY_LEN], const char *hex) {
+        for (size_t i = 0; i < WG_KEY_LEN; i++) {
+                unsigned v;
+
+                assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+                key[i] = (uint8_t) v;
+        }
+}
+
+static void key_to_hex(char out[static 2 * WG_KEY_LEN + 1], const uint8_t key[static WG_KEY_LEN]) {
+        for (size_t i = 0; i < WG_KEY_LEN; i++)
+                sprintf(out + 2 * i, "%02x", key[i]);
+}
+
+static void key_fill(uint8_t key[static WG_KEY_LEN], uint8_t id) {
+        memset(key, id, WG_KEY_LEN);
+}
+
+static int parse(const char *text, struct wg_device **ret, const char **reason) {
+        return wg_uapi_parse_get((const uint8_t *) text, strlen(text), NOW, ret, reason);
+}
+
+/* ---- get parser ---- */
+
+static const char wggo_reply[] =
+        "private_key=77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a\n"
+        "listen_port=51820\n"
+        "fwmark=4660\n"
+        "public_key=0101010101010101010101010101010101010101010101010101010101010101\n"
+        "preshared_key=0000000000000000000000000000000000000000000000000000000000000000\n"
+        "protocol_version=1\n"
+        "endpoint=192.0.2.1:51820\n"
+        "last_handshake_time_sec=1699999990\n"
+        "last_handshake_time_nsec=5\n"
+        "tx_bytes=1000\n"
+        "rx_bytes=18446744073709551615\n"
+        "persistent_keepalive_interval=25\n"
+        "allowed_ip=10.1.0.0/24\n"
+        "allowed_ip=fd01::/64\n"
+        "public_key=0202020202020202020202020202020202020202020202020202020202020202\n"
+        "preshared_key=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+        "protocol_version=1\n"
+        "endpoint=[2001:db8::2]:4500\n"
+        "last_handshake_time_sec=0\n"
+        "last_handshake_time_nsec=0\n"
+        "tx_bytes=0\n"
+        "rx_bytes=0\n"
+        "persistent_keepalive_interval=0\n"
+        "errno=0\n"
+        "\n";
+
+static void test_parse_wireguard_go(void **state) {
+        _cleanup_(wg_device_freep) struct wg_device *d = NULL;
+        uint8_t key[WG_KEY_LEN];
+        const struct wg_peer *p;
+        char buf[96];
+
+        assert_int_equal(parse(wggo_reply, &d, NULL), 0);
+        assert_int_equal(d->flags, WG_DEVICE_HAS_PRIVATE_KEY | WG_DEVICE_HAS_PUBLIC_KEY | WG_DEVICE_HAS_LISTEN_PORT |
+                                           WG_DEVICE_HAS_FWMARK);
+        hex_key(key, alice_priv_hex);
+        assert_memory_equal(d->private_key, key, WG_KEY_LEN);
+        hex_key(key, alice_pub_hex);
+        assert_memory_equal(d->public_key, key, WG_KEY_LEN);
+        assert_int_equal(d->listen_port, 51820);
+        assert_int_equal(d->fwmark, 4660);
+        assert_int_equal(d->n_peers, 2);
+
+        p = &d->peers[0];
+        key_fill(key, 1);
+        assert_memory_equal(p->public_key, key, WG_KEY_LEN);
+        /* An all-zero preshared key is "none". */
+        assert_int_equal(p->flags, WG_PEER_HAS_PUBLIC_KEY | WG_PEER_HAS_ENDPOINT |
+                                           WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL);
+        assert_string_equal(wg_endpoint_to_string(&p->endpoint, buf, sizeof(buf)), "192.0.2.1:51820");
+        assert_int_equal(p->last_handshake_time_sec, 1699999990);
+        assert_int_equal(p->last_handshake_time_nsec, 5);
+        assert_int_equal(p->tx_bytes, 1000);
+        assert_true(p->rx_bytes == UINT64_MAX);
+        assert_int_equal(p->persistent_keepalive_interval, 25);
+        assert_int_equal(p->n_allowedips, 2);
+        assert_int_equal(p->allowedips[0].family, AF_INET);
+        assert_int_equal(ntohl(p->allowedips[0].ip.in.s_addr), 0x0a010000);
+        assert_int_equal(p->allowedips[0].cidr, 24);
+        assert_int_equal(p->allowedips[1].family, AF_INET6);
+        assert_int_equal(p->allowedips[1].ip.bytes[0], 0xfd);
+        assert_int_equal(p->allowedips[1].cidr, 64);
+
+        p = &d->peers[1];
+        assert_true(p->flags & WG_PEER_HAS_PRESHARED_KEY);
+        assert_int_equal(p->preshared_key[31], 0xaa);
+        assert_string_equal(wg_endpoint_to_string(&p->endpoint, buf, sizeof(buf)), "[2001:db8::2]:4500");
+        assert_int_equal(p->last_handshake_time_sec, 0);
+        assert_int_equal(p->n_allowedips, 0);
+}
+
+static void test_parse_boringtun(void **state) {
+        static const char reply[] =
+                "own_public_key=8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a\n"
+                "listen_port=40000\n"
+                "public_key=0303030303030303030303030303030303030303030303030303030303030303\n"
+                "persistent_keepalive_interval=10\n"
+                "endpoint=198.51.100.3:51820\n"
+                "allowed_ip=10.3.0.0/16\n"
+                "last_handshake_time_sec=5\n"
+                "last_handshake_time_nsec=250000000\n"
+                "rx_bytes=7\n"
+                "tx_bytes=8\n"
+                "public_key=0404040404040404040404040404040404040404040404040404040404040404\n"
+                "last_handshake_time_sec=0\n"
+                "last_handshake_time_nsec=1\n"
+                "errno=0\n"
+                "\n";
+        _cleanup_(wg_device_freep) struct wg_device *d = NULL;
+        uint8_t key[WG_KEY_LEN];
+
+        assert_int_equal(parse(reply, &d, NULL), 0);
+        /* No private key, but the public key is known. */
+        assert_int_equal(d->flags, WG_DEVICE_HAS_PUBLIC_KEY | WG_DEVICE_HAS_LISTEN_PORT);
+        hex_key(key, alice_pub_hex);
+        assert_memory_equal(d->public_key, key, WG_KEY_LEN);
+        assert_true(wg_key_is_zero(d->private_key));
+        assert_int_equal(d->n_peers, 2);
+        /* 5.25 s before NOW. */
+        assert_int_equal(d->peers[0].last_handshake_time_sec, NOW - 6);
+        assert_int_equal(d->peers[0].last_handshake_time_nsec, 750000000);
+        assert_int_equal(d->peers[0].rx_bytes, 7);
+        assert_int_equal(d->peers[0].tx_bytes, 8);
+        /* 1 ns ago is a handshake too, not "never". */
+        assert_int_equal(d->peers[1].last_handshake_time_sec, NOW - 1);
+        assert_int_equal(d->peers[1].last_handshake_time_nsec, 999999999);
+}
+
+static void test_parse_relative_clock_before(void **state) {
+        static const char reply[] =
+                "public_key=0303030303030303030303030303030303030303030303030303030303030303\n"
+                "last_handshake_time_sec=100\n"
+                "errno=0\n\n";
+        _cleanup_(wg_device_freep) struct wg_device *d = NULL;
+
+        assert_int_equal(wg_uapi_parse_get((const uint8_t *) reply, strlen(reply), 50, &d, NULL), 0);
+        assert_int_equal(d->peers[0].last_handshake_time_sec, 1);
+}
+
+static void test_parse_errno(void **state) {
+        struct wg_device *d = (struct wg_device *) 0x1;
+        _cleanup_(wg_device_freep) struct wg_device *empty = NULL;
+
+        /* wireguard-go answers negative values, boringtun positive ones. */
+        assert_int_equal(parse("errno=-22\n\n", &d, NULL), -EINVAL);
+        assert_int_equal(parse("errno=22\n\n", &d, NULL), -EINVAL);
+        assert_int_equal(parse("errno=-5\n\n", &d, NULL), -EIO);
+        assert_ptr_equal(d, (struct wg_device *) 0x1);
+        assert_int_equal(parse("errno=0\n\n", &empty, NULL), 0);
+        assert_int_equal(empty->n_peers, 0);
+        assert_int_equal(empty->flags, 0);
+}
+
+static void test_parse_unknown_keys(void **state) {
+        static const char reply[] =
+                "jc=4\n"
+                "listen_port=1\n"
+                "future_device_thing=x y z\n"
+                "public_key=0303030303030303030303030303030303030303030303030303030303030303\n"
+                "future_peer_thing=\n"
+                "protocol_version=2\n"
+                "allowed_ip=10.0.0.1/32\n"
+                "errno=0\n\n";
+        _cleanup_(wg_device_freep) struct wg_device *d = NULL;
+
+        assert_int_equal(parse(reply, &d, NULL), 0);
+        assert_int_equal(d->listen_port, 1);
+        assert_int_equal(d->n_peers, 1);
+        assert_int_equal(d->peers[0].n_allowedips, 1);
+}
+
+static void test_parse_malformed(void **state) {
+        static const struct {
+                const char *text;
+                const char *reason;
+        } cases[] = {
+                { "listen_port\nerrno=0\n\n", "line without '='" },
+                { "=1\nerrno=0\n\n", "empty key" },
+                { "private_key=77076d0a\nerrno=0\n\n", "bad device value" },
+                { "private_key=77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2g\nerrno=0\n\n",
+                  "bad device value" },
+                { "listen_port=65536\nerrno=0\n\n", "bad device value" },
+                { "listen_port=-1\nerrno=0\n\n", "bad device value" },
+                { "listen_port=\nerrno=0\n\n", "bad device value" },
+                { "fwmark=4294967296\nerrno=0\n\n", "bad device value" },
+                { "public_key=zz\nerrno=0\n\n", "bad public key" },
+                { "allowed_ip=10.0.0.0/8\nerrno=0\n\n", "peer key before public_key" },
+                { "public_key=0303030303030303030303030303030303030303030303030303030303030303\n"
+                  "listen_port=1\nerrno=0\n\n", "device key after a peer" },
+                { "public_key=0303030303030303030303030303030303030303030303030303030303030303\n"
+                  "allowed_ip=10.0.0.0/33\nerrno=0\n\n", "bad peer value" },
+                { "public_key=0303030303030303030303030303030303030303030303030303030303030303\n"
+                  "allowed_ip=10.0.0.0\nerrno=0\n\n", "bad peer value" },
+                { "public_key=0303030303030303030303030303030303030303030303030303030303030303\n"
+                  "allowed_ip=fd00::/129\nerrno=0\n\n", "bad peer value" },
+                { "public_key=0303030303030303030303030303030303030303030303030303030303030303\n"
+                  "endpoint=fd00::1:5\nerrno=0\n\n", "bad peer value" },
+                { "public_key=0303030303030303030303030303030303030303030303030303030303030303\n"
+                  "last_handshake_time_nsec=1000000000\nerrno=0\n\n", "bad peer value" },
+                { "public_key=0303030303030303030303030303030303030303030303030303030303030303\n"
+                  "rx_bytes=18446744073709551616\nerrno=0\n\n", "bad peer value" },
+                { "public_key=0303030303030303030303030303030303030303030303030303030303030303\n"
+                  "persistent_keepalive_interval=65536\nerrno=0\n\n", "bad peer value" },
+                { "errno=x\n\n", "bad errno value" },
+                { "errno=4096\n\n", "bad errno value" },
+                { "errno=--1\n\n", "bad errno value" },
+                { "errno=0\nlisten_port=1\n\n", "data after errno" },
+                { "listen_port=1\n\n", "reply has no errno line" },
+                { "errno=0\n", "reply does not end with a blank line" },
+                { "errno=0\n\nerrno=0\n\n", "data after the end of the reply" },
+                { "errno=0", "last line not terminated" },
+                { "", "reply does not end with a blank line" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct wg_device *d = NULL;
+                const char *reason = NULL;
+
+                assert_int_equal(parse(cases[i].text, &d, &reason), -EBADMSG);
+                assert_null(d);
+                assert_non_null(reason);
+                if (!streq(reason, cases[i].reason))
+                        fail_msg("case %zu: reason '%s', want '%s'", i, reason, cases[i].reason);
+        }
+}
+
+static void test_parse_nul_and_long_lines(void **state) {
+        static const char nul[] = "listen_port=1\0\nerrno=0\n\n";
+        struct wg_device *d = NULL;
+        const char *reason = NULL;
+        _cleanup_(freep) char *longline = NULL;
+        size_t n;
+
+        assert_int_equal(wg_uapi_parse_get((const uint8_t *) nul, sizeof(nul) - 1, NOW, &d, &reason), -EBADMSG);
+        assert_string_equal(reason, "NUL byte in line");
+
+        /* An unknown key of exactly WG_UAPI_LINE_MAX bytes is fine, one more is not. */
+        longline = malloc(WG_UAPI_LINE_MAX + 64);
+        assert_non_null(longline);
+        for (int extra = 0; extra <= 1; extra++) {
+                n = (size_t) WG_UAPI_LINE_MAX + (size_t) extra;
+                memset(longline, 'x', n);
+                longline[3] = '=';
+                strcpy(longline + n, "\nerrno=0\n\n");
+                reason = NULL;
+                if (extra == 0) {
+                        assert_int_equal(parse(longline, &d, &reason), 0);
+                        d = wg_device_free(d);
+                } else {
+                        assert_int_equal(parse(longline, &d, &reason), -EBADMSG);
+                        assert_string_equal(reason, "line too long");
+                }
+        }
+        /* Unterminated and too long. */
+        memset(longline, 'x', WG_UAPI_LINE_MAX + 10);
+        assert_int_equal(wg_uapi_parse_get((const uint8_t *) longline, WG_UAPI_LINE_MAX + 10, NOW, &d, &reason),
+                         -EBADMSG);
+        assert_string_equal(reason, "line too long");
+        /* Never reads past LEN: the blank line is outside it. */
+        assert_int_equal(wg_uapi_parse_get((const uint8_t *) "errno=0\n\n", 8, NOW, &d, &reason), -EBADMSG);
+}
+
+static void test_parse_allowedip_limit(void **state) {
+        static const char head[] = "public_key=0303030303030303030303030303030303030303030303030303030303030303\n";
+        static const char line[] = "allowed_ip=10.0.0.0/32\n";
+        const size_t n_lines = WG_UAPI_MAX_ALLOWEDIPS + 1;
+        size_t len = sizeof(head) - 1 + n_lines * (sizeof(line) - 1) + 10;
+        _cleanup_(freep) char *text = malloc(len + 1);
+        struct wg_device *d = NULL;
+        const char *reason = NULL;
+        char *w = text;
+
+        assert_non_null(text);
+        w = stpcpy(w, head);
+        for (size_t i = 0; i < n_lines; i++) {
+                memcpy(w, line, sizeof(line) - 1);
+                w += sizeof(line) - 1;
+        }
+        strcpy(w, "errno=0\n\n");
+        assert_int_equal(parse(text, &d, &reason), -EBADMSG);
+        assert_string_equal(reason, "too many allowed IPs");
+        /* One fewer is accepted. */
+        strcpy(w - (sizeof(line) - 1), "errno=0\n\n");
+        assert_int_equal(parse(text, &d, &reason), 0);
+        assert_int_equal(d->peers[0].n_allowedips, WG_UAPI_MAX_ALLOWEDIPS);
+        wg_device_free(d);
+}
+
+static void test_parse_set_reply(void **state) {
+        const char *reason = NULL;
+
+        assert_int_equal(wg_uapi_parse_set_reply((const uint8_t *) "errno=0\n\n", 9, NULL), 0);
+        assert_int_equal(wg_uapi_parse_set_reply((const uint8_t *) "errno=-17\n\n", 11, NULL), -EEXIST);
+        assert_int_equal(wg_uapi_parse_set_reply((const uint8_t *) "errno=17\n\n", 10, NULL), -EEXIST);
+        assert_int_equal(wg_uapi_parse_set_reply((const uint8_t *) "\n", 1, &reason), -EBADMSG);
+        assert_string_equal(reason, "reply has no errno line");
+        assert_int_equal(wg_uapi_parse_set_reply((const uint8_t *) "errno=0\n", 8, &reason), -EBADMSG);
+        assert_int_equal(wg_uapi_parse_set_reply((const uint8_t *) "errno=0\nx=1\n\n", 13, &reason), -EBADMSG);
+        assert_string_equal(reason, "data after errno");
+}
+
+/* ---- set formatting ---- */
+
+static struct wg_peer *peer_add(struct wg_device *d, uint8_t id) {
+        struct wg_peer *p = wg_device_add_peer(d);
+
+        assert_non_null(p);
+        key_fill(p->public_key, id);
+        p->flags = WG_PEER_HAS_PUBLIC_KEY;
+        return p;
+}
+
+static void aip_add(struct wg_peer *p, int family, const char *addr, uint8_t cidr) {
+        struct wg_allowedip a = { .family = family, .cidr = cidr };
+
+        assert_int_equal(inet_pton(family, addr, &a.ip), 1);
+        assert_int_equal(wg_peer_add_allowedip(p, &a), 0);
+}
+
+static struct wg_device *sample_set(void) {
+        struct wg_device *d = calloc(1, sizeof(*d));
+        struct wg_peer *p;
+
+        assert_non_null(d);
+        strcpy(d->name, "wgt0");
+        hex_key(d->private_key, alice_priv_hex);
+        d->listen_port = 51820;
+        d->fwmark = 7;
+        d->flags = WG_DEVICE_HAS_PRIVATE_KEY | WG_DEVICE_HAS_LISTEN_PORT | WG_DEVICE_HAS_FWMARK |
+                   WG_DEVICE_REPLACE_PEERS;
+        p = peer_add(d, 1);
+        p->flags |= WG_PEER_HAS_PRESHARED_KEY | WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL | WG_PEER_REPLACE_ALLOWEDIPS |
+                    WG_PEER_UPDATE_ONLY;
+        memset(p->preshared_key, 0xab, WG_KEY_LEN);
+        p->persistent_keepalive_interval = 25;
+        assert_int_equal(wg_endpoint_parse("[fe80::1%2]:51820", &p->endpoint), 0);
+        p->flags |= WG_PEER_HAS_ENDPOINT;
+        aip_add(p, AF_INET, "10.1.0.0", 24);
+        aip_add(p, AF_INET6, "fd01::", 64);
+        p = peer_add(d, 2);
+        p->flags |= WG_PEER_REMOVE_ME;
+        aip_add(p, AF_INET, "10.2.0.0", 24); /* ignored for a removal */
+        return d;
+}
+
+static void test_format_set(void **state) {
+        _cleanup_(wg_device_freep) struct wg_device *d = sample_set();
+        char *text = NULL;
+
+        assert_int_equal(wg_uapi_format_set(d, &text), 0);
+        assert_string_equal(text,
+                "set=1\n"
+                "private_key=77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a\n"
+                "listen_port=51820\n"
+                "fwmark=7\n"
+                "replace_peers=true\n"
+                "public_key=0101010101010101010101010101010101010101010101010101010101010101\n"
+                "update_only=true\n"
+                "preshared_key=abababababababababababababababababababababababababababababababab\n"
+                "endpoint=[fe80::1%2]:51820\n"
+                "persistent_keepalive_interval=25\n"
+                "replace_allowed_ips=true\n"
+                "allowed_ip=10.1.0.0/24\n"
+                "allowed_ip=fd01::/64\n"
+                "public_key=0202020202020202020202020202020202020202020202020202020202020202\n"
+                "remove=true\n"
+                "\n");
+        wg_uapi_text_free(text);
+        assert_null(wg_uapi_text_free(NULL));
+}
+
+static void test_format_set_invalid(void **state) {
+        _cleanup_(wg_device_freep) struct wg_device *d = sample_set();
+        char *text = (char *) 0x1;
+
+        d->peers[0].allowedips[0].cidr = 33;
+        assert_int_equal(wg_uapi_format_set(d, &text), -EINVAL);
+        d->peers[0].allowedips[0].cidr = 32;
+        d->peers[0].allowedips[1].family = AF_UNIX;
+        assert_int_equal(wg_uapi_format_set(d, &text), -EINVAL);
+        d->peers[0].allowedips[1].family = AF_INET6;
+        d->peers[0].endpoint.addr.sa_family = AF_UNIX;
+        assert_int_equal(wg_uapi_format_set(d, &text), -EINVAL);
+        d->peers[0].endpoint.addr.sa_family = AF_INET6;
+        d->peers[0].flags &= ~(uint32_t) WG_PEER_HAS_PUBLIC_KEY;
+        assert_int_equal(wg_uapi_format_set(d, &text), -EINVAL);
+        assert_ptr_equal(text, (char *) 0x1);
+}
+
+/* A set's text, minus "set=1" and with an errno line, reads as a get
+ * reply: both sides agree on every field they share. */
+static void test_format_parse_round_trip(void **state) {
+        _cleanup_(wg_device_freep) struct wg_device *d = NULL, *back = NULL;
+        _cleanup_(freep) char *get = NULL;
+        char *text = NULL;
+        size_t n;
+
+        assert_int_equal(parse(wggo_reply, &d, NULL), 0);
+        assert_int_equal(wg_uapi_format_set(d, &text), 0);
+        n = strlen(text);
+        get = malloc(n + 16);
+        assert_non_null(get);
+        memcpy(get, text + 6, n - 7);
+        strcpy(get + n - 7, "errno=0\n\n");
+        wg_uapi_text_free(text);
+        assert_int_equal(parse(get, &back, NULL), 0);
+        assert_int_equal(back->flags, d->flags);
+        assert_memory_equal(back->private_key, d->private_key, WG_KEY_LEN);
+        assert_int_equal(back->n_peers, d->n_peers);
+        for (size_t i = 0; i < d->n_peers; i++) {
+                assert_memory_equal(back->peers[i].public_key, d->peers[i].public_key, WG_KEY_LEN);
+                assert_int_equal(back->peers[i].flags, d->peers[i].flags);
+                assert_memory_equal(&back->peers[i].endpoint, &d->peers[i].endpoint, sizeof(union wg_endpoint));
+                assert_int_equal(back->peers[i].n_allowedips, d->peers[i].n_allowedips);
+                if (d->peers[i].n_allowedips > 0)
+                        assert_memory_equal(back->peers[i].allowedips, d->peers[i].allowedips,
+                                            d->peers[i].n_allowedips * sizeof(struct wg_allowedip));
+        }
+}
+
+/* ---- retry set ---- */
+
+static void test_readd_peers(void **state) {
+        _cleanup_(wg_device_freep) struct wg_device *cur = calloc(1, sizeof(struct wg_device));
+        _cleanup_(wg_device_freep) struct wg_device *chg = calloc(1, sizeof(struct wg_device));
+        _cleanup_(wg_device_freep) struct wg_device *r = NULL, *r2 = NULL;
+        struct wg_peer *p;
+
+        p = peer_add(cur, 1);
+        p->flags |= WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL | WG_PEER_HAS_ENDPOINT | WG_PEER_HAS_PRESHARED_KEY;
+        p->persistent_keepalive_interval = 25;
+        memset(p->preshared_key, 0x11, WG_KEY_LEN);
+        assert_int_equal(wg_endpoint_parse("192.0.2.1:51820", &p->endpoint), 0);
+        aip_add(p, AF_INET, "10.1.0.0", 24);
+        p = peer_add(cur, 2);
+        aip_add(p, AF_INET, "10.2.0.0", 24);
+
+        strcpy(chg->name, "wgt0");
+        chg->flags = WG_DEVICE_HAS_LISTEN_PORT;
+        chg->listen_port = 9;
+        p = peer_add(chg, 1);                   /* exists: allowed IPs replaced */
+        p->flags |= WG_PEER_REPLACE_ALLOWEDIPS;
+        aip_add(p, AF_INET, "10.9.0.0", 16);
+        p = peer_add(chg, 2);                   /* exists: psk set, allowed IP added */
+        p->flags |= WG_PEER_HAS_PRESHARED_KEY;
+        memset(p->preshared_key, 0x22, WG_KEY_LEN);
+        aip_add(p, AF_INET, "10.22.0.0", 24);
+        p = peer_add(chg, 3);                   /* new */
+        aip_add(p, AF_INET, "10.3.0.0", 24);
+        p = peer_add(chg, 4);                   /* absent and update-only: dropped */
+        p->flags |= WG_PEER_UPDATE_ONLY;
+        p = peer_add(chg, 5);                   /* removal */
+        p->flags |= WG_PEER_REMOVE_ME;
+
+        assert_int_equal(wg_uapi_readd_peers(chg, cur, &r), 2);
+        assert_string_equal(r->name, "wgt0");
+        assert_int_equal(r->flags, WG_DEVICE_HAS_LISTEN_PORT);
+        assert_int_equal(r->listen_port, 9);
+        assert_int_equal(r->n_peers, 6);
+        assert_int_equal(r->peers[0].flags, WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME);
+        assert_int_equal(r->peers[0].public_key[0], 1);
+        p = &r->peers[1];
+        assert_int_equal(p->public_key[0], 1);
+        assert_int_equal(p->flags, WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REPLACE_ALLOWEDIPS | WG_PEER_HAS_PRESHARED_KEY |
+                                           WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL | WG_PEER_HAS_ENDPOINT);
+        assert_int_equal(p->persistent_keepalive_interval, 25);
+        assert_int_equal(p->preshared_key[0], 0x11);
+        assert_int_equal(ntohs(p->endpoint.addr4.sin_port), 51820);
+        assert_int_equal(p->n_allowedips, 1);
+        assert_int_equal(ntohl(p->allowedips[0].ip.in.s_addr), 0x0a090000);
+        assert_int_equal(r->peers[2].flags, WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME);
+        p = &r->peers[3];
+        assert_int_equal(p->public_key[0], 2);
+        assert_int_equal(p->flags, WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REPLACE_ALLOWEDIPS | WG_PEER_HAS_PRESHARED_KEY);
+        assert_int_equal(p->preshared_key[0], 0x22);
+        assert_int_equal(p->n_allowedips, 2);
+        assert_int_equal(r->peers[4].public_key[0], 3);
+        assert_int_equal(r->peers[4].flags, WG_PEER_HAS_PUBLIC_KEY);
+        assert_int_equal(r->peers[4].n_allowedips, 1);
+        assert_int_equal(r->peers[5].public_key[0], 5);
+        assert_int_equal(r->peers[5].flags, WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME);
+
+        /* With REPLACE_PEERS every peer is new: nothing to re-add. */
+        chg->flags |= WG_DEVICE_REPLACE_PEERS;
+        assert_int_equal(wg_uapi_readd_peers(chg, cur, &r2), 0);
+}
+
+/* ---- fake daemon ---- */
+
+enum fake_mode {
+        FAKE_WIREGUARD_GO,   /* several operations per connection, errno<0 */
+        FAKE_BORINGTUN,      /* one per connection, errno>0, refuses to change existing peers */
+        FAKE_CLOSE,          /* hangs up at once */
+        FAKE_EIO,            /* answers every request with errno=5 */
+};
+
+struct fake {
+        enum fake_mode mode;
+        char dir[64];
+        char path[128];
+        int listen_fd;
+        pthread_t thread;
+        atomic_bool stop;
+        struct wg_device *state;
+        atomic_int n_get, n_set, n_refused;
+};
+
+static struct wg_peer *fake_find(struct wg_device *s, const uint8_t key[static WG_KEY_LEN]) {
+        for (size_t i = 0; i < s->n_peers; i++)
+                if (memcmp(s->peers[i].public_key, key, WG_KEY_LEN) == 0)
+                        return &s->peers[i];
+        return NULL;
+}
+
+static void fake_remove(struct wg_device *s, struct wg_peer *p) {
+        free(p->allowedips);
+        *p = s->peers[--s->n_peers];
+}
+
+static bool fake_hex(const char *v, uint8_t key[static WG_KEY_LEN]) {
+        if (strlen(v) != 64)
+                return false;
+        for (size_t i = 0; i < WG_KEY_LEN; i++) {
+                unsigned x;
+
+                if (sscanf(v + 2 * i, "%2x", &x) != 1)
+                        return false;
+                key[i] = (uint8_t) x;
+        }
+        return true;
+}
+
+/* Returns the errno to report (0: fine). Stops at the first problem, as
+ * both daemons do, leaving earlier lines applied. */
+static int fake_set(struct fake *f, FILE *in) {
+        uint8_t removed[16][WG_KEY_LEN];
+        size_t n_removed = 0;
+        struct wg_device *s = f->state;
+        uint8_t key[WG_KEY_LEN], cur_key[WG_KEY_LEN];
+        bool in_peer = false, dummy = false;
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        int err = 0;
+
+        while ((n = getline(&line, &cap, in)) > 0) {
+                struct wg_peer *p;
+                char *eq;
+
+                if (line[n - 1] == '\n')
+                        line[--n] = '\0';
+                if (n == 0)
+                        break;
+                eq = strchr(line, '=');
+                if (!eq) {
+                        err = EPROTO;
+                        break;
+                }
+                *eq++ = '\0';
+                if (streq(line, "private_key") && !in_peer) {
+                        if (!fake_hex(eq, s->private_key)) {
+                                err = EINVAL;
+                                break;
+                        }
+                        s->flags |= WG_DEVICE_HAS_PRIVATE_KEY;
+                        continue;
+                }
+                if (streq(line, "listen_port") && !in_peer) {
+                        s->listen_port = (uint16_t) atoi(eq);
+                        continue;
+                }
+                if (streq(line, "fwmark") && !in_peer) {
+                        s->fwmark = (uint32_t) atol(eq);
+                        continue;
+                }
+                if (streq(line, "replace_peers") && !in_peer) {
+                        while (s->n_peers > 0)
+                                fake_remove(s, &s->peers[0]);
+                        continue;
+                }
+                if (streq(line, "public_key")) {
+                        bool was_removed = false;
+
+                        if (!fake_hex(eq, key)) {
+                                err = EINVAL;
+                                break;
+                        }
+                        for (size_t i = 0; i < n_removed; i++)
+                                was_removed |= memcmp(removed[i], key, WG_KEY_LEN) == 0;
+                        in_peer = true;
+                        dummy = false;
+                        memcpy(cur_key, key, WG_KEY_LEN);
+                        /* boringtun's refusal: an existing peer's block must
+                         * be a removal (checked at its "remove" line). */
+                        if (!fake_find(s, key)) {
+                                p = wg_device_add_peer(s);
+                                memcpy(p->public_key, key, WG_KEY_LEN);
+                                p->flags = WG_PEER_HAS_PUBLIC_KEY;
+                        } else if (f->mode == FAKE_BORINGTUN && !was_removed) {
+                                /* Peek: the next line must be remove=true. */
+                                n = getline(&line, &cap, in);
+                                if (n <= 0 || strncmp(line, "remove=true", 11) != 0) {
+                                        err = EEXIST;
+                                        break;
+                                }
+                                fake_remove(s, fake_find(s, key));
+                                if (n_removed < 16)
+                                        memcpy(removed[n_removed++], key, WG_KEY_LEN);
+                                dummy = true;
+                        }
+                        continue;
+                }
+                if (!in_peer) {
+                        err = EINVAL;
+                        break;
+                }
+                p = dummy ? NULL : fake_find(s, cur_key);
+                if (streq(line, "remove")) {
+                        if (p)
+                                fake_remove(s, p);
+                        if (n_removed < 16)
+                                memcpy(removed[n_removed++], cur_key, WG_KEY_LEN);
+                        dummy = true;
+                } else if (streq(line, "update_only")) {
+                        if (f->mode == FAKE_BORINGTUN) {
+                                err = EINVAL;
+                                break;
+                        }
+                } else if (!p) {
+                        continue;
+                } else if (streq(line, "preshared_key")) {
+                        if (!fake_hex(eq, p->preshared_key)) {
+                                err = EINVAL;
+                                break;
+                        }
+                        p->flags |= WG_PEER_HAS_PRESHARED_KEY;
+                } else if (streq(line, "endpoint")) {
+                        if (wg_endpoint_parse(eq, &p->endpoint) < 0) {
+                                err = EINVAL;
+                                break;
+                        }
+                        p->flags |= WG_PEER_HAS_ENDPOINT;
+                } else if (streq(line, "persistent_keepalive_interval")) {
+                        p->persistent_keepalive_interval = (uint16_t) atoi(eq);
+                        p->flags |= WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
+                } else if (streq(line, "replace_allowed_ips")) {
+                        p->n_allowedips = 0;
+                } else if (streq(line, "allowed_ip")) {
+                        struct wg_allowedip a = {};
+                        char *slash = strchr(eq, '/');
+
+                        if (!slash) {
+                                err = EINVAL;
+                                break;
+                        }
+                        *slash = '\0';
+                        a.family = strchr(eq, ':') ? AF_INET6 : AF_INET;
+                        if (inet_pton(a.family, eq, &a.ip) != 1) {
+                                err = EINVAL;
+                                break;
+                        }
+                        a.cidr = (uint8_t) atoi(slash + 1);
+                        wg_peer_add_allowedip(p, &a);
+                } else {
+                        err = EINVAL;
+                        break;
+                }
+        }
+        free(line);
+        return err;
+}
+
+static void fake_get(struct fake *f, FILE *out) {
+        struct wg_device *s = f->state;
+        char hex[65], ep[96], a[INET6_ADDRSTRLEN];
+
+        if (f->mode == FAKE_BORINGTUN) {
+                uint8_t pub[WG_KEY_LEN];
+
+                if ((s->flags & WG_DEVICE_HAS_PRIVATE_KEY) && wg_key_public_from_private(pub, s->private_key) == 0) {
+                        key_to_hex(hex, pub);
+                        fprintf(out, "own_public_key=%s\n", hex);
+                }
+        } else if (s->flags & WG_DEVICE_HAS_PRIVATE_KEY) {
+                key_to_hex(hex, s->private_key);
+                fprintf(out, "private_key=%s\n", hex);
+        }
+        if (s->listen_port)
+                fprintf(out, "listen_port=%u\n", s->listen_port);
+        if (s->fwmark)
+                fprintf(out, "fwmark=%u\n", s->fwmark);
+        for (size_t i = 0; i < s->n_peers; i++) {
+                const struct wg_peer *p = &s->peers[i];
+                uint8_t zero[WG_KEY_LEN] = {};
+
+                key_to_hex(hex, p->public_key);
+                fprintf(out, "public_key=%s\n", hex);
+                if (f->mode != FAKE_BORINGTUN || (p->flags & WG_PEER_HAS_PRESHARED_KEY)) {
+                        key_to_hex(hex, (p->flags & WG_PEER_HAS_PRESHARED_KEY) ? p->preshared_key : zero);
+                        fprintf(out, "preshared_key=%s\n", hex);
+                }
+                if (p->flags & WG_PEER_HAS_ENDPOINT)
+                        fprintf(out, "endpoint=%s\n", wg_endpoint_to_string(&p->endpoint, ep, sizeof(ep)));
+                fprintf(out, "last_handshake_time_sec=%d\n", f->mode == FAKE_BORINGTUN ? 3 : 0);
+                fprintf(out, "last_handshake_time_nsec=0\n");
+                fprintf(out, "persistent_keepalive_interval=%u\n", p->persistent_keepalive_interval);
+                for (size_t k = 0; k < p->n_allowedips; k++)
+                        fprintf(out, "allowed_ip=%s/%u\n",
+                                inet_ntop(p->allowedips[k].family, &p->allowedips[k].ip, a, sizeof(a)),
+                                p->allowedips[k].cidr);
+        }
+}
+
+static void fake_serve(struct fake *f, int c) {
+        FILE *in = fdopen(dup(c), "r"), *out = fdopen(dup(c), "w");
+        char *line = NULL;
+        size_t cap = 0;
+
+        if (!in || !out)
+                goto done;
+        while (getline(&line, &cap, in) > 0) {
+                int err = 0;
+
+                if (streq(line, "get=1\n")) {
+                        if (getline(&line, &cap, in) <= 0 || !streq(line, "\n"))
+                                break;
+                        atomic_fetch_add(&f->n_get, 1);
+                        if (f->mode == FAKE_EIO)
+                                err = EIO;
+                        else
+                                fake_get(f, out);
+                } else if (streq(line, "set=1\n")) {
+                        atomic_fetch_add(&f->n_set, 1);
+                        err = f->mode == FAKE_EIO ? EIO : fake_set(f, in);
+                        if (err)
+                                atomic_fetch_add(&f->n_refused, 1);
+                } else
+                        break;
+                fprintf(out, "errno=%d\n\n", f->mode == FAKE_WIREGUARD_GO ? -err : err);
+                fflush(out);
+                if (f->mode != FAKE_WIREGUARD_GO)
+                        break;
+        }
+done:
+        free(line);
+        if (in)
+                fclose(in);
+        if (out)
+                fclose(out);
+}
+
+static void *fake_thread(void *userdata) {
+        struct fake *f = userdata;
+
+        while (!atomic_load(&f->stop)) {
+                struct pollfd pfd = { .fd = f->listen_fd, .events = POLLIN };
+                int c;
+
+                if (poll(&pfd, 1, 20) <= 0)
+                        continue;
+                c = accept(f->listen_fd, NULL, NULL);
+                if (c < 0)
+                        continue;
+                if (f->mode != FAKE_CLOSE)
+                        fake_serve(f, c);
+                close(c);
+        }
+        return NULL;
+}
+
+static struct fake *fake_start(enum fake_mode mode) {
+        struct fake *f = calloc(1, sizeof(*f));
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        assert_non_null(f);
+        f->mode = mode;
+        strcpy(f->dir, "/tmp/hamgr-uapi.XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        snprintf(f->path, sizeof(f->path), "%s/wgt0.sock", f->dir);
+        strcpy(sa.sun_path, f->path);
+        f->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(f->listen_fd >= 0);
+        assert_int_equal(bind(f->listen_fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        assert_int_equal(listen(f->listen_fd, 8), 0);
+        f->state = calloc(1, sizeof(struct wg_device));
+        assert_non_null(f->state);
+        setenv(WG_UAPI_DIR_ENV, f->dir, 1);
+        assert_int_equal(pthread_create(&f->thread, NULL, fake_thread, f), 0);
+        return f;
+}
+
+static void fake_stop(struct fake *f) {
+        atomic_store(&f->stop, true);
+        pthread_join(f->thread, NULL);
+        close(f->listen_fd);
+        unlink(f->path);
+        rmdir(f->dir);
+        unsetenv(WG_UAPI_DIR_ENV);
+        wg_device_free(f->state);
+        free(f);
+}
+
+/* State: peer 1 (10.1.0.0/24, keepalive 25, endpoint) and peer 2. */
+static void fake_seed(struct fake *f) {
+        struct wg_peer *p;
+
+        p = peer_add(f->state, 1);
+        p->flags |= WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL | WG_PEER_HAS_ENDPOINT;
+        p->persistent_keepalive_interval = 25;
+        assert_int_equal(wg_endpoint_parse("192.0.2.1:51820", &p->endpoint), 0);
+        aip_add(p, AF_INET, "10.1.0.0", 24);
+        p = peer_add(f->state, 2);
+        aip_add(p, AF_INET, "10.2.0.0", 24);
+}
+
+/* Desired: peer 1 on 10.9.0.0/16, peer 2 gone, peer 3 new. */
+static struct wg_device *desired(void) {
+        struct wg_device *d = calloc(1, sizeof(*d));
+        struct wg_peer *p;
+
+        assert_non_null(d);
+        strcpy(d->name, "wgt0");
+        hex_key(d->private_key, alice_priv_hex);
+        d->listen_port = 51820;
+        d->flags = WG_DEVICE_HAS_PRIVATE_KEY | WG_DEVICE_HAS_LISTEN_PORT;
+        p = peer_add(d, 1);
+        p->flags |= WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL | WG_PEER_HAS_ENDPOINT;
+        p->persistent_keepalive_interval = 25;
+        assert_int_equal(wg_endpoint_parse("192.0.2.1:51820", &p->endpoint), 0);
+        aip_add(p, AF_INET, "10.9.0.0", 16);
+        p = peer_add(d, 3);
+        aip_add(p, AF_INET6, "fd03::", 64);
+        return d;
+}
+
+/* diff against the daemon, set, read back: nothing left to change. */
+static void sync_and_check(struct fake *f, int want_sets, int want_gets) {
+        _cleanup_(wg_device_freep) struct wg_device *cur = NULL, *des = desired(), *d = NULL, *after = NULL,
+                                                   *d2 = NULL;
+
+        assert_int_equal(wg_uapi_get_device("wgt0", &cur), 0);
+        assert_string_equal(cur->name, "wgt0");
+        assert_int_equal(cur->n_peers, 2);
+        assert_int_equal(wg_device_diff(cur, des, true, &d), 0);
+        assert_int_equal(d->n_peers, 3);
+        assert_int_equal(wg_set_device(WG_BACKEND_AUTO, d), 0);
+        assert_int_equal(atomic_load(&f->n_set), want_sets);
+        assert_int_equal(atomic_load(&f->n_get), want_gets);
+
+        assert_int_equal(wg_get_device(WG_BACKEND_UAPI, "wgt0", &after), 0);
+        assert_int_equal(wg_device_diff(after, des, true, &d2), 0);
+        assert_int_equal(d2->n_peers, 0);
+        assert_int_equal(d2->flags, 0);
+        assert_int_equal(after->n_peers, 2);
+        /* Peer 1 kept its keepalive and endpoint through any re-add. */
+        assert_int_equal(after->peers[0].persistent_keepalive_interval, 25);
+        assert_true(after->peers[0].flags & WG_PEER_HAS_ENDPOINT);
+}
+
+static void test_socket_wireguard_go(void **state) {
+        struct fake *f = fake_start(FAKE_WIREGUARD_GO);
+
+        fake_seed(f);
+        assert_int_equal(wg_backend_resolve(WG_BACKEND_AUTO, "wgt0"), WG_BACKEND_UAPI);
+        sync_and_check(f, 1, 1);
+        assert_int_equal(atomic_load(&f->n_refused), 0);
+        assert_true(f->state->flags & WG_DEVICE_HAS_PRIVATE_KEY);
+        fake_stop(f);
+}
+
+static void test_socket_boringtun_readd(void **state) {
+        struct fake *f = fake_start(FAKE_BORINGTUN);
+
+        fake_seed(f);
+        /* get; set refused; get; set of removals and re-adds. */
+        sync_and_check(f, 2, 2);
+        assert_int_equal(atomic_load(&f->n_refused), 1);
+        fake_stop(f);
+}
+
+static void test_socket_errors(void **state) {
+        _cleanup_(wg_device_freep) struct wg_device *removal = calloc(1, sizeof(struct wg_device));
+        _cleanup_(wg_device_freep) struct wg_device *change = calloc(1, sizeof(struct wg_device));
+        struct wg_device *d = NULL;
+        struct fake *f;
+        struct wg_peer *p;
+
+        strcpy(removal->name, "wgt0");
+        peer_add(removal, 2)->flags |= WG_PEER_REMOVE_ME;
+        strcpy(change->name, "wgt0");
+        p = peer_add(change, 1);
+        p->flags |= WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
+
+        /* No socket at all. */
+        setenv(WG_UAPI_DIR_ENV, "/nonexistent-hamgr", 1);
+        assert_int_equal(wg_uapi_get_device("wgt0", &d), -ENODEV);
+        assert_int_equal(wg_uapi_set_device(removal), -ENODEV);
+        assert_int_equal(wg_uapi_get_device("../x", &d), -EINVAL);
+        unsetenv(WG_UAPI_DIR_ENV);
+
+        f = fake_start(FAKE_CLOSE);
+        assert_int_equal(wg_uapi_get_device("wgt0", &d), -ECONNRESET);
+        assert_int_equal(wg_uapi_set_device(removal) < 0, true);
+        fake_stop(f);
+
+        f = fake_start(FAKE_EIO);
+        fake_seed(f);
+        assert_int_equal(wg_uapi_get_device("wgt0", &d), -EIO);
+        assert_null(d);
+        /* Only removals: no retry. */
+        assert_int_equal(wg_uapi_set_device(removal), -EIO);
+        assert_int_equal(atomic_load(&f->n_set), 1);
+        assert_int_equal(atomic_load(&f->n_get), 1);
+        /* A change, but the device cannot be read: the first error stands. */
+        assert_int_equal(wg_uapi_set_device(change), -EIO);
+        assert_int_equal(atomic_load(&f->n_set), 2);
+        assert_int_equal(atomic_load(&f->n_get), 2);
+        fake_stop(f);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_parse_wireguard_go),
+                cmocka_unit_test(test_parse_boringtun),
+                cmocka_unit_test(test_parse_relative_clock_before),
+                cmocka_unit_test(test_parse_errno),
+                cmocka_unit_test(test_parse_unknown_keys),
+                cmocka_unit_test(test_parse_malformed),
+                cmocka_unit_test(test_parse_nul_and_long_lines),
+                cmocka_unit_test(test_parse_allowedip_limit),
+                cmocka_unit_test(test_parse_set_reply),
+                cmocka_unit_test(test_format_set),
+                cmocka_unit_test(test_format_set_invalid),
+                cmocka_unit_test(test_format_parse_round_trip),
+                cmocka_unit_test(test_readd_peers),
+                cmocka_unit_test(test_socket_wireguard_go),
+                cmocka_unit_test(test_socket_boringtun_readd),
+                cmocka_unit_test(test_socket_errors),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1016 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "common/macro.h"
+#include "wg/uapi.h"
+
+#define NSEC_PER_SEC INT64_C(1000000000)
+/* boringtun reports seconds since the handshake; wireguard-go (and the
+ * kernel) seconds since the epoch. Anything below this (Sept. 2001) is the
+ * former. */
+#define RELATIVE_HANDSHAKE_LIMIT INT64_C(1000000000)
+/* Socket I/O buffer; larger than a line so a partial line always fits. */
+#define IO_CHUNK (64 * 1024)
+
+_Static_assert(IO_CHUNK > WG_UAPI_LINE_MAX + 1, "a whole line must fit the read buffer");
+
+/* ---- small parsers ---- */
+
+static int parse_u64(const char *s, uint64_t max, uint64_t *ret) {
+        uint64_t v = 0;
+
+        if (*s == '\0')
+                return -EINVAL;
+        for (; *s; s++) {
+                unsigned d;
+
+                if (*s < '0' || *s > '9')
+                        return -EINVAL;
+                d = (unsigned) (*s - '0');
+                if (v > (UINT64_MAX - d) / 10)
+                        return -EINVAL;
+                v = v * 10 + d;
+        }
+        if (v > max)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+/* errno=N of either sign (boringtun answers positive values, wireguard-go
+ * negative ones); returns the value as -|N|, or 1 when malformed. */
+static int parse_errno(const char *s) {
+        uint64_t v;
+
+        if (*s == '-')
+                s++;
+        if (parse_u64(s, 4095, &v) < 0)
+                return 1;
+        return -(int) v;
+}
+
+static int hex_nibble(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+static int parse_hex_key(const char *s, uint8_t ret[static WG_KEY_LEN]) {
+        uint8_t k[WG_KEY_LEN];
+        int r = -EINVAL;
+
+        if (strlen(s) != 2 * WG_KEY_LEN)
+                return -EINVAL;
+        for (size_t i = 0; i < WG_KEY_LEN; i++) {
+                int hi = hex_nibble(s[2 * i]), lo = hex_nibble(s[2 * i + 1]);
+
+                if (hi < 0 || lo < 0)
+                        goto finish;
+                k[i] = (uint8_t) (hi << 4 | lo);
+        }
+        memcpy(ret, k, WG_KEY_LEN);
+        r = 0;
+finish:
+        sodium_memzero(k, sizeof(k));
+        return r;
+}
+
+static int parse_allowedip(const char *s, struct wg_allowedip *ret) {
+        struct wg_allowedip a = {};
+        char host[INET6_ADDRSTRLEN];
+        const char *slash = strchr(s, '/');
+        uint64_t cidr;
+        size_t n;
+
+        if (!slash)
+                return -EINVAL;
+        n = (size_t) (slash - s);
+        if (n == 0 || n >= sizeof(host))
+                return -EINVAL;
+        memcpy(host, s, n);
+        host[n] = '\0';
+        a.family = strchr(host, ':') ? AF_INET6 : AF_INET;
+        if (inet_pton(a.family, host, &a.ip) != 1)
+                return -EINVAL;
+        if (parse_u64(slash + 1, a.family == AF_INET ? 32 : 128, &cidr) < 0)
+                return -EINVAL;
+        a.cidr = (uint8_t) cidr;
+        *ret = a;
+        return 0;
+}
+
+/* ---- line splitting, shared by the pure parsers and the socket ---- */
+
+/* Called with each line (without '\n', NUL-terminated, at most
+ * WG_UAPI_LINE_MAX bytes). Returns <0 to stop with an error, 1 after the
+ * final blank line, 0 to go on. */
+typedef int (*line_fn)(void *userdata, char *line, size_t len, const char **reason);
+
+static int feed_line(line_fn fn, void *userdata, const uint8_t *line, size_t len, const char **reason) {
+        char copy[WG_UAPI_LINE_MAX + 1];
+        int r;
+
+        if (len > WG_UAPI_LINE_MAX) {
+                *reason = "line too long";
+                return -EBADMSG;
+        }
+        if (memchr(line, '\0', len)) {
+                *reason = "NUL byte in line";
+                return -EBADMSG;
+        }
+        memcpy(copy, line, len);
+        copy[len] = '\0';
+        r = fn(userdata, copy, len, reason);
+        /* Lines may hold key material. */
+        sodium_memzero(copy, len);
+        return r;
+}
+
+static int parse_lines(const uint8_t *buf, size_t len, line_fn fn, void *userdata, const char **reason) {
+        size_t pos = 0;
+        int r;
+
+        if (!buf && len > 0)
+                return -EINVAL;
+        while (pos < len) {
+                const uint8_t *nl = memchr(buf + pos, '\n', len - pos);
+
+                if (!nl) {
+                        *reason = len - pos > WG_UAPI_LINE_MAX ? "line too long" : "last line not terminated";
+                        return -EBADMSG;
+                }
+                r = feed_line(fn, userdata, buf + pos, (size_t) (nl - (buf + pos)), reason);
+                pos = (size_t) (nl - buf) + 1;
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        if (pos != len) {
+                                *reason = "data after the end of the reply";
+                                return -EBADMSG;
+                        }
+                        return 0;
+                }
+        }
+        *reason = "reply does not end with a blank line";
+        return -EBADMSG;
+}
+
+/* Read lines from FD until FN sees the final blank line. */
+static int read_lines(int fd, line_fn fn, void *userdata, const char **reason) {
+        _cleanup_(freep) uint8_t *buf = NULL;
+        size_t start = 0, end = 0;
+        bool got_any = false;
+        int r;
+
+        buf = malloc(IO_CHUNK);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                uint8_t *nl = memchr(buf + start, '\n', end - start);
+                ssize_t n;
+
+                if (nl) {
+                        r = feed_line(fn, userdata, buf + start, (size_t) (nl - (buf + start)), reason);
+                        start = (size_t) (nl - buf) + 1;
+                        if (r != 0)
+                                break;
+                        continue;
+                }
+                if (end - start > WG_UAPI_LINE_MAX) {
+                        *reason = "line too long";
+                        r = -EBADMSG;
+                        break;
+                }
+                memmove(buf, buf + start, end - start);
+                end -= start;
+                start = 0;
+                n = recv(fd, buf + end, IO_CHUNK - end, 0);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+                        break;
+                }
+                if (n == 0) {
+                        if (!got_any)
+                                r = -ECONNRESET;
+                        else {
+                                *reason = "reply truncated";
+                                r = -EBADMSG;
+                        }
+                        break;
+                }
+                got_any = true;
+                end += (size_t) n;
+        }
+        sodium_memzero(buf, IO_CHUNK);
+        return r < 0 ? r : 0;
+}
+
+/* ---- get ---- */
+
+struct get_parser {
+        struct wg_device *dev;
+        int64_t now;
+        size_t n_allowedips;
+        bool in_peer;
+        bool have_errno;
+        int error;
+};
+
+/* boringtun's time since the handshake becomes wall-clock time. */
+static void get_parser_finish_peer(struct get_parser *p) {
+        struct wg_peer *peer;
+        int64_t rel, now_ns, abs;
+
+        if (!p->in_peer)
+                return;
+        peer = &p->dev->peers[p->dev->n_peers - 1];
+        if (peer->last_handshake_time_sec >= RELATIVE_HANDSHAKE_LIMIT ||
+            (peer->last_handshake_time_sec == 0 && peer->last_handshake_time_nsec == 0))
+                return;
+        rel = peer->last_handshake_time_sec * NSEC_PER_SEC + peer->last_handshake_time_nsec;
+        now_ns = p->now > 0 && p->now < INT64_MAX / NSEC_PER_SEC ? p->now * NSEC_PER_SEC : 0;
+        abs = now_ns - rel;
+        if (abs < NSEC_PER_SEC)
+                /* A clock before the handshake: a handshake happened, at
+                 * some unknown time; 0 would claim there was none. */
+                abs = NSEC_PER_SEC;
+        peer->last_handshake_time_sec = abs / NSEC_PER_SEC;
+        peer->last_handshake_time_nsec = abs % NSEC_PER_SEC;
+}
+
+static int get_device_line(struct get_parser *p, const char *key, const char *value, const char **reason) {
+        struct wg_device *dev = p->dev;
+        uint64_t v;
+        int r;
+
+        if (streq(key, "private_key")) {
+                if (parse_hex_key(value, dev->private_key) < 0)
+                        goto bad;
+                dev->flags &= ~(uint32_t) (WG_DEVICE_HAS_PRIVATE_KEY | WG_DEVICE_HAS_PUBLIC_KEY);
+                if (wg_key_is_zero(dev->private_key))
+                        return 0;
+                r = wg_key_public_from_private(dev->public_key, dev->private_key);
+                if (r < 0)
+                        return r;
+                dev->flags |= WG_DEVICE_HAS_PRIVATE_KEY | WG_DEVICE_HAS_PUBLIC_KEY;
+        } else if (streq(key, "own_public_key")) {
+                if (parse_hex_key(value, dev->public_key) < 0)
+                        goto bad;
+                dev->flags |= WG_DEVICE_HAS_PUBLIC_KEY;
+        } else if (streq(key, "listen_port")) {
+                if (parse_u64(value, UINT16_MAX, &v) < 0)
+                        goto bad;
+                dev->listen_port = (uint16_t) v;
+                dev->flags |= WG_DEVICE_HAS_LISTEN_PORT;
+        } else if (streq(key, "fwmark")) {
+                if (parse_u64(value, UINT32_MAX, &v) < 0)
+                        goto bad;
+                dev->fwmark = (uint32_t) v;
+                dev->flags |= WG_DEVICE_HAS_FWMARK;
+        }
+        return 0;
+bad:
+        *reason = "bad device value";
+        return -EBADMSG;
+}
+
+static int get_peer_line(struct get_parser *p, const char *key, const char *value, const char **reason) {
+        struct wg_peer *peer = &p->dev->peers[p->dev->n_peers - 1];
+        struct wg_allowedip a;
+        uint64_t v;
+
+        if (streq(key, "preshared_key")) {
+                if (parse_hex_key(value, peer->preshared_key) < 0)
+                        goto bad;
+                if (wg_key_is_zero(peer->preshared_key))
+                        peer->flags &= ~(uint32_t) WG_PEER_HAS_PRESHARED_KEY;
+                else
+                        peer->flags |= WG_PEER_HAS_PRESHARED_KEY;
+        } else if (streq(key, "endpoint")) {
+                if (wg_endpoint_parse(value, &peer->endpoint) < 0)
+                        goto bad;
+                peer->flags |= WG_PEER_HAS_ENDPOINT;
+        } else if (streq(key, "persistent_keepalive_interval")) {
+                if (parse_u64(value, UINT16_MAX, &v) < 0)
+                        goto bad;
+                peer->persistent_keepalive_interval = (uint16_t) v;
+                peer->flags |= WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
+        } else if (streq(key, "allowed_ip")) {
+                if (p->n_allowedips >= WG_UAPI_MAX_ALLOWEDIPS) {
+                        *reason = "too many allowed IPs";
+                        return -EBADMSG;
+                }
+                if (parse_allowedip(value, &a) < 0)
+                        goto bad;
+                if (wg_peer_add_allowedip(peer, &a) < 0)
+                        return -ENOMEM;
+                p->n_allowedips++;
+        } else if (streq(key, "last_handshake_time_sec")) {
+                if (parse_u64(value, INT64_MAX / NSEC_PER_SEC - 1, &v) < 0)
+                        goto bad;
+                peer->last_handshake_time_sec = (int64_t) v;
+        } else if (streq(key, "last_handshake_time_nsec")) {
+                if (parse_u64(value, NSEC_PER_SEC - 1, &v) < 0)
+                        goto bad;
+                peer->last_handshake_time_nsec = (int64_t) v;
+        } else if (streq(key, "rx_bytes")) {
+                if (parse_u64(value, UINT64_MAX, &peer->rx_bytes) < 0)
+                        goto bad;
+        } else if (streq(key, "tx_bytes")) {
+                if (parse_u64(value, UINT64_MAX, &peer->tx_bytes) < 0)
+                        goto bad;
+        } else if (streq(key, "protocol_version")) {
+                /* Any later version is still a peer we can describe. */
+                if (parse_u64(value, UINT64_MAX, &v) < 0)
+                        goto bad;
+        }
+        return 0;
+bad:
+        *reason = "bad peer value";
+        return -EBADMSG;
+}
+
+static bool is_device_key(const char *key) {
+        return streq(key, "private_key") || streq(key, "own_public_key") || streq(key, "listen_port") ||
+               streq(key, "fwmark");
+}
+
+static bool is_peer_key(const char *key) {
+        static const char *const keys[] = {
+                "preshared_key",   "endpoint",         "persistent_keepalive_interval", "allowed_ip",
+                "last_handshake_time_sec", "last_handshake_time_nsec", "rx_bytes", "tx_bytes",
+                "protocol_version",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (streq(key, keys[i]))
+                        return true;
+        return false;
+}
+
+static int get_line(void *userdata, char *line, size_t len, const char **reason) {
+        struct get_parser *p = userdata;
+        struct wg_peer *peer;
+        uint8_t key[WG_KEY_LEN];
+        char *eq;
+
+        if (len == 0) {
+                if (!p->have_errno) {
+                        *reason = "reply has no errno line";
+                        return -EBADMSG;
+                }
+                return 1;
+        }
+        if (p->have_errno) {
+                *reason = "data after errno";
+                return -EBADMSG;
+        }
+        eq = strchr(line, '=');
+        if (!eq) {
+                *reason = "line without '='";
+                return -EBADMSG;
+        }
+        if (eq == line) {
+                *reason = "empty key";
+                return -EBADMSG;
+        }
+        *eq = '\0';
+
+        if (streq(line, "errno")) {
+                int e = parse_errno(eq + 1);
+
+                if (e > 0) {
+                        *reason = "bad errno value";
+                        return -EBADMSG;
+                }
+                get_parser_finish_peer(p);
+                p->have_errno = true;
+                p->error = e;
+                return 0;
+        }
+        if (streq(line, "public_key")) {
+                if (parse_hex_key(eq + 1, key) < 0) {
+                        *reason = "bad public key";
+                        return -EBADMSG;
+                }
+                get_parser_finish_peer(p);
+                if (p->dev->n_peers >= WG_UAPI_MAX_PEERS) {
+                        *reason = "too many peers";
+                        return -EBADMSG;
+                }
+                peer = wg_device_add_peer(p->dev);
+                if (!peer)
+                        return -ENOMEM;
+                memcpy(peer->public_key, key, WG_KEY_LEN);
+                peer->flags = WG_PEER_HAS_PUBLIC_KEY;
+                p->in_peer = true;
+                return 0;
+        }
+        if (is_device_key(line)) {
+                if (p->in_peer) {
+                        *reason = "device key after a peer";
+                        return -EBADMSG;
+                }
+                return get_device_line(p, line, eq + 1, reason);
+        }
+        if (is_peer_key(line)) {
+                if (!p->in_peer) {
+                        *reason = "peer key before public_key";
+                        return -EBADMSG;
+                }
+                return get_peer_line(p, line, eq + 1, reason);
+        }
+        /* Unknown keys: a newer daemon may report more than we know. */
+        return 0;
+}
+
+/* The parse status R, else the daemon's errno. */
+static int get_parser_status(const struct get_parser *p, int r) {
+        return r < 0 ? r : p->error;
+}
+
+int wg_uapi_parse_get(const uint8_t *buf, size_t len, int64_t now_realtime_sec, struct wg_device **ret,
+                      const char **ret_reason) {
+        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+        const char *reason = NULL;
+        struct get_parser p;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        dev = calloc(1, sizeof(*dev));
+        if (!dev)
+                return -ENOMEM;
+        p = (struct get_parser) { .dev = dev, .now = now_realtime_sec };
+        r = parse_lines(buf, len, get_line, &p, &reason);
+        if (r >= 0 && p.error < 0) {
+                /* Keeps "-EBADMSG comes with a reason" true for errno=74. */
+                reason = "the daemon reported an error";
+                r = p.error;
+        }
+        if (r < 0) {
+                if (r == -EBADMSG && ret_reason)
+                        *ret_reason = reason;
+                return r;
+        }
+        *ret = TAKE_PTR(dev);
+        return 0;
+}
+
+/* ---- set reply ---- */
+
+struct reply_parser {
+        bool have_errno;
+        int error;
+};
+
+static int reply_line(void *userdata, char *line, size_t len, const char **reason) {
+        struct reply_parser *p = userdata;
+
+        if (len == 0) {
+                if (!p->have_errno) {
+                        *reason = "reply has no errno line";
+                        return -EBADMSG;
+                }
+                return 1;
+        }
+        if (p->have_errno) {
+                *reason = "data after errno";
+                return -EBADMSG;
+        }
+        if (strncmp(line, "errno=", 6) == 0) {
+                int e = parse_errno(line + 6);
+
+                if (e > 0) {
+                        *reason = "bad errno value";
+                        return -EBADMSG;
+                }
+                p->have_errno = true;
+                p->error = e;
+                return 0;
+        }
+        if (!strchr(line, '=')) {
+                *reason = "line without '='";
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+int wg_uapi_parse_set_reply(const uint8_t *buf, size_t len, const char **ret_reason) {
+        struct reply_parser p = {};
+        const char *reason = NULL;
+        int r;
+
+        r = parse_lines(buf, len, reply_line, &p, &reason);
+        if (r < 0) {
+                if (r == -EBADMSG && ret_reason)
+                        *ret_reason = reason;
+                return r;
+        }
+        return p.error;
+}
+
+/* ---- set formatting ---- */
+
+/* Text goes to a growing buffer (fd < 0) or, IO_CHUNK at a time, to a
+ * socket, so a million peers never sit in memory as text. Buffers are
+ * wiped before they are freed or reused: they hold keys. */
+struct writer {
+        int fd;
+        char *buf;
+        size_t len, cap;
+        int error;
+};
+
+static void writer_flush(struct writer *w) {
+        size_t off = 0;
+
+        if (w->fd < 0 || w->error < 0)
+                return;
+        while (off < w->len) {
+                ssize_t n = send(w->fd, w->buf + off, w->len - off, MSG_NOSIGNAL);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        w->error = errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+                        break;
+                }
+                off += (size_t) n;
+        }
+        sodium_memzero(w->buf, w->len);
+        w->len = 0;
+}
+
+static void writer_append(struct writer *w, const char *s, size_t n) {
+        if (w->error < 0)
+                return;
+        if (w->len + n > w->cap) {
+                if (w->fd >= 0) {
+                        writer_flush(w);
+                        if (w->error < 0)
+                                return;
+                } else {
+                        size_t cap = w->cap < 4096 ? 4096 : w->cap;
+                        char *b;
+
+                        while (cap < w->len + n) {
+                                if (cap > SIZE_MAX / 2) {
+                                        w->error = -ENOMEM;
+                                        return;
+                                }
+                                cap *= 2;
+                        }
+                        b = malloc(cap);
+                        if (!b) {
+                                w->error = -ENOMEM;
+                                return;
+                        }
+                        if (w->buf) {
+                                memcpy(b, w->buf, w->len);
+                                sodium_memzero(w->buf, w->cap);
+                                free(w->buf);
+                        }
+                        w->buf = b;
+                        w->cap = cap;
+                }
+        }
+        memcpy(w->buf + w->len, s, n);
+        w->len += n;
+}
+
+static void writer_done(struct writer *w) {
+        if (w->buf)
+                sodium_memzero(w->buf, w->cap);
+        free(w->buf);
+        w->buf = NULL;
+        w->len = w->cap = 0;
+}
+
+_printf_(2, 3) static void writer_printf(struct writer *w, const char *fmt, ...) {
+        char line[256];
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        if (n < 0 || (size_t) n >= sizeof(line)) {
+                w->error = w->error < 0 ? w->error : -EINVAL;
+                return;
+        }
+        writer_append(w, line, (size_t) n);
+}
+
+static void writer_key(struct writer *w, const char *name, const uint8_t key[static WG_KEY_LEN]) {
+        static const char hex[] = "0123456789abcdef";
+        char line[32 + 2 * WG_KEY_LEN + 2];
+        size_t n = strlen(name);
+
+        memcpy(line, name, n);
+        line[n++] = '=';
+        for (size_t i = 0; i < WG_KEY_LEN; i++) {
+                line[n++] = hex[key[i] >> 4];
+                line[n++] = hex[key[i] & 0xf];
+        }
+        line[n++] = '\n';
+        writer_append(w, line, n);
+        sodium_memzero(line, sizeof(line));
+}
+
+static int validate_set(const struct wg_device *dev) {
+        for (size_t i = 0; i < dev->n_peers; i++) {
+                const struct wg_peer *p = &dev->peers[i];
+
+                if (!(p->flags & WG_PEER_HAS_PUBLIC_KEY))
+                        return -EINVAL;
+                if (p->flags & WG_PEER_REMOVE_ME)
+                        continue;
+                if ((p->flags & WG_PEER_HAS_ENDPOINT) && p->endpoint.addr.sa_family != AF_UNSPEC &&
+                    p->endpoint.addr.sa_family != AF_INET && p->endpoint.addr.sa_family != AF_INET6)
+                        return -EINVAL;
+                for (size_t k = 0; k < p->n_allowedips; k++) {
+                        const struct wg_allowedip *a = &p->allowedips[k];
+
+                        if (ip_family_addr_len(a->family) == 0 || a->cidr > ip_family_addr_len(a->family) * 8)
+                                return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+static void format_set(const struct wg_device *dev, struct writer *w) {
+        writer_append(w, "set=1\n", 6);
+        if (dev->flags & WG_DEVICE_HAS_PRIVATE_KEY)
+                writer_key(w, "private_key", dev->private_key);
+        if (dev->flags & WG_DEVICE_HAS_LISTEN_PORT)
+                writer_printf(w, "listen_port=%u\n", dev->listen_port);
+        if (dev->flags & WG_DEVICE_HAS_FWMARK)
+                writer_printf(w, "fwmark=%u\n", dev->fwmark);
+        if (dev->flags & WG_DEVICE_REPLACE_PEERS)
+                writer_append(w, "replace_peers=true\n", 19);
+
+        for (size_t i = 0; i < dev->n_peers && w->error == 0; i++) {
+                const struct wg_peer *p = &dev->peers[i];
+
+                writer_key(w, "public_key", p->public_key);
+                if (p->flags & WG_PEER_REMOVE_ME) {
+                        writer_append(w, "remove=true\n", 12);
+                        continue;
+                }
+                if (p->flags & WG_PEER_UPDATE_ONLY)
+                        writer_append(w, "update_only=true\n", 17);
+                if (p->flags & WG_PEER_HAS_PRESHARED_KEY)
+                        writer_key(w, "preshared_key", p->preshared_key);
+                if ((p->flags & WG_PEER_HAS_ENDPOINT) && p->endpoint.addr.sa_family != AF_UNSPEC) {
+                        char e[INET6_ADDRSTRLEN + 24];
+
+                        writer_printf(w, "endpoint=%s\n", wg_endpoint_to_string(&p->endpoint, e, sizeof(e)));
+                }
+                if (p->flags & WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL)
+                        writer_printf(w, "persistent_keepalive_interval=%u\n", p->persistent_keepalive_interval);
+                if (p->flags & WG_PEER_REPLACE_ALLOWEDIPS)
+                        writer_append(w, "replace_allowed_ips=true\n", 25);
+                for (size_t k = 0; k < p->n_allowedips; k++) {
+                        const struct wg_allowedip *a = &p->allowedips[k];
+                        char s[INET6_ADDRSTRLEN];
+
+                        if (!inet_ntop(a->family, &a->ip, s, sizeof(s))) {
+                                w->error = -EINVAL;
+                                break;
+                        }
+                        writer_printf(w, "allowed_ip=%s/%u\n", s, a->cidr);
+                }
+        }
+        writer_append(w, "\n", 1);
+}
+
+int wg_uapi_format_set(const struct wg_device *dev, char **ret_text) {
+        struct writer w = { .fd = -1 };
+        int r;
+
+        if (!dev || !ret_text)
+                return -EINVAL;
+        r = validate_set(dev);
+        if (r < 0)
+                return r;
+        format_set(dev, &w);
+        writer_append(&w, "", 1);
+        if (w.error < 0) {
+                writer_done(&w);
+                return w.error;
+        }
+        *ret_text = w.buf;
+        return 0;
+}
+
+char *wg_uapi_text_free(char *text) {
+        if (text) {
+                sodium_memzero(text, strlen(text));
+                free(text);
+        }
+        return NULL;
+}
+
+/* ---- retry for boringtun ---- */
+
+static int peer_copy_into(struct wg_device *d, const struct wg_peer *src, uint32_t clear_flags) {
+        struct wg_peer *p = wg_device_add_peer(d);
+
+        if (!p)
+                return -ENOMEM;
+        *p = *src;
+        p->flags &= ~clear_flags;
+        p->allowedips = NULL;
+        p->n_allowedips = 0;
+        for (size_t k = 0; k < src->n_allowedips; k++)
+                if (wg_peer_add_allowedip(p, &src->allowedips[k]) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+static int add_removal(struct wg_device *d, const uint8_t key[static WG_KEY_LEN]) {
+        struct wg_peer *p = wg_device_add_peer(d);
+
+        if (!p)
+                return -ENOMEM;
+        memcpy(p->public_key, key, WG_KEY_LEN);
+        p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
+        return 0;
+}
+
+/* CUR with the changes in CHG applied, as a peer to add from scratch. */
+static int add_merged(struct wg_device *d, const struct wg_peer *cur, const struct wg_peer *chg) {
+        struct wg_peer *p = wg_device_add_peer(d);
+
+        if (!p)
+                return -ENOMEM;
+        memcpy(p->public_key, chg->public_key, WG_KEY_LEN);
+        p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REPLACE_ALLOWEDIPS;
+        if (cur->flags & WG_PEER_HAS_PRESHARED_KEY) {
+                memcpy(p->preshared_key, cur->preshared_key, WG_KEY_LEN);
+                p->flags |= WG_PEER_HAS_PRESHARED_KEY;
+        }
+        if (chg->flags & WG_PEER_HAS_PRESHARED_KEY) {
+                memcpy(p->preshared_key, chg->preshared_key, WG_KEY_LEN);
+                p->flags |= WG_PEER_HAS_PRESHARED_KEY;
+        }
+        if (cur->flags & WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL) {
+                p->persistent_keepalive_interval = cur->persistent_keepalive_interval;
+                p->flags |= WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
+        }
+        if (chg->flags & WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL) {
+                p->persistent_keepalive_interval = chg->persistent_keepalive_interval;
+                p->flags |= WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
+        }
+        if ((cur->flags & WG_PEER_HAS_ENDPOINT) && cur->endpoint.addr.sa_family != AF_UNSPEC) {
+                p->endpoint = cur->endpoint;
+                p->flags |= WG_PEER_HAS_ENDPOINT;
+        }
+        if ((chg->flags & WG_PEER_HAS_ENDPOINT) && chg->endpoint.addr.sa_family != AF_UNSPEC) {
+                p->endpoint = chg->endpoint;
+                p->flags |= WG_PEER_HAS_ENDPOINT;
+        }
+        if (!(chg->flags & WG_PEER_REPLACE_ALLOWEDIPS))
+                for (size_t k = 0; k < cur->n_allowedips; k++)
+                        if (wg_peer_add_allowedip(p, &cur->allowedips[k]) < 0)
+                                return -ENOMEM;
+        for (size_t k = 0; k < chg->n_allowedips; k++)
+                if (wg_peer_add_allowedip(p, &chg->allowedips[k]) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+int wg_uapi_readd_peers(const struct wg_device *dev, struct wg_device *current, struct wg_device **ret) {
+        _cleanup_(wg_device_freep) struct wg_device *d = NULL;
+        int r, n = 0;
+
+        if (!dev || !current || !ret)
+                return -EINVAL;
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        memcpy(d->name, dev->name, sizeof(d->name));
+        d->ifindex = dev->ifindex;
+        d->flags = dev->flags;
+        memcpy(d->private_key, dev->private_key, WG_KEY_LEN);
+        memcpy(d->public_key, dev->public_key, WG_KEY_LEN);
+        d->listen_port = dev->listen_port;
+        d->fwmark = dev->fwmark;
+        wg_device_sort(current);
+
+        for (size_t i = 0; i < dev->n_peers; i++) {
+                const struct wg_peer *p = &dev->peers[i];
+                const struct wg_peer *cur;
+
+                if (p->flags & WG_PEER_REMOVE_ME) {
+                        r = add_removal(d, p->public_key);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                cur = (dev->flags & WG_DEVICE_REPLACE_PEERS) ? NULL : wg_device_find_peer(current, p->public_key);
+                if (!cur) {
+                        if (p->flags & WG_PEER_UPDATE_ONLY)
+                                continue;
+                        r = peer_copy_into(d, p, 0);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                r = add_removal(d, p->public_key);
+                if (r < 0)
+                        return r;
+                r = add_merged(d, cur, p);
+                if (r < 0)
+                        return r;
+                if (n < INT_MAX)
+                        n++;
+        }
+        *ret = TAKE_PTR(d);
+        return n;
+}
+
+/* ---- sockets ---- */
+
+static bool ifname_valid(const char *s) {
+        size_t n;
+
+        if (!s)
+                return false;
+        n = strnlen(s, IFNAMSIZ);
+        if (n == 0 || n >= IFNAMSIZ || streq(s, ".") || streq(s, ".."))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (s[i] == '/' || s[i] == ':' || s[i] <= ' ' || s[i] == 0x7f)
+                        return false;
+        return true;
+}
+
+int wg_uapi_socket_path(const char *ifname, char *buf, size_t len) {
+        const char *dir;
+        int n;
+
+        if (!ifname_valid(ifname) || !buf)
+                return -EINVAL;
+        dir = secure_getenv(WG_UAPI_DIR_ENV);
+        if (!dir || dir[0] == '\0')
+                dir = WG_UAPI_SOCKET_DIR;
+        n = snprintf(buf, len, "%s/%s.sock", dir, ifname);
+        if (n < 0 || (size_t) n >= len)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+static int uapi_connect(const char *ifname, int *ret_fd) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct timeval tv = { .tv_sec = WG_UAPI_TIMEOUT_SEC };
+        _cleanup_(closep) int fd = -1;
+        int r;
+
+        r = wg_uapi_socket_path(ifname, sa.sun_path, sizeof(sa.sun_path));
+        if (r < 0)
+                return r;
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                /* No socket, or a stale one left by a daemon that died. */
+                if (errno == ENOENT || errno == ECONNREFUSED)
+                        return -ENODEV;
+                return errno == EAGAIN ? -ETIMEDOUT : -errno;
+        }
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int send_all(int fd, const char *s, size_t n) {
+        while (n > 0) {
+                ssize_t k = send(fd, s, n, MSG_NOSIGNAL);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+                }
+                s += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+int wg_uapi_get_device(const char *ifname, struct wg_device **ret) {
+        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+        _cleanup_(closep) int fd = -1;
+        const char *reason = NULL;
+        struct get_parser p;
+        struct timespec ts;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        r = uapi_connect(ifname, &fd);
+        if (r < 0)
+                return r;
+        r = send_all(fd, "get=1\n\n", 7);
+        if (r < 0)
+                return r;
+        dev = calloc(1, sizeof(*dev));
+        if (!dev)
+                return -ENOMEM;
+        if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
+                return -errno;
+        p = (struct get_parser) { .dev = dev, .now = ts.tv_sec };
+        r = get_parser_status(&p, read_lines(fd, get_line, &p, &reason));
+        if (r < 0)
+                return r;
+        memcpy(dev->name, ifname, strlen(ifname) + 1);
+        dev->ifindex = if_nametoindex(ifname);
+        *ret = TAKE_PTR(dev);
+        return 0;
+}
+
+/* One set request. *ret_refused tells a daemon's errno answer apart from
+ * failures to talk to it. */
+static int uapi_set_once(const struct wg_device *dev, bool *ret_refused) {
+        _cleanup_(closep) int fd = -1;
+        struct writer w = {};
+        struct reply_parser p = {};
+        const char *reason = NULL;
+        int r, rw;
+
+        *ret_refused = false;
+        r = validate_set(dev);
+        if (r < 0)
+                return r;
+        r = uapi_connect(dev->name, &fd);
+        if (r < 0)
+                return r;
+        w = (struct writer) { .fd = fd, .cap = IO_CHUNK, .buf = malloc(IO_CHUNK) };
+        if (!w.buf)
+                return -ENOMEM;
+        format_set(dev, &w);
+        writer_flush(&w);
+        rw = w.error;
+        writer_done(&w);
+        if (rw < 0 && rw != -EPIPE && rw != -ECONNRESET)
+                return rw;
+        /* wireguard-go stops reading at the first bad line, answers, and
+         * drops the connection: our write fails, yet its answer may be
+         * waiting, and it says more than EPIPE. */
+        r = read_lines(fd, reply_line, &p, &reason);
+        if (r < 0)
+                return rw < 0 ? rw : r;
+        if (p.error < 0)
+                *ret_refused = true;
+        return p.error;
+}
+
+int wg_uapi_set_device(const struct wg_device *dev) {
+        _cleanup_(wg_device_freep) struct wg_device *current = NULL, *retry = NULL;
+        bool refused, candidates = false;
+        int r, k;
+
+        if (!dev)
+                return -EINVAL;
+        r = uapi_set_once(dev, &refused);
+        if (r >= 0 || !refused || (dev->flags & WG_DEVICE_REPLACE_PEERS))
+                return r;
+        for (size_t i = 0; i < dev->n_peers && !candidates; i++)
+                candidates = !(dev->peers[i].flags & WG_PEER_REMOVE_ME);
+        if (!candidates)
+                return r;
+
+        k = wg_uapi_get_device(dev->name, &current);
+        if (k < 0)
+                return r;
+        k = wg_uapi_readd_peers(dev, current, &retry);
+        if (k < 0)
+                return k;
+        /* No existing peer was changed: the refusal is about something
+         * else, and sending the same again would not help. */
+        if (k == 0)
+                return r;
+        return uapi_set_once(retry, &refused);
+}

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * Userspace WireGuard backend: the cross-platform UAPI text protocol on
+ * WG_UAPI_SOCKET_DIR/IFNAME.sock, as wireguard-go and boringtun serve it.
+ *
+ * The text parser and formatter are pure and exposed for tests and the
+ * fuzzer; the socket functions use them. Socket reads and writes time out
+ * after WG_UAPI_TIMEOUT_SEC each (-ETIMEDOUT), so a wedged daemon cannot
+ * hang the caller.
+ */
+
+#include <stdint.h>
+
+#include "wg.h"
+
+/* A get reply with more peers, or more allowed IPs over all peers, is
+ * refused (-EBADMSG) rather than allowed to exhaust memory. */
+#define WG_UAPI_MAX_PEERS 1000000
+#define WG_UAPI_MAX_ALLOWEDIPS 1000000
+/* Longest accepted line, without its newline. */
+#define WG_UAPI_LINE_MAX 4096
+#define WG_UAPI_TIMEOUT_SEC 10
+/* Environment variable that replaces WG_UAPI_SOCKET_DIR, for tests only
+ * (ignored in set-uid programs: secure_getenv()). */
+#define WG_UAPI_DIR_ENV "HAMGR_WG_UAPI_DIR"
+
+/* Read IFNAME ("get=1"). Returns 0 and *ret, -ENODEV when there is no
+ * socket, or -errno (an errno= reply of either sign becomes -|errno|). */
+int wg_uapi_get_device(const char *ifname, struct wg_device **ret);
+
+/*
+ * Apply DEV ("set=1"). Returns 0 or -errno.
+ *
+ * boringtun refuses some changes to a peer that already exists. When the
+ * daemon answers a set with an error and DEV changes at least one existing
+ * peer (not removals, not with REPLACE_PEERS), the device is read back and
+ * the set is sent once more, built by wg_uapi_readd_peers(): each such peer
+ * removed and added again in full. That resets the peer's session (a new
+ * handshake follows), which is the price of talking to boringtun; with
+ * wireguard-go the first set succeeds and no retry happens. The second
+ * answer is returned.
+ */
+int wg_uapi_set_device(const struct wg_device *dev);
+
+/* WG_UAPI_SOCKET_DIR (or $HAMGR_WG_UAPI_DIR) "/IFNAME.sock" into BUF.
+ * Returns 0, -EINVAL for an invalid interface name (empty, too long for
+ * IFNAMSIZ, ".", "..", or containing '/', ':' or whitespace), or
+ * -ENAMETOOLONG. */
+int wg_uapi_socket_path(const char *ifname, char *buf, size_t len);
+
+/*
+ * Parse a get reply: BUF holds the lines after "get=1\n\n" up to and
+ * including the terminating blank line. Keys are 64 hex digits; unknown
+ * keys are ignored. Every field present gets its HAS_ flag; a zero
+ * preshared or private key counts as absent. A nonzero private key also
+ * yields the public key; boringtun's "own_public_key" sets the public key
+ * alone. Handshake times below 10^9 s (and not 0/0) are boringtun's
+ * "time since" and are converted with NOW_REALTIME_SEC (so a wireguard-go
+ * whose clock says 1970..2001 would be misread; no real one does).
+ *
+ * Returns 0 and *ret (name and ifindex left empty); -|errno| for an errno=
+ * reply other than 0; -EBADMSG with *ret_reason (a static string) for a
+ * malformed reply: a line without '=', a NUL byte, a bad value, a device
+ * key after the first peer, a peer key before it, a line longer than
+ * WG_UAPI_LINE_MAX, too many peers or allowed IPs, no errno line, no
+ * final blank line, or data after it; -ENOMEM. ret_reason may be NULL.
+ * (A daemon's errno=74 is -EBADMSG too; its reason says so.)
+ */
+int wg_uapi_parse_get(const uint8_t *buf, size_t len, int64_t now_realtime_sec, struct wg_device **ret,
+                      const char **ret_reason);
+
+/* Parse a set reply "errno=N\n\n": returns 0, -|N|, or -EBADMSG with
+ * *ret_reason (ret_reason may be NULL). */
+int wg_uapi_parse_set_reply(const uint8_t *buf, size_t len, const char **ret_reason);
+
+/*
+ * Format DEV as a complete set request, from "set=1\n" to the final blank
+ * line, NUL-terminated. Peers: public_key, then remove=true alone for
+ * REMOVE_ME, else update_only, preshared_key, endpoint,
+ * persistent_keepalive_interval, replace_allowed_ips and allowed_ip lines
+ * as the flags say. The text holds keys: free it with wg_uapi_text_free().
+ * Returns 0, -EINVAL (a peer without HAS_PUBLIC_KEY, an allowed IP of an
+ * unknown family or cidr out of range, an endpoint flagged but of an
+ * unknown family), or -ENOMEM.
+ */
+int wg_uapi_format_set(const struct wg_device *dev, char **ret_text);
+
+/* Wipe and free TEXT from wg_uapi_format_set(); accepts NULL; returns NULL. */
+char *wg_uapi_text_free(char *text);
+
+/*
+ * The retry set described at wg_uapi_set_device(), from the changes DEV and
+ * the device as it is now, CURRENT (sorted in place). Device fields and
+ * removals are copied; a peer absent from CURRENT is copied (or dropped if
+ * UPDATE_ONLY); a peer present in CURRENT becomes a removal followed by the
+ * peer in full: CURRENT's preshared key, keepalive, endpoint and allowed
+ * IPs with DEV's changes applied (REPLACE_ALLOWEDIPS replaces the list,
+ * else DEV's allowed IPs are added). Pure. Returns the number of peers
+ * re-added (0: the result only repeats DEV) and *ret, or -ENOMEM.
+ */
+int wg_uapi_readd_peers(const struct wg_device *dev, struct wg_device *current, struct wg_device **ret);
