@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# hamgr demo: build, start a lab of two gateways and a client in network
-# namespaces, run two failover drills (a crash and a graceful stop of the
-# master) while the client pings the virtual IP, and print each timeline.
-# Everything it creates is removed when it exits. Run as root.
+# hamgr demo: build, start a lab of two WireGuard gateways (wireguard-go,
+# one shared key) and a client in network namespaces, run failover drills
+# while the client pings the virtual IP and, through the tunnel, the
+# gateway, and print each drill's timeline. Everything it creates is
+# removed when it exits. Run as root.
 set -euo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -25,101 +26,116 @@ export HAMGR_SOURCE_DIR=$src
 HI_PREFIX=demo$$
 # shellcheck source=../../tests/integration/lib.sh
 . tests/integration/lib.sh
+# shellcheck source=../../tests/integration/wg_lab.sh
+. tests/integration/wg_lab.sh
 
 VIP=10.77.0.10
 INTERVAL_MS=${DEMO_INTERVAL_MS:-100}
 
 echo "== lab: gw1 (priority 150) and gw2 (priority 100) on one bridge, a client; VIP $VIP"
+echo "   WireGuard: both gateways wg0 $WG_GW_TUN (same key), client $WG_CLIENT_TUN with endpoint $VIP:$WG_PORT"
 lab_create 2
+wg_keys
 for g in gw1 gw2; do
         prio=150
         [ "$g" = gw2 ] && prio=100
-        HC_INTERVAL_MS=$INTERVAL_MS HC_TRACK= write_hamgr_conf "$HI_TMP/$g.conf" "$g" "$prio"
+        wg_gateway_setup "$g"
+        HC_INTERVAL_MS=$INTERVAL_MS HC_TRACK= \
+                HC_INSTANCE_EXTRA='track_checks = ( { check = "wg0"; weight = 0; } );' \
+                write_hamgr_conf "$HI_TMP/$g.conf" "$g" "$prio" "$(cat <<EOF
+checks = ( { name = "wg0"; type = "wireguard"; interface = "wg0"; interval_ms = 500; rise = 1; fall = 2; } );
+wireguard = ( { interface = "wg0"; follow = "wan"; source_address = "$VIP"; } );
+EOF
+)"
         "$HAMGR_BIN" check -c "$HI_TMP/$g.conf" >/dev/null
         hamgr_start "$g" "$HI_TMP/$g.conf"
+        [ "$g" = gw1 ] && { wait_until 10 hamgr_state_is gw1 wan MASTER || die "gw1 did not become MASTER"; }
 done
-wait_until 10 hamgr_state_is gw1 wan MASTER || die "gw1 did not become MASTER"
 wait_until 10 hamgr_state_is gw2 wan BACKUP || die "gw2 did not become BACKUP"
+wg_client_setup "$VIP:$WG_PORT"
+wait_until 10 tunnel_ping || die "the tunnel does not work"
 node_exec gw1 "$HAMGR_BIN" status
 echo
 
-now_ms() {
-        local t
-        t=$(date +%s%N)
-        echo $((t / 1000000))
-}
-
-# Epoch seconds with a fraction -> milliseconds after T0.
+# Epoch seconds with a fraction -> milliseconds after T0 (ms).
 since_t0() {
         awk -v t="$1" -v t0="$2" 'BEGIN { printf "%d", t * 1000 - t0 }'
 }
 
-# drill NAME ACTION...: the client pings the VIP every 20 ms and watches
-# ARP; ACTION breaks the master; print what happened when, relative to it.
+first_reply_after() {
+        awk -v t0="$2" '/bytes from/ { t = $1; gsub(/[\[\]]/, "", t); if (t * 1000 >= t0) { print t; exit } }' "$1"
+}
+
+# drill TITLE FROM TO ACTION...: ping the VIP and, through the tunnel, the
+# gateway; watch ARP and WireGuard on the client's wire; ACTION breaks the
+# master; print what happened when.
 drill() {
         local title=$1 from=$2 to=$3
         shift 3
-        local ping_log=$HI_TMP/ping.$from.log arp_log=$HI_TMP/arp.$from.log t0 line
+        local tag=$from.$RANDOM t0 line before
+        local vip_log=$HI_TMP/vip.$tag.log tun_log=$HI_TMP/tun.$tag.log wire_log=$HI_TMP/wire.$tag.log
         local to_notify
         to_notify=$(hamgr_notify_log "$to")
-        : >"$ping_log"
-        node_spawn client "$arp_log" tcpdump -tt -n -e -l -U -i eth0 arp and host "$VIP"
+        node_spawn client "$wire_log" tcpdump --immediate-mode -tt -n -l -U -i eth0 \
+                "arp or (udp port $WG_PORT and src host $VIP)"
         local tcpdump_pid=$HI_LAST_PID
-        node_spawn client "$ping_log" ping -D -n -i 0.02 -W 1 "$VIP"
-        local ping_pid=$HI_LAST_PID
-        wait_until 5 grep -q "bytes from $VIP" "$ping_log" || die "no ping replies before the drill"
-        local before
+        node_spawn client "$vip_log" ping -D -n -i 0.05 -W 1 "$VIP"
+        local vip_pid=$HI_LAST_PID
+        node_spawn client "$tun_log" ping -D -n -i 0.05 -W 1 "$WG_GW_TUN"
+        local tun_pid=$HI_LAST_PID
+        wait_until 5 grep -q "bytes from $WG_GW_TUN" "$tun_log" || die "no tunnel replies before the drill"
         before=$(wc -l <"$to_notify" 2>/dev/null || echo 0)
 
-        t0=$(now_ms)
+        t0=$(($(date +%s%N) / 1000000))
         "$@"
         wait_until 10 hamgr_state_is "$to" wan MASTER || die "$to did not take over"
-        wait_until 5 awk -v t0="$t0" '/bytes from/ { gsub(/[\[\]]/, "", $1); if ($1 * 1000 >= t0) f = 1 } END { exit !f }' "$ping_log" ||
-                die "no ping reply after the failover"
+        wait_until 30 awk -v t0="$t0" '/bytes from/ { t = $1; gsub(/[\[\]]/, "", t); if (t * 1000 >= t0) f = 1 } END { exit !f }' "$tun_log" ||
+                die "no reply through the tunnel within 30 s"
         sleep 0.3
-        stop_pid "$ping_pid" INT
+        stop_pid "$vip_pid" INT
+        stop_pid "$tun_pid" INT
         stop_pid "$tcpdump_pid" INT
 
         echo "== drill: $title"
-        local events=()
-        events+=("0|failure injected on $from")
-        line=$(tail -n +"$((before + 1))" "$to_notify" | grep -m1 "args=INSTANCE wan MASTER" || true)
-        [ -z "$line" ] || events+=("$(since_t0 "${line%%$'\t'*}" "$t0")|$to: BACKUP -> MASTER (its notify script ran)")
-        line=$(awk -v t0="$t0" '$1 * 1000 >= t0 && /Request who-has/ { print; exit }' "$arp_log")
-        [ -z "$line" ] || events+=("$(since_t0 "${line%% *}" "$t0")|client saw gratuitous ARP for $VIP from $(awk '{ print $2 }' <<<"$line")")
-        line=$(awk -v t0="$t0" '/bytes from/ { t = $1; gsub(/[\[\]]/, "", t); if (t * 1000 >= t0) { print t; exit } }' "$ping_log")
-        events+=("$(since_t0 "$line" "$t0")|first ping reply from $VIP after the failure")
-        printf '%s\n' "${events[@]}" | sort -t'|' -k1,1n | while IFS='|' read -r ms what; do
-                printf '  %8s  %s\n' "+$ms ms" "$what"
+        {
+                echo "0|failure injected on $from"
+                line=$(tail -n +"$((before + 1))" "$to_notify" | grep -m1 "args=INSTANCE wan MASTER" || true)
+                [ -z "$line" ] || echo "$(since_t0 "${line%%$'\t'*}" "$t0")|$to: BACKUP -> MASTER (notify script ran)"
+                line=$(awk -v t0="$t0" '$1 * 1000 >= t0 && /Request who-has/ { print $1; exit }' "$wire_log")
+                [ -z "$line" ] || echo "$(since_t0 "$line" "$t0")|gratuitous ARP for $VIP seen by the client"
+                line=$(awk -v t0="$t0" '$1 * 1000 >= t0 && /length 148/ { print $1; exit }' "$wire_log")
+                [ -z "$line" ] || echo "$(since_t0 "$line" "$t0")|WireGuard handshake initiation from $VIP:$WG_PORT (the kick)"
+                line=$(first_reply_after "$vip_log" "$t0")
+                [ -z "$line" ] || echo "$(since_t0 "$line" "$t0")|first ping reply from the VIP"
+                line=$(first_reply_after "$tun_log" "$t0")
+                echo "$(since_t0 "$line" "$t0")|first ping reply through the tunnel"
+        } | sort -t'|' -k1,1n | while IFS='|' read -r ms what; do
+                printf '  %9s  %s\n' "+$ms ms" "$what"
         done
-        printf '  %8s  %s\n' "" "client's ARP entry for $VIP: $(ip -n "$(ns_of client)" neigh show "$VIP" dev eth0 | awk '{ print $3 }') ($to is $(node_mac "$to"))"
-        local down_ms
-        down_ms=$(hamgr_status "$to" | jq -r '.instances[0].master_down_interval_ms')
-        echo "  (Master_Down_Interval on $to: $down_ms ms = 3 x ${INTERVAL_MS} ms + skew)"
         echo
 }
 
+stop_gw1() {
+        hamgr_stop gw1 TERM
+}
 crash_gw1() {
         node_link gw1 eth0 down
         hamgr_stop gw1 KILL
 }
 
-drill "crash of the master (gw1: eth0 down, hamgr killed with SIGKILL)" gw1 gw2 crash_gw1
+echo "gw2 has never served this client, so it does not know the client's endpoint: the"
+echo "first hand-over waits for the client's own WireGuard retry, as a plain keepalived pair always does."
+drill "graceful stop of gw1 (SIGTERM); gw2 knows no endpoint yet" gw1 gw2 stop_gw1
 
-echo "== gw1 comes back: its stale VIP is removed at start, then it preempts (priority 150 > 100)"
-node_link gw1 eth0 up
+echo "== gw1 comes back and preempts (priority 150 > 100); it knows the client's endpoint"
 hamgr_start gw1 "$HI_TMP/gw1.conf"
 wait_until 10 hamgr_state_is gw1 wan MASTER || die "gw1 did not preempt"
-wait_until 10 hamgr_state_is gw2 wan BACKUP || die "gw2 did not step down"
-node_exec gw1 "$HAMGR_BIN" status
+wait_until 10 tunnel_ping || die "the tunnel did not come back on gw1"
 echo
 
-stop_gw1() {
-        hamgr_stop gw1 TERM
-}
-drill "graceful stop of the master (gw1: SIGTERM, priority 0 release)" gw1 gw2 stop_gw1
+drill "crash of gw1 (eth0 down, hamgr SIGKILL); gw2 now knows the endpoint and kicks" gw1 gw2 crash_gw1
 
-echo "== notify calls seen on gw2 (keepalived-style arguments)"
-cut -f2 "$(hamgr_notify_log gw2)" | sed 's/^args=/  /'
+echo "== what gw2 reports"
+node_exec gw2 "$HAMGR_BIN" status --json | jq -c '{instances: [.instances[] | {name, state, effective_priority}], wireguard, checks: [.checks[] | {name, status, detail}]}'
 echo
 echo "demo finished; the lab is removed on exit (contrib/lab/lab.sh up keeps one around)"
