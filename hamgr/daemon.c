@@ -136,6 +136,7 @@ static void on_links_changed(void *userdata) {
                 return;
         for (size_t i = 0; i < d->n_instances; i++)
                 instance_evaluate(d->instances[i]);
+        wg_followers_links_changed(d);
 }
 
 void daemon_maybe_exit(struct hamgr_daemon *d) {

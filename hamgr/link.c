@@ -106,6 +106,7 @@ int link_monitor_get(struct link_monitor *m, const char *name, struct link_info 
         info.ifindex = rtnl_link_get_ifindex(link);
         flags = rtnl_link_get_flags(link);
         info.up = (flags & IFF_UP) && (flags & IFF_RUNNING);
+        info.up_admin = flags & IFF_UP;
         ll = rtnl_link_get_addr(link);
         if (ll && nl_addr_get_len(ll) == 6)
                 memcpy(info.mac, nl_addr_get_binary_addr(ll), 6);

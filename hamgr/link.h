@@ -13,6 +13,7 @@ struct link_monitor;
 struct link_info {
         int ifindex;
         bool up;              /* administratively up and carrier (IFF_UP and IFF_RUNNING) */
+        bool up_admin;        /* IFF_UP alone */
         uint8_t mac[6];
 };
 

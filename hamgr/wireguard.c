@@ -679,6 +679,22 @@ void wg_followers_update(struct hamgr_daemon *d) {
         }
 }
 
+void wg_followers_links_changed(struct hamgr_daemon *d) {
+        for (size_t i = 0; i < d->n_followers; i++) {
+                struct wg_follower *f = d->followers[i];
+                struct link_info li;
+
+                /* A passive interface brought up by someone else (wg-quick,
+                 * a restarted wireguard-go) would answer clients too. */
+                if (f->phase == PHASE_PASSIVE && link_monitor_get(d->links, f->config->interface, &li) >= 0 &&
+                    li.up_admin) {
+                        log_wg(f, LOG_NOTICE, "interface came up while this node is passive, taking it down");
+                        f->phase = PHASE_LINK_UP;
+                        follower_release(f, "interface came up while passive");
+                }
+        }
+}
+
 void wg_followers_release_lost(struct hamgr_daemon *d) {
         for (size_t i = 0; i < d->n_followers; i++) {
                 struct wg_follower *f = d->followers[i];

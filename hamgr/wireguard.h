@@ -24,6 +24,9 @@ int wg_followers_start(struct hamgr_daemon *d);
  * nothing changed; called after every batch of VRRP transitions. */
 void wg_followers_update(struct hamgr_daemon *d);
 
+/* Links changed: a passive interface that came up is taken down again. */
+void wg_followers_links_changed(struct hamgr_daemon *d);
+
 /* Release the followers whose instance or group is no longer MASTER, and
  * nothing else. Called before the VIPs are removed. */
 void wg_followers_release_lost(struct hamgr_daemon *d);

@@ -82,6 +82,11 @@ wait_until 10 hamgr_state_is gw1 wan MASTER || die "gw1 did not preempt"
 assert_true "gw1 serves the client again after preempting (it knew the endpoint)" wait_until 5 tunnel_ping
 assert_true "gw2 is passive again: wg0 down" wait_until 5 wg_link_down gw2
 
+# Someone bringing the passive interface up (wg-quick, a restart) is undone.
+node_exec gw2 ip link set wg0 up
+assert_true "passive gw2: wg0 brought up by hand is taken down again" wait_until 3 wg_link_down gw2
+assert_contains "$(cat "$(hamgr_log gw2)")" "came up while this node is passive" "gw2 logged why"
+
 # The backup sends nothing: no UDP from gw2's addresses for a while.
 capture_start client eth0 "udp port $WG_PORT" "$HI_TMP/quiet.cap"
 sleep 2
