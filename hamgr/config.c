@@ -16,24 +16,15 @@
 #include <unistd.h>
 
 #include "common/macro.h"
+#include "hamgr/config-internal.h"
 #include "hamgr/config.h"
 
 /* A config larger than this is a mistake (or an attack on the fuzzer). */
 #define CONFIG_SIZE_MAX (1024 * 1024)
-#define NAME_LEN_MAX 32
 #define IFNAME_LEN_MAX (IFNAMSIZ - 1)
 #define IFNAME_RULE "(1..%d characters, no '/', ':' or spaces)"
 #define NODE_NAME_LEN_MAX 64
 #define GROUP_MEMBERS_MAX 64
-#define CANDIDATES_MAX 16
-/* A DNS name (RFC 1035), the longest host an endpoint candidate can name. */
-#define HOST_LEN_MAX 253
-
-struct loader {
-        struct hamgr_config_errors *errors; /* may be NULL: only count */
-        size_t n_errors;
-        bool oom;
-};
 
 /* Per-instance facts the cross-instance checks need, kept out of the public struct. */
 struct instance_meta {
@@ -53,32 +44,11 @@ static const char *const vrrp_keys[] = {
         "preempt", "preempt_delay_ms", "accept_mode", "virtual_ips", "unicast_peers",
         "track_interfaces", "garp", "checksum", "track_checks", NULL,
 };
-static const char *const track_check_keys[] = { "check", "weight", NULL };
 static const char *const garp_keys[] = { "repeat", "interval_ms", "refresh_s", NULL };
 static const char *const group_keys[] = { "name", "instances", NULL };
 static const char *const notify_keys[] = { "script", "master", "backup", "fault", "stop", "timeout_ms", NULL };
-static const char *const wireguard_keys[] = { "interface", "backend", "follow", "source_address", NULL };
-static const char *const endpoint_keys[] = {
-        "interface", "peer", "candidates", "stale_after_s", "prefer_first", NULL,
-};
 
-/* A check's keys: those of every type, then those that only some types take. */
-static const char *const check_common_keys[] = { "name", "type", "interval_ms", "timeout_ms", "rise", "fall", NULL };
-static const char *const check_specific_keys[] = { "interface", "max_handshake_age_s", "address", "command", NULL };
-static const char *const check_wireguard_keys[] = { "interface", "max_handshake_age_s", NULL };
-static const char *const check_link_keys[] = { "interface", NULL };
-static const char *const check_address_keys[] = { "address", NULL };
-static const char *const check_exec_keys[] = { "command", NULL };
-static const char *const *const check_type_keys[_HEALTH_CHECK_TYPE_MAX] = {
-        [HEALTH_CHECK_WIREGUARD] = check_wireguard_keys,
-        [HEALTH_CHECK_LINK] = check_link_keys,
-        [HEALTH_CHECK_ICMP] = check_address_keys,
-        [HEALTH_CHECK_TCP] = check_address_keys,
-        [HEALTH_CHECK_EXEC] = check_exec_keys,
-};
-
-_printf_(3, 4)
-static void error_at(struct loader *l, int line, const char *fmt, ...) {
+void error_at(struct loader *l, int line, const char *fmt, ...) {
         struct hamgr_config_error *items;
         char *msg;
         va_list ap;
@@ -105,25 +75,19 @@ static void error_at(struct loader *l, int line, const char *fmt, ...) {
         l->errors->items = items;
 }
 
-static int line_of(const config_setting_t *s) {
-        return (int) config_setting_source_line(s);
-}
-
 static const char *family_name(int family) {
         return family == AF_INET6 ? "IPv6" : "IPv4";
 }
 
 #define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 
-/* Names end up in notify arguments, environment variables and status
- * output, so they are kept to characters that need no quoting. */
 static bool name_is_valid_len(const char *s, size_t max) {
         size_t n = strlen(s);
 
         return n >= 1 && n <= max && strspn(s, NAME_CHARS) == n;
 }
 
-static bool name_is_valid(const char *s) {
+bool name_is_valid(const char *s) {
         return name_is_valid_len(s, NAME_LEN_MAX);
 }
 
@@ -138,16 +102,14 @@ static bool ifname_is_valid(const char *s) {
         return !strpbrk(s, "/: \t\n\v\f\r");
 }
 
-static bool key_is_known(const char *key, const char *const *keys) {
+bool key_is_known(const char *key, const char *const *keys) {
         for (; *keys; keys++)
                 if (streq(key, *keys))
                         return true;
         return false;
 }
 
-/* WHERE completes "unknown setting 'x' ...", e.g. "in node". */
-static void check_keys(struct loader *l, const config_setting_t *group, const char *const *keys,
-                       const char *where) {
+void check_keys(struct loader *l, const config_setting_t *group, const char *const *keys, const char *where) {
         int n = config_setting_length(group);
 
         for (int i = 0; i < n; i++) {
@@ -159,9 +121,7 @@ static void check_keys(struct loader *l, const config_setting_t *group, const ch
         }
 }
 
-/* The getters return 1 when KEY is present and valid, 0 when it is absent
- * (*ret untouched) and -EINVAL after recording why it is invalid. */
-
+/* Like the getters in config-internal.h. */
 static int get_integer(struct loader *l, config_setting_t *group, const char *key,
                        long long *ret, config_setting_t **ret_setting) {
         config_setting_t *s = config_setting_get_member(group, key);
@@ -180,8 +140,8 @@ static int get_integer(struct loader *l, config_setting_t *group, const char *ke
         return 1;
 }
 
-static int get_uint(struct loader *l, config_setting_t *group, const char *key, uint32_t min,
-                    uint32_t max, uint32_t *ret) {
+int get_uint(struct loader *l, config_setting_t *group, const char *key, uint32_t min, uint32_t max,
+             uint32_t *ret) {
         config_setting_t *s;
         long long v;
         int r;
@@ -197,7 +157,7 @@ static int get_uint(struct loader *l, config_setting_t *group, const char *key, 
         return 1;
 }
 
-static int get_int(struct loader *l, config_setting_t *group, const char *key, int min, int max, int *ret) {
+int get_int(struct loader *l, config_setting_t *group, const char *key, int min, int max, int *ret) {
         config_setting_t *s;
         long long v;
         int r;
@@ -213,7 +173,7 @@ static int get_int(struct loader *l, config_setting_t *group, const char *key, i
         return 1;
 }
 
-static int get_bool(struct loader *l, config_setting_t *group, const char *key, bool *ret) {
+int get_bool(struct loader *l, config_setting_t *group, const char *key, bool *ret) {
         config_setting_t *s = config_setting_get_member(group, key);
 
         if (!s)
@@ -226,9 +186,8 @@ static int get_bool(struct loader *l, config_setting_t *group, const char *key, 
         return 1;
 }
 
-/* *ret points into libconfig's storage: copy it before config_destroy(). */
-static int get_string(struct loader *l, config_setting_t *group, const char *key, const char **ret,
-                      config_setting_t **ret_setting) {
+int get_string(struct loader *l, config_setting_t *group, const char *key, const char **ret,
+               config_setting_t **ret_setting) {
         config_setting_t *s = config_setting_get_member(group, key);
 
         if (!s)
@@ -243,19 +202,14 @@ static int get_string(struct loader *l, config_setting_t *group, const char *key
         return 1;
 }
 
-/* An array [ ... ] or list ( ... ) of strings; callers walk the elements
- * themselves so they can report each element's own line. */
-static int get_string_list(struct loader *l, config_setting_t *group, const char *key,
-                           config_setting_t **ret) {
-        config_setting_t *s = config_setting_get_member(group, key);
+/* An array [ ... ] or list ( ... ) of strings, every bad element recorded. */
+static bool string_list_is_valid(struct loader *l, config_setting_t *s, const char *key) {
         bool ok = true;
         int n;
 
-        if (!s)
-                return 0;
         if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
                 error_at(l, line_of(s), "%s must be a list of strings, e.g. [ \"a\", \"b\" ]", key);
-                return -EINVAL;
+                return false;
         }
         n = config_setting_length(s);
         for (int i = 0; i < n; i++) {
@@ -266,10 +220,57 @@ static int get_string_list(struct loader *l, config_setting_t *group, const char
                         ok = false;
                 }
         }
-        if (!ok)
-                return -EINVAL;
-        *ret = s;
-        return 1;
+        return ok;
+}
+
+int parse_list(struct loader *l, config_setting_t *parent, const struct list_spec *spec, const char *where,
+               void *userdata, void **items, size_t size, size_t *n_items) {
+        config_setting_t *list = config_setting_get_member(parent, spec->key);
+        uint8_t *array;
+        int n, r;
+
+        if (!list) {
+                if (spec->required)
+                        error_at(l, line_of(parent), "missing required setting '%s' %s", spec->key, where);
+                return 0;
+        }
+        if (!spec->noun) {
+                if (!string_list_is_valid(l, list, spec->key))
+                        return 0;
+        } else if (!config_setting_is_list(list)) {
+                error_at(l, line_of(list), "%s", spec->not_list);
+                return 0;
+        }
+        n = config_setting_length(list);
+        if (spec->count) {
+                r = spec->count(l, list, n, userdata);
+                if (r <= 0)
+                        return r;
+        }
+        if (n == 0)
+                return 0;
+        array = calloc(n, size);
+        if (!array)
+                return -ENOMEM;
+        *items = array;
+
+        for (int i = 0; i < n; i++) {
+                config_setting_t *e = config_setting_get_elem(list, i);
+
+                if (spec->noun && !config_setting_is_group(e)) {
+                        error_at(l, line_of(e), "%s #%d must be a group %s", spec->noun, i + 1,
+                                 spec->shape ?: "{ ... }");
+                        continue;
+                }
+                r = spec->parse(l, e, i, array + *n_items * size, userdata);
+                if (r == LIST_DROP)
+                        continue;
+                /* Counted even on failure so hamgr_config_free() releases what it holds. */
+                (*n_items)++;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* A group { ... } setting; absent is fine. */
@@ -286,7 +287,7 @@ static int get_group(struct loader *l, config_setting_t *parent, const char *key
         return 1;
 }
 
-static int strdup_to(const char *s, char **ret) {
+int strdup_to(const char *s, char **ret) {
         char *p = strdup(s);
 
         if (!p)
@@ -314,8 +315,7 @@ static int parse_abs_path(struct loader *l, config_setting_t *group, const char 
         return strdup_to(v, ret);
 }
 
-/* The "interface" setting of GRP, required; copied to *ret when valid. */
-static int parse_ifname(struct loader *l, config_setting_t *grp, const char *where, char **ret) {
+int parse_ifname(struct loader *l, config_setting_t *grp, const char *where, char **ret) {
         config_setting_t *s;
         const char *str;
         int r;
@@ -331,56 +331,6 @@ static int parse_ifname(struct loader *l, config_setting_t *grp, const char *whe
                 return 0;
         }
         return strdup_to(str, ret);
-}
-
-/*
- * Split "host:port" or "[host]:port", port 1..65535 in decimal. HOST gets
- * the host without brackets and *ret_bracketed which form it was. A colon
- * in an unbracketed host is refused: "2001:db8::1:443" has two readings.
- */
-static int split_host_port(const char *s, char host[static HOST_LEN_MAX + 1], bool *ret_bracketed,
-                           uint16_t *ret_port) {
-        bool bracketed = s[0] == '[';
-        const char *end, *port;
-        unsigned long v;
-        size_t n;
-
-        if (bracketed) {
-                s++;
-                end = strchr(s, ']');
-                if (!end || end[1] != ':')
-                        return -EINVAL;
-                port = end + 2;
-        } else {
-                end = strrchr(s, ':');
-                if (!end)
-                        return -EINVAL;
-                port = end + 1;
-        }
-        n = end - s;
-        if (n == 0 || n > HOST_LEN_MAX || (!bracketed && memchr(s, ':', n)))
-                return -EINVAL;
-        /* strtoul() alone would take signs, spaces and "0x". */
-        if (port[0] == '\0' || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port))
-                return -EINVAL;
-        v = strtoul(port, NULL, 10);
-        if (v < 1 || v > 65535)
-                return -EINVAL;
-
-        memcpy(host, s, n);
-        host[n] = '\0';
-        *ret_bracketed = bracketed;
-        *ret_port = (uint16_t) v;
-        return 0;
-}
-
-/* Letters, digits, '.', '-', '_': names and IPv4 literals, nothing a
- * resolver would have to guess about. */
-static bool hostname_is_valid(const char *s) {
-        size_t n = strlen(s);
-
-        return n >= 1 && n <= HOST_LEN_MAX && s[0] != '-' && s[0] != '.' &&
-               strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_") == n;
 }
 
 static int parse_node(struct loader *l, config_setting_t *root, struct hamgr_config *c) {
@@ -424,140 +374,96 @@ static int parse_node(struct loader *l, config_setting_t *root, struct hamgr_con
         return 0;
 }
 
-static int parse_vips(struct loader *l, config_setting_t *inst, const char *where, struct hamgr_vrrp_config *v) {
-        config_setting_t *list;
-        int n, r;
+static int vips_count(struct loader *l, config_setting_t *list, int n, void *userdata) {
+        if (n > 0)
+                return 1;
+        error_at(l, line_of(list), "virtual_ips must list at least one address");
+        return 0;
+}
 
-        r = get_string_list(l, inst, "virtual_ips", &list);
-        if (r == 0)
-                error_at(l, line_of(inst), "missing required setting 'virtual_ips' in %s", where);
-        if (r <= 0)
-                return 0;
-        n = config_setting_length(list);
-        if (n == 0) {
-                error_at(l, line_of(list), "virtual_ips must list at least one address");
-                return 0;
+static int parse_vip(struct loader *l, config_setting_t *e, int idx, void *item, void *userdata) {
+        struct hamgr_vrrp_config *v = userdata;
+        const char *s = config_setting_get_string(e);
+        struct ip_prefix p;
+
+        if (ip_prefix_parse(s, &p) < 0) {
+                error_at(l, line_of(e), "virtual IP '%s' is not an address with optional /prefix", s);
+                return LIST_DROP;
         }
-        v->virtual_ips = calloc(n, sizeof(*v->virtual_ips));
-        if (!v->virtual_ips)
-                return -ENOMEM;
-
-        for (int i = 0; i < n; i++) {
-                config_setting_t *e = config_setting_get_elem(list, i);
-                const char *s = config_setting_get_string(e);
-                struct ip_prefix p;
-                bool dup = false;
-
-                if (ip_prefix_parse(s, &p) < 0) {
-                        error_at(l, line_of(e), "virtual IP '%s' is not an address with optional /prefix", s);
-                        continue;
-                }
-                if (v->family == AF_UNSPEC)
-                        v->family = p.address.family;
-                if (p.address.family == AF_INET6 && v->version == 2) {
-                        error_at(l, line_of(e), "IPv6 virtual IP '%s' needs version 3 (VRRPv2 is IPv4 only)", s);
-                        continue;
-                }
-                /* The same address twice, whatever the prefix, would be added once and removed twice. */
-                for (size_t j = 0; j < v->n_virtual_ips; j++)
-                        if (ip_address_equal(&v->virtual_ips[j].address, &p.address))
-                                dup = true;
-                if (dup) {
+        if (v->family == AF_UNSPEC)
+                v->family = p.address.family;
+        if (p.address.family == AF_INET6 && v->version == 2) {
+                error_at(l, line_of(e), "IPv6 virtual IP '%s' needs version 3 (VRRPv2 is IPv4 only)", s);
+                return LIST_DROP;
+        }
+        /* The same address twice, whatever the prefix, would be added once and removed twice. */
+        for (size_t j = 0; j < v->n_virtual_ips; j++)
+                if (ip_address_equal(&v->virtual_ips[j].address, &p.address)) {
                         error_at(l, line_of(e), "duplicate virtual IP '%s'", s);
-                        continue;
+                        return LIST_DROP;
                 }
-                v->virtual_ips[v->n_virtual_ips++] = p;
-        }
+        *(struct ip_prefix *) item = p;
         return 0;
 }
 
-static int parse_peers(struct loader *l, config_setting_t *inst, struct hamgr_vrrp_config *v) {
-        config_setting_t *list;
-        int n;
+static int parse_peer(struct loader *l, config_setting_t *e, int idx, void *item, void *userdata) {
+        const struct hamgr_vrrp_config *v = userdata;
+        const char *s = config_setting_get_string(e);
+        struct ip_address a;
 
-        if (get_string_list(l, inst, "unicast_peers", &list) <= 0)
-                return 0;
-        n = config_setting_length(list);
-        if (n == 0)
-                return 0;
-        v->unicast_peers = calloc(n, sizeof(*v->unicast_peers));
-        if (!v->unicast_peers)
-                return -ENOMEM;
-
-        for (int i = 0; i < n; i++) {
-                config_setting_t *e = config_setting_get_elem(list, i);
-                const char *s = config_setting_get_string(e);
-                struct ip_address a;
-                bool dup = false;
-
-                if (ip_address_parse(s, &a) < 0) {
-                        error_at(l, line_of(e), "unicast peer '%s' is not an IP address", s);
-                        continue;
-                }
-                if (v->family != AF_UNSPEC && a.family != v->family) {
-                        error_at(l, line_of(e),
-                                 "unicast peer '%s' is %s but the advertisements are %s "
-                                 "(the family of the first virtual IP)",
-                                 s, family_name(a.family), family_name(v->family));
-                        continue;
-                }
-                /* IPv6 advertisements leave from the link-local address
-                 * (RFC 9568 5.1.2.1), so peers see and must list link-locals. */
-                if (a.family == AF_INET6 && !ip_address_is_link_local(&a)) {
-                        error_at(l, line_of(e),
-                                 "unicast peer '%s' must be the peer's IPv6 link-local address (fe80::/10): "
-                                 "IPv6 advertisements are sent from link-local addresses", s);
-                        continue;
-                }
-                for (size_t j = 0; j < v->n_unicast_peers; j++)
-                        if (ip_address_equal(&v->unicast_peers[j], &a))
-                                dup = true;
-                if (dup) {
+        if (ip_address_parse(s, &a) < 0) {
+                error_at(l, line_of(e), "unicast peer '%s' is not an IP address", s);
+                return LIST_DROP;
+        }
+        if (v->family != AF_UNSPEC && a.family != v->family) {
+                error_at(l, line_of(e),
+                         "unicast peer '%s' is %s but the advertisements are %s "
+                         "(the family of the first virtual IP)",
+                         s, family_name(a.family), family_name(v->family));
+                return LIST_DROP;
+        }
+        /* IPv6 advertisements leave from the link-local address
+         * (RFC 9568 5.1.2.1), so peers see and must list link-locals. */
+        if (a.family == AF_INET6 && !ip_address_is_link_local(&a)) {
+                error_at(l, line_of(e),
+                         "unicast peer '%s' must be the peer's IPv6 link-local address (fe80::/10): "
+                         "IPv6 advertisements are sent from link-local addresses", s);
+                return LIST_DROP;
+        }
+        for (size_t j = 0; j < v->n_unicast_peers; j++)
+                if (ip_address_equal(&v->unicast_peers[j], &a)) {
                         error_at(l, line_of(e), "duplicate unicast peer '%s'", s);
-                        continue;
+                        return LIST_DROP;
                 }
-                v->unicast_peers[v->n_unicast_peers++] = a;
-        }
+        *(struct ip_address *) item = a;
         return 0;
 }
 
-static int parse_track(struct loader *l, config_setting_t *inst, struct hamgr_vrrp_config *v) {
-        config_setting_t *list;
-        int n;
+static int parse_track_interface(struct loader *l, config_setting_t *e, int idx, void *item, void *userdata) {
+        const struct hamgr_vrrp_config *v = userdata;
+        const char *s = config_setting_get_string(e);
 
-        if (get_string_list(l, inst, "track_interfaces", &list) <= 0)
-                return 0;
-        n = config_setting_length(list);
-        if (n == 0)
-                return 0;
-        v->track_interfaces = calloc(n, sizeof(*v->track_interfaces));
-        if (!v->track_interfaces)
-                return -ENOMEM;
-
-        for (int i = 0; i < n; i++) {
-                config_setting_t *e = config_setting_get_elem(list, i);
-                const char *s = config_setting_get_string(e);
-                bool dup = false;
-
-                if (!ifname_is_valid(s)) {
-                        error_at(l, line_of(e), "track interface '%s' is not a valid interface name " IFNAME_RULE,
-                                 s, IFNAME_LEN_MAX);
-                        continue;
-                }
-                for (size_t j = 0; j < v->n_track_interfaces; j++)
-                        if (streq(v->track_interfaces[j], s))
-                                dup = true;
-                if (dup) {
+        if (!ifname_is_valid(s)) {
+                error_at(l, line_of(e), "track interface '%s' is not a valid interface name " IFNAME_RULE, s,
+                         IFNAME_LEN_MAX);
+                return LIST_DROP;
+        }
+        for (size_t j = 0; j < v->n_track_interfaces; j++)
+                if (streq(v->track_interfaces[j], s)) {
                         error_at(l, line_of(e), "duplicate track interface '%s'", s);
-                        continue;
+                        return LIST_DROP;
                 }
-                v->track_interfaces[v->n_track_interfaces] = strdup(s);
-                if (!v->track_interfaces[v->n_track_interfaces])
-                        return -ENOMEM;
-                v->n_track_interfaces++;
-        }
-        return 0;
+        return strdup_to(s, item);
 }
+
+static const struct list_spec vips_spec = {
+        .key = "virtual_ips",
+        .required = true,
+        .count = vips_count,
+        .parse = parse_vip,
+};
+static const struct list_spec peers_spec = { .key = "unicast_peers", .parse = parse_peer };
+static const struct list_spec track_spec = { .key = "track_interfaces", .parse = parse_track_interface };
 
 static void parse_garp(struct loader *l, config_setting_t *inst, const char *what, struct hamgr_garp_config *g) {
         config_setting_t *garp;
@@ -570,71 +476,6 @@ static void parse_garp(struct loader *l, config_setting_t *inst, const char *wha
         (void) get_uint(l, garp, "repeat", 1, 100, &g->repeat);
         (void) get_uint(l, garp, "interval_ms", 0, 10000, &g->interval_ms);
         (void) get_uint(l, garp, "refresh_s", 0, 86400, &g->refresh_s);
-}
-
-/* Checks are parsed before instances, so references resolve whatever the order in the file. */
-static int parse_track_checks(struct loader *l, config_setting_t *inst, const char *what, const struct hamgr_config *c,
-                              struct hamgr_vrrp_config *v) {
-        config_setting_t *list = config_setting_get_member(inst, "track_checks");
-        char where[128];
-        int n;
-
-        if (!list)
-                return 0;
-        if (!config_setting_is_list(list)) {
-                error_at(l, line_of(list),
-                         "track_checks must be a list of groups: track_checks = ( { check = \"name\"; weight = 0; } );");
-                return 0;
-        }
-        n = config_setting_length(list);
-        if (n == 0)
-                return 0;
-        v->track_checks = calloc(n, sizeof(*v->track_checks));
-        if (!v->track_checks)
-                return -ENOMEM;
-        snprintf(where, sizeof(where), "in track_checks of %s", what);
-
-        for (int i = 0; i < n; i++) {
-                config_setting_t *e = config_setting_get_elem(list, i), *s;
-                const struct hamgr_track_check *dup = NULL;
-                const char *name;
-                int weight = 0, r, rw;
-
-                if (!config_setting_is_group(e)) {
-                        error_at(l, line_of(e), "track_checks #%d must be a group { check = \"name\"; weight = 0; }",
-                                 i + 1);
-                        continue;
-                }
-                check_keys(l, e, track_check_keys, where);
-                rw = get_int(l, e, "weight", -254, 254, &weight);
-                r = get_string(l, e, "check", &name, &s);
-                if (r == 0)
-                        error_at(l, line_of(e), "missing required setting 'check' %s", where);
-                if (r <= 0)
-                        continue;
-                if (!hamgr_config_find_check(c, name)) {
-                        error_at(l, line_of(s), "unknown check '%s'", name);
-                        continue;
-                }
-                for (size_t j = 0; j < v->n_track_checks && !dup; j++)
-                        if (streq(v->track_checks[j].check, name))
-                                dup = &v->track_checks[j];
-                if (dup) {
-                        error_at(l, line_of(s), "duplicate track check '%s' (first at line %d)", name, dup->line);
-                        continue;
-                }
-                if (rw < 0)
-                        continue;
-                v->track_checks[v->n_track_checks] = (struct hamgr_track_check) {
-                        .check = strdup(name),
-                        .weight = weight,
-                        .line = line_of(e),
-                };
-                if (!v->track_checks[v->n_track_checks].check)
-                        return -ENOMEM;
-                v->n_track_checks++;
-        }
-        return 0;
 }
 
 /* Needs the version, so it runs after "version" was read whatever the order in the file. */
@@ -668,9 +509,19 @@ static void parse_interval(struct loader *l, config_setting_t *inst, bool versio
         v->advert_interval_ms = (uint32_t) ms;
 }
 
-/* IDX is the position in the list, for naming an instance that has no valid name. */
-static int parse_instance(struct loader *l, config_setting_t *inst, int idx, const struct hamgr_config *c,
-                          struct hamgr_vrrp_config *v, struct instance_meta *m) {
+/* parse_vrrp()'s walk: the config so far, and one instance_meta per list element. */
+struct vrrp_walk {
+        const struct hamgr_config *c;
+        struct instance_meta *meta;
+};
+
+/* A list_spec's parse. IDX is the position in the list, for naming an
+ * instance that has no valid name. */
+static int parse_instance(struct loader *l, config_setting_t *inst, int idx, void *item, void *userdata) {
+        const struct vrrp_walk *w = userdata;
+        const struct hamgr_config *c = w->c;
+        struct hamgr_vrrp_config *v = item;
+        struct instance_meta *m = &w->meta[c->n_vrrp];
         config_setting_t *s;
         const char *str;
         char what[64], where[80];
@@ -710,20 +561,10 @@ static int parse_instance(struct loader *l, config_setting_t *inst, int idx, con
         snprintf(where, sizeof(where), "in %s", what);
         check_keys(l, inst, vrrp_keys, where);
 
-        r = get_string(l, inst, "interface", &str, &s);
-        if (r == 0)
-                error_at(l, line_of(inst), "missing required setting 'interface' %s", where);
-        else if (r > 0) {
-                if (!ifname_is_valid(str))
-                        error_at(l, line_of(s),
-                                 "interface '%s' is not a valid interface name " IFNAME_RULE,
-                                 str, IFNAME_LEN_MAX);
-                else {
-                        if (strdup_to(str, &v->interface) < 0)
-                                return -ENOMEM;
-                        m->interface_ok = true;
-                }
-        }
+        r = parse_ifname(l, inst, where, &v->interface);
+        if (r < 0)
+                return r;
+        m->interface_ok = v->interface != NULL;
 
         r = get_uint(l, inst, "vrid", 1, 255, &u);
         if (r == 0)
@@ -764,13 +605,13 @@ static int parse_instance(struct loader *l, config_setting_t *inst, int idx, con
         /* With a bad version the v2/IPv6 check would be noise. */
         if (!version_ok)
                 v->version = 3;
-        r = parse_vips(l, inst, what, v);
+        r = PARSE_LIST(l, inst, &vips_spec, where, v, v->virtual_ips, v->n_virtual_ips);
         if (r < 0)
                 return r;
-        r = parse_peers(l, inst, v);
+        r = PARSE_LIST(l, inst, &peers_spec, NULL, v, v->unicast_peers, v->n_unicast_peers);
         if (r < 0)
                 return r;
-        r = parse_track(l, inst, v);
+        r = PARSE_LIST(l, inst, &track_spec, NULL, v, v->track_interfaces, v->n_track_interfaces);
         if (r < 0)
                 return r;
         parse_garp(l, inst, what, &v->garp);
@@ -829,49 +670,90 @@ static void check_instances(struct loader *l, const struct hamgr_config *c, cons
         }
 }
 
-static int parse_vrrp(struct loader *l, config_setting_t *root, struct hamgr_config *c) {
-        _cleanup_(freep) struct instance_meta *meta = NULL;
-        config_setting_t *list = config_setting_get_member(root, "vrrp");
-        int n, r;
+static int vrrp_count(struct loader *l, config_setting_t *list, int n, void *userdata) {
+        struct vrrp_walk *w = userdata;
 
-        if (!list)
-                return 0;
-        if (!config_setting_is_list(list)) {
-                error_at(l, line_of(list), "vrrp must be a list of instances: vrrp = ( { ... }, { ... } );");
-                return 0;
-        }
-        n = config_setting_length(list);
         if (n == 0)
                 return 0;
+        w->meta = calloc(n, sizeof(*w->meta));
+        return w->meta ? 1 : -ENOMEM;
+}
 
-        c->vrrp = calloc(n, sizeof(*c->vrrp));
-        meta = calloc(n, sizeof(*meta));
-        if (!c->vrrp || !meta)
-                return -ENOMEM;
+static const struct list_spec vrrp_spec = {
+        .key = "vrrp",
+        .not_list = "vrrp must be a list of instances: vrrp = ( { ... }, { ... } );",
+        .noun = "vrrp instance",
+        .count = vrrp_count,
+        .parse = parse_instance,
+};
 
-        for (int i = 0; i < n; i++) {
-                config_setting_t *inst = config_setting_get_elem(list, i);
+static int parse_vrrp(struct loader *l, config_setting_t *root, struct hamgr_config *c) {
+        struct vrrp_walk w = { .c = c };
+        int r;
 
-                if (!config_setting_is_group(inst)) {
-                        error_at(l, line_of(inst), "vrrp instance #%d must be a group { ... }", i + 1);
-                        continue;
-                }
-                r = parse_instance(l, inst, i, c, &c->vrrp[c->n_vrrp], &meta[c->n_vrrp]);
-                /* Counted even on failure so hamgr_config_free() releases what it holds. */
-                c->n_vrrp++;
-                if (r < 0)
-                        return r;
-        }
-        check_instances(l, c, meta);
+        r = PARSE_LIST(l, root, &vrrp_spec, NULL, &w, c->vrrp, c->n_vrrp);
+        if (r >= 0)
+                check_instances(l, c, w.meta);
+        free(w.meta);
+        return r;
+}
+
+/* parse_group()'s walk of the members of G. */
+struct group_walk {
+        const struct hamgr_config *c;
+        const struct hamgr_group_config *g;
+};
+
+static int members_count(struct loader *l, config_setting_t *list, int n, void *userdata) {
+        if (n >= 1 && n <= GROUP_MEMBERS_MAX)
+                return 1;
+        error_at(l, line_of(list), "instances has %d members, allowed 1..%d", n, GROUP_MEMBERS_MAX);
         return 0;
 }
 
-static int parse_group(struct loader *l, config_setting_t *grp, int idx, struct hamgr_config *c,
-                       struct hamgr_group_config *g) {
-        config_setting_t *list, *s;
+static int parse_member(struct loader *l, config_setting_t *e, int idx, void *item, void *userdata) {
+        const struct group_walk *w = userdata;
+        const char *name = config_setting_get_string(e);
+        const struct hamgr_group_config *owner = NULL;
+
+        if (!hamgr_config_find_vrrp(w->c, name)) {
+                error_at(l, line_of(e), "group member '%s' is not a vrrp instance", name);
+                return LIST_DROP;
+        }
+        /* Earlier groups, then this one so far: a member listed twice is caught too. */
+        for (size_t j = 0; j < w->c->n_groups && !owner; j++)
+                for (size_t k = 0; k < w->c->groups[j].n_instances; k++)
+                        if (streq(w->c->groups[j].instances[k], name))
+                                owner = &w->c->groups[j];
+        if (!owner)
+                for (size_t k = 0; k < w->g->n_instances; k++)
+                        if (streq(w->g->instances[k], name))
+                                owner = w->g;
+        if (owner) {
+                error_at(l, line_of(e), "vrrp instance '%s' is already in group '%s' (line %d)", name,
+                         owner->name ?: "?", owner->line);
+                return LIST_DROP;
+        }
+        return strdup_to(name, item);
+}
+
+static const struct list_spec members_spec = {
+        .key = "instances",
+        .required = true,
+        .count = members_count,
+        .parse = parse_member,
+};
+
+/* A list_spec's parse. The group is not yet among C's, so it does not find
+ * itself as a duplicate or as an earlier owner of its members. */
+static int parse_group(struct loader *l, config_setting_t *grp, int idx, void *item, void *userdata) {
+        const struct hamgr_config *c = userdata;
+        struct hamgr_group_config *g = item;
+        struct group_walk w = { .c = c, .g = g };
+        config_setting_t *s;
         const char *str;
         char where[64];
-        int n, r;
+        int r;
 
         g->line = line_of(grp);
         snprintf(where, sizeof(where), "in group #%d", idx + 1);
@@ -895,83 +777,18 @@ static int parse_group(struct loader *l, config_setting_t *grp, int idx, struct 
         }
         check_keys(l, grp, group_keys, where);
 
-        r = get_string_list(l, grp, "instances", &list);
-        if (r == 0)
-                error_at(l, line_of(grp), "missing required setting 'instances' %s", where);
-        if (r <= 0)
-                return 0;
-        n = config_setting_length(list);
-        if (n < 1 || n > GROUP_MEMBERS_MAX) {
-                error_at(l, line_of(list), "instances has %d members, allowed 1..%d", n, GROUP_MEMBERS_MAX);
-                return 0;
-        }
-        g->instances = calloc(n, sizeof(*g->instances));
-        if (!g->instances)
-                return -ENOMEM;
-
-        for (int i = 0; i < n; i++) {
-                config_setting_t *e = config_setting_get_elem(list, i);
-                const char *name = config_setting_get_string(e);
-                const struct hamgr_group_config *owner = NULL;
-
-                if (!hamgr_config_find_vrrp(c, name)) {
-                        error_at(l, line_of(e), "group member '%s' is not a vrrp instance", name);
-                        continue;
-                }
-                /* Earlier groups, then this one so far: a member listed twice is caught too. */
-                for (size_t j = 0; j < c->n_groups && !owner; j++)
-                        for (size_t k = 0; k < c->groups[j].n_instances; k++)
-                                if (streq(c->groups[j].instances[k], name))
-                                        owner = &c->groups[j];
-                if (!owner)
-                        for (size_t k = 0; k < g->n_instances; k++)
-                                if (streq(g->instances[k], name))
-                                        owner = g;
-                if (owner) {
-                        error_at(l, line_of(e), "vrrp instance '%s' is already in group '%s' (line %d)", name,
-                                 owner->name ?: "?", owner->line);
-                        continue;
-                }
-                g->instances[g->n_instances] = strdup(name);
-                if (!g->instances[g->n_instances])
-                        return -ENOMEM;
-                g->n_instances++;
-        }
-        return 0;
+        return PARSE_LIST(l, grp, &members_spec, where, &w, g->instances, g->n_instances);
 }
 
+static const struct list_spec groups_spec = {
+        .key = "groups",
+        .not_list = "groups must be a list of groups: groups = ( { ... } );",
+        .noun = "group",
+        .parse = parse_group,
+};
+
 static int parse_groups(struct loader *l, config_setting_t *root, struct hamgr_config *c) {
-        config_setting_t *list = config_setting_get_member(root, "groups");
-        int n, r;
-
-        if (!list)
-                return 0;
-        if (!config_setting_is_list(list)) {
-                error_at(l, line_of(list), "groups must be a list of groups: groups = ( { ... } );");
-                return 0;
-        }
-        n = config_setting_length(list);
-        if (n == 0)
-                return 0;
-        c->groups = calloc(n, sizeof(*c->groups));
-        if (!c->groups)
-                return -ENOMEM;
-
-        for (int i = 0; i < n; i++) {
-                config_setting_t *grp = config_setting_get_elem(list, i);
-                struct hamgr_group_config g = {};
-
-                if (!config_setting_is_group(grp)) {
-                        error_at(l, line_of(grp), "group #%d must be a group { ... }", i + 1);
-                        continue;
-                }
-                /* Parsed aside so the group does not find itself as an earlier owner. */
-                r = parse_group(l, grp, i, c, &g);
-                c->groups[c->n_groups++] = g;
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        return PARSE_LIST(l, root, &groups_spec, NULL, c, c->groups, c->n_groups);
 }
 
 static int parse_notify(struct loader *l, config_setting_t *root, struct hamgr_config *c) {
@@ -998,477 +815,6 @@ static int parse_notify(struct loader *l, config_setting_t *root, struct hamgr_c
                         return -ENOMEM;
         }
         (void) get_uint(l, notify, "timeout_ms", 1, 3600000, &nc->timeout_ms);
-        return 0;
-}
-
-/* Unknown keys, and keys that exist but not for this TYPE (< 0: unknown type, not checked). */
-static void check_check_keys(struct loader *l, const config_setting_t *grp, int type, const char *where) {
-        int n = config_setting_length(grp);
-
-        for (int i = 0; i < n; i++) {
-                const config_setting_t *s = config_setting_get_elem(grp, i);
-                const char *key = config_setting_name(s);
-
-                if (!key || key_is_known(key, check_common_keys))
-                        continue;
-                if (!key_is_known(key, check_specific_keys))
-                        error_at(l, line_of(s), "unknown setting '%s' %s", key, where);
-                else if (type >= 0 && !key_is_known(key, check_type_keys[type]))
-                        error_at(l, line_of(s), "setting '%s' does not apply to a check of type %s", key,
-                                 health_check_type_to_string(type));
-        }
-}
-
-static int parse_check_address(struct loader *l, config_setting_t *grp, const char *where, struct hamgr_check_config *k) {
-        char host[HOST_LEN_MAX + 1];
-        config_setting_t *s;
-        struct ip_address a;
-        const char *str;
-        bool bracketed;
-        uint16_t port;
-        int r;
-
-        r = get_string(l, grp, "address", &str, &s);
-        if (r == 0)
-                error_at(l, line_of(grp), "missing required setting 'address' %s", where);
-        if (r <= 0)
-                return 0;
-
-        if (k->type == HEALTH_CHECK_ICMP) {
-                if (ip_address_parse(str, &a) < 0) {
-                        error_at(l, line_of(s), "address '%s' is not an IP address", str);
-                        return 0;
-                }
-                k->target = a;
-                return 0;
-        }
-        if (split_host_port(str, host, &bracketed, &port) < 0 || ip_address_parse(host, &a) < 0 ||
-            a.family != (bracketed ? AF_INET6 : AF_INET)) {
-                error_at(l, line_of(s), "address '%s' must be IPv4:port or [IPv6]:port with port 1..65535", str);
-                return 0;
-        }
-        k->target = a;
-        k->port = port;
-        return 0;
-}
-
-static int parse_check(struct loader *l, config_setting_t *grp, int idx, const struct hamgr_config *c,
-                       struct hamgr_check_config *k) {
-        config_setting_t *s;
-        const char *str;
-        char where[64];
-        uint32_t timeout;
-        bool interval_ok;
-        int type = -1, r;
-
-        *k = (struct hamgr_check_config) {
-                .interval_ms = 1000,
-                .rise = 2,
-                .fall = 3,
-                .max_handshake_age_s = 180,
-                .line = line_of(grp),
-        };
-        snprintf(where, sizeof(where), "in check #%d", idx + 1);
-
-        r = get_string(l, grp, "name", &str, &s);
-        if (r == 0)
-                error_at(l, line_of(grp), "missing required setting 'name' %s", where);
-        else if (r > 0) {
-                const struct hamgr_check_config *other = hamgr_config_find_check(c, str);
-
-                if (!name_is_valid(str))
-                        error_at(l, line_of(s),
-                                 "check name '%s' is invalid: use 1 to %d characters from A-Z a-z 0-9 _ . -",
-                                 str, NAME_LEN_MAX);
-                else {
-                        if (other)
-                                error_at(l, line_of(s), "duplicate check name '%s' (first at line %d)", str,
-                                         other->line);
-                        else if (strdup_to(str, &k->name) < 0)
-                                return -ENOMEM;
-                        snprintf(where, sizeof(where), "in check '%s'", str);
-                }
-        }
-
-        r = get_string(l, grp, "type", &str, &s);
-        if (r == 0)
-                error_at(l, line_of(grp), "missing required setting 'type' %s", where);
-        else if (r > 0) {
-                type = health_check_type_from_string(str);
-                if (type < 0)
-                        error_at(l, line_of(s), "check type '%s' must be one of wireguard, link, icmp, tcp, exec",
-                                 str);
-                else
-                        k->type = type;
-        }
-        check_check_keys(l, grp, type, where);
-
-        interval_ok = get_uint(l, grp, "interval_ms", 10, 3600000, &k->interval_ms) >= 0;
-        r = get_uint(l, grp, "timeout_ms", 10, 3600000, &timeout);
-        if (r == 0)
-                k->timeout_ms = k->interval_ms;
-        else if (r > 0) {
-                /* A probe still running when the next is due would overlap it. */
-                if (interval_ok && timeout > k->interval_ms)
-                        error_at(l, line_of(config_setting_get_member(grp, "timeout_ms")),
-                                 "timeout_ms %" PRIu32 " must not exceed interval_ms %" PRIu32, timeout,
-                                 k->interval_ms);
-                k->timeout_ms = timeout;
-        }
-        (void) get_uint(l, grp, "rise", 1, 100, &k->rise);
-        (void) get_uint(l, grp, "fall", 1, 100, &k->fall);
-
-        /* Without a type nothing tells which of the others are required. */
-        if (type < 0)
-                return 0;
-        if (type == HEALTH_CHECK_WIREGUARD || type == HEALTH_CHECK_LINK) {
-                r = parse_ifname(l, grp, where, &k->interface);
-                if (r < 0)
-                        return r;
-        }
-        if (type == HEALTH_CHECK_WIREGUARD)
-                (void) get_uint(l, grp, "max_handshake_age_s", 1, 86400, &k->max_handshake_age_s);
-        if (type == HEALTH_CHECK_ICMP || type == HEALTH_CHECK_TCP) {
-                r = parse_check_address(l, grp, where, k);
-                if (r < 0)
-                        return r;
-        }
-        if (type == HEALTH_CHECK_EXEC) {
-                r = get_string(l, grp, "command", &str, &s);
-                if (r == 0)
-                        error_at(l, line_of(grp), "missing required setting 'command' %s", where);
-                else if (r > 0) {
-                        if (str[0] != '/')
-                                error_at(l, line_of(s), "command '%s' must be an absolute path", str);
-                        else if (strdup_to(str, &k->command) < 0)
-                                return -ENOMEM;
-                }
-        }
-        return 0;
-}
-
-static int parse_checks(struct loader *l, config_setting_t *root, struct hamgr_config *c) {
-        config_setting_t *list = config_setting_get_member(root, "checks");
-        int n, r;
-
-        if (!list)
-                return 0;
-        if (!config_setting_is_list(list)) {
-                error_at(l, line_of(list), "checks must be a list of checks: checks = ( { ... } );");
-                return 0;
-        }
-        n = config_setting_length(list);
-        if (n == 0)
-                return 0;
-        c->checks = calloc(n, sizeof(*c->checks));
-        if (!c->checks)
-                return -ENOMEM;
-
-        for (int i = 0; i < n; i++) {
-                config_setting_t *grp = config_setting_get_elem(list, i);
-                struct hamgr_check_config k;
-
-                if (!config_setting_is_group(grp)) {
-                        error_at(l, line_of(grp), "check #%d must be a group { ... }", i + 1);
-                        continue;
-                }
-                /* Parsed aside so the check does not find itself as a duplicate. */
-                r = parse_check(l, grp, i, c, &k);
-                c->checks[c->n_checks++] = k;
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
-static const struct hamgr_group_config *group_of_instance(const struct hamgr_config *c, const char *name) {
-        for (size_t i = 0; i < c->n_groups; i++)
-                for (size_t j = 0; j < c->groups[i].n_instances; j++)
-                        if (streq(c->groups[i].instances[j], name))
-                                return &c->groups[i];
-        return NULL;
-}
-
-static bool instance_has_vip(const struct hamgr_vrrp_config *v, const struct ip_address *a) {
-        for (size_t i = 0; v && i < v->n_virtual_ips; i++)
-                if (ip_address_equal(&v->virtual_ips[i].address, a))
-                        return true;
-        return false;
-}
-
-/* FOLLOW resolved: the one instance, or the group whose members move together. */
-static bool follow_has_vip(const struct hamgr_config *c, const struct hamgr_vrrp_config *inst,
-                           const struct hamgr_group_config *grp, const struct ip_address *a) {
-        if (inst)
-                return instance_has_vip(inst, a);
-        for (size_t i = 0; i < grp->n_instances; i++)
-                if (instance_has_vip(hamgr_config_find_vrrp(c, grp->instances[i]), a))
-                        return true;
-        return false;
-}
-
-static int parse_wireguard_entry(struct loader *l, config_setting_t *e, int idx, const struct hamgr_config *c,
-                                 struct hamgr_wireguard_config *w) {
-        const struct hamgr_vrrp_config *inst = NULL;
-        const struct hamgr_group_config *grp = NULL;
-        config_setting_t *s;
-        const char *str;
-        char where[64];
-        int r;
-
-        *w = (struct hamgr_wireguard_config) {
-                .backend = WG_BACKEND_AUTO,
-                .source_address.family = AF_UNSPEC,
-                .line = line_of(e),
-        };
-        snprintf(where, sizeof(where), "in wireguard entry #%d", idx + 1);
-
-        r = parse_ifname(l, e, where, &w->interface);
-        if (r < 0)
-                return r;
-        if (w->interface) {
-                for (size_t i = 0; i < c->n_wireguard; i++)
-                        if (c->wireguard[i].interface && streq(c->wireguard[i].interface, w->interface)) {
-                                /* One owner per device, or two would fight over its peers. */
-                                error_at(l, line_of(config_setting_get_member(e, "interface")),
-                                         "duplicate wireguard interface '%s' (first at line %d)", w->interface,
-                                         c->wireguard[i].line);
-                                break;
-                        }
-                snprintf(where, sizeof(where), "in wireguard entry '%s'", w->interface);
-        }
-        check_keys(l, e, wireguard_keys, where);
-
-        if (get_string(l, e, "backend", &str, &s) > 0) {
-                r = wg_backend_from_string(str);
-                if (r < 0)
-                        error_at(l, line_of(s), "backend '%s' must be \"auto\", \"kernel\" or \"uapi\"", str);
-                else
-                        w->backend = r;
-        }
-
-        r = get_string(l, e, "follow", &str, &s);
-        if (r == 0)
-                error_at(l, line_of(e), "missing required setting 'follow' %s", where);
-        else if (r > 0) {
-                const struct hamgr_group_config *owner;
-
-                inst = hamgr_config_find_vrrp(c, str);
-                grp = hamgr_config_find_group(c, str);
-                owner = inst ? group_of_instance(c, str) : NULL;
-                if (inst && grp)
-                        error_at(l, line_of(s), "follow '%s' names both a vrrp instance and a group: rename one",
-                                 str);
-                else if (!inst && !grp)
-                        error_at(l, line_of(s), "follow '%s' is not a vrrp instance or group", str);
-                /* The group moves as one; following a member alone would
-                 * miss the moments the others drag it along. */
-                else if (owner)
-                        error_at(l, line_of(s), "instance '%s' is in group '%s': follow the group", str,
-                                 owner->name ?: "?");
-                else if (strdup_to(str, &w->follow) < 0)
-                        return -ENOMEM;
-                if (!w->follow) {
-                        /* Nothing to compare source_address with. */
-                        inst = NULL;
-                        grp = NULL;
-                }
-        }
-
-        if (get_string(l, e, "source_address", &str, &s) > 0) {
-                struct ip_address a;
-                char buf[INET6_ADDRSTRLEN];
-
-                if (ip_address_parse(str, &a) < 0)
-                        error_at(l, line_of(s), "source_address '%s' is not an IP address", str);
-                /* Packets from the VIP are what lets the peers' roaming follow the failover. */
-                else if ((inst || grp) && !follow_has_vip(c, inst, grp, &a))
-                        error_at(l, line_of(s), "source_address %s is not a virtual IP of '%s'",
-                                 ip_address_to_string(&a, buf, sizeof(buf)), w->follow);
-                else
-                        w->source_address = a;
-        }
-        return 0;
-}
-
-static int parse_wireguard(struct loader *l, config_setting_t *root, struct hamgr_config *c) {
-        config_setting_t *list = config_setting_get_member(root, "wireguard");
-        int n, r;
-
-        if (!list)
-                return 0;
-        if (!config_setting_is_list(list)) {
-                error_at(l, line_of(list), "wireguard must be a list of interfaces: wireguard = ( { ... } );");
-                return 0;
-        }
-        n = config_setting_length(list);
-        if (n == 0)
-                return 0;
-        c->wireguard = calloc(n, sizeof(*c->wireguard));
-        if (!c->wireguard)
-                return -ENOMEM;
-
-        for (int i = 0; i < n; i++) {
-                config_setting_t *e = config_setting_get_elem(list, i);
-                struct hamgr_wireguard_config w;
-
-                if (!config_setting_is_group(e)) {
-                        error_at(l, line_of(e), "wireguard entry #%d must be a group { ... }", i + 1);
-                        continue;
-                }
-                r = parse_wireguard_entry(l, e, i, c, &w);
-                c->wireguard[c->n_wireguard++] = w;
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
-/* Names stay names: they are resolved at each rotation, so a gateway whose
- * address changes is found again without a reload. */
-static bool candidate_is_valid(const char *s) {
-        char host[HOST_LEN_MAX + 1];
-        struct ip_address a;
-        bool bracketed;
-        uint16_t port;
-
-        if (split_host_port(s, host, &bracketed, &port) < 0)
-                return false;
-        if (bracketed)
-                return ip_address_parse(host, &a) >= 0 && a.family == AF_INET6;
-        return hostname_is_valid(host);
-}
-
-static int parse_candidates(struct loader *l, config_setting_t *e, const char *where, struct hamgr_endpoint_config *ep) {
-        config_setting_t *list;
-        int n, r;
-
-        r = get_string_list(l, e, "candidates", &list);
-        if (r == 0)
-                error_at(l, line_of(e), "missing required setting 'candidates' %s", where);
-        if (r <= 0)
-                return 0;
-        n = config_setting_length(list);
-        if (n < 1 || n > CANDIDATES_MAX) {
-                error_at(l, line_of(list), "candidates has %d entries, allowed 1..%d", n, CANDIDATES_MAX);
-                return 0;
-        }
-        ep->candidates = calloc(n, sizeof(*ep->candidates));
-        if (!ep->candidates)
-                return -ENOMEM;
-
-        for (int i = 0; i < n; i++) {
-                config_setting_t *el = config_setting_get_elem(list, i);
-                const char *str = config_setting_get_string(el);
-                bool dup = false;
-
-                if (!candidate_is_valid(str)) {
-                        error_at(l, line_of(el),
-                                 "candidate '%s' must be host:port or [IPv6]:port with port 1..65535", str);
-                        continue;
-                }
-                for (size_t j = 0; j < ep->n_candidates; j++)
-                        if (streq(ep->candidates[j], str))
-                                dup = true;
-                if (dup) {
-                        error_at(l, line_of(el), "duplicate candidate '%s'", str);
-                        continue;
-                }
-                ep->candidates[ep->n_candidates] = strdup(str);
-                if (!ep->candidates[ep->n_candidates])
-                        return -ENOMEM;
-                ep->n_candidates++;
-        }
-        return 0;
-}
-
-/* *ret_peer_ok: the peer key was valid (an all-zero key is valid text, so the key alone cannot tell). */
-static int parse_endpoint(struct loader *l, config_setting_t *e, int idx, struct hamgr_endpoint_config *ep,
-                          bool *ret_peer_ok) {
-        config_setting_t *s;
-        const char *str;
-        char where[64];
-        int r;
-
-        *ep = (struct hamgr_endpoint_config) {
-                .stale_after_s = 10,
-                .prefer_first = false,
-                .line = line_of(e),
-        };
-        *ret_peer_ok = false;
-        snprintf(where, sizeof(where), "in endpoint #%d", idx + 1);
-        check_keys(l, e, endpoint_keys, where);
-
-        r = parse_ifname(l, e, where, &ep->interface);
-        if (r < 0)
-                return r;
-
-        r = get_string(l, e, "peer", &str, &s);
-        if (r == 0)
-                error_at(l, line_of(e), "missing required setting 'peer' %s", where);
-        else if (r > 0) {
-                if (wg_key_from_base64(ep->peer, str) < 0)
-                        error_at(l, line_of(s), "peer is not a base64 WireGuard key (44 characters ending in '=')");
-                else
-                        *ret_peer_ok = true;
-        }
-
-        r = parse_candidates(l, e, where, ep);
-        if (r < 0)
-                return r;
-        (void) get_uint(l, e, "stale_after_s", 5, 3600, &ep->stale_after_s);
-        (void) get_bool(l, e, "prefer_first", &ep->prefer_first);
-        return 0;
-}
-
-static int parse_endpoints(struct loader *l, config_setting_t *root, struct hamgr_config *c) {
-        config_setting_t *list = config_setting_get_member(root, "endpoints");
-        _cleanup_(freep) bool *peer_ok = NULL;
-        int n, r;
-
-        if (!list)
-                return 0;
-        if (!config_setting_is_list(list)) {
-                error_at(l, line_of(list), "endpoints must be a list of peers: endpoints = ( { ... } );");
-                return 0;
-        }
-        n = config_setting_length(list);
-        if (n == 0)
-                return 0;
-        c->endpoints = calloc(n, sizeof(*c->endpoints));
-        peer_ok = calloc(n, sizeof(*peer_ok));
-        if (!c->endpoints || !peer_ok)
-                return -ENOMEM;
-
-        for (int i = 0; i < n; i++) {
-                config_setting_t *e = config_setting_get_elem(list, i);
-                struct hamgr_endpoint_config *ep = &c->endpoints[c->n_endpoints];
-                bool ok;
-
-                if (!config_setting_is_group(e)) {
-                        error_at(l, line_of(e), "endpoint #%d must be a group { ... }", i + 1);
-                        continue;
-                }
-                r = parse_endpoint(l, e, i, ep, &ok);
-                c->n_endpoints++;
-                if (r < 0)
-                        return r;
-                peer_ok[c->n_endpoints - 1] = ok;
-                if (!ok || !ep->interface)
-                        continue;
-                /* Two rotations of one peer would undo each other. */
-                for (size_t j = 0; j + 1 < c->n_endpoints; j++) {
-                        const struct hamgr_endpoint_config *o = &c->endpoints[j];
-
-                        if (peer_ok[j] && o->interface && streq(o->interface, ep->interface) &&
-                            wg_key_equal(o->peer, ep->peer)) {
-                                error_at(l, line_of(config_setting_get_member(e, "peer")),
-                                         "duplicate endpoint: this peer on interface '%s' is already at line %d",
-                                         ep->interface, o->line);
-                                break;
-                        }
-                }
-        }
         return 0;
 }
 

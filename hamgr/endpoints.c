@@ -39,6 +39,7 @@ struct endpoint_rt {
         uint64_t last_rx_bytes;
         uint64_t last_progress_usec;    /* last handshake or rx growth we saw */
         uint64_t switched_usec;
+        uint64_t kicked_usec;           /* last handshake asked of the current endpoint */
         uint64_t rotations;
         bool peer_missing_logged;
 
@@ -228,6 +229,7 @@ static void rotate_to(struct endpoint_rt *e, size_t index, const union wg_endpoi
                wg_endpoint_to_string(to, b, sizeof(b)), e->config->candidates[index], why);
         e->current = index;
         e->endpoint = *to;
+        e->last_rx_bytes = 0; /* a re-added peer counts from zero */
         e->rotations++;
         e->switched_usec = e->last_progress_usec = daemon_now(e->daemon);
         e->first_answered = false;
@@ -283,6 +285,30 @@ static void probe_first(struct endpoint_rt *e, const union wg_endpoint *first) {
 
 /* ---- the poll ----------------------------------------------------------- */
 
+static bool endpoint_equal(const union wg_endpoint *a, const union wg_endpoint *b) {
+        if (a->addr.sa_family != b->addr.sa_family)
+                return false;
+        if (a->addr.sa_family == AF_INET)
+                return a->addr4.sin_port == b->addr4.sin_port &&
+                       a->addr4.sin_addr.s_addr == b->addr4.sin_addr.s_addr;
+        if (a->addr.sa_family == AF_INET6)
+                return a->addr6.sin6_port == b->addr6.sin6_port &&
+                       memcmp(&a->addr6.sin6_addr, &b->addr6.sin6_addr, sizeof(a->addr6.sin6_addr)) == 0;
+        return a->addr.sa_family == AF_UNSPEC;
+}
+
+/* Index of the numeric candidate equal to EP, or FALLBACK (names are not
+ * resolved here: that would block the loop). */
+static size_t candidate_of(const struct hamgr_endpoint_config *c, const union wg_endpoint *ep, size_t fallback) {
+        for (size_t i = 0; i < c->n_candidates; i++) {
+                union wg_endpoint cand;
+
+                if (wg_endpoint_parse(c->candidates[i], &cand) >= 0 && endpoint_equal(&cand, ep))
+                        return i;
+        }
+        return fallback;
+}
+
 static void endpoint_poll(struct endpoint_rt *e) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
         const struct hamgr_endpoint_config *c = e->config;
@@ -323,8 +349,21 @@ static void endpoint_poll(struct endpoint_rt *e) {
                 return;
         }
         e->peer_missing_logged = false;
-        if (e->endpoint.addr.sa_family == AF_UNSPEC)
+        if (!endpoint_equal(&p->endpoint, &e->endpoint)) {
+                char a[80];
+
+                /* First sight: a restarted daemon may find the peer on a
+                 * fallback, and traffic before our start is no progress.
+                 * Later: WireGuard roamed to where an authenticated packet
+                 * came from (another gateway with the same key). */
+                if (e->endpoint.addr.sa_family == AF_UNSPEC)
+                        e->last_rx_bytes = p->rx_bytes;
+                else
+                        log_ep(e, LOG_INFO, "peer roamed to %s",
+                               wg_endpoint_to_string(&p->endpoint, a, sizeof(a)));
                 e->endpoint = p->endpoint;
+                e->current = candidate_of(c, &p->endpoint, e->current);
+        }
         clock_gettime(CLOCK_REALTIME, &wall);
         if (p->rx_bytes != e->last_rx_bytes ||
             (p->last_handshake_time_sec > 0 && wall.tv_sec - p->last_handshake_time_sec < (int64_t) c->stale_after_s))
@@ -337,6 +376,24 @@ static void endpoint_poll(struct endpoint_rt *e) {
                 e->probing_first = false;
                 if (resolve_start(e, next) < 0)
                         e->current = next;
+                return;
+        }
+        /* A gateway does not answer keepalives, so an idle tunnel shows no
+         * progress although it works. Halfway to stale, once per quiet
+         * spell, ask the current endpoint for a new handshake: a live
+         * gateway answers within a round trip, a dead one lets it go stale. */
+        if (now - e->last_progress_usec >= stale / 2 && e->kicked_usec <= e->last_progress_usec &&
+            p->endpoint.addr.sa_family != AF_UNSPEC) {
+                e->kicked_usec = now;
+                r = peer_move(e, &p->endpoint);
+                if (r < 0) {
+                        log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL,
+                                   "endpoint %s: cannot ask for a handshake: %m", c->interface);
+                        return;
+                }
+                e->last_rx_bytes = 0; /* a re-added peer counts from zero */
+                log_ep(e, LOG_DEBUG, "quiet for %" PRIu64 " ms, asked for a handshake",
+                       (now - e->last_progress_usec) / USEC_PER_MSEC);
                 return;
         }
         /* On a fallback candidate with prefer_first: look for the first one

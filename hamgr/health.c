@@ -40,7 +40,10 @@ struct check_rt {
         pid_t pid;
         uint16_t id, seq;
         bool running;
-        char detail[160];               /* why the last probe failed, or figures */
+        bool timed_out;                 /* the running probe hit timeout_ms */
+        /* Why the last finished probe failed, or figures; kept while the
+         * next probe runs, so that status shows it most of the time. */
+        char detail[160];
         /* wireguard: figures from the last successful read */
         size_t peers, fresh_peers, peers_with_endpoint;
         uint64_t probes, failures;
@@ -76,6 +79,7 @@ static int on_probe_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct check_rt *c = userdata;
 
         snprintf(c->detail, sizeof(c->detail), "no answer within %u ms", c->config->timeout_ms);
+        c->timed_out = true;
         if (c->pid > 0)
                 kill(-c->pid, SIGKILL); /* on_child reaps it and finishes */
         else
@@ -122,7 +126,7 @@ static int on_exec_child(sd_event_source *s, const siginfo_t *si, void *userdata
 
         if (si->si_code == CLD_EXITED && si->si_status != 0)
                 snprintf(c->detail, sizeof(c->detail), "%s exited with status %d", c->config->command, si->si_status);
-        else if (si->si_code != CLD_EXITED && c->detail[0] == '\0')
+        else if (si->si_code != CLD_EXITED && !c->timed_out)
                 snprintf(c->detail, sizeof(c->detail), "%s killed by signal %d", c->config->command, si->si_status);
         else if (ok)
                 c->detail[0] = '\0';
@@ -235,7 +239,7 @@ static int on_check_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         sd_event_source_set_enabled(s, SD_EVENT_ON);
         if (c->running)
                 return 0; /* the previous probe is still within its timeout */
-        c->detail[0] = '\0';
+        c->timed_out = false;
         switch (cfg->type) {
         case HEALTH_CHECK_LINK:
                 check_finish(c, probe_link(c));

@@ -11,6 +11,10 @@
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
+#include "sync_proto.h"
+#include "wg/key.h"
+
+#include <sodium.h>
 
 #define EXIT_USAGE 2
 
@@ -29,6 +33,8 @@ static void usage(FILE *out) {
                 "  run       run the daemon in the foreground (systemd Type=notify)\n"
                 "  check     validate the configuration, print FILE:LINE: message per error\n"
                 "  status    show the running daemon's instances\n"
+                "  genkey    print a new sync private key (base64, like wg genkey)\n"
+                "  pubkey    read a sync private key on stdin, print its public key\n"
                 "  version   print the version\n"
                 "\n"
                 "Options:\n"
@@ -152,6 +158,49 @@ static int cmd_status(void) {
         return r;
 }
 
+static int cmd_genkey(void) {
+        uint8_t key[WG_KEY_LEN];
+        char b64[WG_KEY_B64_LEN];
+
+        if (isatty(STDOUT_FILENO))
+                fprintf(stderr, "hamgr genkey: warning: writing a private key to a terminal\n");
+        if (wg_key_generate_private(key) < 0) {
+                fprintf(stderr, "hamgr genkey: cannot generate a key\n");
+                return EXIT_FAILURE;
+        }
+        wg_key_to_base64(b64, key);
+        puts(b64);
+        sodium_memzero(key, sizeof(key));
+        sodium_memzero(b64, sizeof(b64));
+        return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+static int cmd_pubkey(void) {
+        uint8_t key[WG_KEY_LEN], pub[WG_KEY_LEN];
+        char text[256], b64[WG_KEY_B64_LEN];
+        const char *reason = NULL;
+        size_t len;
+        int r;
+
+        len = fread(text, 1, sizeof(text) - 1, stdin);
+        text[len] = '\0';
+        r = sync_key_parse(text, len, key, &reason);
+        sodium_memzero(text, sizeof(text));
+        if (r < 0) {
+                fprintf(stderr, "hamgr pubkey: %s\n", reason ? reason : "not a base64 private key");
+                return EXIT_FAILURE;
+        }
+        r = wg_key_public_from_private(pub, key);
+        sodium_memzero(key, sizeof(key));
+        if (r < 0) {
+                fprintf(stderr, "hamgr pubkey: cannot derive the public key\n");
+                return EXIT_FAILURE;
+        }
+        wg_key_to_base64(b64, pub);
+        puts(b64);
+        return EXIT_SUCCESS;
+}
+
 int main(int argc, char **argv) {
         const char *command;
 
@@ -169,6 +218,11 @@ int main(int argc, char **argv) {
                         return EXIT_USAGE;
                 printf("hamgr %s\n", HAMGR_VERSION);
                 return EXIT_SUCCESS;
+        }
+        if (streq(command, "genkey") || streq(command, "pubkey")) {
+                if (parse_options(argc - 1, argv + 1, command, "") < 0)
+                        return EXIT_USAGE;
+                return streq(command, "genkey") ? cmd_genkey() : cmd_pubkey();
         }
         if (streq(command, "run")) {
                 if (parse_options(argc - 1, argv + 1, command, "cd") < 0)

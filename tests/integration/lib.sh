@@ -149,6 +149,21 @@ require_cmd() {
         done
 }
 
+# require_tool VAR WHAT: environment variable VAR names an executable (WHAT,
+# for the message), e.g. require_tool HAMGR_INJECT vrrp_inject.
+require_tool() {
+        [ -n "${!1:-}" ] || die "$1 is not set (path to $2)"
+        require_cmd "${!1}"
+}
+
+# require_hamgr [CMD...]: what every hamgr test needs: root, the lab's
+# commands (ip nsenter unshare jq awk), CMDs, and $HAMGR_BIN.
+require_hamgr() {
+        require_root
+        require_cmd ip nsenter unshare jq awk "$@"
+        require_tool HAMGR_BIN "the built hamgr"
+}
+
 # ------------------------------------------------------------------ time --
 
 hi_now_ms() {
@@ -472,13 +487,24 @@ node_mac() {
                 sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p'
 }
 
+# neigh_mac NODE ADDR: the MAC NODE's neighbour table has for ADDR on eth0
+# (empty if none), without sending anything.
+neigh_mac() {
+        ip -n "$(ns_of "$1")" neigh show "$2" dev eth0 |
+                sed -n 's/.*lladdr \([0-9a-f:]*\).*/\1/p'
+}
+
 # arp_mac_for CLIENT ADDR: ping ADDR once from CLIENT, print the MAC the
 # client's neighbour table then has for it.
 arp_mac_for() {
         local node=$1 addr=$2
         node_exec "$node" ping -c 1 -W 1 "$addr" >/dev/null 2>&1 || true
-        ip -n "$(ns_of "$node")" neigh show "$addr" dev eth0 |
-                sed -n 's/.*lladdr \([0-9a-f:]*\).*/\1/p'
+        neigh_mac "$node" "$addr"
+}
+
+# link_local NODE: the IPv6 link-local address of NODE's eth0.
+link_local() {
+        ip -n "$(ns_of "$1")" -6 -o addr show dev eth0 scope link | awk '{ split($4, a, "/"); print a[1] }'
 }
 
 # ---------------------------------------------------------------- capture --
@@ -621,6 +647,71 @@ hamgr_state() {
 # hamgr_state_is NODE INSTANCE STATE (for wait_until).
 hamgr_state_is() {
         [ "$(hamgr_state "$1" "$2" 2>/dev/null)" = "$3" ]
+}
+
+# states_are S1 S2: instance "wan" is in S1 on gw1 and in S2 on gw2.
+states_are() {
+        hamgr_state_is gw1 wan "$1" && hamgr_state_is gw2 wan "$2"
+}
+
+# inst_field NODE INSTANCE JQ: a field of that instance in NODE's status,
+# e.g. inst_field gw1 wan .counters.transitions. Fails on null or false.
+inst_field() {
+        hamgr_status "$1" | jq -er --arg n "$2" ".instances[] | select(.name == \$n) | $3"
+}
+
+# inst_field_is NODE INSTANCE JQ VALUE (for wait_until).
+inst_field_is() {
+        [ "$(inst_field "$1" "$2" "$3" 2>/dev/null)" = "$4" ]
+}
+
+# transition_at_ms NODE INSTANCE: wall time (ms) of the instance's last
+# state change, from status' ago_ms: independent of how late one polled.
+transition_at_ms() {
+        local ago now
+        now=$(hi_now_ms)
+        ago=$(inst_field "$1" "$2" .last_transition.ago_ms) || return 1
+        echo $((now - ago))
+}
+
+# hamgr_log_count NODE STRING: lines of NODE's hamgr log containing STRING.
+hamgr_log_count() {
+        grep -cF -- "$2" "$(hamgr_log "$1")" 2>/dev/null || true
+}
+
+# hamgr_notify_count NODE STRING: notify records of NODE containing STRING.
+hamgr_notify_count() {
+        hamgr_notify_read "$1" | grep -cF -- "$2" || true
+}
+
+# conf_of NODE: the usual place of NODE's config file.
+conf_of() {
+        printf '%s/%s.conf' "$HI_TMP" "$1"
+}
+
+# crash_node NODE [ADDR/PREFIX...]: NODE "dies": its hamgr is SIGKILLed and
+# its cable pulled; the addresses given (what the crashed daemon left on
+# eth0) are removed, as a reboot would.
+crash_node() {
+        local node=$1 a
+        shift
+        hamgr_stop "$node" KILL
+        node_link "$node" eth0 down
+        for a in "$@"; do
+                ip -n "$(ns_of "$node")" addr del "$a" dev eth0 2>/dev/null || true
+        done
+}
+
+# revive_node NODE: cable back in after crash_node, with the node's own
+# IPv6 address (gone with the link), and wait for carrier.
+revive_node() {
+        local node=$1 a6
+        a6="${HI_NET6}:$(printf '%x' "${node#gw}")"
+        node_link "$node" eth0 up
+        if ! node_addrs "$node" eth0 | grep -qxF "$a6"; then
+                ip -n "$(ns_of "$node")" addr add "$a6/64" dev eth0 nodad
+        fi
+        wait_until 5 node_has_carrier "$node" eth0 || die "$node eth0 has no carrier"
 }
 
 # write_hamgr_conf FILE NODE PRIORITY [EXTRA]: one VRRP instance config.

@@ -21,10 +21,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_root
-require_cmd ip nsenter unshare jq stat
-[ -n "${HAMGR_BIN:-}" ] || die "HAMGR_BIN is not set"
-require_cmd "$HAMGR_BIN"
+require_hamgr stat
 
 OUT=""
 ERR=""

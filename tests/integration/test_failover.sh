@@ -20,17 +20,9 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_root
-require_cmd ip nsenter unshare jq ping awk
-[ -n "${HAMGR_BIN:-}" ] || die "HAMGR_BIN is not set (path to the built hamgr)"
-require_cmd "$HAMGR_BIN"
+require_hamgr ping
 
 VIP=10.77.0.10
-
-# inst_field NODE JQ: one field of NODE's "wan" instance from status.
-inst_field() {
-        hamgr_status "$1" | jq -er ".instances[] | select(.name == \"wan\") | $2"
-}
 
 # masters: the gateways whose hamgr reports MASTER, space separated.
 masters() {
@@ -45,15 +37,6 @@ masters() {
 
 masters_are() {
         [ "$(masters)" = "$1" ]
-}
-
-# Monotonic-ish wall time (ms) at which NODE's instance last changed state,
-# from status' ago_ms: independent of how late this script polled.
-transition_at_ms() {
-        local ago now
-        now=$(hi_now_ms)
-        ago=$(inst_field "$1" '.last_transition.ago_ms') || return 1
-        echo $((now - ago))
 }
 
 only_gw1() {
@@ -90,10 +73,6 @@ hamgr_start_rc() {
         HAMGR_PID[$node]=$pid
 }
 
-conf_of() {
-        printf '%s/%s.conf' "$HI_TMP" "$1"
-}
-
 write_confs() {
         local interval=$1
         HC_INTERVAL_MS=$interval write_hamgr_conf "$(conf_of gw1)" gw1 150
@@ -123,8 +102,8 @@ assert_eq "$(hamgr_state gw3 wan)" BACKUP "election: gw3 state"
 wait_until 5 vip_owner_is "$VIP" gw1 || true
 assert_true "election: VIP on gw1 alone and one master, for 2 s" \
         holds_for 2 only_gw1
-assert_eq "$(inst_field gw3 .last_master)" 10.77.0.1 "election: gw3 hears gw1 as master"
-assert_eq "$(inst_field gw3 .last_master_priority)" 150 "election: gw3 sees gw1's priority"
+assert_eq "$(inst_field gw3 wan .last_master)" 10.77.0.1 "election: gw3 hears gw1 as master"
+assert_eq "$(inst_field gw3 wan .last_master_priority)" 150 "election: gw3 sees gw1's priority"
 assert_true "election: client pings the VIP" client_ping
 assert_eq "$(arp_mac_for client "$VIP")" "$GW1_MAC" "election: client resolves the VIP to gw1"
 
@@ -132,12 +111,12 @@ assert_eq "$(arp_mac_for client "$VIP")" "$GW1_MAC" "election: client resolves t
 hamgr_stop gw1 KILL
 node_link gw1 eth0 down
 wait_until 5 masters_are gw2 || fail "crash+link down: masters are '$(masters)', want gw2"
-assert_eq "$(inst_field gw2 .last_transition.reason)" master-down "crash+link down: gw2 took over by master-down"
+assert_eq "$(inst_field gw2 wan .last_transition.reason)" master-down "crash+link down: gw2 took over by master-down"
 assert_true "crash+link down: VIP on gw2" wait_until 3 vip_on gw2 "$VIP"
 assert_false "crash+link down: VIP not on gw3" vip_on gw3 "$VIP"
 assert_true "crash+link down: gw2 sole master for 1 s" holds_for 1 masters_are gw2
 assert_eq "$(hamgr_state gw3 wan)" BACKUP "crash+link down: gw3 stays BACKUP"
-assert_eq "$(inst_field gw3 .last_master)" 10.77.0.2 "crash+link down: gw3 now hears gw2"
+assert_eq "$(inst_field gw3 wan .last_master)" 10.77.0.2 "crash+link down: gw3 now hears gw2"
 assert_true "crash+link down: client ARP entry for the VIP is gw2's MAC" \
         wait_until 3 client_arp_is "$GW2_MAC"
 assert_true "crash+link down: ping to the VIP answers" client_ping
@@ -148,7 +127,7 @@ wait_until 5 node_has_carrier gw1 eth0 || die "gw1 eth0 did not come back"
 assert_true "restart: gw1 still carries the VIP of the crashed run" vip_on gw1 "$VIP"
 hamgr_start gw1 "$(conf_of gw1)"
 wait_until 5 masters_are gw1 || fail "restart: masters are '$(masters)', want gw1"
-assert_eq "$(inst_field gw1 .last_transition.reason)" preempt "restart: gw1 preempted"
+assert_eq "$(inst_field gw1 wan .last_transition.reason)" preempt "restart: gw1 preempted"
 assert_true "restart: VIP on gw1 alone" wait_until 3 vip_owner_is "$VIP" gw1
 assert_contains "$(cat "$(hamgr_log gw1)")" "removed virtual IP $VIP left on eth0 by a previous run" \
         "restart: gw1 log"
@@ -179,17 +158,17 @@ wait_until 15 masters_are gw1 || die "1 s interval: masters are '$(masters)', wa
 wait_until 5 hamgr_state_is gw2 wan BACKUP || die "1 s interval: gw2 not BACKUP"
 wait_until 5 hamgr_state_is gw3 wan BACKUP || die "1 s interval: gw3 not BACKUP"
 wait_until 5 vip_owner_is "$VIP" gw1 || fail "1 s interval: VIP owner '$(vip_owner "$VIP")', want gw1"
-md_ms=$(inst_field gw2 .master_down_interval_ms)
+md_ms=$(inst_field gw2 wan .master_down_interval_ms)
 assert_true "1 s interval: gw2 Master_Down is about 3.5 s (got $md_ms ms)" \
         test "$md_ms" -ge 3400 -a "$md_ms" -le 3700
 t0=$(hi_now_ms)
 kill -s TERM "${HAMGR_PID[gw1]}"
 wait_until 5 hamgr_state_is gw2 wan MASTER || fail "SIGTERM: gw2 did not become MASTER"
-t_master=$(transition_at_ms gw2)
+t_master=$(transition_at_ms gw2 wan)
 handover=$((t_master - t0))
 assert_true "SIGTERM: gw2 MASTER after ${handover} ms, well before Master_Down (${md_ms} ms)" \
         test "$handover" -lt 2000
-assert_eq "$(inst_field gw2 .last_transition.reason)" master-down "SIGTERM: gw2 reason"
+assert_eq "$(inst_field gw2 wan .last_transition.reason)" master-down "SIGTERM: gw2 reason"
 hi_wait_gone "${HAMGR_PID[gw1]}" 5 || fail "SIGTERM: gw1 hamgr still running"
 unset 'HAMGR_PID[gw1]'
 wait_until 3 test -s "$RC" || true

@@ -15,10 +15,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_root
-require_cmd ip nsenter unshare jq awk
-[ -n "${HAMGR_BIN:-}" ] || die "HAMGR_BIN is not set (path to the built hamgr)"
-require_cmd "$HAMGR_BIN"
+require_hamgr
 
 WAN_VIP=10.77.0.10
 LAN_VIP=10.77.0.20
@@ -68,10 +65,6 @@ notify = {
 EOF
 }
 
-inst_field() {
-        hamgr_status "$1" | jq -er --arg n "$2" ".instances[] | select(.name == \$n) | $3"
-}
-
 group_state() {
         hamgr_status "$1" | jq -er '.groups[] | select(.name == "gateway") | .state'
 }
@@ -90,16 +83,8 @@ holds_both() {
                 vip_owner_is "$WAN_VIP" "$1" && vip_owner_is "$LAN_VIP" "$1"
 }
 
-log_count() {
-        grep -cF -- "$2" "$(hamgr_log "$1")" 2>/dev/null || true
-}
-
-notify_count() {
-        hamgr_notify_read "$1" | grep -cF -- "$2" || true
-}
-
 notify_count_ge() {
-        [ "$(notify_count "$1" "$2")" -ge "$3" ]
+        [ "$(hamgr_notify_count "$1" "$2")" -ge "$3" ]
 }
 
 config_ok() {
@@ -113,11 +98,11 @@ has_both_vips() {
 lab_create 2
 node_start gw1
 node_start gw2
-write_group_conf "$HI_TMP/gw1.conf" gw1 150
-write_group_conf "$HI_TMP/gw2.conf" gw2 100
-assert_true "config: hamgr check accepts the group config" config_ok "$HI_TMP/gw1.conf"
-hamgr_start gw1 "$HI_TMP/gw1.conf"
-hamgr_start gw2 "$HI_TMP/gw2.conf"
+write_group_conf "$(conf_of gw1)" gw1 150
+write_group_conf "$(conf_of gw2)" gw2 100
+assert_true "config: hamgr check accepts the group config" config_ok "$(conf_of gw1)"
+hamgr_start gw1 "$(conf_of gw1)"
+hamgr_start gw2 "$(conf_of gw2)"
 
 # ---- both instances on one node
 wait_until 10 holds_both gw1 || fail "start: gw1 does not hold both (gw1 wan/lan $(hamgr_state gw1 wan)/$(hamgr_state gw1 lan), gw2 $(hamgr_state gw2 wan)/$(hamgr_state gw2 lan))"
@@ -129,8 +114,8 @@ assert_true "start: gw1 notify GROUP MASTER" wait_until 3 notify_count_ge gw1 "a
 assert_true "start: gw2 notify GROUP BACKUP" wait_until 3 notify_count_ge gw2 "args=GROUP gateway BACKUP 100" 1
 assert_contains "$(hamgr_notify_read gw1 | grep -F 'args=GROUP gateway MASTER')" "HAMGR_GROUP=gateway" \
         "start: GROUP notify environment"
-assert_eq "$(notify_count gw1 'args=INSTANCE wan MASTER 150')" 1 "start: gw1 notify wan MASTER"
-assert_eq "$(notify_count gw1 'args=INSTANCE lan MASTER 150')" 1 "start: gw1 notify lan MASTER"
+assert_eq "$(hamgr_notify_count gw1 'args=INSTANCE wan MASTER 150')" 1 "start: gw1 notify wan MASTER"
+assert_eq "$(hamgr_notify_count gw1 'args=INSTANCE lan MASTER 150')" 1 "start: gw1 notify lan MASTER"
 
 # ---- one member faults: the whole group leaves MASTER on gw1
 gw_carrier gw1 off
@@ -139,7 +124,7 @@ assert_contains "$(inst_field gw1 lan '.faults | join(",")')" tracked-interface-
 assert_eq "$(inst_field gw1 wan '.faults | length')" 0 "fault: wan has no fault of its own"
 assert_eq "$(inst_field gw1 wan .last_transition.reason)" group "fault: wan follows the group"
 assert_eq "$(inst_field gw1 lan .last_transition.reason)" fault "fault: lan's reason"
-assert_eq "$(log_count gw1 'wan: MASTER -> FAULT (group: following group gateway')" 1 "fault: gw1 log for wan"
+assert_eq "$(hamgr_log_count gw1 'wan: MASTER -> FAULT (group: following group gateway')" 1 "fault: gw1 log for wan"
 assert_true "fault: gw2 takes both" wait_until 5 holds_both gw2 FAULT
 assert_eq "$(group_state gw1)" FAULT "fault: gw1 group state"
 assert_eq "$(group_state gw2)" MASTER "fault: gw2 group state"

@@ -35,8 +35,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_root
-require_cmd ip nsenter unshare keepalived tcpdump jq awk
+require_hamgr keepalived tcpdump
 
 V=${INTEROP_VERSION:-3}
 case $V in
@@ -121,11 +120,6 @@ ka_complaints() {
         grep -iE -- "$COMPLAINTS" "$(keepalived_log "$K")" 2>/dev/null || true
 }
 
-# hfield JQ: one field of hamgr's instance.
-hfield() {
-        hamgr_status "$H" | jq -r ".instances[0] | $1"
-}
-
 vips_on() {
         vip_owner_is "$VIP" "$1" && vip_owner_is "$VIP2" "$1"
 }
@@ -164,7 +158,7 @@ check_clean() {
         c=$(ka_complaints)
         assert_eq "$c" "" "$1: keepalived logged no invalid/checksum/ignoring complaint"
         if hamgr_alive "$H"; then
-                assert_eq "$(hfield '"\(.counters.packets_invalid) \(.counters.adverts_dropped) \(.last_invalid_reason)"')" \
+                assert_eq "$(inst_field "$H" wan '"\(.counters.packets_invalid) \(.counters.adverts_dropped) \(.last_invalid_reason)"')" \
                         "0 0 null" "$1: hamgr counted no invalid or dropped packet"
         fi
 }
@@ -174,9 +168,9 @@ check_clean() {
 hold_settled() {
         local who=$1 secs=$2 what=$3 kt ht
         kt=$(ka_transitions)
-        ht=$(hfield .counters.transitions)
+        ht=$(inst_field "$H" wan .counters.transitions)
         assert_true "$what: $who stays master for ${secs} s" holds_for "$secs" settled "$who"
-        assert_eq "$(ka_transitions):$(hfield .counters.transitions)" "$kt:$ht" \
+        assert_eq "$(ka_transitions):$(inst_field "$H" wan .counters.transitions)" "$kt:$ht" \
                 "$what: no state change on either side meanwhile"
 }
 
@@ -318,7 +312,7 @@ hamgr_start "$H" "$HI_TMP/h150-nopreempt.conf"
 wait_until 3 hamgr_state_is "$H" wan BACKUP || true
 # Longer than hamgr's Master_Down_Interval (3.41 s at priority 150).
 hold_settled keepalived 5 "hamgr preempt=false"
-assert_eq "$(hfield '"\(.last_master) \(.last_master_priority) \(.counters.became_master)"')" "$K_IP 100 0" \
+assert_eq "$(inst_field "$H" wan '"\(.last_master) \(.last_master_priority) \(.counters.became_master)"')" "$K_IP 100 0" \
         "hamgr preempt=false: hamgr follows keepalived's adverts, never master"
 check_clean "hamgr preempt=false"
 
@@ -335,7 +329,7 @@ wait_until 5 settled keepalived || true
 assert_true "v$V keepalived master: keepalived MASTER, hamgr BACKUP, VIPs on $K" settled keepalived
 # Longer than hamgr's Master_Down_Interval (3.61 s at priority 100).
 hold_settled keepalived 4 "v$V keepalived master"
-assert_eq "$(hfield '"\(.last_master) \(.last_master_priority) \(.master_adver_interval_ms) \(.counters.became_master)"')" \
+assert_eq "$(inst_field "$H" wan '"\(.last_master) \(.last_master_priority) \(.master_adver_interval_ms) \(.counters.became_master)"')" \
         "$K_IP 150 1000 0" "v$V keepalived master: hamgr follows keepalived's adverts, never master"
 check_clean "v$V keepalived master"
 assert_captured "capture: keepalived's adverts are VRRPv$V, 1 s, both VIPs" \
@@ -348,13 +342,13 @@ crash_leftovers "$K"
 wait_until $(((MASTER_DOWN_MS + 2000) / 1000)) alone hamgr || true
 assert_true "keepalived crash: hamgr is MASTER with both VIPs" alone hamgr
 check_takeover "keepalived crash" silent "$K_IP" "$H_IP" "$t0"
-assert_eq "$(hfield .last_transition.reason)" master-down "keepalived crash: hamgr's reason"
+assert_eq "$(inst_field "$H" wan .last_transition.reason)" master-down "keepalived crash: hamgr's reason"
 
 # ---- keepalived returns and preempts
 ka_start "$HI_TMP/k150.conf"
 wait_until 8 settled keepalived || true
 assert_true "keepalived preempts: keepalived (150) took over from hamgr (100)" settled keepalived
-assert_eq "$(hfield .last_transition.reason)" higher-priority "keepalived preempts: hamgr's reason"
+assert_eq "$(inst_field "$H" wan .last_transition.reason)" higher-priority "keepalived preempts: hamgr's reason"
 hold_settled keepalived 2 "keepalived preempts"
 check_clean "keepalived preempts"
 
@@ -408,7 +402,7 @@ if [ "$V" = 3 ]; then
         hamgr_start "$H" "$HI_TMP/h150-uc.conf"
         wait_until 8 settled hamgr || true
         assert_true "unicast: hamgr returns and preempts keepalived" settled hamgr
-        assert_eq "$(hfield '"\(.last_master) \(.last_master_priority)"')" "$K_IP 100" \
+        assert_eq "$(inst_field "$H" wan '"\(.last_master) \(.last_master_priority)"')" "$K_IP 100" \
                 "unicast: hamgr heard keepalived's unicast adverts"
         hold_settled hamgr 1 "unicast preempt"
         check_clean "unicast"
@@ -437,7 +431,7 @@ if [ "$V" = 3 ]; then
         hamgr_start "$H" "$HI_TMP/h50-fast.conf"
         wait_until 3 hamgr_state_is "$H" wan BACKUP || true
         hold_settled keepalived 2 "0.1 s, keepalived master"
-        assert_eq "$(hfield '"\(.last_master) \(.last_master_priority) \(.master_adver_interval_ms) \(.counters.became_master)"')" \
+        assert_eq "$(inst_field "$H" wan '"\(.last_master) \(.last_master_priority) \(.master_adver_interval_ms) \(.counters.became_master)"')" \
                 "$K_IP 100 100 0" "0.1 s: hamgr follows keepalived's 10 cs adverts, never master"
         check_clean "0.1 s, keepalived master"
 

@@ -19,11 +19,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_root
-require_cmd ip nsenter unshare tcpdump ping jq awk
-[ -n "${HAMGR_BIN:-}" ] || die "HAMGR_BIN is not set"
-[ -n "${HAMGR_INJECT:-}" ] || die "HAMGR_INJECT is not set (path to vrrp_inject)"
-require_cmd "$HAMGR_BIN" "$HAMGR_INJECT"
+require_hamgr tcpdump ping
+require_tool HAMGR_INJECT vrrp_inject
 
 VIP4=10.77.0.10
 VIP6=fd77::10
@@ -31,44 +28,11 @@ CLIENT_IP=10.77.0.100
 
 # counter NODE NAME: one of the instance's counters from status JSON.
 counter() {
-        hamgr_status "$1" | jq -er --arg c "$2" '.instances[] | select(.name == "wan") | .counters[$c]'
-}
-
-status_field() {
-        hamgr_status "$1" | jq -er --arg f "$2" '.instances[] | select(.name == "wan") | .[$f]'
-}
-
-# states_are S1 S2: gw1 is in S1 and gw2 in S2.
-states_are() {
-        hamgr_state_is gw1 wan "$1" && hamgr_state_is gw2 wan "$2"
+        inst_field "$1" wan ".counters.$2"
 }
 
 counter_at_least() {
         [ "$(counter "$1" "$2")" -ge "$3" ]
-}
-
-# A node "dies": its daemon is SIGKILLed and its cable pulled. What a
-# crashed hamgr left on the interface is removed, as a reboot would.
-crash_node() {
-        local node=$1 vip
-        shift
-        hamgr_stop "$node" KILL
-        node_link "$node" eth0 down
-        for vip in "$@"; do
-                ip -n "$(ns_of "$node")" addr del "$vip" dev eth0 2>/dev/null || true
-        done
-}
-
-revive_node() {
-        node_link "$1" eth0 up
-        if ! node_addrs "$1" eth0 | grep -qxF "fd77::${1#gw}"; then
-                ip -n "$(ns_of "$1")" addr add "fd77::${1#gw}/64" dev eth0 nodad
-        fi
-        wait_until 5 node_has_carrier "$1" eth0 || die "$1 eth0 has no carrier"
-}
-
-client_mac_for() {
-        ip -n "$(ns_of client)" neigh show "$1" dev eth0 | sed -n 's/.*lladdr \([0-9a-f:]*\).*/\1/p'
 }
 
 client_ping() {
@@ -87,8 +51,8 @@ GW1_MAC=$(node_mac gw1)
 GW2_MAC=$(node_mac gw2)
 
 # ---------------------------------------------------------------- a) IPv6
-GW1_LL=$(ip -n "$(ns_of gw1)" -6 -o addr show dev eth0 scope link | awk '{ split($4, a, "/"); print a[1] }')
-GW2_LL=$(ip -n "$(ns_of gw2)" -6 -o addr show dev eth0 scope link | awk '{ split($4, a, "/"); print a[1] }')
+GW1_LL=$(link_local gw1)
+GW2_LL=$(link_local gw2)
 if [ -z "$GW1_LL" ] || [ -z "$GW2_LL" ]; then
         die "gateways have no link-local address"
 fi
@@ -101,8 +65,8 @@ hamgr_start gw1 "$HI_TMP/gw1-v6.conf"
 hamgr_start gw2 "$HI_TMP/gw2-v6.conf"
 wait_until 10 states_are MASTER BACKUP || true
 assert_eq "$(hamgr_state gw1 wan):$(hamgr_state gw2 wan)" MASTER:BACKUP "v6: gw1 MASTER, gw2 BACKUP"
-assert_eq "$(status_field gw1 family)" ipv6 "v6: instance family"
-assert_eq "$(status_field gw1 primary_address)" "$GW1_LL" "v6: adverts come from gw1's link-local address"
+assert_eq "$(inst_field gw1 wan .family)" ipv6 "v6: instance family"
+assert_eq "$(inst_field gw1 wan .primary_address)" "$GW1_LL" "v6: adverts come from gw1's link-local address"
 wait_until 3 vip_owner_is "$VIP6" gw1 || true
 assert_true "v6: exactly gw1 holds $VIP6 for 1 s" holds_for 1 vip_owner_is "$VIP6" gw1
 assert_true "v6: still exactly one master" states_are MASTER BACKUP
@@ -115,8 +79,7 @@ assert_eq "$(capture_count "$CAP6" "prio 100")" 0 "v6 capture: the backup stays 
 crash_node gw1 "$VIP6/64"
 wait_until 5 hamgr_state_is gw2 wan MASTER || true
 assert_eq "$(hamgr_state gw2 wan)" MASTER "v6 failover: gw2 MASTER after kill -9 of gw1"
-assert_eq "$(hamgr_status gw2 | jq -r '.instances[0].last_transition.reason')" master-down \
-        "v6 failover: reason"
+assert_eq "$(inst_field gw2 wan .last_transition.reason)" master-down "v6 failover: reason"
 wait_until 3 vip_owner_is "$VIP6" gw2 || true
 assert_eq "$(vip_owner "$VIP6")" gw2 "v6 failover: $VIP6 moved to gw2"
 wait_until 3 capture_has "$CAP6" "$GW2_LL > ff02::12:" "hlim 255" "vrid 51, prio 100" || true
@@ -124,7 +87,7 @@ assert_true "v6 capture: gw2 now advertises from $GW2_LL with hop limit 255" \
         capture_has "$CAP6" "$GW2_MAC > 33:33:00:00:00:12" "hlim 255" "$GW2_LL > ff02::12:" \
         "VRRPv3, Advertisement, vrid 51, prio 100"
 assert_true "v6 failover: client pings $VIP6" client_ping -6 "$VIP6"
-assert_eq "$(client_mac_for "$VIP6")" "$GW2_MAC" "v6 failover: client reaches $VIP6 at gw2's MAC"
+assert_eq "$(neigh_mac client "$VIP6")" "$GW2_MAC" "v6 failover: client reaches $VIP6 at gw2's MAC"
 capture_stop "$CAP6"
 hamgr_stop gw2
 revive_node gw1
@@ -138,7 +101,7 @@ hamgr_start gw1 "$HI_TMP/gw1-uc.conf"
 hamgr_start gw2 "$HI_TMP/gw2-uc.conf"
 wait_until 10 states_are MASTER BACKUP || true
 assert_eq "$(hamgr_state gw1 wan):$(hamgr_state gw2 wan)" MASTER:BACKUP "unicast: gw1 MASTER, gw2 BACKUP"
-assert_eq "$(status_field gw1 mode):$(status_field gw2 mode)" unicast:unicast "unicast: status mode"
+assert_eq "$(inst_field gw1 wan .mode):$(inst_field gw2 wan .mode)" unicast:unicast "unicast: status mode"
 wait_until 3 vip_owner_is "$VIP4" gw1 || true
 assert_eq "$(vip_owner "$VIP4")" gw1 "unicast: gw1 holds $VIP4"
 wait_until 3 counter_at_least gw2 adverts_received 5 || true
@@ -165,7 +128,7 @@ for target in gw2 gw1; do
         assert_eq "$(($(counter "$target" adverts_dropped) - d0))" 30 "non-peer: $target counted 30 adverts_dropped"
         assert_eq "$(vip_owner "$VIP4")" gw1 "non-peer: VIP stays on gw1"
 done
-assert_eq "$(status_field gw2 last_master)" 10.77.0.1 "non-peer: gw2's last master is still gw1"
+assert_eq "$(inst_field gw2 wan .last_master)" 10.77.0.1 "non-peer: gw2's last master is still gw1"
 
 # Control: the same adverts claiming the allowed peer's address are heard.
 d0=$(counter gw2 adverts_dropped)
@@ -189,7 +152,7 @@ assert_true "unicast capture: gw2 now advertises to 10.77.0.1, TTL 255" \
         "VRRPv3, Advertisement, vrid 51, prio 100"
 assert_eq "$(capture_count "$CAPU" "224.0.0.18")" 0 "unicast capture: still nothing to 224.0.0.18"
 assert_true "unicast failover: client pings $VIP4" client_ping -4 "$VIP4"
-assert_eq "$(client_mac_for "$VIP4")" "$GW2_MAC" "unicast failover: client reaches $VIP4 at gw2's MAC"
+assert_eq "$(neigh_mac client "$VIP4")" "$GW2_MAC" "unicast failover: client reaches $VIP4 at gw2's MAC"
 capture_stop "$CAPU"
 hamgr_stop gw2
 revive_node gw1
@@ -203,7 +166,7 @@ hamgr_start gw1 "$HI_TMP/gw1-v2.conf"
 hamgr_start gw2 "$HI_TMP/gw2-v2.conf"
 wait_until 10 states_are MASTER BACKUP || true
 assert_eq "$(hamgr_state gw1 wan):$(hamgr_state gw2 wan)" MASTER:BACKUP "v2: gw1 MASTER, gw2 BACKUP"
-assert_eq "$(status_field gw2 version)" 2 "v2: instance version"
+assert_eq "$(inst_field gw2 wan .version)" 2 "v2: instance version"
 wait_until 3 counter_at_least gw2 adverts_received 1 || true
 assert_eq "$(counter gw2 adverts_dropped)" 0 "v2: gw2 drops none of gw1's adverts"
 assert_true "v2: gw2 accepts gw1's adverts" counter_at_least gw2 adverts_received 1

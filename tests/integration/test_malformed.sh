@@ -22,11 +22,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_root
-require_cmd ip nsenter unshare jq awk
-[ -n "${HAMGR_BIN:-}" ] || die "HAMGR_BIN is not set"
-[ -n "${HAMGR_INJECT:-}" ] || die "HAMGR_INJECT is not set (path to vrrp_inject)"
-require_cmd "$HAMGR_BIN" "$HAMGR_INJECT"
+require_hamgr
+require_tool HAMGR_INJECT vrrp_inject
 
 VIP4=10.77.0.10
 VIP6=fd77::10
@@ -36,7 +33,7 @@ UNICAST_N=100   # packets per burst to each node
 write_conf() {
         local node=$1 prio=$2
         mkdir -p "$HI_TMP/$node.state"
-        cat >"$HI_TMP/$node.conf" <<EOF
+        cat >"$(conf_of "$node")" <<EOF
 node = {
     name = "$node";
     state_dir = "$HI_TMP/$node.state";
@@ -62,17 +59,8 @@ vrrp = (
 EOF
 }
 
-# field NODE INSTANCE JQ-PATH: one value from NODE's status.
-field() {
-        hamgr_status "$1" | jq -er --arg n "$2" ".instances[] | select(.name == \$n) | $3"
-}
-
 invalid_at_least() {
-        [ "$(field "$1" "$2" .counters.packets_invalid)" -ge "$3" ]
-}
-
-no_vip_owner() {
-        [ -z "$(vip_owner "$1")" ]
+        [ "$(inst_field "$1" "$2" .counters.packets_invalid)" -ge "$3" ]
 }
 
 # The steady state this test must not disturb.
@@ -86,7 +74,7 @@ transitions() {
         local n i out=""
         for n in gw1 gw2; do
                 for i in wan wan6; do
-                        out+="$n/$i=$(field "$n" "$i" .counters.transitions) "
+                        out+="$n/$i=$(inst_field "$n" "$i" .counters.transitions) "
                 done
         done
         printf '%s' "${out% }"
@@ -104,10 +92,6 @@ holds_while() {
         "$@" >/dev/null 2>&1
 }
 
-link_local() {
-        ip -n "$(ns_of "$1")" -6 -o addr show dev eth0 scope link | awk '{ split($4, a, "/"); print a[1] }'
-}
-
 lab_create 2
 node_start gw1
 node_start gw2
@@ -122,9 +106,9 @@ fi
 
 write_conf gw1 150
 write_conf gw2 100
-hamgr_start gw1 "$HI_TMP/gw1.conf"
+hamgr_start gw1 "$(conf_of gw1)"
 wait_until 10 hamgr_state_is gw1 wan MASTER || die "gw1 did not become MASTER"
-hamgr_start gw2 "$HI_TMP/gw2.conf"
+hamgr_start gw2 "$(conf_of gw2)"
 wait_until 10 steady || die "no steady state: gw1 $(hamgr_state gw1 wan)/$(hamgr_state gw1 wan6), gw2 $(hamgr_state gw2 wan)/$(hamgr_state gw2 wan6)"
 wait_until 3 vip_owner_is "$VIP4" gw1 || true
 wait_until 3 vip_owner_is "$VIP6" gw1 || true
@@ -165,8 +149,8 @@ for fam in 4 6; do
         [ "$fam" = 6 ] && inst=wan6
         kinds=(truncated badsum badver badtype countmismatch zerovrid zerointerval random ttl64 vrid99)
         for kind in "${kinds[@]}"; do
-                i1=$(field gw1 "$inst" .counters.packets_invalid)
-                i2=$(field gw2 "$inst" .counters.packets_invalid)
+                i1=$(inst_field gw1 "$inst" .counters.packets_invalid)
+                i2=$(inst_field gw2 "$inst" .counters.packets_invalid)
                 burst "$fam" "$kind"
                 if holds_while "$BURST_PID" steady; then
                         pass "IPv$fam $kind: states unchanged during the burst"
@@ -184,7 +168,7 @@ for fam in 4 6; do
                 want=$((GROUP_N + UNICAST_N))
                 if [ "$kind" = vrid99 ]; then
                         # Another virtual router's adverts: valid, not ours.
-                        assert_eq "$(($(field gw1 "$inst" .counters.packets_invalid) - i1)):$(($(field gw2 "$inst" .counters.packets_invalid) - i2))" \
+                        assert_eq "$(($(inst_field gw1 "$inst" .counters.packets_invalid) - i1)):$(($(inst_field gw2 "$inst" .counters.packets_invalid) - i2))" \
                                 0:0 "IPv$fam $kind: not counted as invalid"
                         continue
                 fi
@@ -193,10 +177,10 @@ for fam in 4 6; do
                 for n in gw1 gw2; do
                         before=$i1
                         [ "$n" = gw2 ] && before=$i2
-                        got=$(($(field "$n" "$inst" .counters.packets_invalid) - before))
+                        got=$(($(inst_field "$n" "$inst" .counters.packets_invalid) - before))
                         # Allow a few losses to a full socket buffer on a busy machine.
                         if [ "$got" -ge $((want * 9 / 10)) ] && [ "$got" -le "$want" ]; then
-                                pass "IPv$fam $kind: $n packets_invalid +$got of $want ($(field "$n" "$inst" .last_invalid_reason))"
+                                pass "IPv$fam $kind: $n packets_invalid +$got of $want ($(inst_field "$n" "$inst" .last_invalid_reason))"
                         else
                                 fail "IPv$fam $kind: $n packets_invalid +$got, want $((want * 9 / 10))..$want"
                         fi
@@ -221,10 +205,10 @@ for fam in 4 6; do
         vpid=$HI_LAST_PID
         wait_until 3 hamgr_state_is gw1 "$inst" BACKUP || true
         assert_eq "$(hamgr_state gw1 "$inst")" BACKUP "control IPv$fam: a valid priority-254 advert demotes gw1"
-        assert_eq "$(field gw1 "$inst" .last_transition.reason)" higher-priority "control IPv$fam: reason"
-        assert_eq "$(field gw1 "$inst" .last_master)" "$src" "control IPv$fam: gw1 sees the injector as master"
+        assert_eq "$(inst_field gw1 "$inst" .last_transition.reason)" higher-priority "control IPv$fam: reason"
+        assert_eq "$(inst_field gw1 "$inst" .last_master)" "$src" "control IPv$fam: gw1 sees the injector as master"
         assert_eq "$(hamgr_state gw2 "$inst")" BACKUP "control IPv$fam: gw2 stays BACKUP"
-        wait_until 2 no_vip_owner "$vip" || true
+        wait_until 2 vip_owner_is "$vip" "" || true
         assert_eq "$(vip_owner "$vip")" "" "control IPv$fam: nobody holds $vip while the injector is master"
         stop_pid "$vpid"
         wait_until 5 hamgr_state_is gw1 "$inst" MASTER || true

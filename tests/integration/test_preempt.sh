@@ -22,33 +22,9 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_root
-require_cmd ip nsenter unshare jq awk
-[ -n "${HAMGR_BIN:-}" ] || die "HAMGR_BIN is not set (path to the built hamgr)"
-require_cmd "$HAMGR_BIN"
+require_hamgr
 
 VIP=10.77.0.10
-
-inst_field() {
-        hamgr_status "$1" | jq -er ".instances[] | select(.name == \"wan\") | $2"
-}
-
-conf_of() {
-        printf '%s/%s.conf' "$HI_TMP" "$1"
-}
-
-# Wall time (ms) of NODE's last state change, from status' ago_ms.
-transition_at_ms() {
-        local ago now
-        now=$(hi_now_ms)
-        ago=$(inst_field "$1" '.last_transition.ago_ms') || return 1
-        echo $((now - ago))
-}
-
-# Lines of NODE's current hamgr log that contain STRING.
-log_count() {
-        grep -cF -- "$2" "$(hamgr_log "$1")" 2>/dev/null || true
-}
 
 # restart NODE: stop NODE's hamgr (if any) and start it on a fresh log with
 # $(conf_of NODE).
@@ -72,12 +48,8 @@ heal() {
         ip -n "$(ns_of sw)" link set "$1" master "$HI_BRIDGE"
 }
 
-state_pair_is() {
-        hamgr_state_is gw1 wan "$1" && hamgr_state_is gw2 wan "$2"
-}
-
 gw2_holds() {
-        state_pair_is BACKUP MASTER && vip_owner_is "$VIP" gw2
+        states_are BACKUP MASTER && vip_owner_is "$VIP" gw2
 }
 
 lab_create 2
@@ -91,10 +63,10 @@ restart gw2
 wait_until 5 hamgr_state_is gw2 wan MASTER || die "preempt: gw2 alone did not become MASTER"
 wait_until 3 vip_owner_is "$VIP" gw2 || fail "preempt: VIP not on gw2 before gw1 joins"
 restart gw1
-wait_until 5 state_pair_is MASTER BACKUP || fail "preempt: gw1 did not take over"
-assert_eq "$(inst_field gw1 .last_transition.reason)" preempt "preempt: gw1 status reason"
-assert_eq "$(log_count gw1 'wan: BACKUP -> MASTER (preempt)')" 1 "preempt: gw1 log line"
-assert_eq "$(inst_field gw2 .last_transition.reason)" higher-priority "preempt: gw2 status reason"
+wait_until 5 states_are MASTER BACKUP || fail "preempt: gw1 did not take over"
+assert_eq "$(inst_field gw1 wan .last_transition.reason)" preempt "preempt: gw1 status reason"
+assert_eq "$(hamgr_log_count gw1 'wan: BACKUP -> MASTER (preempt)')" 1 "preempt: gw1 log line"
+assert_eq "$(inst_field gw2 wan .last_transition.reason)" higher-priority "preempt: gw2 status reason"
 assert_true "preempt: VIP moved to gw1" wait_until 3 vip_owner_is "$VIP" gw1
 
 # ---- preempt = false: the returning higher priority stays BACKUP
@@ -103,16 +75,16 @@ wait_until 3 hamgr_state_is gw2 wan MASTER || die "nopreempt: gw2 did not take o
 HC_PREEMPT=false write_hamgr_conf "$(conf_of gw1)" gw1 150
 restart gw1
 wait_until 5 hamgr_state_is gw1 wan BACKUP || die "nopreempt: gw1 not BACKUP"
-md_ms=$(inst_field gw1 .master_down_interval_ms)
-rx0=$(inst_field gw1 .counters.adverts_received)
+md_ms=$(inst_field gw1 wan .master_down_interval_ms)
+rx0=$(inst_field gw1 wan .counters.adverts_received)
 # 2 s is more than five Master_Down intervals of gw1.
 assert_true "nopreempt: gw1 BACKUP, gw2 MASTER, VIP on gw2 for 2 s (Master_Down ${md_ms} ms)" \
         holds_for 2 gw2_holds
-rx1=$(inst_field gw1 .counters.adverts_received)
+rx1=$(inst_field gw1 wan .counters.adverts_received)
 assert_true "nopreempt: gw1 kept hearing gw2 ($rx0 -> $rx1 adverts)" test "$rx1" -ge $((rx0 + 10))
-assert_eq "$(inst_field gw1 .last_master_priority)" 100 "nopreempt: gw1 sees the lower priority"
-assert_eq "$(inst_field gw1 .preempt)" false "nopreempt: status shows preempt off"
-assert_eq "$(log_count gw1 '-> MASTER')" 0 "nopreempt: gw1 never logged MASTER"
+assert_eq "$(inst_field gw1 wan .last_master_priority)" 100 "nopreempt: gw1 sees the lower priority"
+assert_eq "$(inst_field gw1 wan .preempt)" false "nopreempt: status shows preempt off"
+assert_eq "$(hamgr_log_count gw1 '-> MASTER')" 0 "nopreempt: gw1 never logged MASTER"
 
 # ---- preempt_delay_ms: takeover waits for the delay
 hamgr_stop gw1
@@ -124,12 +96,12 @@ wait_until 3 hamgr_state_is gw1 wan BACKUP || die "preempt delay: gw1 not BACKUP
 left=$((1000 - ($(hi_now_ms) - t0)))
 [ "$left" -gt 100 ] || die "preempt delay: starting gw1 took too long to check the 1 s mark"
 assert_true "preempt delay: gw1 still BACKUP and gw2 MASTER 1 s after start" \
-        holds_for "0.$(printf '%03d' "$left")" state_pair_is BACKUP MASTER
+        holds_for "0.$(printf '%03d' "$left")" states_are BACKUP MASTER
 wait_until 5 hamgr_state_is gw1 wan MASTER || fail "preempt delay: gw1 never preempted"
-took=$(($(transition_at_ms gw1) - t0))
+took=$(($(transition_at_ms gw1 wan) - t0))
 assert_true "preempt delay: gw1 MASTER ${took} ms after start, not before 1500 ms" \
         test "$took" -ge 1500 -a "$took" -lt 4000
-assert_eq "$(inst_field gw1 .last_transition.reason)" preempt "preempt delay: reason"
+assert_eq "$(inst_field gw1 wan .last_transition.reason)" preempt "preempt delay: reason"
 assert_true "preempt delay: VIP on gw1" wait_until 3 vip_owner_is "$VIP" gw1
 
 # ---- equal priority: two masters meet
@@ -140,12 +112,12 @@ restart gw1
 wait_until 5 hamgr_state_is gw1 wan MASTER || die "tie: gw1 alone did not become MASTER"
 partition gw2
 restart gw2
-wait_until 5 state_pair_is MASTER MASTER || die "tie: partitioned gw2 did not become MASTER too"
+wait_until 5 states_are MASTER MASTER || die "tie: partitioned gw2 did not become MASTER too"
 heal gw2
-wait_until 5 state_pair_is BACKUP MASTER || fail "tie: after the partition healed gw1/gw2 are $(hamgr_state gw1 wan)/$(hamgr_state gw2 wan)"
-assert_eq "$(inst_field gw1 .last_transition.reason)" tie-break "tie: gw1 yields by tie-break"
-assert_eq "$(log_count gw1 'wan: MASTER -> BACKUP (tie-break)')" 1 "tie: gw1 log line"
-assert_eq "$(inst_field gw1 .last_master)" 10.77.0.2 "tie: gw1 follows the higher address"
+wait_until 5 states_are BACKUP MASTER || fail "tie: after the partition healed gw1/gw2 are $(hamgr_state gw1 wan)/$(hamgr_state gw2 wan)"
+assert_eq "$(inst_field gw1 wan .last_transition.reason)" tie-break "tie: gw1 yields by tie-break"
+assert_eq "$(hamgr_log_count gw1 'wan: MASTER -> BACKUP (tie-break)')" 1 "tie: gw1 log line"
+assert_eq "$(inst_field gw1 wan .last_master)" 10.77.0.2 "tie: gw1 follows the higher address"
 assert_true "tie: gw2 keeps MASTER and the VIP alone for 1 s" \
         holds_for 1 gw2_holds
 
@@ -180,14 +152,14 @@ for run in 1 2 3; do
         holds_for 0.5 one_master || fail "together $run: master changed again"
         winner=gw1
         hamgr_state_is gw2 wan MASTER && winner=gw2
-        if [ "$(log_count gw1 '-> MASTER')" -ge 1 ] && [ "$(log_count gw2 '-> MASTER')" -ge 1 ]; then
+        if [ "$(hamgr_log_count gw1 '-> MASTER')" -ge 1 ] && [ "$(hamgr_log_count gw2 '-> MASTER')" -ge 1 ]; then
                 tie_seen=$((tie_seen + 1))
                 assert_eq "$winner" gw2 "together $run: both claimed MASTER, higher address wins"
-                assert_eq "$(log_count gw1 'MASTER -> BACKUP (tie-break)')" 1 "together $run: gw1 yields by tie-break"
+                assert_eq "$(hamgr_log_count gw1 'MASTER -> BACKUP (tie-break)')" 1 "together $run: gw1 yields by tie-break"
         else
                 loser=gw1
                 [ "$winner" = gw1 ] && loser=gw2
-                assert_eq "$(log_count "$loser" '-> MASTER')" 0 \
+                assert_eq "$(hamgr_log_count "$loser" '-> MASTER')" 0 \
                         "together $run: $winner was first, $loser accepted it without a dual master"
         fi
         assert_true "together $run: VIP on $winner alone" wait_until 3 vip_owner_is "$VIP" "$winner"
@@ -201,13 +173,13 @@ restart gw2
 wait_until 5 hamgr_state_is gw2 wan MASTER || die "owner: gw2 alone did not become MASTER"
 write_hamgr_conf "$(conf_of gw1)" gw1 255
 restart gw1
-wait_until 5 state_pair_is MASTER BACKUP || fail "owner: gw1 (255) did not take over"
-assert_eq "$(inst_field gw1 .last_transition.reason)" address-owner "owner: gw1 reason"
-assert_eq "$(inst_field gw1 .last_transition.from)" INIT "owner: gw1 came from INIT"
-assert_eq "$(log_count gw1 'wan: INIT -> MASTER (address-owner)')" 1 "owner: gw1 log line"
-assert_eq "$(log_count gw1 '-> BACKUP')" 0 "owner: gw1 never was BACKUP"
-assert_eq "$(inst_field gw2 .last_transition.reason)" higher-priority "owner: gw2 yields"
-assert_eq "$(inst_field gw2 .last_master_priority)" 255 "owner: gw2 hears priority 255"
+wait_until 5 states_are MASTER BACKUP || fail "owner: gw1 (255) did not take over"
+assert_eq "$(inst_field gw1 wan .last_transition.reason)" address-owner "owner: gw1 reason"
+assert_eq "$(inst_field gw1 wan .last_transition.from)" INIT "owner: gw1 came from INIT"
+assert_eq "$(hamgr_log_count gw1 'wan: INIT -> MASTER (address-owner)')" 1 "owner: gw1 log line"
+assert_eq "$(hamgr_log_count gw1 '-> BACKUP')" 0 "owner: gw1 never was BACKUP"
+assert_eq "$(inst_field gw2 wan .last_transition.reason)" higher-priority "owner: gw2 yields"
+assert_eq "$(inst_field gw2 wan .last_master_priority)" 255 "owner: gw2 hears priority 255"
 assert_true "owner: VIP on gw1 alone" wait_until 3 vip_owner_is "$VIP" gw1
 
 finish

@@ -9,10 +9,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-require_root
-require_cmd jq
-[ -n "${HAMGR_BIN:-}" ] || die "HAMGR_BIN is not set"
-[ -x "${HAMGR_NOTIFY_LISTEN:-}" ] || die "HAMGR_NOTIFY_LISTEN (the sd_notify_listen test tool) is not set or not executable"
+require_hamgr
+require_tool HAMGR_NOTIFY_LISTEN sd_notify_listen
 
 lab_create 1
 conf=$HI_TMP/gw1.conf

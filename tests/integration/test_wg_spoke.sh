@@ -8,10 +8,9 @@
 #  - with hamgr, the peer moves to gw2 once the last handshake is older than
 #    stale_after_s, and the tunnel works through gw2;
 #  - a healthy idle tunnel (keepalives only) is not rotated;
-#  - prefer_first: when gw1 answers again the client returns to it.
-# Host-name candidates are not tested: /etc/hosts is shared with the host
-# (node holders have private mounts only on /run/hamgr and
-# /var/run/wireguard), so a name could only be added by changing the host.
+#  - prefer_first (first candidate by name): a restarted daemon finds the
+#    peer on gw2, keeps it there while gw1 is away and returns to gw1 as
+#    soon as it answers ICMP again.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/wg_lab.sh"
@@ -21,11 +20,14 @@ require_cmd wireguard-go wg jq ping
 [ -n "${HAMGR_BIN:-}" ] || die "HAMGR_BIN is not set"
 
 GW1_EP=10.77.0.1:$WG_PORT
+# gw1 by name, in a private /etc/hosts of the client's mount namespace.
+GW1_NAME=gw1.spoke.hamgr-lab.test
+GW1_NAME_EP=$GW1_NAME:$WG_PORT
 GW2_EP=10.77.0.2:$WG_PORT
 STALE_S=5
 
 write_client_conf() {
-        local prefer=$1 file=$HI_TMP/client.conf
+        local prefer=$1 first=$2 file=$HI_TMP/client.conf
         mkdir -p "$HI_TMP/client.state"
         cat >"$file" <<EOF
 node = {
@@ -38,7 +40,7 @@ endpoints = (
   {
     interface = "wg0";
     peer = "$WG_GW_PUB";
-    candidates = [ "$GW1_EP", "$GW2_EP" ];
+    candidates = [ "$first", "$GW2_EP" ];
     stale_after_s = $STALE_S;
     prefer_first = $prefer;
   }
@@ -56,16 +58,19 @@ endpoint_is() {
         [ "$(wg_peer_endpoint client)" = "$1" ]
 }
 
-# Seconds since the client's last handshake with the gateway key.
-handshake_age() {
-        local t
-        t=$(node_exec client wg show wg0 latest-handshakes | awk '{ print $2 }')
-        [ -n "$t" ] && [ "$t" -gt 0 ] || { echo 999999; return 0; }
-        echo $(($(date +%s) - t))
+# No rotation since ROT, and the peer not on gw1 (it may have no endpoint
+# for a moment while hamgr re-adds it to ask for a handshake).
+stays_put() {
+        [ "$(ep_field rotations)" = "$1" ] && ! endpoint_is "$GW1_EP"
 }
 
-handshake_older_than() {
-        [ "$(handshake_age)" -ge "$1" ]
+# gw1 back as after a reboot: no session with the client and no endpoint
+# for it. (A gateway that still knows the client would contact it itself,
+# and WireGuard on the client would roam to it whatever hamgr does.)
+gw1_return() {
+        node_exec gw1 wg set wg0 peer "$WG_CLIENT_PUB" remove
+        node_exec gw1 wg set wg0 peer "$WG_CLIENT_PUB" allowed-ips "$WG_CLIENT_TUN/32"
+        node_link gw1 eth0 up
 }
 
 lab_create 2
@@ -76,6 +81,12 @@ for g in gw1 gw2; do
         node_exec "$g" ip link set wg0 up
 done
 wg_client_setup "$GW1_EP" 2
+# The holder has a private mount namespace: this hides the host's file
+# from the client only.
+{ cat /etc/hosts; printf '10.77.0.1 %s\n' "$GW1_NAME"; } >"$HI_TMP/client.hosts"
+node_exec client mount --bind "$HI_TMP/client.hosts" /etc/hosts
+assert_eq "$(node_exec client getent hosts "$GW1_NAME" | awk '{ print $1 }')" 10.77.0.1 "the client resolves gw1's name"
+assert_false "the host's /etc/hosts is untouched" grep -qF "$GW1_NAME" /etc/hosts
 assert_true "the tunnel works through gw1" wait_until 10 tunnel_ping
 
 # ---- control: WireGuard alone never leaves a dead endpoint
@@ -86,7 +97,7 @@ assert_true "without hamgr the endpoint stays at the dead gw1 for $((STALE_S + 2
 assert_false "without hamgr the tunnel is down" tunnel_ping
 
 # ---- hamgr moves the peer to gw2
-write_client_conf false
+write_client_conf false "$GW1_EP"
 t0=$(hi_now_ms)
 hamgr_start client "$HI_TMP/client.conf"
 wait_until 5 hamgr_status client >/dev/null || die "hamgr on the client did not answer: $(tail -5 "$(hamgr_log client)")"
@@ -116,29 +127,46 @@ assert_contains "$(cat "$(hamgr_log client)")" "peer moved from $GW1_EP to $GW2_
 assert_eq "$(node_exec client wg show wg0 persistent-keepalive | awk '{ print $2 }')" 2 \
         "the peer's own keepalive survives the move"
 
-# ---- a working tunnel stays where it is, even when idle (keepalives only)
+# ---- a working tunnel stays where it is, even when idle (keepalives only,
+# which a gateway does not answer)
 rot=$(ep_field rotations)
 assert_true "idle but healthy: no rotation for $((STALE_S * 2 + 2)) s" \
-        holds_for $((STALE_S * 2 + 2)) endpoint_is "$GW2_EP"
-assert_eq "$(ep_field rotations)" "$rot" "idle but healthy: rotations unchanged"
+        holds_for $((STALE_S * 2 + 2)) stays_put "$rot"
+assert_eq "$(wg_peer_endpoint client)" "$GW2_EP" "idle but healthy: still on gw2"
+assert_true "idle but healthy: the tunnel still works" tunnel_ping
 
 # gw1 coming back does not matter without prefer_first.
-node_link gw1 eth0 up
-assert_true "prefer_first = false: stays on gw2 with gw1 back" holds_for $((STALE_S + 2)) endpoint_is "$GW2_EP"
+gw1_return
+assert_true "prefer_first = false: stays on gw2 with gw1 back" holds_for $((STALE_S + 2)) stays_put "$rot"
+assert_eq "$(wg_peer_endpoint client)" "$GW2_EP" "prefer_first = false: still on gw2"
 
-# ---- prefer_first: back to gw1 as soon as it answers
+# ---- prefer_first, with the first candidate given by name: a restarted
+# daemon sees that the peer is on the fallback, keeps it there while gw1
+# is away, and returns to gw1 as soon as it answers.
+node_link gw1 eth0 down
 hamgr_stop client
-write_client_conf true
+write_client_conf true "$GW1_NAME_EP"
 hamgr_start client "$HI_TMP/client.conf"
 wait_until 5 hamgr_status client >/dev/null || die "hamgr on the client did not answer after restart"
-# The restarted daemon only knows it is on the second candidate from the
-# peer's endpoint; either way it must end up on gw1.
-if wait_until $((STALE_S * 3)) endpoint_is "$GW1_EP"; then
-        pass "prefer_first: back on gw1"
+ep_index_is() {
+        [ "$(ep_field candidate_index)" = "$1" ]
+}
+# Its first look at the peer is one poll (1 s) after start.
+assert_true "restart: sees that the peer is on the second candidate" wait_until 3 ep_index_is 1
+rot=$(ep_field rotations)
+assert_true "prefer_first, gw1 away: stays on gw2" holds_for $((STALE_S + 2)) stays_put "$rot"
+gw1_return
+t0=$(hi_now_ms)
+if wait_until $((STALE_S + 5)) endpoint_is "$GW1_EP"; then
+        pass "prefer_first: back on gw1 after $(($(hi_now_ms) - t0)) ms"
 else
         fail "prefer_first: still at $(wg_peer_endpoint client)"
 fi
 assert_true "prefer_first: the tunnel works through gw1" wait_until 5 tunnel_ping
-assert_eq "$(ep_field candidate_index)" 0 "prefer_first: status candidate_index"
+st=$(hamgr_status client)
+assert_eq "$(jq -r '.endpoints[0].candidate_index' <<<"$st")" 0 "prefer_first: status candidate_index"
+assert_eq "$(jq -r '.endpoints[0].candidate' <<<"$st")" "$GW1_NAME_EP" "prefer_first: status candidate (the name)"
+assert_contains "$(cat "$(hamgr_log client)")" "to $GW1_EP ($GW1_NAME_EP, the first candidate answers again)" \
+        "log: the name was resolved and the first candidate answered"
 
 finish

@@ -14,21 +14,19 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/wg_lab.sh"
 
-require_root
-require_cmd wireguard-go wg jq tcpdump ping
-[ -n "${HAMGR_BIN:-}" ] || die "HAMGR_BIN is not set"
+require_hamgr wireguard-go wg tcpdump ping
 
 VIP=10.77.0.10
 
 write_conf() {
         local node=$1 prio=$2
         HC_TRACK= HC_INTERVAL_MS=100 HC_INSTANCE_EXTRA='track_checks = ( { check = "wg0"; weight = 0; } );' \
-                write_hamgr_conf "$HI_TMP/$node.conf" "$node" "$prio" "$(cat <<EOF
+                write_hamgr_conf "$(conf_of "$node")" "$node" "$prio" "$(cat <<EOF
 checks = ( { name = "wg0"; type = "wireguard"; interface = "wg0"; interval_ms = 200; rise = 1; fall = 2; } );
 wireguard = ( { interface = "wg0"; backend = "uapi"; follow = "wan"; source_address = "$VIP"; } );
 EOF
 )"
-        "$HAMGR_BIN" check -c "$HI_TMP/$node.conf" >/dev/null || die "hamgr check refuses $HI_TMP/$node.conf: $("$HAMGR_BIN" check -c "$HI_TMP/$node.conf" 2>&1)"
+        "$HAMGR_BIN" check -c "$(conf_of "$node")" >/dev/null || die "hamgr check refuses $HI_TMP/$node.conf: $("$HAMGR_BIN" check -c "$(conf_of "$node")" 2>&1)"
 }
 
 # Seconds (ms precision) until the tunnel answers again, polling every 100 ms.
@@ -53,9 +51,9 @@ for g in gw1 gw2; do
 done
 write_conf gw1 150
 write_conf gw2 100
-hamgr_start gw1 "$HI_TMP/gw1.conf"
+hamgr_start gw1 "$(conf_of gw1)"
 wait_until 10 hamgr_state_is gw1 wan MASTER || die "gw1 did not become MASTER: $(tail -5 "$(hamgr_log gw1)")"
-hamgr_start gw2 "$HI_TMP/gw2.conf"
+hamgr_start gw2 "$(conf_of gw2)"
 wait_until 10 hamgr_state_is gw2 wan BACKUP || die "gw2 did not become BACKUP"
 
 assert_true "master: wg0 up on gw1" wait_until 5 wg_link_up gw1
@@ -77,7 +75,7 @@ wait_until 5 hamgr_state_is gw2 wan MASTER || die "gw2 did not take over on SIGT
 assert_true "gw2 serves the client after a graceful hand-over" wait_until 20 tunnel_ping
 wait_until 10 grep -q "$WG_CLIENT_PUB" "$HI_TMP/gw2.state/wireguard-wg0.endpoints" ||
         fail "gw2 did not store the client's endpoint"
-hamgr_start gw1 "$HI_TMP/gw1.conf"
+hamgr_start gw1 "$(conf_of gw1)"
 wait_until 10 hamgr_state_is gw1 wan MASTER || die "gw1 did not preempt"
 assert_true "gw1 serves the client again after preempting (it knew the endpoint)" wait_until 5 tunnel_ping
 assert_true "gw2 is passive again: wg0 down" wait_until 5 wg_link_down gw2
@@ -119,7 +117,7 @@ assert_true "gw2 kicked at least one peer" test "$(hamgr_status gw2 | jq -r '.wi
 
 # ---- killing wireguard-go on the master fails the pair over
 node_link gw1 eth0 up
-hamgr_start gw1 "$HI_TMP/gw1.conf"
+hamgr_start gw1 "$(conf_of gw1)"
 wait_until 10 hamgr_state_is gw1 wan MASTER || die "gw1 did not come back"
 wait_until 5 tunnel_ping || fail "tunnel not back on gw1"
 wg_go_stop gw1 KILL

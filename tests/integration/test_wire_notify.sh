@@ -23,10 +23,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_root
-require_cmd ip nsenter unshare tcpdump jq awk
-[ -n "${HAMGR_BIN:-}" ] || die "HAMGR_BIN is not set"
-require_cmd "$HAMGR_BIN"
+require_hamgr tcpdump
 
 VIP4=10.77.0.10
 VIP6=fd77::10
@@ -34,10 +31,6 @@ VIPS="\"$VIP4/24\", \"$VIP6/64\""
 GARP='garp = { repeat = 3; interval_ms = 50; };'
 # Master_Down_Interval at 100 ms for priority 100: 3 * 100 + 60 ms.
 MASTER_DOWN_MS=360
-
-states_are() {
-        hamgr_state_is gw1 wan "$1" && hamgr_state_is gw2 wan "$2"
-}
 
 # garp_count CAP MAC: gratuitous ARPs for VIP4 from MAC.
 garp_count() {
@@ -60,26 +53,6 @@ announce_counts() {
 
 counts_are() {
         [ "$(announce_counts "$1" "$2")" = "$3" ]
-}
-
-client_mac_for() {
-        ip -n "$(ns_of client)" neigh show "$1" dev eth0 | sed -n 's/.*lladdr \([0-9a-f:]*\).*/\1/p'
-}
-
-# Kill -9 a node's daemon, pull its cable and clear what it left behind.
-crash_node() {
-        hamgr_stop "$1" KILL
-        node_link "$1" eth0 down
-        ip -n "$(ns_of "$1")" addr del "$VIP4/24" dev eth0 2>/dev/null || true
-        ip -n "$(ns_of "$1")" addr del "$VIP6/64" dev eth0 2>/dev/null || true
-}
-
-revive_node() {
-        node_link "$1" eth0 up
-        if ! node_addrs "$1" eth0 | grep -qxF "fd77::${1#gw}"; then
-                ip -n "$(ns_of "$1")" addr add "fd77::${1#gw}/64" dev eth0 nodad
-        fi
-        wait_until 5 node_has_carrier "$1" eth0 || die "$1 eth0 has no carrier"
 }
 
 # generic_args NODE: the args= field of each notify-log.sh record, in order.
@@ -135,7 +108,7 @@ wait_until 10 hamgr_state_is gw1 wan MASTER || die "gw1 did not become MASTER"
 hamgr_start gw2 "$HI_TMP/gw2.conf"
 wait_until 10 states_are MASTER BACKUP || true
 assert_eq "$(hamgr_state gw1 wan):$(hamgr_state gw2 wan)" MASTER:BACKUP "election: gw1 MASTER, gw2 BACKUP"
-assert_eq "$(hamgr_status gw1 | jq -r '.instances[0].family')" ipv4 "the first VIP sets the advert family"
+assert_eq "$(inst_field gw1 wan .family)" ipv4 "the first VIP sets the advert family"
 wait_until 3 announced "$CAP" "$GW1_MAC" || true
 # The burst is 3 packets 50 ms apart; a fourth would follow within 50 ms.
 assert_true "gw1 sends no more announcements after its burst" holds_for 0.5 counts_are "$CAP" "$GW1_MAC" 3:3
@@ -150,7 +123,7 @@ assert_true "both VIPs on gw1 (v6)" vip_owner_is "$VIP6" gw1
 ip netns exec "$(ns_of client)" sysctl -qw net.ipv4.neigh.eth0.locktime=0 net.ipv6.neigh.eth0.locktime=0
 node_exec client ping -4 -c 1 -W 2 "$VIP4" >/dev/null || fail "client cannot ping $VIP4 at gw1"
 node_exec client ping -6 -c 1 -W 2 "$VIP6" >/dev/null || fail "client cannot ping $VIP6 at gw1"
-assert_eq "$(client_mac_for "$VIP4"):$(client_mac_for "$VIP6")" "$GW1_MAC:$GW1_MAC" \
+assert_eq "$(neigh_mac client "$VIP4"):$(neigh_mac client "$VIP6")" "$GW1_MAC:$GW1_MAC" \
         "client's neighbour entries for both VIPs point to gw1"
 
 assert_true "advert from gw1: TTL 255, VRRPv3, vrid 51, prio 150, 10 cs, IPv4 VIP" \
@@ -163,7 +136,7 @@ assert_true "adverts carry internetwork-control precedence (tos 0xc0), like keep
 assert_eq "$(capture_count "$CAP" "VRRP" "fd77")" 0 "the IPv6 VIP is not advertised"
 assert_eq "$(capture_count "$CAP" "next-header VRRP")" 0 "no IPv6 adverts: the instance is IPv4"
 
-crash_node gw1
+crash_node gw1 "$VIP4/24" "$VIP6/64"
 t0=$(hi_now_ms)
 wait_until 5 hamgr_state_is gw2 wan MASTER || true
 took=$(($(hi_now_ms) - t0))
@@ -176,8 +149,8 @@ assert_true "advert from gw2: TTL 255, VRRPv3, vrid 51, prio 100" \
         capture_has "$CAP" "$GW2_MAC > 01:00:5e:00:00:12" "ttl 255," "10.77.0.2 > 224.0.0.18:" \
         "VRRPv3, Advertisement, vrid 51, prio 100, intvl 10cs," "addrs: $VIP4"
 # No traffic since: the GARP and the NA alone moved the client's entries.
-assert_eq "$(client_mac_for "$VIP4")" "$GW2_MAC" "client's ARP entry for $VIP4 follows the GARP to gw2"
-assert_eq "$(client_mac_for "$VIP6")" "$GW2_MAC" "client's neighbour entry for $VIP6 follows the NA to gw2"
+assert_eq "$(neigh_mac client "$VIP4")" "$GW2_MAC" "client's ARP entry for $VIP4 follows the GARP to gw2"
+assert_eq "$(neigh_mac client "$VIP6")" "$GW2_MAC" "client's neighbour entry for $VIP6 follows the NA to gw2"
 capture_stop "$CAP"
 hamgr_stop gw2
 revive_node gw1
@@ -252,7 +225,7 @@ slow_child=$(cat "$SLOW_PID")
 assert_true "slow: its sleep is running" kill -0 "$slow_child"
 assert_eq "$(hamgr_state gw2 wan)" BACKUP "slow: gw2 is BACKUP while its script hangs"
 
-crash_node gw1
+crash_node gw1 "$VIP4/24" "$VIP6/64"
 t0=$(hi_now_ms)
 wait_until 5 hamgr_state_is gw2 wan MASTER || true
 took=$(($(hi_now_ms) - t0))

@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * The replicated WireGuard state of a gateway pair: a pure core (no
+ * sockets, no clocks; wall time is a parameter) that the sync channel and
+ * the daemon drive.
+ *
+ * What is replicated, per WireGuard interface (by name):
+ *  - a device record: private key, listen port, fwmark, one version;
+ *  - per peer (by public key) a record: preshared key, allowed IPs,
+ *    persistent keepalive, a tombstone flag, one version; and next to it an
+ *    endpoint register with its own version, written only by the node that
+ *    serves the tunnels (the caller says whether this node may).
+ * Handshake times, transfer counters and (on a non-master) endpoints stay
+ * local and are never compared.
+ *
+ * Versions are hybrid logical clock timestamps (Kulkarni et al., "Logical
+ * Physical Clocks", 2014): wall milliseconds, a logical counter, and the
+ * writing node's id, so two versions are never equal and every node orders
+ * them the same way. Each record (and each endpoint register) is a
+ * last-writer-wins register: the higher version wins, whatever the order
+ * in which changes arrive, so merging is commutative, associative and
+ * idempotent, and two nodes that exchanged their changes hold the same
+ * state. An edit of a record after a node has seen a version of it always
+ * gets a higher version, because the replica's clock moves past every
+ * version it merges.
+ *
+ * A removed peer becomes a tombstone (its version, no keys, no allowed IPs)
+ * and stays: a stale node that replays the old record loses against it, so
+ * a revoked peer never comes back. A later re-add (a newer version, from
+ * any node) wins over the tombstone. Tombstones are never collected in this
+ * version: each costs about 110 bytes in memory, on the wire of a full sync
+ * and in the state file, for as long as the state lives. Collecting them
+ * needs both nodes to have acknowledged the removal, which only the channel
+ * knows.
+ *
+ * The echo rule: hamgr applies merged state to the device with
+ * replica_device_for() and wg_device_diff(); the next poll then shows
+ * exactly the replicated values, so replica_apply_local_device() finds no
+ * difference and issues no version. To keep a poll from mistaking changes
+ * not yet applied for local edits (and reverting them), an interface whose
+ * state changed by a merge or a load refuses local polls (-EAGAIN) until
+ * the caller confirms with replica_device_applied().
+ *
+ * Catch-up after a reconnect: each side sends replica_changes_since(the
+ * other's watermark). The receiver's watermark is replica_max_version()
+ * of the sender's node id; records are sent in version order and a batch
+ * is merged whole or not at all, so everything at or below the watermark
+ * is already held. A zero watermark sends everything (a first sync, or a
+ * node that restarted from an older state file) and is always correct.
+ *
+ * The encoding (for the wire and, encrypted, the state file; big endian):
+ *   u8 format (1), u32 count, then count records, each
+ *   u8 type (1 device, 2 peer), u8 ifname length (1..15), ifname;
+ *   device: version, private key[32], u16 listen port, u32 fwmark;
+ *   peer: public key[32], version, u8 flags (bit 0: tombstone),
+ *         preshared key[32], u16 keepalive, endpoint version,
+ *         u8 endpoint family (0 none, 4, 6), address, u16 port,
+ *         (IPv6) u32 scope id, u16 allowed IP count (at most 10000),
+ *         per allowed IP u8 family (4, 6), address, u8 cidr;
+ *   a version is u64 wall ms (< 2^48), u16 logical, u64 node.
+ * Only the canonical form is accepted (tombstones empty, allowed IPs
+ * masked, sorted and unique, endpoint present exactly when its version is
+ * set, reserved bits zero), so a decoded message re-encodes to the same
+ * bytes.
+ *
+ * Keys are secrets: records and encodings are wiped when freed, and
+ * nothing here logs.
+ */
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wg/wg.h"
+
+/* ---- hybrid logical clock ---- */
+
+/* Wall times are clamped below 2^48 ms (year 10889), so the clock never
+ * wraps; the decoder refuses larger ones. */
+#define HLC_WALL_MAX ((UINT64_C(1) << 48) - 1)
+
+struct hlc_ts {
+        uint64_t wall_ms;
+        uint16_t logical;
+        uint64_t node;                        /* writer's id; 0 only in the zero timestamp */
+};
+
+struct hlc {
+        uint64_t node;
+        uint64_t wall_ms;                     /* of the last timestamp issued or seen */
+        uint16_t logical;
+};
+
+/* A clock for NODE (nonzero) that has issued nothing yet. */
+void hlc_init(struct hlc *c, uint64_t node);
+
+/* A timestamp for a local event at wall time WALL_MS: greater than every
+ * timestamp C issued or saw, also when the wall clock went backwards.
+ * When the logical counter would overflow, the physical part advances by
+ * one millisecond instead. */
+struct hlc_ts hlc_now(struct hlc *c, uint64_t wall_ms);
+
+/* Receive REMOTE at wall time WALL_MS: C moves past it, and the returned
+ * timestamp (of the receive event) is greater than both REMOTE and
+ * everything C issued before. The caller bounds how far ahead REMOTE may
+ * be (the channel measures the offset); this accepts any value. */
+struct hlc_ts hlc_update(struct hlc *c, struct hlc_ts remote, uint64_t wall_ms);
+
+/* Total order: wall, then logical, then node. Returns <0, 0, >0. */
+int hlc_compare(struct hlc_ts a, struct hlc_ts b);
+
+/* Whether T is the zero timestamp ("never written"). */
+bool hlc_ts_is_zero(struct hlc_ts t);
+
+/* ---- records ---- */
+
+enum replica_rec_type {
+        REPLICA_REC_DEVICE,
+        REPLICA_REC_PEER,
+        _REPLICA_REC_MAX,
+};
+
+/* "device" or "peer"; NULL when out of range. */
+const char *replica_rec_type_to_string(enum replica_rec_type t);
+
+struct replica_device {
+        struct hlc_ts version;                /* zero: no device record */
+        uint8_t private_key[WG_KEY_LEN];
+        uint16_t listen_port;
+        uint32_t fwmark;
+};
+
+struct replica_peer {
+        uint8_t public_key[WG_KEY_LEN];
+        struct hlc_ts version;                /* version.node is the origin node */
+        bool deleted;                         /* tombstone: no keys, no allowed IPs */
+        uint8_t preshared_key[WG_KEY_LEN];    /* all zero: none */
+        uint16_t keepalive;                   /* seconds; 0 = off */
+        struct wg_allowedip *allowedips;      /* masked, sorted, unique */
+        size_t n_allowedips;
+        struct hlc_ts endpoint_version;       /* zero: no endpoint known */
+        union wg_endpoint endpoint;           /* address, port, IPv6 scope only */
+};
+
+/* One record of one interface, as it travels. */
+struct replica_rec {
+        enum replica_rec_type type;
+        char ifname[IFNAMSIZ];
+        struct replica_device device;         /* type DEVICE */
+        struct replica_peer peer;             /* type PEER */
+};
+
+/* A list of records: local changes to send, remote changes to merge, or
+ * what a merge changed. Zero-initialise; free with replica_changes_done(). */
+struct replica_changes {
+        struct replica_rec *recs;
+        size_t n;
+};
+
+/* Free and wipe the records and reset C to empty; accepts NULL. */
+void replica_changes_done(struct replica_changes *c);
+
+/* Limits the decoder enforces (and the encoder refuses to exceed). */
+#define REPLICA_RECORDS_MAX 1000000
+#define REPLICA_ALLOWEDIPS_MAX 10000
+#define REPLICA_FORMAT_VERSION 1
+
+/* Encode C (in its order) as above. Returns 0 and a new buffer the caller
+ * wipes and frees, -EINVAL for a record that would not decode (bad name,
+ * zero version, non-canonical allowed IPs, too many), or -ENOMEM. */
+int replica_changes_encode(const struct replica_changes *c, uint8_t **ret, size_t *ret_len);
+
+/* Decode BUF. Returns 0 and the records in *ret (which the caller frees
+ * with replica_changes_done()), -EBADMSG with a static reason in
+ * *ret_reason (when not NULL) for anything malformed, truncated, over a
+ * limit or not canonical, or -ENOMEM. Never reads past LEN; *ret is
+ * untouched on failure. */
+int replica_changes_decode(const uint8_t *buf, size_t len, struct replica_changes *ret, const char **ret_reason);
+
+/* ---- the replica ---- */
+
+struct replica;
+
+/* A 64-bit node id from the node's sync public key (never 0). */
+uint64_t replica_node_id(const uint8_t sync_public_key[static WG_KEY_LEN]);
+
+/* An empty replica for node NODE (nonzero). Returns 0, -EINVAL or -ENOMEM. */
+int replica_new(uint64_t node, struct replica **ret);
+/* Wipes keys; accepts NULL. Returns NULL. */
+struct replica *replica_free(struct replica *r);
+static inline void replica_freep(struct replica **r) {
+        replica_free(*r);
+}
+
+uint64_t replica_node(const struct replica *r);
+
+/*
+ * A poll of interface IFNAME: OBSERVED is what the device shows now.
+ * Issues a new version (from the replica's clock at WALL_MS) for each real
+ * difference from the replica: a peer added, a peer gone (tombstone), a
+ * changed preshared key, keepalive or allowed-IP set, a changed private
+ * key, listen port or fwmark; and, when MAY_WRITE_ENDPOINTS, a changed
+ * endpoint. Allowed IPs compare as sets (order, duplicates and host bits
+ * do not matter); a listen port of 0 (not bound) is no change; a device
+ * that reports only its public key (boringtun) leaves the device record
+ * alone unless that key matches the replicated private key. Appends the
+ * new records to *ret when RET is not NULL.
+ *
+ * Call only once the device was written from replica_device_for(): the
+ * interface's first poll, with nothing replicated yet, takes the device
+ * as it is. Returns 0; -EAGAIN while merged or loaded changes wait for
+ * replica_device_applied(); -EINVAL (also for a peer with a zero key or
+ * an allowed IP with a bad family or prefix); -E2BIG for a peer with more
+ * than REPLICA_ALLOWEDIPS_MAX allowed IPs; -ENOMEM. On failure nothing
+ * changed.
+ */
+int replica_apply_local_device(struct replica *r, const char *ifname, const struct wg_device *observed,
+                               uint64_t wall_ms, bool may_write_endpoints, struct replica_changes *ret);
+
+/*
+ * Merge REMOTE (records from another node, in any order, duplicates
+ * allowed) into R: per record and per endpoint register the higher version
+ * wins. R's clock moves past every version seen. Appends the records whose
+ * local state changed, as they now are, to *ret_applied when not NULL, and
+ * marks their interfaces as waiting for replica_device_applied().
+ * All or nothing: returns 0, or -EINVAL (invalid record) or -ENOMEM with R
+ * unchanged.
+ */
+int replica_merge(struct replica *r, const struct replica_changes *remote, struct replica_changes *ret_applied);
+
+/*
+ * The device IFNAME should be: its device record (private key, listen
+ * port, fwmark with their HAS_ flags, when there is one) and its live
+ * peers sorted by key, each with preshared key and keepalive flagged (so
+ * that none means cleared) and, when INCLUDE_ENDPOINTS, its endpoint.
+ * Feed it to wg_device_diff() as the desired device. Returns 0 and a new
+ * device, -ENOENT when nothing is replicated for IFNAME, or -ENOMEM.
+ */
+int replica_device_for(struct replica *r, const char *ifname, bool include_endpoints, struct wg_device **ret);
+
+/* The caller wrote IFNAME's replicated state to the device: local polls of
+ * it are accepted again. Returns 0, or -ENOENT. */
+int replica_device_applied(struct replica *r, const char *ifname);
+
+/* Whether IFNAME has merged or loaded changes not yet confirmed with
+ * replica_device_applied(). */
+bool replica_device_needs_apply(const struct replica *r, const char *ifname);
+
+/* Append to *ret every record whose version or endpoint version is greater
+ * than SINCE, in increasing order of that version (the zero timestamp:
+ * everything). Returns 0 or -ENOMEM (*ret as it was). */
+int replica_changes_since(const struct replica *r, struct hlc_ts since, struct replica_changes *ret);
+
+/* The highest version (of a record or endpoint register) written by NODE
+ * that R holds; zero when none. The receiver's watermark for catch-up. */
+struct hlc_ts replica_max_version(const struct replica *r, uint64_t node);
+
+/* Number of records (device records, peers and tombstones). */
+size_t replica_n_records(const struct replica *r);
+
+/* Every record in canonical order (interfaces by name, the device record
+ * first, peers by key), encoded as replica_changes_encode() does. Two
+ * replicas with the same state encode to the same bytes. Returns 0 and a
+ * new buffer the caller wipes and frees, -E2BIG beyond
+ * REPLICA_RECORDS_MAX records, or -ENOMEM. */
+int replica_encode(const struct replica *r, uint8_t **ret, size_t *ret_len);
+
+/* A replica for NODE from an encoding: decoded and merged into a fresh
+ * replica, whose clock then stands past every version in it, and every
+ * interface waits for replica_device_applied(). Returns 0, -EBADMSG with a
+ * reason, -EINVAL or -ENOMEM; *ret untouched on failure. */
+int replica_decode(const uint8_t *buf, size_t len, uint64_t node, struct replica **ret, const char **ret_reason);

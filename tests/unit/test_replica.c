@@ -1,0 +1,1073 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The replication core: the hybrid logical clock, local polls and the echo
+ * rule, last-writer-wins merging with tombstones across partitions (two
+ * simulated gateways, each a replica plus the device it drives), catch-up,
+ * and the record encoding with its rejection of malformed input. */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/macro.h"
+#include "hamgr/replica.h"
+
+#define NODE_A UINT64_C(0xa0a0a0a0a0a0a0a0)
+#define NODE_B UINT64_C(0x0b0b0b0b0b0b0b0b)
+#define IF "wg0"
+
+/* ---- helpers ---- */
+
+static void key_fill(uint8_t key[static WG_KEY_LEN], uint32_t id, uint8_t tag) {
+        memset(key, 0, WG_KEY_LEN);
+        key[0] = (uint8_t) (id >> 24);
+        key[1] = (uint8_t) (id >> 16);
+        key[2] = (uint8_t) (id >> 8);
+        key[3] = (uint8_t) id;
+        key[31] = tag;
+}
+
+static struct wg_allowedip aip(const char *s, uint8_t cidr) {
+        struct wg_allowedip a = { .cidr = cidr };
+
+        if (inet_pton(AF_INET, s, &a.ip.in) == 1)
+                a.family = AF_INET;
+        else {
+                assert_int_equal(inet_pton(AF_INET6, s, &a.ip.in6), 1);
+                a.family = AF_INET6;
+        }
+        return a;
+}
+
+static struct wg_device *dev_new(void) {
+        struct wg_device *d = calloc(1, sizeof(*d));
+
+        assert_non_null(d);
+        strcpy(d->name, IF);
+        key_fill(d->private_key, 0xdead, 0x11);
+        d->listen_port = 51820;
+        d->flags = WG_DEVICE_HAS_PRIVATE_KEY | WG_DEVICE_HAS_PUBLIC_KEY | WG_DEVICE_HAS_LISTEN_PORT |
+                   WG_DEVICE_HAS_FWMARK;
+        return d;
+}
+
+static struct wg_peer *dev_peer(struct wg_device *d, uint32_t id) {
+        uint8_t k[WG_KEY_LEN];
+
+        key_fill(k, id, 0x77);
+        for (size_t i = 0; i < d->n_peers; i++)
+                if (memcmp(d->peers[i].public_key, k, WG_KEY_LEN) == 0)
+                        return &d->peers[i];
+        return NULL;
+}
+
+/* Add or update peer ID as a backend would report it: every field flagged,
+ * one allowed IP 10.0.<id>.0/24, preshared key tagged VAL. */
+static struct wg_peer *dev_set(struct wg_device *d, uint32_t id, uint8_t val) {
+        struct wg_peer *p = dev_peer(d, id);
+        struct wg_allowedip a = aip("10.0.0.0", 24);
+
+        if (!p) {
+                p = wg_device_add_peer(d);
+                assert_non_null(p);
+                key_fill(p->public_key, id, 0x77);
+                a.ip.bytes[2] = (uint8_t) id;
+                assert_int_equal(wg_peer_add_allowedip(p, &a), 0);
+        }
+        p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_HAS_PRESHARED_KEY | WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
+        key_fill(p->preshared_key, 0x5000 + val, val);
+        p->persistent_keepalive_interval = 25;
+        return p;
+}
+
+static void dev_del(struct wg_device *d, uint32_t id) {
+        struct wg_peer *p = dev_peer(d, id);
+        size_t i;
+
+        assert_non_null(p);
+        i = (size_t) (p - d->peers);
+        free(p->allowedips);
+        memmove(&d->peers[i], &d->peers[i + 1], (d->n_peers - i - 1) * sizeof(*p));
+        d->n_peers--;
+}
+
+/* The preshared key tag of peer ID in R's desired device; -1: absent. */
+static int desired_val(struct replica *r, uint32_t id) {
+        _cleanup_(wg_device_freep) struct wg_device *d = NULL;
+        struct wg_peer *p;
+
+        if (replica_device_for(r, IF, false, &d) == -ENOENT)
+                return -1;
+        p = dev_peer(d, id);
+        return p ? p->preshared_key[31] : -1;
+}
+
+static size_t poll(struct replica *r, const struct wg_device *d, uint64_t wall, bool master) {
+        struct replica_changes c = {};
+        size_t n;
+
+        assert_int_equal(replica_apply_local_device(r, IF, d, wall, master, &c), 0);
+        n = c.n;
+        replica_changes_done(&c);
+        return n;
+}
+
+static void encode(const struct replica *r, uint8_t **buf, size_t *len) {
+        assert_int_equal(replica_encode(r, buf, len), 0);
+}
+
+static void assert_same_state(const struct replica *a, const struct replica *b) {
+        _cleanup_(freep) uint8_t *ea = NULL, *eb = NULL;
+        size_t la, lb;
+
+        encode(a, &ea, &la);
+        encode(b, &eb, &lb);
+        assert_int_equal(la, lb);
+        assert_memory_equal(ea, eb, la);
+}
+
+/* A gateway: its replica and the device hamgr drives from it. */
+struct node {
+        struct replica *r;
+        struct wg_device *dev;
+};
+
+static void node_init(struct node *n, uint64_t id) {
+        assert_int_equal(replica_new(id, &n->r), 0);
+        n->dev = dev_new();
+}
+
+static void node_done(struct node *n) {
+        replica_free(n->r);
+        wg_device_free(n->dev);
+}
+
+/* What the daemon does after a merge: write the desired device, confirm. */
+static void node_apply(struct node *n) {
+        struct wg_device *d = NULL;
+
+        assert_int_equal(replica_device_for(n->r, IF, false, &d), 0);
+        wg_device_free(n->dev);
+        n->dev = d;
+        assert_int_equal(replica_device_applied(n->r, IF), 0);
+}
+
+/* Send everything FROM holds to TO (a first sync); returns what changed. */
+static size_t sync_all(struct node *from, struct node *to) {
+        struct replica_changes c = {}, applied = {};
+        size_t n;
+
+        assert_int_equal(replica_changes_since(from->r, (struct hlc_ts) {}, &c), 0);
+        assert_int_equal(replica_merge(to->r, &c, &applied), 0);
+        n = applied.n;
+        if (replica_device_needs_apply(to->r, IF))
+                node_apply(to);
+        replica_changes_done(&c);
+        replica_changes_done(&applied);
+        return n;
+}
+
+/* ---- hybrid logical clock ---- */
+
+static void test_hlc_monotonic_backwards(void **state) {
+        static const uint64_t walls[] = { 1000, 1000, 999, 500, 0, 1001, 1001, 2000, 1500 };
+        struct hlc c;
+        struct hlc_ts prev = {}, t;
+
+        hlc_init(&c, 7);
+        for (size_t i = 0; i < ELEMENTSOF(walls); i++) {
+                t = hlc_now(&c, walls[i]);
+                assert_true(hlc_compare(t, prev) > 0);
+                assert_true(t.wall_ms >= walls[i]);
+                assert_int_equal(t.node, 7);
+                prev = t;
+        }
+        /* Physical part never below the highest wall time seen. */
+        assert_int_equal(prev.wall_ms, 2000);
+}
+
+static void test_hlc_logical_overflow(void **state) {
+        struct hlc c;
+        struct hlc_ts prev, t;
+
+        hlc_init(&c, 1);
+        prev = hlc_now(&c, 5000);
+        for (unsigned i = 0; i < 70000; i++) {
+                t = hlc_now(&c, 5000);
+                assert_true(hlc_compare(t, prev) > 0);
+                prev = t;
+        }
+        assert_int_equal(prev.wall_ms, 5001);
+        assert_int_equal(prev.logical, 70000 - 65536);
+}
+
+static void test_hlc_update(void **state) {
+        struct hlc c;
+        struct hlc_ts local, remote, t;
+
+        hlc_init(&c, 1);
+        local = hlc_now(&c, 1000);
+        /* Remote ahead of both clocks: we move past it. */
+        remote = (struct hlc_ts) { .wall_ms = 9000, .logical = 4, .node = 2 };
+        t = hlc_update(&c, remote, 1000);
+        assert_true(hlc_compare(t, remote) > 0);
+        assert_true(hlc_compare(t, local) > 0);
+        assert_int_equal(t.wall_ms, 9000);
+        assert_int_equal(t.logical, 5);
+        t = hlc_now(&c, 1001);
+        assert_true(hlc_compare(t, remote) > 0);
+        /* Same physical part on both: logical is past both. */
+        remote = (struct hlc_ts) { .wall_ms = 9000, .logical = 50, .node = 2 };
+        t = hlc_update(&c, remote, 10);
+        assert_int_equal(t.wall_ms, 9000);
+        assert_int_equal(t.logical, 51);
+        /* Remote behind: only our own counter moves. */
+        remote = (struct hlc_ts) { .wall_ms = 100, .logical = 9, .node = 2 };
+        t = hlc_update(&c, remote, 10);
+        assert_int_equal(t.wall_ms, 9000);
+        assert_int_equal(t.logical, 52);
+        /* Wall clock ahead of everything: it wins, counter resets. */
+        t = hlc_update(&c, remote, 20000);
+        assert_int_equal(t.wall_ms, 20000);
+        assert_int_equal(t.logical, 0);
+        /* Clamped, never wrapping. */
+        t = hlc_now(&c, UINT64_MAX);
+        assert_int_equal(t.wall_ms, HLC_WALL_MAX);
+        assert_true(hlc_compare(hlc_now(&c, UINT64_MAX), t) > 0);
+}
+
+static void test_hlc_total_order(void **state) {
+        struct hlc_ts a = { 10, 1, 1 }, b = { 10, 1, 2 }, c = { 10, 2, 0 }, d = { 11, 0, 0 };
+
+        assert_true(hlc_compare(a, b) < 0);
+        assert_true(hlc_compare(b, a) > 0);
+        assert_true(hlc_compare(b, c) < 0);
+        assert_true(hlc_compare(c, d) < 0);
+        assert_int_equal(hlc_compare(a, a), 0);
+        assert_true(hlc_ts_is_zero((struct hlc_ts) {}));
+        assert_false(hlc_ts_is_zero(a));
+}
+
+static void test_node_id(void **state) {
+        uint8_t k1[WG_KEY_LEN], k2[WG_KEY_LEN];
+
+        key_fill(k1, 1, 0);
+        key_fill(k2, 2, 0);
+        assert_int_not_equal(replica_node_id(k1), 0);
+        assert_int_equal(replica_node_id(k1), replica_node_id(k1));
+        assert_int_not_equal(replica_node_id(k1), replica_node_id(k2));
+}
+
+/* ---- local polls ---- */
+
+static void test_poll_first_and_steady(void **state) {
+        _cleanup_(replica_freep) struct replica *r = NULL;
+        _cleanup_(wg_device_freep) struct wg_device *d = dev_new();
+        struct replica_changes c = {};
+        struct wg_peer *p;
+        struct wg_allowedip extra = aip("2001:db8::", 64), dup = aip("10.0.1.77", 24);
+
+        assert_int_equal(replica_new(NODE_A, &r), 0);
+        dev_set(d, 1, 1);
+        dev_set(d, 2, 2);
+        assert_int_equal(replica_apply_local_device(r, IF, d, 1000, false, &c), 0);
+        assert_int_equal(c.n, 3);
+        assert_int_equal(c.recs[0].type, REPLICA_REC_DEVICE);
+        assert_int_equal(c.recs[0].device.listen_port, 51820);
+        assert_int_equal(c.recs[0].device.version.node, NODE_A);
+        assert_int_equal(c.recs[1].type, REPLICA_REC_PEER);
+        assert_false(c.recs[1].peer.deleted);
+        assert_int_equal(c.recs[1].peer.keepalive, 25);
+        assert_int_equal(c.recs[1].peer.n_allowedips, 1);
+        assert_true(hlc_ts_is_zero(c.recs[1].peer.endpoint_version));
+        assert_int_equal(replica_n_records(r), 3);
+        replica_changes_done(&c);
+        assert_int_equal(c.n, 0);
+
+        /* Same device: nothing. */
+        assert_int_equal(poll(r, d, 1001, false), 0);
+
+        /* What stays local never makes a version: counters, handshakes,
+         * endpoints on a non-master, allowed-IP order, host bits and
+         * duplicates, a not-yet-bound listen port. */
+        p = dev_peer(d, 1);
+        p->rx_bytes = 1234;
+        p->tx_bytes = 99;
+        p->last_handshake_time_sec = 1700000000;
+        p->flags |= WG_PEER_HAS_ENDPOINT;
+        p->endpoint.addr4.sin_family = AF_INET;
+        p->endpoint.addr4.sin_port = htons(4000);
+        assert_int_equal(wg_peer_add_allowedip(p, &extra), 0);
+        assert_int_equal(poll(r, d, 1002, false), 1); /* the new allowed IP is real */
+        /* Reordered, with a host-bit and a duplicate variant. */
+        p = dev_peer(d, 1);
+        p->allowedips[0] = extra;
+        p->allowedips[1] = aip("10.0.1.0", 24);
+        assert_int_equal(wg_peer_add_allowedip(p, &dup), 0);
+        d->listen_port = 0;
+        assert_int_equal(poll(r, d, 1003, false), 0);
+}
+
+static void test_poll_detects_each_change(void **state) {
+        enum { PSK, KEEPALIVE, ALLOWEDIP, REMOVE, ADD, PORT, FWMARK, PRIVKEY, _N };
+        struct wg_allowedip extra = aip("192.168.0.0", 16);
+
+        for (int what = 0; what < _N; what++) {
+                _cleanup_(replica_freep) struct replica *r = NULL;
+                _cleanup_(wg_device_freep) struct wg_device *d = dev_new();
+                struct replica_changes c = {};
+                struct hlc_ts first;
+
+                assert_int_equal(replica_new(NODE_A, &r), 0);
+                dev_set(d, 1, 1);
+                dev_set(d, 2, 2);
+                assert_int_equal(poll(r, d, 1000, false), 3);
+                first = replica_max_version(r, NODE_A);
+                switch (what) {
+                case PSK:
+                        dev_set(d, 1, 9);
+                        break;
+                case KEEPALIVE:
+                        dev_peer(d, 2)->persistent_keepalive_interval = 0;
+                        break;
+                case ALLOWEDIP:
+                        assert_int_equal(wg_peer_add_allowedip(dev_peer(d, 2), &extra), 0);
+                        break;
+                case REMOVE:
+                        dev_del(d, 1);
+                        break;
+                case ADD:
+                        dev_set(d, 3, 3);
+                        break;
+                case PORT:
+                        d->listen_port = 51821;
+                        break;
+                case FWMARK:
+                        d->fwmark = 0x42;
+                        break;
+                case PRIVKEY:
+                        d->private_key[5] ^= 1;
+                        break;
+                }
+                /* Wall clock went back: still a newer version. */
+                assert_int_equal(replica_apply_local_device(r, IF, d, 10, false, &c), 0);
+                assert_int_equal(c.n, 1);
+                assert_true(hlc_compare(c.recs[0].type == REPLICA_REC_PEER ? c.recs[0].peer.version
+                                                                             : c.recs[0].device.version,
+                                        first) > 0);
+                assert_int_equal(c.recs[0].type, what >= PORT ? REPLICA_REC_DEVICE : REPLICA_REC_PEER);
+                if (what == REMOVE) {
+                        assert_true(c.recs[0].peer.deleted);
+                        assert_true(wg_key_is_zero(c.recs[0].peer.preshared_key));
+                        assert_int_equal(c.recs[0].peer.n_allowedips, 0);
+                        assert_int_equal(desired_val(r, 1), -1);
+                        /* The tombstone stays a record. */
+                        assert_int_equal(replica_n_records(r), 3);
+                }
+                replica_changes_done(&c);
+                assert_int_equal(poll(r, d, 11, false), 0);
+        }
+}
+
+static void test_poll_public_key_only(void **state) {
+        _cleanup_(replica_freep) struct replica *r = NULL;
+        _cleanup_(wg_device_freep) struct wg_device *d = dev_new();
+        uint8_t priv[WG_KEY_LEN];
+
+        assert_int_equal(replica_new(NODE_A, &r), 0);
+        /* Nothing to take the key from: no device record, peers still. */
+        d->flags &= ~(uint32_t) WG_DEVICE_HAS_PRIVATE_KEY;
+        memcpy(priv, d->private_key, WG_KEY_LEN);
+        assert_int_equal(wg_key_public_from_private(d->public_key, priv), 0);
+        dev_set(d, 1, 1);
+        assert_int_equal(poll(r, d, 1000, false), 1);
+
+        /* Once the key is replicated, a boringtun-style device with that
+         * public key is the same device, and its port changes count. */
+        d->flags |= WG_DEVICE_HAS_PRIVATE_KEY;
+        assert_int_equal(poll(r, d, 1001, false), 1);
+        d->flags &= ~(uint32_t) WG_DEVICE_HAS_PRIVATE_KEY;
+        memset(d->private_key, 0, WG_KEY_LEN);
+        assert_int_equal(poll(r, d, 1002, false), 0);
+        d->listen_port = 4444;
+        assert_int_equal(poll(r, d, 1003, false), 1);
+        /* Another public key: we cannot tell the private key, so leave it. */
+        d->public_key[0] ^= 1;
+        d->listen_port = 5555;
+        assert_int_equal(poll(r, d, 1004, false), 0);
+}
+
+static void test_poll_rejects_bad_input(void **state) {
+        _cleanup_(replica_freep) struct replica *r = NULL;
+        _cleanup_(wg_device_freep) struct wg_device *d = dev_new();
+        struct wg_allowedip bad = aip("10.0.0.0", 33);
+        struct wg_peer *p;
+
+        assert_int_equal(replica_new(NODE_A, &r), 0);
+        assert_int_equal(replica_apply_local_device(r, "bad/name", d, 1, false, NULL), -EINVAL);
+        assert_int_equal(replica_apply_local_device(r, "", d, 1, false, NULL), -EINVAL);
+        assert_int_equal(replica_apply_local_device(r, "0123456789abcdef", d, 1, false, NULL), -EINVAL);
+        p = dev_set(d, 1, 1);
+        assert_int_equal(wg_peer_add_allowedip(p, &bad), 0);
+        assert_int_equal(replica_apply_local_device(r, IF, d, 1, false, NULL), -EINVAL);
+        assert_int_equal(replica_n_records(r), 0);
+        p->n_allowedips = 1;
+        p = wg_device_add_peer(d); /* zero public key */
+        assert_non_null(p);
+        assert_int_equal(replica_apply_local_device(r, IF, d, 1, false, NULL), -EINVAL);
+        assert_int_equal(replica_n_records(r), 0);
+        assert_int_equal(replica_new(0, &(struct replica *) { NULL }), -EINVAL);
+}
+
+/* ---- merge: two gateways ---- */
+
+enum op_kind { SET, DEL, A2B, B2A, BOTH, END };
+
+struct op {
+        enum op_kind kind;
+        int node;                             /* 0: A, 1: B */
+        uint32_t peer;
+        uint8_t val;
+        uint64_t wall;
+};
+
+struct scenario {
+        const char *name;
+        struct op ops[12];
+        int expect[4];                        /* peers 1..4: psk tag, or -1 absent */
+};
+
+#define BASE { SET, 0, 1, 1, 1000 }, { BOTH }
+
+static const struct scenario scenarios[] = {
+        { "different peers on each side: union",
+          { BASE, { SET, 0, 2, 2, 2000 }, { SET, 1, 3, 3, 2001 }, { BOTH }, { END } },
+          { 1, 2, 3, -1 } },
+        { "same peer on both, B later",
+          { BASE, { SET, 0, 1, 5, 2000 }, { SET, 1, 1, 6, 3000 }, { A2B }, { B2A }, { END } },
+          { 6, -1, -1, -1 } },
+        { "same peer on both, B later, other exchange order",
+          { BASE, { SET, 0, 1, 5, 2000 }, { SET, 1, 1, 6, 3000 }, { B2A }, { A2B }, { END } },
+          { 6, -1, -1, -1 } },
+        { "same peer on both, A later",
+          { BASE, { SET, 1, 1, 6, 2000 }, { SET, 0, 1, 5, 3000 }, { BOTH }, { END } },
+          { 5, -1, -1, -1 } },
+        { "removal on A after an edit on B: tombstone wins",
+          { BASE, { SET, 1, 1, 7, 2000 }, { DEL, 0, 1, 0, 3000 }, { B2A }, { A2B }, { END } },
+          { -1, -1, -1, -1 } },
+        { "removal on A after an edit on B, other order",
+          { BASE, { SET, 1, 1, 7, 2000 }, { DEL, 0, 1, 0, 3000 }, { A2B }, { B2A }, { END } },
+          { -1, -1, -1, -1 } },
+        { "removal, then a later re-add on the other side wins",
+          { BASE, { DEL, 0, 1, 0, 2000 }, { SET, 1, 1, 8, 3000 }, { BOTH }, { END } },
+          { 8, -1, -1, -1 } },
+        { "removal seen, re-added later on the same side",
+          { BASE, { DEL, 0, 1, 0, 2000 }, { A2B }, { SET, 1, 1, 9, 3000 }, { B2A }, { END } },
+          { 9, -1, -1, -1 } },
+        { "partition: both edited several peers",
+          { BASE, { SET, 0, 2, 2, 2000 }, { SET, 1, 2, 3, 2500 }, { DEL, 1, 1, 0, 2600 }, { SET, 0, 3, 4, 2700 },
+            { SET, 1, 4, 5, 2800 }, { SET, 0, 4, 6, 2900 }, { BOTH }, { END } },
+          { -1, 3, 4, 6 } },
+        { "an edit made after seeing a change wins even with a slow clock",
+          { { SET, 0, 1, 1, 900000 }, { A2B }, { SET, 1, 1, 2, 10 }, { B2A }, { END } },
+          { 2, -1, -1, -1 } },
+};
+
+static void run_op(struct node *n, const struct op *op) {
+        if (op->kind == SET)
+                dev_set(n[op->node].dev, op->peer, op->val);
+        else
+                dev_del(n[op->node].dev, op->peer);
+        /* A node's first poll also records its device. */
+        assert_in_range(poll(n[op->node].r, n[op->node].dev, op->wall, false), 1, 2);
+}
+
+static void test_merge_scenarios(void **state) {
+        for (size_t s = 0; s < ELEMENTSOF(scenarios); s++) {
+                struct node n[2];
+
+                node_init(&n[0], NODE_A);
+                node_init(&n[1], NODE_B);
+                print_message("scenario: %s\n", scenarios[s].name);
+                for (const struct op *op = scenarios[s].ops; op->kind != END; op++) {
+                        switch (op->kind) {
+                        case SET:
+                        case DEL:
+                                run_op(n, op);
+                                break;
+                        case A2B:
+                                sync_all(&n[0], &n[1]);
+                                break;
+                        case B2A:
+                                sync_all(&n[1], &n[0]);
+                                break;
+                        case BOTH:
+                                sync_all(&n[0], &n[1]);
+                                sync_all(&n[1], &n[0]);
+                                break;
+                        default:
+                                fail();
+                        }
+                }
+                for (int node = 0; node < 2; node++)
+                        for (uint32_t p = 1; p <= 4; p++)
+                                assert_int_equal(desired_val(n[node].r, p), scenarios[s].expect[p - 1]);
+                assert_same_state(n[0].r, n[1].r);
+                /* Converged: exchanging again changes nothing, and polling
+                 * the applied devices issues nothing (the echo rule). */
+                assert_int_equal(sync_all(&n[0], &n[1]), 0);
+                assert_int_equal(sync_all(&n[1], &n[0]), 0);
+                assert_int_equal(poll(n[0].r, n[0].dev, 5000000, false), 0);
+                assert_int_equal(poll(n[1].r, n[1].dev, 5000000, false), 0);
+                node_done(&n[0]);
+                node_done(&n[1]);
+        }
+}
+
+/* The same concurrent changes merged in every order give the same state. */
+static void test_merge_order_independent(void **state) {
+        struct node a, b;
+        struct replica_changes ca = {}, cb = {};
+        const struct replica_changes *orders[2][2] = { { &ca, &cb }, { &cb, &ca } };
+        struct replica *results[2];
+
+        node_init(&a, NODE_A);
+        node_init(&b, NODE_B);
+        dev_set(a.dev, 1, 1);
+        dev_set(a.dev, 2, 2);
+        dev_set(b.dev, 2, 3);
+        dev_set(b.dev, 3, 4);
+        assert_int_equal(poll(a.r, a.dev, 100, false), 3);
+        assert_int_equal(poll(b.r, b.dev, 200, false), 3);
+        dev_del(a.dev, 1);
+        assert_int_equal(poll(a.r, a.dev, 300, false), 1);
+        assert_int_equal(replica_changes_since(a.r, (struct hlc_ts) {}, &ca), 0);
+        assert_int_equal(replica_changes_since(b.r, (struct hlc_ts) {}, &cb), 0);
+        for (int o = 0; o < 2; o++) {
+                assert_int_equal(replica_new(0x33, &results[o]), 0);
+                assert_int_equal(replica_merge(results[o], orders[o][0], NULL), 0);
+                assert_int_equal(replica_merge(results[o], orders[o][1], NULL), 0);
+        }
+        assert_same_state(results[0], results[1]);
+        /* And the two nodes themselves. */
+        assert_int_equal(replica_merge(a.r, &cb, NULL), 0);
+        assert_int_equal(replica_merge(b.r, &ca, NULL), 0);
+        assert_same_state(a.r, b.r);
+        assert_same_state(a.r, results[0]);
+        replica_free(results[0]);
+        replica_free(results[1]);
+        replica_changes_done(&ca);
+        replica_changes_done(&cb);
+        node_done(&a);
+        node_done(&b);
+}
+
+static void test_merge_idempotent(void **state) {
+        struct node a, b;
+        struct replica_changes c = {}, applied = {};
+        _cleanup_(freep) uint8_t *before = NULL, *after = NULL;
+        size_t lb, la;
+
+        node_init(&a, NODE_A);
+        node_init(&b, NODE_B);
+        dev_set(a.dev, 1, 1);
+        dev_set(a.dev, 2, 2);
+        assert_int_equal(poll(a.r, a.dev, 100, false), 3);
+        assert_int_equal(replica_changes_since(a.r, (struct hlc_ts) {}, &c), 0);
+        assert_int_equal(replica_merge(b.r, &c, &applied), 0);
+        assert_int_equal(applied.n, 3);
+        assert_true(replica_device_needs_apply(b.r, IF));
+        replica_changes_done(&applied);
+        encode(b.r, &before, &lb);
+        assert_int_equal(replica_merge(b.r, &c, &applied), 0);
+        assert_int_equal(applied.n, 0);
+        encode(b.r, &after, &la);
+        assert_int_equal(la, lb);
+        assert_memory_equal(before, after, la);
+        /* Duplicates inside one batch fold to the newest. */
+        assert_int_equal(replica_changes_since(a.r, (struct hlc_ts) {}, &c), 0);
+        assert_int_equal(c.n, 6);
+        assert_int_equal(replica_merge(b.r, &c, &applied), 0);
+        assert_int_equal(applied.n, 0);
+        replica_changes_done(&c);
+        node_done(&a);
+        node_done(&b);
+}
+
+/* A node that was down through a removal replays its old records: the
+ * tombstone beats them, on both sides, and the peer stays gone. */
+static void test_tombstone_beats_stale_node(void **state) {
+        struct node a, b;
+        struct replica_changes stale = {}, applied = {};
+
+        node_init(&a, NODE_A);
+        node_init(&b, NODE_B);
+        dev_set(a.dev, 1, 1);
+        assert_int_equal(poll(a.r, a.dev, 100, false), 2);
+        sync_all(&a, &b);
+        assert_int_equal(replica_changes_since(b.r, (struct hlc_ts) {}, &stale), 0);
+        dev_del(a.dev, 1);
+        assert_int_equal(poll(a.r, a.dev, 200, false), 1);
+        assert_int_equal(replica_merge(a.r, &stale, &applied), 0);
+        assert_int_equal(applied.n, 0);
+        assert_int_equal(desired_val(a.r, 1), -1);
+        sync_all(&a, &b);
+        assert_int_equal(desired_val(b.r, 1), -1);
+        assert_int_equal(replica_merge(b.r, &stale, &applied), 0);
+        assert_int_equal(applied.n, 0);
+        assert_int_equal(desired_val(b.r, 1), -1);
+        assert_null(dev_peer(b.dev, 1));
+        assert_int_equal(poll(b.r, b.dev, 300, false), 0);
+        replica_changes_done(&stale);
+        node_done(&a);
+        node_done(&b);
+}
+
+/* The echo rule: remote changes, applied to the device and observed back
+ * with the local-only noise a backend adds, produce no local version. */
+static void test_echo_rule(void **state) {
+        struct node a, b;
+        struct replica_changes c = {}, applied = {};
+        _cleanup_(freep) uint8_t *before = NULL, *after = NULL;
+        size_t lb, la;
+        struct wg_peer *p;
+
+        node_init(&a, NODE_A);
+        node_init(&b, NODE_B);
+        dev_set(b.dev, 9, 9); /* B had its own peer, replicated before */
+        assert_int_equal(poll(b.r, b.dev, 50, false), 2);
+        sync_all(&b, &a);
+        dev_set(a.dev, 1, 1);
+        dev_set(a.dev, 2, 2);
+        dev_del(a.dev, 9);
+        a.dev->fwmark = 7;
+        assert_int_equal(poll(a.r, a.dev, 100, false), 4);
+        assert_int_equal(replica_changes_since(a.r, replica_max_version(b.r, NODE_A), &c), 0);
+        assert_int_equal(c.n, 4);
+        assert_int_equal(replica_merge(b.r, &c, &applied), 0);
+        assert_int_equal(applied.n, 4);
+        replica_changes_done(&c);
+        replica_changes_done(&applied);
+
+        /* Not applied yet: the old device must not look like local edits. */
+        assert_int_equal(replica_apply_local_device(b.r, IF, b.dev, 200, false, NULL), -EAGAIN);
+        node_apply(&b);
+        assert_false(replica_device_needs_apply(b.r, IF));
+        assert_non_null(dev_peer(b.dev, 1));
+        assert_null(dev_peer(b.dev, 9));
+        assert_int_equal(b.dev->fwmark, 7);
+
+        encode(b.r, &before, &lb);
+        for (size_t i = 0; i < b.dev->n_peers; i++) {
+                p = &b.dev->peers[i];
+                p->rx_bytes = 1000 + i;
+                p->last_handshake_time_sec = 1700000000;
+                p->flags |= WG_PEER_HAS_ENDPOINT;
+                p->endpoint.addr4.sin_family = AF_INET;
+                p->endpoint.addr4.sin_port = htons((uint16_t) (3000 + i));
+        }
+        assert_int_equal(poll(b.r, b.dev, 300, false), 0);
+        encode(b.r, &after, &la);
+        assert_int_equal(la, lb);
+        assert_memory_equal(before, after, la);
+        node_done(&a);
+        node_done(&b);
+}
+
+static void set_endpoint(struct wg_peer *p, const char *s) {
+        union wg_endpoint e;
+
+        assert_int_equal(wg_endpoint_parse(s, &e), 0);
+        p->endpoint = e;
+        p->flags |= WG_PEER_HAS_ENDPOINT;
+}
+
+static void test_endpoints_from_master_only(void **state) {
+        _cleanup_(wg_device_freep) struct wg_device *want = NULL;
+        struct node a, b;
+        struct replica_changes c = {};
+        char buf[64];
+
+        node_init(&a, NODE_A);
+        node_init(&b, NODE_B);
+        dev_set(a.dev, 1, 1);
+        set_endpoint(dev_peer(a.dev, 1), "198.51.100.1:4000");
+        /* Backup: the endpoint stays local. */
+        assert_int_equal(poll(a.r, a.dev, 100, false), 2);
+        assert_int_equal(replica_device_for(a.r, IF, true, &want), 0);
+        assert_false(dev_peer(want, 1)->flags & WG_PEER_HAS_ENDPOINT);
+        want = wg_device_free(want);
+        /* Master: the endpoint is learned, with its own version. */
+        assert_int_equal(replica_apply_local_device(a.r, IF, a.dev, 200, true, &c), 0);
+        assert_int_equal(c.n, 1);
+        assert_false(hlc_ts_is_zero(c.recs[0].peer.endpoint_version));
+        assert_true(hlc_compare(c.recs[0].peer.endpoint_version, c.recs[0].peer.version) > 0);
+        replica_changes_done(&c);
+        assert_int_equal(poll(a.r, a.dev, 201, true), 0);
+        set_endpoint(dev_peer(a.dev, 1), "[2001:db8::5]:4001");
+        assert_int_equal(poll(a.r, a.dev, 202, true), 1);
+
+        sync_all(&a, &b);
+        assert_int_equal(replica_device_for(b.r, IF, true, &want), 0);
+        assert_true(dev_peer(want, 1)->flags & WG_PEER_HAS_ENDPOINT);
+        assert_string_equal(wg_endpoint_to_string(&dev_peer(want, 1)->endpoint, buf, sizeof(buf)),
+                            "[2001:db8::5]:4001");
+        want = wg_device_free(want);
+
+        /* B, a backup, sees another endpoint: not replicated. */
+        set_endpoint(dev_peer(b.dev, 1), "203.0.113.9:9");
+        assert_int_equal(poll(b.r, b.dev, 300, false), 0);
+        /* An endpoint change does not bump the peer's main version: a
+         * concurrent key change on the other node still wins. */
+        dev_set(b.dev, 1, 4);
+        assert_int_equal(poll(b.r, b.dev, 400, false), 1);
+        set_endpoint(dev_peer(a.dev, 1), "198.51.100.2:4002");
+        assert_int_equal(poll(a.r, a.dev, 500, true), 1);
+        sync_all(&a, &b);
+        sync_all(&b, &a);
+        assert_same_state(a.r, b.r);
+        assert_int_equal(desired_val(a.r, 1), 4);
+        assert_int_equal(replica_device_for(a.r, IF, true, &want), 0);
+        assert_string_equal(wg_endpoint_to_string(&dev_peer(want, 1)->endpoint, buf, sizeof(buf)),
+                            "198.51.100.2:4002");
+        node_done(&a);
+        node_done(&b);
+}
+
+static void test_device_for(void **state) {
+        _cleanup_(replica_freep) struct replica *r = NULL;
+        _cleanup_(wg_device_freep) struct wg_device *d = dev_new(), *want = NULL;
+
+        assert_int_equal(replica_new(NODE_A, &r), 0);
+        assert_int_equal(replica_device_for(r, IF, false, &want), -ENOENT);
+        dev_set(d, 2, 2);
+        dev_set(d, 1, 1);
+        dev_set(d, 3, 3);
+        d->fwmark = 9;
+        assert_int_equal(poll(r, d, 100, false), 4);
+        dev_del(d, 2);
+        assert_int_equal(poll(r, d, 101, false), 1);
+        assert_int_equal(replica_device_for(r, IF, false, &want), 0);
+        assert_string_equal(want->name, IF);
+        assert_int_equal(want->n_peers, 2);
+        assert_true(memcmp(want->peers[0].public_key, want->peers[1].public_key, WG_KEY_LEN) < 0);
+        assert_int_equal(want->flags & WG_DEVICE_HAS_PRIVATE_KEY, WG_DEVICE_HAS_PRIVATE_KEY);
+        assert_memory_equal(want->private_key, d->private_key, WG_KEY_LEN);
+        assert_int_equal(want->fwmark, 9);
+        assert_int_equal(want->listen_port, 51820);
+        assert_true(want->peers[0].flags & WG_PEER_HAS_PRESHARED_KEY);
+        assert_true(want->peers[0].flags & WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL);
+        assert_int_equal(want->peers[0].n_allowedips, 1);
+        assert_int_equal(replica_device_applied(r, "nope"), -ENOENT);
+}
+
+static void test_changes_since(void **state) {
+        _cleanup_(replica_freep) struct replica *r = NULL;
+        _cleanup_(wg_device_freep) struct wg_device *d = dev_new();
+        struct replica_changes all = {}, later = {};
+        struct hlc_ts mark, prev = {};
+
+        assert_int_equal(replica_new(NODE_A, &r), 0);
+        dev_set(d, 1, 1);
+        dev_set(d, 2, 2);
+        assert_int_equal(poll(r, d, 100, false), 3);
+        mark = replica_max_version(r, NODE_A);
+        assert_int_equal(mark.node, NODE_A);
+        assert_true(hlc_ts_is_zero(replica_max_version(r, NODE_B)));
+        dev_set(d, 2, 5);
+        assert_int_equal(poll(r, d, 200, false), 1);
+        dev_del(d, 1);
+        assert_int_equal(poll(r, d, 300, false), 1);
+
+        assert_int_equal(replica_changes_since(r, (struct hlc_ts) {}, &all), 0);
+        assert_int_equal(all.n, 3);
+        for (size_t i = 0; i < all.n; i++) {
+                struct hlc_ts v = all.recs[i].type == REPLICA_REC_PEER ? all.recs[i].peer.version
+                                                                        : all.recs[i].device.version;
+
+                assert_true(hlc_compare(v, prev) >= 0);
+                prev = v;
+        }
+        assert_int_equal(replica_changes_since(r, mark, &later), 0);
+        assert_int_equal(later.n, 2);
+        assert_int_equal(later.recs[0].peer.preshared_key[31], 5);
+        assert_true(later.recs[1].peer.deleted);
+        replica_changes_done(&later);
+        assert_int_equal(replica_changes_since(r, replica_max_version(r, NODE_A), &later), 0);
+        assert_int_equal(later.n, 0);
+        replica_changes_done(&all);
+}
+
+static void test_merge_rejects_invalid(void **state) {
+        _cleanup_(replica_freep) struct replica *r = NULL;
+        struct replica_rec rec = { .type = REPLICA_REC_PEER, .ifname = IF };
+        struct replica_changes c = { &rec, 1 };
+        struct wg_allowedip a = aip("10.1.1.1", 24);
+
+        assert_int_equal(replica_new(NODE_A, &r), 0);
+        key_fill(rec.peer.public_key, 1, 1);
+        assert_int_equal(replica_merge(r, &c, NULL), -EINVAL); /* zero version */
+        rec.peer.version = (struct hlc_ts) { 10, 0, NODE_B };
+        rec.peer.allowedips = &a;
+        rec.peer.n_allowedips = 1;
+        assert_int_equal(replica_merge(r, &c, NULL), -EINVAL); /* host bits */
+        a = aip("10.1.1.0", 24);
+        rec.peer.deleted = true;
+        assert_int_equal(replica_merge(r, &c, NULL), -EINVAL); /* tombstone with data */
+        rec.peer.deleted = false;
+        strcpy(rec.ifname, "a b");
+        assert_int_equal(replica_merge(r, &c, NULL), -EINVAL);
+        assert_int_equal(replica_n_records(r), 0);
+        strcpy(rec.ifname, IF);
+        assert_int_equal(replica_merge(r, &c, NULL), 0);
+        assert_int_equal(replica_n_records(r), 1);
+}
+
+/* A loaded replica's clock is past everything it holds, and its
+ * interfaces wait to be applied. */
+static void test_decode_restores_clock(void **state) {
+        _cleanup_(replica_freep) struct replica *a = NULL, *b = NULL;
+        _cleanup_(wg_device_freep) struct wg_device *d = dev_new();
+        _cleanup_(freep) uint8_t *buf = NULL;
+        struct replica_changes c = {};
+        size_t len;
+        const char *why = NULL;
+
+        assert_int_equal(replica_new(NODE_A, &a), 0);
+        dev_set(d, 1, 1);
+        assert_int_equal(poll(a, d, 900000000, false), 2);
+        encode(a, &buf, &len);
+        assert_int_equal(replica_decode(buf, len, NODE_A, &b, &why), 0);
+        assert_same_state(a, b);
+        assert_true(replica_device_needs_apply(b, IF));
+        assert_int_equal(replica_apply_local_device(b, IF, d, 5, false, NULL), -EAGAIN);
+        assert_int_equal(replica_device_applied(b, IF), 0);
+        dev_set(d, 1, 2);
+        assert_int_equal(replica_apply_local_device(b, IF, d, 5, false, &c), 0);
+        assert_int_equal(c.n, 1);
+        assert_true(c.recs[0].peer.version.wall_ms >= 900000000);
+        replica_changes_done(&c);
+}
+
+/* ---- encoding ---- */
+
+static void full_changes(struct replica_changes *c) {
+        _cleanup_(replica_freep) struct replica *r = NULL;
+        _cleanup_(wg_device_freep) struct wg_device *d = dev_new();
+        struct wg_allowedip v6 = aip("2001:db8:1::", 48), host = aip("192.0.2.1", 32);
+
+        assert_int_equal(replica_new(NODE_A, &r), 0);
+        dev_set(d, 1, 1);
+        dev_set(d, 2, 2);
+        dev_set(d, 3, 3);
+        assert_int_equal(wg_peer_add_allowedip(dev_peer(d, 1), &v6), 0);
+        assert_int_equal(wg_peer_add_allowedip(dev_peer(d, 1), &host), 0);
+        set_endpoint(dev_peer(d, 1), "[fe80::1%3]:51820");
+        set_endpoint(dev_peer(d, 2), "192.0.2.7:1");
+        assert_int_equal(poll(r, d, 1700000000000, true), 4);
+        dev_del(d, 3);
+        assert_int_equal(poll(r, d, 1700000000001, true), 1);
+        assert_int_equal(replica_changes_since(r, (struct hlc_ts) {}, c), 0);
+        assert_int_equal(c->n, 4);
+}
+
+static void test_encode_round_trip(void **state) {
+        struct replica_changes c = {}, back = {};
+        _cleanup_(freep) uint8_t *buf = NULL, *buf2 = NULL;
+        size_t len, len2;
+        const char *why = NULL;
+
+        full_changes(&c);
+        assert_int_equal(replica_changes_encode(&c, &buf, &len), 0);
+        assert_int_equal(replica_changes_decode(buf, len, &back, &why), 0);
+        assert_int_equal(back.n, c.n);
+        for (size_t i = 0; i < c.n; i++) {
+                assert_int_equal(back.recs[i].type, c.recs[i].type);
+                assert_string_equal(back.recs[i].ifname, c.recs[i].ifname);
+                if (c.recs[i].type == REPLICA_REC_DEVICE) {
+                        assert_int_equal(hlc_compare(back.recs[i].device.version, c.recs[i].device.version), 0);
+                        assert_memory_equal(back.recs[i].device.private_key, c.recs[i].device.private_key,
+                                            WG_KEY_LEN);
+                        assert_int_equal(back.recs[i].device.listen_port, c.recs[i].device.listen_port);
+                        assert_int_equal(back.recs[i].device.fwmark, c.recs[i].device.fwmark);
+                        continue;
+                }
+                assert_int_equal(hlc_compare(back.recs[i].peer.version, c.recs[i].peer.version), 0);
+                assert_int_equal(hlc_compare(back.recs[i].peer.endpoint_version, c.recs[i].peer.endpoint_version), 0);
+                assert_memory_equal(&back.recs[i].peer.endpoint, &c.recs[i].peer.endpoint, sizeof(union wg_endpoint));
+                assert_int_equal(back.recs[i].peer.n_allowedips, c.recs[i].peer.n_allowedips);
+                assert_int_equal(back.recs[i].peer.deleted, c.recs[i].peer.deleted);
+        }
+        assert_int_equal(replica_changes_encode(&back, &buf2, &len2), 0);
+        assert_int_equal(len2, len);
+        assert_memory_equal(buf, buf2, len);
+        replica_changes_done(&back);
+        /* Empty list. */
+        free(buf);
+        c.n = 0;
+        assert_int_equal(replica_changes_encode(&c, &buf, &len), 0);
+        assert_int_equal(len, 5);
+        assert_int_equal(replica_changes_decode(buf, len, &back, &why), 0);
+        assert_int_equal(back.n, 0);
+        c.n = 4;
+        replica_changes_done(&c);
+}
+
+static void test_decode_every_truncation(void **state) {
+        struct replica_changes c = {}, back = { (struct replica_rec *) 0x1, 42 };
+        _cleanup_(freep) uint8_t *buf = NULL;
+        size_t len;
+
+        full_changes(&c);
+        assert_int_equal(replica_changes_encode(&c, &buf, &len), 0);
+        for (size_t l = 0; l < len; l++) {
+                const char *why = NULL;
+
+                assert_int_equal(replica_changes_decode(buf, l, &back, &why), -EBADMSG);
+                assert_non_null(why);
+                assert_int_equal(back.n, 42);
+        }
+        replica_changes_done(&c);
+}
+
+/* One peer record for "wg0" with no endpoint and one allowed IP. Offsets:
+ * 0 format, 1 count, 5 type, 6 name length, 7 name, 10 public key,
+ * 42 version (42 wall, 50 logical, 52 node), 60 flags, 61 preshared key,
+ * 93 keepalive, 95 endpoint version, 113 endpoint family, 114 allowed IP
+ * count, 116 first allowed IP (family, 4 bytes, cidr). */
+static size_t one_peer(uint8_t *buf) {
+        static const uint8_t msg[] = {
+                1, 0, 0, 0, 1,
+                2, 3, 'w', 'g', '0',
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+                27, 28, 29, 30, 31, 32,
+                0, 0, 0, 0, 0, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9,
+                0,
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                0, 25,
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                0,
+                0, 1,
+                4, 10, 0, 0, 0, 8,
+        };
+
+        memcpy(buf, msg, sizeof(msg));
+        return sizeof(msg);
+}
+
+static void test_decode_rejects(void **state) {
+        static const struct {
+                const char *name;
+                size_t off;
+                uint8_t val;
+        } cases[] = {
+                { "format version", 0, 2 },
+                { "count too big for the message", 4, 2 },
+                { "count over the limit", 1, 0x10 },
+                { "record type", 5, 3 },
+                { "name length zero", 6, 0 },
+                { "name length 16", 6, 16 },
+                { "slash in name", 8, '/' },
+                { "space in name", 8, ' ' },
+                { "NUL in name", 8, 0 },
+                { "zero version", 49, 0 },            /* with node zeroed below */
+                { "wall time beyond 2^48", 43, 1 },
+                { "reserved flag", 60, 2 },
+                { "tombstone with keepalive", 60, 1 },
+                { "endpoint version without endpoint", 112, 1 },
+                { "endpoint family", 113, 5 },
+                { "allowed IP count over the limit", 114, 0x28 }, /* 0x2801 */
+                { "allowed IP family", 116, 5 },
+                { "host bits", 119, 1 },
+                { "cidr over 32", 121, 33 },
+        };
+        uint8_t buf[256], two[512];
+        struct replica_changes c = {};
+        const char *why;
+        size_t len;
+
+        len = one_peer(buf);
+        why = NULL;
+        assert_int_equal(replica_changes_decode(buf, len, &c, &why), 0);
+        assert_int_equal(c.n, 1);
+        assert_int_equal(c.recs[0].peer.version.wall_ms, 100);
+        assert_int_equal(c.recs[0].peer.version.node, 9);
+        assert_int_equal(c.recs[0].peer.keepalive, 25);
+        replica_changes_done(&c);
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                len = one_peer(buf);
+                buf[cases[i].off] = cases[i].val;
+                if (cases[i].off == 49)
+                        buf[59] = 0;
+                why = NULL;
+                print_message("reject: %s\n", cases[i].name);
+                assert_int_equal(replica_changes_decode(buf, len, &c, &why), -EBADMSG);
+                assert_non_null(why);
+        }
+
+        /* A trailing byte. */
+        len = one_peer(buf);
+        buf[len++] = 0;
+        assert_int_equal(replica_changes_decode(buf, len, &c, &why), -EBADMSG);
+
+        /* Two allowed IPs out of order, then duplicated. */
+        len = one_peer(buf);
+        buf[115] = 2;
+        memcpy(buf + len, (const uint8_t[]) { 4, 9, 0, 0, 0, 8 }, 6);
+        assert_int_equal(replica_changes_decode(buf, len + 6, &c, &why), -EBADMSG);
+        memcpy(buf + len, (const uint8_t[]) { 4, 10, 0, 0, 0, 8 }, 6);
+        assert_int_equal(replica_changes_decode(buf, len + 6, &c, &why), -EBADMSG);
+        memcpy(buf + len, (const uint8_t[]) { 4, 11, 0, 0, 0, 8 }, 6);
+        assert_int_equal(replica_changes_decode(buf, len + 6, &c, &why), 0);
+        replica_changes_done(&c);
+
+        /* Two records: the count must match. */
+        len = one_peer(buf);
+        memcpy(two, buf, len);
+        memcpy(two + len, buf + 5, len - 5);
+        two[4] = 2;
+        assert_int_equal(replica_changes_decode(two, 2 * len - 5, &c, &why), 0);
+        assert_int_equal(c.n, 2);
+        replica_changes_done(&c);
+        two[4] = 1;
+        assert_int_equal(replica_changes_decode(two, 2 * len - 5, &c, &why), -EBADMSG);
+        two[4] = 3;
+        assert_int_equal(replica_changes_decode(two, 2 * len - 5, &c, &why), -EBADMSG);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_hlc_monotonic_backwards),
+                cmocka_unit_test(test_hlc_logical_overflow),
+                cmocka_unit_test(test_hlc_update),
+                cmocka_unit_test(test_hlc_total_order),
+                cmocka_unit_test(test_node_id),
+                cmocka_unit_test(test_poll_first_and_steady),
+                cmocka_unit_test(test_poll_detects_each_change),
+                cmocka_unit_test(test_poll_public_key_only),
+                cmocka_unit_test(test_poll_rejects_bad_input),
+                cmocka_unit_test(test_merge_scenarios),
+                cmocka_unit_test(test_merge_order_independent),
+                cmocka_unit_test(test_merge_idempotent),
+                cmocka_unit_test(test_tombstone_beats_stale_node),
+                cmocka_unit_test(test_echo_rule),
+                cmocka_unit_test(test_endpoints_from_master_only),
+                cmocka_unit_test(test_device_for),
+                cmocka_unit_test(test_changes_since),
+                cmocka_unit_test(test_merge_rejects_invalid),
+                cmocka_unit_test(test_decode_restores_clock),
+                cmocka_unit_test(test_encode_round_trip),
+                cmocka_unit_test(test_decode_every_truncation),
+                cmocka_unit_test(test_decode_rejects),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
