@@ -1148,31 +1148,32 @@ struct hamgr_config *hamgr_config_free(struct hamgr_config *c) {
         return NULL;
 }
 
-const struct hamgr_vrrp_config *hamgr_config_find_vrrp(const struct hamgr_config *c, const char *name) {
-        if (!c || !name)
-                return NULL;
-        for (size_t i = 0; i < c->n_vrrp; i++)
-                if (c->vrrp[i].name && streq(c->vrrp[i].name, name))
-                        return &c->vrrp[i];
+/* The first of the N elements of SIZE bytes at ARRAY whose char * at
+ * OFFSET is NAME (a NULL name, left by an invalid entry, matches none). */
+static const void *find_named(const void *array, size_t n, size_t size, size_t offset, const char *name) {
+        for (size_t i = 0; name && i < n; i++) {
+                const uint8_t *e = (const uint8_t *) array + i * size;
+                const char *s = *(char *const *) (e + offset);
+
+                if (s && streq(s, name))
+                        return e;
+        }
         return NULL;
+}
+
+#define FIND_NAMED(array, n, wanted) \
+        find_named((array), (n), sizeof(*(array)), offsetof(__typeof__(*(array)), name), (wanted))
+
+const struct hamgr_vrrp_config *hamgr_config_find_vrrp(const struct hamgr_config *c, const char *name) {
+        return c ? FIND_NAMED(c->vrrp, c->n_vrrp, name) : NULL;
 }
 
 const struct hamgr_group_config *hamgr_config_find_group(const struct hamgr_config *c, const char *name) {
-        if (!c || !name)
-                return NULL;
-        for (size_t i = 0; i < c->n_groups; i++)
-                if (c->groups[i].name && streq(c->groups[i].name, name))
-                        return &c->groups[i];
-        return NULL;
+        return c ? FIND_NAMED(c->groups, c->n_groups, name) : NULL;
 }
 
 const struct hamgr_check_config *hamgr_config_find_check(const struct hamgr_config *c, const char *name) {
-        if (!c || !name)
-                return NULL;
-        for (size_t i = 0; i < c->n_checks; i++)
-                if (c->checks[i].name && streq(c->checks[i].name, name))
-                        return &c->checks[i];
-        return NULL;
+        return c ? FIND_NAMED(c->checks, c->n_checks, name) : NULL;
 }
 
 static bool str_equal(const char *a, const char *b) {

@@ -2,10 +2,12 @@
 /*
  * Spoke side: keep one peer pointed at a gateway that answers. A peer is
  * healthy while it had a handshake, or received anything, within
- * stale_after_s; otherwise it moves to the next candidate endpoint. Moving
- * removes and re-adds the peer, so the old session is dropped and a fresh
- * handshake to the new endpoint starts at once. Names are resolved at each
- * move, asynchronously, so a slow resolver never holds the event loop.
+ * stale_after_s; otherwise it moves to the next candidate endpoint. An idle
+ * peer is asked for a handshake halfway to stale, since gateways do not
+ * answer keepalives. Moving (and asking) removes and re-adds the peer, so
+ * the old session is dropped and a fresh handshake starts at once. Names
+ * are resolved at each move, asynchronously, so a slow resolver never holds
+ * the event loop.
  */
 #include <errno.h>
 #include <inttypes.h>

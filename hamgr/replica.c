@@ -137,6 +137,14 @@ static bool ifname_valid_str(const char *s) {
         return s && ifname_valid(s, strnlen(s, IFNAMSIZ));
 }
 
+/* Copy a name known to be valid (shorter than IFNAMSIZ) and terminate. */
+static void ifname_copy(char dst[static IFNAMSIZ], const char *src) {
+        size_t n = strnlen(src, IFNAMSIZ - 1);
+
+        memcpy(dst, src, n);
+        memset(dst + n, 0, IFNAMSIZ - n);
+}
+
 static size_t family_len(int family) {
         return family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0;
 }
@@ -773,7 +781,7 @@ static void pending_done(struct pending *p) {
 
 static int pending_init(struct pending *p, struct replica_iface *iface, const char *name, size_t cap) {
         *p = (struct pending) { .iface = iface };
-        strncpy(p->name, name, IFNAMSIZ - 1);
+        ifname_copy(p->name, name);
         if (iface)
                 p->device = iface->device;
         if (cap == 0)
@@ -872,13 +880,13 @@ static int ifaces_reserve(struct replica *r, size_t n_new, struct pending *pend,
 
 static int rec_from_peer(const char *ifname, const struct replica_peer *p, struct replica_rec *ret) {
         *ret = (struct replica_rec) { .type = REPLICA_REC_PEER };
-        strncpy(ret->ifname, ifname, IFNAMSIZ - 1);
+        ifname_copy(ret->ifname, ifname);
         return peer_copy(p, &ret->peer);
 }
 
 static void rec_from_device(const char *ifname, const struct replica_device *d, struct replica_rec *ret) {
         *ret = (struct replica_rec) { .type = REPLICA_REC_DEVICE, .device = *d };
-        strncpy(ret->ifname, ifname, IFNAMSIZ - 1);
+        ifname_copy(ret->ifname, ifname);
 }
 
 /* Append the changed records of P to OUT (a local list, freed by the

@@ -30,8 +30,8 @@
  * and stays: a stale node that replays the old record loses against it, so
  * a revoked peer never comes back. A later re-add (a newer version, from
  * any node) wins over the tombstone. Tombstones are never collected in this
- * version: each costs about 110 bytes in memory, on the wire of a full sync
- * and in the state file, for as long as the state lives. Collecting them
+ * version: each costs about 110 bytes encoded (in every full sync and in
+ * the state file) and about 200 in memory, for as long as the state lives. Collecting them
  * needs both nodes to have acknowledged the removal, which only the channel
  * knows.
  *

@@ -156,11 +156,11 @@ require_tool() {
         require_cmd "${!1}"
 }
 
-# require_hamgr [CMD...]: what every hamgr test needs: root, the lab's
-# commands (ip nsenter unshare jq awk), CMDs, and $HAMGR_BIN.
+# require_hamgr: what every hamgr test needs: root, the lab's commands
+# (ip nsenter unshare jq awk) and $HAMGR_BIN. More with require_cmd.
 require_hamgr() {
         require_root
-        require_cmd ip nsenter unshare jq awk "$@"
+        require_cmd ip nsenter unshare jq awk
         require_tool HAMGR_BIN "the built hamgr"
 }
 
@@ -356,6 +356,16 @@ lab_create() {
         hi_node_add client 02:77:00:00:00:64 "$HI_NET4.100" "${HI_NET6}:100"
         for node in "${HI_GATEWAYS[@]}" client; do
                 wait_until 5 node_has_carrier "$node" eth0 || die "lab_create: $node eth0 has no carrier"
+        done
+}
+
+# lab_start N: lab_create N, then the holder of every node (gateways and
+# client) started.
+lab_start() {
+        local node
+        lab_create "$@"
+        for node in "${HI_GATEWAYS[@]}" client; do
+                node_start "$node"
         done
 }
 

@@ -21,7 +21,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_hamgr stat
+require_hamgr
+require_cmd stat
 
 OUT=""
 ERR=""

@@ -20,7 +20,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_hamgr ping
+require_hamgr
+require_cmd ping
 
 VIP=10.77.0.10
 
@@ -80,10 +81,7 @@ write_confs() {
         HC_INTERVAL_MS=$interval write_hamgr_conf "$(conf_of gw3)" gw3 100
 }
 
-lab_create 3
-for n in gw1 gw2 gw3 client; do
-        node_start "$n"
-done
+lab_start 3
 GW1_MAC=$(node_mac gw1)
 GW2_MAC=$(node_mac gw2)
 

@@ -35,7 +35,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_hamgr keepalived tcpdump
+require_hamgr
+require_cmd keepalived tcpdump
 
 V=${INTEROP_VERSION:-3}
 case $V in

@@ -19,7 +19,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_hamgr tcpdump ping
+require_hamgr
+require_cmd tcpdump ping
 require_tool HAMGR_INJECT vrrp_inject
 
 VIP4=10.77.0.10
@@ -39,14 +40,20 @@ client_ping() {
         node_exec client ping "$1" -c 2 -i 0.2 -W 2 "$2" >/dev/null
 }
 
+# start_pair WHAT CONF1 CONF2: hamgr on gw1 with CONF1 and gw2 with CONF2;
+# gw1 must end up MASTER and gw2 BACKUP.
+start_pair() {
+        hamgr_start gw1 "$2"
+        hamgr_start gw2 "$3"
+        wait_until 10 states_are MASTER BACKUP || true
+        assert_eq "$(hamgr_state gw1 wan):$(hamgr_state gw2 wan)" MASTER:BACKUP "$1: gw1 MASTER, gw2 BACKUP"
+}
+
 inject() {
         node_exec client "$HAMGR_INJECT" -q -i eth0 -v 3 -r 51 --interval-cs 10 "$@"
 }
 
-lab_create 2
-node_start gw1
-node_start gw2
-node_start client
+lab_start 2
 GW1_MAC=$(node_mac gw1)
 GW2_MAC=$(node_mac gw2)
 
@@ -61,10 +68,7 @@ capture_start client eth0 "ip6 proto 112" "$CAP6"
 
 HC_VIPS="\"$VIP6/64\"" write_hamgr_conf "$HI_TMP/gw1-v6.conf" gw1 150
 HC_VIPS="\"$VIP6/64\"" write_hamgr_conf "$HI_TMP/gw2-v6.conf" gw2 100
-hamgr_start gw1 "$HI_TMP/gw1-v6.conf"
-hamgr_start gw2 "$HI_TMP/gw2-v6.conf"
-wait_until 10 states_are MASTER BACKUP || true
-assert_eq "$(hamgr_state gw1 wan):$(hamgr_state gw2 wan)" MASTER:BACKUP "v6: gw1 MASTER, gw2 BACKUP"
+start_pair v6 "$HI_TMP/gw1-v6.conf" "$HI_TMP/gw2-v6.conf"
 assert_eq "$(inst_field gw1 wan .family)" ipv6 "v6: instance family"
 assert_eq "$(inst_field gw1 wan .primary_address)" "$GW1_LL" "v6: adverts come from gw1's link-local address"
 wait_until 3 vip_owner_is "$VIP6" gw1 || true
@@ -97,10 +101,7 @@ CAPU="$HI_TMP/unicast.cap"
 capture_start gw2 eth0 "ip proto 112" "$CAPU"
 HC_UNICAST_PEERS='"10.77.0.2"' write_hamgr_conf "$HI_TMP/gw1-uc.conf" gw1 150
 HC_UNICAST_PEERS='"10.77.0.1"' write_hamgr_conf "$HI_TMP/gw2-uc.conf" gw2 100
-hamgr_start gw1 "$HI_TMP/gw1-uc.conf"
-hamgr_start gw2 "$HI_TMP/gw2-uc.conf"
-wait_until 10 states_are MASTER BACKUP || true
-assert_eq "$(hamgr_state gw1 wan):$(hamgr_state gw2 wan)" MASTER:BACKUP "unicast: gw1 MASTER, gw2 BACKUP"
+start_pair unicast "$HI_TMP/gw1-uc.conf" "$HI_TMP/gw2-uc.conf"
 assert_eq "$(inst_field gw1 wan .mode):$(inst_field gw2 wan .mode)" unicast:unicast "unicast: status mode"
 wait_until 3 vip_owner_is "$VIP4" gw1 || true
 assert_eq "$(vip_owner "$VIP4")" gw1 "unicast: gw1 holds $VIP4"
@@ -162,10 +163,7 @@ CAP2="$HI_TMP/v2.cap"
 capture_start client eth0 "ip proto 112" "$CAP2"
 HC_VERSION=2 HC_INTERVAL_MS=1000 write_hamgr_conf "$HI_TMP/gw1-v2.conf" gw1 150
 HC_VERSION=2 HC_INTERVAL_MS=1000 write_hamgr_conf "$HI_TMP/gw2-v2.conf" gw2 100
-hamgr_start gw1 "$HI_TMP/gw1-v2.conf"
-hamgr_start gw2 "$HI_TMP/gw2-v2.conf"
-wait_until 10 states_are MASTER BACKUP || true
-assert_eq "$(hamgr_state gw1 wan):$(hamgr_state gw2 wan)" MASTER:BACKUP "v2: gw1 MASTER, gw2 BACKUP"
+start_pair v2 "$HI_TMP/gw1-v2.conf" "$HI_TMP/gw2-v2.conf"
 assert_eq "$(inst_field gw2 wan .version)" 2 "v2: instance version"
 wait_until 3 counter_at_least gw2 adverts_received 1 || true
 assert_eq "$(counter gw2 adverts_dropped)" 0 "v2: gw2 drops none of gw1's adverts"

@@ -92,10 +92,7 @@ holds_while() {
         "$@" >/dev/null 2>&1
 }
 
-lab_create 2
-node_start gw1
-node_start gw2
-node_start client
+lab_start 2
 CLIENT4=10.77.0.100
 CLIENT_LL=$(link_local client)
 GW1_LL=$(link_local gw1)

@@ -14,7 +14,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/wg_lab.sh"
 
-require_hamgr wireguard-go wg tcpdump ping
+require_hamgr
+require_cmd wireguard-go wg tcpdump ping
 
 VIP=10.77.0.10
 

@@ -23,7 +23,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_hamgr tcpdump
+require_hamgr
+require_cmd tcpdump
 
 VIP4=10.77.0.10
 VIP6=fd77::10
@@ -91,10 +92,7 @@ notify_section() {
         printf '};\n'
 }
 
-lab_create 2
-node_start gw1
-node_start gw2
-node_start client
+lab_start 2
 GW1_MAC=$(node_mac gw1)
 GW2_MAC=$(node_mac gw2)
 

@@ -601,6 +601,43 @@ static void test_merge_idempotent(void **state) {
         node_done(&b);
 }
 
+/* Several versions of one peer in one batch, in either order: the newest
+ * of each register wins. */
+static void test_merge_batch_duplicates(void **state) {
+        struct replica_rec recs[3] = {};
+        struct replica_changes c = { recs, 3 };
+
+        for (int i = 0; i < 3; i++) {
+                recs[i].type = REPLICA_REC_PEER;
+                strcpy(recs[i].ifname, IF);
+                key_fill(recs[i].peer.public_key, 1, 0x77);
+                recs[i].peer.preshared_key[31] = (uint8_t) (10 + i);
+        }
+        recs[0].peer.version = (struct hlc_ts) { 20, 0, NODE_A };
+        recs[1].peer.version = (struct hlc_ts) { 10, 0, NODE_B };
+        recs[2].peer.version = (struct hlc_ts) { 5, 0, NODE_B };
+        recs[2].peer.endpoint_version = (struct hlc_ts) { 30, 0, NODE_B };
+        recs[2].peer.endpoint.addr4.sin_family = AF_INET;
+        recs[2].peer.endpoint.addr4.sin_port = htons(7);
+        for (int order = 0; order < 2; order++) {
+                _cleanup_(replica_freep) struct replica *r = NULL;
+                _cleanup_(wg_device_freep) struct wg_device *d = NULL;
+
+                if (order == 1) {
+                        struct replica_rec t = recs[0];
+
+                        recs[0] = recs[2];
+                        recs[2] = t;
+                }
+                assert_int_equal(replica_new(NODE_A, &r), 0);
+                assert_int_equal(replica_merge(r, &c, NULL), 0);
+                assert_int_equal(replica_n_records(r), 1);
+                assert_int_equal(desired_val(r, 1), 10);
+                assert_int_equal(replica_device_for(r, IF, true, &d), 0);
+                assert_int_equal(ntohs(d->peers[0].endpoint.addr4.sin_port), 7);
+        }
+}
+
 /* A node that was down through a removal replays its old records: the
  * tombstone beats them, on both sides, and the peer stays gone. */
 static void test_tombstone_beats_stale_node(void **state) {
@@ -1057,6 +1094,7 @@ int main(void) {
                 cmocka_unit_test(test_merge_scenarios),
                 cmocka_unit_test(test_merge_order_independent),
                 cmocka_unit_test(test_merge_idempotent),
+                cmocka_unit_test(test_merge_batch_duplicates),
                 cmocka_unit_test(test_tombstone_beats_stale_node),
                 cmocka_unit_test(test_echo_rule),
                 cmocka_unit_test(test_endpoints_from_master_only),
