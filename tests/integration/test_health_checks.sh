@@ -45,7 +45,7 @@ done
 
 write_conf() {
         local node=$1 prio=$2 track=$3 checks=$4
-        HC_TRACK= HC_NOTIFY_SCRIPT= HC_INTERVAL_MS=100 HC_INSTANCE_EXTRA="track_checks = ( $track );" \
+        HC_TRACK='' HC_NOTIFY_SCRIPT='' HC_INTERVAL_MS=100 HC_INSTANCE_EXTRA="track_checks = ( $track );" \
                 write_hamgr_conf "$HI_TMP/$node.conf" "$node" "$prio" "checks = ( $checks );"
         "$HAMGR_BIN" check -c "$HI_TMP/$node.conf" >/dev/null ||
                 die "hamgr check refuses $node.conf: $("$HAMGR_BIN" check -c "$HI_TMP/$node.conf" 2>&1)"
