@@ -115,6 +115,10 @@ int parse_checks(struct loader *l, config_setting_t *root, struct hamgr_config *
 int parse_wireguard(struct loader *l, config_setting_t *root, struct hamgr_config *c);
 int parse_endpoints(struct loader *l, config_setting_t *root, struct hamgr_config *c);
 
+/* config-sync.c: the sync section (after wireguard, which it replicates). */
+int parse_sync(struct loader *l, config_setting_t *root, struct hamgr_config *c);
+void free_sync(struct hamgr_sync_config *sc);
+
 /* "track_checks" of instance INST (named WHAT in messages) into V; every
  * name must be one of C's checks. */
 int parse_track_checks(struct loader *l, config_setting_t *inst, const char *what, const struct hamgr_config *c,

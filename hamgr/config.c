@@ -36,7 +36,7 @@ struct instance_meta {
 };
 
 static const char *const top_keys[] = {
-        "node", "vrrp", "groups", "notify", "checks", "wireguard", "endpoints", NULL,
+        "node", "vrrp", "groups", "notify", "checks", "wireguard", "endpoints", "sync", NULL,
 };
 static const char *const node_keys[] = { "name", "state_dir", "control_socket", NULL };
 static const char *const vrrp_keys[] = {
@@ -980,6 +980,8 @@ static int load_text(const char *text, const char *name, struct hamgr_config **r
                 r = parse_wireguard(&l, root, c);
         if (r >= 0)
                 r = parse_endpoints(&l, root, c);
+        if (r >= 0)
+                r = parse_sync(&l, root, c);
 
 finish:
         config_destroy(&cfg);
@@ -1135,6 +1137,7 @@ struct hamgr_config *hamgr_config_free(struct hamgr_config *c) {
                 strv_free_n(c->endpoints[i].candidates, c->endpoints[i].n_candidates);
         }
         free(c->endpoints);
+        free_sync(&c->sync);
         free(c->notify.script);
         free(c->notify.master);
         free(c->notify.backup);

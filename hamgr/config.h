@@ -121,6 +121,25 @@ struct hamgr_notify_config {
         uint32_t timeout_ms;         /* 1..3600000 (default 10000) */
 };
 
+/* A node this one replicates with, pinned by its sync public key. */
+struct hamgr_sync_peer_config {
+        char *name;
+        char *address;               /* "IPv4:port" or "[IPv6]:port" */
+        uint8_t public_key[WG_KEY_LEN];
+        int line;
+};
+
+/* Replication of the WireGuard interfaces listed under `wireguard`. */
+struct hamgr_sync_config {
+        bool enabled;                /* a sync section is present */
+        char *listen;                /* "IPv4:port" or "[IPv6]:port" */
+        char *private_key_file;      /* absolute path; see hamgr genkey */
+        uint32_t poll_interval_ms;   /* 100..3600000 (default 1000) */
+        struct hamgr_sync_peer_config *peers;
+        size_t n_peers;
+        int line;
+};
+
 struct hamgr_config {
         char *path;                  /* the file this was loaded from */
         char *node_name;             /* default: the host name */
@@ -137,6 +156,7 @@ struct hamgr_config {
         size_t n_wireguard;
         struct hamgr_endpoint_config *endpoints;
         size_t n_endpoints;
+        struct hamgr_sync_config sync;
 };
 
 /* One problem found while loading. */

@@ -15,6 +15,7 @@
 #include "vrrp/address.h"
 #include "endpoints.h"
 #include "health.h"
+#include "sync.h"
 #include "wireguard.h"
 
 /* How long a shutdown may wait for STOP notify scripts before exiting anyway. */
@@ -434,6 +435,7 @@ fail:
 struct hamgr_daemon *daemon_free(struct hamgr_daemon *d) {
         if (!d)
                 return NULL;
+        sync_stop(d);
         endpoints_stop(d);
         wg_followers_stop(d);
         health_monitor_stop(d);
@@ -465,6 +467,9 @@ int daemon_run(struct hamgr_daemon *d) {
         r = endpoints_start(d);
         if (r < 0)
                 return log_error_errno(r, "cannot start the endpoint watchers: %m");
+        r = sync_start(d);
+        if (r < 0)
+                return log_error_errno(r, "cannot start replication: %m");
         start_new_instances(d);
         sd_notify(false, "READY=1");
         daemon_update_status(d);

@@ -24,6 +24,7 @@ struct control_server;
 struct wg_follower;
 struct check_rt;
 struct endpoint_rt;
+struct hamgr_sync;
 
 /* Why an instance cannot run; several may hold at once. */
 enum instance_fault {
@@ -109,6 +110,7 @@ struct hamgr_daemon {
         size_t n_checks;
         struct endpoint_rt **endpoints;
         size_t n_endpoints;
+        struct hamgr_sync *sync;
         bool stopping;
         uint64_t started_usec;
         sd_event_source *stop_timeout;

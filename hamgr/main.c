@@ -33,6 +33,10 @@ static void usage(FILE *out) {
                 "  run       run the daemon in the foreground (systemd Type=notify)\n"
                 "  check     validate the configuration, print FILE:LINE: message per error\n"
                 "  status    show the running daemon's instances\n"
+                "  peer add IFACE PUBKEY --allowed-ips LIST [--preshared-key-file F] [--keepalive S]\n"
+                "  peer remove IFACE PUBKEY\n"
+                "            change a replicated WireGuard peer on every node\n"
+                "  peers     list the replicated peers (--json)\n"
                 "  genkey    print a new sync private key (base64, like wg genkey)\n"
                 "  pubkey    read a sync private key on stdin, print its public key\n"
                 "  version   print the version\n"
@@ -158,6 +162,138 @@ static int cmd_status(void) {
         return r;
 }
 
+static const char *socket_path(struct hamgr_config **config) {
+        struct hamgr_config_errors errors = {};
+        const char *path = arg_socket;
+
+        if (!path && hamgr_config_load(arg_config, config, &errors) >= 0)
+                path = (*config)->control_socket;
+        hamgr_config_errors_clear(&errors);
+        return path ? path : HAMGR_DEFAULT_CONTROL_SOCKET;
+}
+
+static int request(const char *what, const char *line, bool print_reply) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *config = NULL;
+        const char *path = socket_path(&config);
+        char *reply = NULL;
+        int r;
+
+        r = control_request(path, line, &reply);
+        if (r < 0) {
+                fprintf(stderr, "hamgr %s: cannot reach the daemon at %s: %s\n", what, path, strerror(-r));
+                return EXIT_FAILURE;
+        }
+        r = strncmp(reply, "ERROR", 5) == 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        if (r != EXIT_SUCCESS)
+                fprintf(stderr, "hamgr %s: %s", what, reply + (reply[5] == ' ' ? 6 : 5));
+        else if (print_reply)
+                fputs(reply, stdout);
+        free(reply);
+        return r;
+}
+
+static int cmd_peer(int argc, char **argv) {
+        static const struct option options[] = {
+                { "allowed-ips", required_argument, NULL, 'a' },
+                { "preshared-key-file", required_argument, NULL, 'p' },
+                { "keepalive", required_argument, NULL, 'k' },
+                { "config", required_argument, NULL, 'c' },
+                { "socket", required_argument, NULL, 's' },
+                {},
+        };
+        const char *allowed = NULL, *psk_file = NULL, *keepalive = NULL;
+        _cleanup_(freep) char *line = NULL;
+        char psk[WG_KEY_B64_LEN + 8] = "";
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, ":a:p:k:c:s:", options, NULL)) >= 0)
+                switch (c) {
+                case 'a': allowed = optarg; break;
+                case 'p': psk_file = optarg; break;
+                case 'k': keepalive = optarg; break;
+                case 'c': arg_config = optarg; break;
+                case 's': arg_socket = optarg; break;
+                default:
+                        fprintf(stderr, "hamgr peer: bad option '%s'\n", argv[optind - 1]);
+                        usage(stderr);
+                        return EXIT_USAGE;
+                }
+        if (argc - optind != 3 || (!streq(argv[optind], "add") && !streq(argv[optind], "remove"))) {
+                fprintf(stderr, "hamgr peer: expected 'add IFACE PUBKEY' or 'remove IFACE PUBKEY'\n");
+                usage(stderr);
+                return EXIT_USAGE;
+        }
+        if (streq(argv[optind], "remove")) {
+                if (allowed || psk_file || keepalive) {
+                        fprintf(stderr, "hamgr peer remove: takes no options besides -c and -s\n");
+                        return EXIT_USAGE;
+                }
+                if (asprintf(&line, "PEER REMOVE %s %s", argv[optind + 1], argv[optind + 2]) < 0)
+                        return EXIT_FAILURE;
+                return request("peer remove", line, false);
+        }
+        if (!allowed) {
+                fprintf(stderr, "hamgr peer add: --allowed-ips is required\n");
+                return EXIT_USAGE;
+        }
+        if (psk_file) {
+                FILE *f = fopen(psk_file, "re");
+                size_t n;
+
+                if (!f) {
+                        fprintf(stderr, "hamgr peer add: %s: %s\n", psk_file, strerror(errno));
+                        return EXIT_FAILURE;
+                }
+                n = fread(psk, 1, sizeof(psk) - 1, f);
+                fclose(f);
+                psk[n] = '\0';
+                psk[strcspn(psk, "\r\n")] = '\0';
+        }
+        r = asprintf(&line, "PEER ADD %s %s allowed=%s%s%s%s%s", argv[optind + 1], argv[optind + 2], allowed,
+                     keepalive ? " keepalive=" : "", keepalive ? keepalive : "", psk[0] ? " psk=" : "", psk);
+        sodium_memzero(psk, sizeof(psk));
+        if (r < 0)
+                return EXIT_FAILURE;
+        r = request("peer add", line, false);
+        sodium_memzero(line, strlen(line));
+        return r;
+}
+
+static int cmd_peers(void) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *config = NULL;
+        const char *path = socket_path(&config);
+        char *reply = NULL;
+        int r;
+
+        if (arg_json)
+                return request("peers", "PEERS JSON", true);
+        r = control_request(path, "PEERS JSON", &reply);
+        if (r < 0) {
+                fprintf(stderr, "hamgr peers: cannot reach the daemon at %s: %s\n", path, strerror(-r));
+                return EXIT_FAILURE;
+        }
+        /* Text view without a JSON parser: one peer per line from the
+         * daemon's records, fields in a fixed order. */
+        printf("%-10s %-44s %-8s %-14s %s\n", "INTERFACE", "PUBLIC KEY", "STATE", "ORIGIN", "ON EVERY NODE");
+        for (char *p = strstr(reply, "{\"interface\":\""); p; p = strstr(p + 1, "{\"interface\":\"")) {
+                char ifname[64] = "", key[64] = "", origin[64] = "";
+                const char *removed = strstr(p, "\"removed\":true") && strstr(p, "\"removed\":true") < strchr(p, '}')
+                                              ? "removed" : "live";
+                const char *every = strstr(p, "\"on_every_node\":true") && strstr(p, "\"on_every_node\":true") < strchr(p, '}')
+                                            ? "yes" : "no";
+                char *o;
+
+                sscanf(p, "{\"interface\":\"%63[^\"]\",\"public_key\":\"%63[^\"]\"", ifname, key);
+                o = strstr(p, "\"origin\":\"");
+                if (o)
+                        sscanf(o, "\"origin\":\"%63[^\"]\"", origin);
+                printf("%-10s %-44s %-8s %-14s %s\n", ifname, key, removed, origin, every);
+        }
+        free(reply);
+        return EXIT_SUCCESS;
+}
+
 static int cmd_genkey(void) {
         uint8_t key[WG_KEY_LEN];
         char b64[WG_KEY_B64_LEN];
@@ -218,6 +354,13 @@ int main(int argc, char **argv) {
                         return EXIT_USAGE;
                 printf("hamgr %s\n", HAMGR_VERSION);
                 return EXIT_SUCCESS;
+        }
+        if (streq(command, "peer"))
+                return cmd_peer(argc - 1, argv + 1);
+        if (streq(command, "peers")) {
+                if (parse_options(argc - 1, argv + 1, command, "csj") < 0)
+                        return EXIT_USAGE;
+                return cmd_peers();
         }
         if (streq(command, "genkey") || streq(command, "pubkey")) {
                 if (parse_options(argc - 1, argv + 1, command, "") < 0)

@@ -714,6 +714,52 @@ void wg_followers_stop(struct hamgr_daemon *d) {
         d->n_followers = 0;
 }
 
+void wg_follower_learn(struct hamgr_daemon *d, const char *ifname, const struct wg_device *dev) {
+        for (size_t i = 0; i < d->n_followers; i++) {
+                struct wg_follower *f = d->followers[i];
+                struct known_peer *known;
+                size_t n = 0;
+                bool changed = false;
+
+                if (!streq(f->config->interface, ifname) || f->phase == PHASE_ACTIVE)
+                        continue; /* the master knows better than what it replicated */
+                known = calloc(f->n_known + dev->n_peers + 1, sizeof(*known));
+                if (!known)
+                        return;
+                if (f->n_known > 0)
+                        memcpy(known, f->known, f->n_known * sizeof(*known));
+                n = f->n_known;
+                for (size_t k = 0; k < dev->n_peers; k++) {
+                        const struct wg_peer *p = &dev->peers[k];
+                        struct known_peer *old = known_find(f, p->public_key);
+
+                        if (p->endpoint.addr.sa_family == AF_UNSPEC)
+                                continue;
+                        if (old) {
+                                struct known_peer *mine = known + (old - f->known);
+
+                                if (memcmp(&mine->endpoint, &p->endpoint, sizeof(p->endpoint)) != 0) {
+                                        mine->endpoint = p->endpoint;
+                                        changed = true;
+                                }
+                                mine->keepalive = p->persistent_keepalive_interval;
+                                continue;
+                        }
+                        memcpy(known[n].public_key, p->public_key, WG_KEY_LEN);
+                        known[n].endpoint = p->endpoint;
+                        known[n].keepalive = p->persistent_keepalive_interval;
+                        n++;
+                        changed = true;
+                }
+                qsort(known, n, sizeof(*known), known_cmp);
+                free(f->known);
+                f->known = known;
+                f->n_known = n;
+                if (changed && store_save(f) < 0)
+                        log_wg(f, LOG_WARNING, "cannot save %s", f->store_path);
+        }
+}
+
 bool wg_follower_active(struct hamgr_daemon *d, const char *ifname) {
         for (size_t i = 0; i < d->n_followers; i++)
                 if (streq(d->followers[i]->config->interface, ifname))

@@ -38,6 +38,10 @@ void wg_followers_stop(struct hamgr_daemon *d);
 /* True when the follower of IFNAME is active (this node serves its tunnels). */
 bool wg_follower_active(struct hamgr_daemon *d, const char *ifname);
 
+/* Endpoints replicated from the master: remember those of DEV's peers for
+ * the next takeover of IFNAME (saved with the follower's store). */
+void wg_follower_learn(struct hamgr_daemon *d, const char *ifname, const struct wg_device *dev);
+
 /* Append the followers' status as a JSON array (no trailing comma). */
 void wg_followers_status_json(struct hamgr_daemon *d, struct buf *b);
 

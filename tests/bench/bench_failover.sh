@@ -16,7 +16,7 @@
 #
 # The client pings the gateway's tunnel address every 20 ms; one run's
 # figure is the time from the failure to the first reply after the outage
-# (see recovery_ms). Between runs gw1 is made master again and the tunnel
+# (recovery_ms in bench_lib.sh). Between runs gw1 is made master again and the tunnel
 # left to settle. Each (manager, interval) pair runs in its own child
 # process with its own lab, so no state leaks from one to the next.
 #
@@ -26,7 +26,9 @@
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SRC_DIR=$(cd "$BENCH_DIR/../.." && pwd)
+# shellcheck source=bench_lib.sh
+. "$BENCH_DIR/bench_lib.sh"
+SRC_DIR=$BENCH_SRC_DIR
 RUNS=${BENCH_RUNS:-5}
 CAP_MS=${BENCH_CAP_MS:-30000}
 MANAGERS=${BENCH_MANAGERS:-"hamgr keepalived"}
@@ -42,52 +44,6 @@ say() {
 # ================================================================ a phase ==
 # Everything below up to the driver runs in a child: one lab, one manager,
 # one advert interval, every failure type, RUNS runs each.
-
-# A reply later than this counts as lost: it was held up by the outage.
-SLOW_MS=100
-
-# recovery_ms LOG T0: milliseconds from T0 (epoch ms) to the first reply
-# after the outage, from "ping -D" output. A reply's send time is its
-# receive time minus its RTT, so replies in flight at T0 do not count, nor
-# do the old master's last answers while it winds down (graceful): the
-# outage starts at the first request after the last one sent before T0
-# that goes unanswered (or is answered late); it ends with the first reply
-# to any later request (queued requests are answered as soon as a session
-# exists). Prints "nogap" when no request went unanswered and the last one
-# seen was sent more than 2 s after T0 (a seamless hand-over, 0 ms), and
-# fails while the outage lasts.
-recovery_ms() {
-        awk -v t0="$2" -v slow="$SLOW_MS" '
-        /bytes from/ {
-                ts = $1; gsub(/[\[\]]/, "", ts)
-                seq = ""; rtt = ""
-                for (i = 2; i <= NF; i++) {
-                        if ($i ~ /^icmp_seq=/) seq = substr($i, 10) + 0
-                        else if ($i ~ /^time=/) rtt = substr($i, 6) + 0
-                }
-                if (seq == "" || rtt == "" || (seq in recv)) next
-                recv[seq] = ts * 1000.0
-                sent[seq] = recv[seq] - rtt
-                if (seq > maxseq) maxseq = seq
-        }
-        END {
-                p = -1
-                for (s in recv)
-                        if (sent[s] < t0 && s + 0 > p) p = s + 0
-                if (p < 0) exit 1
-                for (g = p + 1; g <= maxseq; g++)
-                        if (!(g in recv) || recv[g] - sent[g] > slow) break
-                if (g > maxseq) {
-                        if (maxseq > p && sent[maxseq] > t0 + 2000) { print "nogap"; exit 0 }
-                        exit 1
-                }
-                best = -1
-                for (s in recv)
-                        if (s + 0 > g && (best < 0 || recv[s] < best)) best = recv[s]
-                if (best < 0) exit 1
-                printf "%d\n", best - t0
-        }' "$1"
-}
 
 phase_log() {
         if [ "${BENCH_VERBOSE:-0}" = 1 ]; then
@@ -380,11 +336,8 @@ driver_main() {
                 say "bench_failover: needs root (network namespaces)"
                 exit 1
         fi
-        if [ -z "${HAMGR_BIN:-}" ] && [[ " $MANAGERS " == *" hamgr "* ]]; then
-                say "== building hamgr (build/bench)"
-                cmake -S "$SRC_DIR" -B "$SRC_DIR/build/bench" -DCMAKE_BUILD_TYPE=Release >/dev/null
-                cmake --build "$SRC_DIR/build/bench" -j"$(nproc)" --target hamgr >/dev/null
-                HAMGR_BIN=$SRC_DIR/build/bench/hamgr/hamgr
+        if [[ " $MANAGERS " == *" hamgr "* ]]; then
+                bench_hamgr_bin
         fi
         export HAMGR_BIN HAMGR_SOURCE_DIR=$SRC_DIR
         local est tmp m iv f status=0

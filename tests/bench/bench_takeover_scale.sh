@@ -158,7 +158,9 @@ stop_pid "$ping_pid" INT
 capture_stop_all() {
         local pid
         for pid in "${HI_PIDS[@]}"; do
-                [ "$(hi_pid_argv0 "$pid")" = tcpdump ] && stop_pid "$pid" INT
+                if hi_pid_alive "$pid" && [ "$(hi_pid_argv0 "$pid")" = tcpdump ]; then
+                        stop_pid "$pid" INT
+                fi
         done
         return 0
 }
@@ -219,7 +221,7 @@ echo "| peers kicked (last_kicked), last_error | $kicked, $wg_err |"
 echo "| hamgr's log | ${logline#*: } |"
 echo "| first / last-peer handshake initiation from the VIP on the wire | +$kick_first ms / +$kick_all ms after the failure ($kick_peers of $PEERS peers, $kick_pkts packets in the window) |"
 echo "| real client's tunnel answered again | +$client_ms ms after the failure |"
-echo "| old master: last advert / new master: first advert | +$old_last ms / +$new_first ms |"
+echo "| old master: last advert / new master: first advert (ms after the failure) | $old_last / $new_first |"
 echo "| advert interval | $INTERVAL_MS ms |"
 echo "| largest gap between the old master's adverts before the failure (baseline, $base_n gaps) | $base_gap ms |"
 echo "| largest gap between the new master's adverts during the takeover ($tk_n gaps) | $tk_gap ms |"

@@ -1,0 +1,907 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Replication on the event loop: TCP connections to the pinned nodes (both
+ * sides dial, one connection per pair survives), the encrypted session of
+ * sync_proto.c, the replica of replica.c kept in state_dir, polling of the
+ * local WireGuard devices and applying what other nodes changed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "daemon.h"
+#include "log.h"
+#include "replica.h"
+#include "store.h"
+#include "strbuf.h"
+#include "sync.h"
+#include "sync_proto.h"
+#include "wg/key.h"
+#include "wg/wg.h"
+#include "wireguard.h"
+
+#define SYNC_HEARTBEAT_USEC   USEC_PER_SEC
+#define SYNC_DEAD_USEC        (5 * USEC_PER_SEC)
+#define SYNC_BACKOFF_MIN_USEC (250 * USEC_PER_MSEC)
+#define SYNC_BACKOFF_MAX_USEC (10 * USEC_PER_SEC)
+#define SYNC_OFFSET_WARN_USEC USEC_PER_SEC
+#define SYNC_READ_CHUNK       65536
+
+struct sync_conn;
+
+struct sync_peer_rt {
+        struct hamgr_sync *sync;
+        const struct hamgr_sync_peer_config *config;
+        union wg_endpoint address;
+        uint64_t node;                       /* replica node id of the peer */
+        struct sync_conn *conn;              /* the established connection kept */
+        sd_event_source *dial_timer;
+        uint64_t backoff_usec;
+        int64_t offset_usec;
+        bool offset_known;
+        bool offset_warned;
+        uint64_t last_frame_usec;
+        uint64_t tx_seq;                     /* last CHANGES sequence sent */
+        uint64_t acked_seq;
+        struct hlc_ts acked_version;         /* newest record the peer confirmed */
+        struct hlc_ts sent_version[64];      /* per in-flight seq (mod 64): newest record in it */
+        uint64_t frames_rx, frames_tx, refused;
+        char last_error[96];
+};
+
+struct sync_conn {
+        struct hamgr_sync *sync;
+        struct sync_conn *next;
+        int fd;
+        bool connecting;
+        bool initiator;
+        struct sync_peer_rt *peer;          /* known once authenticated (initiator: at once) */
+        struct sync_session *session;
+        sd_event_source *io;
+        sd_event_source *liveness;
+        uint8_t *out;
+        size_t out_len, out_off;
+        uint64_t last_rx, last_tx;
+        bool registered;
+};
+
+struct hamgr_sync {
+        struct hamgr_daemon *daemon;
+        const struct hamgr_sync_config *config;
+        uint8_t private_key[SYNC_KEY_LEN];
+        uint8_t public_key[SYNC_KEY_LEN];
+        struct replica *replica;
+        struct sync_peer *pinned;            /* for the responder: timestamps per peer */
+        struct sync_peer_rt *peers;
+        size_t n_peers;
+        struct sync_conn *conns;
+        int listen_fd;
+        sd_event_source *listen_io;
+        sd_event_source *poll_timer;
+        uint64_t last_timestamp;
+        uint64_t merges, local_changes, save_errors;
+};
+
+static uint64_t wall_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+#define log_peer(p, level, ...) \
+        log_fields((level), 0, NULL, 0, NULL, NULL, "sync %s: " SP_FIRST(__VA_ARGS__), (p)->config->name SP_REST(__VA_ARGS__))
+#define SP_FIRST(a, ...) a
+#define SP_REST(a, ...) , ##__VA_ARGS__
+
+/* ---- devices ------------------------------------------------------------ */
+
+static enum wg_backend backend_of(struct hamgr_daemon *d, const char *ifname) {
+        for (size_t i = 0; i < d->config->n_wireguard; i++)
+                if (streq(d->config->wireguard[i].interface, ifname))
+                        return d->config->wireguard[i].backend;
+        return WG_BACKEND_AUTO;
+}
+
+/* Write the replicated state of IFNAME to the device. Endpoints are never
+ * written here: a passive device has none, and an active one learns its
+ * own; remote endpoints go to the takeover instead. */
+static int sync_apply_device(struct hamgr_sync *s, const char *ifname, bool keep_extra_peers) {
+        _cleanup_(wg_device_freep) struct wg_device *desired = NULL, *current = NULL, *change = NULL,
+                                                      *with_endpoints = NULL;
+        enum wg_backend b = backend_of(s->daemon, ifname);
+        int r;
+
+        r = replica_device_for(s->replica, ifname, false, &desired);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        r = wg_get_device(b, ifname, &current);
+        if (r < 0)
+                return r;
+        r = wg_device_diff(current, desired, false, &change);
+        if (r < 0)
+                return r;
+        if (keep_extra_peers) {
+                /* At start, peers on the device that the store does not know
+                 * were added while hamgr was not running: keep them, the
+                 * first poll replicates them. Only a change seen by a poll
+                 * may remove a peer. */
+                size_t kept = 0;
+
+                for (size_t i = 0; i < change->n_peers; i++) {
+                        if (change->peers[i].flags & WG_PEER_REMOVE_ME) {
+                                free(change->peers[i].allowedips);
+                                continue;
+                        }
+                        change->peers[kept++] = change->peers[i];
+                }
+                change->n_peers = kept;
+        }
+        if (change->n_peers > 0 || change->flags != 0) {
+                snprintf(change->name, sizeof(change->name), "%s", ifname);
+                r = wg_set_device(b, change);
+                if (r < 0)
+                        return r;
+                log_fields(LOG_INFO, 0, NULL, 0, NULL, NULL, "sync: applied %zu peer change%s to %s", change->n_peers,
+                           change->n_peers == 1 ? "" : "s", ifname);
+        }
+        if (replica_device_for(s->replica, ifname, true, &with_endpoints) >= 0)
+                wg_follower_learn(s->daemon, ifname, with_endpoints);
+        return replica_device_applied(s->replica, ifname);
+}
+
+static void sync_save(struct hamgr_sync *s) {
+        int r = replica_store_save(s->daemon->config->state_dir, s->private_key, s->replica);
+
+        if (r < 0) {
+                s->save_errors++;
+                log_error_errno(r, "sync: cannot save the replicated state in %s: %m", s->daemon->config->state_dir);
+        }
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
+static void conn_close(struct sync_conn *c, const char *why);
+
+static int conn_flush(struct sync_conn *c) {
+        while (c->out_off < c->out_len) {
+                ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EWOULDBLOCK)
+                                return sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLOUT);
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                c->out_off += (size_t) n;
+        }
+        free(c->out);
+        c->out = NULL;
+        c->out_len = c->out_off = 0;
+        return sd_event_source_set_io_events(c->io, EPOLLIN);
+}
+
+static int conn_queue(struct sync_conn *c, uint8_t *buf, size_t len) {
+        uint8_t *grown;
+
+        if (len == 0) {
+                free(buf);
+                return 0;
+        }
+        grown = realloc(c->out, c->out_len + len);
+        if (!grown) {
+                free(buf);
+                return -ENOMEM;
+        }
+        memcpy(grown + c->out_len, buf, len);
+        free(buf);
+        c->out = grown;
+        c->out_len += len;
+        c->last_tx = daemon_now(c->sync->daemon);
+        return conn_flush(c);
+}
+
+static int conn_send(struct sync_conn *c, const struct sync_frame *f) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        int r;
+
+        r = sync_frame_encode(c->session, f, &buf, &len);
+        if (r < 0)
+                return r;
+        if (c->peer)
+                c->peer->frames_tx++;
+        return conn_queue(c, buf, len);
+}
+
+static int send_changes(struct sync_conn *c, const struct replica_changes *changes) {
+        struct sync_peer_rt *p = c->peer;
+        struct sync_frame f = { .type = SYNC_FRAME_CHANGES };
+        struct hlc_ts newest = {};
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        int r;
+
+        if (changes->n == 0)
+                return 0;
+        r = replica_changes_encode(changes, &buf, &len);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < changes->n; i++) {
+                const struct replica_rec *rec = &changes->recs[i];
+                struct hlc_ts v = rec->type == REPLICA_REC_PEER ? rec->peer.version : rec->device.version;
+
+                if (hlc_compare(v, newest) > 0)
+                        newest = v;
+                if (rec->type == REPLICA_REC_PEER && hlc_compare(rec->peer.endpoint_version, newest) > 0)
+                        newest = rec->peer.endpoint_version;
+        }
+        f.changes.seq = ++p->tx_seq;
+        f.changes.data = buf;
+        f.changes.len = len;
+        p->sent_version[f.changes.seq % ELEMENTSOF(p->sent_version)] = newest;
+        r = conn_send(c, &f);
+        sodium_memzero(buf, len);
+        free(buf);
+        return r;
+}
+
+static void broadcast_changes(struct hamgr_sync *s, const struct replica_changes *changes) {
+        for (size_t i = 0; i < s->n_peers; i++) {
+                struct sync_conn *c = s->peers[i].conn;
+
+                if (c && send_changes(c, changes) < 0)
+                        conn_close(c, "send failed");
+        }
+}
+
+static void peer_schedule_dial(struct sync_peer_rt *p, uint64_t delay);
+static void sync_poll_interface(struct hamgr_sync *s, const char *ifname);
+
+static void conn_close(struct sync_conn *c, const char *why) {
+        struct hamgr_sync *s = c->sync;
+        struct sync_conn **pp;
+
+        for (pp = &s->conns; *pp; pp = &(*pp)->next)
+                if (*pp == c) {
+                        *pp = c->next;
+                        break;
+                }
+        if (c->peer && c->peer->conn == c) {
+                c->peer->conn = NULL;
+                log_peer(c->peer, LOG_NOTICE, "disconnected (%s)", why);
+                snprintf(c->peer->last_error, sizeof(c->peer->last_error), "%s", why);
+                peer_schedule_dial(c->peer, c->peer->backoff_usec);
+        } else if (c->initiator && c->peer && !c->peer->conn)
+                peer_schedule_dial(c->peer, c->peer->backoff_usec);
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->liveness);
+        sync_session_free(c->session);
+        if (c->fd >= 0)
+                close(c->fd);
+        free(c->out);
+        free(c);
+}
+
+/* The connection is authenticated: keep it unless the pair already has the
+ * one the deterministic rule prefers. */
+static bool conn_register(struct sync_conn *c) {
+        struct hamgr_sync *s = c->sync;
+        struct sync_peer_rt *p = c->peer;
+        struct sync_frame hello = { .type = SYNC_FRAME_HELLO };
+        _cleanup_(replica_changes_done) struct replica_changes all = {};
+
+        if (p->conn && p->conn != c) {
+                if (!sync_connection_preferred(s->public_key, p->config->public_key, c->initiator))
+                        return false; /* keep the existing one */
+                conn_close(p->conn, "replaced by the preferred connection");
+        }
+        p->conn = c;
+        c->registered = true;
+        p->backoff_usec = SYNC_BACKOFF_MIN_USEC;
+        p->dial_timer = sd_event_source_disable_unref(p->dial_timer);
+        p->last_error[0] = '\0';
+        log_peer(p, LOG_NOTICE, "connected (%s)", c->initiator ? "dialled" : "accepted");
+        hello.hello.clock_usec = wall_usec();
+        snprintf(hello.hello.name, sizeof(hello.hello.name), "%s", s->daemon->config->node_name);
+        if (conn_send(c, &hello) < 0)
+                return false;
+        /* Everything, the first time on each connection: simple and always
+         * correct; the peer's merge drops what it already has. */
+        if (replica_changes_since(s->replica, (struct hlc_ts) {}, &all) < 0 || send_changes(c, &all) < 0)
+                return false;
+        return true;
+}
+
+static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
+        struct hamgr_sync *s = c->sync;
+        struct sync_peer_rt *p = c->peer;
+        _cleanup_(replica_changes_done) struct replica_changes remote = {}, applied = {};
+        const char *reason = NULL;
+        int64_t offset;
+        int r;
+
+        p->frames_rx++;
+        p->last_frame_usec = daemon_now(s->daemon);
+        switch (f->type) {
+        case SYNC_FRAME_HELLO:
+        case SYNC_FRAME_HEARTBEAT:
+                offset = (int64_t) (f->type == SYNC_FRAME_HELLO ? f->hello.clock_usec : f->heartbeat.clock_usec) -
+                         (int64_t) wall_usec();
+                p->offset_usec = offset;
+                p->offset_known = true;
+                if ((offset > (int64_t) SYNC_OFFSET_WARN_USEC || offset < -(int64_t) SYNC_OFFSET_WARN_USEC) &&
+                    !p->offset_warned) {
+                        /* A new master whose clock is behind the old one's
+                         * last handshake has its initiations refused. */
+                        log_peer(p, LOG_WARNING, "clock offset %+" PRId64 " ms exceeds 1 s: fix time sync, or "
+                                 "clients may refuse this node's handshakes after a failover", offset / 1000);
+                        p->offset_warned = true;
+                } else if (offset <= (int64_t) SYNC_OFFSET_WARN_USEC && offset >= -(int64_t) SYNC_OFFSET_WARN_USEC)
+                        p->offset_warned = false;
+                return;
+        case SYNC_FRAME_CHANGES:
+                r = replica_changes_decode(f->changes.data, f->changes.len, &remote, &reason);
+                if (r < 0) {
+                        p->refused++;
+                        log_peer(p, LOG_WARNING, "refused a change batch: %s", reason ? reason : strerror(-r));
+                        conn_close(c, "bad change batch");
+                        return;
+                }
+                /* Record local edits first: applying the merged state must
+                 * not undo a peer added by hand since the last poll. */
+                for (size_t i = 0; i < s->daemon->config->n_wireguard; i++)
+                        sync_poll_interface(s, s->daemon->config->wireguard[i].interface);
+                r = replica_merge(s->replica, &remote, &applied);
+                if (r < 0) {
+                        log_peer(p, LOG_WARNING, "cannot merge changes: %s", strerror(-r));
+                        return;
+                }
+                if (applied.n > 0) {
+                        s->merges++;
+                        sync_save(s);
+                        for (size_t i = 0; i < s->daemon->config->n_wireguard; i++) {
+                                const char *ifname = s->daemon->config->wireguard[i].interface;
+
+                                if (!replica_device_needs_apply(s->replica, ifname))
+                                        continue;
+                                r = sync_apply_device(s, ifname, false);
+                                if (r < 0)
+                                        log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL,
+                                                   "sync: cannot apply changes to %s: %m", ifname);
+                        }
+                }
+                {
+                        struct sync_frame ack = { .type = SYNC_FRAME_ACK, .ack.seq = f->changes.seq };
+                        if (conn_send(c, &ack) < 0)
+                                conn_close(c, "send failed");
+                }
+                return;
+        case SYNC_FRAME_ACK:
+                if (f->ack.seq <= p->tx_seq && f->ack.seq > p->acked_seq) {
+                        struct hlc_ts v = p->sent_version[f->ack.seq % ELEMENTSOF(p->sent_version)];
+
+                        p->acked_seq = f->ack.seq;
+                        if (hlc_compare(v, p->acked_version) > 0)
+                                p->acked_version = v;
+                }
+                return;
+        case SYNC_FRAME_CLOSE:
+                conn_close(c, "closed by the peer");
+                return;
+        default:
+                return;
+        }
+}
+
+static int on_liveness(sd_event_source *src, uint64_t usec, void *userdata) {
+        struct sync_conn *c = userdata;
+        uint64_t now = daemon_now(c->sync->daemon);
+        unsigned what = sync_liveness(c->last_rx, c->last_tx, now, SYNC_HEARTBEAT_USEC, SYNC_DEAD_USEC);
+
+        if (what & SYNC_LIVENESS_DEAD) {
+                conn_close(c, "no frame for 5 s");
+                return 0;
+        }
+        if ((what & SYNC_LIVENESS_SEND_HEARTBEAT) && c->registered) {
+                struct sync_frame hb = { .type = SYNC_FRAME_HEARTBEAT, .heartbeat.clock_usec = wall_usec() };
+                if (conn_send(c, &hb) < 0) {
+                        conn_close(c, "send failed");
+                        return 0;
+                }
+        }
+        sd_event_source_set_time(src, sync_liveness_next(c->last_rx, c->last_tx, SYNC_HEARTBEAT_USEC, SYNC_DEAD_USEC));
+        return sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+}
+
+static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        struct sync_conn *c = userdata;
+        struct hamgr_sync *s = c->sync;
+        uint8_t buf[SYNC_READ_CHUNK];
+        const char *reason = NULL;
+        uint8_t *out = NULL;
+        size_t out_len = 0;
+        ssize_t n;
+        int r;
+
+        if (c->connecting) {
+                int err = 0;
+                socklen_t l = sizeof(err);
+
+                if (!(revents & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+                        return 0;
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
+                if (err) {
+                        snprintf(c->peer->last_error, sizeof(c->peer->last_error), "connect: %s", strerror(err));
+                        conn_close(c, "connect failed");
+                        return 0;
+                }
+                c->connecting = false;
+                r = sync_session_take_output(c->session, &out, &out_len);
+                if (r >= 0)
+                        r = conn_queue(c, out, out_len);
+                if (r < 0)
+                        conn_close(c, "send failed");
+                return 0;
+        }
+        if (revents & EPOLLOUT) {
+                r = conn_flush(c);
+                if (r < 0) {
+                        conn_close(c, "send failed");
+                        return 0;
+                }
+        }
+        if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                return 0;
+        n = recv(fd, buf, sizeof(buf), 0);
+        if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                        return 0;
+                conn_close(c, "receive failed");
+                return 0;
+        }
+        if (n == 0) {
+                if (sync_session_end(c->session, &reason) < 0 && c->peer)
+                        log_peer(c->peer, LOG_WARNING, "stream ended early: %s", reason ? reason : "?");
+                conn_close(c, "connection closed");
+                return 0;
+        }
+        c->last_rx = daemon_now(s->daemon);
+        r = sync_session_feed(c->session, buf, (size_t) n);
+        if (r < 0) {
+                conn_close(c, "input refused");
+                return 0;
+        }
+        for (;;) {
+                struct sync_frame f;
+                bool was_established = sync_session_is_established(c->session);
+
+                r = sync_session_next_frame(c->session, &f, &reason);
+                /* The handshake may have produced bytes to send (message 2,
+                 * our stream header). */
+                out = NULL;
+                out_len = 0;
+                if (sync_session_take_output(c->session, &out, &out_len) >= 0 && conn_queue(c, out, out_len) < 0) {
+                        conn_close(c, "send failed");
+                        return 0;
+                }
+                if (!c->registered && sync_session_is_established(c->session)) {
+                        if (!c->peer) {
+                                size_t idx;
+
+                                if (sync_session_peer_index(c->session, &idx) < 0 || idx >= s->n_peers) {
+                                        conn_close(c, "unknown peer");
+                                        return 0;
+                                }
+                                c->peer = &s->peers[idx];
+                        }
+                        if (!conn_register(c)) {
+                                conn_close(c, "duplicate connection");
+                                return 0;
+                        }
+                }
+                if (r < 0) {
+                        const char *why = reason ? reason : "protocol error";
+
+                        if (c->peer) {
+                                c->peer->refused++;
+                                log_peer(c->peer, LOG_WARNING, "connection refused: %s", why);
+                        } else
+                                log_warning("sync: connection from an unauthenticated node refused: %s", why);
+                        conn_close(c, why);
+                        return 0;
+                }
+                if (r == 0) {
+                        (void) was_established;
+                        return 0;
+                }
+                handle_frame(c, &f);
+                /* handle_frame may have closed C. */
+                for (struct sync_conn *k = s->conns; k; k = k->next)
+                        if (k == c)
+                                goto still_open;
+                return 0;
+        still_open:;
+        }
+}
+
+static int conn_new(struct hamgr_sync *s, int fd, bool initiator, struct sync_peer_rt *peer, struct sync_conn **ret) {
+        struct sync_conn *c;
+        int r;
+
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                close(fd);
+                return -ENOMEM;
+        }
+        c->sync = s;
+        c->fd = fd;
+        c->initiator = initiator;
+        c->peer = peer;
+        c->last_rx = c->last_tx = daemon_now(s->daemon);
+        if (initiator) {
+                uint64_t ts = wall_usec();
+
+                /* Message 1 timestamps must grow even if the wall clock steps back. */
+                if (ts <= s->last_timestamp)
+                        ts = s->last_timestamp + 1;
+                s->last_timestamp = ts;
+                r = sync_session_new_initiator(&c->session, s->private_key, peer->config->public_key, ts);
+        } else
+                r = sync_session_new_responder(&c->session, s->private_key, s->pinned, s->n_peers);
+        if (r >= 0)
+                r = sd_event_add_io(s->daemon->event, &c->io, fd, EPOLLIN | EPOLLOUT, on_conn_io, c);
+        if (r >= 0)
+                r = sd_event_add_time_relative(s->daemon->event, &c->liveness, CLOCK_MONOTONIC, SYNC_HEARTBEAT_USEC,
+                                               10 * USEC_PER_MSEC, on_liveness, c);
+        c->next = s->conns;
+        s->conns = c;
+        if (r < 0) {
+                conn_close(c, "setup failed");
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        struct hamgr_sync *s = userdata;
+        struct sync_conn *c;
+        int cfd, one = 1;
+
+        cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0)
+                return 0;
+        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        (void) conn_new(s, cfd, false, NULL, &c);
+        return 0;
+}
+
+static int on_dial(sd_event_source *src, uint64_t usec, void *userdata) {
+        struct sync_peer_rt *p = userdata;
+        struct hamgr_sync *s = p->sync;
+        struct sync_conn *c;
+        socklen_t len;
+        int fd, one = 1, r;
+
+        p->dial_timer = sd_event_source_disable_unref(p->dial_timer);
+        if (p->conn)
+                return 0;
+        /* Back off before trying, so a refused connect does not spin. */
+        p->backoff_usec = MIN(p->backoff_usec * 2, SYNC_BACKOFF_MAX_USEC);
+        fd = socket(p->address.addr.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+                peer_schedule_dial(p, p->backoff_usec);
+                return 0;
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        len = p->address.addr.sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+        if (connect(fd, &p->address.addr, len) < 0 && errno != EINPROGRESS) {
+                snprintf(p->last_error, sizeof(p->last_error), "connect: %s", strerror(errno));
+                close(fd);
+                peer_schedule_dial(p, p->backoff_usec);
+                return 0;
+        }
+        r = conn_new(s, fd, true, p, &c);
+        if (r >= 0)
+                c->connecting = true;
+        else
+                peer_schedule_dial(p, p->backoff_usec);
+        return 0;
+}
+
+static void peer_schedule_dial(struct sync_peer_rt *p, uint64_t delay) {
+        if (p->dial_timer || p->sync->daemon->stopping)
+                return;
+        (void) sd_event_add_time_relative(p->sync->daemon->event, &p->dial_timer, CLOCK_MONOTONIC, delay,
+                                          10 * USEC_PER_MSEC, on_dial, p);
+}
+
+/* ---- polling -------------------------------------------------------------- */
+
+static void sync_poll_interface(struct hamgr_sync *s, const char *ifname) {
+        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+        _cleanup_(replica_changes_done) struct replica_changes changes = {};
+        int r;
+
+        if (replica_device_needs_apply(s->replica, ifname)) {
+                r = sync_apply_device(s, ifname, false);
+                if (r < 0)
+                        return;
+        }
+        r = wg_get_device(backend_of(s->daemon, ifname), ifname, &dev);
+        if (r < 0)
+                return;
+        r = replica_apply_local_device(s->replica, ifname, dev, wall_usec() / 1000, wg_follower_active(s->daemon, ifname),
+                                       &changes);
+        if (r < 0 || changes.n == 0)
+                return;
+        s->local_changes += changes.n;
+        log_fields(LOG_INFO, 0, NULL, 0, NULL, NULL, "sync: %zu local change%s on %s", changes.n,
+                   changes.n == 1 ? "" : "s", ifname);
+        sync_save(s);
+        broadcast_changes(s, &changes);
+}
+
+void sync_poll_now(struct hamgr_daemon *d) {
+        struct hamgr_sync *s = d->sync;
+
+        if (!s)
+                return;
+        for (size_t i = 0; i < d->config->n_wireguard; i++)
+                sync_poll_interface(s, d->config->wireguard[i].interface);
+}
+
+static int on_poll(sd_event_source *src, uint64_t usec, void *userdata) {
+        struct hamgr_sync *s = userdata;
+
+        sync_poll_now(s->daemon);
+        sd_event_source_set_time(src, usec + (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC);
+        return sd_event_source_set_enabled(src, SD_EVENT_ON);
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+static int listen_on(struct hamgr_sync *s) {
+        union wg_endpoint a;
+        socklen_t len;
+        int fd, one = 1, r;
+
+        r = wg_endpoint_parse(s->config->listen, &a);
+        if (r < 0)
+                return log_error_errno(r, "sync: listen address '%s' is not IP:port", s->config->listen);
+        fd = socket(a.addr.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        len = a.addr.sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+        if (bind(fd, &a.addr, len) < 0 || listen(fd, 16) < 0) {
+                r = -errno;
+                close(fd);
+                return log_error_errno(r, "sync: cannot listen on %s: %m", s->config->listen);
+        }
+        s->listen_fd = fd;
+        return sd_event_add_io(s->daemon->event, &s->listen_io, fd, EPOLLIN, on_accept, s);
+}
+
+int sync_start(struct hamgr_daemon *d) {
+        const struct hamgr_sync_config *cfg = &d->config->sync;
+        struct hamgr_sync *s;
+        const char *reason = NULL;
+        int r;
+
+        if (!cfg->enabled)
+                return 0;
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        d->sync = s;
+        s->daemon = d;
+        s->config = cfg;
+        s->listen_fd = -1;
+        r = sync_key_load(cfg->private_key_file, s->private_key, &reason);
+        if (r < 0)
+                return log_error_errno(r, "sync: cannot use %s: %s", cfg->private_key_file, reason ? reason : "%m");
+        r = wg_key_public_from_private(s->public_key, s->private_key);
+        if (r < 0)
+                return r;
+        (void) mkdir(d->config->state_dir, 0700);
+        r = replica_store_load(d->config->state_dir, s->private_key, replica_node_id(s->public_key), &s->replica,
+                               &reason);
+        if (r == -ENOENT)
+                r = replica_new(replica_node_id(s->public_key), &s->replica);
+        else if (r < 0) {
+                /* Never half-applied: start empty, keep the file for inspection. */
+                log_error("sync: %s/replica.state is unusable (%s); starting from the devices and the other nodes",
+                          d->config->state_dir, reason ? reason : strerror(-r));
+                r = replica_new(replica_node_id(s->public_key), &s->replica);
+        } else
+                log_info("sync: loaded %zu records from %s/replica.state", replica_n_records(s->replica),
+                         d->config->state_dir);
+        if (r < 0)
+                return r;
+
+        s->n_peers = cfg->n_peers;
+        s->peers = calloc(cfg->n_peers ? cfg->n_peers : 1, sizeof(*s->peers));
+        s->pinned = calloc(cfg->n_peers ? cfg->n_peers : 1, sizeof(*s->pinned));
+        if (!s->peers || !s->pinned)
+                return -ENOMEM;
+        for (size_t i = 0; i < cfg->n_peers; i++) {
+                struct sync_peer_rt *p = &s->peers[i];
+
+                p->sync = s;
+                p->config = &cfg->peers[i];
+                p->node = replica_node_id(p->config->public_key);
+                p->backoff_usec = SYNC_BACKOFF_MIN_USEC;
+                memcpy(s->pinned[i].public_key, p->config->public_key, SYNC_KEY_LEN);
+                r = wg_endpoint_parse(p->config->address, &p->address);
+                if (r < 0)
+                        return log_error_errno(r, "sync: peer %s: address '%s' is not IP:port", p->config->name,
+                                               p->config->address);
+                peer_schedule_dial(p, 0);
+        }
+        r = listen_on(s);
+        if (r < 0)
+                return r;
+        /* What was replicated before the restart goes to the devices first;
+         * the first poll then sees no difference. */
+        for (size_t i = 0; i < d->config->n_wireguard; i++) {
+                const char *ifname = d->config->wireguard[i].interface;
+
+                r = sync_apply_device(s, ifname, true);
+                if (r < 0 && r != -ENODEV)
+                        log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "sync: cannot restore %s: %m", ifname);
+                else
+                        sync_poll_interface(s, ifname); /* versions for what was added while we were down */
+        }
+        r = sd_event_add_time_relative(d->event, &s->poll_timer, CLOCK_MONOTONIC,
+                                       (uint64_t) cfg->poll_interval_ms * USEC_PER_MSEC, 10 * USEC_PER_MSEC, on_poll, s);
+        if (r < 0)
+                return r;
+        log_info("sync: listening on %s, %zu peer%s", cfg->listen, cfg->n_peers, cfg->n_peers == 1 ? "" : "s");
+        return 0;
+}
+
+void sync_stop(struct hamgr_daemon *d) {
+        struct hamgr_sync *s = d->sync;
+
+        if (!s)
+                return;
+        while (s->conns) {
+                struct sync_conn *c = s->conns;
+
+                if (c->registered) {
+                        struct sync_frame bye = { .type = SYNC_FRAME_CLOSE, .close.reason = SYNC_CLOSE_NORMAL };
+                        (void) conn_send(c, &bye);
+                }
+                c->peer = NULL; /* no redial */
+                conn_close(c, "stopping");
+        }
+        for (size_t i = 0; i < s->n_peers; i++)
+                sd_event_source_disable_unref(s->peers[i].dial_timer);
+        sd_event_source_disable_unref(s->listen_io);
+        sd_event_source_disable_unref(s->poll_timer);
+        if (s->listen_fd >= 0)
+                close(s->listen_fd);
+        if (s->replica)
+                sync_save(s);
+        replica_free(s->replica);
+        sodium_memzero(s->private_key, sizeof(s->private_key));
+        free(s->peers);
+        free(s->pinned);
+        free(s);
+        d->sync = NULL;
+}
+
+/* ---- status and peers ----------------------------------------------------- */
+
+void sync_status_json(struct hamgr_daemon *d, struct buf *b) {
+        struct hamgr_sync *s = d->sync;
+        char key[WG_KEY_B64_LEN];
+
+        if (!s) {
+                buf_printf(b, "null");
+                return;
+        }
+        wg_key_to_base64(key, s->public_key);
+        buf_printf(b, "{\"public_key\":\"%s\",\"listen\":", key);
+        buf_json_string(b, s->config->listen);
+        buf_printf(b, ",\"records\":%zu,\"merges\":%" PRIu64 ",\"local_changes\":%" PRIu64 ",\"save_errors\":%" PRIu64
+                      ",\"peers\":[",
+                   replica_n_records(s->replica), s->merges, s->local_changes, s->save_errors);
+        for (size_t i = 0; i < s->n_peers; i++) {
+                const struct sync_peer_rt *p = &s->peers[i];
+
+                buf_printf(b, "%s{\"name\":", i ? "," : "");
+                buf_json_string(b, p->config->name);
+                buf_printf(b, ",\"address\":");
+                buf_json_string(b, p->config->address);
+                buf_printf(b, ",\"connected\":%s,\"last_frame_ms_ago\":", p->conn ? "true" : "false");
+                if (p->last_frame_usec)
+                        buf_printf(b, "%" PRIu64, (daemon_now(d) - p->last_frame_usec) / USEC_PER_MSEC);
+                else
+                        buf_printf(b, "null");
+                buf_printf(b, ",\"clock_offset_ms\":");
+                if (p->offset_known)
+                        buf_printf(b, "%" PRId64, p->offset_usec / 1000);
+                else
+                        buf_printf(b, "null");
+                buf_printf(b, ",\"pending_changes\":%" PRIu64 ",\"frames_rx\":%" PRIu64 ",\"frames_tx\":%" PRIu64
+                              ",\"refused\":%" PRIu64 ",\"last_error\":",
+                           p->tx_seq - p->acked_seq, p->frames_rx, p->frames_tx, p->refused);
+                if (p->last_error[0])
+                        buf_json_string(b, p->last_error);
+                else
+                        buf_printf(b, "null");
+                buf_printf(b, "}");
+        }
+        buf_printf(b, "]}");
+}
+
+void sync_peers_json(struct hamgr_daemon *d, struct buf *b) {
+        struct hamgr_sync *s = d->sync;
+        _cleanup_(replica_changes_done) struct replica_changes all = {};
+        char key[WG_KEY_B64_LEN], ep[80];
+
+        buf_printf(b, "[");
+        if (!s || replica_changes_since(s->replica, (struct hlc_ts) {}, &all) < 0) {
+                buf_printf(b, "]");
+                return;
+        }
+        for (size_t i = 0, n = 0; i < all.n; i++) {
+                const struct replica_rec *rec = &all.recs[i];
+                const struct replica_peer *p = &rec->peer;
+                bool everywhere = true;
+                const char *origin = NULL;
+
+                if (rec->type != REPLICA_REC_PEER)
+                        continue;
+                for (size_t k = 0; k < s->n_peers; k++) {
+                        if (s->peers[k].node == p->version.node)
+                                origin = s->peers[k].config->name;
+                        else if (hlc_compare(p->version, s->peers[k].acked_version) > 0)
+                                everywhere = false;
+                }
+                if (p->version.node == replica_node(s->replica))
+                        origin = d->config->node_name;
+                wg_key_to_base64(key, p->public_key);
+                buf_printf(b, "%s{\"interface\":", n++ ? "," : "");
+                buf_json_string(b, rec->ifname);
+                buf_printf(b, ",\"public_key\":\"%s\",\"removed\":%s,\"version\":\"%" PRIu64 ".%u\",\"origin\":", key,
+                           p->deleted ? "true" : "false", p->version.wall_ms, p->version.logical);
+                if (origin)
+                        buf_json_string(b, origin);
+                else
+                        buf_printf(b, "\"%016" PRIx64 "\"", p->version.node);
+                buf_printf(b, ",\"on_every_node\":%s,\"keepalive\":%u,\"allowed_ips\":[", everywhere ? "true" : "false",
+                           p->keepalive);
+                for (size_t k = 0; k < p->n_allowedips; k++) {
+                        struct ip_address a = { .family = p->allowedips[k].family, .addr = p->allowedips[k].ip };
+                        char abuf[INET6_ADDRSTRLEN];
+
+                        buf_printf(b, "%s\"%s/%u\"", k ? "," : "", ip_address_to_string(&a, abuf, sizeof(abuf)),
+                                   p->allowedips[k].cidr);
+                }
+                buf_printf(b, "],\"endpoint\":");
+                if (!hlc_ts_is_zero(p->endpoint_version))
+                        buf_json_string(b, wg_endpoint_to_string(&p->endpoint, ep, sizeof(ep)));
+                else
+                        buf_printf(b, "null");
+                buf_printf(b, "}");
+        }
+        buf_printf(b, "]");
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/* Replication of WireGuard state between gateways (see
+ * docs/sync-protocol.md and hamgr.conf(5), "sync"). */
+
+struct hamgr_daemon;
+struct hamgr_sync;
+struct buf;
+
+/* Start replication when the configuration has a sync section: load the
+ * key and the replicated state, restore the devices from it, listen, dial
+ * the peers, poll the devices. Returns 0 (also when there is no sync
+ * section) or -errno. */
+int sync_start(struct hamgr_daemon *d);
+
+/* Close the connections (with CLOSE frames), save the state, free. */
+void sync_stop(struct hamgr_daemon *d);
+
+/* Poll the WireGuard devices now (after a local change through the
+ * control socket), pushing what changed to the peers at once. */
+void sync_poll_now(struct hamgr_daemon *d);
+
+/* Append the sync status as JSON ("null" without a sync section). */
+void sync_status_json(struct hamgr_daemon *d, struct buf *b);
+
+/* Append the replicated peers as a JSON array: interface, key, version,
+ * origin node, removed, whether every sync peer confirmed it. */
+void sync_peers_json(struct hamgr_daemon *d, struct buf *b);

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Replication between two gateways with wireguard-go:
+#  - a peer added with `wg set` on the master appears on the backup's device;
+#  - removal and an allowed-IPs change propagate;
+#  - `hamgr peer add` on one node reaches the other node's device;
+#  - the replicated state survives a restart (encrypted file, 0600, no keys
+#    in the clear);
+#  - a sync peer with the wrong key is refused.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/wg_lab.sh"
+
+require_root
+require_cmd wireguard-go wg jq
+[ -n "${HAMGR_BIN:-}" ] || die "HAMGR_BIN is not set"
+
+VIP=10.77.0.10
+
+lab_create 2
+wg_keys
+for g in gw1 gw2; do
+        "$HAMGR_BIN" genkey >"$HI_TMP/$g.sync.key"
+        chmod 600 "$HI_TMP/$g.sync.key"
+        pub[$([ "$g" = gw1 ] && echo 1 || echo 2)]=$("$HAMGR_BIN" pubkey <"$HI_TMP/$g.sync.key")
+done
+
+# write_conf NODE PRIORITY MY_INDEX OTHER_INDEX OTHER_PUB [PORT]
+write_conf() {
+        local node=$1 prio=$2 me=$3 other=$4 other_pub=$5 port=${6:-7789}
+        HC_TRACK= HC_INTERVAL_MS=100 HC_SOCKET=/run/hamgr/${SOCK:-control}.sock write_hamgr_conf "$HI_TMP/$node.conf" "$node" "$prio" "$(cat <<EOF
+wireguard = ( { interface = "wg0"; backend = "uapi"; follow = "wan"; source_address = "$VIP"; } );
+sync = {
+    listen = "10.77.0.$me:$port";
+    private_key_file = "$HI_TMP/$node.sync.key";
+    poll_interval_ms = 200;
+    peers = ( { name = "gw$other"; address = "10.77.0.$other:7789"; public_key = "$other_pub"; } );
+};
+EOF
+)"
+        "$HAMGR_BIN" check -c "$HI_TMP/$node.conf" >/dev/null || die "hamgr check: $("$HAMGR_BIN" check -c "$HI_TMP/$node.conf" 2>&1)"
+}
+
+wg_gateway_setup gw1
+wg_gateway_setup gw2
+write_conf gw1 150 1 2 "${pub[2]}"
+write_conf gw2 100 2 1 "${pub[1]}"
+hamgr_start gw1 "$HI_TMP/gw1.conf"
+wait_until 10 hamgr_state_is gw1 wan MASTER || die "gw1 not MASTER"
+hamgr_start gw2 "$HI_TMP/gw2.conf"
+wait_until 10 hamgr_state_is gw2 wan BACKUP || die "gw2 not BACKUP"
+
+connected() {
+        [ "$(hamgr_status "$1" | jq -r '.sync.peers[0].connected')" = true ]
+}
+assert_true "gw1 and gw2 connect" wait_until 10 connected gw1
+assert_true "gw2 sees the connection too" wait_until 5 connected gw2
+
+has_peer() {
+        node_exec "$1" wg show wg0 peers | grep -qxF "$2"
+}
+allowed_of() {
+        node_exec "$1" wg show wg0 allowed-ips | awk -v k="$2" '$1 == k { $1 = ""; sub(/^ /, ""); print }'
+}
+
+# ---- wg set on the master reaches the backup
+k1=$(wg genkey | wg pubkey)
+node_exec gw1 wg set wg0 peer "$k1" allowed-ips 10.99.1.1/32
+assert_true "wg set on gw1: the peer appears on gw2" wait_until 5 has_peer gw2 "$k1"
+assert_eq "$(allowed_of gw2 "$k1")" "10.99.1.1/32" "its allowed IPs came along"
+
+node_exec gw1 wg set wg0 peer "$k1" allowed-ips 10.99.1.1/32,10.99.2.0/24
+has_allowed() {
+        [ "$(allowed_of gw2 "$k1")" = "$1" ]
+}
+assert_true "allowed-IPs change propagates" wait_until 5 has_allowed "10.99.1.1/32 10.99.2.0/24"
+
+node_exec gw1 wg set wg0 peer "$k1" remove
+no_peer() {
+        ! has_peer "$1" "$2"
+}
+assert_true "removal propagates" wait_until 5 no_peer gw2 "$k1"
+
+# ---- hamgr peer add on the backup reaches the master
+k2=$(wg genkey | wg pubkey)
+t0=$(hi_now_ms)
+node_exec gw2 "$HAMGR_BIN" peer add wg0 "$k2" --allowed-ips 10.99.3.3/32 --keepalive 25 -s /run/hamgr/control.sock
+assert_true "hamgr peer add on gw2: the peer is on gw2's device" has_peer gw2 "$k2"
+assert_true "hamgr peer add on gw2: the peer reaches gw1" wait_until 5 has_peer gw1 "$k2"
+pass "hamgr peer add to the other node's device in $(($(hi_now_ms) - t0)) ms"
+peers=$(node_exec gw1 "$HAMGR_BIN" peers --json -s /run/hamgr/control.sock)
+assert_eq "$(jq -r --arg k "$k2" '.[] | select(.public_key == $k) | .origin' <<<"$peers")" gw2 "peers: origin gw2"
+on_every_node() {
+        node_exec gw2 "$HAMGR_BIN" peers --json -s /run/hamgr/control.sock |
+                jq -e --arg k "$k2" '.[] | select(.public_key == $k) | .on_every_node' >/dev/null
+}
+assert_true "peers: on every node" wait_until 5 on_every_node
+node_exec gw2 "$HAMGR_BIN" peer remove wg0 "$k2" -s /run/hamgr/control.sock
+assert_true "hamgr peer remove on gw2 reaches gw1" wait_until 5 no_peer gw1 "$k2"
+removed_flag=$(node_exec gw1 "$HAMGR_BIN" peers --json -s /run/hamgr/control.sock | jq -r --arg k "$k2" '.[] | select(.public_key == $k) | .removed')
+assert_eq "$removed_flag" true "the removal is kept as a tombstone"
+
+# ---- the state file
+state=$HI_TMP/gw2.state/replica.state
+assert_true "gw2 keeps its replicated state in state_dir" test -s "$state"
+assert_eq "$(stat -c %a "$state")" 600 "state file mode"
+gwkey_hex=$(printf '%s' "$WG_GW_KEY" | base64 -d | od -An -tx1 | tr -d ' \n')
+if od -An -tx1 "$state" | tr -d ' \n' | grep -q "$gwkey_hex"; then
+        fail "the WireGuard private key is in the state file in the clear"
+else
+        pass "no WireGuard private key in the clear in the state file"
+fi
+
+# ---- a node with the wrong key is refused
+"$HAMGR_BIN" genkey >"$HI_TMP/rogue.sync.key"
+chmod 600 "$HI_TMP/rogue.sync.key"
+SOCK=rogue write_conf rogue 50 2 1 "${pub[1]}" 7790
+node_spawn gw2 "$HI_TMP/rogue.log" "$HAMGR_BIN" run -c "$HI_TMP/rogue.conf"
+rogue=$HI_LAST_PID
+sleep 2
+stop_pid "$rogue" TERM
+assert_contains "$(cat "$(hamgr_log gw1)")" "refused" "gw1 logged a refused connection"
+assert_true "gw1 still connected to the real gw2" connected gw1
+
+# ---- partition: edits on both sides merge on heal, a removal stays
+k3=$(wg genkey | wg pubkey)
+k4=$(wg genkey | wg pubkey)
+node_exec gw1 wg set wg0 peer "$k3" allowed-ips 10.99.4.4/32
+assert_true "k3 replicated before the partition" wait_until 5 has_peer gw2 "$k3"
+disconnected() {
+        [ "$(hamgr_status "$1" | jq -r '.sync.peers[0].connected')" = false ]
+}
+# A partition of the sync link: gw2's hamgr is away while both sides edit.
+hamgr_stop gw2 TERM
+node_exec gw1 wg set wg0 peer "$k3" remove
+node_exec gw2 wg set wg0 peer "$k4" allowed-ips 10.99.5.5/32
+hamgr_start gw2 "$HI_TMP/gw2.conf"
+assert_true "heal: the sync link is back" wait_until 10 connected gw1
+assert_true "heal: gw2's edit made while apart reached gw1" wait_until 5 has_peer gw1 "$k4"
+assert_true "heal: gw1's removal made while apart reached gw2" wait_until 5 no_peer gw2 "$k3"
+assert_true "heal: the removed peer stays removed on gw1" holds_for 1 no_peer gw1 "$k3"
+
+# ---- restart of the backup while the master is down: every peer kept
+expected=$(node_exec gw1 wg show wg0 peers | sort | tr '\n' ' ')
+hamgr_stop gw2 TERM
+wg_go_stop gw2
+node_link gw1 eth0 down
+hamgr_stop gw1 KILL
+wg_go_start gw2
+node_exec gw2 ip addr add "$WG_GW_TUN/24" dev wg0
+assert_eq "$(node_exec gw2 wg show wg0 peers | wc -l)" 0 "gw2's fresh wireguard-go starts empty"
+hamgr_start gw2 "$HI_TMP/gw2.conf"
+assert_true "restarted gw2 becomes master alone" wait_until 10 hamgr_state_is gw2 wan MASTER
+assert_eq "$(node_exec gw2 wg show wg0 peers | sort | tr '\n' ' ')" "$expected" "restarted gw2 has every peer from its state file"
+assert_eq "$(node_exec gw2 wg show wg0 public-key)" "$WG_GW_PUB" "restarted gw2 has the gateway's private key back"
+wg_client_setup "$VIP:$WG_PORT"
+assert_true "a client connects through the restarted gw2" wait_until 20 tunnel_ping
+
+finish
