@@ -28,7 +28,7 @@
 #include "wg/wg.h"
 #include "wireguard.h"
 
-#define WG_BATCH_PEERS        1000
+#define WG_BATCH_PEERS        250
 #define WG_SNAPSHOT_USEC      (5 * USEC_PER_SEC)
 /* Keepalive used for the kick when the peer's own is 0 (off); it is set
  * back to 0 right after, so it never fires. */

@@ -16,6 +16,7 @@
 
 #include "common/macro.h"
 #include "hamgr/config.h"
+#include "wg/key.h"
 
 #define SAMPLE_CONFIG HAMGR_SOURCE_DIR "/etc/hamgr.conf"
 
@@ -131,28 +132,17 @@ static void test_sample_config(void **state) {
 }
 
 /*
- * The sample ships the WireGuard layer commented out. Enabled the way its
- * comment says (one '#' off each line from "#checks" on, and off
- * "#track_checks"), it must load and mean what its comments say.
+ * The sample as its comments say to enable the WireGuard layer: one '#' off
+ * each line from "#checks" on (up to "#sync" unless WITH_SYNC, to the end
+ * of the file if it is set), and off "#track_checks".
  */
-static void test_sample_wireguard_examples(void **state) {
-        _cleanup_(hamgr_config_freep) struct hamgr_config *plain = NULL, *c = NULL;
-        _cleanup_(freep) char *text = NULL, *out = NULL;
-        const struct hamgr_vrrp_config *wan;
-        const struct hamgr_check_config *k;
-        char buf[INET6_ADDRSTRLEN];
-        bool in_block = false;
-        size_t len = 0, n_uncommented = 0;
-        FILE *f, *o;
+static char *sample_uncommented(bool with_sync) {
+        _cleanup_(freep) char *out = NULL;
+        bool in_block = false, in_sync = false;
+        size_t len = 0, n_uncommented = 0, n_sync = 0;
         char *line = NULL;
         size_t cap = 0;
-
-        /* As shipped: none of it is active. */
-        assert_int_equal(hamgr_config_load(SAMPLE_CONFIG, &plain, NULL), 0);
-        assert_int_equal(plain->n_checks, 0);
-        assert_int_equal(plain->n_wireguard, 0);
-        assert_int_equal(plain->n_endpoints, 0);
-        assert_int_equal(hamgr_config_find_vrrp(plain, "wan")->n_track_checks, 0);
+        FILE *f, *o;
 
         f = fopen(SAMPLE_CONFIG, "re");
         assert_non_null(f);
@@ -163,11 +153,20 @@ static void test_sample_wireguard_examples(void **state) {
 
                 if (streq(line, "#checks = (\n"))
                         in_block = true;
+                if (streq(line, "#sync = {\n")) {
+                        assert_true(in_block);
+                        in_sync = true;
+                }
                 if (in_block) {
                         /* Every line of the block is commented, so none is active by accident. */
                         assert_true(line[0] == '#' || line[0] == '\n');
-                        fputs(line[0] == '#' ? line + 1 : line, o);
-                        n_uncommented++;
+                        if (in_sync && !with_sync)
+                                fputs(line, o);
+                        else {
+                                fputs(line[0] == '#' ? line + 1 : line, o);
+                                n_uncommented++;
+                                n_sync += in_sync;
+                        }
                 } else if (strncmp(p, "#track_checks", strlen("#track_checks")) == 0) {
                         fwrite(line, 1, p - line, o);
                         fputs(p + 1, o);
@@ -179,10 +178,51 @@ static void test_sample_wireguard_examples(void **state) {
         fclose(f);
         fclose(o);
         assert_true(in_block);
+        assert_true(in_sync);
         assert_true(n_uncommented > 50);
-        text = TAKE_PTR(out);
+        assert_true(with_sync ? n_sync > 10 : n_sync == 0);
+        return TAKE_PTR(out);
+}
+
+/*
+ * The sample ships the WireGuard layer and replication commented out.
+ * Enabled the way its comments say, each must load and mean what its
+ * comments say.
+ */
+static void test_sample_wireguard_examples(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *plain = NULL, *c = NULL, *synced = NULL;
+        _cleanup_(freep) char *text = NULL, *text_sync = NULL;
+        const struct hamgr_vrrp_config *wan;
+        const struct hamgr_check_config *k;
+        const struct hamgr_sync_config *sc;
+        char buf[INET6_ADDRSTRLEN];
+
+        /* As shipped: none of it is active. */
+        assert_int_equal(hamgr_config_load(SAMPLE_CONFIG, &plain, NULL), 0);
+        assert_int_equal(plain->n_checks, 0);
+        assert_int_equal(plain->n_wireguard, 0);
+        assert_int_equal(plain->n_endpoints, 0);
+        assert_false(plain->sync.enabled);
+        assert_int_equal(hamgr_config_find_vrrp(plain, "wan")->n_track_checks, 0);
+
+        text = sample_uncommented(false);
+        text_sync = sample_uncommented(true);
+
+        /* Replication is enabled separately, and then it is what the comments say. */
+        synced = load_ok(text_sync);
+        sc = &synced->sync;
+        assert_true(sc->enabled);
+        assert_string_equal(sc->listen, "192.168.10.2:7789");
+        assert_string_equal(sc->private_key_file, "/etc/hamgr/sync.key");
+        assert_int_equal(sc->poll_interval_ms, 1000);
+        assert_int_equal(sc->n_peers, 1);
+        assert_string_equal(sc->peers[0].name, "gw2");
+        assert_string_equal(sc->peers[0].address, "192.168.10.3:7789");
+        assert_false(wg_key_is_zero(sc->peers[0].public_key));
+        assert_int_equal(synced->n_wireguard, 1);
 
         c = load_ok(text);
+        assert_false(c->sync.enabled);
         wan = hamgr_config_find_vrrp(c, "wan");
         assert_int_equal(wan->n_track_checks, 2);
         assert_string_equal(wan->track_checks[0].check, "wg0");
@@ -1492,6 +1532,338 @@ static void test_wireguard_multiple_errors(void **state) {
                       want, ELEMENTSOF(want));
 }
 
+/* ---- sync ---------------------------------------------------------------- */
+
+#define KEY_C "QTcTjKR6TXt4tgr6kj0JkGIkQhd2llqUYNzoOpTvM34="
+#define KEY_D "45z+iISBdCEGjfe0dNpTjVFbTSkN26dW60izWDEVzWQ="
+#define KEY_ZERO "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+/* Lines 1 and 2: what a sync section needs around it. */
+#define SYNC_HEAD \
+        "vrrp = ( { name = \"wan\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.77.0.10/24\" ]; } );\n" \
+        "wireguard = ( { interface = \"wg0\"; follow = \"wan\"; } );\n"
+#define SYNC_LISTEN "listen = \"10.1.0.11:7789\"; "
+#define SYNC_KEYFILE "private_key_file = \"/etc/hamgr/sync.key\"; "
+#define SYNC_PEER1 "{ name = \"gw2\"; address = \"10.1.0.12:7789\"; public_key = \"" KEY_A "\"; }"
+
+/* Loads TEXT expecting exactly one error: LINE and the whole MESSAGE. */
+static void expect_exact(const char *text, int line, const char *message) {
+        const struct line_error want = { line, message };
+
+        expect_errors(text, &want, 1);
+}
+
+static void test_sync_full(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+        const struct hamgr_sync_config *sc;
+        uint8_t key[32];
+
+        c = load_ok(SYNC_HEAD
+                    "sync = {\n"
+                    "  listen = \"10.1.0.11:7789\";\n"
+                    "  private_key_file = \"/etc/hamgr/sync.key\";\n"
+                    "  poll_interval_ms = 250;\n"
+                    "  peers = ( { name = \"gw2\"; address = \"10.1.0.12:7789\"; public_key = \"" KEY_A "\"; },\n"
+                    "            { name = \"gw-3.b_C\"; address = \"[2001:db8::3]:1\"; public_key = \"" KEY_B "\"; },\n"
+                    "            { public_key = \"" KEY_C "\"; address = \"[fe80::4%nosuchif0]:65535\";\n"
+                    "              name = \"ll\"; },\n"
+                    "            { name = \"idx\"; address = \"[fe80::5%2]:7789\"; public_key = \"" KEY_D "\"; } );\n"
+                    "};\n");
+        sc = &c->sync;
+        assert_true(sc->enabled);
+        assert_int_equal(sc->line, 3);
+        assert_string_equal(sc->listen, "10.1.0.11:7789");
+        assert_string_equal(sc->private_key_file, "/etc/hamgr/sync.key");
+        assert_int_equal(sc->poll_interval_ms, 250);
+        assert_int_equal(sc->n_peers, 4);
+
+        assert_string_equal(sc->peers[0].name, "gw2");
+        assert_string_equal(sc->peers[0].address, "10.1.0.12:7789");
+        for (size_t i = 0; i < sizeof(key); i++)
+                key[i] = (uint8_t) i;
+        assert_memory_equal(sc->peers[0].public_key, key, sizeof(key));
+        assert_int_equal(sc->peers[0].line, 7);
+
+        assert_string_equal(sc->peers[1].name, "gw-3.b_C");
+        assert_string_equal(sc->peers[1].address, "[2001:db8::3]:1");
+        for (size_t i = 0; i < sizeof(key); i++)
+                key[i] = (uint8_t) (100 + i);
+        assert_memory_equal(sc->peers[1].public_key, key, sizeof(key));
+        assert_int_equal(sc->peers[1].line, 8);
+
+        /* A link-local scope is kept as written and not looked up here:
+         * the file checks the same on a machine without that interface. */
+        assert_string_equal(sc->peers[2].name, "ll");
+        assert_string_equal(sc->peers[2].address, "[fe80::4%nosuchif0]:65535");
+        assert_int_equal(sc->peers[2].line, 9);
+        assert_string_equal(sc->peers[3].address, "[fe80::5%2]:7789");
+        assert_int_equal(sc->peers[3].line, 11);
+}
+
+static void test_sync_defaults(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *none = NULL, *c = NULL, *lim = NULL;
+
+        none = load_ok(SYNC_HEAD);
+        assert_false(none->sync.enabled);
+        assert_null(none->sync.listen);
+        assert_null(none->sync.private_key_file);
+        assert_int_equal(none->sync.n_peers, 0);
+        assert_null(none->sync.peers);
+
+        /* No peers: valid, the node only keeps and restores its own state. */
+        c = load_ok(SYNC_HEAD "sync = { listen = \"[::]:7789\"; private_key_file = \"/k\"; };\n");
+        assert_true(c->sync.enabled);
+        assert_string_equal(c->sync.listen, "[::]:7789");
+        assert_string_equal(c->sync.private_key_file, "/k");
+        assert_int_equal(c->sync.poll_interval_ms, 1000);
+        assert_int_equal(c->sync.n_peers, 0);
+        assert_null(c->sync.peers);
+        assert_int_equal(c->sync.line, 3);
+        hamgr_config_free(TAKE_PTR(c));
+        c = load_ok(SYNC_HEAD "sync = { " SYNC_LISTEN SYNC_KEYFILE "peers = ( ); };\n");
+        assert_int_equal(c->sync.n_peers, 0);
+        assert_null(c->sync.peers);
+
+        /* Both ends of the poll interval; an unspecified listen address of either family. */
+        lim = load_ok(SYNC_HEAD "sync = { listen = \"0.0.0.0:1\"; " SYNC_KEYFILE "poll_interval_ms = 100; };\n");
+        assert_int_equal(lim->sync.poll_interval_ms, 100);
+        hamgr_config_free(TAKE_PTR(lim));
+        lim = load_ok(SYNC_HEAD "sync = { " SYNC_LISTEN SYNC_KEYFILE "poll_interval_ms = 3600000; };\n");
+        assert_int_equal(lim->sync.poll_interval_ms, 3600000);
+        hamgr_config_free(TAKE_PTR(lim));
+        /* A peer on the listen address's host but another port is another node. */
+        lim = load_ok(SYNC_HEAD "sync = { " SYNC_LISTEN SYNC_KEYFILE
+                      "peers = ( { name = \"x\"; address = \"10.1.0.11:7790\"; public_key = \"" KEY_A "\"; } ); };\n");
+        assert_int_equal(lim->sync.n_peers, 1);
+        hamgr_config_free(TAKE_PTR(lim));
+        /* Names up to 32 characters. */
+        lim = load_ok(SYNC_HEAD "sync = { " SYNC_LISTEN SYNC_KEYFILE
+                      "peers = ( { name = \"abcdefghijklmnopqrstuvwxyz012345\"; address = \"10.1.0.12:7789\";"
+                      " public_key = \"" KEY_A "\"; } ); };\n");
+        assert_string_equal(lim->sync.peers[0].name, "abcdefghijklmnopqrstuvwxyz012345");
+}
+
+struct sync_case {
+        const char *snippet;
+        int line;
+        const char *message;
+};
+
+/* The settings of the section, on line 4 (the section starts on line 3). */
+static const struct sync_case sync_section_cases[] = {
+        { SYNC_KEYFILE, 3, "missing required setting 'listen' in sync" },
+        { SYNC_LISTEN, 3, "missing required setting 'private_key_file' in sync" },
+        { SYNC_LISTEN SYNC_KEYFILE "port = 7789;", 4, "unknown setting 'port' in sync" },
+        { SYNC_LISTEN SYNC_KEYFILE "peer = ( );", 4, "unknown setting 'peer' in sync" },
+        { "listen = 7789; " SYNC_KEYFILE, 4, "listen must be a string" },
+        { SYNC_LISTEN "private_key_file = \"sync.key\";", 4, "private_key_file 'sync.key' must be an absolute path" },
+        { SYNC_LISTEN "private_key_file = \"./sync.key\";", 4,
+          "private_key_file './sync.key' must be an absolute path" },
+        { SYNC_LISTEN "private_key_file = \"\";", 4, "private_key_file '' must be an absolute path" },
+        { SYNC_LISTEN "private_key_file = [ \"/k\" ];", 4, "private_key_file must be a string" },
+        { SYNC_LISTEN SYNC_KEYFILE "poll_interval_ms = 99;", 4, "poll_interval_ms 99 out of range 100..3600000" },
+        { SYNC_LISTEN SYNC_KEYFILE "poll_interval_ms = 0;", 4, "poll_interval_ms 0 out of range 100..3600000" },
+        { SYNC_LISTEN SYNC_KEYFILE "poll_interval_ms = -1;", 4, "poll_interval_ms -1 out of range 100..3600000" },
+        { SYNC_LISTEN SYNC_KEYFILE "poll_interval_ms = 3600001;", 4,
+          "poll_interval_ms 3600001 out of range 100..3600000" },
+        { SYNC_LISTEN SYNC_KEYFILE "poll_interval_ms = \"1000\";", 4, "poll_interval_ms must be an integer" },
+        { SYNC_LISTEN SYNC_KEYFILE "poll_interval_ms = 1.5;", 4, "poll_interval_ms must be an integer" },
+        { "listen = \"224.0.0.18:7789\"; " SYNC_KEYFILE, 4, "listen '224.0.0.18:7789' is a multicast or broadcast address" },
+        { "listen = \"255.255.255.255:7789\"; " SYNC_KEYFILE, 4,
+          "listen '255.255.255.255:7789' is a multicast or broadcast address" },
+        { "listen = \"[ff02::1]:7789\"; " SYNC_KEYFILE, 4, "listen '[ff02::1]:7789' is a multicast or broadcast address" },
+        { "listen = \"[fe80::1]:7789\"; " SYNC_KEYFILE, 4,
+          "listen '[fe80::1]:7789' is link-local and needs its interface: [fe80::1%eth0]:port" },
+        { SYNC_LISTEN SYNC_KEYFILE "peers = { };", 4,
+          "peers must be a list of groups: peers = ( { name = \"gw2\"; address = \"...\"; public_key = \"...\"; } );" },
+        { SYNC_LISTEN SYNC_KEYFILE "peers = [ \"gw2\" ];", 4,
+          "peers must be a list of groups: peers = ( { name = \"gw2\"; address = \"...\"; public_key = \"...\"; } );" },
+        { SYNC_LISTEN SYNC_KEYFILE "peers = \"gw2\";", 4,
+          "peers must be a list of groups: peers = ( { name = \"gw2\"; address = \"...\"; public_key = \"...\"; } );" },
+        { SYNC_LISTEN SYNC_KEYFILE "peers = ( \"gw2\" );", 4,
+          "sync peer #1 must be a group { name = ...; address = ...; public_key = ...; }" },
+};
+
+/* Malformed "IP:port" values, refused as listen and as a peer address alike. */
+static const char *const bad_sync_addresses[] = {
+        "gw2.example:7789", "localhost:7789", "10.1.0.12", "10.1.0.12:0", "10.1.0.12:65536", "10.1.0.12:+7789",
+        "10.1.0.12: 7789", "10.1.0.12:", ":7789", "", "10.1.0.12:7789 ", "10.1.0.256:7789", "10.1.12:7789",
+        "2001:db8::2:7789", "::1:7789", "[2001:db8::2]", "[2001:db8::2]7789", "[2001:db8::2]:", "[2001:db8::2]:0",
+        "[10.1.0.12]:7789", "[gw2.example]:7789", "[]:7789", "[2001:db8::2:7789",
+        "[fe80::1%]:7789", "[fe80::1%eth/0]:7789", "[fe80::1%eth:0]:7789", "[fe80::1%..]:7789",
+        "[fe80::1%abcdefghijklmnop]:7789", "[fe80::1%eth0%1]:7789", "10.1.0.12%eth0:7789",
+        "[2001:db8::2]:7789%eth0", "%eth0[fe80::1]:7789",
+};
+
+/* The second peer, on line 6; the first one is SYNC_PEER1 on line 5. */
+static const struct sync_case sync_peer_cases[] = {
+        { "address = \"10.1.0.13:7789\"; public_key = \"" KEY_B "\";", 6, "missing required setting 'name' in sync peer #2" },
+        { "name = \"gw3\"; public_key = \"" KEY_B "\";", 6, "missing required setting 'address' in sync peer 'gw3'" },
+        { "name = \"gw3\"; address = \"10.1.0.13:7789\";", 6, "missing required setting 'public_key' in sync peer 'gw3'" },
+        { "name = \"gw3\"; address = \"10.1.0.13:7789\"; public_key = \"" KEY_B "\"; port = 1;", 6,
+          "unknown setting 'port' in sync peer 'gw3'" },
+        { "name = \"gw 3\"; address = \"10.1.0.13:7789\"; public_key = \"" KEY_B "\";", 6,
+          "sync peer name 'gw 3' must be 1..32 characters of A-Z a-z 0-9 _ . -" },
+        { "name = \"\"; address = \"10.1.0.13:7789\"; public_key = \"" KEY_B "\";", 6,
+          "sync peer name '' must be 1..32 characters of A-Z a-z 0-9 _ . -" },
+        { "name = \"abcdefghijklmnopqrstuvwxyz0123456\"; address = \"10.1.0.13:7789\"; public_key = \"" KEY_B "\";", 6,
+          "sync peer name 'abcdefghijklmnopqrstuvwxyz0123456' must be 1..32 characters of A-Z a-z 0-9 _ . -" },
+        { "name = \"gw/3\"; address = \"10.1.0.13:7789\"; public_key = \"" KEY_B "\";", 6,
+          "sync peer name 'gw/3' must be 1..32 characters of A-Z a-z 0-9 _ . -" },
+        { "name = 3; address = \"10.1.0.13:7789\"; public_key = \"" KEY_B "\";", 6, "name must be a string" },
+        { "name = \"gw2\"; address = \"10.1.0.13:7789\"; public_key = \"" KEY_B "\";", 6,
+          "duplicate sync peer name 'gw2' (first at line 5)" },
+        /* Names are case-sensitive, like every other name in the file. */
+        { "name = \"gw3\"; address = \"10.1.0.13:7789\"; public_key = \"" KEY_A "\";", 6,
+          "duplicate sync peer public_key (first at line 5)" },
+        { "name = \"gw3\"; address = \"10.1.0.13:7789\"; public_key = \"not-a-key\";", 6,
+          "public_key is not a base64 key (44 characters ending in '='; see hamgr pubkey)" },
+        { "name = \"gw3\"; address = \"10.1.0.13:7789\"; public_key = \"" KEY_B "A\";", 6,
+          "public_key is not a base64 key (44 characters ending in '='; see hamgr pubkey)" },
+        /* 43 characters whose unused low bits are not zero: no key prints so. */
+        { "name = \"gw3\"; address = \"10.1.0.13:7789\"; public_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9=\";", 6,
+          "public_key is not a base64 key (44 characters ending in '='; see hamgr pubkey)" },
+        { "name = \"gw3\"; address = \"10.1.0.13:7789\"; public_key = \"\";", 6,
+          "public_key is not a base64 key (44 characters ending in '='; see hamgr pubkey)" },
+        { "name = \"gw3\"; address = \"10.1.0.13:7789\"; public_key = \"" KEY_ZERO "\";", 6,
+          "public_key is all zero: use the other node's 'hamgr pubkey'" },
+        { "name = \"gw3\"; address = \"10.1.0.13:7789\"; public_key = 1;", 6, "public_key must be a string" },
+        { "name = \"gw3\"; address = 7789; public_key = \"" KEY_B "\";", 6, "address must be a string" },
+        { "name = \"gw3\"; address = \"10.1.0.12:7789\"; public_key = \"" KEY_B "\";", 6,
+          "duplicate sync peer address '10.1.0.12:7789' (first at line 5)" },
+        /* This node's own listen address: it would dial itself. */
+        { "name = \"gw3\"; address = \"10.1.0.11:7789\"; public_key = \"" KEY_B "\";", 6,
+          "address '10.1.0.11:7789' is this node's listen address" },
+        { "name = \"gw3\"; address = \"0.0.0.0:7789\"; public_key = \"" KEY_B "\";", 6,
+          "address '0.0.0.0:7789' is unspecified: give the other node's address" },
+        { "name = \"gw3\"; address = \"[::]:7789\"; public_key = \"" KEY_B "\";", 6,
+          "address '[::]:7789' is unspecified: give the other node's address" },
+        { "name = \"gw3\"; address = \"239.1.1.1:7789\"; public_key = \"" KEY_B "\";", 6,
+          "address '239.1.1.1:7789' is a multicast or broadcast address" },
+        { "name = \"gw3\"; address = \"[ff05::2]:7789\"; public_key = \"" KEY_B "\";", 6,
+          "address '[ff05::2]:7789' is a multicast or broadcast address" },
+        { "name = \"gw3\"; address = \"[fe80::3]:7789\"; public_key = \"" KEY_B "\";", 6,
+          "address '[fe80::3]:7789' is link-local and needs its interface: [fe80::1%eth0]:port" },
+};
+
+static void test_sync_errors(void **state) {
+        char text[2048], msg[256];
+
+        for (size_t i = 0; i < ELEMENTSOF(sync_section_cases); i++) {
+                snprintf(text, sizeof(text), SYNC_HEAD "sync = {\n  %s\n};\n", sync_section_cases[i].snippet);
+                expect_exact(text, sync_section_cases[i].line, sync_section_cases[i].message);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(sync_peer_cases); i++) {
+                snprintf(text, sizeof(text),
+                         SYNC_HEAD "sync = {\n  " SYNC_LISTEN SYNC_KEYFILE "\n  peers = ( " SYNC_PEER1 ",\n  { %s } );\n};\n",
+                         sync_peer_cases[i].snippet);
+                expect_exact(text, sync_peer_cases[i].line, sync_peer_cases[i].message);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad_sync_addresses); i++) {
+                snprintf(text, sizeof(text), SYNC_HEAD "sync = {\n  " SYNC_KEYFILE "\n  listen = \"%s\";\n};\n",
+                         bad_sync_addresses[i]);
+                snprintf(msg, sizeof(msg), "listen '%s' must be numeric IPv4:port or [IPv6]:port with port 1..65535",
+                         bad_sync_addresses[i]);
+                expect_exact(text, 5, msg);
+                snprintf(text, sizeof(text),
+                         SYNC_HEAD "sync = {\n  " SYNC_LISTEN SYNC_KEYFILE "\n  peers = ( " SYNC_PEER1 ",\n"
+                         "  { name = \"gw3\"; public_key = \"" KEY_B "\";\n    address = \"%s\"; } );\n};\n",
+                         bad_sync_addresses[i]);
+                snprintf(msg, sizeof(msg), "address '%s' must be numeric IPv4:port or [IPv6]:port with port 1..65535",
+                         bad_sync_addresses[i]);
+                expect_exact(text, 7, msg);
+        }
+
+        /* The same address written differently is still the same. */
+        expect_exact(SYNC_HEAD "sync = { listen = \"[2001:db8::1]:7789\"; " SYNC_KEYFILE "\n"
+                     "  peers = ( { name = \"a\"; address = \"[2001:db8:0:0::2]:7789\"; public_key = \"" KEY_A "\"; },\n"
+                     "            { name = \"b\"; address = \"[2001:DB8::2]:7789\"; public_key = \"" KEY_B "\"; },\n"
+                     "            { name = \"c\"; address = \"[2001:db8::3]:7789\"; public_key = \"" KEY_C "\"; } ); };\n",
+                     5, "duplicate sync peer address '[2001:DB8::2]:7789' (first at line 4)");
+        expect_exact(SYNC_HEAD "sync = { listen = \"[2001:db8::1]:7789\"; " SYNC_KEYFILE "\n"
+                     "  peers = ( { name = \"c\"; address = \"[2001:db8::0:1]:7789\"; public_key = \"" KEY_C "\"; } ); };\n",
+                     4, "address '[2001:db8::0:1]:7789' is this node's listen address");
+        /* Another interface is another link: not a duplicate. */
+        {
+                _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+
+                c = load_ok(SYNC_HEAD "sync = { listen = \"[fe80::1%eth1]:7789\"; " SYNC_KEYFILE "\n"
+                            "  peers = ( { name = \"a\"; address = \"[fe80::1%eth2]:7789\"; public_key = \"" KEY_A "\"; },\n"
+                            "            { name = \"b\"; address = \"[fe80::1%eth3]:7789\"; public_key = \"" KEY_B "\"; } ); };\n");
+                assert_int_equal(c->sync.n_peers, 2);
+        }
+}
+
+/* The section as a whole: its shape, and the wireguard section it replicates. */
+static void test_sync_section(void **state) {
+        static const char vrrp[] =
+                "vrrp = ( { name = \"wan\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.77.0.10/24\" ]; } );\n";
+        char text[1024];
+
+        expect_exact("sync = ( );\n", 1, "sync must be a group: sync = { listen = \"...\"; ... };");
+        expect_exact("\nsync = \"10.1.0.11:7789\";\n", 2, "sync must be a group: sync = { listen = \"...\"; ... };");
+        expect_exact(SYNC_HEAD "sync = [ 1 ];\n", 3, "sync must be a group: sync = { listen = \"...\"; ... };");
+
+        snprintf(text, sizeof(text), "%s\nsync = { " SYNC_LISTEN SYNC_KEYFILE "peers = ( " SYNC_PEER1 " ); };\n", vrrp);
+        expect_exact(text, 3, "sync replicates the interfaces of the wireguard section, which has none");
+        snprintf(text, sizeof(text), "%swireguard = ( );\nsync = { " SYNC_LISTEN SYNC_KEYFILE " };\n", vrrp);
+        expect_exact(text, 3, "sync replicates the interfaces of the wireguard section, which has none");
+        /* A spoke's endpoints are not replicated. */
+        expect_exact("endpoints = ( { interface = \"wg0\"; peer = \"" KEY_B "\"; candidates = [ \"gw:1\" ]; } );\n"
+                     "sync = { " SYNC_LISTEN SYNC_KEYFILE " };\n",
+                     2, "sync replicates the interfaces of the wireguard section, which has none");
+        /* A malformed wireguard section is reported once, as itself. */
+        snprintf(text, sizeof(text), "%swireguard = 1;\nsync = { " SYNC_LISTEN SYNC_KEYFILE " };\n", vrrp);
+        expect_exact(text, 2, "wireguard must be a list of interfaces: wireguard = ( { ... } );");
+        snprintf(text, sizeof(text), "%swireguard = ( \"wg0\" );\nsync = { " SYNC_LISTEN SYNC_KEYFILE " };\n", vrrp);
+        expect_exact(text, 2, "wireguard entry #1 must be a group { ... }");
+        /* The order of the sections does not matter. */
+        {
+                _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+
+                c = load_ok("sync = { " SYNC_LISTEN SYNC_KEYFILE " };\n" SYNC_HEAD);
+                assert_true(c->sync.enabled);
+                assert_int_equal(c->sync.line, 1);
+        }
+}
+
+/* Every problem is reported, in file order; a setting that failed is not compared with later ones. */
+static void test_sync_multiple_errors(void **state) {
+        static const struct line_error want[] = {
+                { 3, "missing required setting 'private_key_file' in sync" },
+                { 4, "listen '10.1.0.11' must be numeric IPv4:port or [IPv6]:port with port 1..65535" },
+                { 5, "poll_interval_ms 50 out of range 100..3600000" },
+                { 6, "unknown setting 'key' in sync" },
+                { 7, "public_key is not a base64 key (44 characters ending in '='; see hamgr pubkey)" },
+                { 8, "public_key is all zero: use the other node's 'hamgr pubkey'" },
+                { 9, "public_key is all zero: use the other node's 'hamgr pubkey'" },
+                { 11, "duplicate sync peer public_key (first at line 10)" },
+                { 12, "sync peer name 'b c' must be 1..32 characters of A-Z a-z 0-9 _ . -" },
+                { 12, "address 'b:1' must be numeric IPv4:port or [IPv6]:port with port 1..65535" },
+                { 13, "duplicate sync peer name 'b' (first at line 10)" },
+                { 13, "duplicate sync peer address '10.1.0.13:7789' (first at line 10)" },
+                { 14, "missing required setting 'name' in sync peer #8" },
+                { 14, "unknown setting 'nmae' in sync peer #8" },
+                { 14, "public_key is not a base64 key (44 characters ending in '='; see hamgr pubkey)" },
+        };
+
+        expect_errors(SYNC_HEAD
+                      "sync = {\n"
+                      "  listen = \"10.1.0.11\";\n"
+                      "  poll_interval_ms = 50;\n"
+                      "  key = \"/k\";\n"
+                      "  peers = ( { name = \"a\"; address = \"10.1.0.12:7789\"; public_key = \"x\"; },\n"
+                      "    { name = \"z1\"; address = \"10.1.0.20:7789\"; public_key = \"" KEY_ZERO "\"; },\n"
+                      "    { name = \"z2\"; address = \"10.1.0.21:7789\"; public_key = \"" KEY_ZERO "\"; },\n"
+                      "    { name = \"b\"; address = \"10.1.0.13:7789\"; public_key = \"" KEY_A "\"; },\n"
+                      "    { name = \"c\"; address = \"10.1.0.14:7789\"; public_key = \"" KEY_A "\"; },\n"
+                      "    { name = \"b c\"; address = \"b:1\"; public_key = \"" KEY_B "\"; },\n"
+                      "    { name = \"b\"; address = \"10.1.0.13:7789\"; public_key = \"" KEY_C "\"; },\n"
+                      "    { nmae = \"d\"; address = \"10.1.0.15:7789\"; public_key = \"x\"; } );\n"
+                      "};\n",
+                      want, ELEMENTSOF(want));
+}
+
 static void test_free_null(void **state) {
         assert_null(hamgr_config_free(NULL));
         assert_null(hamgr_config_find_vrrp(NULL, "x"));
@@ -1529,6 +1901,11 @@ int main(void) {
                 cmocka_unit_test(test_wireguard_errors),
                 cmocka_unit_test(test_endpoint_errors),
                 cmocka_unit_test(test_wireguard_multiple_errors),
+                cmocka_unit_test(test_sync_full),
+                cmocka_unit_test(test_sync_defaults),
+                cmocka_unit_test(test_sync_errors),
+                cmocka_unit_test(test_sync_section),
+                cmocka_unit_test(test_sync_multiple_errors),
                 cmocka_unit_test(test_config_equal),
                 cmocka_unit_test(test_free_null),
         };

@@ -1,0 +1,424 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Replication benchmark: two gateways with wireguard-go replicating their
+# peers over the `sync` section. Prints figures; it is not a pass/fail test
+# and ctest does not run it. Root.
+#
+#  1. initial sync: gw1's wg0 holds N peers (random public keys, one /32
+#     allowed IP each, loaded with one `wg addconf`), gw2's wg0 and both
+#     state_dirs start empty. gw1's hamgr is started and becomes master;
+#     then the clock starts with gw2's hamgr and stops when gw2's wg0 lists
+#     N peers (`wg show wg0 peers | wc -l`, every 100 ms). Bytes are TCP
+#     payload on the sync port, from tcpdump in gw2 (eth0, port 7789),
+#     summed per direction from the IP/TCP headers (no framing, no
+#     retransmit filtering), from gw2's start until the sync is complete
+#     plus 1 s.
+#  2. `hamgr peer add` on gw1 -> the peer listed on gw2's wg0: median of
+#     BENCH_SYNC_ADDS adds, gw2 polled every 20 ms (plus the time one
+#     `wg show` takes at that size, printed as the resolution).
+#  3. idle cost at the largest size: after the sync settled (no pending
+#     change batches, 5 s of quiet), utime+stime of hamgr and wireguard-go
+#     on both gateways over BENCH_SYNC_IDLE_S, and their VmRSS/VmHWM.
+#
+# hamgr runs with the default poll interval (1000 ms) and a 1000 ms advert
+# interval, no notify script, WireGuard backend uapi.
+#
+# Environment: BENCH_SYNC_SIZES ("1000 10000 100000"), BENCH_SYNC_CAP_S
+# (600, per size), BENCH_SYNC_ADDS (20), BENCH_SYNC_IDLE_S (30),
+# BENCH_SYNC_POLL_MS (unset: the default), HAMGR_BIN (else built into
+# build/bench, Release).
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench_lib.sh
+. "$BENCH_DIR/bench_lib.sh"
+SIZES=${BENCH_SYNC_SIZES:-"1000 10000 65000 100000"}
+CAP_S=${BENCH_SYNC_CAP_S:-600}
+ADDS=${BENCH_SYNC_ADDS:-20}
+IDLE_S=${BENCH_SYNC_IDLE_S:-30}
+IDLE_MIN=${BENCH_SYNC_IDLE_MIN:-50000}
+SYNC_PORT=7789
+VIP=10.77.0.10
+
+if [ "$(id -u)" -ne 0 ]; then
+        echo "bench_sync: needs root (network namespaces)" >&2
+        exit 1
+fi
+bench_hamgr_bin
+export HAMGR_BIN
+export HAMGR_SOURCE_DIR=${HAMGR_SOURCE_DIR:-$BENCH_SRC_DIR}
+
+# shellcheck source=../integration/lib.sh
+. "$BENCH_SRC_DIR/tests/integration/lib.sh"
+# shellcheck source=../integration/wg_lab.sh
+. "$BENCH_SRC_DIR/tests/integration/wg_lab.sh"
+
+require_cmd wireguard-go wg jq tcpdump awk
+CLK_TCK=$(getconf CLK_TCK)
+largest=0
+for n in $SIZES; do
+        [ "$n" -gt "$largest" ] && largest=$n
+done
+
+say() {
+        printf '%s\n' "$*" >&2
+}
+
+# ---- peers --------------------------------------------------------------
+
+# gen_peers N BASE: N [Peer] sections for `wg addconf`, allowed IPs
+# 10.(100+i/65536).(i/256%256).(i%256)/32 from i = BASE. The keys are 256
+# random bits: 33 random bytes are 44 base64 characters; the first 42 are
+# kept and the 43rd is masked to the 4 bits a 32-byte key has left there.
+# One pass instead of a `head | base64` per peer, which takes minutes at
+# 100,000.
+gen_peers() {
+        local n=$1 base=$2
+        head -c $((33 * n)) /dev/urandom | base64 -w 44 | awk -v base="$base" '
+        BEGIN { A = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" }
+        {
+                k = index(A, substr($0, 43, 1)) - 1
+                k -= k % 4
+                j = NR - 1 + base
+                printf "[Peer]\nPublicKey = %s%s=\nAllowedIPs = 10.%d.%d.%d/32\n\n", substr($0, 1, 42), substr(A, k + 1, 1),
+                        100 + int(j / 65536), int(j / 256) % 256, j % 256
+        }'
+}
+
+# One random public key (for the peer-add runs).
+one_key() {
+        gen_peers 1 0 | awk '/^PublicKey/ { print $3 }'
+}
+
+peer_count() {
+        node_exec "$1" wg show wg0 peers | wc -l
+}
+
+# ---- processes ------------------------------------------------------------
+
+# cpu_ticks PID: utime + stime (fields 14 and 15 of /proc/PID/stat).
+cpu_ticks() {
+        local stat
+        stat=$(cat "/proc/$1/stat")
+        stat=${stat##*) }
+        # shellcheck disable=SC2086 # split on purpose
+        set -- $stat
+        echo $((${12} + ${13}))
+}
+
+# status_kb PID FIELD: VmRSS / VmHWM in kB.
+status_kb() {
+        awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
+}
+
+mb() {
+        awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'
+}
+
+# ---- the pair ---------------------------------------------------------------
+
+write_conf() {
+        local node=$1 prio=$2 me=$3 other=$4 poll=""
+        [ -z "${BENCH_SYNC_POLL_MS:-}" ] || poll="poll_interval_ms = $BENCH_SYNC_POLL_MS;"
+        HC_TRACK='' HC_INTERVAL_MS=1000 HC_NOTIFY_SCRIPT='' \
+                write_hamgr_conf "$HI_TMP/$node.conf" "$node" "$prio" "$(cat <<EOF
+wireguard = ( { interface = "wg0"; backend = "uapi"; follow = "wan"; source_address = "$VIP"; } );
+sync = {
+    listen = "10.77.0.$me:$SYNC_PORT";
+    private_key_file = "$HI_TMP/$node.sync.key";
+    $poll
+    peers = ( { name = "gw$other"; address = "10.77.0.$other:$SYNC_PORT"; public_key = "${SYNC_PUB[$other]}"; } );
+};
+EOF
+)"
+        "$HAMGR_BIN" check -c "$HI_TMP/$node.conf" >/dev/null ||
+                die "hamgr check refuses $HI_TMP/$node.conf: $("$HAMGR_BIN" check -c "$HI_TMP/$node.conf" 2>&1)"
+}
+
+no_wg0() {
+        ! node_exec "$1" ip link show wg0 >/dev/null 2>&1
+}
+
+# fresh_gateway NODE: hamgr and wireguard-go stopped, state_dir emptied, a
+# new wireguard-go with the gateway key and no peer.
+fresh_gateway() {
+        local node=$1
+        hamgr_stop "$node" TERM
+        wg_go_stop "$node"
+        wait_until 5 no_wg0 "$node" || die "$node: wg0 outlived wireguard-go"
+        # Never outside the node's own tmpfs (there is none before its holder).
+        [ -z "$(node_holder "$node")" ] || node_exec "$node" rm -f /var/run/wireguard/wg0.sock
+        rm -rf "${HI_TMP:?}/$node.state"
+        mkdir -p "$HI_TMP/$node.state"
+        wg_go_start "$node"
+        node_exec "$node" wg set wg0 private-key "$HI_TMP/gw.key" listen-port "$WG_PORT"
+        node_exec "$node" ip addr add "$WG_GW_TUN/24" dev wg0
+}
+
+has_n_peers() {
+        [ "$(peer_count "$1")" -ge "$2" ]
+}
+
+# Not grep -q: it would quit at the match, wg would die of SIGPIPE with
+# more output than a pipe holds, and pipefail would call that "absent".
+has_peer() {
+        node_exec "$1" wg show wg0 peers | grep -xF "$2" >/dev/null
+}
+
+synced() {
+        local s
+        s=$(hamgr_status "$1") || return 1
+        jq -e '.sync.peers[0].connected and .sync.peers[0].pending_changes == 0' <<<"$s" >/dev/null
+}
+
+# ---- results ------------------------------------------------------------------
+
+declare -A R_STREAMS R_LOAD R_START R_SYNC R_TX R_RX R_STATE R_RSS1 R_RSS2 R_HWM2 R_ADD R_ADD_RANGE R_ADD_RES R_NOTE
+IDLE_ROWS=()
+IDLE_N=""
+
+# capture_sync NODE FILE: tcpdump -w of the sync port on NODE's eth0; PID
+# in CAP_PID once it listens.
+capture_sync() {
+        local node=$1 file=$2 i
+        : >"$file.log"
+        node_spawn "$node" "$file.log" tcpdump -i eth0 -n -s 128 -B 16384 -U -w "$file" "tcp port $SYNC_PORT"
+        CAP_PID=$HI_LAST_PID
+        for ((i = 0; i < 200; i++)); do
+                grep -q 'listening on' "$file.log" && return 0
+                sleep 0.025
+        done
+        die "tcpdump on $node did not start: $(cat "$file.log")"
+}
+
+# payload_bytes FILE FILTER: TCP payload bytes of the packets that match.
+# Directions are told by gw2's address: the master's connections may come
+# from the virtual IP (its source route), not from 10.77.0.1.
+payload_bytes() {
+        tcpdump -r "$1" -n -q "$2" 2>/dev/null |
+                awk '$NF ~ /^[0-9]+$/ { s += $NF } END { printf "%d\n", s }'
+}
+
+# bulk_streams FILE: connections that carried more than 4 KiB towards gw2
+# (a full copy; handshakes and heartbeats are smaller). Two when both
+# sides dialled at once and each sent everything on its own connection.
+bulk_streams() {
+        tcpdump -r "$1" -n -q "dst host 10.77.0.2" 2>/dev/null |
+                awk '$NF ~ /^[0-9]+$/ { s[$3 " " $5] += $NF } END { for (k in s) if (s[k] > 4096) n++; printf "%d\n", n }'
+}
+
+# ---- one size -------------------------------------------------------------------
+
+# initial_sync N: steps 1 and 2 (and 3 at the largest size) for N peers.
+initial_sync() {
+        local n=$1 t0 t1 got pcap deadline status="" c
+        say "== $n peers"
+        fresh_gateway gw1
+        fresh_gateway gw2
+        gen_peers "$n" 0 >"$HI_TMP/peers.conf"
+        t0=$(hi_now_ms)
+        if ! node_exec gw1 wg addconf wg0 "$HI_TMP/peers.conf" 2>"$HI_TMP/addconf.err"; then
+                got=$(peer_count gw1)
+                R_LOAD[$n]="-"
+                R_SYNC[$n]="not run: wireguard-go took $got of $n peers ($(grep -o 'too many peers' "$HI_TMP/wg0.err" "$(
+                        )$HI_TMP/gw1.wireguard-go.log" 2>/dev/null | head -n 1 || true))"
+                R_SYNC[$n]=${R_SYNC[$n]/ ()/}
+                say "   gw1: ${R_SYNC[$n]}"
+                rm -f "$HI_TMP/peers.conf"
+                return 0
+        fi
+        t1=$(hi_now_ms)
+        R_LOAD[$n]=$((t1 - t0))
+        got=$(peer_count gw1)
+        [ "$got" -eq "$n" ] || die "gw1 has $got peers after wg addconf of $n"
+        rm -f "$HI_TMP/peers.conf"
+        say "   gw1: $n peers loaded with wg addconf in ${R_LOAD[$n]} ms"
+
+        t0=$(hi_now_ms)
+        hamgr_start gw1 "$HI_TMP/gw1.conf"
+        wait_until 120 hamgr_state_is gw1 wan MASTER || die "gw1 did not become MASTER: $(tail -n 5 "$(hamgr_log gw1)")"
+        R_START[$n]=$(($(hi_now_ms) - t0))
+        say "   gw1: hamgr MASTER after ${R_START[$n]} ms (advert interval 1 s: includes master-down)"
+
+        pcap=$HI_TMP/sync.$n.pcap
+        capture_sync gw2 "$pcap"
+        t0=$(hi_now_ms)
+        hamgr_start gw2 "$HI_TMP/gw2.conf"
+        deadline=$((t0 + CAP_S * 1000))
+        while :; do
+                c=$(peer_count gw2)
+                if [ "$c" -ge "$n" ]; then
+                        t1=$(hi_now_ms)
+                        R_SYNC[$n]=$((t1 - t0))
+                        break
+                fi
+                if ! hamgr_alive gw2 || ! hamgr_alive gw1; then
+                        status="hamgr exited ($c/$n peers on gw2 after $(($(hi_now_ms) - t0)) ms)"
+                        break
+                fi
+                if [ "$(hi_now_ms)" -ge "$deadline" ]; then
+                        status="timeout: $c/$n peers on gw2 after ${CAP_S} s"
+                        break
+                fi
+                sleep 0.1
+        done
+        sleep 1
+        stop_pid "$CAP_PID" INT
+        R_TX[$n]=$(payload_bytes "$pcap" "dst host 10.77.0.2")
+        R_STREAMS[$n]=$(bulk_streams "$pcap")
+        R_RX[$n]=$(payload_bytes "$pcap" "src host 10.77.0.2")
+        [ "$HI_KEEP_TMP" = 1 ] || rm -f "$pcap"
+        if [ -n "$status" ]; then
+                R_SYNC[$n]=$status
+                R_NOTE[$n]=$status
+                say "   gw2: $status"
+                say "   gw1 log: $(tail -n 5 "$(hamgr_log gw1)" | tr '\n' '|')"
+                say "   gw2 log: $(tail -n 5 "$(hamgr_log gw2)" | tr '\n' '|')"
+        else
+                say "   gw2: all $n peers after ${R_SYNC[$n]} ms; ${R_TX[$n]} B gw1->gw2, ${R_RX[$n]} B gw2->gw1"
+        fi
+        R_STATE[$n]=$(stat -c %s "$HI_TMP/gw2.state/replica.state" 2>/dev/null || echo -)
+        if hamgr_alive gw1 && hamgr_alive gw2; then
+                wait_until 120 synced gw1 || say "   gw1 still has change batches in flight"
+                wait_until 120 synced gw2 || say "   gw2 still has change batches in flight"
+                sleep 5
+        fi
+        if hamgr_alive gw1; then R_RSS1[$n]=$(status_kb "${HAMGR_PID[gw1]}" VmRSS); else R_RSS1[$n]=-; fi
+        if hamgr_alive gw2; then
+                R_RSS2[$n]=$(status_kb "${HAMGR_PID[gw2]}" VmRSS)
+                R_HWM2[$n]=$(status_kb "${HAMGR_PID[gw2]}" VmHWM)
+        else
+                R_RSS2[$n]=-
+                R_HWM2[$n]=-
+        fi
+
+        if [ "$n" -ge "$IDLE_MIN" ] && [ -z "$status" ]; then
+                idle "$n"
+        fi
+        if [ -z "$status" ]; then
+                peer_adds "$n"
+        else
+                R_ADD[$n]="-"
+        fi
+}
+
+# idle N: step 3.
+idle() {
+        local n=$1 node pid ticks a0 a1 what
+        local -A before=()
+        IDLE_N=$n
+        say "   idle: sampling CPU for ${IDLE_S} s"
+        for node in gw1 gw2; do
+                for what in hamgr wireguard-go; do
+                        if [ "$what" = hamgr ]; then pid=${HAMGR_PID[$node]:-}; else pid=${WG_GO_PID[$node]:-}; fi
+                        [ -n "$pid" ] && hi_pid_alive "$pid" || continue
+                        before[$node.$what]="$pid $(cpu_ticks "$pid")"
+                done
+        done
+        a0=$(hi_now_ms)
+        sleep "$IDLE_S"
+        a1=$(hi_now_ms)
+        for node in gw1 gw2; do
+                for what in hamgr wireguard-go; do
+                        [ -n "${before[$node.$what]:-}" ] || continue
+                        read -r pid ticks <<<"${before[$node.$what]}"
+                        hi_pid_alive "$pid" || continue
+                        IDLE_ROWS+=("$(awk -v node="$node" -v what="$what" -v d=$(($(cpu_ticks "$pid") - ticks)) \
+                                -v hz="$CLK_TCK" -v ms=$((a1 - a0)) -v rss="$(status_kb "$pid" VmRSS)" \
+                                -v hwm="$(status_kb "$pid" VmHWM)" \
+                                'BEGIN { printf "| %s | %s | %.2f %% | %.1f MiB | %.1f MiB |", node, what,
+                                         100 * d / hz / (ms / 1000), rss / 1024, hwm / 1024 }')")
+                done
+        done
+}
+
+# peer_adds N: step 2.
+peer_adds() {
+        local n=$1 i key t0 t1 q0 q1 lat=() deadline ok
+        q0=$(hi_now_ms)
+        peer_count gw2 >/dev/null
+        q1=$(hi_now_ms)
+        R_ADD_RES[$n]=$((q1 - q0 + 20))
+        say "   peer add: $ADDS adds on gw1 (one wg show on gw2: $((q1 - q0)) ms)"
+        for ((i = 0; i < ADDS; i++)); do
+                key=$(one_key)
+                t0=$(hi_now_ms)
+                node_exec gw1 "$HAMGR_BIN" peer add wg0 "$key" --allowed-ips "10.250.$((n % 200)).$i/32" \
+                        -s /run/hamgr/control.sock >/dev/null
+                deadline=$((t0 + 60000))
+                ok=0
+                while [ "$(hi_now_ms)" -lt "$deadline" ]; do
+                        if has_peer gw2 "$key"; then
+                                ok=1
+                                break
+                        fi
+                        sleep 0.02
+                done
+                t1=$(hi_now_ms)
+                if [ "$ok" = 1 ]; then
+                        lat+=($((t1 - t0)))
+                else
+                        say "   peer add $i: not on gw2 after 60 s"
+                fi
+                sleep 0.2
+        done
+        if [ "${#lat[@]}" -eq 0 ]; then
+                R_ADD[$n]="timeout"
+                return 0
+        fi
+        read -r R_ADD[$n] R_ADD_RANGE[$n] < <(printf '%s\n' "${lat[@]}" | sort -n | awk '
+                { v[NR] = $1 }
+                END {
+                        m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                        printf "%d %d-%d\n", m, v[1], v[NR]
+                }')
+        if [ "${#lat[@]}" -lt "$ADDS" ]; then
+                R_ADD_RANGE[$n]+=" (${#lat[@]}/$ADDS arrived)"
+        fi
+        say "   peer add: median ${R_ADD[$n]} ms (${R_ADD_RANGE[$n]})"
+}
+
+# ---- main ------------------------------------------------------------------------
+
+lab_create 2
+wg_keys
+declare -A SYNC_PUB=()
+for i in 1 2; do
+        "$HAMGR_BIN" genkey >"$HI_TMP/gw$i.sync.key"
+        chmod 600 "$HI_TMP/gw$i.sync.key"
+        SYNC_PUB[$i]=$("$HAMGR_BIN" pubkey <"$HI_TMP/gw$i.sync.key")
+done
+write_conf gw1 150 1 2
+write_conf gw2 100 2 1
+
+started=$(hi_now_ms)
+for n in $SIZES; do
+        initial_sync "$n"
+done
+
+printf '\n## hamgr sync benchmark (%s, %s cores, wireguard-go %s)\n\n' "$(uname -r)" "$(nproc)" \
+        "$(wireguard-go --version 2>/dev/null | awk 'NR == 1 { print $2 }')"
+printf 'Initial sync: gw2 starts empty, gw1 holds N peers; time from gw2'"'"'s hamgr start until gw2'"'"'s wg0 lists N peers.\n'
+printf 'Bytes: TCP payload on port %s captured on gw2'"'"'s eth0 (tcpdump), per direction.\n\n' "$SYNC_PORT"
+printf '| peers | wg addconf on gw1 | initial sync | gw1 -> gw2 | gw2 -> gw1 | per peer | gw2 state file | hamgr RSS gw1 / gw2 (gw2 peak) | peer add -> other node (median of %s) | range | resolution |\n' "$ADDS"
+printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+for n in $SIZES; do
+        sync=${R_SYNC[$n]}
+        [[ "$sync" =~ ^[0-9]+$ ]] && sync="$sync ms"
+        add=${R_ADD[$n]:--}
+        [[ "$add" =~ ^[0-9]+$ ]] && add="$add ms"
+        rss1=${R_RSS1[$n]} rss2=${R_RSS2[$n]} hwm2=${R_HWM2[$n]}
+        [ "$rss1" = - ] || rss1="$(mb "$rss1") MiB"
+        [ "$rss2" = - ] || rss2="$(mb "$rss2") MiB ($(mb "$hwm2") MiB)"
+        printf '| %s | %s ms | %s | %s B | %s B | %s B | %s B | %s / %s | %s | %s | ~%s ms |\n' "$n" "${R_LOAD[$n]}" "$sync" \
+                "${R_TX[$n]}" "${R_RX[$n]}" "$((R_TX[$n] / n))" "${R_STATE[$n]}" "$rss1" "$rss2" "$add" \
+                "${R_ADD_RANGE[$n]:--}" "${R_ADD_RES[$n]:--}"
+done
+if [ -n "$IDLE_N" ]; then
+        printf '\nIdle, %s peers on both devices, poll interval %s ms, advert interval 1000 ms, over %s s:\n\n' \
+                "$IDLE_N" "${BENCH_SYNC_POLL_MS:-1000}" "$IDLE_S"
+        printf '| node | process | CPU | VmRSS | VmHWM |\n|---|---|---:|---:|---:|\n'
+        printf '%s\n' "${IDLE_ROWS[@]}"
+fi
+printf '\ntotal run time: %d s\n' $((($(hi_now_ms) - started) / 1000))
