@@ -185,6 +185,10 @@ static void status_text(struct buf *b, struct hamgr_daemon *d) {
                         buf_printf(b, " %s", g->members[m]->config->name);
                 buf_printf(b, "\n");
         }
+        health_monitor_status_text(d, b);
+        wg_followers_status_text(d, b);
+        endpoints_status_text(d, b);
+        sync_status_text(d, b);
 }
 
 char *status_render(struct hamgr_daemon *d, bool json) {

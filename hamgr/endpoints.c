@@ -483,3 +483,13 @@ int endpoints_reload(struct hamgr_daemon *d) {
         endpoints_stop(d);
         return endpoints_start(d);
 }
+
+void endpoints_status_text(struct hamgr_daemon *d, struct buf *b) {
+        for (size_t i = 0; i < d->n_endpoints; i++) {
+                const struct endpoint_rt *e = d->endpoints[i];
+
+                buf_printf(b, "endpoint %s: candidate %zu of %zu (%s), %" PRIu64 " move%s\n", e->config->interface,
+                           e->current + 1, e->config->n_candidates, e->config->candidates[e->current], e->rotations,
+                           e->rotations == 1 ? "" : "s");
+        }
+}

@@ -19,3 +19,6 @@ void endpoints_status_json(struct hamgr_daemon *d, struct buf *b);
 
 /* Restart the watchers from the daemon's (new) configuration. */
 int endpoints_reload(struct hamgr_daemon *d);
+
+/* Append one line per watched peer for the text status. */
+void endpoints_status_text(struct hamgr_daemon *d, struct buf *b);

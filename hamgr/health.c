@@ -393,3 +393,12 @@ int health_monitor_reload(struct hamgr_daemon *d) {
         free(saved);
         return r;
 }
+
+void health_monitor_status_text(struct hamgr_daemon *d, struct buf *b) {
+        for (size_t i = 0; i < d->n_checks; i++) {
+                const struct check_rt *c = d->checks[i];
+
+                buf_printf(b, "check %s (%s): %s%s%s\n", c->config->name, health_check_type_to_string(c->config->type),
+                           health_status_to_string(c->core.status), c->detail[0] ? ", " : "", c->detail);
+        }
+}

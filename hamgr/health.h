@@ -27,3 +27,6 @@ void health_monitor_status_json(struct hamgr_daemon *d, struct buf *b);
  * name, type, rise and fall are unchanged keep their status. Call while
  * the old configuration is still allocated. Returns 0 or -errno. */
 int health_monitor_reload(struct hamgr_daemon *d);
+
+/* Append one line per check for the text status. */
+void health_monitor_status_text(struct hamgr_daemon *d, struct buf *b);

@@ -905,3 +905,26 @@ void sync_peers_json(struct hamgr_daemon *d, struct buf *b) {
         }
         buf_printf(b, "]");
 }
+
+void sync_status_text(struct hamgr_daemon *d, struct buf *b) {
+        struct hamgr_sync *s = d->sync;
+
+        if (!s)
+                return;
+        buf_printf(b, "sync: %zu records, listening on %s\n", replica_n_records(s->replica), s->config->listen);
+        for (size_t i = 0; i < s->n_peers; i++) {
+                const struct sync_peer_rt *p = &s->peers[i];
+
+                buf_printf(b, "sync peer %s (%s): %s", p->config->name, p->config->address,
+                           p->conn ? "connected" : "not connected");
+                if (p->last_frame_usec)
+                        buf_printf(b, ", last frame %" PRIu64 " ms ago", (daemon_now(d) - p->last_frame_usec) / USEC_PER_MSEC);
+                if (p->offset_known)
+                        buf_printf(b, ", clock offset %+" PRId64 " ms", p->offset_usec / 1000);
+                buf_printf(b, ", %" PRIu64 " pending change batch%s", p->tx_seq - p->acked_seq,
+                           p->tx_seq - p->acked_seq == 1 ? "" : "es");
+                if (!p->conn && p->last_error[0])
+                        buf_printf(b, " (%s)", p->last_error);
+                buf_printf(b, "\n");
+        }
+}

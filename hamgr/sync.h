@@ -27,3 +27,6 @@ void sync_status_json(struct hamgr_daemon *d, struct buf *b);
 /* Append the replicated peers as a JSON array: interface, key, version,
  * origin node, removed, whether every sync peer confirmed it. */
 void sync_peers_json(struct hamgr_daemon *d, struct buf *b);
+
+/* Append the sync lines of the text status. */
+void sync_status_text(struct hamgr_daemon *d, struct buf *b);

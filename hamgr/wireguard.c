@@ -792,3 +792,16 @@ void wg_followers_status_json(struct hamgr_daemon *d, struct buf *b) {
         }
         buf_printf(b, "]");
 }
+
+void wg_followers_status_text(struct hamgr_daemon *d, struct buf *b) {
+        for (size_t i = 0; i < d->n_followers; i++) {
+                const struct wg_follower *f = d->followers[i];
+
+                buf_printf(b, "wireguard %s: %s, follows %s, %zu known endpoint%s", f->config->interface,
+                           phase_names[f->phase], f->config->follow, f->n_known, f->n_known == 1 ? "" : "s");
+                if (f->takeovers > 0)
+                        buf_printf(b, ", last takeover %zu peer%s in %" PRIu64 " ms", f->last_kicked,
+                                   f->last_kicked == 1 ? "" : "s", f->takeover_usec / USEC_PER_MSEC);
+                buf_printf(b, "\n");
+        }
+}

@@ -50,3 +50,6 @@ void wg_followers_status_json(struct hamgr_daemon *d, struct buf *b);
  * removed ones are released; new ones start passive. Call while the old
  * configuration is still allocated. Returns 0 or -errno. */
 int wg_followers_reload(struct hamgr_daemon *d);
+
+/* Append one line per follower for the text status. */
+void wg_followers_status_text(struct hamgr_daemon *d, struct buf *b);

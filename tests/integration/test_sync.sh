@@ -56,6 +56,8 @@ connected() {
 }
 assert_true "gw1 and gw2 connect" wait_until 10 connected gw1
 assert_true "gw2 sees the connection too" wait_until 5 connected gw2
+assert_contains "$(node_exec gw1 "$HAMGR_BIN" status -s /run/hamgr/control.sock)" "sync peer gw2 (10.77.0.2:7789): connected" \
+        "text status shows the sync peer"
 
 has_peer() {
         node_exec "$1" wg show wg0 peers | grep -qxF "$2"
