@@ -327,6 +327,9 @@ int daemon_reload(struct hamgr_daemon *d) {
                 r = endpoints_reload(d);
                 if (r < 0)
                         log_error_errno(r, "cannot restart the endpoint watchers: %m");
+                r = sync_reload(d);
+                if (r < 0)
+                        log_error_errno(r, "cannot restart replication: %m");
                 hamgr_config_free(old_config);
         }
         start_new_instances(d);

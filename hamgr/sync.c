@@ -928,3 +928,28 @@ void sync_status_text(struct hamgr_daemon *d, struct buf *b) {
                 buf_printf(b, "\n");
         }
 }
+
+static bool sync_config_equal(const struct hamgr_sync_config *a, const struct hamgr_sync_config *b) {
+        if (a->enabled != b->enabled || a->poll_interval_ms != b->poll_interval_ms || a->n_peers != b->n_peers ||
+            !streq(a->listen ?: "", b->listen ?: "") || !streq(a->private_key_file ?: "", b->private_key_file ?: ""))
+                return false;
+        for (size_t i = 0; i < a->n_peers; i++)
+                if (!streq(a->peers[i].name, b->peers[i].name) || !streq(a->peers[i].address, b->peers[i].address) ||
+                    memcmp(a->peers[i].public_key, b->peers[i].public_key, WG_KEY_LEN) != 0)
+                        return false;
+        return true;
+}
+
+int sync_reload(struct hamgr_daemon *d) {
+        struct hamgr_sync *s = d->sync;
+
+        if (s && sync_config_equal(s->config, &d->config->sync)) {
+                /* Same settings: keep the connections, point at the new copy. */
+                s->config = &d->config->sync;
+                for (size_t i = 0; i < s->n_peers; i++)
+                        s->peers[i].config = &d->config->sync.peers[i];
+                return 0;
+        }
+        sync_stop(d);
+        return sync_start(d);
+}

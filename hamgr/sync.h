@@ -30,3 +30,8 @@ void sync_peers_json(struct hamgr_daemon *d, struct buf *b);
 
 /* Append the sync lines of the text status. */
 void sync_status_text(struct hamgr_daemon *d, struct buf *b);
+
+/* Follow a reloaded configuration: unchanged sync settings keep their
+ * connections; changed ones restart replication (the state is saved and
+ * loaded again). Call while the old configuration is still allocated. */
+int sync_reload(struct hamgr_daemon *d);

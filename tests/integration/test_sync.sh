@@ -84,6 +84,13 @@ no_peer() {
 }
 assert_true "removal propagates" wait_until 5 no_peer gw2 "$k1"
 
+# ---- a reload with the same sync settings keeps replicating
+kill -HUP "${HAMGR_PID[gw1]}"
+kill -HUP "${HAMGR_PID[gw2]}"
+assert_true "SIGHUP: gw1 still running" holds_for 1 hamgr_alive gw1
+assert_true "SIGHUP: gw2 still running" hamgr_alive gw2
+assert_true "SIGHUP: still connected" wait_until 10 connected gw1
+
 # ---- hamgr peer add on the backup reaches the master
 k2=$(wg genkey | wg pubkey)
 t0=$(hi_now_ms)
