@@ -58,6 +58,11 @@ hamgr_start gw2 "$(conf_of gw2)"
 wait_until 10 hamgr_state_is gw2 wan BACKUP || die "gw2 did not become BACKUP"
 
 assert_true "master: wg0 up on gw1" wait_until 5 wg_link_up gw1
+# A reload with the same settings keeps the follower and the check going.
+kill -HUP "${HAMGR_PID[gw1]}"
+assert_true "SIGHUP: gw1 keeps running" holds_for 1 hamgr_alive gw1
+assert_eq "$(hamgr_status gw1 | jq -r '.wireguard[0].phase + " " + .checks[0].status')" "active up" \
+        "SIGHUP: follower still active, check still up"
 assert_true "backup: wg0 down on gw2" wg_link_down gw2
 assert_eq "$(hamgr_status gw2 | jq -r '.wireguard[0].phase')" passive "backup: follower passive"
 
