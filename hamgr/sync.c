@@ -488,7 +488,6 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
         }
         for (;;) {
                 struct sync_frame f;
-                bool was_established = sync_session_is_established(c->session);
 
                 r = sync_session_next_frame(c->session, &f, &reason);
                 /* The handshake may have produced bytes to send (message 2,
@@ -525,10 +524,8 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
                         conn_close(c, why);
                         return 0;
                 }
-                if (r == 0) {
-                        (void) was_established;
+                if (r == 0)
                         return 0;
-                }
                 handle_frame(c, &f);
                 /* handle_frame may have closed C. */
                 for (struct sync_conn *k = s->conns; k; k = k->next)
