@@ -17,8 +17,8 @@
 #  2. `hamgr peer add` on gw1 -> the peer listed on gw2's wg0: median of
 #     BENCH_SYNC_ADDS adds, gw2 polled every 20 ms (plus the time one
 #     `wg show` takes at that size, printed as the resolution).
-#  3. idle cost at every size >= BENCH_SYNC_IDLE_MIN: after the sync settled (no pending
-#     change batches, 5 s of quiet), utime+stime of hamgr and wireguard-go
+#  3. idle cost at every size >= BENCH_SYNC_IDLE_MIN: after the sync
+#     settled (no pending change batches, 5 s of quiet), utime+stime of hamgr and wireguard-go
 #     on both gateways over BENCH_SYNC_IDLE_S, and their VmRSS/VmHWM.
 #
 # wireguard-go refuses a device's 65,537th peer ("too many peers"): the
@@ -176,7 +176,7 @@ synced() {
 
 # ---- results ------------------------------------------------------------------
 
-declare -A R_STREAMS R_LOAD R_START R_SYNC R_TX R_RX R_STATE R_RSS1 R_RSS2 R_HWM2 R_ADD R_ADD_RANGE R_ADD_RES R_NOTE
+declare -A R_STREAMS R_LOAD R_START R_SYNC R_TX R_RX R_STATE R_RSS1 R_RSS2 R_HWM2 R_ADD R_ADD_RANGE R_ADD_RES
 IDLE_ROWS=()
 
 # capture_sync NODE FILE: tcpdump -w of the sync port on NODE's eth0; PID
@@ -271,7 +271,6 @@ initial_sync() {
         [ "$HI_KEEP_TMP" = 1 ] || rm -f "$pcap"
         if [ -n "$status" ]; then
                 R_SYNC[$n]=$status
-                R_NOTE[$n]=$status
                 say "   gw2: $status"
                 say "   gw1 log: $(tail -n 5 "$(hamgr_log gw1)" | tr '\n' '|')"
                 say "   gw2 log: $(tail -n 5 "$(hamgr_log gw2)" | tr '\n' '|')"
@@ -311,7 +310,9 @@ idle() {
         for node in gw1 gw2; do
                 for what in hamgr wireguard-go; do
                         if [ "$what" = hamgr ]; then pid=${HAMGR_PID[$node]:-}; else pid=${WG_GO_PID[$node]:-}; fi
-                        [ -n "$pid" ] && hi_pid_alive "$pid" || continue
+                        if [ -z "$pid" ] || ! hi_pid_alive "$pid"; then
+                                continue
+                        fi
                         before[$node.$what]="$pid $(cpu_ticks "$pid")"
                 done
         done
@@ -366,7 +367,7 @@ peer_adds() {
                 R_ADD[$n]="timeout"
                 return 0
         fi
-        read -r R_ADD[$n] R_ADD_RANGE[$n] < <(printf '%s\n' "${lat[@]}" | sort -n | awk '
+        read -r "R_ADD[$n]" "R_ADD_RANGE[$n]" < <(printf '%s\n' "${lat[@]}" | sort -n | awk '
                 { v[NR] = $1 }
                 END {
                         m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
@@ -400,7 +401,7 @@ printf '\n## hamgr sync benchmark (%s, %s cores, wireguard-go %s)\n\n' "$(uname 
         "$(wireguard-go --version 2>/dev/null | awk 'NR == 1 { print $2 }')"
 printf 'Initial sync: gw2 starts empty, gw1 holds N peers; time from gw2'"'"'s hamgr start until gw2'"'"'s wg0 lists N peers.\n'
 printf 'Bytes: TCP payload on port %s captured on gw2'"'"'s eth0 (tcpdump), per direction.\n\n' "$SYNC_PORT"
-printf '| peers | wg addconf on gw1 | initial sync | gw1 -> gw2 (full copies) | gw2 -> gw1 | gw1 -> gw2 per peer | gw2 state file | hamgr RSS gw1 / gw2 (gw2 peak) | peer add -> other node, median of %s (range) | poll resolution |\n' "$ADDS"
+printf '| peers | wg addconf on gw1 | initial sync | gw1 -> gw2 (bulk connections) | gw2 -> gw1 | gw1 -> gw2 per peer | gw2 state file | hamgr RSS gw1 / gw2 (gw2 peak) | peer add -> other node, median of %s (range) | poll resolution |\n' "$ADDS"
 printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 for n in $SIZES; do
         sync=${R_SYNC[$n]}

@@ -109,7 +109,15 @@ assert_eq "$(arp_mac_for client "$VIP")" "$GW1_MAC" "election: client resolves t
 hamgr_stop gw1 KILL
 node_link gw1 eth0 down
 wait_until 5 masters_are gw2 || fail "crash+link down: masters are '$(masters)', want gw2"
-assert_eq "$(inst_field gw2 wan .last_transition.reason)" master-down "crash+link down: gw2 took over by master-down"
+# gw2 (120) normally wins the race against gw3 (100) by its shorter skew.
+# On a loaded machine gw3's timer can fire first; gw2 then preempts gw3,
+# which is the protocol working too. Which one happened is read from gw3.
+if [ "$(inst_field gw3 wan .counters.became_master)" = 0 ]; then
+        assert_eq "$(inst_field gw2 wan .last_transition.reason)" master-down "crash+link down: gw2 took over by master-down"
+else
+        assert_eq "$(inst_field gw2 wan .last_transition.reason)" preempt \
+                "crash+link down: gw3 fired first (loaded machine), gw2 preempted it"
+fi
 assert_true "crash+link down: VIP on gw2" wait_until 3 vip_on gw2 "$VIP"
 assert_false "crash+link down: VIP not on gw3" vip_on gw3 "$VIP"
 assert_true "crash+link down: gw2 sole master for 1 s" holds_for 1 masters_are gw2

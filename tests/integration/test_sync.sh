@@ -60,7 +60,7 @@ assert_contains "$(node_exec gw1 "$HAMGR_BIN" status -s /run/hamgr/control.sock)
         "text status shows the sync peer"
 
 has_peer() {
-        node_exec "$1" wg show wg0 peers | grep -qxF "$2"
+        node_exec "$1" wg show wg0 peers | grep -xF "$2" >/dev/null
 }
 allowed_of() {
         node_exec "$1" wg show wg0 allowed-ips | awk -v k="$2" '$1 == k { $1 = ""; sub(/^ /, ""); print }'

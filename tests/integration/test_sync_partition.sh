@@ -68,7 +68,7 @@ disconnected() {
         [ "$(sync_field "$1" connected)" = false ]
 }
 has_peer() {
-        node_exec "$1" wg show wg0 peers | grep -qxF "$2"
+        node_exec "$1" wg show wg0 peers | grep -xF "$2" >/dev/null
 }
 no_peer() {
         ! has_peer "$1" "$2"
