@@ -749,7 +749,11 @@ int sync_start(struct hamgr_daemon *d) {
                 if (r < 0)
                         return log_error_errno(r, "sync: peer %s: address '%s' is not IP:port", p->config->name,
                                                p->config->address);
-                peer_schedule_dial(p, 0);
+                /* Both nodes dial; the connection the lower key initiates is
+                 * the one kept, so the other node waits a little first and
+                 * usually finds it already there: one full-state send, not two. */
+                peer_schedule_dial(p, sync_connection_preferred(s->public_key, p->config->public_key, true)
+                                              ? 0 : SYNC_BACKOFF_MAX_USEC / 10);
         }
         r = listen_on(s);
         if (r < 0)
