@@ -640,6 +640,8 @@ static void sync_poll_interface(struct hamgr_sync *s, const char *ifname) {
                 if (r < 0)
                         return;
         }
+        if (wg_follower_busy(s->daemon, ifname))
+                return; /* the next poll, after the takeover, sees the real values */
         r = wg_get_device(backend_of(s->daemon, ifname), ifname, &dev);
         if (r < 0)
                 return;

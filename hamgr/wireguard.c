@@ -760,6 +760,13 @@ void wg_follower_learn(struct hamgr_daemon *d, const char *ifname, const struct 
         }
 }
 
+bool wg_follower_busy(struct hamgr_daemon *d, const char *ifname) {
+        for (size_t i = 0; i < d->n_followers; i++)
+                if (streq(d->followers[i]->config->interface, ifname))
+                        return d->followers[i]->phase != PHASE_PASSIVE && d->followers[i]->phase != PHASE_ACTIVE;
+        return false;
+}
+
 bool wg_follower_active(struct hamgr_daemon *d, const char *ifname) {
         for (size_t i = 0; i < d->n_followers; i++)
                 if (streq(d->followers[i]->config->interface, ifname))

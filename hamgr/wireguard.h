@@ -35,6 +35,10 @@ void wg_followers_release_lost(struct hamgr_daemon *d);
  * free the followers. */
 void wg_followers_stop(struct hamgr_daemon *d);
 
+/* True while a takeover of IFNAME is in progress: keepalives are
+ * temporarily 0 then, which must not be read as an edit. */
+bool wg_follower_busy(struct hamgr_daemon *d, const char *ifname);
+
 /* True when the follower of IFNAME is active (this node serves its tunnels). */
 bool wg_follower_active(struct hamgr_daemon *d, const char *ifname);
 
