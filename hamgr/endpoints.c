@@ -63,10 +63,8 @@ struct endpoint_rt {
 };
 
 #define log_ep(e, level, ...) \
-        log_fields((level), 0, NULL, 0, NULL, NULL, "endpoint %s: " EP_FIRST(__VA_ARGS__), \
-                   (e)->config->interface EP_REST(__VA_ARGS__))
-#define EP_FIRST(a, ...) a
-#define EP_REST(a, ...) , ##__VA_ARGS__
+        log_fields((level), 0, NULL, 0, NULL, NULL, "endpoint %s: " LOG_FIRST(__VA_ARGS__), \
+                   (e)->config->interface LOG_REST(__VA_ARGS__))
 
 /* "host:port" or "[v6]:port" -> host, port (malloc'd). */
 static int split_candidate(const char *s, char **ret_host, char **ret_port) {

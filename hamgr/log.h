@@ -35,6 +35,12 @@ void log_set_max_level(int level);
 int log_fields(int level, int err, const char *instance, int vrid, const char *state,
                const char *const *extra, const char *fmt, ...) _printf_(7, 8);
 
+/* For logging macros that put a fixed prefix argument before the caller's
+ * format: LOG_FIRST(fmt, args...) is fmt, LOG_REST(fmt, args...) is
+ * ", args..." (nothing when there are none). */
+#define LOG_FIRST(a, ...) a
+#define LOG_REST(a, ...) , ##__VA_ARGS__
+
 #define log_debug(...)   log_fields(LOG_DEBUG, 0, NULL, 0, NULL, NULL, __VA_ARGS__)
 #define log_info(...)    log_fields(LOG_INFO, 0, NULL, 0, NULL, NULL, __VA_ARGS__)
 #define log_notice(...)  log_fields(LOG_NOTICE, 0, NULL, 0, NULL, NULL, __VA_ARGS__)

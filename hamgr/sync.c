@@ -101,9 +101,7 @@ static uint64_t wall_usec(void) {
 }
 
 #define log_peer(p, level, ...) \
-        log_fields((level), 0, NULL, 0, NULL, NULL, "sync %s: " SP_FIRST(__VA_ARGS__), (p)->config->name SP_REST(__VA_ARGS__))
-#define SP_FIRST(a, ...) a
-#define SP_REST(a, ...) , ##__VA_ARGS__
+        log_fields((level), 0, NULL, 0, NULL, NULL, "sync %s: " LOG_FIRST(__VA_ARGS__), (p)->config->name LOG_REST(__VA_ARGS__))
 
 /* ---- devices ------------------------------------------------------------ */
 

@@ -96,10 +96,8 @@ static struct known_peer *known_find(struct wg_follower *f, const uint8_t key[st
 }
 
 #define log_wg(f, level, ...) \
-        log_fields((level), 0, (f)->config->follow, 0, NULL, NULL, "wireguard %s: " FIRST_ARG(__VA_ARGS__), \
-                   (f)->config->interface REST_ARGS(__VA_ARGS__))
-#define FIRST_ARG(a, ...) a
-#define REST_ARGS(a, ...) , ##__VA_ARGS__
+        log_fields((level), 0, (f)->config->follow, 0, NULL, NULL, "wireguard %s: " LOG_FIRST(__VA_ARGS__), \
+                   (f)->config->interface LOG_REST(__VA_ARGS__))
 
 /* ---- the endpoint store ------------------------------------------------- */
 
