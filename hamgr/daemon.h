@@ -80,6 +80,8 @@ struct hamgr_instance {
         uint8_t last_master_priority;
         struct instance_counters counters;
         const char *last_invalid_reason;
+        /* One per config->virtual_routes (instance-routes.h); NULL until used. */
+        struct instance_route_state *route_state;
 };
 
 /* A sync group at run time. Standalone instances get a group of one, so the
