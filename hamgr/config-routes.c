@@ -175,8 +175,8 @@ static int parse_route(struct loader *l, config_setting_t *e, int idx, void *ite
                 /* These have no next hop: nothing to send to, nowhere to send it. */
                 s = config_setting_get_member(e, "via") ?: config_setting_get_member(e, "dev");
                 if (s)
-                        error_at(l, line_of(s), "a %s route has no '%s'", route_type_names[rt->type],
-                                 config_setting_name(s));
+                        error_at(l, line_of(s), "'%s' has no meaning for a route of type %s (it has no next hop)",
+                                 config_setting_name(s), route_type_names[rt->type]);
                 rt->via = (struct ip_address) {};
                 free(rt->dev);
                 rt->dev = NULL;
