@@ -193,8 +193,10 @@ void instance_routes_reconfigure(struct hamgr_instance *inst, const struct hamgr
         free(inst->route_state);
         inst->route_state = state;
 
+        /* New routes, and kept ones that failed before: a reload is the
+         * way to retry one without a failover. */
         for (size_t j = 0; master && j < config->n_virtual_routes; j++)
-                if (find_route(old, &config->virtual_routes[j]) < 0)
+                if (find_route(old, &config->virtual_routes[j]) < 0 || (state && !state[j].installed))
                         (void) route_add(inst, j, state ? &state[j] : NULL);
 }
 

@@ -32,8 +32,8 @@ void instance_routes_remove_stale(struct hamgr_instance *inst);
 
 /* After a reload put the new config in inst->config (OLD is the one it
  * replaced, same interface): while MASTER, routes no longer configured are
- * removed, then new ones added; unchanged routes stay untouched, and keep
- * their state. */
+ * removed, then new ones and kept ones not installed are added; installed
+ * unchanged routes stay untouched. */
 void instance_routes_reconfigure(struct hamgr_instance *inst, const struct hamgr_vrrp_config *old);
 
 /* Free the per-route state. */

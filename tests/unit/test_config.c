@@ -167,7 +167,8 @@ static char *sample_uncommented(bool with_sync) {
                                 n_uncommented++;
                                 n_sync += in_sync;
                         }
-                } else if (strncmp(p, "#track_checks", strlen("#track_checks")) == 0) {
+                } else if (strncmp(p, "#track_checks", strlen("#track_checks")) == 0 ||
+                           strncmp(p, "#virtual_routes", strlen("#virtual_routes")) == 0) {
                         fwrite(line, 1, p - line, o);
                         fputs(p + 1, o);
                         n_uncommented++;
@@ -204,6 +205,7 @@ static void test_sample_wireguard_examples(void **state) {
         assert_int_equal(plain->n_endpoints, 0);
         assert_false(plain->sync.enabled);
         assert_int_equal(hamgr_config_find_vrrp(plain, "wan")->n_track_checks, 0);
+        assert_int_equal(hamgr_config_find_vrrp(plain, "wan")->n_virtual_routes, 0);
 
         text = sample_uncommented(false);
         text_sync = sample_uncommented(true);
@@ -229,6 +231,12 @@ static void test_sample_wireguard_examples(void **state) {
         assert_int_equal(wan->track_checks[0].weight, 0);
         assert_string_equal(wan->track_checks[1].check, "upstream");
         assert_int_equal(wan->track_checks[1].weight, -20);
+        assert_int_equal(wan->n_virtual_routes, 2);
+        assert_string_equal(wan->virtual_routes[0].dev, "wg0");
+        assert_string_equal(ip_address_to_string(&wan->virtual_routes[0].src, buf, sizeof(buf)), "10.77.0.10");
+        assert_int_equal(wan->virtual_routes[1].to.prefixlen, 0);
+        assert_int_equal(wan->virtual_routes[1].metric, 50);
+        assert_int_equal(wan->virtual_routes[1].table, 100);
 
         assert_int_equal(c->n_checks, 5);
         k = hamgr_config_find_check(c, "wg0");
