@@ -92,8 +92,11 @@ static int route_resolve(const struct hamgr_instance *inst, const struct hamgr_v
         return 0;
 }
 
-static int route_add(struct hamgr_instance *inst, size_t i, struct instance_route_state *st) {
+/* Add route I of the config, recording the outcome in ST (may be NULL).
+ * RETRY: a route that failed before; the same failure again is not logged. */
+static int route_add(struct hamgr_instance *inst, size_t i, struct instance_route_state *st, bool retry) {
         const struct hamgr_virtual_route *c = &inst->config->virtual_routes[i];
+        int prev = st ? st->error : 0;
         struct vrrp_route vr;
         char desc[256];
         int r;
@@ -105,6 +108,8 @@ static int route_add(struct hamgr_instance *inst, size_t i, struct instance_rout
                 st->installed = r >= 0;
                 st->error = r < 0 ? r : 0;
         }
+        if (retry && r < 0 && r == prev)
+                return r;
         if (r == -EEXIST)
                 log_inst(inst, LOG_ERR,
                          "cannot add virtual route %s: a different route with this destination, table and metric "
@@ -112,6 +117,9 @@ static int route_add(struct hamgr_instance *inst, size_t i, struct instance_rout
         else if (r < 0)
                 log_inst_errno(inst, LOG_ERR, r, "cannot add virtual route %s: %m",
                                route_to_string(inst, c, desc, sizeof(desc)));
+        else if (retry)
+                log_inst(inst, LOG_NOTICE, "added virtual route %s, which had failed",
+                         route_to_string(inst, c, desc, sizeof(desc)));
         else if (r > 0)
                 log_inst(inst, LOG_DEBUG, "virtual route %s was already in place",
                          route_to_string(inst, c, desc, sizeof(desc)));
@@ -149,7 +157,15 @@ static struct instance_route_state *state_of(struct hamgr_instance *inst, size_t
 
 void instance_routes_install(struct hamgr_instance *inst) {
         for (size_t i = 0; i < inst->config->n_virtual_routes; i++)
-                (void) route_add(inst, i, state_of(inst, i));
+                (void) route_add(inst, i, state_of(inst, i), false);
+}
+
+void instance_routes_retry(struct hamgr_instance *inst) {
+        if (inst->fsm.state != VRRP_STATE_MASTER || !inst->route_state)
+                return;
+        for (size_t i = 0; i < inst->config->n_virtual_routes; i++)
+                if (!inst->route_state[i].installed && inst->route_state[i].error < 0)
+                        (void) route_add(inst, i, &inst->route_state[i], true);
 }
 
 void instance_routes_remove(struct hamgr_instance *inst) {
@@ -197,7 +213,7 @@ void instance_routes_reconfigure(struct hamgr_instance *inst, const struct hamgr
          * way to retry one without a failover. */
         for (size_t j = 0; master && j < config->n_virtual_routes; j++)
                 if (find_route(old, &config->virtual_routes[j]) < 0 || (state && !state[j].installed))
-                        (void) route_add(inst, j, state ? &state[j] : NULL);
+                        (void) route_add(inst, j, state ? &state[j] : NULL, false);
 }
 
 void instance_routes_free(struct hamgr_instance *inst) {

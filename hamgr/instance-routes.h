@@ -23,6 +23,12 @@ struct instance_route_state {
 /* Add every route, in order. */
 void instance_routes_install(struct hamgr_instance *inst);
 
+/* While MASTER, try again the routes that failed: called on link and
+ * address changes, as a route's device may just have come up (a followed
+ * WireGuard interface does, late in the takeover) or its gateway become
+ * reachable. A failure repeated is not logged again. */
+void instance_routes_retry(struct hamgr_instance *inst);
+
 /* Remove every route, in reverse order. Routes already gone are fine. */
 void instance_routes_remove(struct hamgr_instance *inst);
 

@@ -606,6 +606,9 @@ void instance_evaluate(struct hamgr_instance *inst) {
                 inst->fault_reported = faulted;
                 instance_dispatch(inst, &ev);
         }
+        /* A failed route's device may have come up (a followed WireGuard
+         * interface does, late in the takeover). */
+        instance_routes_retry(inst);
 }
 
 /* ---- reload ------------------------------------------------------------- */

@@ -17,7 +17,8 @@
 # routes left on the backup by a crashed run removed at its start; a crash
 # of the master moves them; the crashed master restarted over its leftover
 # routes preempts and they work; a reload changes them in place without a
-# transition and retries a route that failed; SIGTERM removes them.
+# transition; a failed route is added when its gateway becomes reachable or
+# its device comes up; SIGTERM removes them.
 # shellcheck disable=SC2317 # small predicates run through wait_until
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -193,19 +194,35 @@ assert_eq "$(hamgr_log_count gw1 "removed virtual route")" 6 "restart: gw1 remov
 assert_true "restart: traffic through gw1's routes" routes_work gw1
 assert_true "restart: gw1 keeps them, gw2 stays clean, for 1 s" holds_for 1 only_master gw1 gw2
 
-# ---- a reload retries a route that failed: its gateway is now on-link
+# ---- failed routes are retried on link and address changes
 r_late() { route_show "$1" exact 10.205.0.0/16 | grep -q "via 10.66.0.1 dev eth0 proto static"; }
 assert_eq "$(inst_field gw1 wan '.virtual_routes[1].installed')" false "retry: 10.205/16 failed on gw1"
 ip -n "$(ns_of gw1)" addr add 10.66.0.5/24 dev eth0
-kill -s HUP "${HAMGR_PID[gw1]}"
-assert_true "retry: the reload added it" wait_until 5 r_late gw1
+assert_true "retry: added once its gateway is on a connected network" wait_until 5 r_late gw1
 assert_true "retry: status installed" wait_until 3 inst_field_is gw1 wan '.virtual_routes[1].installed' true
 assert_eq "$(inst_field gw1 wan '.virtual_routes[1].error')" null "retry: error cleared"
+assert_contains "$(cat "$(hamgr_log gw1)")" \
+        "added virtual route 10.205.0.0/16 via 10.66.0.1 dev eth0 metric 0, which had failed" "retry: logged"
+# A device that comes up after the VIPs, as a followed WireGuard interface
+# does late in a takeover: a reload adds a route through tun0, still down.
+ip -n "$(ns_of gw1)" link add tun0 type veth peer name tun0p
+r_tun() { route_show "$1" exact 10.208.0.0/16 | grep -q "dev tun0 proto static"; }
+write_confs "${ROUTES%);}"', { to = "10.208.0.0/16"; dev = "tun0"; } );'
+kill -s HUP "${HAMGR_PID[gw1]}"
+assert_true "late device: the route failed while tun0 is down" \
+        wait_until 5 inst_field_is gw1 wan '.virtual_routes[7].error' "Network is down"
+assert_false "late device: no route yet" r_tun gw1
+ip -n "$(ns_of gw1)" link set tun0 up
+assert_true "late device: added when tun0 came up" wait_until 5 r_tun gw1
+assert_true "late device: status installed" wait_until 3 inst_field_is gw1 wan '.virtual_routes[7].installed' true
+assert_eq "$(hamgr_log_count gw1 "cannot add virtual route 10.208.0.0/16 dev tun0")" 1 \
+        "late device: the failure logged once, not at every link event"
 
 # ---- graceful stop: SIGTERM removes them, gw2 takes them
 hamgr_stop gw1
 assert_eq "$(routes_on gw1)" 0 "SIGTERM: gw1 removed every route"
-assert_true "SIGTERM: gw1 removed the retried one too" unreachable_absent gw1
+assert_true "SIGTERM: gw1 removed the retried ones too" unreachable_absent gw1
+assert_false "SIGTERM: gw1 removed the tun0 route" r_tun gw1
 assert_false "SIGTERM: gw1 removed its VIP" vip_on gw1 "$VIP"
 assert_true "SIGTERM: gw2 MASTER with every route" wait_until 10 all_routes_on gw2
 hamgr_stop gw2
