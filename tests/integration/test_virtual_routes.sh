@@ -18,7 +18,9 @@
 # of the master moves them; the crashed master restarted over its leftover
 # routes preempts and they work; a reload changes them in place without a
 # transition; a failed route is added when its gateway becomes reachable or
-# its device comes up; SIGTERM removes them.
+# its device comes up; SIGTERM removes them; routes added by hand (proto
+# boot) are never removed, an identical one counts as installed, one in the
+# way is reported.
 # shellcheck disable=SC2317 # small predicates run through wait_until
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -229,5 +231,37 @@ hamgr_stop gw2
 assert_eq "$(routes_on gw2)" 0 "SIGTERM: gw2 removed every route"
 assert_true "SIGTERM: the rule's table 100 is empty again" \
         test -z "$(route_show gw2 table 100)"
+
+# ---- routes added by hand are not hamgr's: kept at start and on release
+ns2=$(ns_of gw2)
+ip -n "$ns2" route add 10.201.0.0/16 via "$CLIENT" dev eth0 table 100         # as configured
+ip -n "$ns2" route add default via 10.77.0.3 dev eth0 metric 50               # in the way
+# Each there, and with ip's default protocol (boot, which "ip route show" does not print).
+hand_route() {
+        local out
+        out=$(route_show gw2 "${@:2}")
+        [[ "$out" == *"$1"* ]] && [[ "$out" != *proto* ]]
+}
+hand_routes_there() {
+        hand_route "10.201.0.0/16 via $CLIENT dev eth0" table 100 exact 10.201.0.0/16 &&
+                hand_route "default via 10.77.0.3 dev eth0 metric 50" exact 0.0.0.0/0
+}
+: >"$(hamgr_log gw2)"
+hamgr_start gw2 "$(conf_of gw2)"
+wait_until 10 hamgr_state_is gw2 wan MASTER || die "gw2 alone did not become MASTER"
+assert_true "by hand: gw2 MASTER, its other routes in" wait_until 3 r_src gw2
+assert_eq "$(hamgr_log_count gw2 "left by a previous run")" 0 "by hand: nothing taken for a leftover"
+assert_true "by hand: both routes untouched" hand_routes_there
+st=$(hamgr_status gw2)
+assert_eq "$(jq -c '.instances[0].virtual_routes[2] | [.installed, .error]' <<<"$st")" '[true,null]' \
+        "by hand: the identical route counts as installed"
+assert_eq "$(jq -c '.instances[0].virtual_routes[3] | [.installed, .error]' <<<"$st")" \
+        '[false,"a different route holds its destination, table and metric"]' "by hand: the one in the way is an error"
+assert_contains "$(cat "$(hamgr_log gw2)")" \
+        "cannot add virtual route 0.0.0.0/0 via 10.77.0.100 dev eth0 metric 50: a different route with this destination, table and metric is in place" \
+        "by hand: logged"
+hamgr_stop gw2
+assert_true "by hand: both still there after SIGTERM" hand_routes_there
+assert_false "by hand: hamgr's own routes gone" r_src gw2
 
 finish
