@@ -123,3 +123,13 @@ void free_sync(struct hamgr_sync_config *sc);
  * name must be one of C's checks. */
 int parse_track_checks(struct loader *l, config_setting_t *inst, const char *what, const struct hamgr_config *c,
                        struct hamgr_vrrp_config *v);
+
+/* config-routes.c: "virtual_routes" of instance INST (named WHAT in
+ * messages) into V, and the checks across all instances of C (after the
+ * vrrp section: one route may belong to one instance only). */
+int parse_virtual_routes(struct loader *l, config_setting_t *inst, const char *what, struct hamgr_vrrp_config *v);
+void check_virtual_routes(struct loader *l, const struct hamgr_config *c);
+void free_virtual_routes(struct hamgr_vrrp_config *v);
+
+/* 1 to IFNAMSIZ-1 characters, none of '/', ':' or whitespace, not "." or "..". */
+bool ifname_is_valid(const char *s);

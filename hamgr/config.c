@@ -42,7 +42,7 @@ static const char *const node_keys[] = { "name", "state_dir", "control_socket", 
 static const char *const vrrp_keys[] = {
         "name", "interface", "vrid", "priority", "version", "advert_interval_ms",
         "preempt", "preempt_delay_ms", "accept_mode", "virtual_ips", "unicast_peers",
-        "track_interfaces", "garp", "checksum", "track_checks", NULL,
+        "track_interfaces", "garp", "checksum", "track_checks", "virtual_routes", NULL,
 };
 static const char *const garp_keys[] = { "repeat", "interval_ms", "refresh_s", NULL };
 static const char *const group_keys[] = { "name", "instances", NULL };
@@ -92,7 +92,7 @@ bool name_is_valid(const char *s) {
 }
 
 /* The kernel's own rule (dev_valid_name()), so anything accepted here can exist. */
-static bool ifname_is_valid(const char *s) {
+bool ifname_is_valid(const char *s) {
         size_t n = strlen(s);
 
         if (n < 1 || n >= IFNAME_LEN_MAX + 1)
@@ -615,6 +615,9 @@ static int parse_instance(struct loader *l, config_setting_t *inst, int idx, voi
         if (r < 0)
                 return r;
         parse_garp(l, inst, what, &v->garp);
+        r = parse_virtual_routes(l, inst, what, v);
+        if (r < 0)
+                return r;
         return parse_track_checks(l, inst, what, c, v);
 }
 
@@ -694,6 +697,8 @@ static int parse_vrrp(struct loader *l, config_setting_t *root, struct hamgr_con
         r = PARSE_LIST(l, root, &vrrp_spec, NULL, &w, c->vrrp, c->n_vrrp);
         if (r >= 0)
                 check_instances(l, c, w.meta);
+        if (r >= 0)
+                check_virtual_routes(l, c);
         free(w.meta);
         return r;
 }
@@ -1108,6 +1113,7 @@ static void vrrp_config_done(struct hamgr_vrrp_config *v) {
         for (size_t i = 0; i < v->n_track_checks; i++)
                 free(v->track_checks[i].check);
         free(v->track_checks);
+        free_virtual_routes(v);
 }
 
 struct hamgr_config *hamgr_config_free(struct hamgr_config *c) {
@@ -1226,5 +1232,12 @@ bool hamgr_vrrp_config_equal(const struct hamgr_vrrp_config *a, const struct ham
                 if (!found)
                         return false;
         }
+
+        /* Routes in order: they are added in it. */
+        if (a->n_virtual_routes != b->n_virtual_routes)
+                return false;
+        for (size_t i = 0; i < a->n_virtual_routes; i++)
+                if (!hamgr_virtual_route_equal(&a->virtual_routes[i], &b->virtual_routes[i]))
+                        return false;
         return true;
 }

@@ -41,6 +41,31 @@ struct hamgr_track_check {
         int line;
 };
 
+enum hamgr_route_type {
+        HAMGR_ROUTE_UNICAST,         /* "unicast" (default) */
+        HAMGR_ROUTE_BLACKHOLE,       /* "blackhole": dropped silently */
+        HAMGR_ROUTE_UNREACHABLE,     /* "unreachable": dropped, ICMP unreachable */
+        HAMGR_ROUTE_PROHIBIT,        /* "prohibit": dropped, ICMP prohibited */
+        _HAMGR_ROUTE_TYPE_MAX,
+};
+
+const char *hamgr_route_type_to_string(enum hamgr_route_type t);
+
+/* A route installed while the instance is MASTER (key "virtual_routes"). */
+struct hamgr_virtual_route {
+        struct ip_prefix to;         /* the network address (no host bits set) */
+        struct ip_address via;       /* gateway, same family; AF_UNSPEC = none (a link route) */
+        struct ip_address src;       /* preferred source, same family; AF_UNSPEC = none */
+        char *dev;                   /* unicast: NULL = the instance's interface; others: always NULL */
+        uint32_t metric;             /* default 0 for IPv4, 1024 for IPv6 (the kernel's defaults) */
+        uint32_t table;              /* 1..2^32-1 except 255 (local); default 254 (main) */
+        enum hamgr_route_type type;
+        int line;
+};
+
+/* Everything but `line` equal. */
+bool hamgr_virtual_route_equal(const struct hamgr_virtual_route *a, const struct hamgr_virtual_route *b);
+
 struct hamgr_vrrp_config {
         char *name;
         char *interface;
@@ -65,6 +90,10 @@ struct hamgr_vrrp_config {
         struct hamgr_garp_config garp;
         struct hamgr_track_check *track_checks;
         size_t n_track_checks;
+        /* Added in order after the virtual IPs on becoming MASTER, removed
+         * in reverse order before them on leaving MASTER. */
+        struct hamgr_virtual_route *virtual_routes;
+        size_t n_virtual_routes;
         int line;                    /* line of the instance's group in the file */
 };
 

@@ -20,6 +20,7 @@
 #include "strbuf.h"
 #include "endpoints.h"
 #include "health.h"
+#include "instance-routes.h"
 #include "wg/key.h"
 #include "wg/wg.h"
 
@@ -81,7 +82,9 @@ static void status_instance_json(struct buf *b, struct hamgr_daemon *d, const st
                            ip_address_to_string(&c->virtual_ips[i].address, addr, sizeof(addr)),
                            c->virtual_ips[i].prefixlen);
         }
-        buf_printf(b, "],\"faults\":[");
+        buf_printf(b, "]");
+        instance_routes_status_json(b, inst);
+        buf_printf(b, ",\"faults\":[");
         for (unsigned i = 0, n = 0; i < _INSTANCE_FAULT_MAX; i++)
                 if (inst->faults & (1u << i))
                         buf_printf(b, "%s\"%s\"", n++ ? "," : "", instance_fault_to_string(i));

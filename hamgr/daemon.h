@@ -80,6 +80,8 @@ struct hamgr_instance {
         uint8_t last_master_priority;
         struct instance_counters counters;
         const char *last_invalid_reason;
+        /* One per config->virtual_routes (instance-routes.h); NULL until used. */
+        struct instance_route_state *route_state;
 };
 
 /* A sync group at run time. Standalone instances get a group of one, so the
@@ -138,7 +140,8 @@ struct hamgr_instance *instance_free(struct hamgr_instance *inst);
 /* Re-read link state from the monitor and report fault changes to the fsm.
  * Before the instance has started this also delivers STARTUP or FAULT. */
 void instance_evaluate(struct hamgr_instance *inst);
-/* Remove virtual IPs a previous run may have left (called before start). */
+/* Remove virtual routes and virtual IPs a previous run may have left
+ * (called before start). */
 void instance_remove_stale_vips(struct hamgr_instance *inst);
 /* Deliver EVENT through the instance's group and carry out the actions. */
 void instance_dispatch(struct hamgr_instance *inst, const struct vrrp_event *event);

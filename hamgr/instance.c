@@ -13,6 +13,7 @@
 #include "common/macro.h"
 #include "daemon.h"
 #include "health.h"
+#include "instance-routes.h"
 #include "link.h"
 #include "log.h"
 #include "notify.h"
@@ -88,6 +89,7 @@ struct hamgr_instance *instance_free(struct hamgr_instance *inst) {
         instance_close_socket(inst);
         sd_event_source_disable_unref(inst->timer);
         sd_event_source_disable_unref(inst->announce_timer);
+        instance_routes_free(inst);
         free(inst);
         return NULL;
 }
@@ -119,6 +121,8 @@ void instance_remove_stale_vips(struct hamgr_instance *inst) {
         struct link_info li;
         char buf[INET6_ADDRSTRLEN];
 
+        /* Routes first: one may lean on a stale VIP (gateway, source). */
+        instance_routes_remove_stale(inst);
         if (link_monitor_get(inst->daemon->links, c->interface, &li) < 0)
                 return;
         for (size_t i = 0; i < c->n_virtual_ips; i++) {
@@ -361,8 +365,14 @@ static void instance_apply(struct hamgr_instance *inst, const struct vrrp_action
         }
         if (a->add_vips)
                 instance_vips(inst, true);
+        /* After the VIPs: a route's gateway or source may be one of them. */
+        if (a->add_vips)
+                instance_routes_install(inst);
         if (a->send_advert)
                 instance_send_advert(inst, a->advert_priority);
+        /* Before the VIPs, in the reverse of that order. */
+        if (a->remove_vips)
+                instance_routes_remove(inst);
         if (a->remove_vips)
                 instance_vips(inst, false);
         if (a->announce)
@@ -596,6 +606,9 @@ void instance_evaluate(struct hamgr_instance *inst) {
                 inst->fault_reported = faulted;
                 instance_dispatch(inst, &ev);
         }
+        /* A failed route's device may have come up (a followed WireGuard
+         * interface does, late in the takeover). */
+        instance_routes_retry(inst);
 }
 
 /* ---- reload ------------------------------------------------------------- */
@@ -614,8 +627,11 @@ bool instance_config_compatible(const struct hamgr_vrrp_config *a, const struct 
 void instance_reconfigure(struct hamgr_instance *inst, struct hamgr_vrrp_config *config) {
         struct vrrp_fsm_config fc;
         bool peers_changed = config->n_unicast_peers != inst->config->n_unicast_peers;
+        const struct hamgr_vrrp_config *old = inst->config;
 
         inst->config = config;
+        /* Routes change in place: a new route is no reason for a failover. */
+        instance_routes_reconfigure(inst, old);
         inst->effective_priority = 0; /* recomputed from the new weights by instance_evaluate() */
         instance_fsm_config(config, inst->have_primary ? &inst->primary : NULL, &fc);
         vrrp_fsm_reconfigure(&inst->fsm, &fc);

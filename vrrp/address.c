@@ -57,6 +57,10 @@ static int errno_from_nlerr(int nlerr) {
         return -EIO;
 }
 
+int vrrp_nl_errno(int nlerr) {
+        return errno_from_nlerr(nlerr);
+}
+
 int vrrp_address_socket_open(struct nl_sock **ret) {
         struct nl_sock *sk;
         int r;

@@ -11,6 +11,10 @@
 
 struct nl_sock;
 
+/* A libnl error code (negative NLE_*) as the -errno the kernel meant, for
+ * the codes these calls and vrrp/route.c meet; -EIO for others, 0 for 0. */
+int vrrp_nl_errno(int nlerr);
+
 /* Connect a NETLINK_ROUTE socket for the calls below. Returns 0 or -errno. */
 int vrrp_address_socket_open(struct nl_sock **ret);
 /* Accepts NULL. */

@@ -167,7 +167,8 @@ static char *sample_uncommented(bool with_sync) {
                                 n_uncommented++;
                                 n_sync += in_sync;
                         }
-                } else if (strncmp(p, "#track_checks", strlen("#track_checks")) == 0) {
+                } else if (strncmp(p, "#track_checks", strlen("#track_checks")) == 0 ||
+                           strncmp(p, "#virtual_routes", strlen("#virtual_routes")) == 0) {
                         fwrite(line, 1, p - line, o);
                         fputs(p + 1, o);
                         n_uncommented++;
@@ -204,6 +205,7 @@ static void test_sample_wireguard_examples(void **state) {
         assert_int_equal(plain->n_endpoints, 0);
         assert_false(plain->sync.enabled);
         assert_int_equal(hamgr_config_find_vrrp(plain, "wan")->n_track_checks, 0);
+        assert_int_equal(hamgr_config_find_vrrp(plain, "wan")->n_virtual_routes, 0);
 
         text = sample_uncommented(false);
         text_sync = sample_uncommented(true);
@@ -229,6 +231,12 @@ static void test_sample_wireguard_examples(void **state) {
         assert_int_equal(wan->track_checks[0].weight, 0);
         assert_string_equal(wan->track_checks[1].check, "upstream");
         assert_int_equal(wan->track_checks[1].weight, -20);
+        assert_int_equal(wan->n_virtual_routes, 2);
+        assert_string_equal(wan->virtual_routes[0].dev, "wg0");
+        assert_string_equal(ip_address_to_string(&wan->virtual_routes[0].src, buf, sizeof(buf)), "10.77.0.10");
+        assert_int_equal(wan->virtual_routes[1].to.prefixlen, 0);
+        assert_int_equal(wan->virtual_routes[1].metric, 50);
+        assert_int_equal(wan->virtual_routes[1].table, 100);
 
         assert_int_equal(c->n_checks, 5);
         k = hamgr_config_find_check(c, "wg0");
@@ -857,6 +865,7 @@ static const char *const equal_variants[] = {
         "tc = 1;",
         "tc = 2;",
         "tc = 3;",
+        "virtual_routes = ( { to = \"10.9.0.0/16\"; via = \"10.0.0.9\"; } );",
 };
 
 static struct hamgr_config *load_variant(const char *variant, const char *leading) {
@@ -952,6 +961,140 @@ static void test_config_equal(void **state) {
         for (size_t i = 0; i < sample1->n_vrrp; i++)
                 assert_true(hamgr_vrrp_config_equal(&sample1->vrrp[i], &sample2->vrrp[i]));
         assert_false(hamgr_vrrp_config_equal(&sample1->vrrp[0], &sample2->vrrp[1]));
+}
+
+#define ROUTE_INSTANCE "vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1/24\" ];\n"
+
+/* One route (ROUTE, the group's inside) on line 3 of an instance. */
+static void expect_route_error(const char *route, const char *msg) {
+        char text[1024];
+
+        snprintf(text, sizeof(text), ROUTE_INSTANCE "  virtual_routes = (\n    { %s } ); } );\n", route);
+        expect_one_error(text, 3, msg);
+}
+
+static void test_virtual_routes(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+        const struct hamgr_virtual_route *r;
+        char buf[INET6_ADDRSTRLEN];
+
+        c = load_ok(ROUTE_INSTANCE
+                    "  virtual_routes = (\n"
+                    "    { to = \"10.200.0.0/16\"; via = \"10.0.0.254\"; src = \"10.0.0.1\"; },\n"
+                    "    { to = \"0.0.0.0/0\"; via = \"10.0.0.254\"; metric = 50; table = 100; dev = \"eth1\"; },\n"
+                    "    { to = \"fd99::/48\"; via = \"fe80::1\"; table = \"main\"; },\n"
+                    "    { to = \"10.201.0.0/16\"; dev = \"wg0\"; metric = 4294967295L; table = \"default\"; },\n"
+                    "    { to = \"203.0.113.0/24\"; type = \"blackhole\"; table = 4294967295L; },\n"
+                    "    { to = \"198.51.100.0/24\"; type = \"unreachable\"; },\n"
+                    "    { to = \"2001:db8::/32\"; type = \"prohibit\"; metric = 0; },\n"
+                    "    { to = \"10.202.0.0/16\"; type = \"unicast\"; via = \"10.0.0.254\"; metric = 50; table = 100; }\n"
+                    "  ); } );\n");
+        assert_int_equal(c->vrrp[0].n_virtual_routes, 8);
+        r = &c->vrrp[0].virtual_routes[0];
+        assert_string_equal(ip_address_to_string(&r->to.address, buf, sizeof(buf)), "10.200.0.0");
+        assert_int_equal(r->to.prefixlen, 16);
+        assert_string_equal(ip_address_to_string(&r->via, buf, sizeof(buf)), "10.0.0.254");
+        assert_string_equal(ip_address_to_string(&r->src, buf, sizeof(buf)), "10.0.0.1");
+        assert_null(r->dev);
+        assert_int_equal(r->metric, 0);
+        assert_int_equal(r->table, 254);
+        assert_int_equal(r->type, HAMGR_ROUTE_UNICAST);
+        assert_int_equal(r->line, 3);
+        r = &c->vrrp[0].virtual_routes[1];
+        assert_int_equal(r->to.prefixlen, 0);
+        assert_int_equal(r->metric, 50);
+        assert_int_equal(r->table, 100);
+        assert_string_equal(r->dev, "eth1");
+        assert_int_equal(r->src.family, AF_UNSPEC);
+        r = &c->vrrp[0].virtual_routes[2];
+        assert_int_equal(r->to.address.family, AF_INET6);
+        assert_int_equal(r->metric, 1024); /* the kernel's IPv6 default */
+        assert_int_equal(r->table, 254);
+        r = &c->vrrp[0].virtual_routes[3];
+        assert_int_equal(r->via.family, AF_UNSPEC);
+        assert_string_equal(r->dev, "wg0");
+        assert_int_equal(r->metric, UINT32_MAX);
+        assert_int_equal(r->table, 253);
+        r = &c->vrrp[0].virtual_routes[4];
+        assert_int_equal(r->type, HAMGR_ROUTE_BLACKHOLE);
+        assert_int_equal(r->table, UINT32_MAX);
+        assert_string_equal(hamgr_route_type_to_string(r->type), "blackhole");
+        assert_int_equal(c->vrrp[0].virtual_routes[5].type, HAMGR_ROUTE_UNREACHABLE);
+        assert_int_equal(c->vrrp[0].virtual_routes[6].type, HAMGR_ROUTE_PROHIBIT);
+        assert_int_equal(c->vrrp[0].virtual_routes[6].metric, 0);
+        assert_null(hamgr_route_type_to_string(_HAMGR_ROUTE_TYPE_MAX));
+
+        /* Equality: every field but the line. */
+        assert_true(hamgr_virtual_route_equal(&c->vrrp[0].virtual_routes[0], &c->vrrp[0].virtual_routes[0]));
+        assert_false(hamgr_virtual_route_equal(&c->vrrp[0].virtual_routes[1], &c->vrrp[0].virtual_routes[7]));
+        {
+                struct hamgr_virtual_route a = c->vrrp[0].virtual_routes[7], b = a;
+
+                b.line++;
+                assert_true(hamgr_virtual_route_equal(&a, &b));
+                b = a, b.metric++;
+                assert_false(hamgr_virtual_route_equal(&a, &b));
+                b = a, b.table++;
+                assert_false(hamgr_virtual_route_equal(&a, &b));
+                b = a, b.via.addr.bytes[3]++;
+                assert_false(hamgr_virtual_route_equal(&a, &b));
+                b = a, b.src = b.via;
+                assert_false(hamgr_virtual_route_equal(&a, &b));
+                b = a, b.to.prefixlen = 17;
+                assert_false(hamgr_virtual_route_equal(&a, &b));
+                b = a, b.type = HAMGR_ROUTE_BLACKHOLE;
+                assert_false(hamgr_virtual_route_equal(&a, &b));
+                b = a, b.dev = (char *) "eth0";
+                assert_false(hamgr_virtual_route_equal(&a, &b));
+        }
+
+        /* Errors, each on the route's own line. */
+        expect_route_error("to = \"10.0.0.0/33\";", "virtual route to '10.0.0.0/33' is not a prefix");
+        expect_route_error("to = \"10.0.0.0/x\";", "is not a prefix");
+        expect_route_error("to = \"10.1.2.3/16\";",
+                           "virtual route to '10.1.2.3/16' has host bits set: the network is 10.1.0.0/16");
+        expect_route_error("to = \"2001:db8::1/32\";", "the network is 2001:db8::/32");
+        expect_route_error("to = 10;", "to must be a string");
+        expect_route_error("to = \"10.0.0.0/8\"; via = \"2001:db8::1\";",
+                           "via '2001:db8::1' is IPv6 but the route to 10.0.0.0/8 is IPv4");
+        expect_route_error("to = \"fd00::/8\"; via = \"10.0.0.1\";", "via '10.0.0.1' is IPv4 but the route to fd00::/8 is IPv6");
+        expect_route_error("to = \"10.0.0.0/8\"; src = \"fd00::1\";", "src 'fd00::1' is IPv6");
+        expect_route_error("to = \"10.0.0.0/8\"; via = \"gw.example\";", "via 'gw.example' is not an IP address");
+        expect_route_error("to = \"10.0.0.0/8\"; dev = \"eth0:1\";", "dev 'eth0:1' is not a valid interface name");
+        expect_route_error("to = \"10.0.0.0/8\"; dev = \"abcdefghijklmnop\";", "is not a valid interface name");
+        expect_route_error("to = \"10.0.0.0/8\"; metric = -1;", "metric -1 out of range 0..4294967295");
+        expect_route_error("to = \"10.0.0.0/8\"; metric = \"low\";", "metric must be an integer");
+        expect_route_error("to = \"10.0.0.0/8\"; table = 0;", "table 0 out of range 1..4294967295");
+        expect_route_error("to = \"10.0.0.0/8\"; table = 255;", "table 255 is the kernel's local table");
+        expect_route_error("to = \"10.0.0.0/8\"; table = \"vpn\";", "table 'vpn' must be a number or \"main\" or \"default\"");
+        expect_route_error("to = \"10.0.0.0/8\"; type = \"local\";", "type 'local' must be \"unicast\", \"blackhole\"");
+        expect_route_error("to = \"10.0.0.0/8\"; type = \"blackhole\"; via = \"10.0.0.2\";",
+                           "'via' has no meaning for a route of type blackhole");
+        expect_route_error("to = \"10.0.0.0/8\"; type = \"unreachable\"; dev = \"eth0\";",
+                           "'dev' has no meaning for a route of type unreachable");
+        expect_route_error("via = \"10.0.0.2\";", "missing required setting 'to' in virtual route #1 of vrrp instance 'w'");
+        expect_route_error("to = \"10.0.0.0/8\"; gateway = \"10.0.0.2\";",
+                           "unknown setting 'gateway' in virtual route #1 of vrrp instance 'w'");
+        expect_one_error(ROUTE_INSTANCE "  virtual_routes = \"10.0.0.0/8\"; } );\n", 2,
+                         "virtual_routes must be a list of routes");
+        expect_one_error(ROUTE_INSTANCE "  virtual_routes = ( \"10.0.0.0/8\" ); } );\n", 2,
+                         "virtual route #1 must be a group { to = \"PREFIX\"; ... }");
+        /* One destination, table and metric is one kernel route. */
+        expect_one_error(ROUTE_INSTANCE "  virtual_routes = ( { to = \"10.0.0.0/8\"; via = \"10.0.0.2\"; },\n"
+                         "    { to = \"10.0.0.0/8\"; via = \"10.0.0.3\"; } ); } );\n",
+                         3, "duplicate virtual route to 10.0.0.0/8 (table 254, metric 0, first at line 2)");
+        expect_one_error(ROUTE_INSTANCE "  virtual_routes = ( { to = \"fd00::/8\"; metric = 1024; type = \"blackhole\"; },\n"
+                         "    { to = \"fd00::/8\"; } ); } );\n",
+                         3, "duplicate virtual route to fd00::/8 (table 254, metric 1024, first at line 2)");
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1/24\" ];\n"
+                         "    virtual_routes = ( { to = \"0.0.0.0/0\"; via = \"10.0.0.2\"; table = 7; } ); },\n"
+                         "  { name = \"l\"; interface = \"eth1\"; vrid = 2; virtual_ips = [ \"10.1.0.1/24\" ];\n"
+                         "    virtual_routes = ( { to = \"0.0.0.0/0\"; via = \"10.1.0.2\"; table = 7; } ); } );\n",
+                         4, "virtual route to 0.0.0.0/0 (table 7, metric 0) is also in vrrp instance 'w' (line 2)");
+        /* Same destination in another table or with another metric is another route. */
+        hamgr_config_free(load_ok(ROUTE_INSTANCE "  virtual_routes = ( { to = \"10.0.0.0/8\"; via = \"10.0.0.2\"; },\n"
+                                  "    { to = \"10.0.0.0/8\"; via = \"10.0.0.3\"; metric = 1; },\n"
+                                  "    { to = \"10.0.0.0/8\"; via = \"10.0.0.3\"; table = 5; } ); } );\n"));
 }
 
 /* Loads TEXT expecting exactly the errors in WANT (line and full message), in order. */
@@ -1907,6 +2050,7 @@ int main(void) {
                 cmocka_unit_test(test_sync_section),
                 cmocka_unit_test(test_sync_multiple_errors),
                 cmocka_unit_test(test_config_equal),
+                cmocka_unit_test(test_virtual_routes),
                 cmocka_unit_test(test_free_null),
         };
 
