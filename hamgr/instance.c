@@ -557,6 +557,13 @@ static int instance_open_socket(struct hamgr_instance *inst) {
         fd = vrrp_socket_open(c->family, inst->ifindex, c->interface, c->n_unicast_peers == 0);
         if (fd < 0)
                 return fd;
+        if (c->n_unicast_peers > 0 && c->unicast_ttl != VRRP_TTL) {
+                r = vrrp_socket_set_unicast_ttl(fd, c->family, c->unicast_ttl);
+                if (r < 0) {
+                        close(fd);
+                        return r;
+                }
+        }
         r = sd_event_add_io(inst->daemon->event, &inst->io, fd, EPOLLIN, on_socket, inst);
         if (r < 0) {
                 close(fd);
@@ -640,6 +647,9 @@ void instance_evaluate(struct hamgr_instance *inst) {
 
                 r = vrrp_address_primary(inst->daemon->nl, inst->ifindex, c->family, c->virtual_ips,
                                          c->n_virtual_ips, &primary);
+                /* Our adverts' source is also what peers tie-break on. */
+                if (r >= 0 && c->n_unicast_peers > 0 && c->unicast_source.family == c->family)
+                        primary = c->unicast_source;
                 if (r < 0) {
                         if (!faults)
                                 snprintf(detail, sizeof(detail), "no %s address on %s",
@@ -706,13 +716,15 @@ bool instance_config_compatible(const struct hamgr_vrrp_config *a, const struct 
 
 void instance_reconfigure(struct hamgr_instance *inst, struct hamgr_vrrp_config *config) {
         struct vrrp_fsm_config fc;
-        bool peers_changed = config->n_unicast_peers != inst->config->n_unicast_peers;
+        bool peers_changed = config->n_unicast_peers != inst->config->n_unicast_peers ||
+                             config->unicast_ttl != inst->config->unicast_ttl;
 
         inst->config = config;
         inst->effective_priority = 0; /* recomputed from the new weights by instance_evaluate() */
         instance_fsm_config(config, inst->have_primary ? &inst->primary : NULL, &fc);
         vrrp_fsm_reconfigure(&inst->fsm, &fc);
-        /* Multicast membership depends on whether peers are listed. */
+        /* Multicast membership depends on whether peers are listed, the
+         * unicast TTL is a socket option. */
         if (peers_changed && inst->fd >= 0)
                 instance_close_socket(inst);
         instance_arm_timer(inst);
