@@ -222,7 +222,8 @@ _printf_(4, 5) static void instance_drop(struct hamgr_instance *inst, enum insta
         if (suppressed > 0)
                 snprintf(more, sizeof(more), " (%" PRIu64 " more suppressed)", suppressed);
         log_fields(LOG_WARNING, 0, inst->config->name, inst->config->vrid, vrrp_state_to_string(inst->fsm.state),
-                   extra, "dropped advertisement from %s: %s%s", addr, detail, more);
+                   extra, "dropped advertisement from %s (%s): %s%s", addr, instance_drop_to_string(d), detail,
+                   more);
 }
 
 /* The codec's failures that point at a misconfigured or misplaced peer. */
@@ -264,8 +265,8 @@ static void instance_receive_one(struct hamgr_instance *inst, const uint8_t *pay
                 d = drop_of_parse_error(error);
                 if (d >= 0 && len >= 2 && payload[1] == c->vrid) {
                         if (d == INSTANCE_DROP_TTL)
-                                instance_drop(inst, d, &meta.src, "TTL/hop limit %d, must be 255 "
-                                              "(a router on the path? use unicast_peers)", meta.ttl);
+                                instance_drop(inst, d, &meta.src, "TTL/hop limit %d, must be 255; a router on the "
+                                              "path? Pairs across routers need unicast_peers", meta.ttl);
                         else if (d == INSTANCE_DROP_VERSION)
                                 instance_drop(inst, d, &meta.src, "version field %u (%s), we speak v%u",
                                               payload[0] >> 4, inst->last_invalid_reason, c->version);
