@@ -41,8 +41,9 @@ static const char *const top_keys[] = {
 static const char *const node_keys[] = { "name", "state_dir", "control_socket", NULL };
 static const char *const vrrp_keys[] = {
         "name", "interface", "vrid", "priority", "version", "advert_interval_ms",
+        "unicast_ttl", "unicast_source",
         "preempt", "preempt_delay_ms", "accept_mode", "virtual_ips", "unicast_peers",
-        "track_interfaces", "garp", "checksum", "track_checks", "unicast_ttl", "unicast_source", NULL,
+        "track_interfaces", "garp", "checksum", "track_checks", NULL,
 };
 static const char *const garp_keys[] = { "repeat", "interval_ms", "refresh_s", NULL };
 static const char *const group_keys[] = { "name", "instances", NULL };
@@ -584,11 +585,11 @@ static int parse_instance(struct loader *l, config_setting_t *inst, int idx, voi
                 .priority = 100,
                 .version = 3,
                 .advert_interval_ms = 1000,
+                .unicast_ttl = VRRP_TTL,
                 .preempt = true,
                 .checksum = VRRP_CHECKSUM_RFC5798,
                 .family = AF_UNSPEC,
                 .garp = { .repeat = 3, .interval_ms = 100, .refresh_s = 0 },
-                .unicast_ttl = VRRP_TTL,
                 .line = line_of(inst),
         };
         snprintf(what, sizeof(what), "vrrp instance #%d", idx + 1);
@@ -1250,9 +1251,6 @@ bool hamgr_vrrp_config_equal(const struct hamgr_vrrp_config *a, const struct ham
             a->garp.repeat != b->garp.repeat || a->garp.interval_ms != b->garp.interval_ms ||
             a->garp.refresh_s != b->garp.refresh_s)
                 return false;
-        if (a->unicast_ttl != b->unicast_ttl || a->unicast_source.family != b->unicast_source.family ||
-            (a->unicast_source.family && !ip_address_equal(&a->unicast_source, &b->unicast_source)))
-                return false;
 
         /* Order is significant: the first address sets the family and the advertisement lists them in order. */
         if (a->n_virtual_ips != b->n_virtual_ips || a->n_unicast_peers != b->n_unicast_peers ||
@@ -1265,6 +1263,9 @@ bool hamgr_vrrp_config_equal(const struct hamgr_vrrp_config *a, const struct ham
         for (size_t i = 0; i < a->n_unicast_peers; i++)
                 if (!ip_address_equal(&a->unicast_peers[i], &b->unicast_peers[i]))
                         return false;
+        if (a->unicast_ttl != b->unicast_ttl || a->unicast_source.family != b->unicast_source.family ||
+            (a->unicast_source.family && !ip_address_equal(&a->unicast_source, &b->unicast_source)))
+                return false;
         for (size_t i = 0; i < a->n_track_interfaces; i++)
                 if (!str_equal(a->track_interfaces[i], b->track_interfaces[i]))
                         return false;
