@@ -14,7 +14,9 @@
 #    unicast_source, not the interface's primary 10.81.1.2) with TTL 254,
 #    and nothing from 10.81.1.2;
 #  - gw2's adverts (sent once it is master) carry TTL 64, 63 behind the
-#    router; gw2 takes over when gw1 stops and gives back when it returns.
+#    router; gw2 takes over when gw1 stops and gives back when it returns;
+#  - the same over IPv6 with global unicast_source addresses (link-local
+#    ones do not cross routers): one master, hop limit 254 on the wire.
 # Needs HAMGR_BIN.
 # shellcheck disable=SC2317 # small predicates run through wait_until
 set -euo pipefail
@@ -92,6 +94,37 @@ assert_eq "$(hamgr_state gw1 wan):$(hamgr_state gw2 wan)" MASTER:BACKUP "gw1 pre
 assert_eq "$(inst_field gw1 wan .drops.ttl)" 0 "gw1 dropped nothing for the TTL (63 on arrival)"
 
 capture_stop
+hamgr_stop gw1
+hamgr_stop gw2
+
+# ------------------------------------------------ IPv6, global unicast_source
+# Link-local sources do not cross routers: with a global unicast_source
+# the peers are global addresses too.
+hi_sysctl "$(ns_of rtr)" net.ipv6.conf.all.forwarding=1
+ip -n "$(ns_of rtr)" addr add fd81:1::1/64 dev r1 nodad
+ip -n "$(ns_of rtr)" addr add fd81:2::1/64 dev r2 nodad
+ip -n "$(ns_of gw1)" addr add fd81:1::2/64 dev eth0 nodad
+ip -n "$(ns_of gw2)" addr add fd81:2::2/64 dev eth0 nodad
+ip -n "$(ns_of gw1)" -6 route add default via fd81:1::1
+ip -n "$(ns_of gw2)" -6 route add default via fd81:2::1
+wait_until 5 node_exec gw1 ping -6 -c 1 -W 1 fd81:2::2 || die "gw1 cannot reach gw2 over IPv6"
+HC_INSTANCE=wan6 HC_TRACK="" HC_VIPS='"fd81:50::1/128"' HC_UNICAST_PEERS='"fd81:2::2"' \
+        HC_INSTANCE_EXTRA='unicast_source = "fd81:1::2";' write_hamgr_conf "$(conf_of gw1)" gw1 150
+HC_INSTANCE=wan6 HC_TRACK="" HC_VIPS='"fd81:50::1/128"' HC_UNICAST_PEERS='"fd81:1::2"' \
+        HC_INSTANCE_EXTRA='unicast_source = "fd81:2::2";' write_hamgr_conf "$(conf_of gw2)" gw2 100
+CAP6="$HI_TMP/r2-v6.cap"
+capture_start rtr r2 "ip6 proto 112" "$CAP6"
+hamgr_start gw1 "$(conf_of gw1)"
+wait_until 10 hamgr_state_is gw1 wan6 MASTER || die "IPv6: gw1 did not become MASTER"
+hamgr_start gw2 "$(conf_of gw2)"
+wait_until 10 hamgr_state_is gw2 wan6 BACKUP || true
+assert_true "IPv6: one master across the router for 2 s" \
+        holds_for 2 eval 'hamgr_state_is gw1 wan6 MASTER && hamgr_state_is gw2 wan6 BACKUP'
+assert_eq "$(inst_field gw2 wan6 .last_master)" fd81:1::2 "IPv6: gw2 hears gw1 at its global unicast_source"
+assert_true "IPv6 wire behind rtr: gw1's advert from fd81:1::2 to fd81:2::2, hop limit 254" \
+        capture_has "$CAP6" "hlim 254" "fd81:1::2 > fd81:2::2:" "vrid 51, prio 150"
+capture_stop
+
 hamgr_stop gw1
 hamgr_stop gw2
 finish
