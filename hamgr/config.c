@@ -41,6 +41,7 @@ static const char *const top_keys[] = {
 static const char *const node_keys[] = { "name", "state_dir", "control_socket", NULL };
 static const char *const vrrp_keys[] = {
         "name", "interface", "vrid", "priority", "version", "advert_interval_ms",
+        "unicast_ttl", "unicast_source",
         "preempt", "preempt_delay_ms", "accept_mode", "virtual_ips", "unicast_peers",
         "track_interfaces", "garp", "checksum", "track_checks", "virtual_routes", NULL,
 };
@@ -423,8 +424,10 @@ static int parse_peer(struct loader *l, config_setting_t *e, int idx, void *item
                 return LIST_DROP;
         }
         /* IPv6 advertisements leave from the link-local address
-         * (RFC 9568 5.1.2.1), so peers see and must list link-locals. */
-        if (a.family == AF_INET6 && !ip_address_is_link_local(&a)) {
+         * (RFC 9568 5.1.2.1), so peers see and must list link-locals;
+         * unless a global unicast_source routes them across subnets. */
+        if (a.family == AF_INET6 && !ip_address_is_link_local(&a) &&
+            (v->unicast_source.family != AF_INET6 || ip_address_is_link_local(&v->unicast_source))) {
                 error_at(l, line_of(e),
                          "unicast peer '%s' must be the peer's IPv6 link-local address (fe80::/10): "
                          "IPv6 advertisements are sent from link-local addresses", s);
@@ -476,6 +479,54 @@ static void parse_garp(struct loader *l, config_setting_t *inst, const char *wha
         (void) get_uint(l, garp, "repeat", 1, 100, &g->repeat);
         (void) get_uint(l, garp, "interval_ms", 0, 10000, &g->interval_ms);
         (void) get_uint(l, garp, "refresh_s", 0, 86400, &g->refresh_s);
+}
+
+/* unicast_ttl and unicast_source; needs the family, so it runs after the
+ * virtual IPs, and before the peers, whose IPv6 rule depends on the source. */
+static void parse_unicast_options(struct loader *l, config_setting_t *inst, struct hamgr_vrrp_config *v) {
+        config_setting_t *s;
+        const char *str;
+        struct ip_address a;
+        uint32_t u;
+
+        if (get_uint(l, inst, "unicast_ttl", 1, 255, &u) > 0)
+                v->unicast_ttl = (uint8_t) u;
+        if (get_string(l, inst, "unicast_source", &str, &s) <= 0)
+                return;
+        if (ip_address_parse(str, &a) < 0) {
+                error_at(l, line_of(s), "unicast_source '%s' is not an IP address", str);
+                return;
+        }
+        if (v->family != AF_UNSPEC && a.family != v->family) {
+                error_at(l, line_of(s),
+                         "unicast_source '%s' is %s but the advertisements are %s "
+                         "(the family of the first virtual IP)",
+                         str, family_name(a.family), family_name(v->family));
+                return;
+        }
+        for (size_t i = 0; i < v->n_virtual_ips; i++)
+                if (ip_address_equal(&v->virtual_ips[i].address, &a)) {
+                        /* It would leave with the VIP, and adverts with it. */
+                        error_at(l, line_of(s), "unicast_source '%s' is a virtual IP of this instance", str);
+                        return;
+                }
+        v->unicast_source = a;
+}
+
+/* The unicast options mean nothing in multicast mode; say so rather than
+ * ignore them (keepalived resets unicast_ttl with a warning). */
+static void check_unicast_options(struct loader *l, config_setting_t *inst, const struct hamgr_vrrp_config *v) {
+        config_setting_t *s;
+
+        /* Peers that were listed but rejected have their own errors. */
+        if (v->n_unicast_peers > 0 || config_setting_get_member(inst, "unicast_peers"))
+                return;
+        s = config_setting_get_member(inst, "unicast_ttl");
+        if (s)
+                error_at(l, line_of(s), "unicast_ttl needs unicast_peers (multicast adverts always use TTL 255)");
+        s = config_setting_get_member(inst, "unicast_source");
+        if (s)
+                error_at(l, line_of(s), "unicast_source needs unicast_peers");
 }
 
 /* Needs the version, so it runs after "version" was read whatever the order in the file. */
@@ -534,6 +585,7 @@ static int parse_instance(struct loader *l, config_setting_t *inst, int idx, voi
                 .priority = 100,
                 .version = 3,
                 .advert_interval_ms = 1000,
+                .unicast_ttl = VRRP_TTL,
                 .preempt = true,
                 .checksum = VRRP_CHECKSUM_RFC5798,
                 .family = AF_UNSPEC,
@@ -608,9 +660,11 @@ static int parse_instance(struct loader *l, config_setting_t *inst, int idx, voi
         r = PARSE_LIST(l, inst, &vips_spec, where, v, v->virtual_ips, v->n_virtual_ips);
         if (r < 0)
                 return r;
+        parse_unicast_options(l, inst, v);
         r = PARSE_LIST(l, inst, &peers_spec, NULL, v, v->unicast_peers, v->n_unicast_peers);
         if (r < 0)
                 return r;
+        check_unicast_options(l, inst, v);
         r = PARSE_LIST(l, inst, &track_spec, NULL, v, v->track_interfaces, v->n_track_interfaces);
         if (r < 0)
                 return r;
@@ -1215,6 +1269,9 @@ bool hamgr_vrrp_config_equal(const struct hamgr_vrrp_config *a, const struct ham
         for (size_t i = 0; i < a->n_unicast_peers; i++)
                 if (!ip_address_equal(&a->unicast_peers[i], &b->unicast_peers[i]))
                         return false;
+        if (a->unicast_ttl != b->unicast_ttl || a->unicast_source.family != b->unicast_source.family ||
+            (a->unicast_source.family && !ip_address_equal(&a->unicast_source, &b->unicast_source)))
+                return false;
         for (size_t i = 0; i < a->n_track_interfaces; i++)
                 if (!str_equal(a->track_interfaces[i], b->track_interfaces[i]))
                         return false;

@@ -85,6 +85,15 @@ struct hamgr_vrrp_config {
         size_t n_virtual_ips;
         struct ip_address *unicast_peers; /* empty: multicast; same family as `family` */
         size_t n_unicast_peers;
+        /* Unicast only. TTL / hop limit of our adverts, 1..255 (default 255).
+         * In unicast mode the received TTL is not checked (peers may be
+         * routed), as keepalived does. */
+        uint8_t unicast_ttl;
+        /* Unicast only: source address of our adverts (keepalived's
+         * unicast_src_ip), a local address of `family`; AF_UNSPEC = the
+         * interface's primary address. A global IPv6 source allows global
+         * IPv6 unicast_peers (pairs across routers). */
+        struct ip_address unicast_source;
         char **track_interfaces;
         size_t n_track_interfaces;
         struct hamgr_garp_config garp;

@@ -109,6 +109,11 @@ static void status_instance_json(struct buf *b, struct hamgr_daemon *d, const st
                    inst->counters.adverts_sent, inst->counters.adverts_received, inst->counters.adverts_dropped,
                    inst->counters.packets_invalid, inst->counters.send_errors, inst->counters.transitions,
                    inst->counters.became_master);
+        buf_printf(b, ",\"drops\":{");
+        for (unsigned i = 0; i < _INSTANCE_DROP_MAX; i++)
+                buf_printf(b, "%s\"%s\":%" PRIu64, i ? "," : "", instance_drop_to_string(i),
+                           inst->counters.drops[i]);
+        buf_printf(b, "}");
         buf_printf(b, ",\"last_invalid_reason\":");
         if (inst->last_invalid_reason)
                 buf_json_string(b, inst->last_invalid_reason);
@@ -154,6 +159,21 @@ static void status_json(struct buf *b, struct hamgr_daemon *d) {
         buf_printf(b, "]}\n");
 }
 
+/* One line, only when a misconfiguration has shown: adverts dropped by cause. */
+static void status_drops_text(struct buf *b, const struct hamgr_instance *inst) {
+        bool any = false;
+
+        for (unsigned i = 0; i < _INSTANCE_DROP_MAX; i++) {
+                if (inst->counters.drops[i] == 0)
+                        continue;
+                buf_printf(b, "%s %s %" PRIu64, any ? "," : "  dropped adverts:", instance_drop_to_string(i),
+                           inst->counters.drops[i]);
+                any = true;
+        }
+        if (any)
+                buf_printf(b, " (see the log)\n");
+}
+
 static void status_text(struct buf *b, struct hamgr_daemon *d) {
         char addr[INET6_ADDRSTRLEN];
 
@@ -177,6 +197,7 @@ static void status_text(struct buf *b, struct hamgr_daemon *d) {
                                    ip_address_to_string(&inst->last_master, addr, sizeof(addr)),
                                    inst->last_master_priority);
                 buf_printf(b, "\n");
+                status_drops_text(b, inst);
         }
         for (size_t i = 0; i < d->n_groups; i++) {
                 const struct hamgr_group_rt *g = d->groups[i];

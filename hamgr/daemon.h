@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "common/ratelimit.h"
 #include "config.h"
 #include "vrrp/fsm.h"
 #include "vrrp/group.h"
@@ -39,6 +40,22 @@ enum instance_fault {
 
 const char *instance_fault_to_string(enum instance_fault f);
 
+/* Why an advertisement for our vrid was dropped, for the causes that point
+ * at a misconfiguration (two masters would follow). Counted and logged at
+ * WARNING, at most once a minute per cause and instance. */
+enum instance_drop {
+        INSTANCE_DROP_VERSION,              /* a VRRP version other than ours */
+        INSTANCE_DROP_INTERVAL,             /* v2: another advertisement interval */
+        INSTANCE_DROP_SOURCE,               /* unicast: sender not in unicast_peers */
+        INSTANCE_DROP_TTL,                  /* TTL / hop limit not 255 (multicast mode) */
+        INSTANCE_DROP_CHECKSUM,
+        INSTANCE_DROP_ADDRESS_CONFLICT,     /* another node sends from our primary address */
+        _INSTANCE_DROP_MAX,
+};
+
+/* The status JSON key of a drop cause ("address_conflict"). */
+const char *instance_drop_to_string(enum instance_drop d);
+
 struct instance_counters {
         uint64_t adverts_sent;
         uint64_t adverts_received;
@@ -47,6 +64,7 @@ struct instance_counters {
         uint64_t send_errors;
         uint64_t transitions;
         uint64_t became_master;
+        uint64_t drops[_INSTANCE_DROP_MAX];  /* by cause; also in adverts_dropped or packets_invalid */
 };
 
 struct hamgr_instance {
@@ -82,6 +100,7 @@ struct hamgr_instance {
         const char *last_invalid_reason;
         /* One per config->virtual_routes (instance-routes.h); NULL until used. */
         struct instance_route_state *route_state;
+        struct ratelimit drop_log[_INSTANCE_DROP_MAX];
 };
 
 /* A sync group at run time. Standalone instances get a group of one, so the

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,22 @@ static const char *const instance_fault_names[_INSTANCE_FAULT_MAX] = {
 const char *instance_fault_to_string(enum instance_fault f) {
         return ENUM_NAME(instance_fault_names, f);
 }
+
+static const char *const instance_drop_names[_INSTANCE_DROP_MAX] = {
+        [INSTANCE_DROP_VERSION] = "version",
+        [INSTANCE_DROP_INTERVAL] = "interval",
+        [INSTANCE_DROP_SOURCE] = "source",
+        [INSTANCE_DROP_TTL] = "ttl",
+        [INSTANCE_DROP_CHECKSUM] = "checksum",
+        [INSTANCE_DROP_ADDRESS_CONFLICT] = "address_conflict",
+};
+
+const char *instance_drop_to_string(enum instance_drop d) {
+        return ENUM_NAME(instance_drop_names, d);
+}
+
+/* One line per cause a minute: a misconfigured peer sends every interval. */
+#define DROP_LOG_INTERVAL_USEC (60 * USEC_PER_SEC)
 
 static void instance_arm_timer(struct hamgr_instance *inst);
 static void instance_stop_announce(struct hamgr_instance *inst);
@@ -72,6 +89,8 @@ int instance_new(struct hamgr_daemon *d, struct hamgr_vrrp_config *config, struc
         instance_fsm_config(config, NULL, &fc);
         vrrp_fsm_init(&inst->fsm, &fc);
         inst->last_from = VRRP_STATE_INIT;
+        for (size_t i = 0; i < _INSTANCE_DROP_MAX; i++)
+                inst->drop_log[i].interval_usec = DROP_LOG_INTERVAL_USEC;
         *ret = inst;
         return 0;
 }
@@ -186,65 +205,125 @@ static bool peer_allowed(const struct hamgr_vrrp_config *c, const struct ip_addr
         return false;
 }
 
+/* Count a dropped advertisement of cause D and say why at WARNING, at
+ * most once a minute per cause, with the number held back since. */
+_printf_(4, 5) static void instance_drop(struct hamgr_instance *inst, enum instance_drop d,
+                                         const struct ip_address *src, const char *fmt, ...) {
+        char addr[INET6_ADDRSTRLEN], peer_field[64], cause_field[64], detail[160], more[64] = "";
+        const char *extra[3] = { peer_field, cause_field, NULL };
+        uint64_t suppressed = 0;
+        va_list ap;
+
+        inst->counters.drops[d]++;
+        if (!ratelimit_below(&inst->drop_log[d], daemon_now(inst->daemon), &suppressed))
+                return;
+        va_start(ap, fmt);
+        vsnprintf(detail, sizeof(detail), fmt, ap);
+        va_end(ap);
+        ip_address_to_string(src, addr, sizeof(addr));
+        snprintf(peer_field, sizeof(peer_field), "PEER=%s", addr);
+        snprintf(cause_field, sizeof(cause_field), "DROP_CAUSE=%s", instance_drop_to_string(d));
+        if (suppressed > 0)
+                snprintf(more, sizeof(more), " (%" PRIu64 " more suppressed)", suppressed);
+        log_fields(LOG_WARNING, 0, inst->config->name, inst->config->vrid, vrrp_state_to_string(inst->fsm.state),
+                   extra, "dropped advertisement from %s (%s): %s%s", addr, instance_drop_to_string(d), detail,
+                   more);
+}
+
+/* The codec's failures that point at a misconfigured or misplaced peer. */
+static int drop_of_parse_error(enum vrrp_parse_error e) {
+        switch (e) {
+        case VRRP_PARSE_VERSION:
+        case VRRP_PARSE_V2_OVER_IPV6:
+                return INSTANCE_DROP_VERSION;
+        case VRRP_PARSE_TTL:
+                return INSTANCE_DROP_TTL;
+        case VRRP_PARSE_CHECKSUM:
+                return INSTANCE_DROP_CHECKSUM;
+        default:
+                return -1;
+        }
+}
+
 static void instance_receive_one(struct hamgr_instance *inst, const uint8_t *payload, size_t len,
-                                 const struct vrrp_ip_meta *meta) {
+                                 const struct vrrp_ip_meta *received) {
         const struct hamgr_vrrp_config *c = inst->config;
+        struct vrrp_ip_meta meta = *received;
         char buf[INET6_ADDRSTRLEN];
-        const char *reason = NULL;
+        enum vrrp_parse_error error;
         struct vrrp_advert adv;
         struct vrrp_event ev;
-        int r;
+        int r, d;
 
-        r = vrrp_advert_parse(payload, len, meta, &adv, &reason);
+        /* Unicast peers may sit behind routers (cloud pairs in two subnets),
+         * so the TTL proves nothing there; unicast_peers is the filter. */
+        if (c->n_unicast_peers > 0)
+                meta.ttl = -1;
+        r = vrrp_advert_check(payload, len, &meta, &adv, &error);
         if (r < 0) {
                 inst->counters.packets_invalid++;
-                inst->last_invalid_reason = reason;
+                inst->last_invalid_reason = vrrp_parse_error_to_string(error);
                 log_fields(LOG_DEBUG, 0, c->name, c->vrid, NULL, NULL, "invalid packet from %s: %s",
-                           ip_address_to_string(&meta->src, buf, sizeof(buf)), reason ? reason : "?");
+                           ip_address_to_string(&meta.src, buf, sizeof(buf)), inst->last_invalid_reason);
+                /* Only a message that names our vrid is our misconfiguration. */
+                d = drop_of_parse_error(error);
+                if (d >= 0 && len >= 2 && payload[1] == c->vrid) {
+                        if (d == INSTANCE_DROP_TTL)
+                                instance_drop(inst, d, &meta.src, "TTL/hop limit %d, must be 255; a router on the "
+                                              "path? Pairs across routers need unicast_peers", meta.ttl);
+                        else if (d == INSTANCE_DROP_VERSION)
+                                instance_drop(inst, d, &meta.src, "version field %u (%s), we speak v%u",
+                                              payload[0] >> 4, inst->last_invalid_reason, c->version);
+                        else
+                                instance_drop(inst, d, &meta.src, "%s", inst->last_invalid_reason);
+                }
                 return;
         }
         if (adv.vrid != c->vrid)
                 return; /* another virtual router on this link */
-        if (inst->have_primary && ip_address_equal(&meta->src, &inst->primary))
-                return;
-        if (adv.version != c->version) {
+        /* Multicast loopback is off and unicast never comes back, so this
+         * is another node using our address: both would win every tie. */
+        if (inst->have_primary && ip_address_equal(&meta.src, &inst->primary)) {
                 inst->counters.adverts_dropped++;
-                log_fields(LOG_DEBUG, 0, c->name, c->vrid, NULL, NULL, "dropped v%u advert from %s: we speak v%u",
-                           adv.version, ip_address_to_string(&meta->src, buf, sizeof(buf)), c->version);
+                instance_drop(inst, INSTANCE_DROP_ADDRESS_CONFLICT, &meta.src,
+                              "another node sends from our primary address (priority %u)", adv.priority);
                 return;
         }
-        if (!peer_allowed(c, &meta->src)) {
+        if (adv.version != c->version) {
                 inst->counters.adverts_dropped++;
-                log_fields(LOG_DEBUG, 0, c->name, c->vrid, NULL, NULL, "dropped advert from %s: not in unicast_peers",
-                           ip_address_to_string(&meta->src, buf, sizeof(buf)));
+                instance_drop(inst, INSTANCE_DROP_VERSION, &meta.src, "v%u advertisement, we speak v%u",
+                              adv.version, c->version);
+                return;
+        }
+        if (!peer_allowed(c, &meta.src)) {
+                inst->counters.adverts_dropped++;
+                instance_drop(inst, INSTANCE_DROP_SOURCE, &meta.src, "not in unicast_peers");
                 return;
         }
         /* RFC 3768 7.1: v2 routers must agree on the interval. */
         if (c->version == 2 && adv.max_adver_int_cs != c->advert_interval_ms / 10) {
                 inst->counters.adverts_dropped++;
-                log_fields(LOG_DEBUG, 0, c->name, c->vrid, NULL, NULL,
-                           "dropped advert from %s: interval %u s, ours %u s",
-                           ip_address_to_string(&meta->src, buf, sizeof(buf)), adv.max_adver_int_cs / 100,
-                           c->advert_interval_ms / 1000);
+                instance_drop(inst, INSTANCE_DROP_INTERVAL, &meta.src, "interval %u s, ours %u s",
+                              adv.max_adver_int_cs / 100, c->advert_interval_ms / 1000);
                 return;
         }
         inst->counters.adverts_received++;
-        inst->last_master = meta->src;
+        inst->last_master = meta.src;
         inst->last_master_priority = adv.priority;
         ev = (struct vrrp_event) {
                 .type = VRRP_EVENT_ADVERT,
                 .priority = adv.priority,
                 .max_adver_int_cs = adv.max_adver_int_cs,
-                .src = meta->src,
+                .src = meta.src,
         };
         instance_dispatch(inst, &ev);
 }
 
-static int on_socket(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        struct hamgr_instance *inst = userdata;
+/* Read what is queued on the socket, without waiting. Bounded so a flood
+ * cannot starve the timers. */
+static void instance_drain(struct hamgr_instance *inst) {
         uint8_t buf[65536];
 
-        /* Bounded so a flood cannot starve the timers. */
         for (int i = 0; i < 64 && inst->fd >= 0; i++) {
                 struct vrrp_ip_meta meta;
                 const uint8_t *payload;
@@ -267,6 +346,10 @@ static int on_socket(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 }
                 instance_receive_one(inst, payload, len, &meta);
         }
+}
+
+static int on_socket(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        instance_drain(userdata);
         return 0;
 }
 
@@ -437,8 +520,19 @@ void instance_dispatch(struct hamgr_instance *inst, const struct vrrp_event *eve
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct hamgr_instance *inst = userdata;
+        struct hamgr_group_rt *g = inst->group;
         struct vrrp_event ev = { .type = VRRP_EVENT_TIMER };
 
+        /* After the process was stopped or starved for longer than
+         * Master_Down, the timer and the socket are ready in the same loop
+         * iteration and sd-event may run the timer first: the master's
+         * adverts are queued but unread, and acting on the expired timer
+         * would be a false takeover. Read them first; an advert re-arms
+         * Master_Down and the fsm then ignores this early TIMER. (Raising
+         * the socket's priority instead would let a flood starve the
+         * timers, as sd-event runs one source per iteration.) */
+        for (size_t i = 0; i < g->n_members; i++)
+                instance_drain(g->members[i]);
         instance_dispatch(inst, &ev);
         return 0;
 }
@@ -474,6 +568,13 @@ static int instance_open_socket(struct hamgr_instance *inst) {
         fd = vrrp_socket_open(c->family, inst->ifindex, c->interface, c->n_unicast_peers == 0);
         if (fd < 0)
                 return fd;
+        if (c->n_unicast_peers > 0 && c->unicast_ttl != VRRP_TTL) {
+                r = vrrp_socket_set_unicast_ttl(fd, c->family, c->unicast_ttl);
+                if (r < 0) {
+                        close(fd);
+                        return r;
+                }
+        }
         r = sd_event_add_io(inst->daemon->event, &inst->io, fd, EPOLLIN, on_socket, inst);
         if (r < 0) {
                 close(fd);
@@ -557,6 +658,9 @@ void instance_evaluate(struct hamgr_instance *inst) {
 
                 r = vrrp_address_primary(inst->daemon->nl, inst->ifindex, c->family, c->virtual_ips,
                                          c->n_virtual_ips, &primary);
+                /* Our adverts' source is also what peers tie-break on. */
+                if (r >= 0 && c->n_unicast_peers > 0 && c->unicast_source.family == c->family)
+                        primary = c->unicast_source;
                 if (r < 0) {
                         if (!faults)
                                 snprintf(detail, sizeof(detail), "no %s address on %s",
@@ -626,7 +730,8 @@ bool instance_config_compatible(const struct hamgr_vrrp_config *a, const struct 
 
 void instance_reconfigure(struct hamgr_instance *inst, struct hamgr_vrrp_config *config) {
         struct vrrp_fsm_config fc;
-        bool peers_changed = config->n_unicast_peers != inst->config->n_unicast_peers;
+        bool peers_changed = config->n_unicast_peers != inst->config->n_unicast_peers ||
+                             config->unicast_ttl != inst->config->unicast_ttl;
         const struct hamgr_vrrp_config *old = inst->config;
 
         inst->config = config;
@@ -635,7 +740,8 @@ void instance_reconfigure(struct hamgr_instance *inst, struct hamgr_vrrp_config 
         inst->effective_priority = 0; /* recomputed from the new weights by instance_evaluate() */
         instance_fsm_config(config, inst->have_primary ? &inst->primary : NULL, &fc);
         vrrp_fsm_reconfigure(&inst->fsm, &fc);
-        /* Multicast membership depends on whether peers are listed. */
+        /* Multicast membership depends on whether peers are listed, the
+         * unicast TTL is a socket option. */
         if (peers_changed && inst->fd >= 0)
                 instance_close_socket(inst);
         instance_arm_timer(inst);

@@ -123,48 +123,84 @@ static int checksum_verify(uint8_t version, const uint8_t *buf, size_t len,
         return -EBADMSG;
 }
 
+static const char *const parse_error_names[_VRRP_PARSE_ERROR_MAX] = {
+        [VRRP_PARSE_TRUNCATED] = "truncated header",
+        [VRRP_PARSE_FAMILY] = "unknown address family",
+        [VRRP_PARSE_VERSION] = "bad version",
+        [VRRP_PARSE_V2_OVER_IPV6] = "v2 over IPv6",
+        [VRRP_PARSE_TYPE] = "bad type",
+        [VRRP_PARSE_TTL] = "ttl is not 255",
+        [VRRP_PARSE_VRID] = "vrid 0",
+        [VRRP_PARSE_ZERO_ADDRESSES] = "zero address count",
+        [VRRP_PARSE_LENGTH] = "address count does not match length",
+        [VRRP_PARSE_CHECKSUM] = "bad checksum",
+        [VRRP_PARSE_AUTH_TYPE] = "unsupported authentication type",
+        [VRRP_PARSE_ZERO_INTERVAL] = "zero advertisement interval",
+};
+
+const char *vrrp_parse_error_to_string(enum vrrp_parse_error e) {
+        return ENUM_NAME(parse_error_names, e);
+}
+
 static int fail(const char **ret_reason, const char *reason) {
         if (ret_reason)
                 *ret_reason = reason;
         return -EBADMSG;
 }
 
+static int reject(enum vrrp_parse_error *ret_error, enum vrrp_parse_error e) {
+        if (ret_error)
+                *ret_error = e;
+        return -EBADMSG;
+}
+
 int vrrp_advert_parse(const uint8_t *buf, size_t len, const struct vrrp_ip_meta *meta,
                       struct vrrp_advert *ret, const char **ret_reason) {
+        enum vrrp_parse_error e;
+        int r;
+
+        r = vrrp_advert_check(buf, len, meta, ret, &e);
+        if (r < 0)
+                return fail(ret_reason, vrrp_parse_error_to_string(e));
+        return 0;
+}
+
+int vrrp_advert_check(const uint8_t *buf, size_t len, const struct vrrp_ip_meta *meta,
+                      struct vrrp_advert *ret, enum vrrp_parse_error *ret_error) {
         struct vrrp_advert adv = {};
         size_t alen, expected;
         uint8_t version, type;
 
         if (!buf || len < VRRP_HEADER_LEN)
-                return fail(ret_reason, "truncated header");
+                return reject(ret_error, VRRP_PARSE_TRUNCATED);
         if (!meta || (meta->family != AF_INET && meta->family != AF_INET6))
-                return fail(ret_reason, "unknown address family");
+                return reject(ret_error, VRRP_PARSE_FAMILY);
 
         version = buf[0] >> 4;
         type = buf[0] & 0x0f;
         if (version != 2 && version != 3)
-                return fail(ret_reason, "bad version");
+                return reject(ret_error, VRRP_PARSE_VERSION);
         if (version == 2 && meta->family == AF_INET6)
-                return fail(ret_reason, "v2 over IPv6");
+                return reject(ret_error, VRRP_PARSE_V2_OVER_IPV6);
         if (type != VRRP_TYPE_ADVERTISEMENT)
-                return fail(ret_reason, "bad type");
+                return reject(ret_error, VRRP_PARSE_TYPE);
         /* A lower TTL means the message crossed a router and could come
          * from anywhere (RFC 9568 7.1). */
         if (meta->ttl >= 0 && meta->ttl != VRRP_TTL)
-                return fail(ret_reason, "ttl is not 255");
+                return reject(ret_error, VRRP_PARSE_TTL);
         if (buf[1] == 0)
-                return fail(ret_reason, "vrid 0");
+                return reject(ret_error, VRRP_PARSE_VRID);
         /* RFC 9568 5.2.5 (erratum 8299): such a message must be ignored. */
         if (buf[3] == 0)
-                return fail(ret_reason, "zero address count");
+                return reject(ret_error, VRRP_PARSE_ZERO_ADDRESSES);
 
         alen = ip_family_addr_len(meta->family);
         expected = VRRP_HEADER_LEN + (size_t) buf[3] * alen + (version == 2 ? VRRP_V2_AUTH_LEN : 0);
         if (len != expected)
-                return fail(ret_reason, "address count does not match length");
+                return reject(ret_error, VRRP_PARSE_LENGTH);
 
         if (checksum_verify(version, buf, len, meta, &adv.checksum_mode) < 0)
-                return fail(ret_reason, "bad checksum");
+                return reject(ret_error, VRRP_PARSE_CHECKSUM);
 
         adv.version = version;
         adv.vrid = buf[1];
@@ -176,16 +212,16 @@ int vrrp_advert_parse(const uint8_t *buf, size_t len, const struct vrrp_ip_meta 
                  * from RFC 3768; we never send either, so a peer using one is
                  * misconfigured against us (RFC 3768 7.1: discard). */
                 if (buf[4] != 0)
-                        return fail(ret_reason, "unsupported authentication type");
+                        return reject(ret_error, VRRP_PARSE_AUTH_TYPE);
                 if (buf[5] == 0)
-                        return fail(ret_reason, "zero advertisement interval");
+                        return reject(ret_error, VRRP_PARSE_ZERO_INTERVAL);
                 adv.auth_type = buf[4];
                 adv.max_adver_int_cs = (uint16_t) (buf[5] * 100);
         } else {
                 /* The 4 reserved bits are ignored on receipt (RFC 9568 5.2.6). */
                 adv.max_adver_int_cs = (uint16_t) ((buf[4] & 0x0f) << 8 | buf[5]);
                 if (adv.max_adver_int_cs == 0)
-                        return fail(ret_reason, "zero advertisement interval");
+                        return reject(ret_error, VRRP_PARSE_ZERO_INTERVAL);
         }
         for (size_t i = 0; i < adv.n_addrs; i++)
                 memcpy(adv.addrs[i].bytes, buf + VRRP_HEADER_LEN + i * alen, alen);

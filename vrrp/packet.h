@@ -63,6 +63,34 @@ struct vrrp_advert {
         enum vrrp_checksum_mode checksum_mode;
 };
 
+/* Which check a message failed in vrrp_advert_check(). */
+enum vrrp_parse_error {
+        VRRP_PARSE_TRUNCATED,           /* shorter than the fixed header */
+        VRRP_PARSE_FAMILY,              /* META missing or not AF_INET/AF_INET6 */
+        VRRP_PARSE_VERSION,             /* not 2 or 3 */
+        VRRP_PARSE_V2_OVER_IPV6,
+        VRRP_PARSE_TYPE,                /* not ADVERTISEMENT */
+        VRRP_PARSE_TTL,                 /* TTL / hop limit other than 255 */
+        VRRP_PARSE_VRID,                /* vrid 0 */
+        VRRP_PARSE_ZERO_ADDRESSES,
+        VRRP_PARSE_LENGTH,              /* address count does not match the length */
+        VRRP_PARSE_CHECKSUM,
+        VRRP_PARSE_AUTH_TYPE,           /* v2 authentication type other than 0 */
+        VRRP_PARSE_ZERO_INTERVAL,
+        _VRRP_PARSE_ERROR_MAX,
+};
+
+/* A short human-readable description ("bad checksum"), NULL if out of range. */
+const char *vrrp_parse_error_to_string(enum vrrp_parse_error e);
+
+/*
+ * As vrrp_advert_parse(), but reports a failed check as an enum so that a
+ * caller can count by cause: returns 0 and fills *ret, or -EBADMSG with
+ * *ret_error set (ret untouched). ret_error may be NULL.
+ */
+int vrrp_advert_check(const uint8_t *buf, size_t len, const struct vrrp_ip_meta *meta,
+                      struct vrrp_advert *ret, enum vrrp_parse_error *ret_error);
+
 /*
  * Parse a VRRP message (the IP payload, starting with the version field).
  * Checks: length, version 2 or 3 (v2 only with IPv4), type ADVERTISEMENT,
@@ -75,7 +103,8 @@ struct vrrp_advert {
  * family other than AF_INET/AF_INET6 is rejected too.
  *
  * Returns 0 and fills *ret, or -EBADMSG with *ret_reason set to a static
- * string naming the failed check (ret untouched). ret_reason may be NULL.
+ * string naming the failed check, vrrp_parse_error_to_string() of the cause
+ * vrrp_advert_check() reports (ret untouched). ret_reason may be NULL.
  */
 int vrrp_advert_parse(const uint8_t *buf, size_t len, const struct vrrp_ip_meta *meta,
                       struct vrrp_advert *ret, const char **ret_reason);

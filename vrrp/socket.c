@@ -128,6 +128,16 @@ int vrrp_socket_open(int family, int ifindex, const char *ifname, bool join_mult
         return TAKE_FD(fd);
 }
 
+int vrrp_socket_set_unicast_ttl(int fd, int family, int ttl) {
+        if (ttl < 1 || ttl > VRRP_TTL)
+                return -EINVAL;
+        if (family == AF_INET)
+                return setsockopt_int(fd, IPPROTO_IP, IP_TTL, ttl);
+        if (family == AF_INET6)
+                return setsockopt_int(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl);
+        return -EAFNOSUPPORT;
+}
+
 static int socket_recv_ipv6(struct msghdr *mh, const struct sockaddr_in6 *from, struct vrrp_ip_meta *meta,
                             const char **ret_reason) {
         bool have_dst = false;

@@ -20,6 +20,13 @@
 int vrrp_socket_open(int family, int ifindex, const char *ifname, bool join_multicast);
 
 /*
+ * Send unicast adverts on FD (from vrrp_socket_open(), of FAMILY) with TTL /
+ * hop limit TTL (1..255) instead of 255, for peers behind routers.
+ * Multicast adverts keep 255. Returns 0 or -errno (-EINVAL for TTL 0).
+ */
+int vrrp_socket_set_unicast_ttl(int fd, int family, int ttl);
+
+/*
  * Receive one datagram from FD into BUF. For IPv4 the IP header is parsed
  * and stripped. On success returns 0, fills *ret_meta (family, src, dst,
  * ttl), points *ret_payload into BUF with *ret_len bytes. Returns -EAGAIN
@@ -31,7 +38,8 @@ int vrrp_socket_recv(int fd, int family, uint8_t *buf, size_t bufsize, struct vr
                      const uint8_t **ret_payload, size_t *ret_len, const char **ret_reason);
 
 /* Send the VRRP message MSG (LEN bytes) from SRC to DST out of IFINDEX with
- * TTL / hop limit 255. Returns 0 or -errno. */
+ * TTL / hop limit 255 (unicast: see vrrp_socket_set_unicast_ttl()).
+ * Returns 0 or -errno. */
 int vrrp_socket_send(int fd, int ifindex, const struct ip_address *src, const struct ip_address *dst,
                      const uint8_t *msg, size_t len);
 

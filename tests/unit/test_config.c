@@ -571,6 +571,61 @@ static void test_family(void **state) {
                             "IPv6 advertisements are sent from link-local addresses");
 }
 
+static void test_unicast_options(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL, *d = NULL, *e = NULL;
+        char buf[INET6_ADDRSTRLEN];
+
+        /* Defaults: TTL 255, the interface's address. */
+        c = load_ok("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1/24\" ];\n"
+                    "  unicast_peers = [ \"10.1.0.2\" ]; } );\n");
+        assert_int_equal(c->vrrp[0].unicast_ttl, 255);
+        assert_int_equal(c->vrrp[0].unicast_source.family, AF_UNSPEC);
+
+        d = load_ok("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1/24\" ];\n"
+                    "  unicast_ttl = 32; unicast_source = \"10.0.0.3\"; unicast_peers = [ \"10.1.0.2\" ]; } );\n");
+        assert_int_equal(d->vrrp[0].unicast_ttl, 32);
+        assert_string_equal(ip_address_to_string(&d->vrrp[0].unicast_source, buf, sizeof(buf)), "10.0.0.3");
+
+        /* A global IPv6 source lets IPv6 pairs list global peers (routed);
+         * the order of the keys does not matter. */
+        e = load_ok("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"2001:db8::1/64\" ];\n"
+                    "  unicast_peers = [ \"2001:db8:1::2\" ]; unicast_source = \"2001:db8::3\"; } );\n");
+        assert_int_equal(e->vrrp[0].unicast_peers[0].family, AF_INET6);
+        assert_int_equal(e->vrrp[0].unicast_source.family, AF_INET6);
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"2001:db8::1/64\" ];\n"
+                         "  unicast_source = \"fe80::3\";\n"
+                         "  unicast_peers = [ \"2001:db8:1::2\" ]; } );\n",
+                         3, "unicast peer '2001:db8:1::2' must be the peer's IPv6 link-local address");
+
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1/24\" ];\n"
+                         "  unicast_ttl = 0; unicast_peers = [ \"10.1.0.2\" ]; } );\n",
+                         2, "unicast_ttl 0 out of range 1..255");
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1/24\" ];\n"
+                         "  unicast_ttl = 256; unicast_peers = [ \"10.1.0.2\" ]; } );\n",
+                         2, "unicast_ttl 256 out of range 1..255");
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1/24\" ];\n"
+                         "  unicast_ttl = \"64\"; unicast_peers = [ \"10.1.0.2\" ]; } );\n",
+                         2, "unicast_ttl must be an integer");
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1/24\" ];\n"
+                         "\n  unicast_ttl = 64; } );\n",
+                         3, "unicast_ttl needs unicast_peers");
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1/24\" ];\n"
+                         "  unicast_source = \"10.0.0.3\"; } );\n",
+                         2, "unicast_source needs unicast_peers");
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1/24\" ];\n"
+                         "  unicast_source = \"10.0.0.300\"; unicast_peers = [ \"10.1.0.2\" ]; } );\n",
+                         2, "unicast_source '10.0.0.300' is not an IP address");
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1/24\" ];\n"
+                         "  unicast_source = \"fe80::3\"; unicast_peers = [ \"10.1.0.2\" ]; } );\n",
+                         2, "unicast_source 'fe80::3' is IPv6 but the advertisements are IPv4");
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1/24\" ];\n"
+                         "  unicast_source = \"10.0.0.1\"; unicast_peers = [ \"10.1.0.2\" ]; } );\n",
+                         2, "unicast_source '10.0.0.1' is a virtual IP of this instance");
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1/24\" ];\n"
+                         "  unicast_source = 3; unicast_peers = [ \"10.1.0.2\" ]; } );\n",
+                         2, "unicast_source must be a string");
+}
+
 static void test_duplicate_vrid(void **state) {
         _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
 
@@ -850,6 +905,8 @@ static const char *const equal_variants[] = {
         "advert_interval_ms = 2000;",
         "preempt = false;",
         "preempt_delay_ms = 1;",
+        "unicast_ttl = 64;",
+        "unicast_source = \"10.0.0.5\";",
         "accept_mode = true;",
         "checksum = \"rfc9568\";",
         "vips = 1;",
@@ -2026,6 +2083,7 @@ int main(void) {
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_virtual_ips),
                 cmocka_unit_test(test_family),
+                cmocka_unit_test(test_unicast_options),
                 cmocka_unit_test(test_duplicate_vrid),
                 cmocka_unit_test(test_groups),
                 cmocka_unit_test(test_notify),

@@ -646,6 +646,94 @@ static void assert_split_rejected(const uint8_t *pkt, size_t len, const char *re
         assert_int_equal(plen, 777);
 }
 
+/* vrrp_advert_check() expecting -EBADMSG with WANT, and vrrp_advert_parse()
+ * naming the same cause in words. */
+static void assert_cause(const uint8_t *msg, size_t len, const struct vrrp_ip_meta *m,
+                         enum vrrp_parse_error want) {
+        enum vrrp_parse_error got = _VRRP_PARSE_ERROR_MAX;
+        struct vrrp_advert out;
+        const char *reason = NULL;
+
+        assert_int_equal(vrrp_advert_check(msg, len, m, &out, &got), -EBADMSG);
+        assert_int_equal(got, want);
+        assert_int_equal(parse_exact(msg, len, m, &out, &reason), -EBADMSG);
+        assert_string_equal(reason, vrrp_parse_error_to_string(want));
+}
+
+static void test_parse_error_causes(void **state) {
+        struct vrrp_ip_meta m4 = meta_of("192.0.2.1", "224.0.0.18", 255);
+        struct vrrp_ip_meta m6 = meta_of("fe80::1", "ff02::12", 255);
+        struct vrrp_ip_meta bad_family = m4;
+        struct vrrp_advert out;
+        enum vrrp_parse_error e = _VRRP_PARSE_ERROR_MAX;
+        uint8_t buf[64], v2[64];
+        size_t n, n2;
+
+        /* Every cause has a distinct description. */
+        for (unsigned i = 0; i < _VRRP_PARSE_ERROR_MAX; i++) {
+                assert_non_null(vrrp_parse_error_to_string(i));
+                for (unsigned j = 0; j < i; j++)
+                        assert_string_not_equal(vrrp_parse_error_to_string(i), vrrp_parse_error_to_string(j));
+        }
+        assert_null(vrrp_parse_error_to_string(_VRRP_PARSE_ERROR_MAX));
+
+        n = valid_msg(3, &m4, VRRP_CHECKSUM_RFC5798, 1, buf, sizeof(buf));
+        /* A valid message leaves the error alone. */
+        assert_int_equal(vrrp_advert_check(buf, n, &m4, &out, &e), 0);
+        assert_int_equal(e, _VRRP_PARSE_ERROR_MAX);
+        assert_int_equal(vrrp_advert_check(buf, n, &m4, &out, NULL), 0);
+
+        assert_cause(buf, VRRP_HEADER_LEN - 1, &m4, VRRP_PARSE_TRUNCATED);
+        bad_family.family = AF_UNIX;
+        assert_cause(buf, n, &bad_family, VRRP_PARSE_FAMILY);
+
+        /* What the hamgr counters build on: version, TTL, checksum. */
+        buf[0] = 4 << 4 | VRRP_TYPE_ADVERTISEMENT;
+        fix_checksum(buf, n, &m4, true);
+        assert_cause(buf, n, &m4, VRRP_PARSE_VERSION);
+        n = valid_msg(3, &m4, VRRP_CHECKSUM_RFC5798, 1, buf, sizeof(buf));
+        m4.ttl = 64;
+        assert_cause(buf, n, &m4, VRRP_PARSE_TTL);
+        m4.ttl = 255;
+        buf[2] ^= 0x01;
+        assert_cause(buf, n, &m4, VRRP_PARSE_CHECKSUM);
+        /* A TTL failure is reported as such even if the checksum is bad too:
+         * the TTL is what the operator must fix first. */
+        m4.ttl = 1;
+        assert_cause(buf, n, &m4, VRRP_PARSE_TTL);
+        m4.ttl = 255;
+        /* A valid v2 message over IPv6 is a version problem. */
+        n2 = valid_msg(2, &m4, VRRP_CHECKSUM_RFC9568, 1, v2, sizeof(v2));
+        assert_cause(v2, n2, &m6, VRRP_PARSE_V2_OVER_IPV6);
+
+        /* The rest, one check each. */
+        n = valid_msg(3, &m4, VRRP_CHECKSUM_RFC5798, 1, buf, sizeof(buf));
+        buf[0] = 3 << 4 | 2;
+        fix_checksum(buf, n, &m4, true);
+        assert_cause(buf, n, &m4, VRRP_PARSE_TYPE);
+        n = valid_msg(3, &m4, VRRP_CHECKSUM_RFC5798, 1, buf, sizeof(buf));
+        buf[1] = 0;
+        fix_checksum(buf, n, &m4, true);
+        assert_cause(buf, n, &m4, VRRP_PARSE_VRID);
+        n = valid_msg(3, &m4, VRRP_CHECKSUM_RFC5798, 1, buf, sizeof(buf));
+        buf[3] = 0;
+        fix_checksum(buf, n, &m4, true);
+        assert_cause(buf, n, &m4, VRRP_PARSE_ZERO_ADDRESSES);
+        n = valid_msg(3, &m4, VRRP_CHECKSUM_RFC5798, 1, buf, sizeof(buf));
+        buf[3] = 2;
+        fix_checksum(buf, n, &m4, true);
+        assert_cause(buf, n, &m4, VRRP_PARSE_LENGTH);
+        n = valid_msg(3, &m4, VRRP_CHECKSUM_RFC5798, 1, buf, sizeof(buf));
+        buf[4] = 0;
+        buf[5] = 0;
+        fix_checksum(buf, n, &m4, true);
+        assert_cause(buf, n, &m4, VRRP_PARSE_ZERO_INTERVAL);
+        n2 = valid_msg(2, &m4, VRRP_CHECKSUM_RFC9568, 1, v2, sizeof(v2));
+        v2[4] = 1;
+        fix_checksum(v2, n2, &m4, false);
+        assert_cause(v2, n2, &m4, VRRP_PARSE_AUTH_TYPE);
+}
+
 static void test_ipv4_split(void **state) {
         struct vrrp_ip_meta m = meta_of("192.0.2.1", "224.0.0.18", 255);
         struct vrrp_ip_meta got = {};
@@ -866,6 +954,7 @@ int main(void) {
                 cmocka_unit_test(test_v3_reserved_bits_ignored),
                 cmocka_unit_test(test_v2_auth),
                 cmocka_unit_test(test_reject_meta_family),
+                cmocka_unit_test(test_parse_error_causes),
                 cmocka_unit_test(test_ipv4_split),
                 cmocka_unit_test(test_ipv4_split_rejects),
                 cmocka_unit_test(test_keepalived_v3_ipv4),
