@@ -473,6 +473,27 @@ static int instance_open_socket(struct hamgr_instance *inst) {
         return 0;
 }
 
+/* The weighted checks that move INST's priority: its own, or in a sync
+ * group those of every member, so that the members rise and fall as one. A
+ * group goes MASTER only when every member would: a weight moving one
+ * member alone could never fail the group over. */
+static size_t instance_group_weights(struct hamgr_instance *inst, struct health_weight *ret, size_t max) {
+        const struct hamgr_group_rt *g = inst->group;
+        size_t n = 0, n_members = g && g->n_members > 0 ? g->n_members : 1;
+
+        for (size_t m = 0; m < n_members; m++) {
+                const struct hamgr_vrrp_config *c = g && g->n_members > 0 ? g->members[m]->config : inst->config;
+
+                for (size_t i = 0; i < c->n_track_checks && n < max; i++)
+                        if (c->track_checks[i].weight != 0)
+                                ret[n++] = (struct health_weight) {
+                                        .weight = c->track_checks[i].weight,
+                                        .status = health_monitor_status(inst->daemon, c->track_checks[i].check),
+                                };
+        }
+        return n;
+}
+
 void instance_evaluate(struct hamgr_instance *inst) {
         const struct hamgr_vrrp_config *c = inst->config;
         struct link_info li;
@@ -513,23 +534,18 @@ void instance_evaluate(struct hamgr_instance *inst) {
          * neither, so a starting node is not FAULT for rise intervals). */
         {
                 struct health_weight weights[64];
-                size_t n = 0;
+                size_t n;
                 int prio;
 
                 for (size_t i = 0; i < c->n_track_checks; i++) {
-                        enum health_status st = health_monitor_status(inst->daemon, c->track_checks[i].check);
-
-                        if (c->track_checks[i].weight == 0) {
-                                if (st == HEALTH_DOWN) {
-                                        if (!faults)
-                                                snprintf(detail, sizeof(detail), "check %s failing",
-                                                         c->track_checks[i].check);
-                                        faults |= 1u << INSTANCE_FAULT_CHECK;
-                                }
-                        } else if (n < ELEMENTSOF(weights))
-                                weights[n++] = (struct health_weight) { .weight = c->track_checks[i].weight,
-                                                                        .status = st };
+                        if (c->track_checks[i].weight != 0 ||
+                            health_monitor_status(inst->daemon, c->track_checks[i].check) != HEALTH_DOWN)
+                                continue;
+                        if (!faults)
+                                snprintf(detail, sizeof(detail), "check %s failing", c->track_checks[i].check);
+                        faults |= 1u << INSTANCE_FAULT_CHECK;
                 }
+                n = instance_group_weights(inst, weights, ELEMENTSOF(weights));
                 prio = health_priority_adjust(c->priority, weights, n);
                 if (prio != inst->effective_priority && inst->effective_priority != 0)
                         log_inst(inst, LOG_NOTICE, "priority %d -> %d (tracked checks)", inst->effective_priority, prio);
