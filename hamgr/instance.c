@@ -68,6 +68,13 @@ int instance_new(struct hamgr_daemon *d, struct hamgr_vrrp_config *config, struc
         inst->daemon = d;
         inst->config = config;
         inst->fd = -1;
+        /* Reload keeps an instance only with the same virtual IPs, so this
+         * stays the right size. */
+        inst->vips = calloc(config->n_virtual_ips ? config->n_virtual_ips : 1, sizeof(*inst->vips));
+        if (!inst->vips) {
+                free(inst);
+                return -ENOMEM;
+        }
         instance_fsm_config(config, NULL, &fc);
         vrrp_fsm_init(&inst->fsm, &fc);
         inst->last_from = VRRP_STATE_INIT;
@@ -88,11 +95,16 @@ struct hamgr_instance *instance_free(struct hamgr_instance *inst) {
         instance_close_socket(inst);
         sd_event_source_disable_unref(inst->timer);
         sd_event_source_disable_unref(inst->announce_timer);
+        free(inst->vips);
         free(inst);
         return NULL;
 }
 
 /* ---- addresses -------------------------------------------------------- */
+
+static bool instance_is_owner(const struct hamgr_instance *inst) {
+        return inst->config->priority == 255;
+}
 
 static void instance_vips(struct hamgr_instance *inst, bool add) {
         const struct hamgr_vrrp_config *c = inst->config;
@@ -103,7 +115,18 @@ static void instance_vips(struct hamgr_instance *inst, bool add) {
                 return;
         for (size_t i = 0; i < c->n_virtual_ips; i++) {
                 const struct ip_prefix *p = &c->virtual_ips[i];
+                struct instance_vip *v = &inst->vips[i];
 
+                if (add && instance_is_owner(inst) && !v->added &&
+                    vrrp_address_present(inst->daemon->nl, inst->ifindex, &p->address) > 0) {
+                        if (!v->owned)
+                                log_inst(inst, LOG_INFO, "virtual IP %s is an address of %s: owned, never removed",
+                                         ip_address_to_string(&p->address, buf, sizeof(buf)), c->interface);
+                        v->owned = true;
+                        continue;
+                }
+                if (!add && v->owned)
+                        continue; /* the owner's own address stays, in every state */
                 r = add ? vrrp_address_add(inst->daemon->nl, inst->ifindex, p)
                         : vrrp_address_remove(inst->daemon->nl, inst->ifindex, p);
                 if (r < 0)
@@ -111,6 +134,10 @@ static void instance_vips(struct hamgr_instance *inst, bool add) {
                                        add ? "add" : "remove",
                                        ip_address_to_string(&p->address, buf, sizeof(buf)), p->prefixlen,
                                        c->interface);
+                else {
+                        v->added = add;
+                        v->owned = false;
+                }
         }
 }
 
@@ -126,6 +153,12 @@ void instance_remove_stale_vips(struct hamgr_instance *inst) {
 
                 if (vrrp_address_present(inst->daemon->nl, li.ifindex, &p->address) <= 0)
                         continue;
+                if (instance_is_owner(inst)) {
+                        inst->vips[i].owned = true;
+                        log_inst(inst, LOG_INFO, "virtual IP %s is an address of %s: owned, never removed",
+                                 ip_address_to_string(&p->address, buf, sizeof(buf)), c->interface);
+                        continue;
+                }
                 if (vrrp_address_remove(inst->daemon->nl, li.ifindex, p) >= 0)
                         log_inst(inst, LOG_NOTICE, "removed virtual IP %s left on %s by a previous run",
                                  ip_address_to_string(&p->address, buf, sizeof(buf)), c->interface);
