@@ -438,9 +438,23 @@ static void group_notify(struct hamgr_group_rt *g) {
 void instance_dispatch(struct hamgr_instance *inst, const struct vrrp_event *event) {
         struct hamgr_group_rt *g = inst->group;
         struct vrrp_actions actions[VRRP_GROUP_MAX_MEMBERS];
+        bool held[VRRP_GROUP_MAX_MEMBERS];
         bool changed = false;
 
+        memcpy(held, g->group.wants_master, sizeof(held));
         vrrp_group_step(&g->group, inst->group_index, event, daemon_now(inst->daemon), actions);
+        /* Once per change, not at every re-armed timer: a partial partition
+         * would otherwise log at every Master_Down_Interval. */
+        for (size_t i = 0; i < g->n_members && g->name; i++) {
+                struct hamgr_instance *m = g->members[i];
+
+                if (!held[i] && g->group.wants_master[i] && m->fsm.state == VRRP_STATE_BACKUP)
+                        log_inst(m, LOG_NOTICE,
+                                 "master down, but group %s stays BACKUP while another member hears its master",
+                                 g->name);
+                else if (held[i] && !g->group.wants_master[i] && m->fsm.state == VRRP_STATE_BACKUP)
+                        log_inst(m, LOG_INFO, "hears a master again");
+        }
         /* Tunnels stop before the VIPs go: a WireGuard packet sent after the
          * VIP is gone would leave from the node's own address, and clients
          * roam to whatever address an authenticated packet comes from. */

@@ -9,7 +9,7 @@
 #    hears gw1, but its wan member does, so the group stays BACKUP: no
 #    transition on either node for 20 s (about 55 Master_Down intervals),
 #    and gw2 sends no advertisement at all (a node that took the group, even
-#    briefly, would have);
+#    briefly, would have); gw2 logs once that lan is held;
 #  - gw1 then dies for real (kill -9) with the drop still in place: gw2
 #    takes both at once.
 # shellcheck disable=SC2317 # small predicates run through wait_until
@@ -99,6 +99,8 @@ assert_eq "$(counter gw1 transitions)" "$t1" "partial: gw1 transitions"
 dropped=$(node_exec gw2 nft -j list table inet hi_partial | jq -er '[.nftables[] | select(.rule) | .rule.expr[] | select(.counter) | .counter.packets] | add')
 assert_true "partial: the rule did drop gw1's adverts on eth2 ($dropped packets)" test "$dropped" -ge 100
 assert_eq "$(hamgr_notify_count gw2 'args=GROUP gateway MASTER')" 0 "partial: gw2 never notified GROUP MASTER"
+assert_eq "$(hamgr_log_count gw2 'lan: master down, but group gateway stays BACKUP')" 1 \
+        "partial: gw2 logs once that lan is held"
 
 # ---- gw1 dies on every link: the group fails over although lan was held
 hamgr_stop gw1 KILL
