@@ -595,7 +595,9 @@ void instance_evaluate(struct hamgr_instance *inst) {
                 n = instance_group_weights(inst, weights, ELEMENTSOF(weights));
                 prio = health_priority_adjust(c->priority, weights, n);
                 if (prio != inst->effective_priority && inst->effective_priority != 0)
-                        log_inst(inst, LOG_NOTICE, "priority %d -> %d (tracked checks)", inst->effective_priority, prio);
+                        log_inst(inst, LOG_NOTICE, "priority %d -> %d (tracked checks%s%s)", inst->effective_priority,
+                                 prio, inst->group && inst->group->name ? " of group " : "",
+                                 inst->group && inst->group->name ? inst->group->name : "");
                 if (prio != inst->effective_priority) {
                         struct vrrp_fsm_config fc;
 

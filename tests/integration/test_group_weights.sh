@@ -78,6 +78,8 @@ t2=$(transitions gw2)
 # ---- the check fails: the whole group of gw1 drops, gw2 takes it
 gw_carrier gw1 off
 assert_true "down: gw1 effective priorities 90 90 (lan follows wan's weight)" wait_until 3 prios_are gw1 "90 90"
+assert_eq "$(hamgr_log_count gw1 'lan: priority 150 -> 90 (tracked checks of group gateway)')" 1 \
+        "down: gw1 logs lan's priority change"
 assert_true "down: gw2 takes the group" wait_until 5 holds gw2
 assert_true "down: stable for 2 s" holds_for 2 holds gw2
 assert_eq "$(transitions gw1)" "$((t1 + 2))" "down: one transition per member on gw1"

@@ -252,6 +252,29 @@ static void test_real_failure_all_links_up(void **state) {
         assert_int_equal(net.node[B].transitions, 2);
 }
 
+/* A shuts down cleanly: priority 0 on both links, and B's group takes over
+ * after Skew_Time of its lower member, not Master_Down. */
+static void test_release_fails_over_after_skew(void **state) {
+        const struct vrrp_event shutdown = { .type = VRRP_EVENT_SHUTDOWN };
+        struct net net;
+        uint64_t t;
+
+        converge(&net, prio_a_higher);
+        run_until(&net, net.now + 5 * SEC + 300000);
+        t = net.now;
+        for (int l = 0; l < N_LINKS; l++) {
+                deliver(&net, A, l, &shutdown);
+                drain(&net);
+        }
+        assert_node(&net, A, VRRP_STATE_STOP);
+        /* Skew_Time(100) at 1 s: 156 * 1000000 / 256 = 609375 */
+        run_until(&net, t + 609375 - 1);
+        assert_node(&net, B, VRRP_STATE_BACKUP);
+        run_until(&net, t + 609375);
+        assert_node(&net, B, VRRP_STATE_MASTER);
+        assert_int_equal(net.node[B].transitions, 2);
+}
+
 /* Priorities ordered differently: A higher on wan, B higher on lan. The
  * first group to go MASTER (A, started first) keeps it: B's lan member
  * would preempt A's, but B's wan member accepts A's, so B does not move.
@@ -333,6 +356,7 @@ int main(void) {
                 cmocka_unit_test(test_one_way_loss_no_flap),
                 cmocka_unit_test(test_real_failure_fails_over),
                 cmocka_unit_test(test_real_failure_all_links_up),
+                cmocka_unit_test(test_release_fails_over_after_skew),
                 cmocka_unit_test(test_crossed_priorities_stable),
                 cmocka_unit_test(test_one_member_lowered_stable),
                 cmocka_unit_test(test_startup_one_by_one),
