@@ -774,10 +774,29 @@ static int parse_member(struct loader *l, config_setting_t *e, int idx, void *it
         const struct group_walk *w = userdata;
         const char *name = config_setting_get_string(e);
         const struct hamgr_group_config *owner = NULL;
+        const struct hamgr_vrrp_config *v = hamgr_config_find_vrrp(w->c, name);
 
-        if (!hamgr_config_find_vrrp(w->c, name)) {
+        if (!v) {
                 error_at(l, line_of(e), "group member '%s' is not a vrrp instance", name);
                 return LIST_DROP;
+        }
+        /* The members of a group share their weights (each takes the sum of
+         * all), so one check weighted twice would count twice. */
+        for (size_t i = 0; i < v->n_track_checks; i++) {
+                const struct hamgr_track_check *t = &v->track_checks[i];
+
+                for (size_t k = 0; k < w->g->n_instances && t->weight != 0; k++) {
+                        const struct hamgr_vrrp_config *o = hamgr_config_find_vrrp(w->c, w->g->instances[k]);
+
+                        for (size_t j = 0; o && j < o->n_track_checks; j++)
+                                if (o->track_checks[j].weight != 0 && streq(o->track_checks[j].check, t->check))
+                                        error_at(l, t->line,
+                                                 "check '%s' has a weight in vrrp instances '%s' (line %d) and '%s' "
+                                                 "of group '%s': a group adds up the weights of all its members, "
+                                                 "give it a weight in one of them",
+                                                 t->check, o->name, o->track_checks[j].line, name,
+                                                 w->g->name ?: "?");
+                }
         }
         /* Earlier groups, then this one so far: a member listed twice is caught too. */
         for (size_t j = 0; j < w->c->n_groups && !owner; j++)

@@ -67,6 +67,15 @@ struct instance_counters {
         uint64_t drops[_INSTANCE_DROP_MAX];  /* by cause; also in adverts_dropped or packets_invalid */
 };
 
+/* What hamgr knows of one virtual IP on the interface. An address owner's
+ * (priority 255) virtual IPs that are on the interface before it installs
+ * them are the interface's own addresses (RFC 9568 "IPvX address owner"):
+ * hamgr never removes those. */
+struct instance_vip {
+        bool owned;                         /* there before us, as an owner's own address */
+        bool added;                         /* installed by us */
+};
+
 struct hamgr_instance {
         struct hamgr_daemon *daemon;
         struct hamgr_vrrp_config *config;   /* points into daemon->config */
@@ -83,6 +92,7 @@ struct hamgr_instance {
         bool fault_reported;                /* last value given to the fsm */
         bool started;                       /* STARTUP or FAULT delivered once */
         uint8_t effective_priority;         /* configured priority adjusted by check weights */
+        struct instance_vip *vips;          /* one per config->virtual_ips */
 
         int fd;
         sd_event_source *io;
@@ -160,7 +170,8 @@ struct hamgr_instance *instance_free(struct hamgr_instance *inst);
  * Before the instance has started this also delivers STARTUP or FAULT. */
 void instance_evaluate(struct hamgr_instance *inst);
 /* Remove virtual routes and virtual IPs a previous run may have left
- * (called before start). */
+ * (called before start). An address owner's virtual IPs that are on the
+ * interface are its own addresses: kept, marked owned. */
 void instance_remove_stale_vips(struct hamgr_instance *inst);
 /* Deliver EVENT through the instance's group and carry out the actions. */
 void instance_dispatch(struct hamgr_instance *inst, const struct vrrp_event *event);

@@ -86,6 +86,13 @@ int instance_new(struct hamgr_daemon *d, struct hamgr_vrrp_config *config, struc
         inst->daemon = d;
         inst->config = config;
         inst->fd = -1;
+        /* Reload keeps an instance only with the same virtual IPs, so this
+         * stays the right size. */
+        inst->vips = calloc(config->n_virtual_ips ? config->n_virtual_ips : 1, sizeof(*inst->vips));
+        if (!inst->vips) {
+                free(inst);
+                return -ENOMEM;
+        }
         instance_fsm_config(config, NULL, &fc);
         vrrp_fsm_init(&inst->fsm, &fc);
         inst->last_from = VRRP_STATE_INIT;
@@ -109,11 +116,16 @@ struct hamgr_instance *instance_free(struct hamgr_instance *inst) {
         sd_event_source_disable_unref(inst->timer);
         sd_event_source_disable_unref(inst->announce_timer);
         instance_routes_free(inst);
+        free(inst->vips);
         free(inst);
         return NULL;
 }
 
 /* ---- addresses -------------------------------------------------------- */
+
+static bool instance_is_owner(const struct hamgr_instance *inst) {
+        return inst->config->priority == 255;
+}
 
 static void instance_vips(struct hamgr_instance *inst, bool add) {
         const struct hamgr_vrrp_config *c = inst->config;
@@ -124,7 +136,18 @@ static void instance_vips(struct hamgr_instance *inst, bool add) {
                 return;
         for (size_t i = 0; i < c->n_virtual_ips; i++) {
                 const struct ip_prefix *p = &c->virtual_ips[i];
+                struct instance_vip *v = &inst->vips[i];
 
+                if (add && instance_is_owner(inst) && !v->added &&
+                    vrrp_address_present(inst->daemon->nl, inst->ifindex, &p->address) > 0) {
+                        if (!v->owned)
+                                log_inst(inst, LOG_INFO, "virtual IP %s is an address of %s: owned, never removed",
+                                         ip_address_to_string(&p->address, buf, sizeof(buf)), c->interface);
+                        v->owned = true;
+                        continue;
+                }
+                if (!add && v->owned)
+                        continue; /* the owner's own address stays, in every state */
                 r = add ? vrrp_address_add(inst->daemon->nl, inst->ifindex, p)
                         : vrrp_address_remove(inst->daemon->nl, inst->ifindex, p);
                 if (r < 0)
@@ -132,6 +155,10 @@ static void instance_vips(struct hamgr_instance *inst, bool add) {
                                        add ? "add" : "remove",
                                        ip_address_to_string(&p->address, buf, sizeof(buf)), p->prefixlen,
                                        c->interface);
+                else {
+                        v->added = add;
+                        v->owned = false;
+                }
         }
 }
 
@@ -149,6 +176,12 @@ void instance_remove_stale_vips(struct hamgr_instance *inst) {
 
                 if (vrrp_address_present(inst->daemon->nl, li.ifindex, &p->address) <= 0)
                         continue;
+                if (instance_is_owner(inst)) {
+                        inst->vips[i].owned = true;
+                        log_inst(inst, LOG_INFO, "virtual IP %s is an address of %s: owned, never removed",
+                                 ip_address_to_string(&p->address, buf, sizeof(buf)), c->interface);
+                        continue;
+                }
                 if (vrrp_address_remove(inst->daemon->nl, li.ifindex, p) >= 0)
                         log_inst(inst, LOG_NOTICE, "removed virtual IP %s left on %s by a previous run",
                                  ip_address_to_string(&p->address, buf, sizeof(buf)), c->interface);
@@ -498,9 +531,23 @@ static void group_notify(struct hamgr_group_rt *g) {
 void instance_dispatch(struct hamgr_instance *inst, const struct vrrp_event *event) {
         struct hamgr_group_rt *g = inst->group;
         struct vrrp_actions actions[VRRP_GROUP_MAX_MEMBERS];
+        bool held[VRRP_GROUP_MAX_MEMBERS];
         bool changed = false;
 
+        memcpy(held, g->group.wants_master, sizeof(held));
         vrrp_group_step(&g->group, inst->group_index, event, daemon_now(inst->daemon), actions);
+        /* Once per change, not at every re-armed timer: a partial partition
+         * would otherwise log at every Master_Down_Interval. */
+        for (size_t i = 0; i < g->n_members && g->name; i++) {
+                struct hamgr_instance *m = g->members[i];
+
+                if (!held[i] && g->group.wants_master[i] && m->fsm.state == VRRP_STATE_BACKUP)
+                        log_inst(m, LOG_NOTICE,
+                                 "master down, but group %s stays BACKUP while another member hears its master",
+                                 g->name);
+                else if (held[i] && !g->group.wants_master[i] && m->fsm.state == VRRP_STATE_BACKUP)
+                        log_inst(m, LOG_INFO, "hears a master again");
+        }
         /* Tunnels stop before the VIPs go: a WireGuard packet sent after the
          * VIP is gone would leave from the node's own address, and clients
          * roam to whatever address an authenticated packet comes from. */
@@ -584,6 +631,27 @@ static int instance_open_socket(struct hamgr_instance *inst) {
         return 0;
 }
 
+/* The weighted checks that move INST's priority: its own, or in a sync
+ * group those of every member, so that the members rise and fall as one. A
+ * group goes MASTER only when every member would: a weight moving one
+ * member alone could never fail the group over. */
+static size_t instance_group_weights(struct hamgr_instance *inst, struct health_weight *ret, size_t max) {
+        const struct hamgr_group_rt *g = inst->group;
+        size_t n = 0, n_members = g && g->n_members > 0 ? g->n_members : 1;
+
+        for (size_t m = 0; m < n_members; m++) {
+                const struct hamgr_vrrp_config *c = g && g->n_members > 0 ? g->members[m]->config : inst->config;
+
+                for (size_t i = 0; i < c->n_track_checks && n < max; i++)
+                        if (c->track_checks[i].weight != 0)
+                                ret[n++] = (struct health_weight) {
+                                        .weight = c->track_checks[i].weight,
+                                        .status = health_monitor_status(inst->daemon, c->track_checks[i].check),
+                                };
+        }
+        return n;
+}
+
 void instance_evaluate(struct hamgr_instance *inst) {
         const struct hamgr_vrrp_config *c = inst->config;
         struct link_info li;
@@ -624,26 +692,23 @@ void instance_evaluate(struct hamgr_instance *inst) {
          * neither, so a starting node is not FAULT for rise intervals). */
         {
                 struct health_weight weights[64];
-                size_t n = 0;
+                size_t n;
                 int prio;
 
                 for (size_t i = 0; i < c->n_track_checks; i++) {
-                        enum health_status st = health_monitor_status(inst->daemon, c->track_checks[i].check);
-
-                        if (c->track_checks[i].weight == 0) {
-                                if (st == HEALTH_DOWN) {
-                                        if (!faults)
-                                                snprintf(detail, sizeof(detail), "check %s failing",
-                                                         c->track_checks[i].check);
-                                        faults |= 1u << INSTANCE_FAULT_CHECK;
-                                }
-                        } else if (n < ELEMENTSOF(weights))
-                                weights[n++] = (struct health_weight) { .weight = c->track_checks[i].weight,
-                                                                        .status = st };
+                        if (c->track_checks[i].weight != 0 ||
+                            health_monitor_status(inst->daemon, c->track_checks[i].check) != HEALTH_DOWN)
+                                continue;
+                        if (!faults)
+                                snprintf(detail, sizeof(detail), "check %s failing", c->track_checks[i].check);
+                        faults |= 1u << INSTANCE_FAULT_CHECK;
                 }
+                n = instance_group_weights(inst, weights, ELEMENTSOF(weights));
                 prio = health_priority_adjust(c->priority, weights, n);
                 if (prio != inst->effective_priority && inst->effective_priority != 0)
-                        log_inst(inst, LOG_NOTICE, "priority %d -> %d (tracked checks)", inst->effective_priority, prio);
+                        log_inst(inst, LOG_NOTICE, "priority %d -> %d (tracked checks%s%s)", inst->effective_priority,
+                                 prio, inst->group && inst->group->name ? " of group " : "",
+                                 inst->group && inst->group->name ? inst->group->name : "");
                 if (prio != inst->effective_priority) {
                         struct vrrp_fsm_config fc;
 

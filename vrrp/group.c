@@ -62,6 +62,64 @@ static void fault_all(struct vrrp_group *group, size_t own, uint64_t now,
         }
 }
 
+/* Would the group go MASTER if member IDX did? Every other member must be
+ * MASTER already, or a BACKUP whose own Master_Down has fired, or not
+ * running at all (INIT, STOP: it follows the group when it starts). */
+static bool others_want_master(const struct vrrp_group *group, size_t idx) {
+        for (size_t i = 0; i < group->n_members; i++) {
+                enum vrrp_state s = group->members[i]->state;
+
+                if (i == idx || s == VRRP_STATE_MASTER || s == VRRP_STATE_INIT || s == VRRP_STATE_STOP)
+                        continue;
+                if (s == VRRP_STATE_BACKUP && group->wants_master[i])
+                        continue;
+                return false;
+        }
+        return true;
+}
+
+/* Hold member IDX in BACKUP: undo the step that took it to MASTER and wait
+ * another Master_Down_Interval, as the fsm would after an advert. Nothing
+ * was done yet, so nothing is reported. */
+static void hold_backup(struct vrrp_group *group, size_t idx, const struct vrrp_fsm *saved, uint64_t now,
+                        struct vrrp_actions *ret_actions) {
+        struct vrrp_fsm *fsm = group->members[idx];
+        uint16_t interval = fsm->config.version == 2 ? fsm->config.advert_interval_cs : saved->master_adver_interval_cs;
+
+        *fsm = *saved;
+        fsm->master_down_deadline = now + vrrp_master_down_interval_usec(fsm->config.version, fsm->config.priority,
+                                                                        interval);
+        ret_actions[idx] = (struct vrrp_actions) {};
+}
+
+/* Step member IDX with a protocol event. Returns false when the member was
+ * held in BACKUP and there is nothing to propagate. */
+static bool step_protocol(struct vrrp_group *group, size_t idx, const struct vrrp_event *event, uint64_t now,
+                          struct vrrp_actions *ret_actions) {
+        struct vrrp_fsm *fsm = group->members[idx];
+        const struct vrrp_fsm saved = *fsm;
+        const struct vrrp_actions *a = &ret_actions[idx];
+
+        vrrp_fsm_step(fsm, event, now, &ret_actions[idx]);
+        if (saved.state != VRRP_STATE_BACKUP)
+                return true;
+
+        if (a->state_changed && a->new_state == VRRP_STATE_MASTER && a->reason != VRRP_REASON_GROUP) {
+                group->wants_master[idx] = true;
+                if (others_want_master(group, idx))
+                        return true;
+                hold_backup(group, idx, &saved, now, ret_actions);
+                return false;
+        }
+        /* An advert that restarted Master_Down is a master this member
+         * accepts: it no longer wants the group to move. A lower one it is
+         * preempting, or a release (priority 0), changes nothing. */
+        if (event->type == VRRP_EVENT_ADVERT && fsm->state == VRRP_STATE_BACKUP && event->priority != 0 &&
+            !fsm->preempting)
+                group->wants_master[idx] = false;
+        return true;
+}
+
 static bool any_in_state(const struct vrrp_group *group, enum vrrp_state state) {
         for (size_t i = 0; i < group->n_members; i++)
                 if (group->members[i]->state == state)
@@ -97,13 +155,8 @@ static void propagate(struct vrrp_group *group, uint64_t now, struct vrrp_action
         }
 }
 
-void vrrp_group_step(struct vrrp_group *group, size_t idx, const struct vrrp_event *event,
-                     uint64_t now, struct vrrp_actions *ret_actions) {
-        for (size_t i = 0; i < group->n_members; i++)
-                ret_actions[i] = (struct vrrp_actions) {};
-        if (idx >= group->n_members)
-                return;
-
+static void group_step(struct vrrp_group *group, size_t idx, const struct vrrp_event *event, uint64_t now,
+                       struct vrrp_actions *ret_actions) {
         switch (event->type) {
         case VRRP_EVENT_FAULT:
                 group->own_fault[idx] = true;
@@ -138,9 +191,25 @@ void vrrp_group_step(struct vrrp_group *group, size_t idx, const struct vrrp_eve
                 break;
 
         default:
-                vrrp_fsm_step(group->members[idx], event, now, &ret_actions[idx]);
+                if (!step_protocol(group, idx, event, now, ret_actions))
+                        return;
                 break;
         }
 
         propagate(group, now, ret_actions);
+}
+
+void vrrp_group_step(struct vrrp_group *group, size_t idx, const struct vrrp_event *event,
+                     uint64_t now, struct vrrp_actions *ret_actions) {
+        for (size_t i = 0; i < group->n_members; i++)
+                ret_actions[i] = (struct vrrp_actions) {};
+        if (idx >= group->n_members)
+                return;
+
+        group_step(group, idx, event, now, ret_actions);
+        /* A member that moved starts afresh: wanting MASTER only means
+         * something while it waits in BACKUP. */
+        for (size_t i = 0; i < group->n_members; i++)
+                if (ret_actions[i].state_changed)
+                        group->wants_master[i] = false;
 }

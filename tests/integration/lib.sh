@@ -8,6 +8,7 @@
 # namespaces gw1..gwN and one "client", each with eth0 (a veth whose peer is a
 # br0 port named after the node). Gateways also get eth1, a veth to eth1p in
 # the same namespace, so a test can drop its carrier (track_interfaces).
+# gw_direct_link adds a further link between two gateways.
 #
 #   gwK:    eth0 10.77.0.K/24 fd77::K/64     MAC 02:77:00:00:00:0K
 #           eth1 10.78.K.1/24                (peer eth1p)
@@ -384,6 +385,22 @@ gw_carrier() {
         local st=up
         [ "$2" = off ] && st=down
         ip -n "$(ns_of "$1")" link set eth1p "$st"
+}
+
+# gw_direct_link NODE1 NODE2 IFACE NET: a second link between two gateways,
+# a veth named IFACE in both, NODE1 NET.1/24 and NODE2 NET.2/24 (NET is
+# three octets, e.g. 10.79.0), up and with carrier. Removed with the
+# namespaces.
+gw_direct_link() {
+        local a b
+        a=$(ns_of "$1")
+        b=$(ns_of "$2")
+        ip -n "$a" link add "$3" type veth peer name "$3" netns "$b"
+        ip -n "$a" addr add "$4.1/24" dev "$3"
+        ip -n "$b" addr add "$4.2/24" dev "$3"
+        ip -n "$a" link set "$3" up
+        ip -n "$b" link set "$3" up
+        wait_until 5 node_has_carrier "$1" "$3" || die "gw_direct_link: $1 $3 has no carrier"
 }
 
 # --------------------------------------------------------------- holders --

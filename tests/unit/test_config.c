@@ -698,6 +698,27 @@ static void test_groups(void **state) {
         assert_int_equal(c->n_groups, 1);
         assert_int_equal(c->groups[0].line, 3);
         assert_string_equal(c->groups[0].instances[0], "b");
+
+        /* Members add up their weights, so a check weighs in one member only. */
+        expect_one_error("checks = ( { name = \"up\"; type = \"icmp\"; address = \"192.0.2.1\"; } );\n"
+                         "vrrp = ( { name = \"a\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1\" ];\n"
+                         "           track_checks = ( { check = \"up\"; weight = -20; } ); },\n"
+                         "         { name = \"b\"; interface = \"eth1\"; vrid = 1; virtual_ips = [ \"10.0.1.1\" ];\n"
+                         "           track_checks = ( { check = \"up\"; weight = -10; } ); } );\n"
+                         "groups = ( { name = \"g\"; instances = [ \"a\", \"b\" ]; } );\n",
+                         5, "check 'up' has a weight in vrrp instances 'a' (line 3) and 'b' of group 'g': a group adds "
+                            "up the weights of all its members, give it a weight in one of them");
+        hamgr_config_free(TAKE_PTR(c));
+        /* Weight 0 (a fault) in both, or a weight in one and 0 in the other, is fine. */
+        c = load_ok("checks = ( { name = \"up\"; type = \"icmp\"; address = \"192.0.2.1\"; } );\n"
+                    "vrrp = ( { name = \"a\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1\" ];\n"
+                    "           track_checks = ( { check = \"up\"; weight = -20; } ); },\n"
+                    "         { name = \"b\"; interface = \"eth1\"; vrid = 1; virtual_ips = [ \"10.0.1.1\" ];\n"
+                    "           track_checks = ( { check = \"up\"; } ); },\n"
+                    "         { name = \"c\"; interface = \"eth2\"; vrid = 1; virtual_ips = [ \"10.0.2.1\" ];\n"
+                    "           track_checks = ( { check = \"up\"; } ); } );\n"
+                    "groups = ( { name = \"g\"; instances = [ \"a\", \"b\", \"c\" ]; } );\n");
+        assert_int_equal(c->groups[0].n_instances, 3);
 }
 
 static void test_notify(void **state) {

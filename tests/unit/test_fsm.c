@@ -289,6 +289,21 @@ static const struct step shutdown_master_steps[] = {
 };
 SCENARIO(shutdown_master, CFG(3, 255, 100, true, 0));
 
+/* The owner's whole life: MASTER at once whenever it can run, and on FAULT
+ * and STOP a priority-0 release so the backup takes over after Skew_Time.
+ * DEL asks to remove the virtual IPs; the instance keeps those that are the
+ * owner's own interface addresses (hamgr.conf(5), "Address owner"), so the
+ * fsm does not distinguish them. */
+static const struct step owner_lifecycle_steps[] = {
+        S(0, EV(STARTUP), MASTER, TO_MASTER, 255, ADDRESS_OWNER, 1000000),
+        S(600000, EV(FAULT), FAULT, SEND | DEL | CHG, 0, FAULT, 0),
+        S(700000, ADV(100, 100), FAULT, 0, 0, NONE, 0),
+        S(800000, EV(FAULT_CLEAR), MASTER, TO_MASTER, 255, FAULT_CLEARED, 1800000),
+        S(1000000, EV(SHUTDOWN), STOP, SEND | DEL | CHG, 0, SHUTDOWN, 0),
+        S(2000000, EV(STARTUP), MASTER, TO_MASTER, 255, ADDRESS_OWNER, 3000000),
+};
+SCENARIO(owner_lifecycle, CFG(3, 255, 100, false, 0));
+
 static const struct step shutdown_backup_steps[] = {
         S(0, EV(STARTUP), BACKUP, CHG, 0, STARTUP, 3609375),
         S(500000, EV(SHUTDOWN), STOP, CHG, 0, SHUTDOWN, 0),
@@ -569,6 +584,7 @@ int main(void) {
                 SCENARIO_TEST(fault_master),
                 SCENARIO_TEST(fault_owner),
                 SCENARIO_TEST(shutdown_master),
+                SCENARIO_TEST(owner_lifecycle),
                 SCENARIO_TEST(shutdown_backup),
                 SCENARIO_TEST(shutdown_init),
                 SCENARIO_TEST(force),

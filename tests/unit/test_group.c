@@ -99,29 +99,44 @@ static void start_all(struct fixture *f, uint64_t now) {
                 assert_int_equal(f->fsm[i].state, VRRP_STATE_BACKUP);
 }
 
-/* Member 1 (p=150, the first to time out) goes master: the rest follow. */
+/* Master_Down_Interval at a 1 s interval: 3000000 + (256 - p) * 1000000 / 256 */
+#define MD100 UINT64_C(3609375)
+#define MD150 UINT64_C(3414062)
+#define MD200 UINT64_C(3218750)
+
+/* No master anywhere: the members time out one by one, highest priority
+ * first; each waits for the others, and the last one takes the group. */
 static void make_all_master(struct fixture *f) {
-        /* Master_Down(150) = 3000000 + 106 * 1000000 / 256 = 3414062 */
-        const uint64_t md150 = 3414062;
-
         start_all(f, 0);
-        assert_int_equal(vrrp_fsm_next_deadline(&f->fsm[1]), md150);
+        assert_int_equal(vrrp_fsm_next_deadline(&f->fsm[1]), MD150);
 
-        step_type(f, 1, VRRP_EVENT_TIMER, md150 - 1);
+        step_type(f, 2, VRRP_EVENT_TIMER, MD200);
+        for (size_t i = 0; i < f->n; i++)
+                check_untouched(f, i, VRRP_STATE_BACKUP);
+        assert_true(f->group.wants_master[2]);
+        assert_int_equal(vrrp_fsm_next_deadline(&f->fsm[2]), MD200 + MD200);
+
+        step_type(f, 1, VRRP_EVENT_TIMER, MD150);
         for (size_t i = 0; i < f->n; i++)
                 check_untouched(f, i, VRRP_STATE_BACKUP);
 
-        step_type(f, 1, VRRP_EVENT_TIMER, md150);
-        check_actions(f, 0, TO_MASTER, 100, VRRP_STATE_BACKUP, VRRP_STATE_MASTER, VRRP_REASON_GROUP);
-        check_actions(f, 1, TO_MASTER, 150, VRRP_STATE_BACKUP, VRRP_STATE_MASTER, VRRP_REASON_MASTER_DOWN);
+        step_type(f, 0, VRRP_EVENT_TIMER, MD100 - 1);
+        for (size_t i = 0; i < f->n; i++)
+                check_untouched(f, i, VRRP_STATE_BACKUP);
+
+        step_type(f, 0, VRRP_EVENT_TIMER, MD100);
+        check_actions(f, 0, TO_MASTER, 100, VRRP_STATE_BACKUP, VRRP_STATE_MASTER, VRRP_REASON_MASTER_DOWN);
+        check_actions(f, 1, TO_MASTER, 150, VRRP_STATE_BACKUP, VRRP_STATE_MASTER, VRRP_REASON_GROUP);
         check_actions(f, 2, TO_MASTER, 200, VRRP_STATE_BACKUP, VRRP_STATE_MASTER, VRRP_REASON_GROUP);
         for (size_t i = 0; i < f->n; i++) {
                 assert_int_equal(f->fsm[i].master_down_deadline, 0);
-                assert_int_equal(vrrp_fsm_next_deadline(&f->fsm[i]), md150 + 1000000);
+                assert_int_equal(vrrp_fsm_next_deadline(&f->fsm[i]), MD100 + 1000000);
+                assert_false(f->group.wants_master[i]);
         }
 }
 
 static const uint8_t prios3[] = { 100, 150, 200 };
+static const uint8_t prios2[] = { 100, 200 };
 
 static void test_master_down_all_master(void **state) {
         struct fixture f;
@@ -130,29 +145,111 @@ static void test_master_down_all_master(void **state) {
         make_all_master(&f);
 
         /* a master's own advert timer concerns nobody else */
-        step_type(&f, 2, VRRP_EVENT_TIMER, 3414062 + 1000000);
+        step_type(&f, 2, VRRP_EVENT_TIMER, MD100 + 1000000);
         check_untouched(&f, 0, VRRP_STATE_MASTER);
         check_untouched(&f, 1, VRRP_STATE_MASTER);
         check_actions(&f, 2, SEND, 200, VRRP_STATE_MASTER, VRRP_STATE_MASTER, VRRP_REASON_NONE);
 }
 
+static void advert(struct fixture *f, size_t idx, uint8_t prio, uint64_t now) {
+        step(f, idx, (struct vrrp_event) { .type = VRRP_EVENT_ADVERT, .priority = prio, .max_adver_int_cs = 100 },
+             now);
+}
+
+/* Every member sees a lower-priority master on its link: the group preempts
+ * when the last of them, the lowest priority, times out. */
 static void test_preempt_all_master(void **state) {
         struct fixture f;
 
         setup_group(&f, prios3, 3);
         start_all(&f, 0);
 
-        /* member 2 (p=200) sees a lower master and preempts it at Master_Down(200) */
-        step(&f, 2, (struct vrrp_event) { .type = VRRP_EVENT_ADVERT, .priority = 120, .max_adver_int_cs = 100 },
-             1000000);
-        /* members 0 and 1 accept the same master's adverts */
-        step(&f, 0, (struct vrrp_event) { .type = VRRP_EVENT_ADVERT, .priority = 120, .max_adver_int_cs = 100 },
-             1000000);
-        check_untouched(&f, 0, VRRP_STATE_BACKUP);
-        step_type(&f, 2, VRRP_EVENT_TIMER, 3218750);
-        check_actions(&f, 0, TO_MASTER, 100, VRRP_STATE_BACKUP, VRRP_STATE_MASTER, VRRP_REASON_GROUP);
+        for (size_t i = 0; i < 3; i++) {
+                advert(&f, i, 90, 1000000);
+                check_untouched(&f, i, VRRP_STATE_BACKUP);
+        }
+        step_type(&f, 2, VRRP_EVENT_TIMER, 1000000 + MD200);
+        step_type(&f, 1, VRRP_EVENT_TIMER, 1000000 + MD150);
+        for (size_t i = 0; i < 3; i++)
+                check_untouched(&f, i, VRRP_STATE_BACKUP);
+        /* still discarding the lower master's adverts while held */
+        advert(&f, 2, 90, 1000000 + MD150 + 1);
+        check_untouched(&f, 2, VRRP_STATE_BACKUP);
+        assert_true(f.group.wants_master[2]);
+
+        step_type(&f, 0, VRRP_EVENT_TIMER, 1000000 + MD100);
+        check_actions(&f, 0, TO_MASTER, 100, VRRP_STATE_BACKUP, VRRP_STATE_MASTER, VRRP_REASON_PREEMPT);
         check_actions(&f, 1, TO_MASTER, 150, VRRP_STATE_BACKUP, VRRP_STATE_MASTER, VRRP_REASON_GROUP);
-        check_actions(&f, 2, TO_MASTER, 200, VRRP_STATE_BACKUP, VRRP_STATE_MASTER, VRRP_REASON_PREEMPT);
+        check_actions(&f, 2, TO_MASTER, 200, VRRP_STATE_BACKUP, VRRP_STATE_MASTER, VRRP_REASON_GROUP);
+}
+
+/* Members 1 and 2 would preempt the other node's master, member 0 accepts
+ * it (120 > 100): the group stays BACKUP, for as long as that lasts, and
+ * does nothing at all meanwhile. */
+static void test_preempt_needs_every_member(void **state) {
+        uint64_t now = 1000000;
+        struct fixture f;
+
+        setup_group(&f, prios3, 3);
+        start_all(&f, 0);
+
+        for (; now < 60000000; now += 100000) {
+                if (now % 1000000 == 0) {
+                        advert(&f, 0, 120, now);
+                        for (size_t i = 0; i < 3; i++)
+                                check_untouched(&f, i, VRRP_STATE_BACKUP);
+                        advert(&f, 1, 120, now);
+                        advert(&f, 2, 120, now);
+                        for (size_t i = 0; i < 3; i++)
+                                check_untouched(&f, i, VRRP_STATE_BACKUP);
+                }
+                for (size_t i = 0; i < 3; i++) {
+                        step_type(&f, i, VRRP_EVENT_TIMER, now);
+                        for (size_t k = 0; k < 3; k++)
+                                check_untouched(&f, k, VRRP_STATE_BACKUP);
+                }
+        }
+        assert_false(f.group.wants_master[0]);
+        assert_true(f.group.wants_master[1]);
+        assert_true(f.group.wants_master[2]);
+
+        /* the master dies: member 0 times out last and takes the group */
+        now = 59000000 + MD100;
+        step_type(&f, 1, VRRP_EVENT_TIMER, now);
+        step_type(&f, 2, VRRP_EVENT_TIMER, now);
+        for (size_t i = 0; i < 3; i++)
+                check_untouched(&f, i, VRRP_STATE_BACKUP);
+        step_type(&f, 0, VRRP_EVENT_TIMER, now);
+        check_actions(&f, 0, TO_MASTER, 100, VRRP_STATE_BACKUP, VRRP_STATE_MASTER, VRRP_REASON_MASTER_DOWN);
+        check_actions(&f, 1, TO_MASTER, 150, VRRP_STATE_BACKUP, VRRP_STATE_MASTER, VRRP_REASON_GROUP);
+        check_actions(&f, 2, TO_MASTER, 200, VRRP_STATE_BACKUP, VRRP_STATE_MASTER, VRRP_REASON_GROUP);
+}
+
+/* A member that wanted MASTER and then hears a master it accepts holds the
+ * group again. */
+static void test_wanting_cleared_by_accepted_advert(void **state) {
+        struct fixture f;
+
+        setup_group(&f, prios2, 2);
+        start_all(&f, 0);
+
+        step_type(&f, 1, VRRP_EVENT_TIMER, MD200);
+        check_untouched(&f, 1, VRRP_STATE_BACKUP);
+        assert_true(f.group.wants_master[1]);
+
+        advert(&f, 1, 250, MD200 + 100000);
+        check_untouched(&f, 1, VRRP_STATE_BACKUP);
+        assert_false(f.group.wants_master[1]);
+        /* a release does not count as a live master */
+        advert(&f, 0, 0, MD200 + 200000);
+        assert_false(f.group.wants_master[0]);
+
+        /* after Skew_Time member 0 wants MASTER, but member 1 holds the group */
+        assert_int_equal(vrrp_fsm_next_deadline(&f.fsm[0]), MD200 + 200000 + 609375);
+        step_type(&f, 0, VRRP_EVENT_TIMER, MD200 + 200000 + 609375);
+        check_untouched(&f, 0, VRRP_STATE_BACKUP);
+        check_untouched(&f, 1, VRRP_STATE_BACKUP);
+        assert_true(f.group.wants_master[0]);
 }
 
 static void test_higher_priority_all_backup(void **state) {
@@ -272,8 +369,6 @@ static void test_owner_started_last(void **state) {
         check_actions(&f, 1, TO_MASTER, 100, VRRP_STATE_BACKUP, VRRP_STATE_MASTER, VRRP_REASON_GROUP);
 }
 
-static const uint8_t prios2[] = { 100, 200 };
-
 static void test_startup_while_faulted(void **state) {
         struct fixture f;
 
@@ -361,6 +456,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_master_down_all_master),
                 cmocka_unit_test(test_preempt_all_master),
+                cmocka_unit_test(test_preempt_needs_every_member),
+                cmocka_unit_test(test_wanting_cleared_by_accepted_advert),
                 cmocka_unit_test(test_higher_priority_all_backup),
                 cmocka_unit_test(test_fault),
                 cmocka_unit_test(test_owner),
