@@ -305,9 +305,12 @@ static void follower_snapshot(struct wg_follower *f) {
 /*
  * A device this node does not serve has endpoints only when someone put
  * them there after hamgr last cleared them (wg-quick or wg set before
- * hamgr started, or since; a crash while serving): the newest word on
- * where those peers are, so it wins over the store. Remembered before
- * they are cleared, so the next takeover restores them and kicks.
+ * hamgr started, or since), or when hamgr died while serving it.
+ * Remembered before they are cleared, so the next takeover restores them
+ * and kicks. An endpoint the store already has keeps its time. Another one
+ * dates from the peer's last handshake when it had one (what a crash
+ * left: the other node may have seen the peer move since), else from now:
+ * one just configured is the operator's newest word on where the peer is.
  */
 static void follower_note_device(struct wg_follower *f, const struct wg_device *dev) {
         _cleanup_(freep) struct known_peer *add = NULL;
@@ -321,14 +324,20 @@ static void follower_note_device(struct wg_follower *f, const struct wg_device *
         for (size_t i = 0; i < dev->n_peers; i++) {
                 const struct wg_peer *p = &dev->peers[i];
                 struct known_peer *old;
+                uint64_t learned;
 
                 if (p->endpoint.addr.sa_family == AF_UNSPEC)
                         continue;
+                if (p->last_handshake_time_sec > 0)
+                        learned = MIN(now, (uint64_t) p->last_handshake_time_sec * 1000 +
+                                                   (uint64_t) p->last_handshake_time_nsec / 1000000);
+                else
+                        learned = now;
                 old = known_find(f, p->public_key);
                 if (old) {
                         if (!endpoint_same(&old->endpoint, &p->endpoint)) {
                                 old->endpoint = p->endpoint;
-                                old->learned_ms = now;
+                                old->learned_ms = learned;
                                 changed++;
                         }
                         continue;
@@ -336,7 +345,7 @@ static void follower_note_device(struct wg_follower *f, const struct wg_device *
                 memcpy(add[n_add].public_key, p->public_key, WG_KEY_LEN);
                 add[n_add].endpoint = p->endpoint;
                 add[n_add].keepalive = p->persistent_keepalive_interval;
-                add[n_add].learned_ms = now;
+                add[n_add].learned_ms = learned;
                 n_add++;
         }
         r = known_add(f, add, n_add);
