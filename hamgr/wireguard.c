@@ -454,11 +454,16 @@ static int follower_link_verified(struct wg_follower *f, int ifindex) {
         if (ifindex == f->link_checked_ifindex)
                 return 0;
         r = wg_interface_verify(f->config, why, sizeof(why));
-        if (r < 0) {
-                if (r != -ENODEV && ifindex != f->link_refused_ifindex)
+        if (r == -EMEDIUMTYPE) {
+                if (ifindex != f->link_refused_ifindex)
                         log_fields(LOG_ERR, r, f->config->follow, 0, NULL, NULL,
                                    "wireguard %s: not touching the link: %s", f->config->interface, why);
                 f->link_refused_ifindex = ifindex;
+        } else if (r < 0 && r != -ENODEV)
+                /* Asked again next time: it may answer then. */
+                log_fields(LOG_WARNING, r, f->config->follow, 0, NULL, NULL,
+                           "wireguard %s: not touching the link for now: %s", f->config->interface, why);
+        if (r < 0) {
                 f->last_error = r;
                 return r;
         }

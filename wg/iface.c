@@ -69,6 +69,7 @@ int wg_interface_check(enum wg_backend b, const char *ifname, char *ret_kind, si
         r = wg_uapi_get_device(ifname, &dev);
         if (r >= 0)
                 return 0;
-        /* Not allowed to ask is not an answer. */
-        return r == -EACCES || r == -EPERM ? r : -EMEDIUMTYPE;
+        /* Nobody behind the socket: not WireGuard. A slow or confused
+         * daemon, or no permission to ask, is no answer either way. */
+        return r == -ENODEV || r == -ENOENT || r == -ECONNREFUSED ? -EMEDIUMTYPE : r;
 }

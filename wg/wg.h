@@ -116,8 +116,10 @@ int wg_link_kind(const char *ifname, char *ret_kind, size_t len);
  * UAPI socket answers a get: a userspace implementation's link is a plain
  * TUN ("tun"), which the kind alone does not tell from other TUN users.
  * Returns 0 when it is WireGuard; -EMEDIUMTYPE when the link is something
- * else; -ENODEV when there is no such link; -EACCES / -EPERM when the UAPI
- * socket may not be asked (cannot tell); or an error of wg_link_kind().
+ * else (for UAPI: no socket, or nobody listening on it); -ENODEV when
+ * there is no such link; another error of the UAPI get when the socket
+ * did not answer properly (-ETIMEDOUT, -EACCES...: cannot tell); or an
+ * error of wg_link_kind().
  * Unless -ENODEV or the lookup failed, the link kind is copied to RET_KIND
  * (LEN bytes; RET_KIND may be NULL).
  */
