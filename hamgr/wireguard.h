@@ -6,7 +6,10 @@
  * followed instance (every member, for a group) is MASTER the interface is
  * up, its peers have their last known endpoints and were kicked into a
  * handshake from the virtual IP; otherwise it is down and sends nothing.
- * Endpoints are learned while MASTER and kept in state_dir.
+ * Endpoints are learned while MASTER, from the device while passive (what
+ * the operator configured there, before clearing it) and from
+ * replication, the newest winning, and kept in state_dir. Only a link
+ * verified to be WireGuard is ever taken up or down.
  */
 
 #include <stdbool.h>
