@@ -311,6 +311,7 @@ static void follower_snapshot(struct wg_follower *f) {
  * dates from the peer's last handshake when it had one (what a crash
  * left: the other node may have seen the peer move since), else from now:
  * one just configured is the operator's newest word on where the peer is.
+ * The newer of it and the known one wins.
  */
 static void follower_note_device(struct wg_follower *f, const struct wg_device *dev) {
         _cleanup_(freep) struct known_peer *add = NULL;
@@ -335,7 +336,7 @@ static void follower_note_device(struct wg_follower *f, const struct wg_device *
                         learned = now;
                 old = known_find(f, p->public_key);
                 if (old) {
-                        if (!endpoint_same(&old->endpoint, &p->endpoint)) {
+                        if (!endpoint_same(&old->endpoint, &p->endpoint) && learned > old->learned_ms) {
                                 old->endpoint = p->endpoint;
                                 old->learned_ms = learned;
                                 changed++;
