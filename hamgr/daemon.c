@@ -270,6 +270,10 @@ int daemon_reload(struct hamgr_daemon *d) {
         r = load_config(d->config_path, &config);
         if (r < 0)
                 return r;
+        /* As at startup: nothing changes when an entry names a link that is not WireGuard. */
+        r = wg_followers_check(config);
+        if (r < 0)
+                goto fail;
         r = create_instances(d, config, d->instances, d->n_instances, &instances, &reused, &n_instances);
         if (r < 0)
                 goto fail;

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "sync_proto.h"
 #include "wg/key.h"
+#include "wireguard.h"
 
 #include <sodium.h>
 
@@ -115,6 +116,18 @@ static int cmd_check(void) {
         hamgr_config_errors_clear(&errors);
         if (r < 0)
                 return EXIT_FAILURE;
+        /* The host that checks may lack the interfaces: only one that is
+         * there and not WireGuard is worth a word. */
+        for (size_t i = 0; i < config->n_wireguard; i++) {
+                const struct hamgr_wireguard_config *w = &config->wireguard[i];
+                char why[512];
+
+                if (wg_interface_verify(w, why, sizeof(why)) == -EMEDIUMTYPE)
+                        fprintf(stderr,
+                                "%s:%d: warning: %s; hamgr run refuses to start with this wireguard entry "
+                                "(it would take the interface down while passive)\n",
+                                arg_config, w->line, why);
+        }
         printf("%s: OK (%zu VRRP instance%s, %zu group%s)\n", arg_config, config->n_vrrp,
                config->n_vrrp == 1 ? "" : "s", config->n_groups, config->n_groups == 1 ? "" : "s");
         return EXIT_SUCCESS;

@@ -1393,6 +1393,24 @@ int replica_device_for(struct replica *r, const char *ifname, bool include_endpo
         return 0;
 }
 
+static int peer_key_cmp(const void *key, const void *elem) {
+        return memcmp(key, ((const struct replica_peer *) elem)->public_key, WG_KEY_LEN);
+}
+
+struct hlc_ts replica_endpoint_version(const struct replica *r, const char *ifname,
+                                       const uint8_t public_key[static WG_KEY_LEN]) {
+        const struct replica_iface *f;
+        const struct replica_peer *p;
+
+        if (!r || !ifname || !public_key)
+                return (struct hlc_ts) {};
+        f = iface_find(r, ifname);
+        if (!f || f->n_peers == 0)
+                return (struct hlc_ts) {};
+        p = bsearch(public_key, f->peers, f->n_peers, sizeof(*f->peers), peer_key_cmp);
+        return p && !p->deleted ? p->endpoint_version : (struct hlc_ts) {};
+}
+
 int replica_device_applied(struct replica *r, const char *ifname) {
         struct replica_iface *f;
 

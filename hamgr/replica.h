@@ -241,6 +241,11 @@ int replica_merge(struct replica *r, const struct replica_changes *remote, struc
  */
 int replica_device_for(struct replica *r, const char *ifname, bool include_endpoints, struct wg_device **ret);
 
+/* The version of the endpoint of IFNAME's peer PUBLIC_KEY: zero when no
+ * endpoint is known (or no such live peer). */
+struct hlc_ts replica_endpoint_version(const struct replica *r, const char *ifname,
+                                       const uint8_t public_key[static WG_KEY_LEN]);
+
 /* The caller wrote IFNAME's replicated state to the device: local polls of
  * it are accepted again. Returns 0, or -ENOENT. */
 int replica_device_applied(struct replica *r, const char *ifname);

@@ -156,8 +156,17 @@ static int sync_apply_device(struct hamgr_sync *s, const char *ifname, bool keep
                 log_fields(LOG_INFO, 0, NULL, 0, NULL, NULL, "sync: applied %zu peer change%s to %s", change->n_peers,
                            change->n_peers == 1 ? "" : "s", ifname);
         }
-        if (replica_device_for(s->replica, ifname, true, &with_endpoints) >= 0)
-                wg_follower_learn(s->daemon, ifname, with_endpoints);
+        if (replica_device_for(s->replica, ifname, true, &with_endpoints) >= 0) {
+                _cleanup_(freep) uint64_t *learned = calloc(with_endpoints->n_peers + 1, sizeof(*learned));
+
+                /* Versions order the replica; their wall part is when the
+                 * endpoint was seen, to compare with what this node saw. */
+                for (size_t i = 0; learned && i < with_endpoints->n_peers; i++)
+                        learned[i] = replica_endpoint_version(s->replica, ifname,
+                                                              with_endpoints->peers[i].public_key).wall_ms;
+                if (learned)
+                        wg_follower_learn(s->daemon, ifname, with_endpoints, learned);
+        }
         return replica_device_applied(s->replica, ifname);
 }
 

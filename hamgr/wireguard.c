@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/macro.h"
@@ -25,6 +26,7 @@
 #include "route.h"
 #include "strbuf.h"
 #include "wg/key.h"
+#include "wg/uapi.h"
 #include "wg/wg.h"
 #include "wireguard.h"
 
@@ -33,7 +35,8 @@
 /* Keepalive used for the kick when the peer's own is 0 (off); it is set
  * back to 0 right after, so it never fires. */
 #define WG_KICK_KEEPALIVE     25
-#define WG_STORE_MAGIC        "hamgr-endpoints 1"
+#define WG_STORE_MAGIC_V1     "hamgr-endpoints 1"
+#define WG_STORE_MAGIC        "hamgr-endpoints 2"
 
 enum follower_phase {
         PHASE_PASSIVE,
@@ -58,6 +61,7 @@ struct known_peer {
         uint8_t public_key[WG_KEY_LEN];
         union wg_endpoint endpoint;
         uint16_t keepalive;              /* the peer's configured persistent keepalive */
+        uint64_t learned_ms;             /* wall clock when this endpoint was learned; 0: unknown */
 };
 
 struct wg_follower {
@@ -81,6 +85,8 @@ struct wg_follower {
         size_t last_kicked;
         uint64_t takeovers;
         int last_error;
+        int link_checked_ifindex;        /* the link verified to be WireGuard */
+        int link_refused_ifindex;        /* the link refused (logged once) */
 };
 
 static int known_cmp(const void *a, const void *b) {
@@ -95,13 +101,54 @@ static struct known_peer *known_find(struct wg_follower *f, const uint8_t key[st
         return f->n_known ? bsearch(&k, f->known, f->n_known, sizeof(k), known_cmp) : NULL;
 }
 
+static uint64_t wall_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+static bool endpoint_same(const union wg_endpoint *a, const union wg_endpoint *b) {
+        if (a->addr.sa_family != b->addr.sa_family)
+                return false;
+        if (a->addr.sa_family == AF_INET)
+                return a->addr4.sin_port == b->addr4.sin_port && a->addr4.sin_addr.s_addr == b->addr4.sin_addr.s_addr;
+        if (a->addr.sa_family == AF_INET6)
+                return a->addr6.sin6_port == b->addr6.sin6_port && a->addr6.sin6_scope_id == b->addr6.sin6_scope_id &&
+                       memcmp(&a->addr6.sin6_addr, &b->addr6.sin6_addr, sizeof(a->addr6.sin6_addr)) == 0;
+        return true;
+}
+
+static bool known_equal(const struct known_peer *a, const struct known_peer *b) {
+        return memcmp(a->public_key, b->public_key, WG_KEY_LEN) == 0 && endpoint_same(&a->endpoint, &b->endpoint) &&
+               a->keepalive == b->keepalive && a->learned_ms == b->learned_ms;
+}
+
+/* Add the N peers of ADD, whose keys F does not know yet, keeping the
+ * known peers sorted. */
+static int known_add(struct wg_follower *f, const struct known_peer *add, size_t n) {
+        struct known_peer *grown;
+
+        if (n == 0)
+                return 0;
+        grown = realloc(f->known, (f->n_known + n) * sizeof(*grown));
+        if (!grown)
+                return -ENOMEM;
+        memcpy(grown + f->n_known, add, n * sizeof(*add));
+        f->known = grown;
+        f->n_known += n;
+        qsort(f->known, f->n_known, sizeof(*f->known), known_cmp);
+        return 0;
+}
+
 #define log_wg(f, level, ...) \
         log_fields((level), 0, (f)->config->follow, 0, NULL, NULL, "wireguard %s: " LOG_FIRST(__VA_ARGS__), \
                    (f)->config->interface LOG_REST(__VA_ARGS__))
 
 /* ---- the endpoint store ------------------------------------------------- */
 
-/* Text, one peer a line: "BASE64KEY ENDPOINT KEEPALIVE". Written to a
+/* Text, one peer a line: "BASE64KEY ENDPOINT KEEPALIVE LEARNED_MS" (the
+ * first version had no LEARNED_MS; it is still read). Written to a
  * temporary file, synced and renamed over the old one, so a crash leaves
  * either the old or the new file, never half of one. */
 static int store_save(struct wg_follower *f) {
@@ -124,8 +171,9 @@ static int store_save(struct wg_follower *f) {
         fprintf(out, "%s\n", WG_STORE_MAGIC);
         for (size_t i = 0; i < f->n_known; i++) {
                 wg_key_to_base64(key, f->known[i].public_key);
-                fprintf(out, "%s %s %u\n", key, wg_endpoint_to_string(&f->known[i].endpoint, ep, sizeof(ep)),
-                        f->known[i].keepalive);
+                fprintf(out, "%s %s %u %" PRIu64 "\n", key,
+                        wg_endpoint_to_string(&f->known[i].endpoint, ep, sizeof(ep)), f->known[i].keepalive,
+                        f->known[i].learned_ms);
         }
         if (fflush(out) != 0 || fsync(fileno(out)) < 0)
                 r = -errno;
@@ -148,12 +196,18 @@ static int store_load(struct wg_follower *f) {
         size_t n = 0, cap = 0;
         char line[256];
         FILE *in;
+        bool v1;
         int r = 0, lineno = 0;
 
         in = fopen(f->store_path, "re");
         if (!in)
                 return errno == ENOENT ? 0 : -errno;
-        if (!fgets(line, sizeof(line), in) || strncmp(line, WG_STORE_MAGIC "\n", sizeof(WG_STORE_MAGIC)) != 0) {
+        if (!fgets(line, sizeof(line), in)) {
+                r = -EBADMSG;
+                goto out;
+        }
+        v1 = streq(line, WG_STORE_MAGIC_V1 "\n");
+        if (!v1 && !streq(line, WG_STORE_MAGIC "\n")) {
                 r = -EBADMSG;
                 goto out;
         }
@@ -161,15 +215,19 @@ static int store_load(struct wg_follower *f) {
         while (fgets(line, sizeof(line), in)) {
                 char key[64], ep[80];
                 unsigned keepalive;
+                uint64_t learned = 0;
                 struct known_peer k = {};
 
                 lineno++;
-                if (sscanf(line, "%63s %79s %u", key, ep, &keepalive) != 3 || keepalive > UINT16_MAX ||
-                    wg_key_from_base64(k.public_key, key) < 0 || wg_endpoint_parse(ep, &k.endpoint) < 0) {
+                if ((v1 ? sscanf(line, "%63s %79s %u", key, ep, &keepalive) != 3
+                        : sscanf(line, "%63s %79s %u %" SCNu64, key, ep, &keepalive, &learned) != 4) ||
+                    keepalive > UINT16_MAX || wg_key_from_base64(k.public_key, key) < 0 ||
+                    wg_endpoint_parse(ep, &k.endpoint) < 0) {
                         r = -EBADMSG;
                         goto out;
                 }
                 k.keepalive = (uint16_t) keepalive;
+                k.learned_ms = learned;
                 if (n == cap) {
                         struct known_peer *g = realloc(known, (cap = cap ? cap * 2 : 64) * sizeof(*known));
                         if (!g) {
@@ -195,6 +253,7 @@ out:
 static void follower_snapshot(struct wg_follower *f) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
         struct known_peer *known;
+        uint64_t now = wall_ms();
         size_t n = 0;
         bool changed;
         int r;
@@ -215,11 +274,13 @@ static void follower_snapshot(struct wg_follower *f) {
 
                 memcpy(k.public_key, p->public_key, WG_KEY_LEN);
                 k.keepalive = p->persistent_keepalive_interval;
-                if (p->endpoint.addr.sa_family != AF_UNSPEC)
+                if (p->endpoint.addr.sa_family != AF_UNSPEC) {
                         k.endpoint = p->endpoint;
-                else if (old)
+                        k.learned_ms = old && endpoint_same(&old->endpoint, &p->endpoint) ? old->learned_ms : now;
+                } else if (old) {
                         k.endpoint = old->endpoint;
-                else
+                        k.learned_ms = old->learned_ms;
+                } else
                         continue;
                 /* A takeover in progress has keepalives at 0 on purpose. */
                 if (f->phase != PHASE_ACTIVE && old)
@@ -227,7 +288,9 @@ static void follower_snapshot(struct wg_follower *f) {
                 known[n++] = k;
         }
         qsort(known, n, sizeof(*known), known_cmp);
-        changed = n != f->n_known || (n > 0 && memcmp(known, f->known, n * sizeof(*known)) != 0);
+        changed = n != f->n_known;
+        for (size_t i = 0; !changed && i < n; i++)
+                changed = !known_equal(&known[i], &f->known[i]);
         free(f->known);
         f->known = known;
         f->n_known = n;
@@ -239,6 +302,69 @@ static void follower_snapshot(struct wg_follower *f) {
         }
 }
 
+/*
+ * A device this node does not serve has endpoints only when someone put
+ * them there after hamgr last cleared them (wg-quick or wg set before
+ * hamgr started, or since), or when hamgr died while serving it.
+ * Remembered before they are cleared, so the next takeover restores them
+ * and kicks. An endpoint the store already has keeps its time. Another one
+ * dates from the peer's last handshake when it had one (what a crash
+ * left: the other node may have seen the peer move since), else from now:
+ * one just configured is the operator's newest word on where the peer is.
+ * The newer of it and the known one wins.
+ */
+static void follower_note_device(struct wg_follower *f, const struct wg_device *dev) {
+        _cleanup_(freep) struct known_peer *add = NULL;
+        uint64_t now = wall_ms();
+        size_t n_add = 0, changed = 0;
+        int r;
+
+        add = calloc(dev->n_peers ? dev->n_peers : 1, sizeof(*add));
+        if (!add)
+                return;
+        for (size_t i = 0; i < dev->n_peers; i++) {
+                const struct wg_peer *p = &dev->peers[i];
+                struct known_peer *old;
+                uint64_t learned;
+
+                if (p->endpoint.addr.sa_family == AF_UNSPEC)
+                        continue;
+                if (p->last_handshake_time_sec > 0)
+                        learned = MIN(now, (uint64_t) p->last_handshake_time_sec * 1000 +
+                                                   (uint64_t) p->last_handshake_time_nsec / 1000000);
+                else
+                        learned = now;
+                old = known_find(f, p->public_key);
+                if (old) {
+                        if (!endpoint_same(&old->endpoint, &p->endpoint) && learned > old->learned_ms) {
+                                old->endpoint = p->endpoint;
+                                old->learned_ms = learned;
+                                changed++;
+                        }
+                        continue;
+                }
+                memcpy(add[n_add].public_key, p->public_key, WG_KEY_LEN);
+                add[n_add].endpoint = p->endpoint;
+                add[n_add].keepalive = p->persistent_keepalive_interval;
+                add[n_add].learned_ms = learned;
+                n_add++;
+        }
+        r = known_add(f, add, n_add);
+        if (r < 0)
+                log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "wireguard %s: cannot remember the endpoints: %m",
+                           f->config->interface);
+        else
+                changed += n_add;
+        if (changed == 0)
+                return;
+        log_wg(f, LOG_INFO, "remembered %zu endpoint%s set on the device while this node did not serve it", changed,
+               changed == 1 ? "" : "s");
+        r = store_save(f);
+        if (r < 0)
+                log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "wireguard %s: cannot save %s: %m",
+                           f->config->interface, f->store_path);
+}
+
 static int on_snapshot(sd_event_source *s, uint64_t usec, void *userdata) {
         struct wg_follower *f = userdata;
 
@@ -246,6 +372,64 @@ static int on_snapshot(sd_event_source *s, uint64_t usec, void *userdata) {
                 follower_snapshot(f);
         sd_event_source_set_time(s, usec + WG_SNAPSHOT_USEC);
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
+}
+
+/* ---- is it WireGuard? ---------------------------------------------------- */
+
+int wg_interface_verify(const struct hamgr_wireguard_config *w, char *why, size_t len) {
+        char kind[WG_LINK_KIND_MAX] = "", sock[256];
+        int r;
+
+        r = wg_interface_check(w->backend, w->interface, kind, sizeof(kind));
+        if (r == 0 || r == -ENODEV) {
+                snprintf(why, len, "%s", r == 0 ? "a WireGuard interface" : "no such interface");
+                return r;
+        }
+        if (r != -EMEDIUMTYPE)
+                snprintf(why, len, "cannot tell whether '%s' is a WireGuard interface: %s", w->interface,
+                         strerror(-r));
+        else if (streq(kind, "tun") && wg_backend_resolve(w->backend, w->interface) != WG_BACKEND_UAPI)
+                snprintf(why, len,
+                         "'%s' is a TUN device, not a kernel WireGuard interface (backend %s; a userspace "
+                         "WireGuard needs backend uapi or auto)",
+                         w->interface, wg_backend_to_string(w->backend));
+        else if (streq(kind, "tun") && wg_uapi_socket_path(w->interface, sock, sizeof(sock)) >= 0)
+                snprintf(why, len,
+                         "'%s' is a TUN device whose WireGuard UAPI socket %s does not answer, "
+                         "not a WireGuard interface",
+                         w->interface, sock);
+        else if (!kind[0])
+                snprintf(why, len,
+                         "'%s' is not a WireGuard interface: it has no link kind (a physical or loopback device)",
+                         w->interface);
+        else
+                snprintf(why, len, "'%s' is not a WireGuard interface: its link kind is '%s'", w->interface, kind);
+        return r;
+}
+
+int wg_followers_check(const struct hamgr_config *c) {
+        int ret = 0;
+
+        for (size_t i = 0; i < c->n_wireguard; i++) {
+                const struct hamgr_wireguard_config *w = &c->wireguard[i];
+                char why[512];
+                int r;
+
+                r = wg_interface_verify(w, why, sizeof(why));
+                if (r == -EMEDIUMTYPE) {
+                        log_fields(LOG_ERR, r, w->follow, 0, NULL, NULL,
+                                   "wireguard entry '%s' (line %d): %s. hamgr takes a followed interface down "
+                                   "while this node is not master, so it refuses to manage it: fix the interface "
+                                   "name in this entry (a WireGuard interface is one made by 'ip link add NAME "
+                                   "type wireguard', wg-quick or wireguard-go)",
+                                   w->interface, w->line, why);
+                        ret = r;
+                } else if (r < 0 && r != -ENODEV)
+                        log_fields(LOG_WARNING, r, w->follow, 0, NULL, NULL,
+                                   "wireguard entry '%s' (line %d): %s; its link is left alone until it can be "
+                                   "verified", w->interface, w->line, why);
+        }
+        return ret;
 }
 
 /* ---- takeover ----------------------------------------------------------- */
@@ -256,6 +440,47 @@ static int follower_ifindex(struct wg_follower *f) {
         if (link_monitor_get(f->daemon->links, f->config->interface, &li) < 0)
                 return 0;
         return li.ifindex;
+}
+
+/* Only a link verified to be WireGuard is ever taken up or down, or gets
+ * routes changed for it: an entry naming the uplink by mistake must not
+ * cut the node off. Verified once per ifindex, so a link created again
+ * under the name is looked at again; a refusal is logged once. */
+static int follower_link_verified(struct wg_follower *f, int ifindex) {
+        char why[512];
+        int r;
+
+        if (ifindex <= 0)
+                return -ENODEV;
+        if (ifindex == f->link_checked_ifindex)
+                return 0;
+        r = wg_interface_verify(f->config, why, sizeof(why));
+        if (r == -EMEDIUMTYPE) {
+                if (ifindex != f->link_refused_ifindex)
+                        log_fields(LOG_ERR, r, f->config->follow, 0, NULL, NULL,
+                                   "wireguard %s: not touching the link: %s", f->config->interface, why);
+                f->link_refused_ifindex = ifindex;
+        } else if (r < 0 && r != -ENODEV)
+                /* Asked again next time: it may answer then. */
+                log_fields(LOG_WARNING, r, f->config->follow, 0, NULL, NULL,
+                           "wireguard %s: not touching the link for now: %s", f->config->interface, why);
+        if (r < 0) {
+                f->last_error = r;
+                return r;
+        }
+        f->link_checked_ifindex = ifindex;
+        return 0;
+}
+
+/* Returns -EMEDIUMTYPE (and the like) for a refused link, -ENODEV, or the
+ * result of setting it. */
+static int follower_set_link(struct wg_follower *f, bool up) {
+        int ifindex = follower_ifindex(f), r;
+
+        r = follower_link_verified(f, ifindex);
+        if (r < 0)
+                return r;
+        return route_link_set_up(f->daemon->nl, ifindex, up);
 }
 
 /* The interface carrying the source address, for the route override. */
@@ -360,10 +585,9 @@ static int on_work(sd_event_source *s, void *userdata) {
                 return 0;
         case PHASE_LINK_UP:
                 ifindex = follower_ifindex(f);
-                if (ifindex <= 0) {
-                        r = -ENODEV;
+                r = follower_link_verified(f, ifindex);
+                if (r < 0)
                         break;
-                }
                 if (f->config->source_address.family != AF_UNSPEC && !f->routes) {
                         int src_if = source_ifindex(f);
                         unsigned failed = 0;
@@ -376,7 +600,7 @@ static int on_work(sd_event_source *s, void *userdata) {
                                                failed, failed == 1 ? "" : "s");
                         }
                 }
-                r = route_link_set_up(f->daemon->nl, ifindex, true);
+                r = follower_set_link(f, true);
                 if (r < 0)
                         break;
                 f->phase = PHASE_KICK;
@@ -391,9 +615,7 @@ static int on_work(sd_event_source *s, void *userdata) {
         /* Serve what we can: the link up beats a half-done takeover. */
         f->phase = PHASE_ACTIVE;
         f->work_source = sd_event_source_disable_unref(f->work_source);
-        ifindex = follower_ifindex(f);
-        if (ifindex > 0)
-                (void) route_link_set_up(f->daemon->nl, ifindex, true);
+        (void) follower_set_link(f, true);
         return 0;
 }
 
@@ -411,6 +633,7 @@ static void follower_takeover(struct wg_follower *f) {
                 f->phase = PHASE_ACTIVE;
                 return;
         }
+        follower_note_device(f, dev);
         free(f->work);
         f->work = calloc(dev->n_peers ? dev->n_peers : 1, sizeof(*f->work));
         f->n_work = f->work_pos = 0;
@@ -427,7 +650,7 @@ static void follower_takeover(struct wg_follower *f) {
                 if (k)
                         w.endpoint = k->endpoint;
                 else if (p->endpoint.addr.sa_family != AF_UNSPEC)
-                        w.endpoint = p->endpoint;
+                        w.endpoint = p->endpoint; /* only when it could not be remembered */
                 else
                         continue; /* nowhere to send an initiation: the client will come to us */
                 w.keepalive = p->persistent_keepalive_interval;
@@ -464,6 +687,7 @@ static int follower_strip_endpoints(struct wg_follower *f) {
         r = wg_get_device(f->config->backend, f->config->interface, &dev);
         if (r < 0)
                 return r;
+        follower_note_device(f, dev);
         removals = calloc(1, sizeof(*removals));
         readds = calloc(1, sizeof(*readds));
         if (!removals || !readds)
@@ -505,7 +729,6 @@ static int follower_strip_endpoints(struct wg_follower *f) {
 }
 
 static void follower_release(struct wg_follower *f, const char *why) {
-        int ifindex;
         int r;
 
         if (f->phase == PHASE_ACTIVE)
@@ -514,13 +737,10 @@ static void follower_release(struct wg_follower *f, const char *why) {
         free(f->work);
         f->work = NULL;
         f->n_work = f->work_pos = 0;
-        ifindex = follower_ifindex(f);
-        if (ifindex > 0) {
-                r = route_link_set_up(f->daemon->nl, ifindex, false);
-                if (r < 0)
-                        log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "wireguard %s: cannot set the link down: %m",
-                                   f->config->interface);
-        }
+        r = follower_set_link(f, false);
+        if (r < 0 && r != -ENODEV && f->link_checked_ifindex == follower_ifindex(f))
+                log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "wireguard %s: cannot set the link down: %m",
+                           f->config->interface);
         r = follower_strip_endpoints(f);
         if (r < 0 && r != -ENODEV)
                 log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL,
@@ -602,6 +822,10 @@ int wg_followers_start(struct hamgr_daemon *d) {
         struct hamgr_config *c = d->config;
         int r;
 
+        /* Before any link is touched. */
+        r = wg_followers_check(c);
+        if (r < 0)
+                return r;
         d->followers = calloc(c->n_wireguard ? c->n_wireguard : 1, sizeof(*d->followers));
         if (!d->followers)
                 return -ENOMEM;
@@ -685,7 +909,7 @@ void wg_followers_links_changed(struct hamgr_daemon *d) {
                 /* A passive interface brought up by someone else (wg-quick,
                  * a restarted wireguard-go) would answer clients too. */
                 if (f->phase == PHASE_PASSIVE && link_monitor_get(d->links, f->config->interface, &li) >= 0 &&
-                    li.up_admin) {
+                    li.up_admin && li.ifindex != f->link_refused_ifindex) {
                         log_wg(f, LOG_NOTICE, "interface came up while this node is passive, taking it down");
                         f->phase = PHASE_LINK_UP;
                         follower_release(f, "interface came up while passive");
@@ -712,47 +936,51 @@ void wg_followers_stop(struct hamgr_daemon *d) {
         d->n_followers = 0;
 }
 
-void wg_follower_learn(struct hamgr_daemon *d, const char *ifname, const struct wg_device *dev) {
+void wg_follower_learn(struct hamgr_daemon *d, const char *ifname, const struct wg_device *dev,
+                       const uint64_t *learned_ms) {
         for (size_t i = 0; i < d->n_followers; i++) {
                 struct wg_follower *f = d->followers[i];
-                struct known_peer *known;
-                size_t n = 0;
+                _cleanup_(freep) struct known_peer *add = NULL;
+                uint64_t now = wall_ms();
+                size_t n_add = 0;
                 bool changed = false;
 
                 if (!streq(f->config->interface, ifname) || f->phase == PHASE_ACTIVE)
                         continue; /* the master knows better than what it replicated */
-                known = calloc(f->n_known + dev->n_peers + 1, sizeof(*known));
-                if (!known)
+                add = calloc(dev->n_peers + 1, sizeof(*add));
+                if (!add)
                         return;
-                if (f->n_known > 0)
-                        memcpy(known, f->known, f->n_known * sizeof(*known));
-                n = f->n_known;
                 for (size_t k = 0; k < dev->n_peers; k++) {
                         const struct wg_peer *p = &dev->peers[k];
                         struct known_peer *old = known_find(f, p->public_key);
+                        uint64_t learned = learned_ms ? learned_ms[k] : now;
 
                         if (p->endpoint.addr.sa_family == AF_UNSPEC)
                                 continue;
                         if (old) {
-                                struct known_peer *mine = known + (old - f->known);
-
-                                if (memcmp(&mine->endpoint, &p->endpoint, sizeof(p->endpoint)) != 0) {
-                                        mine->endpoint = p->endpoint;
+                                /* The newer wins: an endpoint configured here
+                                 * after the master last saw the peer elsewhere
+                                 * stays. */
+                                if (!endpoint_same(&old->endpoint, &p->endpoint) && learned > old->learned_ms) {
+                                        old->endpoint = p->endpoint;
+                                        old->learned_ms = learned;
                                         changed = true;
                                 }
-                                mine->keepalive = p->persistent_keepalive_interval;
+                                if (old->keepalive != p->persistent_keepalive_interval) {
+                                        old->keepalive = p->persistent_keepalive_interval;
+                                        changed = true;
+                                }
                                 continue;
                         }
-                        memcpy(known[n].public_key, p->public_key, WG_KEY_LEN);
-                        known[n].endpoint = p->endpoint;
-                        known[n].keepalive = p->persistent_keepalive_interval;
-                        n++;
-                        changed = true;
+                        memcpy(add[n_add].public_key, p->public_key, WG_KEY_LEN);
+                        add[n_add].endpoint = p->endpoint;
+                        add[n_add].keepalive = p->persistent_keepalive_interval;
+                        add[n_add].learned_ms = learned;
+                        n_add++;
                 }
-                qsort(known, n, sizeof(*known), known_cmp);
-                free(f->known);
-                f->known = known;
-                f->n_known = n;
+                if (known_add(f, add, n_add) < 0)
+                        return;
+                changed |= n_add > 0;
                 if (changed && store_save(f) < 0)
                         log_wg(f, LOG_WARNING, "cannot save %s", f->store_path);
         }

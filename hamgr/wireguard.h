@@ -6,18 +6,38 @@
  * followed instance (every member, for a group) is MASTER the interface is
  * up, its peers have their last known endpoints and were kicked into a
  * handshake from the virtual IP; otherwise it is down and sends nothing.
- * Endpoints are learned while MASTER and kept in state_dir.
+ * Endpoints are learned while MASTER, from the device while passive (what
+ * the operator configured there, before clearing it) and from
+ * replication, the newest winning, and kept in state_dir. Only a link
+ * verified to be WireGuard is ever taken up or down.
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct hamgr_daemon;
+struct hamgr_config;
+struct hamgr_wireguard_config;
 struct wg_follower;
 struct buf;
 
+/* Whether W's interface is a WireGuard one (wg_interface_check()): 0 when
+ * it is, -ENODEV when it does not exist, -EMEDIUMTYPE when it is another
+ * kind of link, or -errno when that cannot be told. WHY (LEN bytes) gets
+ * one sentence for the operator naming the interface and what it is. */
+int wg_interface_verify(const struct hamgr_wireguard_config *w, char *why, size_t len);
+
+/* Log an error for each wireguard entry of C whose interface exists and is
+ * not WireGuard (a warning when that cannot be told). Returns 0, or
+ * -EMEDIUMTYPE when any is not: then hamgr must not start (or reload). */
+int wg_followers_check(const struct hamgr_config *c);
+
 /* Create the followers of D's configuration and put every interface in the
- * passive state (link down). Returns 0 or -errno. */
+ * passive state (link down). Refuses (-EMEDIUMTYPE, see
+ * wg_followers_check()) before touching any link when an entry names an
+ * interface that is not WireGuard. Later, a link is only taken up or down
+ * once verified to be WireGuard. Returns 0 or -errno. */
 int wg_followers_start(struct hamgr_daemon *d);
 
 /* Take over or release where the followed state changed. Cheap when
@@ -43,8 +63,12 @@ bool wg_follower_busy(struct hamgr_daemon *d, const char *ifname);
 bool wg_follower_active(struct hamgr_daemon *d, const char *ifname);
 
 /* Endpoints replicated from the master: remember those of DEV's peers for
- * the next takeover of IFNAME (saved with the follower's store). */
-void wg_follower_learn(struct hamgr_daemon *d, const char *ifname, const struct wg_device *dev);
+ * the next takeover of IFNAME (saved with the follower's store), each
+ * unless this node learned another endpoint for that peer later (one set
+ * on its device by the operator, say). LEARNED_MS[i] is the wall-clock
+ * time (ms) DEV->peers[i]'s endpoint was learned; NULL: now. */
+void wg_follower_learn(struct hamgr_daemon *d, const char *ifname, const struct wg_device *dev,
+                       const uint64_t *learned_ms);
 
 /* Append the followers' status as a JSON array (no trailing comma). */
 void wg_followers_status_json(struct hamgr_daemon *d, struct buf *b);

@@ -99,6 +99,32 @@ int wg_backend_from_string(const char *s);
  */
 enum wg_backend wg_backend_resolve(enum wg_backend b, const char *ifname);
 
+/* Room for a link kind from wg_link_kind(), with its NUL. */
+#define WG_LINK_KIND_MAX 32
+
+/* The rtnetlink kind (IFLA_INFO_KIND) of the link IFNAME into RET_KIND
+ * (LEN bytes, cut to fit): "wireguard", "tun", "dummy", "veth"..., or ""
+ * for a link without one (a physical NIC, loopback). Returns 0, -ENODEV
+ * when there is no such link, -EINVAL for an invalid name, or -ENOMEM /
+ * -EIO when rtnetlink cannot be asked. */
+int wg_link_kind(const char *ifname, char *ret_kind, size_t len);
+
+/*
+ * Whether IFNAME is a WireGuard interface, so that its link may be taken
+ * up and down; changes nothing. It is when its link kind is "wireguard"
+ * (the kernel module), or when backend B (AUTO resolved) is UAPI and the
+ * UAPI socket answers a get: a userspace implementation's link is a plain
+ * TUN ("tun"), which the kind alone does not tell from other TUN users.
+ * Returns 0 when it is WireGuard; -EMEDIUMTYPE when the link is something
+ * else (for UAPI: no socket, or nobody listening on it); -ENODEV when
+ * there is no such link; another error of the UAPI get when the socket
+ * did not answer properly (-ETIMEDOUT, -EACCES...: cannot tell); or an
+ * error of wg_link_kind().
+ * Unless -ENODEV or the lookup failed, the link kind is copied to RET_KIND
+ * (LEN bytes; RET_KIND may be NULL).
+ */
+int wg_interface_check(enum wg_backend b, const char *ifname, char *ret_kind, size_t len);
+
 /* Read the whole device IFNAME through backend B (AUTO resolved).
  * Returns 0 and a new device in *ret, or -errno (-ENODEV: no such
  * WireGuard interface). */

@@ -778,6 +778,40 @@ static void test_endpoints_from_master_only(void **state) {
         node_done(&b);
 }
 
+/* The wall-clock part of an endpoint's version is when the master saw it:
+ * a passive node compares it with endpoints it learnt itself. */
+static void test_endpoint_version(void **state) {
+        _cleanup_(replica_freep) struct replica *r = NULL;
+        _cleanup_(wg_device_freep) struct wg_device *d = dev_new();
+        uint8_t k1[WG_KEY_LEN], k2[WG_KEY_LEN], k9[WG_KEY_LEN];
+
+        key_fill(k1, 1, 0x77);
+        key_fill(k2, 2, 0x77);
+        key_fill(k9, 9, 0x77);
+        assert_int_equal(replica_new(NODE_A, &r), 0);
+        assert_true(hlc_ts_is_zero(replica_endpoint_version(r, IF, k1)));
+        dev_set(d, 1, 1);
+        dev_set(d, 2, 2);
+        set_endpoint(dev_peer(d, 1), "198.51.100.1:4000");
+        assert_int_equal(poll(r, d, 1000, true), 3);
+        assert_int_equal(replica_endpoint_version(r, IF, k1).wall_ms, 1000);
+        assert_int_equal(replica_endpoint_version(r, IF, k1).node, NODE_A);
+        /* No endpoint, no such peer, no such interface: zero. */
+        assert_true(hlc_ts_is_zero(replica_endpoint_version(r, IF, k2)));
+        assert_true(hlc_ts_is_zero(replica_endpoint_version(r, IF, k9)));
+        assert_true(hlc_ts_is_zero(replica_endpoint_version(r, "wg1", k1)));
+        /* Unchanged: the version stays; moved: a new one. */
+        assert_int_equal(poll(r, d, 2000, true), 0);
+        assert_int_equal(replica_endpoint_version(r, IF, k1).wall_ms, 1000);
+        set_endpoint(dev_peer(d, 1), "198.51.100.1:4001");
+        assert_int_equal(poll(r, d, 3000, true), 1);
+        assert_int_equal(replica_endpoint_version(r, IF, k1).wall_ms, 3000);
+        /* A removed peer has none. */
+        dev_del(d, 1);
+        assert_int_equal(poll(r, d, 4000, true), 1);
+        assert_true(hlc_ts_is_zero(replica_endpoint_version(r, IF, k1)));
+}
+
 static void test_device_for(void **state) {
         _cleanup_(replica_freep) struct replica *r = NULL;
         _cleanup_(wg_device_freep) struct wg_device *d = dev_new(), *want = NULL;
@@ -1098,6 +1132,7 @@ int main(void) {
                 cmocka_unit_test(test_tombstone_beats_stale_node),
                 cmocka_unit_test(test_echo_rule),
                 cmocka_unit_test(test_endpoints_from_master_only),
+                cmocka_unit_test(test_endpoint_version),
                 cmocka_unit_test(test_device_for),
                 cmocka_unit_test(test_changes_since),
                 cmocka_unit_test(test_merge_rejects_invalid),
