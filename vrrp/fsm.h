@@ -77,6 +77,10 @@ struct vrrp_fsm {
         uint64_t preempt_allowed_at;       /* BACKUP: 0 = no lower-priority master seen yet */
         bool preempting;                   /* BACKUP: discarding a lower-priority master's adverts,
                                             * so Master_Down expiring means preemption */
+        /* MASTER: rate limits for answering another master that loses to us
+         * (not deadlines: nothing is armed for them). 0 = allowed now. */
+        uint64_t reply_allowed_at;         /* next immediate advert in reply */
+        uint64_t reannounce_allowed_at;    /* next re-announce (GARP/NA burst) */
 };
 
 struct vrrp_event {
@@ -92,7 +96,10 @@ struct vrrp_actions {
         uint8_t advert_priority;    /* ... with this priority (0 when releasing) */
         bool add_vips;              /* install virtual addresses */
         bool remove_vips;           /* remove virtual addresses */
-        bool announce;              /* gratuitous ARP / unsolicited NA burst */
+        bool announce;              /* gratuitous ARP / unsolicited NA burst; without
+                                     * state_changed it is a re-announce by a MASTER that
+                                     * heard a losing master (the caller extends it to the
+                                     * instance's sync group) */
         bool state_changed;
         enum vrrp_state old_state;
         enum vrrp_state new_state;
@@ -114,6 +121,20 @@ void vrrp_fsm_reconfigure(struct vrrp_fsm *fsm, const struct vrrp_fsm_config *co
  * state_changed is true. */
 void vrrp_fsm_step(struct vrrp_fsm *fsm, const struct vrrp_event *event, uint64_t now,
                    struct vrrp_actions *ret);
+
+/*
+ * A MASTER that hears an advert it wins against (a lower priority, or an
+ * equal one from a lower address) answers at once, because the sender is
+ * a second master (a healed partition, a thawed node) that neighbours may
+ * have learnt the virtual MAC from: send_advert so it yields now rather
+ * than at our next advert, and announce so neighbours move back to us.
+ * Rate limits, so that a peer flooding such adverts cannot make us flood:
+ * the reply advert at most once per Advertisement_Interval (at worst
+ * doubling our advert rate), the re-announce at most once per
+ * vrrp_reannounce_interval_usec(). Inside a window the advert is ignored,
+ * as before.
+ */
+uint64_t vrrp_reannounce_interval_usec(uint16_t advert_interval_cs);
 
 /* Earliest armed deadline, or 0 if none. */
 uint64_t vrrp_fsm_next_deadline(const struct vrrp_fsm *fsm);

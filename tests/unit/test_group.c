@@ -176,13 +176,15 @@ static void test_higher_priority_all_backup(void **state) {
         assert_int_equal(vrrp_fsm_next_deadline(&f.fsm[1]), now + 3414062);
         assert_int_equal(vrrp_fsm_next_deadline(&f.fsm[2]), now + 3218750);
 
-        /* lower adverts to a master do not move the group */
+        /* lower adverts to a master do not move the group; the member that
+         * heard one answers (the daemon extends its re-announce to the group) */
         setup_group(&f, prios3, 3);
         make_all_master(&f);
         step(&f, 1, (struct vrrp_event) { .type = VRRP_EVENT_ADVERT, .priority = 149, .max_adver_int_cs = 100 },
              now);
-        for (size_t i = 0; i < 3; i++)
-                check_untouched(&f, i, VRRP_STATE_MASTER);
+        check_actions(&f, 1, SEND | ANN, 150, VRRP_STATE_MASTER, VRRP_STATE_MASTER, VRRP_REASON_NONE);
+        check_untouched(&f, 0, VRRP_STATE_MASTER);
+        check_untouched(&f, 2, VRRP_STATE_MASTER);
 }
 
 static void test_fault(void **state) {
