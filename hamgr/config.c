@@ -44,7 +44,7 @@ static const char *const vrrp_keys[] = {
         "preempt", "preempt_delay_ms", "accept_mode", "virtual_ips", "unicast_peers",
         "track_interfaces", "garp", "checksum", "track_checks", NULL,
 };
-static const char *const garp_keys[] = { "repeat", "interval_ms", "refresh_s", NULL };
+static const char *const garp_keys[] = { "repeat", "interval_ms", "refresh_s", "delay_s", "delay_repeat", NULL };
 static const char *const group_keys[] = { "name", "instances", NULL };
 static const char *const notify_keys[] = { "script", "master", "backup", "fault", "stop", "timeout_ms", NULL };
 
@@ -476,6 +476,8 @@ static void parse_garp(struct loader *l, config_setting_t *inst, const char *wha
         (void) get_uint(l, garp, "repeat", 1, 100, &g->repeat);
         (void) get_uint(l, garp, "interval_ms", 0, 10000, &g->interval_ms);
         (void) get_uint(l, garp, "refresh_s", 0, 86400, &g->refresh_s);
+        (void) get_uint(l, garp, "delay_s", 0, 3600, &g->delay_s);
+        (void) get_uint(l, garp, "delay_repeat", 1, 100, &g->delay_repeat);
 }
 
 /* Needs the version, so it runs after "version" was read whatever the order in the file. */
@@ -537,7 +539,7 @@ static int parse_instance(struct loader *l, config_setting_t *inst, int idx, voi
                 .preempt = true,
                 .checksum = VRRP_CHECKSUM_RFC5798,
                 .family = AF_UNSPEC,
-                .garp = { .repeat = 3, .interval_ms = 100, .refresh_s = 0 },
+                .garp = { .repeat = 3, .interval_ms = 100, .refresh_s = 0, .delay_s = 5, .delay_repeat = 3 },
                 .line = line_of(inst),
         };
         snprintf(what, sizeof(what), "vrrp instance #%d", idx + 1);
@@ -1195,7 +1197,8 @@ bool hamgr_vrrp_config_equal(const struct hamgr_vrrp_config *a, const struct ham
             a->preempt_delay_ms != b->preempt_delay_ms || a->accept_mode != b->accept_mode ||
             a->checksum != b->checksum || a->family != b->family ||
             a->garp.repeat != b->garp.repeat || a->garp.interval_ms != b->garp.interval_ms ||
-            a->garp.refresh_s != b->garp.refresh_s)
+            a->garp.refresh_s != b->garp.refresh_s || a->garp.delay_s != b->garp.delay_s ||
+            a->garp.delay_repeat != b->garp.delay_repeat)
                 return false;
 
         /* Order is significant: the first address sets the family and the advertisement lists them in order. */

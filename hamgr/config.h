@@ -28,6 +28,8 @@ struct hamgr_garp_config {
         uint32_t repeat;        /* packets per burst, 1..100 (default 3) */
         uint32_t interval_ms;   /* between packets of a burst, 0..10000 (default 100) */
         uint32_t refresh_s;     /* repeat the burst this often while MASTER; 0 = never */
+        uint32_t delay_s;       /* second burst this long after the first, 0..3600; 0 = none (default 5) */
+        uint32_t delay_repeat;  /* packets in the second burst, 1..100 (default 3) */
 };
 
 /* A check tracked by a VRRP instance. */

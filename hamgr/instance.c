@@ -284,18 +284,27 @@ static void instance_announce_once(struct hamgr_instance *inst) {
         }
 }
 
+/* Bursts: the first (repeat packets), the delayed second one (delay_s after
+ * the first started, delay_repeat packets) for switches that were not
+ * forwarding yet, then refreshes (repeat packets every refresh_s). */
 static int on_announce_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct hamgr_instance *inst = userdata;
         const struct hamgr_garp_config *g = &inst->config->garp;
 
         if (inst->fsm.state != VRRP_STATE_MASTER)
                 return 0;
-        if (inst->announce_left == 0)
-                inst->announce_left = g->repeat; /* a refresh starts a new burst */
+        if (inst->announce_left == 0) {
+                /* a new burst: the second one or a refresh */
+                inst->announce_left = inst->announce_second_due ? g->delay_repeat : g->repeat;
+                inst->announce_second_due = false;
+        }
         instance_announce_once(inst);
         inst->announce_left--;
         if (inst->announce_left > 0)
                 sd_event_source_set_time(s, usec + (uint64_t) g->interval_ms * USEC_PER_MSEC);
+        else if (inst->announce_second_due)
+                sd_event_source_set_time(s, MAX(usec, inst->announce_started_usec +
+                                                              (uint64_t) g->delay_s * USEC_PER_SEC));
         else if (g->refresh_s > 0)
                 sd_event_source_set_time(s, usec + (uint64_t) g->refresh_s * USEC_PER_SEC);
         else
@@ -308,6 +317,8 @@ static void instance_start_announce(struct hamgr_instance *inst) {
         int r;
 
         inst->announce_left = inst->config->garp.repeat;
+        inst->announce_second_due = inst->config->garp.delay_s > 0;
+        inst->announce_started_usec = now;
         if (!inst->announce_timer) {
                 r = sd_event_add_time(inst->daemon->event, &inst->announce_timer, CLOCK_MONOTONIC, now, 1,
                                       on_announce_timer, inst);
@@ -322,6 +333,7 @@ static void instance_start_announce(struct hamgr_instance *inst) {
 
 static void instance_stop_announce(struct hamgr_instance *inst) {
         inst->announce_left = 0;
+        inst->announce_second_due = false;
         if (inst->announce_timer)
                 sd_event_source_set_enabled(inst->announce_timer, SD_EVENT_OFF);
 }
@@ -365,6 +377,9 @@ static void instance_apply(struct hamgr_instance *inst, const struct vrrp_action
                 instance_send_advert(inst, a->advert_priority);
         if (a->remove_vips)
                 instance_vips(inst, false);
+        if (a->announce && !a->state_changed)
+                log_inst(inst, LOG_INFO, "re-announcing virtual IPs: a second master that loses to us was heard%s",
+                         inst->group && inst->group->name ? " in the group" : "");
         if (a->announce)
                 instance_start_announce(inst);
         if (a->state_changed) {
@@ -402,6 +417,23 @@ static void group_notify(struct hamgr_group_rt *g) {
         g->notified_state = s;
 }
 
+/* A member that re-announces (it heard a second master losing to it, see
+ * vrrp_reannounce_interval_usec()) does so for the whole group: the other
+ * node was master for all of it, so neighbours hold its MAC for every
+ * member's addresses, also on links where no advert from it arrived. */
+static void instance_group_reannounce(struct hamgr_group_rt *g, struct vrrp_actions *actions) {
+        bool reannounce = false;
+
+        for (size_t i = 0; i < g->n_members; i++)
+                if (actions[i].announce && !actions[i].state_changed)
+                        reannounce = true;
+        if (!reannounce)
+                return;
+        for (size_t i = 0; i < g->n_members; i++)
+                if (g->members[i]->fsm.state == VRRP_STATE_MASTER && !actions[i].state_changed)
+                        actions[i].announce = true;
+}
+
 void instance_dispatch(struct hamgr_instance *inst, const struct vrrp_event *event) {
         struct hamgr_group_rt *g = inst->group;
         struct vrrp_actions actions[VRRP_GROUP_MAX_MEMBERS];
@@ -412,6 +444,7 @@ void instance_dispatch(struct hamgr_instance *inst, const struct vrrp_event *eve
          * VIP is gone would leave from the node's own address, and clients
          * roam to whatever address an authenticated packet comes from. */
         wg_followers_release_lost(inst->daemon);
+        instance_group_reannounce(g, actions);
         for (size_t i = 0; i < g->n_members; i++) {
                 instance_apply(g->members[i], &actions[i]);
                 changed |= actions[i].state_changed;

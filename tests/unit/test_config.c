@@ -105,6 +105,8 @@ static void test_sample_config(void **state) {
         assert_int_equal(wan->garp.repeat, 3);
         assert_int_equal(wan->garp.interval_ms, 100);
         assert_int_equal(wan->garp.refresh_s, 0);
+        assert_int_equal(wan->garp.delay_s, 5);
+        assert_int_equal(wan->garp.delay_repeat, 3);
         assert_true(wan->line > 0);
 
         lan = hamgr_config_find_vrrp(c, "lan");
@@ -298,6 +300,8 @@ static void test_defaults(void **state) {
         assert_int_equal(v->garp.repeat, 3);
         assert_int_equal(v->garp.interval_ms, 100);
         assert_int_equal(v->garp.refresh_s, 0);
+        assert_int_equal(v->garp.delay_s, 5);
+        assert_int_equal(v->garp.delay_repeat, 3);
 }
 
 static void test_empty_config(void **state) {
@@ -319,9 +323,9 @@ static void test_limits_accepted(void **state) {
                     "    preempt = false; preempt_delay_ms = 3600000; accept_mode = true; checksum = \"rfc9568\";\n"
                     "    virtual_ips = ( \"10.0.0.1/32\" ); unicast_peers = [ \"10.0.0.2\", \"10.0.0.3\" ];\n"
                     "    track_interfaces = [ \"abcdefghijklmno\", \"eth1\" ];\n"
-                    "    garp = { repeat = 100; interval_ms = 10000; refresh_s = 86400; }; },\n"
+                    "    garp = { repeat = 100; interval_ms = 10000; refresh_s = 86400; delay_s = 3600; delay_repeat = 100; }; },\n"
                     "  { name = \"b\"; interface = \"eth0\"; vrid = 1; priority = 1; advert_interval_ms = 10;\n"
-                    "    garp = { repeat = 1; interval_ms = 0; }; virtual_ips = [ \"10.0.0.9\" ]; },\n"
+                    "    garp = { repeat = 1; interval_ms = 0; delay_s = 0; }; virtual_ips = [ \"10.0.0.9\" ]; },\n"
                     "  { name = \"c\"; interface = \"eth0\"; vrid = 2; version = 2; advert_interval_ms = 255000;\n"
                     "    virtual_ips = [ \"10.0.1.1/24\" ]; },\n"
                     "  { name = \"d\"; interface = \"eth0\"; vrid = 3; version = 2; advert_interval_ms = 1000;\n"
@@ -350,6 +354,8 @@ static void test_limits_accepted(void **state) {
         assert_int_equal(v->garp.repeat, 100);
         assert_int_equal(v->garp.interval_ms, 10000);
         assert_int_equal(v->garp.refresh_s, 86400);
+        assert_int_equal(v->garp.delay_s, 3600);
+        assert_int_equal(v->garp.delay_repeat, 100);
 
         v = hamgr_config_find_vrrp(c, "b");
         assert_int_equal(v->line, 8);
@@ -358,8 +364,10 @@ static void test_limits_accepted(void **state) {
         assert_int_equal(v->advert_interval_ms, 10);
         assert_int_equal(v->garp.repeat, 1);
         assert_int_equal(v->garp.interval_ms, 0);
+        assert_int_equal(v->garp.delay_s, 0);
         /* Unset members of a present garp group keep their defaults. */
         assert_int_equal(v->garp.refresh_s, 0);
+        assert_int_equal(v->garp.delay_repeat, 3);
 
         v = hamgr_config_find_vrrp(c, "c");
         assert_int_equal(v->version, 2);
@@ -407,6 +415,8 @@ static const struct error_case instance_cases[] = {
         { "vrid = 1; garp = { repeat = 101; };", "repeat 101 out of range 1..100" },
         { "vrid = 1; garp = { interval_ms = 10001; };", "interval_ms 10001 out of range 0..10000" },
         { "vrid = 1; garp = { refresh_s = 86401; };", "refresh_s 86401 out of range 0..86400" },
+        { "vrid = 1; garp = { delay_s = 3601; };", "delay_s 3601 out of range 0..3600" },
+        { "vrid = 1; garp = { delay_repeat = 0; };", "delay_repeat 0 out of range 1..100" },
         { "vrid = 1; garp = 3;", "garp must be a group" },
         { "vrid = 1; garp = { repeats = 3; };", "unknown setting 'repeats' in garp of vrrp instance 'wan'" },
         { "vrid = 1; prioritty = 100;", "unknown setting 'prioritty' in vrrp instance 'wan'" },
