@@ -268,17 +268,37 @@ static int on_socket(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
 /* ---- gratuitous ARP / NA ------------------------------------------------ */
 
+/* The source of our neighbour advertisements: the link-local address the
+ * adverts go out from, or for an IPv4 instance with IPv6 virtual IPs the
+ * interface's own link-local address. */
+static int instance_na_source(struct hamgr_instance *inst, struct ip_address *ret) {
+        const struct hamgr_vrrp_config *c = inst->config;
+
+        if (c->family == AF_INET6) {
+                if (!inst->have_primary)
+                        return -ENOENT;
+                *ret = inst->primary;
+                return 0;
+        }
+        return vrrp_address_primary(inst->daemon->nl, inst->ifindex, AF_INET6, c->virtual_ips, c->n_virtual_ips,
+                                    ret);
+}
+
 static void instance_announce_once(struct hamgr_instance *inst) {
         const struct hamgr_vrrp_config *c = inst->config;
-        int r;
+        struct ip_address src;
+        int r, src_r = 1; /* 1: not looked up yet */
 
         for (size_t i = 0; i < c->n_virtual_ips; i++) {
                 const struct ip_address *a = &c->virtual_ips[i].address;
 
                 if (a->family == AF_INET)
                         r = vrrp_announce_garp(inst->ifindex, inst->mac, &a->addr.in);
-                else
-                        r = vrrp_announce_na(inst->ifindex, inst->mac, &a->addr.in6);
+                else {
+                        if (src_r > 0)
+                                src_r = instance_na_source(inst, &src);
+                        r = src_r < 0 ? src_r : vrrp_announce_na(inst->ifindex, inst->mac, &src.addr.in6, &a->addr.in6);
+                }
                 if (r < 0)
                         log_inst_errno(inst, LOG_DEBUG, r, "announce failed: %m");
         }
