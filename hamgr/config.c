@@ -1093,6 +1093,53 @@ void hamgr_config_errors_clear(struct hamgr_config_errors *errors) {
         *errors = (struct hamgr_config_errors) {};
 }
 
+static int _printf_(3, 4) message_add(struct hamgr_config_errors *list, int line, const char *fmt, ...) {
+        struct hamgr_config_error *items;
+        char *msg;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        items = reallocarray(list->items, list->n + 1, sizeof(*items));
+        if (!items) {
+                free(msg);
+                return -ENOMEM;
+        }
+        items[list->n++] = (struct hamgr_config_error) { .line = line, .message = msg };
+        list->items = items;
+        return 0;
+}
+
+int hamgr_config_warnings(const struct hamgr_config *config, struct hamgr_config_errors *warnings) {
+        char buf[INET6_ADDRSTRLEN];
+        int r;
+
+        for (size_t i = 0; i < config->n_vrrp; i++) {
+                const struct hamgr_vrrp_config *v = &config->vrrp[i];
+                const struct ip_address *first;
+
+                if (v->family != AF_INET6 || v->n_virtual_ips == 0)
+                        continue;
+                first = &v->virtual_ips[0].address;
+                if (ip_address_is_link_local(first))
+                        continue;
+                /* Not an error: hamgr and keepalived accept such adverts,
+                 * but a stricter router may not. */
+                r = message_add(warnings, v->line,
+                                "warning: vrrp instance '%s': first virtual IP %s is not link-local; "
+                                "RFC 9568 5.2.9 asks for the virtual router's link-local address (fe80::/10) "
+                                "first in IPv6 advertisements",
+                                v->name, ip_address_to_string(first, buf, sizeof(buf)));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static void strv_free_n(char **v, size_t n) {
         if (!v)
                 return;

@@ -189,6 +189,17 @@ void hamgr_config_errors_print(const struct hamgr_config_errors *errors, const c
 
 void hamgr_config_errors_clear(struct hamgr_config_errors *errors);
 
+/*
+ * Advice about a valid CONFIG that does not stop it from loading ("hamgr
+ * check" prints it and still succeeds). Each message, starting with
+ * "warning: ", is appended to *warnings with the line it is about. Returns
+ * 0, or -ENOMEM (messages appended so far are kept).
+ * Today: an IPv6 instance whose first virtual IP is not link-local (RFC
+ * 9568 5.2.9: the first address of an IPv6 advertisement should be the
+ * virtual router's link-local address).
+ */
+int hamgr_config_warnings(const struct hamgr_config *config, struct hamgr_config_errors *warnings);
+
 /* Destructors accept NULL. */
 struct hamgr_config *hamgr_config_free(struct hamgr_config *c);
 static inline void hamgr_config_freep(struct hamgr_config **c) {

@@ -115,6 +115,11 @@ static int cmd_check(void) {
         hamgr_config_errors_clear(&errors);
         if (r < 0)
                 return EXIT_FAILURE;
+        /* Warnings do not fail the check: the file loads as it is. */
+        if (hamgr_config_warnings(config, &errors) < 0)
+                fprintf(stderr, "%s: out of memory while checking for warnings\n", arg_config);
+        hamgr_config_errors_print(&errors, arg_config, stderr);
+        hamgr_config_errors_clear(&errors);
         printf("%s: OK (%zu VRRP instance%s, %zu group%s)\n", arg_config, config->n_vrrp,
                config->n_vrrp == 1 ? "" : "s", config->n_groups, config->n_groups == 1 ? "" : "s");
         return EXIT_SUCCESS;

@@ -304,6 +304,36 @@ static void test_defaults(void **state) {
         assert_int_equal(v->garp.delay_repeat, 3);
 }
 
+/* An IPv6 instance should list its link-local virtual address first: a
+ * warning, not an error. */
+static void test_warning_ipv6_first_not_link_local(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL, *ok = NULL, *sample = NULL;
+        struct hamgr_config_errors w = {}, e = {};
+
+        c = load_ok("vrrp = (\n"
+                    "  { name = \"v4\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1\", \"2001:db8::1\" ]; },\n"
+                    "  { name = \"ll\"; interface = \"eth0\"; vrid = 2; virtual_ips = [ \"fe80::2\", \"2001:db8::2\" ]; },\n"
+                    "  { name = \"global\"; interface = \"eth0\"; vrid = 3;\n"
+                    "    virtual_ips = [ \"2001:db8::3/64\", \"fe80::3\" ]; }\n"
+                    ");\n");
+        assert_int_equal(hamgr_config_warnings(c, &w), 0);
+        assert_int_equal(w.n, 1);
+        assert_int_equal(w.items[0].line, 4);
+        assert_non_null(strstr(w.items[0].message, "warning: "));
+        assert_non_null(strstr(w.items[0].message, "'global'"));
+        assert_non_null(strstr(w.items[0].message, "2001:db8::3 is not link-local"));
+        assert_non_null(strstr(w.items[0].message, "RFC 9568 5.2.9"));
+        hamgr_config_errors_clear(&w);
+
+        ok = load_ok("vrrp = ( { name = \"v\"; interface = \"eth0\"; vrid = 7; virtual_ips = [ \"fe80::7/64\" ]; } );\n");
+        assert_int_equal(hamgr_config_warnings(ok, &w), 0);
+        assert_int_equal(w.n, 0);
+
+        assert_int_equal(hamgr_config_load(SAMPLE_CONFIG, &sample, &e), 0);
+        assert_int_equal(hamgr_config_warnings(sample, &w), 0);
+        assert_int_equal(w.n, 0);
+}
+
 static void test_empty_config(void **state) {
         _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
 
@@ -1887,6 +1917,7 @@ int main(void) {
                 cmocka_unit_test(test_sample_wireguard_examples),
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_empty_config),
+                cmocka_unit_test(test_warning_ipv6_first_not_link_local),
                 cmocka_unit_test(test_limits_accepted),
                 cmocka_unit_test(test_instance_errors),
                 cmocka_unit_test(test_missing_required),
