@@ -283,6 +283,12 @@ static void master_advert(struct vrrp_fsm *fsm, const struct vrrp_event *event, 
         /* become_backup() takes the interval from the fsm, so learn it first. */
         learn_interval(fsm, event);
         become_backup(fsm, now, reason, ret);
+        /* One last advert with our priority, which RFC 9568 6.4.3 does not
+         * send: after a split heals, the winner's advert may reach us
+         * before any of ours reached it, and then the winner would never
+         * learn that neighbours may hold our MAC. This advert loses to it,
+         * so it re-announces (master_reassert()). */
+        send_advert(ret, fsm->config.priority);
 }
 
 static void master_timer(struct vrrp_fsm *fsm, const struct vrrp_event *event, uint64_t now,

@@ -133,6 +133,10 @@ void vrrp_fsm_step(struct vrrp_fsm *fsm, const struct vrrp_event *event, uint64_
  * doubling our advert rate), the re-announce at most once per
  * vrrp_reannounce_interval_usec(). Inside a window the advert is ignored,
  * as before.
+ * The other side: a MASTER that yields to a higher priority (or loses the
+ * tie-break) sends one last advert with its own priority as it goes
+ * BACKUP (send_advert with the state change; not in RFC 9568), so that
+ * the winner hears a losing master even when its advert arrived first.
  */
 uint64_t vrrp_reannounce_interval_usec(uint16_t advert_interval_cs);
 

@@ -82,7 +82,7 @@ static const struct step owner_startup_steps[] = {
          * the losers are answered (advert timer restarted), once per window */
         S(1500000, ADV_FROM(254, 100, PEER_HIGH), MASTER, REASSERT, 255, NONE, 2500000),
         S(1600000, ADV_FROM(255, 100, PEER_LOW), MASTER, 0, 0, NONE, 2500000),
-        S(1700000, ADV_FROM(255, 100, PEER_HIGH), BACKUP, DEL | CHG, 0, TIE_BREAK, 1700000 + 3003906),
+        S(1700000, ADV_FROM(255, 100, PEER_HIGH), BACKUP, SEND | DEL | CHG, 255, TIE_BREAK, 1700000 + 3003906),
 };
 SCENARIO(owner_startup, CFG(3, 255, 100, true, 0));
 
@@ -229,7 +229,7 @@ static const struct step tie_break_steps[] = {
         /* equal priority, lower address: we win and answer */
         S(5000000, ADV_FROM(100, 100, PEER_LOW), MASTER, REASSERT, 100, NONE, 6000000),
         /* equal priority, higher address: we yield */
-        S(5100000, ADV_FROM(100, 100, PEER_HIGH), BACKUP, DEL | CHG, 0, TIE_BREAK, 5100000 + 3609375),
+        S(5100000, ADV_FROM(100, 100, PEER_HIGH), BACKUP, SEND | DEL | CHG, 100, TIE_BREAK, 5100000 + 3609375),
         S(5200000, EV(TIMER), BACKUP, 0, 0, NONE, 5100000 + 3609375),
 };
 SCENARIO(tie_break, CFG(3, 100, 100, true, 0));
@@ -244,14 +244,14 @@ static const struct step master_yields_steps[] = {
         /* someone released: reassert at once */
         S(5000000, ADV(0, 100), MASTER, SEND, 100, NONE, 6000000),
         /* higher priority at 3 s: 3 * 3000000 + 156 * 3000000 / 256 = 10828125 */
-        S(5500000, ADV(101, 300), BACKUP, DEL | CHG, 0, HIGHER_PRIORITY, 5500000 + 10828125),
+        S(5500000, ADV(101, 300), BACKUP, SEND | DEL | CHG, 100, HIGHER_PRIORITY, 5500000 + 10828125),
 };
 SCENARIO(master_yields, CFG(3, 100, 100, true, 0));
 
 static const struct step master_yields_v2_steps[] = {
         S(0, EV(STARTUP), BACKUP, CHG, 0, STARTUP, 3609375),
         S(3609375, EV(TIMER), MASTER, TO_MASTER, 100, MASTER_DOWN, 4609375),
-        S(4000000, ADV(200, 300), BACKUP, DEL | CHG, 0, HIGHER_PRIORITY, 4000000 + 3609375),
+        S(4000000, ADV(200, 300), BACKUP, SEND | DEL | CHG, 100, HIGHER_PRIORITY, 4000000 + 3609375),
 };
 SCENARIO(master_yields_v2, CFG(2, 100, 100, true, 0));
 
@@ -273,12 +273,14 @@ static const struct step reassert_steps[] = {
         S(1299999, ADV(100, 10), MASTER, SEND, 200, NONE, 1399999),
         /* equal priority from a lower address loses too: a second later, both */
         S(1400000, ADV_FROM(200, 10, PEER_LOW), MASTER, REASSERT, 200, NONE, 1500000),
-        /* equal priority from a higher address, or a higher priority, wins as before */
-        S(1450000, ADV_FROM(201, 10, PEER_LOW), BACKUP, DEL | CHG, 0, HIGHER_PRIORITY, 1450000 + 321875),
+        /* equal priority from a higher address, or a higher priority, wins as
+         * before; we yield with a last advert of our own priority, so that
+         * the winner hears a losing master even if its advert came first */
+        S(1450000, ADV_FROM(201, 10, PEER_LOW), BACKUP, SEND | DEL | CHG, 200, HIGHER_PRIORITY, 1450000 + 321875),
         S(1771875, EV(TIMER), MASTER, TO_MASTER, 200, MASTER_DOWN, 1871875),
         /* a new mastership does not inherit the old windows */
         S(1800000, ADV(100, 10), MASTER, REASSERT, 200, NONE, 1900000),
-        S(1850000, ADV_FROM(200, 10, PEER_HIGH), BACKUP, DEL | CHG, 0, TIE_BREAK, 1850000 + 321875),
+        S(1850000, ADV_FROM(200, 10, PEER_HIGH), BACKUP, SEND | DEL | CHG, 200, TIE_BREAK, 1850000 + 321875),
 };
 SCENARIO(reassert, CFG(3, 200, 10, true, 0));
 

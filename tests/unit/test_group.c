@@ -165,7 +165,8 @@ static void test_higher_priority_all_backup(void **state) {
         /* member 0 sees a better master on the other node (v3, 2 s interval) */
         step(&f, 0, (struct vrrp_event) { .type = VRRP_EVENT_ADVERT, .priority = 101, .max_adver_int_cs = 200 },
              now);
-        check_actions(&f, 0, DEL | CHG, 0, VRRP_STATE_MASTER, VRRP_STATE_BACKUP, VRRP_REASON_HIGHER_PRIORITY);
+        /* the member that lost says so once, with its own priority (for the winner's re-announce) */
+        check_actions(&f, 0, SEND | DEL | CHG, 100, VRRP_STATE_MASTER, VRRP_STATE_BACKUP, VRRP_REASON_HIGHER_PRIORITY);
         /* the others just go quiet: no priority 0 */
         check_actions(&f, 1, DEL | CHG, 0, VRRP_STATE_MASTER, VRRP_STATE_BACKUP, VRRP_REASON_GROUP);
         check_actions(&f, 2, DEL | CHG, 0, VRRP_STATE_MASTER, VRRP_STATE_BACKUP, VRRP_REASON_GROUP);

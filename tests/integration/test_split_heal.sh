@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# After a split heals, the node that stays MASTER takes the virtual IPs back
+# in the neighbours' caches at once. Two gateways (gw1 150, gw2 100, 100 ms
+# adverts, one instance with an IPv4 and an IPv6 virtual IP) and a client:
+#  - the client has neighbour entries for both VIPs with gw1's MAC;
+#  - nftables in gw2 drop VRRP both ways for 3 s: gw2 becomes MASTER as
+#    well and its GARP / NA move the client's entries to gw2's MAC (so the
+#    client really holds the loser's MAC during the split);
+#  - the rules go: gw1 hears gw2's lower-priority advert, stays MASTER,
+#    answers it and re-announces; gw2 yields. The client's entries hold
+#    gw1's MAC within 1 s of the heal, read without sending anything from
+#    the client (its own resolution would take the 5 s DELAY state at the
+#    least, so 1 s tells the re-announce from the cache expiring);
+#  - the re-announce is logged on gw1, which never left MASTER, and the
+#    NAs carry the Router flag;
+#  - a second split and heal: answered again (the 1 s rate limit of the
+#    re-announce has long passed), once.
+# The lost side yields with one last advert of its own priority, so gw1
+# hears a losing master even when its own advert reaches gw2 first.
+# No delayed second burst (garp.delay_s = 0), which could move the client
+# by itself.
+# shellcheck disable=SC2317 # small predicates run through wait_until
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+require_hamgr
+require_cmd nft ping tcpdump
+
+VIP4=10.77.0.10
+VIP6=fd77::10
+
+lab_create 2
+node_start client
+
+for g in gw1 gw2; do
+        prio=150
+        [ "$g" = gw2 ] && prio=100
+        # No delayed second burst: it could land just after a heal and move
+        # the client without the re-announce under test.
+        HC_VIPS="\"$VIP4/24\", \"$VIP6/64\"" HC_INSTANCE_EXTRA='garp = { delay_s = 0; };' \
+                write_hamgr_conf "$(conf_of "$g")" "$g" "$prio"
+done
+MAC1=$(node_mac gw1)
+MAC2=$(node_mac gw2)
+
+hamgr_start gw1 "$(conf_of gw1)"
+wait_until 5 hamgr_state_is gw1 wan MASTER || die "gw1 did not become MASTER"
+hamgr_start gw2 "$(conf_of gw2)"
+wait_until 5 states_are MASTER BACKUP || die "gw2 did not settle as BACKUP"
+
+client_has() {
+        [ "$(neigh_mac client "$1")" = "$2" ]
+}
+
+# ping VIP: one echo from the client (creates its neighbour entry).
+ping_vip() {
+        node_exec client ping -c 1 -W 1 "$1" >/dev/null 2>&1
+}
+
+wait_until 5 ping_vip "$VIP4" || die "client cannot ping $VIP4"
+wait_until 5 ping_vip "$VIP6" || die "client cannot ping $VIP6"
+assert_eq "$(neigh_mac client "$VIP4")" "$MAC1" "before the split: client has gw1's MAC for $VIP4"
+assert_eq "$(neigh_mac client "$VIP6")" "$MAC1" "before the split: client has gw1's MAC for $VIP6"
+
+# VRRP (protocol 112) dropped in and out of gw2; ARP and ND still pass.
+split() {
+        ip netns exec "$(ns_of gw2)" nft -f - <<'EOF'
+table inet hi_split {
+        chain in { type filter hook input priority 0; meta l4proto 112 drop; }
+        chain out { type filter hook output priority 0; meta l4proto 112 drop; }
+}
+EOF
+}
+
+heal() {
+        ip netns exec "$(ns_of gw2)" nft delete table inet hi_split
+}
+
+# split_and_heal ROUND: a 3 s split during which the client moves to gw2,
+# then the heal; sets HEAL_MS.
+split_and_heal() {
+        local round=$1
+        split
+        wait_until 5 states_are MASTER MASTER || die "$round: gw2 did not become MASTER during the split"
+        assert_true "$round: during the split the client has gw2's MAC for $VIP4" \
+                wait_until 2 client_has "$VIP4" "$MAC2"
+        assert_true "$round: during the split the client has gw2's MAC for $VIP6" \
+                wait_until 2 client_has "$VIP6" "$MAC2"
+        sleep 3
+        assert_eq "$(neigh_mac client "$VIP4")" "$MAC2" "$round: client still on gw2 for $VIP4 at the end of the split"
+        HEAL_MS=$(hi_now_ms)
+        heal
+}
+
+capture_start client eth0 "arp or (icmp6 and ip6[40] == 136)" "$HI_TMP/client.cap"
+
+# ---- first split
+split_and_heal "split 1"
+assert_true "split 1: within 1 s of the heal the client has gw1's MAC for $VIP4" \
+        wait_until 1 client_has "$VIP4" "$MAC1"
+assert_true "split 1: within 1 s of the heal the client has gw1's MAC for $VIP6" \
+        wait_until 1 client_has "$VIP6" "$MAC1"
+took=$(($(hi_now_ms) - HEAL_MS))
+hi_log "split 1: client back on gw1 ${took} ms after the heal"
+wait_until 3 states_are MASTER BACKUP || fail "split 1: after the heal gw1/gw2 are $(hamgr_state gw1 wan)/$(hamgr_state gw2 wan)"
+assert_eq "$(inst_field gw2 wan .last_transition.reason)" higher-priority "split 1: gw2 yields to the higher priority"
+assert_eq "$(hamgr_log_count gw1 'MASTER -> ')" 0 "split 1: gw1 never left MASTER"
+assert_eq "$(hamgr_log_count gw1 're-announcing virtual IPs')" 1 "split 1: gw1 logged one re-announce"
+assert_true "split 1: gw1's NA for $VIP6 carries the Router flag" \
+        capture_has "$HI_TMP/client.cap" "$MAC1 > 33:33:00:00:00:01" "tgt is $VIP6," "Flags [router, override]"
+
+# ---- a second split at once: gw1 answers again (the 1 s window has passed
+# by the end of a 3 s split), and only once per heal
+split_and_heal "split 2"
+assert_true "split 2: within 1 s of the heal the client has gw1's MAC for $VIP4" \
+        wait_until 1 client_has "$VIP4" "$MAC1"
+assert_true "split 2: within 1 s of the heal the client has gw1's MAC for $VIP6" \
+        wait_until 1 client_has "$VIP6" "$MAC1"
+wait_until 3 states_are MASTER BACKUP || fail "split 2: after the heal gw1/gw2 are $(hamgr_state gw1 wan)/$(hamgr_state gw2 wan)"
+assert_eq "$(hamgr_log_count gw1 're-announcing virtual IPs')" 2 "split 2: gw1 logged a second re-announce"
+
+finish
