@@ -19,6 +19,10 @@
 #    re-announce has long passed), once.
 # The lost side yields with one last advert of its own priority, so gw1
 # hears a losing master even when its own advert reaches gw2 first.
+#  - a sync group (wan vrid 51, lan vrid 52): after a split, only gw2's
+#    "wan" adverts reach gw1 (nftables keeps dropping vrid 52 out of gw2);
+#    gw1 re-announces "lan" too, and the client holds gw1's MAC for both
+#    VIPs within 1 s.
 # No delayed second burst (garp.delay_s = 0), which could move the client
 # by itself.
 # shellcheck disable=SC2317 # small predicates run through wait_until
@@ -120,5 +124,67 @@ assert_true "split 2: within 1 s of the heal the client has gw1's MAC for $VIP6"
         wait_until 1 client_has "$VIP6" "$MAC1"
 wait_until 3 states_are MASTER BACKUP || fail "split 2: after the heal gw1/gw2 are $(hamgr_state gw1 wan)/$(hamgr_state gw2 wan)"
 assert_eq "$(hamgr_log_count gw1 're-announcing virtual IPs')" 2 "split 2: gw1 logged a second re-announce"
+
+# ---- sync group: the re-announce covers every member
+LAN_VIP=10.77.0.20
+
+# write_group_conf FILE NODE PRIORITY: "wan" (vrid 51) and "lan" (vrid 52)
+# on eth0 in group "gateway", no delayed second burst.
+write_group_conf() {
+        local file=$1 node=$2 prio=$3
+        mkdir -p "$HI_TMP/$node.state"
+        cat >"$file" <<EOF
+node = { name = "$node"; state_dir = "$HI_TMP/$node.state"; control_socket = "/run/hamgr/control.sock"; };
+vrrp = (
+  { name = "wan"; interface = "eth0"; vrid = 51; priority = $prio; advert_interval_ms = 100;
+    virtual_ips = [ "$VIP4/24" ]; garp = { delay_s = 0; }; },
+  { name = "lan"; interface = "eth0"; vrid = 52; priority = $prio; advert_interval_ms = 100;
+    virtual_ips = [ "$LAN_VIP/24" ]; garp = { delay_s = 0; }; }
+);
+groups = ( { name = "gateway"; instances = [ "wan", "lan" ]; } );
+EOF
+}
+
+both_are() {
+        hamgr_state_is "$1" wan "$2" && hamgr_state_is "$1" lan "$2"
+}
+
+hamgr_stop gw2
+hamgr_stop gw1
+: >"$(hamgr_log gw1)"
+write_group_conf "$(conf_of gw1)" gw1 150
+write_group_conf "$(conf_of gw2)" gw2 100
+hamgr_start gw1 "$(conf_of gw1)"
+wait_until 5 both_are gw1 MASTER || die "group: gw1 did not become MASTER"
+hamgr_start gw2 "$(conf_of gw2)"
+wait_until 5 both_are gw2 BACKUP || die "group: gw2 did not settle as BACKUP"
+wait_until 5 ping_vip "$LAN_VIP" || die "group: client cannot ping $LAN_VIP"
+wait_until 5 ping_vip "$VIP4" || die "group: client cannot ping $VIP4"
+
+split
+wait_until 5 both_are gw2 MASTER || die "group: gw2 did not become MASTER during the split"
+assert_true "group: during the split the client has gw2's MAC for $LAN_VIP" \
+        wait_until 2 client_has "$LAN_VIP" "$MAC2"
+assert_true "group: during the split the client has gw2's MAC for $VIP4" \
+        wait_until 2 client_has "$VIP4" "$MAC2"
+sleep 1
+# Heal all but gw2's "lan" adverts (vrid 52, byte 1 of the VRRP header):
+# gw1 hears the losing master on "wan" only, and must re-announce "lan" too.
+ip netns exec "$(ns_of gw2)" nft -f - <<'EOF'
+flush table inet hi_split
+table inet hi_split {
+        chain out { type filter hook output priority 0; meta l4proto 112 @th,8,8 52 drop; }
+}
+EOF
+ip netns exec "$(ns_of gw2)" nft delete chain inet hi_split in
+assert_true "group: within 1 s of the heal the client has gw1's MAC for $VIP4" \
+        wait_until 1 client_has "$VIP4" "$MAC1"
+assert_true "group: within 1 s of the heal the client has gw1's MAC for $LAN_VIP (heard nothing on lan)" \
+        wait_until 1 client_has "$LAN_VIP" "$MAC1"
+wait_until 3 both_are gw2 BACKUP || fail "group: gw2 did not go back to BACKUP"
+assert_eq "$(hamgr_log_count gw1 'lan: re-announcing virtual IPs: a second master that loses to us was heard in the group')" 1 \
+        "group: gw1's lan re-announced for the group"
+assert_eq "$(hamgr_log_count gw1 'MASTER -> ')" 0 "group: gw1 never left MASTER"
+heal
 
 finish
