@@ -894,6 +894,8 @@ static const char *const equal_variants[] = {
         "garp = { repeat = 4; };",
         "garp = { interval_ms = 101; };",
         "garp = { refresh_s = 1; };",
+        "garp = { delay_s = 6; };",
+        "garp = { delay_repeat = 4; };",
         "tc = 1;",
         "tc = 2;",
         "tc = 3;",
