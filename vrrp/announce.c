@@ -124,7 +124,7 @@ void vrrp_announce_na_frame(uint8_t frame[static VRRP_NA_FRAME_LEN], const uint8
         *p++ = ND_NEIGHBOR_ADVERT;
         *p++ = 0; /* code */
         p += 2;   /* checksum, below */
-        /* Router: the address belongs to a virtual router (RFC 9568 6.4.2),
+        /* Router: the address belongs to a virtual router (RFC 9568 section 6.4),
          * and a neighbour that uses it as its gateway must keep it marked
          * as one. Override, so neighbours replace a cached MAC. Not
          * Solicited: nobody asked. */

@@ -21,7 +21,7 @@ int vrrp_announce_garp(int ifindex, const uint8_t mac[static 6], const struct in
 /* Build an unsolicited neighbour advertisement for TARGET from SRC (a
  * link-local address of the interface) and MAC to ff02::1 (Ethernet
  * 33:33:00:00:00:01): hop limit 255, Router and Override flags set (RFC 9568
- * 6.4.2: the virtual router is a router), Solicited clear, target link-layer
+ * section 6.4: the virtual router is a router), Solicited clear, target link-layer
  * address option MAC, ICMPv6 checksum filled in. Pure. */
 void vrrp_announce_na_frame(uint8_t frame[static VRRP_NA_FRAME_LEN], const uint8_t mac[static 6],
                             const struct in6_addr *src, const struct in6_addr *target);

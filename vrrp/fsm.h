@@ -93,7 +93,8 @@ struct vrrp_event {
 
 struct vrrp_actions {
         bool send_advert;           /* send one advertisement now ... */
-        uint8_t advert_priority;    /* ... with this priority (0 when releasing) */
+        uint8_t advert_priority;    /* ... with this priority (0 when releasing; our own when
+                                     * a MASTER answers a losing master or yields) */
         bool add_vips;              /* install virtual addresses */
         bool remove_vips;           /* remove virtual addresses */
         bool announce;              /* gratuitous ARP / unsolicited NA burst; without
@@ -123,16 +124,18 @@ void vrrp_fsm_step(struct vrrp_fsm *fsm, const struct vrrp_event *event, uint64_
                    struct vrrp_actions *ret);
 
 /*
+ * The re-announce window for ADVERT_INTERVAL_CS: max(1 s, the interval).
+ *
  * A MASTER that hears an advert it wins against (a lower priority, or an
  * equal one from a lower address) answers at once, because the sender is
- * a second master (a healed partition, a thawed node) that neighbours may
- * have learnt the virtual MAC from: send_advert so it yields now rather
- * than at our next advert, and announce so neighbours move back to us.
+ * a second master (a healed partition, a thawed node) whose MAC neighbours
+ * may hold for the virtual IPs: send_advert so it yields now rather than
+ * at our next advert, and announce so neighbours move back to us.
  * Rate limits, so that a peer flooding such adverts cannot make us flood:
  * the reply advert at most once per Advertisement_Interval (at worst
- * doubling our advert rate), the re-announce at most once per
- * vrrp_reannounce_interval_usec(). Inside a window the advert is ignored,
- * as before.
+ * doubling our advert rate; it restarts the advert timer), the re-announce
+ * at most once per this window. Inside both windows the advert is ignored
+ * as before; inside the re-announce window only, just the advert goes out.
  * The other side: a MASTER that yields to a higher priority (or loses the
  * tie-break) sends one last advert with its own priority as it goes
  * BACKUP (send_advert with the state change; not in RFC 9568), so that
