@@ -45,7 +45,7 @@ static const char *const vrrp_keys[] = {
         "preempt", "preempt_delay_ms", "accept_mode", "virtual_ips", "unicast_peers",
         "track_interfaces", "garp", "checksum", "track_checks", "virtual_routes", NULL,
 };
-static const char *const garp_keys[] = { "repeat", "interval_ms", "refresh_s", NULL };
+static const char *const garp_keys[] = { "repeat", "interval_ms", "refresh_s", "delay_s", "delay_repeat", NULL };
 static const char *const group_keys[] = { "name", "instances", NULL };
 static const char *const notify_keys[] = { "script", "master", "backup", "fault", "stop", "timeout_ms", NULL };
 
@@ -479,6 +479,8 @@ static void parse_garp(struct loader *l, config_setting_t *inst, const char *wha
         (void) get_uint(l, garp, "repeat", 1, 100, &g->repeat);
         (void) get_uint(l, garp, "interval_ms", 0, 10000, &g->interval_ms);
         (void) get_uint(l, garp, "refresh_s", 0, 86400, &g->refresh_s);
+        (void) get_uint(l, garp, "delay_s", 0, 3600, &g->delay_s);
+        (void) get_uint(l, garp, "delay_repeat", 1, 100, &g->delay_repeat);
 }
 
 /* unicast_ttl and unicast_source; needs the family, so it runs after the
@@ -589,7 +591,7 @@ static int parse_instance(struct loader *l, config_setting_t *inst, int idx, voi
                 .preempt = true,
                 .checksum = VRRP_CHECKSUM_RFC5798,
                 .family = AF_UNSPEC,
-                .garp = { .repeat = 3, .interval_ms = 100, .refresh_s = 0 },
+                .garp = { .repeat = 3, .interval_ms = 100, .refresh_s = 0, .delay_s = 5, .delay_repeat = 3 },
                 .line = line_of(inst),
         };
         snprintf(what, sizeof(what), "vrrp instance #%d", idx + 1);
@@ -1169,6 +1171,53 @@ void hamgr_config_errors_clear(struct hamgr_config_errors *errors) {
         *errors = (struct hamgr_config_errors) {};
 }
 
+static int _printf_(3, 4) message_add(struct hamgr_config_errors *list, int line, const char *fmt, ...) {
+        struct hamgr_config_error *items;
+        char *msg;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        items = reallocarray(list->items, list->n + 1, sizeof(*items));
+        if (!items) {
+                free(msg);
+                return -ENOMEM;
+        }
+        items[list->n++] = (struct hamgr_config_error) { .line = line, .message = msg };
+        list->items = items;
+        return 0;
+}
+
+int hamgr_config_warnings(const struct hamgr_config *config, struct hamgr_config_errors *warnings) {
+        char buf[INET6_ADDRSTRLEN];
+        int r;
+
+        for (size_t i = 0; i < config->n_vrrp; i++) {
+                const struct hamgr_vrrp_config *v = &config->vrrp[i];
+                const struct ip_address *first;
+
+                if (v->family != AF_INET6 || v->n_virtual_ips == 0)
+                        continue;
+                first = &v->virtual_ips[0].address;
+                if (ip_address_is_link_local(first))
+                        continue;
+                /* Not an error: hamgr and keepalived accept such adverts,
+                 * but a stricter router may not. */
+                r = message_add(warnings, v->line,
+                                "warning: vrrp instance '%s': first virtual IP %s is not link-local; "
+                                "RFC 9568 5.2.9 asks for the virtual router's link-local address (fe80::/10) "
+                                "first in IPv6 advertisements",
+                                v->name, ip_address_to_string(first, buf, sizeof(buf)));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static void strv_free_n(char **v, size_t n) {
         if (!v)
                 return;
@@ -1274,7 +1323,8 @@ bool hamgr_vrrp_config_equal(const struct hamgr_vrrp_config *a, const struct ham
             a->preempt_delay_ms != b->preempt_delay_ms || a->accept_mode != b->accept_mode ||
             a->checksum != b->checksum || a->family != b->family ||
             a->garp.repeat != b->garp.repeat || a->garp.interval_ms != b->garp.interval_ms ||
-            a->garp.refresh_s != b->garp.refresh_s)
+            a->garp.refresh_s != b->garp.refresh_s || a->garp.delay_s != b->garp.delay_s ||
+            a->garp.delay_repeat != b->garp.delay_repeat)
                 return false;
 
         /* Order is significant: the first address sets the family and the advertisement lists them in order. */

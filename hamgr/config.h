@@ -28,6 +28,8 @@ struct hamgr_garp_config {
         uint32_t repeat;        /* packets per burst, 1..100 (default 3) */
         uint32_t interval_ms;   /* between packets of a burst, 0..10000 (default 100) */
         uint32_t refresh_s;     /* repeat the burst this often while MASTER; 0 = never */
+        uint32_t delay_s;       /* second burst this long after the first, 0..3600; 0 = none (default 5) */
+        uint32_t delay_repeat;  /* packets in the second burst, 1..100 (default 3) */
 };
 
 /* A check tracked by a VRRP instance. */
@@ -224,6 +226,17 @@ int hamgr_config_load_string(const char *text, const char *name, struct hamgr_co
 void hamgr_config_errors_print(const struct hamgr_config_errors *errors, const char *file, FILE *out);
 
 void hamgr_config_errors_clear(struct hamgr_config_errors *errors);
+
+/*
+ * Advice about a valid CONFIG that does not stop it from loading ("hamgr
+ * check" prints it and still succeeds). Each message, starting with
+ * "warning: ", is appended to *warnings with the line it is about. Returns
+ * 0, or -ENOMEM (messages appended so far are kept).
+ * Today: an IPv6 instance whose first virtual IP is not link-local (RFC
+ * 9568 5.2.9: the first address of an IPv6 advertisement should be the
+ * virtual router's link-local address).
+ */
+int hamgr_config_warnings(const struct hamgr_config *config, struct hamgr_config_errors *warnings);
 
 /* Destructors accept NULL. */
 struct hamgr_config *hamgr_config_free(struct hamgr_config *c);

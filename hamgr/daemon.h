@@ -99,6 +99,8 @@ struct hamgr_instance {
         sd_event_source *timer;
         sd_event_source *announce_timer;
         uint32_t announce_left;             /* packets left in the current burst */
+        bool announce_second_due;           /* the delayed second burst is still to come */
+        uint64_t announce_started_usec;     /* first packet of the first burst */
 
         /* For status: the last transition and when (CLOCK_MONOTONIC usec). */
         enum vrrp_state last_from;

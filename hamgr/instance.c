@@ -388,34 +388,63 @@ static int on_socket(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
 /* ---- gratuitous ARP / NA ------------------------------------------------ */
 
+/* The source of our neighbour advertisements: the link-local address the
+ * adverts go out from, or for an IPv4 instance with IPv6 virtual IPs the
+ * interface's own link-local address. */
+static int instance_na_source(struct hamgr_instance *inst, struct ip_address *ret) {
+        const struct hamgr_vrrp_config *c = inst->config;
+
+        if (c->family == AF_INET6) {
+                if (!inst->have_primary)
+                        return -ENOENT;
+                *ret = inst->primary;
+                return 0;
+        }
+        return vrrp_address_primary(inst->daemon->nl, inst->ifindex, AF_INET6, c->virtual_ips, c->n_virtual_ips,
+                                    ret);
+}
+
 static void instance_announce_once(struct hamgr_instance *inst) {
         const struct hamgr_vrrp_config *c = inst->config;
-        int r;
+        struct ip_address src;
+        int r, src_r = 1; /* 1: not looked up yet */
 
         for (size_t i = 0; i < c->n_virtual_ips; i++) {
                 const struct ip_address *a = &c->virtual_ips[i].address;
 
                 if (a->family == AF_INET)
                         r = vrrp_announce_garp(inst->ifindex, inst->mac, &a->addr.in);
-                else
-                        r = vrrp_announce_na(inst->ifindex, inst->mac, &a->addr.in6);
+                else {
+                        if (src_r > 0)
+                                src_r = instance_na_source(inst, &src);
+                        r = src_r < 0 ? src_r : vrrp_announce_na(inst->ifindex, inst->mac, &src.addr.in6, &a->addr.in6);
+                }
                 if (r < 0)
                         log_inst_errno(inst, LOG_DEBUG, r, "announce failed: %m");
         }
 }
 
+/* Bursts: the first (repeat packets), the delayed second one (delay_s after
+ * the first started, delay_repeat packets) for switches that were not
+ * forwarding yet, then refreshes (repeat packets every refresh_s). */
 static int on_announce_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct hamgr_instance *inst = userdata;
         const struct hamgr_garp_config *g = &inst->config->garp;
 
         if (inst->fsm.state != VRRP_STATE_MASTER)
                 return 0;
-        if (inst->announce_left == 0)
-                inst->announce_left = g->repeat; /* a refresh starts a new burst */
+        if (inst->announce_left == 0) {
+                /* a new burst: the second one or a refresh */
+                inst->announce_left = inst->announce_second_due ? g->delay_repeat : g->repeat;
+                inst->announce_second_due = false;
+        }
         instance_announce_once(inst);
         inst->announce_left--;
         if (inst->announce_left > 0)
                 sd_event_source_set_time(s, usec + (uint64_t) g->interval_ms * USEC_PER_MSEC);
+        else if (inst->announce_second_due)
+                sd_event_source_set_time(s, MAX(usec, inst->announce_started_usec +
+                                                              (uint64_t) g->delay_s * USEC_PER_SEC));
         else if (g->refresh_s > 0)
                 sd_event_source_set_time(s, usec + (uint64_t) g->refresh_s * USEC_PER_SEC);
         else
@@ -428,6 +457,8 @@ static void instance_start_announce(struct hamgr_instance *inst) {
         int r;
 
         inst->announce_left = inst->config->garp.repeat;
+        inst->announce_second_due = inst->config->garp.delay_s > 0;
+        inst->announce_started_usec = now;
         if (!inst->announce_timer) {
                 r = sd_event_add_time(inst->daemon->event, &inst->announce_timer, CLOCK_MONOTONIC, now, 1,
                                       on_announce_timer, inst);
@@ -442,6 +473,7 @@ static void instance_start_announce(struct hamgr_instance *inst) {
 
 static void instance_stop_announce(struct hamgr_instance *inst) {
         inst->announce_left = 0;
+        inst->announce_second_due = false;
         if (inst->announce_timer)
                 sd_event_source_set_enabled(inst->announce_timer, SD_EVENT_OFF);
 }
@@ -491,6 +523,9 @@ static void instance_apply(struct hamgr_instance *inst, const struct vrrp_action
                 instance_routes_remove(inst);
         if (a->remove_vips)
                 instance_vips(inst, false);
+        if (a->announce && !a->state_changed)
+                log_inst(inst, LOG_INFO, "re-announcing virtual IPs: a second master that loses to us was heard%s",
+                         inst->group && inst->group->name ? " in the group" : "");
         if (a->announce)
                 instance_start_announce(inst);
         if (a->state_changed) {
@@ -528,6 +563,23 @@ static void group_notify(struct hamgr_group_rt *g) {
         g->notified_state = s;
 }
 
+/* A member that re-announces (it heard a second master losing to it, see
+ * vrrp_reannounce_interval_usec()) does so for the whole group: the other
+ * node was master for all of it, so neighbours hold its MAC for every
+ * member's addresses, also on links where no advert from it arrived. */
+static void instance_group_reannounce(struct hamgr_group_rt *g, struct vrrp_actions *actions) {
+        bool reannounce = false;
+
+        for (size_t i = 0; i < g->n_members; i++)
+                if (actions[i].announce && !actions[i].state_changed)
+                        reannounce = true;
+        if (!reannounce)
+                return;
+        for (size_t i = 0; i < g->n_members; i++)
+                if (g->members[i]->fsm.state == VRRP_STATE_MASTER && !actions[i].state_changed)
+                        actions[i].announce = true;
+}
+
 void instance_dispatch(struct hamgr_instance *inst, const struct vrrp_event *event) {
         struct hamgr_group_rt *g = inst->group;
         struct vrrp_actions actions[VRRP_GROUP_MAX_MEMBERS];
@@ -552,6 +604,7 @@ void instance_dispatch(struct hamgr_instance *inst, const struct vrrp_event *eve
          * VIP is gone would leave from the node's own address, and clients
          * roam to whatever address an authenticated packet comes from. */
         wg_followers_release_lost(inst->daemon);
+        instance_group_reannounce(g, actions);
         for (size_t i = 0; i < g->n_members; i++) {
                 instance_apply(g->members[i], &actions[i]);
                 changed |= actions[i].state_changed;

@@ -128,6 +128,11 @@ static int cmd_check(void) {
                                 "(it would take the interface down while passive)\n",
                                 arg_config, w->line, why);
         }
+        /* Warnings do not fail the check: the file loads as it is. */
+        if (hamgr_config_warnings(config, &errors) < 0)
+                fprintf(stderr, "%s: out of memory while checking for warnings\n", arg_config);
+        hamgr_config_errors_print(&errors, arg_config, stderr);
+        hamgr_config_errors_clear(&errors);
         printf("%s: OK (%zu VRRP instance%s, %zu group%s)\n", arg_config, config->n_vrrp,
                config->n_vrrp == 1 ? "" : "s", config->n_groups, config->n_groups == 1 ? "" : "s");
         return EXIT_SUCCESS;

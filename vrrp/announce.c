@@ -11,13 +11,9 @@
 
 #include "announce.h"
 #include "common/macro.h"
-
-#ifndef SO_BINDTOIFINDEX
-#define SO_BINDTOIFINDEX 62
-#endif
+#include "packet.h"
 
 #define ARP_FRAME_LEN  (ETH_HLEN + 28) /* Ethernet + ARP for IPv4 over Ethernet */
-#define NA_MESSAGE_LEN (sizeof(struct nd_neighbor_advert) + 8) /* + target link-layer option */
 
 _Static_assert(ARP_FRAME_LEN <= ETH_ZLEN, "ARP frame must fit the padded frame");
 
@@ -54,17 +50,14 @@ static void garp_frame(uint8_t frame[static ETH_ZLEN], const uint8_t mac[static 
          * same whatever the driver does with runts. */
 }
 
-int vrrp_announce_garp(int ifindex, const uint8_t mac[static 6], const struct in_addr *addr) {
+/* Send FRAME (LEN bytes, Ethernet header included) out of IFINDEX. */
+static int send_frame(int ifindex, uint16_t ethertype, const uint8_t *frame, size_t len) {
         _cleanup_(closep) int fd = -1;
-        uint8_t frame[ETH_ZLEN];
         struct sockaddr_ll sll = {
                 .sll_family = AF_PACKET,
                 .sll_ifindex = ifindex,
         };
         ssize_t n;
-
-        if (ifindex <= 0 || !mac || !addr)
-                return -EINVAL;
 
         /* Protocol 0: this socket only sends, it never receives a frame. */
         fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
@@ -73,84 +66,94 @@ int vrrp_announce_garp(int ifindex, const uint8_t mac[static 6], const struct in
         if (bind(fd, (struct sockaddr *) &sll, sizeof(sll)) < 0)
                 return -errno;
 
-        garp_frame(frame, mac, addr);
-
-        sll.sll_protocol = htons(ETH_P_ARP);
+        sll.sll_protocol = htons(ethertype);
         sll.sll_halen = ETH_ALEN;
-        memset(sll.sll_addr, 0xff, ETH_ALEN);
-        n = sendto(fd, frame, sizeof(frame), MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *) &sll, sizeof(sll));
+        memcpy(sll.sll_addr, frame, ETH_ALEN);
+        n = sendto(fd, frame, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *) &sll, sizeof(sll));
         if (n < 0)
                 return -errno;
-        if ((size_t) n != sizeof(frame))
+        if ((size_t) n != len)
                 return -EIO;
         return 0;
 }
 
-static int setsockopt_int(int fd, int level, int name, int value) {
-        if (setsockopt(fd, level, name, &value, sizeof(value)) < 0)
-                return -errno;
-        return 0;
-}
-
-int vrrp_announce_na(int ifindex, const uint8_t mac[static 6], const struct in6_addr *addr) {
-        _cleanup_(closep) int fd = -1;
-        struct icmp6_filter filter;
-        uint8_t msg[NA_MESSAGE_LEN] = {};
-        struct nd_neighbor_advert na = {
-                .nd_na_type = ND_NEIGHBOR_ADVERT,
-                .nd_na_code = 0,
-                /* Override, so neighbours replace a cached MAC; not Solicited
-                 * (nobody asked); not Router (a VRRP address is a host
-                 * address here; RFC 4861 §7.2.6). */
-                .nd_na_flags_reserved = ND_NA_FLAG_OVERRIDE,
-        };
-        struct nd_opt_hdr opt = {
-                .nd_opt_type = ND_OPT_TARGET_LINKADDR,
-                .nd_opt_len = 1, /* in units of 8 bytes */
-        };
-        struct sockaddr_in6 to = {
-                .sin6_family = AF_INET6,
-                .sin6_addr = { .s6_addr = { 0xff, 0x02, [15] = 0x01 } }, /* ff02::1 */
-                .sin6_scope_id = ifindex,
-        };
-        ssize_t n;
-        int r;
+int vrrp_announce_garp(int ifindex, const uint8_t mac[static 6], const struct in_addr *addr) {
+        uint8_t frame[ETH_ZLEN];
 
         if (ifindex <= 0 || !mac || !addr)
                 return -EINVAL;
+        garp_frame(frame, mac, addr);
+        return send_frame(ifindex, ETHERTYPE_ARP, frame, sizeof(frame));
+}
 
-        /* The kernel computes the ICMPv6 checksum (pseudo-header included)
-         * and picks the link-local source address neighbours expect. */
-        fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
-        if (fd < 0)
-                return -errno;
+#define NA_ICMP_LEN (VRRP_NA_FRAME_LEN - ETH_HLEN - 40)
 
-        /* Send-only: keep every incoming ICMPv6 message off this socket. */
-        ICMP6_FILTER_SETBLOCKALL(&filter);
-        if (setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof(filter)) < 0)
-                return -errno;
-        if (setsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &ifindex, sizeof(ifindex)) < 0)
-                return -errno;
-        /* RFC 4861 §7.1.2: receivers drop an NA with a hop limit below 255. */
-        r = setsockopt_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 255);
-        if (r < 0)
-                return r;
-        r = setsockopt_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, ifindex);
-        if (r < 0)
-                return r;
-        r = setsockopt_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 0);
-        if (r < 0)
-                return r;
+void vrrp_announce_na_frame(uint8_t frame[static VRRP_NA_FRAME_LEN], const uint8_t mac[static 6],
+                            const struct in6_addr *src, const struct in6_addr *target) {
+        static const uint8_t all_nodes[16] = { 0xff, 0x02, [15] = 0x01 };
+        uint8_t *p = frame, *ip6, *icmp;
+        uint8_t tail[8] = {};
+        uint32_t sum;
+        uint16_t csum;
 
-        na.nd_na_target = *addr;
-        memcpy(msg, &na, sizeof(na));
-        memcpy(msg + sizeof(na), &opt, sizeof(opt));
-        memcpy(msg + sizeof(na) + sizeof(opt), mac, ETH_ALEN);
+        memset(frame, 0, VRRP_NA_FRAME_LEN);
 
-        n = sendto(fd, msg, sizeof(msg), MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *) &to, sizeof(to));
-        if (n < 0)
-                return -errno;
-        if ((size_t) n != sizeof(msg))
-                return -EIO;
-        return 0;
+        /* Ethernet: the multicast MAC of ff02::1 (RFC 2464 section 7) */
+        *p++ = 0x33;
+        *p++ = 0x33;
+        memcpy(p, all_nodes + 12, 4);
+        p += 4;
+        memcpy(p, mac, ETH_ALEN);
+        p += ETH_ALEN;
+        *p++ = ETHERTYPE_IPV6 >> 8;
+        *p++ = ETHERTYPE_IPV6 & 0xff;
+
+        ip6 = p;
+        *p++ = 0x60; /* version 6, traffic class and flow label 0 */
+        p += 3;
+        *p++ = NA_ICMP_LEN >> 8;
+        *p++ = NA_ICMP_LEN & 0xff;
+        *p++ = IPPROTO_ICMPV6;
+        *p++ = 255; /* RFC 4861 7.1.2: receivers drop an NA with a lower hop limit */
+        memcpy(p, src, 16);
+        p += 16;
+        memcpy(p, all_nodes, 16);
+        p += 16;
+
+        icmp = p;
+        *p++ = ND_NEIGHBOR_ADVERT;
+        *p++ = 0; /* code */
+        p += 2;   /* checksum, below */
+        /* Router: the address belongs to a virtual router (RFC 9568 section 6.4),
+         * and a neighbour that uses it as its gateway must keep it marked
+         * as one. Override, so neighbours replace a cached MAC. Not
+         * Solicited: nobody asked. */
+        *p++ = 0x80 | 0x20; /* R, O; S (0x40) clear */
+        p += 3;
+        memcpy(p, target, 16);
+        p += 16;
+        *p++ = ND_OPT_TARGET_LINKADDR;
+        *p++ = 1; /* in units of 8 bytes */
+        memcpy(p, mac, ETH_ALEN);
+
+        /* RFC 8200 8.1 pseudo-header: addresses, 32-bit length, next header */
+        tail[2] = NA_ICMP_LEN >> 8;
+        tail[3] = NA_ICMP_LEN & 0xff;
+        tail[7] = IPPROTO_ICMPV6;
+        sum = inet_checksum_add(0, ip6 + 8, 32);
+        sum = inet_checksum_add(sum, tail, sizeof(tail));
+        sum = inet_checksum_add(sum, icmp, NA_ICMP_LEN);
+        csum = inet_checksum_finish(sum);
+        icmp[2] = (uint8_t) (csum >> 8);
+        icmp[3] = (uint8_t) csum;
+}
+
+int vrrp_announce_na(int ifindex, const uint8_t mac[static 6], const struct in6_addr *src,
+                     const struct in6_addr *addr) {
+        uint8_t frame[VRRP_NA_FRAME_LEN];
+
+        if (ifindex <= 0 || !mac || !src || !addr)
+                return -EINVAL;
+        vrrp_announce_na_frame(frame, mac, src, addr);
+        return send_frame(ifindex, ETHERTYPE_IPV6, frame, sizeof(frame));
 }

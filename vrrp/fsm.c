@@ -65,6 +65,14 @@ uint64_t vrrp_skew_time_usec(uint8_t version, uint8_t priority, uint16_t master_
         return (256 - (uint64_t) priority) * base / 256;
 }
 
+uint64_t vrrp_reannounce_interval_usec(uint16_t advert_interval_cs) {
+        uint64_t interval = advert_interval_cs * USEC_PER_CSEC;
+
+        /* One second at least: with 10 ms adverts, a burst per advert of a
+         * misbehaving peer would still be a flood. */
+        return MAX(interval, USEC_PER_SEC);
+}
+
 uint64_t vrrp_master_down_interval_usec(uint8_t version, uint8_t priority, uint16_t master_adver_interval_cs) {
         return 3 * (master_adver_interval_cs * USEC_PER_CSEC) +
                 vrrp_skew_time_usec(version, priority, master_adver_interval_cs);
@@ -121,6 +129,10 @@ static void send_advert(struct vrrp_actions *ret, uint8_t priority) {
 static void become_master(struct vrrp_fsm *fsm, uint64_t now, enum vrrp_reason reason,
                           struct vrrp_actions *ret) {
         clear_timers(fsm);
+        /* Not seeded with this transition's burst: a second master may
+         * announce after us, and its adverts must be answered however soon. */
+        fsm->reply_allowed_at = 0;
+        fsm->reannounce_allowed_at = 0;
         fsm->master_adver_interval_cs = fsm->config.advert_interval_cs;
         fsm->adver_deadline = now + adver_interval(fsm);
         send_advert(ret, fsm->config.priority);
@@ -234,6 +246,19 @@ static void backup_force_master(struct vrrp_fsm *fsm, const struct vrrp_event *e
         become_master(fsm, now, VRRP_REASON_GROUP, ret);
 }
 
+/* Another master that loses to us: see vrrp_reannounce_interval_usec(). */
+static void master_reassert(struct vrrp_fsm *fsm, uint64_t now, struct vrrp_actions *ret) {
+        if (now >= fsm->reply_allowed_at) {
+                send_advert(ret, fsm->config.priority);
+                fsm->adver_deadline = now + adver_interval(fsm);
+                fsm->reply_allowed_at = now + adver_interval(fsm);
+        }
+        if (now >= fsm->reannounce_allowed_at) {
+                ret->announce = true;
+                fsm->reannounce_allowed_at = now + vrrp_reannounce_interval_usec(fsm->config.advert_interval_cs);
+        }
+}
+
 static void master_advert(struct vrrp_fsm *fsm, const struct vrrp_event *event, uint64_t now,
                           struct vrrp_actions *ret) {
         enum vrrp_reason reason;
@@ -250,12 +275,20 @@ static void master_advert(struct vrrp_fsm *fsm, const struct vrrp_event *event, 
         else if (event->priority == fsm->config.priority &&
                  ip_address_compare(&event->src, &fsm->config.primary) > 0)
                 reason = VRRP_REASON_TIE_BREAK;
-        else
+        else {
+                master_reassert(fsm, now, ret);
                 return;
+        }
 
         /* become_backup() takes the interval from the fsm, so learn it first. */
         learn_interval(fsm, event);
         become_backup(fsm, now, reason, ret);
+        /* One last advert with our priority, which RFC 9568 6.4.3 does not
+         * send: after a split heals, the winner's advert may reach us
+         * before any of ours reached it, and then the winner would never
+         * learn that neighbours may hold our MAC. This advert loses to it,
+         * so it re-announces (master_reassert()). */
+        send_advert(ret, fsm->config.priority);
 }
 
 static void master_timer(struct vrrp_fsm *fsm, const struct vrrp_event *event, uint64_t now,

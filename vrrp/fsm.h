@@ -77,6 +77,10 @@ struct vrrp_fsm {
         uint64_t preempt_allowed_at;       /* BACKUP: 0 = no lower-priority master seen yet */
         bool preempting;                   /* BACKUP: discarding a lower-priority master's adverts,
                                             * so Master_Down expiring means preemption */
+        /* MASTER: rate limits for answering another master that loses to us
+         * (not deadlines: nothing is armed for them). 0 = allowed now. */
+        uint64_t reply_allowed_at;         /* next immediate advert in reply */
+        uint64_t reannounce_allowed_at;    /* next re-announce (GARP/NA burst) */
 };
 
 struct vrrp_event {
@@ -89,10 +93,14 @@ struct vrrp_event {
 
 struct vrrp_actions {
         bool send_advert;           /* send one advertisement now ... */
-        uint8_t advert_priority;    /* ... with this priority (0 when releasing) */
+        uint8_t advert_priority;    /* ... with this priority (0 when releasing; our own when
+                                     * a MASTER answers a losing master or yields) */
         bool add_vips;              /* install virtual addresses */
         bool remove_vips;           /* remove virtual addresses */
-        bool announce;              /* gratuitous ARP / unsolicited NA burst */
+        bool announce;              /* gratuitous ARP / unsolicited NA burst; without
+                                     * state_changed it is a re-announce by a MASTER that
+                                     * heard a losing master (the caller extends it to the
+                                     * instance's sync group) */
         bool state_changed;
         enum vrrp_state old_state;
         enum vrrp_state new_state;
@@ -114,6 +122,26 @@ void vrrp_fsm_reconfigure(struct vrrp_fsm *fsm, const struct vrrp_fsm_config *co
  * state_changed is true. */
 void vrrp_fsm_step(struct vrrp_fsm *fsm, const struct vrrp_event *event, uint64_t now,
                    struct vrrp_actions *ret);
+
+/*
+ * The re-announce window for ADVERT_INTERVAL_CS: max(1 s, the interval).
+ *
+ * A MASTER that hears an advert it wins against (a lower priority, or an
+ * equal one from a lower address) answers at once, because the sender is
+ * a second master (a healed partition, a thawed node) whose MAC neighbours
+ * may hold for the virtual IPs: send_advert so it yields now rather than
+ * at our next advert, and announce so neighbours move back to us.
+ * Rate limits, so that a peer flooding such adverts cannot make us flood:
+ * the reply advert at most once per Advertisement_Interval (at worst
+ * doubling our advert rate; it restarts the advert timer), the re-announce
+ * at most once per this window. Inside both windows the advert is ignored
+ * as before; inside the re-announce window only, just the advert goes out.
+ * The other side: a MASTER that yields to a higher priority (or loses the
+ * tie-break) sends one last advert with its own priority as it goes
+ * BACKUP (send_advert with the state change; not in RFC 9568), so that
+ * the winner hears a losing master even when its advert arrived first.
+ */
+uint64_t vrrp_reannounce_interval_usec(uint16_t advert_interval_cs);
 
 /* Earliest armed deadline, or 0 if none. */
 uint64_t vrrp_fsm_next_deadline(const struct vrrp_fsm *fsm);

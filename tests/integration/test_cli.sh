@@ -9,7 +9,9 @@
 #  - "hamgr check": the sample etc/hamgr.conf passes (exit 0); a file with
 #    several errors gets one "FILE:LINE: message" per error (bad vrid,
 #    unknown key, bad address, each at its own line) and exit 1; a syntax
-#    error names its line; a missing file exits 1 with a message;
+#    error names its line; a missing file exits 1 with a message; an IPv6
+#    instance whose first virtual IP is not link-local gets a
+#    "FILE:LINE: warning:" and the check still exits 0;
 #  - "hamgr status" without a daemon: exit 1 and a message naming the
 #    socket; with a daemon (one gateway, alternative control socket): the
 #    text lists the instance and its state, --json parses with jq, both
@@ -136,6 +138,26 @@ run "$HAMGR_BIN" check -c "$SYNTAX"
 assert_eq "$RC" 1 "check syntax error: exit status"
 assert_true "check syntax error: FILE:LINE: message" \
         err_matches "^$SYNTAX:3: ."
+
+# An IPv6 instance whose first virtual IP is not link-local: a warning at
+# the instance's line, and the check still passes.
+WARN="$HI_TMP/v6-global-first.conf"
+cat >"$WARN" <<'EOF'
+vrrp = (
+  { name = "v6ll"; interface = "eth0"; vrid = 60; virtual_ips = [ "fe80::60/64", "fd77::60/64" ]; },
+  { name = "v6global";
+    interface = "eth0"; vrid = 61; virtual_ips = [ "fd77::61/64", "fe80::61/64" ]; }
+);
+EOF
+L_GLOBAL=$(line_of "$WARN" "v6global")
+run "$HAMGR_BIN" check -c "$WARN"
+printf '%s\n' "$ERR" | sed 's/^/    stderr: /'
+assert_eq "$RC" 0 "check v6-global-first.conf: a warning does not fail the check"
+assert_contains "$OUT" "OK" "check v6-global-first.conf: says OK"
+assert_true "check v6-global-first.conf: line $L_GLOBAL warns about fd77::61" \
+        err_matches "^$WARN:$L_GLOBAL: warning: .*'v6global'.*fd77::61 is not link-local"
+assert_eq "$(printf '%s\n' "$ERR" | grep -c "warning:" || true)" 1 \
+        "check v6-global-first.conf: one warning (none for the instance listing fe80::60 first)"
 
 run "$HAMGR_BIN" check -c "$HI_TMP/does-not-exist.conf"
 assert_eq "$RC" 1 "check missing file: exit status"

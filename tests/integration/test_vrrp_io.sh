@@ -312,10 +312,13 @@ tcpdump_start "$B" 'icmp6 and ip6[40] == 136'
 out=$(sel na veth0 2001:db8::100) || fail "na: $out"
 tcpdump_finish "neighbour advertisement for 2001:db8::100"
 tr '\n' ' ' <"$TD_OUT" >"$TD_OUT.flat"
-grep -qE "^[0-9:.]* $MAC_A > 33:33:00:00:00:01, ethertype IPv6 .*hlim 255, .* fe80::[0-9a-f:]* > ff02::1: \[icmp6 sum ok\] ICMP6, neighbor advertisement, length 32, tgt is 2001:db8::100, Flags \[override\] .*destination link-address option \(2\), length 8 \(1\): $MAC_A" "$TD_OUT.flat" ||
+grep -qE "^[0-9:.]* $MAC_A > 33:33:00:00:00:01, ethertype IPv6 .*hlim 255, .* fe80::[0-9a-f:]* > ff02::1: \[icmp6 sum ok\] ICMP6, neighbor advertisement, length 32, tgt is 2001:db8::100, Flags \[router, override\] .*destination link-address option \(2\), length 8 \(1\): $MAC_A" "$TD_OUT.flat" ||
         fail "neighbour advertisement wrong on the wire: $(cat "$TD_OUT")"
-pass "NA on the wire: link-local src > ff02::1, hlim 255, checksum ok, tgt 2001:db8::100, Flags [override] only, target lladdr $MAC_A"
+pass "NA on the wire: link-local src > ff02::1, hlim 255, checksum ok, tgt 2001:db8::100, Flags [router, override], target lladdr $MAC_A"
 wait_neigh "$B" 2001:db8::100 "$MAC_A" || fail "B's neighbour entry for 2001:db8::100 not updated: $(ip -n "$B" neigh show to 2001:db8::100)"
 pass "NA updated B's neighbour cache entry to A's MAC"
+ip -n "$B" neigh show to 2001:db8::100 | grep -qw router ||
+        fail "B's neighbour entry for 2001:db8::100 not marked router: $(ip -n "$B" neigh show to 2001:db8::100)"
+pass "NA (Router flag) marked B's neighbour entry as a router"
 
 echo "PASS: vrrp I/O (adverts, addresses, GARP, NA)"

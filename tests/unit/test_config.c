@@ -105,6 +105,8 @@ static void test_sample_config(void **state) {
         assert_int_equal(wan->garp.repeat, 3);
         assert_int_equal(wan->garp.interval_ms, 100);
         assert_int_equal(wan->garp.refresh_s, 0);
+        assert_int_equal(wan->garp.delay_s, 5);
+        assert_int_equal(wan->garp.delay_repeat, 3);
         assert_true(wan->line > 0);
 
         lan = hamgr_config_find_vrrp(c, "lan");
@@ -306,6 +308,38 @@ static void test_defaults(void **state) {
         assert_int_equal(v->garp.repeat, 3);
         assert_int_equal(v->garp.interval_ms, 100);
         assert_int_equal(v->garp.refresh_s, 0);
+        assert_int_equal(v->garp.delay_s, 5);
+        assert_int_equal(v->garp.delay_repeat, 3);
+}
+
+/* An IPv6 instance should list its link-local virtual address first: a
+ * warning, not an error. */
+static void test_warning_ipv6_first_not_link_local(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL, *ok = NULL, *sample = NULL;
+        struct hamgr_config_errors w = {}, e = {};
+
+        c = load_ok("vrrp = (\n"
+                    "  { name = \"v4\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1\", \"2001:db8::1\" ]; },\n"
+                    "  { name = \"ll\"; interface = \"eth0\"; vrid = 2; virtual_ips = [ \"fe80::2\", \"2001:db8::2\" ]; },\n"
+                    "  { name = \"global\"; interface = \"eth0\"; vrid = 3;\n"
+                    "    virtual_ips = [ \"2001:db8::3/64\", \"fe80::3\" ]; }\n"
+                    ");\n");
+        assert_int_equal(hamgr_config_warnings(c, &w), 0);
+        assert_int_equal(w.n, 1);
+        assert_int_equal(w.items[0].line, 4);
+        assert_non_null(strstr(w.items[0].message, "warning: "));
+        assert_non_null(strstr(w.items[0].message, "'global'"));
+        assert_non_null(strstr(w.items[0].message, "2001:db8::3 is not link-local"));
+        assert_non_null(strstr(w.items[0].message, "RFC 9568 5.2.9"));
+        hamgr_config_errors_clear(&w);
+
+        ok = load_ok("vrrp = ( { name = \"v\"; interface = \"eth0\"; vrid = 7; virtual_ips = [ \"fe80::7/64\" ]; } );\n");
+        assert_int_equal(hamgr_config_warnings(ok, &w), 0);
+        assert_int_equal(w.n, 0);
+
+        assert_int_equal(hamgr_config_load(SAMPLE_CONFIG, &sample, &e), 0);
+        assert_int_equal(hamgr_config_warnings(sample, &w), 0);
+        assert_int_equal(w.n, 0);
 }
 
 static void test_empty_config(void **state) {
@@ -327,9 +361,9 @@ static void test_limits_accepted(void **state) {
                     "    preempt = false; preempt_delay_ms = 3600000; accept_mode = true; checksum = \"rfc9568\";\n"
                     "    virtual_ips = ( \"10.0.0.1/32\" ); unicast_peers = [ \"10.0.0.2\", \"10.0.0.3\" ];\n"
                     "    track_interfaces = [ \"abcdefghijklmno\", \"eth1\" ];\n"
-                    "    garp = { repeat = 100; interval_ms = 10000; refresh_s = 86400; }; },\n"
+                    "    garp = { repeat = 100; interval_ms = 10000; refresh_s = 86400; delay_s = 3600; delay_repeat = 100; }; },\n"
                     "  { name = \"b\"; interface = \"eth0\"; vrid = 1; priority = 1; advert_interval_ms = 10;\n"
-                    "    garp = { repeat = 1; interval_ms = 0; }; virtual_ips = [ \"10.0.0.9\" ]; },\n"
+                    "    garp = { repeat = 1; interval_ms = 0; delay_s = 0; }; virtual_ips = [ \"10.0.0.9\" ]; },\n"
                     "  { name = \"c\"; interface = \"eth0\"; vrid = 2; version = 2; advert_interval_ms = 255000;\n"
                     "    virtual_ips = [ \"10.0.1.1/24\" ]; },\n"
                     "  { name = \"d\"; interface = \"eth0\"; vrid = 3; version = 2; advert_interval_ms = 1000;\n"
@@ -358,6 +392,8 @@ static void test_limits_accepted(void **state) {
         assert_int_equal(v->garp.repeat, 100);
         assert_int_equal(v->garp.interval_ms, 10000);
         assert_int_equal(v->garp.refresh_s, 86400);
+        assert_int_equal(v->garp.delay_s, 3600);
+        assert_int_equal(v->garp.delay_repeat, 100);
 
         v = hamgr_config_find_vrrp(c, "b");
         assert_int_equal(v->line, 8);
@@ -366,8 +402,10 @@ static void test_limits_accepted(void **state) {
         assert_int_equal(v->advert_interval_ms, 10);
         assert_int_equal(v->garp.repeat, 1);
         assert_int_equal(v->garp.interval_ms, 0);
+        assert_int_equal(v->garp.delay_s, 0);
         /* Unset members of a present garp group keep their defaults. */
         assert_int_equal(v->garp.refresh_s, 0);
+        assert_int_equal(v->garp.delay_repeat, 3);
 
         v = hamgr_config_find_vrrp(c, "c");
         assert_int_equal(v->version, 2);
@@ -415,6 +453,8 @@ static const struct error_case instance_cases[] = {
         { "vrid = 1; garp = { repeat = 101; };", "repeat 101 out of range 1..100" },
         { "vrid = 1; garp = { interval_ms = 10001; };", "interval_ms 10001 out of range 0..10000" },
         { "vrid = 1; garp = { refresh_s = 86401; };", "refresh_s 86401 out of range 0..86400" },
+        { "vrid = 1; garp = { delay_s = 3601; };", "delay_s 3601 out of range 0..3600" },
+        { "vrid = 1; garp = { delay_repeat = 0; };", "delay_repeat 0 out of range 1..100" },
         { "vrid = 1; garp = 3;", "garp must be a group" },
         { "vrid = 1; garp = { repeats = 3; };", "unknown setting 'repeats' in garp of vrrp instance 'wan'" },
         { "vrid = 1; prioritty = 100;", "unknown setting 'prioritty' in vrrp instance 'wan'" },
@@ -940,6 +980,8 @@ static const char *const equal_variants[] = {
         "garp = { repeat = 4; };",
         "garp = { interval_ms = 101; };",
         "garp = { refresh_s = 1; };",
+        "garp = { delay_s = 6; };",
+        "garp = { delay_repeat = 4; };",
         "tc = 1;",
         "tc = 2;",
         "tc = 3;",
@@ -2098,6 +2140,7 @@ int main(void) {
                 cmocka_unit_test(test_sample_wireguard_examples),
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_empty_config),
+                cmocka_unit_test(test_warning_ipv6_first_not_link_local),
                 cmocka_unit_test(test_limits_accepted),
                 cmocka_unit_test(test_instance_errors),
                 cmocka_unit_test(test_missing_required),

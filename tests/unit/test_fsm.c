@@ -24,6 +24,7 @@ enum {
         ANN = 1 << 3,
         CHG = 1 << 4,
         TO_MASTER = SEND | ADD | ANN | CHG,
+        REASSERT = SEND | ANN,      /* a MASTER answering a losing master */
 };
 
 struct step {
@@ -77,10 +78,11 @@ static const struct step owner_startup_steps[] = {
         S(999999, EV(TIMER), MASTER, 0, 0, NONE, 1000000),
         S(1000000, EV(TIMER), MASTER, SEND, 255, NONE, 2000000),
         S(1000001, EV(STARTUP), MASTER, 0, 0, NONE, 2000000),
-        /* an owner only yields to an equal priority with a higher address */
-        S(1500000, ADV_FROM(254, 100, PEER_HIGH), MASTER, 0, 0, NONE, 2000000),
-        S(1600000, ADV_FROM(255, 100, PEER_LOW), MASTER, 0, 0, NONE, 2000000),
-        S(1700000, ADV_FROM(255, 100, PEER_HIGH), BACKUP, DEL | CHG, 0, TIE_BREAK, 1700000 + 3003906),
+        /* an owner only yields to an equal priority with a higher address;
+         * the losers are answered (advert timer restarted), once per window */
+        S(1500000, ADV_FROM(254, 100, PEER_HIGH), MASTER, REASSERT, 255, NONE, 2500000),
+        S(1600000, ADV_FROM(255, 100, PEER_LOW), MASTER, 0, 0, NONE, 2500000),
+        S(1700000, ADV_FROM(255, 100, PEER_HIGH), BACKUP, SEND | DEL | CHG, 255, TIE_BREAK, 1700000 + 3003906),
 };
 SCENARIO(owner_startup, CFG(3, 255, 100, true, 0));
 
@@ -124,8 +126,8 @@ static const struct step preempt_steps[] = {
         S(3000000, ADV(100, 100), BACKUP, 0, 0, NONE, 3218750),
         S(3218749, EV(TIMER), BACKUP, 0, 0, NONE, 3218750),
         S(3218750, EV(TIMER), MASTER, TO_MASTER, 200, PREEMPT, 4218750),
-        /* and the old master, still advertising lower, is ignored */
-        S(4000000, ADV(100, 100), MASTER, 0, 0, NONE, 4218750),
+        /* the old master's last advert, sent before it heard us: answered */
+        S(4000000, ADV(100, 100), MASTER, REASSERT, 200, NONE, 5000000),
 };
 SCENARIO(preempt, CFG(3, 200, 100, true, 0));
 
@@ -224,10 +226,10 @@ static const struct step tie_break_steps[] = {
         /* a backup accepts an equal priority from any address */
         S(1000000, ADV_FROM(100, 100, PEER_LOW), BACKUP, 0, 0, NONE, 1000000 + 3609375),
         S(4609375, EV(TIMER), MASTER, TO_MASTER, 100, MASTER_DOWN, 5609375),
-        /* equal priority, lower address: we win */
-        S(5000000, ADV_FROM(100, 100, PEER_LOW), MASTER, 0, 0, NONE, 5609375),
+        /* equal priority, lower address: we win and answer */
+        S(5000000, ADV_FROM(100, 100, PEER_LOW), MASTER, REASSERT, 100, NONE, 6000000),
         /* equal priority, higher address: we yield */
-        S(5100000, ADV_FROM(100, 100, PEER_HIGH), BACKUP, DEL | CHG, 0, TIE_BREAK, 5100000 + 3609375),
+        S(5100000, ADV_FROM(100, 100, PEER_HIGH), BACKUP, SEND | DEL | CHG, 100, TIE_BREAK, 5100000 + 3609375),
         S(5200000, EV(TIMER), BACKUP, 0, 0, NONE, 5100000 + 3609375),
 };
 SCENARIO(tie_break, CFG(3, 100, 100, true, 0));
@@ -235,22 +237,61 @@ SCENARIO(tie_break, CFG(3, 100, 100, true, 0));
 static const struct step master_yields_steps[] = {
         S(0, EV(STARTUP), BACKUP, CHG, 0, STARTUP, 3609375),
         S(3609375, EV(TIMER), MASTER, TO_MASTER, 100, MASTER_DOWN, 4609375),
-        /* lower priority, even from a higher address: ignored */
-        S(4000000, ADV_FROM(99, 100, PEER_HIGH), MASTER, 0, 0, NONE, 4609375),
-        S(4609375, EV(TIMER), MASTER, SEND, 100, NONE, 5609375),
+        /* lower priority, even from a higher address: we stay and answer */
+        S(4000000, ADV_FROM(99, 100, PEER_HIGH), MASTER, REASSERT, 100, NONE, 5000000),
+        S(4999999, EV(TIMER), MASTER, 0, 0, NONE, 5000000),
+        S(5000000, EV(TIMER), MASTER, SEND, 100, NONE, 6000000),
         /* someone released: reassert at once */
         S(5000000, ADV(0, 100), MASTER, SEND, 100, NONE, 6000000),
         /* higher priority at 3 s: 3 * 3000000 + 156 * 3000000 / 256 = 10828125 */
-        S(5500000, ADV(101, 300), BACKUP, DEL | CHG, 0, HIGHER_PRIORITY, 5500000 + 10828125),
+        S(5500000, ADV(101, 300), BACKUP, SEND | DEL | CHG, 100, HIGHER_PRIORITY, 5500000 + 10828125),
 };
 SCENARIO(master_yields, CFG(3, 100, 100, true, 0));
 
 static const struct step master_yields_v2_steps[] = {
         S(0, EV(STARTUP), BACKUP, CHG, 0, STARTUP, 3609375),
         S(3609375, EV(TIMER), MASTER, TO_MASTER, 100, MASTER_DOWN, 4609375),
-        S(4000000, ADV(200, 300), BACKUP, DEL | CHG, 0, HIGHER_PRIORITY, 4000000 + 3609375),
+        S(4000000, ADV(200, 300), BACKUP, SEND | DEL | CHG, 100, HIGHER_PRIORITY, 4000000 + 3609375),
 };
 SCENARIO(master_yields_v2, CFG(2, 100, 100, true, 0));
+
+/* --- a master answers another master that loses to it (split healed) ---
+ * 100 ms adverts: the reply advert at most once per 100 ms, the re-announce
+ * at most once per second. Master_Down(200) at 100 ms:
+ * 3 * 100000 + 56 * 100000 / 256 = 321875 */
+
+static const struct step reassert_steps[] = {
+        S(0, EV(STARTUP), BACKUP, CHG, 0, STARTUP, 321875),
+        S(321875, EV(TIMER), MASTER, TO_MASTER, 200, MASTER_DOWN, 421875),
+        /* a lower master: advert now (the timer restarts from it) and announce */
+        S(400000, ADV(100, 10), MASTER, REASSERT, 200, NONE, 500000),
+        /* again within 100 ms: nothing */
+        S(450000, ADV(100, 10), MASTER, 0, 0, NONE, 500000),
+        S(500000, EV(TIMER), MASTER, SEND, 200, NONE, 600000),
+        /* after 100 ms the advert again, but no announce within the second */
+        S(520000, ADV(100, 10), MASTER, SEND, 200, NONE, 620000),
+        S(1299999, ADV(100, 10), MASTER, SEND, 200, NONE, 1399999),
+        /* equal priority from a lower address loses too: a second later, both */
+        S(1400000, ADV_FROM(200, 10, PEER_LOW), MASTER, REASSERT, 200, NONE, 1500000),
+        /* equal priority from a higher address, or a higher priority, wins as
+         * before; we yield with a last advert of our own priority, so that
+         * the winner hears a losing master even if its advert came first */
+        S(1450000, ADV_FROM(201, 10, PEER_LOW), BACKUP, SEND | DEL | CHG, 200, HIGHER_PRIORITY, 1450000 + 321875),
+        S(1771875, EV(TIMER), MASTER, TO_MASTER, 200, MASTER_DOWN, 1871875),
+        /* a new mastership does not inherit the old windows */
+        S(1800000, ADV(100, 10), MASTER, REASSERT, 200, NONE, 1900000),
+        S(1850000, ADV_FROM(200, 10, PEER_HIGH), BACKUP, SEND | DEL | CHG, 200, TIE_BREAK, 1850000 + 321875),
+};
+SCENARIO(reassert, CFG(3, 200, 10, true, 0));
+
+/* v2 and a long interval: the windows are the interval (3 s) */
+static const struct step reassert_v2_steps[] = {
+        S(0, EV(STARTUP), MASTER, TO_MASTER, 255, ADDRESS_OWNER, 3000000),
+        S(1000000, ADV(100, 300), MASTER, REASSERT, 255, NONE, 4000000),
+        S(3999999, ADV(100, 300), MASTER, 0, 0, NONE, 4000000),
+        S(4000000, ADV(100, 300), MASTER, REASSERT, 255, NONE, 7000000),
+};
+SCENARIO(reassert_v2, CFG(2, 255, 300, true, 0));
 
 /* --- fault, shutdown, group events --- */
 
@@ -541,6 +582,38 @@ static void test_learned_interval_field(void **state) {
         }
 }
 
+/* A peer flooding lower-priority adverts (one per ms for 3 s, 100 ms
+ * adverts): one re-announce per second, one reply advert per 100 ms. */
+static void test_reassert_flood(void **state) {
+        const struct vrrp_fsm_config cfg = CFG(3, 200, 10, true, 0);
+        const struct vrrp_event lower = ADV(100, 10);
+        unsigned adverts = 0, announces = 0;
+        struct vrrp_fsm fsm;
+        struct vrrp_actions a;
+        uint64_t t0;
+
+        vrrp_fsm_init(&fsm, &cfg);
+        vrrp_fsm_step(&fsm, &(const struct vrrp_event) EV(STARTUP), 0, &a);
+        vrrp_fsm_step(&fsm, &(const struct vrrp_event) EV(TIMER), 321875, &a);
+        assert_int_equal(fsm.state, VRRP_STATE_MASTER);
+
+        t0 = 400000;
+        for (uint64_t t = t0; t < t0 + 3000000; t += 1000) {
+                vrrp_fsm_step(&fsm, &lower, t, &a);
+                assert_int_equal(fsm.state, VRRP_STATE_MASTER);
+                assert_false(a.state_changed);
+                adverts += a.send_advert;
+                announces += a.announce;
+        }
+        assert_int_equal(announces, 3);
+        assert_int_equal(adverts, 30);
+
+        assert_int_equal(vrrp_reannounce_interval_usec(1), 1000000);
+        assert_int_equal(vrrp_reannounce_interval_usec(100), 1000000);
+        assert_int_equal(vrrp_reannounce_interval_usec(101), 1010000);
+        assert_int_equal(vrrp_reannounce_interval_usec(4095), 40950000);
+}
+
 static void test_name_tables(void **state) {
         for (int i = 0; i < _VRRP_STATE_MAX; i++)
                 assert_non_null(vrrp_state_to_string(i));
@@ -580,6 +653,8 @@ int main(void) {
                 SCENARIO_TEST(release_while_preempting),
                 SCENARIO_TEST(tie_break),
                 SCENARIO_TEST(master_yields),
+                SCENARIO_TEST(reassert),
+                SCENARIO_TEST(reassert_v2),
                 SCENARIO_TEST(master_yields_v2),
                 SCENARIO_TEST(fault_master),
                 SCENARIO_TEST(fault_owner),
@@ -594,6 +669,7 @@ int main(void) {
                 cmocka_unit_test(test_next_deadline),
                 cmocka_unit_test(test_preempt_at_time_zero),
                 cmocka_unit_test(test_learned_interval_field),
+                cmocka_unit_test(test_reassert_flood),
                 cmocka_unit_test(test_name_tables),
         };
 

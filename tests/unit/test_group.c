@@ -262,7 +262,8 @@ static void test_higher_priority_all_backup(void **state) {
         /* member 0 sees a better master on the other node (v3, 2 s interval) */
         step(&f, 0, (struct vrrp_event) { .type = VRRP_EVENT_ADVERT, .priority = 101, .max_adver_int_cs = 200 },
              now);
-        check_actions(&f, 0, DEL | CHG, 0, VRRP_STATE_MASTER, VRRP_STATE_BACKUP, VRRP_REASON_HIGHER_PRIORITY);
+        /* the member that lost says so once, with its own priority (for the winner's re-announce) */
+        check_actions(&f, 0, SEND | DEL | CHG, 100, VRRP_STATE_MASTER, VRRP_STATE_BACKUP, VRRP_REASON_HIGHER_PRIORITY);
         /* the others just go quiet: no priority 0 */
         check_actions(&f, 1, DEL | CHG, 0, VRRP_STATE_MASTER, VRRP_STATE_BACKUP, VRRP_REASON_GROUP);
         check_actions(&f, 2, DEL | CHG, 0, VRRP_STATE_MASTER, VRRP_STATE_BACKUP, VRRP_REASON_GROUP);
@@ -273,13 +274,15 @@ static void test_higher_priority_all_backup(void **state) {
         assert_int_equal(vrrp_fsm_next_deadline(&f.fsm[1]), now + 3414062);
         assert_int_equal(vrrp_fsm_next_deadline(&f.fsm[2]), now + 3218750);
 
-        /* lower adverts to a master do not move the group */
+        /* lower adverts to a master do not move the group; the member that
+         * heard one answers (the daemon extends its re-announce to the group) */
         setup_group(&f, prios3, 3);
         make_all_master(&f);
         step(&f, 1, (struct vrrp_event) { .type = VRRP_EVENT_ADVERT, .priority = 149, .max_adver_int_cs = 100 },
              now);
-        for (size_t i = 0; i < 3; i++)
-                check_untouched(&f, i, VRRP_STATE_MASTER);
+        check_actions(&f, 1, SEND | ANN, 150, VRRP_STATE_MASTER, VRRP_STATE_MASTER, VRRP_REASON_NONE);
+        check_untouched(&f, 0, VRRP_STATE_MASTER);
+        check_untouched(&f, 2, VRRP_STATE_MASTER);
 }
 
 static void test_fault(void **state) {

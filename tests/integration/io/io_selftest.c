@@ -248,9 +248,18 @@ static int cmd_announce(const char *cmd, int ifindex, const char *ifname, const 
                         return usage();
                 r = vrrp_announce_garp(ifindex, mac, &a.addr.in);
         } else {
+                _cleanup_(nl_sockp) struct nl_sock *sk = NULL;
+                struct ip_address src;
+
                 if (a.family != AF_INET6)
                         return usage();
-                r = vrrp_announce_na(ifindex, mac, &a.addr.in6);
+                r = vrrp_address_socket_open(&sk);
+                if (r < 0)
+                        return fail("vrrp_address_socket_open", r);
+                r = vrrp_address_primary(sk, ifindex, AF_INET6, NULL, 0, &src);
+                if (r < 0)
+                        return fail("link-local source", r);
+                r = vrrp_announce_na(ifindex, mac, &src.addr.in6, &a.addr.in6);
         }
         if (r < 0)
                 return fail(cmd, r);
