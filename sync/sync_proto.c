@@ -9,7 +9,7 @@
 #include <sodium.h>
 
 #include "common/macro.h"
-#include "hamgr/sync_proto.h"
+#include "sync/sync_proto.h"
 
 /* Noise protocol name: exactly HASHLEN (32) bytes, so it is used as the
  * initial hash unpadded. The prologue binds our own protocol and version

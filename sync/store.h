@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hamgr/replica.h"
+#include "sync/replica.h"
 
 #define REPLICA_STORE_FILE "replica.state"
 #define REPLICA_STORE_TMP "replica.state.tmp"

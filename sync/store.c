@@ -9,7 +9,7 @@
 #include <sodium.h>
 
 #include "common/macro.h"
-#include "hamgr/store.h"
+#include "sync/store.h"
 
 static const uint8_t store_magic[8] = { 'H', 'M', 'G', 'R', 'R', 'E', 'P', 'L' };
 #define STORE_FORMAT 1
