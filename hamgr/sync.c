@@ -24,6 +24,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "strbuf.h"
+#include "sync-file.h"
 #include "sync.h"
 #include "sync/replica.h"
 #include "sync/store.h"

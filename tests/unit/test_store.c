@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "common/macro.h"
+#include "hamgr/sync-file.h"
 #include "sync/replica.h"
 #include "sync/store.h"
 

@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "common/macro.h"
+#include "hamgr/sync-file.h"
 #include "sync/sync_proto.h"
 
 #define T0 UINT64_C(1700000000000000)
