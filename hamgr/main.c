@@ -11,7 +11,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
-#include "sync_proto.h"
+#include "sync/sync_proto.h"
 #include "wg/key.h"
 #include "wireguard.h"
 

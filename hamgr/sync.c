@@ -2,8 +2,9 @@
 /*
  * Replication on the event loop: TCP connections to the pinned nodes (both
  * sides dial, one connection per pair survives), the encrypted session of
- * sync_proto.c, the replica of replica.c kept in state_dir, polling of the
- * local WireGuard devices and applying what other nodes changed.
+ * sync/sync_proto.c, the replica of sync/replica.c kept in state_dir,
+ * polling of the local WireGuard devices and applying what other nodes
+ * changed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,11 +23,12 @@
 #include "common/macro.h"
 #include "daemon.h"
 #include "log.h"
-#include "replica.h"
-#include "store.h"
 #include "strbuf.h"
+#include "sync-file.h"
 #include "sync.h"
-#include "sync_proto.h"
+#include "sync/replica.h"
+#include "sync/store.h"
+#include "sync/sync_proto.h"
 #include "wg/key.h"
 #include "wg/wg.h"
 #include "wireguard.h"

@@ -15,8 +15,8 @@
 #include <string.h>
 
 #include "common/macro.h"
-#include "hamgr/replica.h"
-#include "hamgr/store.h"
+#include "sync/replica.h"
+#include "sync/store.h"
 
 #define NODE UINT64_C(0x5eed)
 

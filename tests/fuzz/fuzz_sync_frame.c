@@ -19,7 +19,7 @@
 #include <sodium.h>
 
 #include "common/macro.h"
-#include "hamgr/sync_proto.h"
+#include "sync/sync_proto.h"
 
 /* Node A (initiator) and B (responder): private keys 0x41.. and 0x42..,
  * clamped by X25519 itself. */

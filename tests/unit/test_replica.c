@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "common/macro.h"
-#include "hamgr/replica.h"
+#include "sync/replica.h"
 
 #define NODE_A UINT64_C(0xa0a0a0a0a0a0a0a0)
 #define NODE_B UINT64_C(0x0b0b0b0b0b0b0b0b)

@@ -20,8 +20,9 @@
 #include <cmocka.h>
 
 #include "common/macro.h"
-#include "hamgr/replica.h"
-#include "hamgr/store.h"
+#include "hamgr/sync-file.h"
+#include "sync/replica.h"
+#include "sync/store.h"
 
 #define NODE UINT64_C(0x1234)
 #define IF "wg0"

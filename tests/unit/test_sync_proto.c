@@ -15,7 +15,8 @@
 #include <sodium.h>
 
 #include "common/macro.h"
-#include "hamgr/sync_proto.h"
+#include "hamgr/sync-file.h"
+#include "sync/sync_proto.h"
 
 #define T0 UINT64_C(1700000000000000)
 

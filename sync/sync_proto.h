@@ -2,10 +2,11 @@
 #pragma once
 
 /*
- * Pure core of the gateway-to-gateway sync channel: key files, the Noise IK
- * handshake, the encrypted frame stream and the small decisions around it
- * (which duplicate connection to keep, when to send a heartbeat, when a peer
- * is dead). No sockets, no clocks: bytes and times come in as arguments.
+ * Pure core of the gateway-to-gateway sync channel: key file text, the
+ * Noise IK handshake, the encrypted frame stream and the small decisions
+ * around it (which duplicate connection to keep, when to send a heartbeat,
+ * when a peer is dead). No sockets, no clocks, no files: bytes and times
+ * come in as arguments (reading the key file is hamgr/sync-file.h).
  * docs/sync-protocol.md is the wire format and the security argument.
  *
  * Every entry point that needs libsodium initialises it itself. Nothing here
@@ -46,13 +47,6 @@
  * all-zero key. ret_private is untouched on failure; ret_reason may be NULL. */
 int sync_key_parse(const char *text, size_t len, uint8_t ret_private[static SYNC_KEY_LEN],
                    const char **ret_reason);
-
-/* Read and parse the key file at PATH. Refuses a file that is not a regular
- * file or whose mode grants group or other any access (-EPERM), since the
- * private key authenticates this node to its peers. Returns 0, -EPERM,
- * -EBADMSG or the -errno of open/read, with *ret_reason set on every failure
- * (ret_reason may be NULL). ret_private is untouched on failure. */
-int sync_key_load(const char *path, uint8_t ret_private[static SYNC_KEY_LEN], const char **ret_reason);
 
 /* ---- Frames ------------------------------------------------------------ */
 

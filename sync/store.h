@@ -2,8 +2,9 @@
 #pragma once
 
 /*
- * The replica's state file, STATE_DIR/replica.state, from which a node that
- * restarts while its peer is down starts.
+ * Format of the replica's state file, STATE_DIR/replica.state, from which a
+ * node that restarts while its peer is down starts. Bytes in, bytes out:
+ * reading and writing the file is hamgr/sync-file.h.
  *
  * It is encrypted, so that a copied backup does not hold WireGuard keys in
  * the clear: the key is derived (crypto_kdf, BLAKE2b, context "hamgrst1",
@@ -14,21 +15,13 @@
  *   bytes as associated data,
  * so truncation, any flipped bit (header included) and another node's key
  * all fail the tag; nothing is decoded before the whole file authenticated.
- *
- * Writes are atomic: a new file replica.state.tmp (O_EXCL, mode 0600; a
- * leftover of a crash is removed first), written whole, fsync()ed, renamed
- * over replica.state, then the directory fsync()ed so the rename itself
- * survives a power loss. A crash at any point leaves the old file or the
- * new one. Loading ignores the temporary file.
  */
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hamgr/replica.h"
+#include "sync/replica.h"
 
-#define REPLICA_STORE_FILE "replica.state"
-#define REPLICA_STORE_TMP "replica.state.tmp"
 #define REPLICA_STORE_KEY_LEN 32
 #define REPLICA_STORE_HEADER_LEN 36
 /* Far above a million peers' worth; a bigger file is refused unread. */
@@ -50,15 +43,3 @@ int replica_store_encode(const uint8_t sync_private_key[static REPLICA_STORE_KEY
  * -ENOMEM. *ret is untouched on failure. */
 int replica_store_decode(const uint8_t *buf, size_t len, const uint8_t sync_private_key[static REPLICA_STORE_KEY_LEN],
                          uint64_t node, struct replica **ret, const char **ret_reason);
-
-/* Write R to DIR/replica.state atomically (above). DIR must exist.
- * Returns 0 or -errno; on failure the previous file is intact. */
-int replica_store_save(const char *dir, const uint8_t sync_private_key[static REPLICA_STORE_KEY_LEN],
-                       const struct replica *r);
-
-/* Load DIR/replica.state as replica_store_decode() does. Returns 0;
- * -ENOENT when there is no state file; -EBADMSG with a reason (also for
- * a file that is not a regular file or is too big); other -errno. *ret is
- * untouched on failure. */
-int replica_store_load(const char *dir, const uint8_t sync_private_key[static REPLICA_STORE_KEY_LEN], uint64_t node,
-                       struct replica **ret, const char **ret_reason);

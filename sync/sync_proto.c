@@ -1,15 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
 #include "common/macro.h"
-#include "hamgr/sync_proto.h"
+#include "sync/sync_proto.h"
 
 /* Noise protocol name: exactly HASHLEN (32) bytes, so it is used as the
  * initial hash unpadded. The prologue binds our own protocol and version
@@ -99,53 +96,6 @@ int sync_key_parse(const char *text, size_t len, uint8_t ret_private[static SYNC
 finish:
         sodium_memzero(line, sizeof(line));
         sodium_memzero(key, sizeof(key));
-        return r;
-}
-
-int sync_key_load(const char *path, uint8_t ret_private[static SYNC_KEY_LEN], const char **ret_reason) {
-        _cleanup_(closep) int fd = -1;
-        /* One byte more than the longest valid file, to detect longer ones. */
-        char buf[WG_KEY_B64_LEN + 1];
-        size_t len = 0;
-        struct stat st;
-        int r;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0) {
-                set_reason(ret_reason, "cannot open key file");
-                return -errno;
-        }
-        if (fstat(fd, &st) < 0) {
-                set_reason(ret_reason, "cannot stat key file");
-                return -errno;
-        }
-        if (!S_ISREG(st.st_mode)) {
-                set_reason(ret_reason, "key file is not a regular file");
-                return -EPERM;
-        }
-        if (st.st_mode & 077) {
-                set_reason(ret_reason, "key file is accessible by group or others (chmod 600 it)");
-                return -EPERM;
-        }
-
-        while (len < sizeof(buf)) {
-                ssize_t n = read(fd, buf + len, sizeof(buf) - len);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        r = -errno;
-                        set_reason(ret_reason, "cannot read key file");
-                        goto finish;
-                }
-                if (n == 0)
-                        break;
-                len += (size_t) n;
-        }
-
-        r = sync_key_parse(buf, len, ret_private, ret_reason);
-finish:
-        sodium_memzero(buf, sizeof(buf));
         return r;
 }
 

@@ -7,7 +7,7 @@
 #include <sodium.h>
 
 #include "common/macro.h"
-#include "hamgr/replica.h"
+#include "sync/replica.h"
 
 struct replica_iface {
         char name[IFNAMSIZ];
