@@ -15,7 +15,18 @@
 #    text lists the instance and its state, --json parses with jq, both
 #    "-s PATH" and "-c FILE" (node.control_socket) reach it, while the
 #    default socket path does not; the socket is srw-------;
-#  - SIGTERM: the daemon exits 0 and removes its socket.
+#  - "hamgr check" prints exactly "FILE: OK (N VRRP instances, M groups)"
+#    (singular for 1) for files with known counts, and that form for the
+#    sample;
+#  - without a sync section "peers" is empty (the header line, or [] with
+#    --json), and a refused "peer add" prints the daemon's reason on stderr
+#    as "hamgr peer add: REASON" and exits 1;
+#  - SIGHUP with one instance added: it starts (MASTER, its VIP up) while
+#    the other keeps its state; with it removed again: it stops as on
+#    SIGTERM (a priority-0 advert for its vrid, its VIP removed, logged
+#    MASTER -> STOP) and the other still has no transition;
+#  - SIGTERM: the daemon exits 0 and removes its socket; SIGINT does the
+#    same as SIGTERM: priority-0 advert, VIP released, exit 0, socket gone.
 # Needs HAMGR_BIN.
 # shellcheck disable=SC2317 # small predicates run through wait_until
 set -euo pipefail
@@ -87,8 +98,32 @@ assert_contains "$OUT" "Usage: hamgr COMMAND" "--help: usage on stdout"
 # ---------------------------------------------------------------- check
 run "$HAMGR_BIN" check -c "$HAMGR_SOURCE_DIR/etc/hamgr.conf"
 assert_eq "$RC" 0 "check etc/hamgr.conf: exit status"
-assert_contains "$OUT" "OK" "check etc/hamgr.conf: says OK"
+assert_true "check etc/hamgr.conf: one line 'FILE: OK (N VRRP instance(s), M group(s))'" \
+        out_matches "^${HAMGR_SOURCE_DIR//./\\.}/etc/hamgr\\.conf: OK \\((1 VRRP instance|[02-9][0-9]* VRRP instances|[1-9][0-9]+ VRRP instances), (1 group|[02-9][0-9]* groups|[1-9][0-9]+ groups)\\)\$"
+assert_eq "$(printf '%s\n' "$OUT" | wc -l)" 1 "check etc/hamgr.conf: exactly one line"
 assert_eq "$ERR" "" "check etc/hamgr.conf: no errors"
+
+# Known counts: 1 instance and no group; 3 instances and 1 group.
+ONE="$HI_TMP/one.conf"
+HC_NOTIFY_SCRIPT="" HC_STATE_DIR="$HI_TMP/one.state" write_hamgr_conf "$ONE" gw1 100
+run "$HAMGR_BIN" check -c "$ONE"
+assert_eq "$RC:$OUT" "0:$ONE: OK (1 VRRP instance, 0 groups)" "check one.conf: exact OK line"
+THREE="$HI_TMP/three.conf"
+more_instances() {
+        local name vrid
+        for name in lan:52 dmz:53; do
+                vrid=${name#*:}
+                printf '{ name = "%s"; interface = "eth1"; vrid = %s; priority = 100; virtual_ips = [ "10.78.1.%s/24" ]; },\n' \
+                        "${name%%:*}" "$vrid" "$vrid"
+        done
+}
+HC_NOTIFY_SCRIPT="" HC_STATE_DIR="$HI_TMP/three.state" write_hamgr_conf "$THREE" gw1 100 \
+        'groups = ( { name = "gateway"; instances = [ "wan", "lan" ]; } );'
+# Two more instances into the vrrp list.
+awk -v more="$(more_instances)" '/^vrrp = \($/ { print; print more; next } { print }' "$THREE" >"$THREE.new"
+mv "$THREE.new" "$THREE"
+run "$HAMGR_BIN" check -c "$THREE"
+assert_eq "$RC:$OUT" "0:$THREE: OK (3 VRRP instances, 1 group)" "check three.conf: exact OK line"
 
 BAD="$HI_TMP/broken.conf"
 cat >"$BAD" <<'EOF'
