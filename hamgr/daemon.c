@@ -401,7 +401,9 @@ int daemon_new(const char *config_path, struct hamgr_daemon **ret) {
                 r = sd_event_add_signal(d->event, NULL, SIGHUP, on_reload, d);
         if (r < 0)
                 goto fail;
-        /* Sends WATCHDOG=1 at half of WATCHDOG_USEC when systemd asks for it. */
+        /* Sends WATCHDOG=1 when systemd asks for it (WATCHDOG_USEC): on any
+         * loop iteration once a quarter of the period has passed, and wakes
+         * up for it between half and three quarters of the period. */
         r = sd_event_set_watchdog(d->event, true);
         if (r < 0)
                 log_warning_errno(r, "cannot enable the watchdog: %m");

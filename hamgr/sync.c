@@ -93,6 +93,7 @@ struct hamgr_sync {
         sd_event_source *poll_timer;
         uint64_t last_timestamp;
         uint64_t merges, local_changes, save_errors;
+        uint64_t refused_unauthenticated;    /* connections refused before a pinned key was proven */
 };
 
 static uint64_t wall_usec(void) {
@@ -512,6 +513,7 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
                                 size_t idx;
 
                                 if (sync_session_peer_index(c->session, &idx) < 0 || idx >= s->n_peers) {
+                                        s->refused_unauthenticated++;
                                         conn_close(c, "unknown peer");
                                         return 0;
                                 }
@@ -528,8 +530,10 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
                         if (c->peer) {
                                 c->peer->refused++;
                                 log_peer(c->peer, LOG_WARNING, "connection refused: %s", why);
-                        } else
+                        } else {
+                                s->refused_unauthenticated++;
                                 log_warning("sync: connection from an unauthenticated node refused: %s", why);
+                        }
                         conn_close(c, why);
                         return 0;
                 }
@@ -833,8 +837,9 @@ void sync_status_json(struct hamgr_daemon *d, struct buf *b) {
         buf_printf(b, "{\"public_key\":\"%s\",\"listen\":", key);
         buf_json_string(b, s->config->listen);
         buf_printf(b, ",\"records\":%zu,\"merges\":%" PRIu64 ",\"local_changes\":%" PRIu64 ",\"save_errors\":%" PRIu64
-                      ",\"peers\":[",
-                   replica_n_records(s->replica), s->merges, s->local_changes, s->save_errors);
+                      ",\"refused_unauthenticated\":%" PRIu64 ",\"peers\":[",
+                   replica_n_records(s->replica), s->merges, s->local_changes, s->save_errors,
+                   s->refused_unauthenticated);
         for (size_t i = 0; i < s->n_peers; i++) {
                 const struct sync_peer_rt *p = &s->peers[i];
 

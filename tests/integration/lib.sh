@@ -998,3 +998,18 @@ hi_init() {
 }
 
 hi_init
+
+# pid_gone_at_ms PID [TIMEOUT_S]: poll every 10 ms until PID has exited (a
+# zombie counts as exited) and print the wall time (ms, like hi_now_ms) it
+# was first seen gone. Returns 1 if it is still there after TIMEOUT_S (5).
+pid_gone_at_ms() {
+        local pid=$1 deadline=$(($(hi_now_ms) + ${2:-5} * 1000)) st
+        while true; do
+                st=$(cat "/proc/$pid/stat" 2>/dev/null) || break
+                st=${st##*) }
+                [ "${st%% *}" != Z ] || break
+                [ "$(hi_now_ms)" -lt "$deadline" ] || return 1
+                sleep 0.01
+        done
+        hi_now_ms
+}

@@ -2,7 +2,9 @@
 /*
  * Stand-in for systemd's notify socket in tests: bind a Unix datagram
  * socket at PATH and print every message received, one field a line,
- * prefixed by the receive time in ms (CLOCK_MONOTONIC), until killed.
+ * prefixed by the receive time in ms (CLOCK_MONOTONIC) and the message's
+ * number (from 1), until killed: "MS N FIELD". The number tells which
+ * fields came in one datagram.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 int main(int argc, char **argv) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         char buf[4096];
+        unsigned long msgno = 0;
         int fd;
 
         if (argc != 2 || strlen(argv[1]) >= sizeof(sa.sun_path)) {
@@ -40,7 +43,8 @@ int main(int argc, char **argv) {
                 }
                 buf[n] = '\0';
                 clock_gettime(CLOCK_MONOTONIC, &ts);
+                msgno++;
                 for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-                        printf("%lld %s\n", (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000, line);
+                        printf("%lld %lu %s\n", (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000, msgno, line);
         }
 }

@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# Core failover of hamgr with three gateways (priorities 150/120/100) on the
+# Core failover of hamgr with three gateways (priorities 250/240/1) on the
 # lab bridge, client on the same segment:
 #  - election: exactly one MASTER (gw1), the others BACKUP, the VIP on gw1
 #    alone and stable; the client reaches the VIP through gw1's MAC;
 #  - crash with the link gone (kill -9 and eth0 down on gw1): gw2, the
-#    next-highest, takes over, gw3 stays BACKUP; the client's ARP entry for
+#    next-highest, takes over by master-down and gw3 never becomes MASTER:
+#    with 200 ms adverts gw2's Skew_Time (16/256 * 200 = 12 ms) is 187 ms
+#    shorter than gw3's (255/256 * 200 = 199 ms), so gw2's timer fires and
+#    its advert reaches gw3 long before gw3's own timer; a reversed skew
+#    makes gw3 fire first and fails the test. The client's ARP entry for
 #    the VIP is gw2's MAC and the VIP answers ping;
 #  - gw1 returns: its leftover VIP is removed at start and it preempts;
 #  - crash with the link up (kill -9 only): the VIP is left on the dead gw1
 #    as well, so only the new master's gratuitous ARP can steer the client:
-#    its ARP entry must follow to gw2 and ping must still answer;
-#  - graceful stop (advert interval 1 s, so Master_Down ~3.5 s and Skew
-#    ~0.5 s): after SIGTERM of the master gw2 is MASTER in well under
+#    its ARP entry must follow to gw2 and ping must still answer; again gw2
+#    by master-down, gw3 never MASTER;
+#  - graceful stop (advert interval 1 s, so gw2's Master_Down is
+#    3 s + (256 - 240)/256 s = 3062 ms, as status must say): after SIGTERM
+#    of the master gw2 is MASTER in well under
 #    Master_Down (a priority-0 hand-over, not a timeout), gw1 removed its
 #    VIP, logged MASTER -> STOP (shutdown) and exited 0.
 # shellcheck disable=SC2317 # small predicates run through wait_until
@@ -24,6 +30,9 @@ require_hamgr
 require_cmd ping
 
 VIP=10.77.0.10
+P1=250
+P2=240
+P3=1
 
 # masters: the gateways whose hamgr reports MASTER, space separated.
 masters() {
@@ -76,16 +85,16 @@ hamgr_start_rc() {
 
 write_confs() {
         local interval=$1
-        HC_INTERVAL_MS=$interval write_hamgr_conf "$(conf_of gw1)" gw1 150
-        HC_INTERVAL_MS=$interval write_hamgr_conf "$(conf_of gw2)" gw2 120
-        HC_INTERVAL_MS=$interval write_hamgr_conf "$(conf_of gw3)" gw3 100
+        HC_INTERVAL_MS=$interval write_hamgr_conf "$(conf_of gw1)" gw1 $P1
+        HC_INTERVAL_MS=$interval write_hamgr_conf "$(conf_of gw2)" gw2 $P2
+        HC_INTERVAL_MS=$interval write_hamgr_conf "$(conf_of gw3)" gw3 $P3
 }
 
 lab_start 3
 GW1_MAC=$(node_mac gw1)
 GW2_MAC=$(node_mac gw2)
 
-write_confs 100
+write_confs 200
 for g in gw1 gw2 gw3; do
         hamgr_start "$g" "$(conf_of "$g")"
 done
@@ -101,7 +110,7 @@ wait_until 5 vip_owner_is "$VIP" gw1 || true
 assert_true "election: VIP on gw1 alone and one master, for 2 s" \
         holds_for 2 only_gw1
 assert_eq "$(inst_field gw3 wan .last_master)" 10.77.0.1 "election: gw3 hears gw1 as master"
-assert_eq "$(inst_field gw3 wan .last_master_priority)" 150 "election: gw3 sees gw1's priority"
+assert_eq "$(inst_field gw3 wan .last_master_priority)" $P1 "election: gw3 sees gw1's priority"
 assert_true "election: client pings the VIP" client_ping
 assert_eq "$(arp_mac_for client "$VIP")" "$GW1_MAC" "election: client resolves the VIP to gw1"
 
@@ -109,15 +118,9 @@ assert_eq "$(arp_mac_for client "$VIP")" "$GW1_MAC" "election: client resolves t
 hamgr_stop gw1 KILL
 node_link gw1 eth0 down
 wait_until 5 masters_are gw2 || fail "crash+link down: masters are '$(masters)', want gw2"
-# gw2 (120) normally wins the race against gw3 (100) by its shorter skew.
-# On a loaded machine gw3's timer can fire first; gw2 then preempts gw3,
-# which is the protocol working too. Which one happened is read from gw3.
-if [ "$(inst_field gw3 wan .counters.became_master)" = 0 ]; then
-        assert_eq "$(inst_field gw2 wan .last_transition.reason)" master-down "crash+link down: gw2 took over by master-down"
-else
-        assert_eq "$(inst_field gw2 wan .last_transition.reason)" preempt \
-                "crash+link down: gw3 fired first (loaded machine), gw2 preempted it"
-fi
+# gw2's shorter Skew_Time decides (see the top): gw3 must never have fired.
+assert_eq "$(inst_field gw2 wan .last_transition.reason)" master-down "crash+link down: gw2 took over by master-down"
+assert_eq "$(inst_field gw3 wan .counters.became_master)" 0 "crash+link down: gw3 never became MASTER"
 assert_true "crash+link down: VIP on gw2" wait_until 3 vip_on gw2 "$VIP"
 assert_false "crash+link down: VIP not on gw3" vip_on gw3 "$VIP"
 assert_true "crash+link down: gw2 sole master for 1 s" holds_for 1 masters_are gw2
@@ -142,6 +145,8 @@ assert_true "restart: client ARP entry back on gw1" wait_until 3 client_arp_is "
 # ---- crash with the link up: the VIP stays on the dead node
 hamgr_stop gw1 KILL
 wait_until 5 masters_are gw2 || fail "crash: masters are '$(masters)', want gw2"
+assert_eq "$(inst_field gw2 wan .last_transition.reason)" master-down "crash: gw2 took over by master-down"
+assert_eq "$(inst_field gw3 wan .counters.became_master)" 0 "crash: gw3 never became MASTER"
 assert_true "crash: VIP on gw2" wait_until 3 vip_on gw2 "$VIP"
 assert_true "crash: VIP still on the dead gw1 (nobody removed it)" vip_on gw1 "$VIP"
 assert_true "crash: gratuitous ARP moved the client's entry to gw2" \
@@ -165,8 +170,9 @@ wait_until 5 hamgr_state_is gw2 wan BACKUP || die "1 s interval: gw2 not BACKUP"
 wait_until 5 hamgr_state_is gw3 wan BACKUP || die "1 s interval: gw3 not BACKUP"
 wait_until 5 vip_owner_is "$VIP" gw1 || fail "1 s interval: VIP owner '$(vip_owner "$VIP")', want gw1"
 md_ms=$(inst_field gw2 wan .master_down_interval_ms)
-assert_true "1 s interval: gw2 Master_Down is about 3.5 s (got $md_ms ms)" \
-        test "$md_ms" -ge 3400 -a "$md_ms" -le 3700
+md_want=$((3000 + (256 - P2) * 1000 / 256))
+assert_true "1 s interval: gw2 Master_Down is 3 s + Skew_Time = $md_want ms (got $md_ms ms)" \
+        test "$md_ms" -ge $((md_want - 2)) -a "$md_ms" -le $((md_want + 2))
 t0=$(hi_now_ms)
 kill -s TERM "${HAMGR_PID[gw1]}"
 wait_until 5 hamgr_state_is gw2 wan MASTER || fail "SIGTERM: gw2 did not become MASTER"
@@ -182,7 +188,7 @@ assert_eq "$(cat "$RC" 2>/dev/null)" 0 "SIGTERM: gw1 exit status"
 assert_false "SIGTERM: gw1 removed its VIP" vip_on gw1 "$VIP"
 assert_true "SIGTERM: VIP on gw2 alone" wait_until 3 vip_owner_is "$VIP" gw2
 assert_contains "$(cat "$(hamgr_log gw1)")" "wan: MASTER -> STOP (shutdown)" "SIGTERM: gw1 log"
-assert_contains "$(hamgr_notify_read gw1)" "args=INSTANCE wan STOP 150" "SIGTERM: gw1 STOP notify"
+assert_contains "$(hamgr_notify_read gw1)" "args=INSTANCE wan STOP $P1" "SIGTERM: gw1 STOP notify"
 assert_true "SIGTERM: gw3 stays BACKUP" holds_for 1 hamgr_state_is gw3 wan BACKUP
 assert_eq "$(masters)" gw2 "SIGTERM: one master"
 

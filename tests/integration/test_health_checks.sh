@@ -11,8 +11,11 @@
 #  - icmp to the client, weight 0 on gw1 (not tracked by gw2): client down
 #    -> gw1 FAULT naming the check -> gw2 MASTER; client back -> recovery;
 #  - link on eth1, weight 0 on gw1: carrier lost -> FAULT;
-#  - an exec check that hangs fails at timeout_ms and its processes (the
-#    shell and its child) are killed.
+#  - an exec check that hangs (timeout_ms 300, interval_ms 1000) fails at
+#    timeout_ms and its processes (the shell and its child) are killed: the
+#    first hanging shell is seen gone 200..550 ms after its own start
+#    timestamp (a kill at twice the timeout, at the next probe, 1000 ms,
+#    or none fails).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -32,9 +35,10 @@ test -e "$HI_TMP/$g.flag"
 EOF
         cat >"$HI_TMP/$g-hang-check.sh" <<EOF
 #!/bin/sh
-# While the hang file exists: record this shell's PID, hang in a child.
+# While the hang file exists: record this shell's PID and start time (ms),
+# hang in a child.
 if [ -e "$HI_TMP/$g.hang" ]; then
-        echo \$\$ >>"$HI_TMP/$g.hang.pids"
+        echo "\$\$ \$(date +%s%3N)" >>"$HI_TMP/$g.hang.pids"
         sleep 30
 fi
 exit 0
@@ -98,7 +102,7 @@ write_conf gw1 150 \
         "{ name = \"flag\"; type = \"exec\"; command = \"$HI_TMP/gw1-flag-check.sh\"; interval_ms = 250; rise = 2; fall = 3; },
   { name = \"client\"; type = \"icmp\"; address = \"$CLIENT\"; interval_ms = 200; timeout_ms = 150; rise = 2; fall = 2; },
   { name = \"uplink\"; type = \"link\"; interface = \"eth1\"; interval_ms = 100; rise = 1; fall = 1; },
-  { name = \"hang\"; type = \"exec\"; command = \"$HI_TMP/gw1-hang-check.sh\"; interval_ms = 500; timeout_ms = 300; rise = 1; fall = 1; }"
+  { name = \"hang\"; type = \"exec\"; command = \"$HI_TMP/gw1-hang-check.sh\"; interval_ms = 1000; timeout_ms = 300; rise = 1; fall = 1; }"
 write_conf gw2 100 \
         '{ check = "svc"; weight = 10; }' \
         "{ name = \"svc\"; type = \"tcp\"; address = \"$CLIENT:$PORT\"; interval_ms = 200; timeout_ms = 200; rise = 1; fall = 2; }"
@@ -186,24 +190,28 @@ assert_eq "$(hamgr_status gw1 | jq -r '.instances[0].faults | length')" 0 "link:
 # ---- exec timeout: the hanging program and its child are killed
 assert_true "hang: nothing hangs yet" no_hang_sleeps gw1
 touch "$HI_TMP/gw1.hang"
-assert_true "hang: check DOWN at timeout_ms" wait_until 5 check_is gw1 hang down
+wait_until 3 test -s "$HI_TMP/gw1.hang.pids" || die "hang: the check program did not start hanging"
+read -r hang_pid hang_start <"$HI_TMP/gw1.hang.pids"
+hang_gone=$(pid_gone_at_ms "$hang_pid" 5) || hang_gone=""
+ran=$((${hang_gone:-0} - hang_start))
+if [ -n "$hang_gone" ] && [ "$ran" -ge 200 ] && [ "$ran" -le 550 ]; then
+        pass "hang: the first hanging run was killed $ran ms after it started (timeout_ms 300)"
+else
+        fail "hang: the first hanging run gone '${hang_gone:+$ran}' ms after it started, want 200..550"
+fi
+assert_true "hang: check DOWN" wait_until 2 check_is gw1 hang down
 assert_eq "$(check_field gw1 hang detail)" "no answer within 300 ms" "hang: detail"
-first_hang_gone() {
-        local pid
-        pid=$(head -n 1 "$HI_TMP/gw1.hang.pids" 2>/dev/null) && [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null
-}
-assert_true "hang: the first hanging run was killed" wait_until 1 first_hang_gone
 failures_at_least() {
         [ "$(check_field "$1" "$2" failures)" -ge "$3" ]
 }
-assert_true "hang: failures keep counting while it hangs" wait_until 3 failures_at_least gw1 hang 3
+assert_true "hang: failures keep counting while it hangs" wait_until 5 failures_at_least gw1 hang 3
 rm -f "$HI_TMP/gw1.hang"
 assert_true "hang: check UP again once the program returns" wait_until 5 check_is gw1 hang up
 assert_true "hang: no leftover sleep in gw1" wait_until 2 no_hang_sleeps gw1
 # Every hanging run recorded its shell's PID: none may be left.
 no_hang_shells() {
         local pid
-        while read -r pid; do
+        while read -r pid _; do
                 [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && return 1
         done <"$HI_TMP/gw1.hang.pids"
         return 0

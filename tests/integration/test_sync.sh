@@ -7,7 +7,12 @@
 #  - `hamgr peer add` on one node reaches the other node's device;
 #  - the replicated state survives a restart (encrypted file, 0600, no keys
 #    in the clear);
-#  - a sync peer with the wrong key is refused.
+#  - a node with an unknown key (the "rogue", in the client namespace with
+#    its own wireguard-go device holding a peer of its own) is refused: gw1
+#    counts it in sync.refused_unauthenticated, merges nothing (merges,
+#    records and both devices unchanged, the rogue's peer nowhere), and the
+#    rogue receives nothing (never connected, no frame, no merge, its device
+#    and replica hold only its own peer).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/wg_lab.sh"
@@ -27,10 +32,11 @@ for g in gw1 gw2; do
 done
 
 # write_conf NODE PRIORITY MY_INDEX OTHER_INDEX OTHER_PUB [PORT]
+# (WGIF=name: another WireGuard interface than wg0)
 write_conf() {
         local node=$1 prio=$2 me=$3 other=$4 other_pub=$5 port=${6:-7789}
         HC_TRACK= HC_INTERVAL_MS=100 HC_SOCKET=/run/hamgr/${SOCK:-control}.sock write_hamgr_conf "$HI_TMP/$node.conf" "$node" "$prio" "$(cat <<EOF
-wireguard = ( { interface = "wg0"; backend = "uapi"; follow = "wan"; source_address = "$VIP"; } );
+wireguard = ( { interface = "${WGIF:-wg0}"; backend = "uapi"; follow = "wan"; source_address = "$VIP"; } );
 sync = {
     listen = "10.77.0.$me:$port";
     private_key_file = "$HI_TMP/$node.sync.key";
@@ -93,8 +99,11 @@ assert_true "SIGHUP: still connected" wait_until 10 connected gw1
 
 # ---- hamgr peer add on the backup reaches the master
 k2=$(wg genkey | wg pubkey)
+wg genpsk >"$HI_TMP/k2.psk"
+chmod 600 "$HI_TMP/k2.psk"
 t0=$(hi_now_ms)
-node_exec gw2 "$HAMGR_BIN" peer add wg0 "$k2" --allowed-ips 10.99.3.3/32 --keepalive 25 -s /run/hamgr/control.sock
+node_exec gw2 "$HAMGR_BIN" peer add wg0 "$k2" --allowed-ips 10.99.3.3/32 --keepalive 25 \
+        --preshared-key-file "$HI_TMP/k2.psk" -s /run/hamgr/control.sock
 assert_true "hamgr peer add on gw2: the peer is on gw2's device" has_peer gw2 "$k2"
 assert_true "hamgr peer add on gw2: the peer reaches gw1" wait_until 5 has_peer gw1 "$k2"
 pass "hamgr peer add to the other node's device in $(($(hi_now_ms) - t0)) ms"
@@ -105,6 +114,22 @@ on_every_node() {
                 jq -e --arg k "$k2" '.[] | select(.public_key == $k) | .on_every_node' >/dev/null
 }
 assert_true "peers: on every node" wait_until 5 on_every_node
+psk_on() {
+        [ "$(node_exec "$1" wg show wg0 preshared-keys | awk -v k="$k2" '$1 == k { print $2 }')" = "$(cat "$HI_TMP/k2.psk")" ]
+}
+assert_true "the preshared key reached gw1's device" wait_until 5 psk_on gw1
+# hamgr(8): private and preshared keys are never printed.
+for g in gw1 gw2; do
+        out=$(node_exec "$g" "$HAMGR_BIN" peers -s /run/hamgr/control.sock; node_exec "$g" "$HAMGR_BIN" peers --json -s /run/hamgr/control.sock)
+        assert_contains "$out" "$k2" "$g: peers lists the peer"
+        for secret in psk:"$(cat "$HI_TMP/k2.psk")" wireguard-private:"$WG_GW_KEY" sync-private:"$(cat "$HI_TMP/$g.sync.key")"; do
+                if [[ "$out" == *"${secret#*:}"* ]]; then
+                        fail "$g: peers prints the ${secret%%:*} key"
+                else
+                        pass "$g: peers does not print the ${secret%%:*} key"
+                fi
+        done
+done
 node_exec gw2 "$HAMGR_BIN" peer remove wg0 "$k2" -s /run/hamgr/control.sock
 assert_true "hamgr peer remove on gw2 reaches gw1" wait_until 5 no_peer gw1 "$k2"
 removed_flag=$(node_exec gw1 "$HAMGR_BIN" peers --json -s /run/hamgr/control.sock | jq -r --arg k "$k2" '.[] | select(.public_key == $k) | .removed')
@@ -122,14 +147,57 @@ else
 fi
 
 # ---- a node with the wrong key is refused
+# The rogue dials gw1 (pinning gw1's real key) with a key gw1 does not
+# know, from the client namespace, with a device wg9 of its own that holds
+# one peer: had it been let in, that peer would have been merged on gw1.
 "$HAMGR_BIN" genkey >"$HI_TMP/rogue.sync.key"
 chmod 600 "$HI_TMP/rogue.sync.key"
-SOCK=rogue write_conf rogue 50 2 1 "${pub[1]}" 7790
-node_spawn gw2 "$HI_TMP/rogue.log" "$HAMGR_BIN" run -c "$HI_TMP/rogue.conf"
+WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 \
+        node_spawn client "$HI_TMP/client.wg9.wireguard-go.log" wireguard-go -f wg9
+rogue_wg=$HI_LAST_PID
+wait_until 5 node_exec client test -S /var/run/wireguard/wg9.sock ||
+        die "wireguard-go wg9 did not come up: $(cat "$HI_TMP/client.wg9.wireguard-go.log")"
+kR=$(wg genkey | wg pubkey)
+node_exec client wg set wg9 private-key "$HI_TMP/gw.key" peer "$kR" allowed-ips 10.99.66.6/32
+SOCK=rogue WGIF=wg9 write_conf rogue 50 100 1 "${pub[1]}" 7790
+sync_of() {
+        hamgr_status "$1" "${2:-/run/hamgr/control.sock}" | jq -er ".sync$3"
+}
+devices() {
+        printf '%s|%s' "$(node_exec gw1 wg show wg0 dump | awk 'NR > 1 { print $1, $4 }' | sort)" \
+                "$(node_exec gw2 wg show wg0 dump | awk 'NR > 1 { print $1, $4 }' | sort)"
+}
+merges0=$(sync_of gw1 "" .merges)
+records0=$(sync_of gw1 "" .records)
+refused0=$(sync_of gw1 "" .refused_unauthenticated)
+devices0=$(devices)
+node_spawn client "$HI_TMP/rogue.log" "$HAMGR_BIN" run -c "$HI_TMP/rogue.conf"
 rogue=$HI_LAST_PID
-sleep 2
+rogue_has_own_peer() {
+        node_exec client "$HAMGR_BIN" peers --json -s /run/hamgr/rogue.sock |
+                jq -e --arg k "$kR" 'any(.[]; .public_key == $k and .removed == false)'
+}
+assert_true "rogue: its own peer is in its replica (something to push)" wait_until 5 rogue_has_own_peer
+refused_more() {
+        [ "$(sync_of gw1 "" .refused_unauthenticated)" -gt "$refused0" ]
+}
+assert_true "gw1: sync.refused_unauthenticated counts the rogue (was $refused0)" wait_until 10 refused_more
+# The rogue redials with backoff: give it a few more attempts.
+assert_true "rogue: never connected" holds_for 2 eval \
+        '[ "$(sync_of client /run/hamgr/rogue.sock ".peers[0].connected")" = false ]'
+rs=$(hamgr_status client /run/hamgr/rogue.sock)
+assert_eq "$(jq -r '[.sync.merges, .sync.peers[0].frames_rx, .sync.peers[0].last_frame_ms_ago] | map(tostring) | join(" ")' <<<"$rs")" \
+        "0 0 null" "rogue: no merge, no frame received from gw1"
+assert_eq "$(node_exec client "$HAMGR_BIN" peers --json -s /run/hamgr/rogue.sock | jq -r '[.[] | .public_key] | join(" ")')" \
+        "$kR" "rogue: its replica holds only its own peer"
+assert_eq "$(node_exec client wg show wg9 peers | tr '\n' ' ')" "$kR " "rogue: its device got none of gw1's peers"
 stop_pid "$rogue" TERM
-assert_contains "$(cat "$(hamgr_log gw1)")" "refused" "gw1 logged a refused connection"
+stop_pid "$rogue_wg" TERM
+assert_eq "$(sync_of gw1 "" .merges):$(sync_of gw1 "" .records)" "$merges0:$records0" "gw1: no merge, same records"
+assert_eq "$(devices)" "$devices0" "gw1 and gw2: devices unchanged"
+assert_false "gw1: the rogue's peer is not on its device" has_peer gw1 "$kR"
+assert_eq "$(sync_of gw1 "" '.peers[0].refused')" 0 "gw1: the refusal is not blamed on gw2"
+assert_contains "$(cat "$(hamgr_log gw1)")" "connection from an unauthenticated node refused" "gw1 logged the refused connection"
 assert_true "gw1 still connected to the real gw2" connected gw1
 
 # ---- partition: edits on both sides merge on heal, a removal stays
