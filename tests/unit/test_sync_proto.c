@@ -367,26 +367,6 @@ static void test_handshake_tamper_msg2(void **state) {
         }
 }
 
-/* A node whose own key is also pinned as a peer (a copy-paste slip in the
- * configuration) must still refuse a message 1 made with its own key: it
- * would otherwise talk to a reflection of itself. */
-static void test_handshake_reflected(void **state) {
-        struct sync_initiator hs;
-        struct sync_keys k;
-        struct sync_peer peers[2] = {};
-        uint8_t msg1[SYNC_MSG1_LEN], msg2[SYNC_MSG2_LEN];
-        const char *reason = NULL;
-
-        memcpy(peers[0].public_key, A.pub, SYNC_KEY_LEN);
-        memcpy(peers[1].public_key, B.pub, SYNC_KEY_LEN);
-        assert_int_equal(sync_handshake_initiate(&hs, B.priv, B.pub, T0, msg1), 0);
-        assert_int_equal(sync_handshake_respond(B.priv, peers, 2, msg1, sizeof(msg1), msg2, &k, NULL, &reason),
-                         -EBADMSG);
-        assert_string_equal(reason, "reflected handshake (peer uses our own key)");
-        assert_true(peers[1].last_timestamp == 0);
-        sync_initiator_wipe(&hs);
-}
-
 static void test_handshake_replay(void **state) {
         uint8_t msg1[SYNC_MSG1_LEN], old[SYNC_MSG1_LEN], msg2[SYNC_MSG2_LEN];
         struct sync_initiator hs, hs_old;
@@ -1322,7 +1302,6 @@ int main(void) {
                 cmocka_unit_test(test_handshake_tamper_msg1),
                 cmocka_unit_test(test_handshake_tamper_msg2),
                 cmocka_unit_test(test_handshake_replay),
-                cmocka_unit_test(test_handshake_reflected),
                 cmocka_unit_test(test_handshake_wrong_keys),
                 cmocka_unit_test(test_handshake_malformed),
                 cmocka_unit_test(test_session_frames),
