@@ -3,8 +3,12 @@
  * under test: a precomputed checksum constant and a plain reference
  * checksum written here from the RFCs, and endpoints that differ only in
  * their IPv6 scope. Each one kills a mutant that passed every other unit
- * test (tests/mutation/mutants.txt names them). */
+ * test (tests/mutation/mutants.txt names them). Also: every seed of the
+ * packet fuzzer is a message the parser accepts. */
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -198,11 +202,67 @@ static void test_diff_endpoint_scope(void **state) {
         assert_int_equal(same->n_peers, 0);
 }
 
+/* Every seed in tests/fuzz/corpus/packet, decoded as fuzz_packet.c lays its
+ * input out, parses with the checksum it carries: a seed that is refused
+ * only tests the refusal, and a checksum-valid, well-formed message that
+ * fails to parse is a parser bug. */
+static void test_packet_seeds_parse(void **state) {
+        static const int ttls[] = { -1, 255, 255, 254 };
+        static uint8_t data[1 << 16];
+        const char *dir = HAMGR_SOURCE_DIR "/tests/fuzz/corpus/packet";
+        struct dirent *e;
+        size_t seeds = 0;
+        DIR *d;
+
+        d = opendir(dir);
+        assert_non_null(d);
+        while ((e = readdir(d))) {
+                struct vrrp_ip_meta meta = {};
+                struct vrrp_advert adv;
+                const uint8_t *msg;
+                const char *reason = NULL;
+                char path[512];
+                size_t size, len, alen;
+                FILE *f;
+
+                if (e->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+                f = fopen(path, "rb");
+                assert_non_null(f);
+                size = fread(data, 1, sizeof(data), f);
+                fclose(f);
+                assert_true(size > 1);
+                /* Bits 5-6 would have the fuzzer rewrite the checksum:
+                 * a seed carries its own. */
+                assert_int_equal(data[0] & 0x60, 0);
+                if (data[0] & 0x01) {
+                        assert_int_equal(vrrp_ipv4_split(data + 1, size - 1, &meta, &msg, &len, &reason), 0);
+                } else {
+                        meta.family = data[0] & 0x02 ? AF_INET6 : AF_INET;
+                        meta.ttl = ttls[(data[0] >> 2) & 0x03];
+                        alen = ip_family_addr_len(meta.family);
+                        assert_true(size - 1 > 2 * alen);
+                        meta.src.family = meta.dst.family = meta.family;
+                        memcpy(meta.src.addr.bytes, data + 1, alen);
+                        memcpy(meta.dst.addr.bytes, data + 1 + alen, alen);
+                        msg = data + 1 + 2 * alen;
+                        len = size - 1 - 2 * alen;
+                }
+                if (vrrp_advert_parse(msg, len, &meta, &adv, &reason) != 0)
+                        fail_msg("seed %s refused: %s", e->d_name, reason);
+                seeds++;
+        }
+        closedir(d);
+        assert_true(seeds >= 5);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ipv6_checksum_264_bytes),
                 cmocka_unit_test(test_checksum_against_reference),
                 cmocka_unit_test(test_diff_endpoint_scope),
+                cmocka_unit_test(test_packet_seeds_parse),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
