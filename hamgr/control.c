@@ -15,6 +15,7 @@
 
 #include "common/macro.h"
 #include "control.h"
+#include "control-request.h"
 #include "daemon.h"
 #include "log.h"
 #include "strbuf.h"
@@ -282,72 +283,32 @@ static bool replicated_interface(struct hamgr_daemon *d, const char *ifname) {
         return false;
 }
 
-/* "PEER ADD IFACE KEY allowed=A,B [keepalive=N] [psk=BASE64]" and
- * "PEER REMOVE IFACE KEY": applied to the local device, then polled at
- * once so the change is versioned and pushed to the other nodes. */
-static char *peer_request(struct hamgr_daemon *d, char *req) {
+/* A parsed PEER ADD or PEER REMOVE: applied to the local device, then
+ * polled at once so the change is versioned and pushed to the other nodes.
+ * Takes REQ's allowed IPs. */
+static char *peer_request(struct hamgr_daemon *d, struct control_request *req) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
-        char *save = NULL, *verb, *ifname, *key, *tok, *reply = NULL;
+        char *reply = NULL;
         struct wg_peer *p;
         enum wg_backend backend = WG_BACKEND_AUTO;
-        bool add;
         int r;
 
-        strtok_r(req, " ", &save); /* PEER */
-        verb = strtok_r(NULL, " ", &save);
-        ifname = strtok_r(NULL, " ", &save);
-        key = strtok_r(NULL, " ", &save);
-        if (!verb || !ifname || !key || (!streq(verb, "ADD") && !streq(verb, "REMOVE")))
-                return strdup("ERROR usage: PEER ADD|REMOVE IFACE KEY [allowed=LIST] [keepalive=N] [psk=KEY]\n");
-        add = streq(verb, "ADD");
-        if (!replicated_interface(d, ifname))
-                return asprintf(&reply, "ERROR %s is not in the wireguard section of the configuration\n", ifname) < 0
-                               ? NULL : reply;
+        if (!replicated_interface(d, req->ifname))
+                return asprintf(&reply, "ERROR %s is not in the wireguard section of the configuration\n",
+                                req->ifname) < 0 ? NULL : reply;
         for (size_t i = 0; i < d->config->n_wireguard; i++)
-                if (streq(d->config->wireguard[i].interface, ifname))
+                if (streq(d->config->wireguard[i].interface, req->ifname))
                         backend = d->config->wireguard[i].backend;
         dev = calloc(1, sizeof(*dev));
         if (!dev || !(p = wg_device_add_peer(dev)))
                 return NULL;
-        snprintf(dev->name, sizeof(dev->name), "%s", ifname);
-        if (wg_key_from_base64(p->public_key, key) < 0)
-                return strdup("ERROR the public key is not a base64 WireGuard key\n");
-        p->flags = WG_PEER_HAS_PUBLIC_KEY | (add ? WG_PEER_REPLACE_ALLOWEDIPS : WG_PEER_REMOVE_ME);
-        while (add && (tok = strtok_r(NULL, " ", &save))) {
-                if (strncmp(tok, "allowed=", 8) == 0) {
-                        char *s2 = NULL;
-
-                        for (char *a = strtok_r(tok + 8, ",", &s2); a; a = strtok_r(NULL, ",", &s2)) {
-                                struct ip_prefix pfx;
-                                struct wg_allowedip ai = {};
-
-                                if (ip_prefix_parse(a, &pfx) < 0)
-                                        return asprintf(&reply, "ERROR '%s' is not an address/prefix\n", a) < 0 ? NULL
-                                                                                                                  : reply;
-                                ai.family = pfx.address.family;
-                                ai.ip = pfx.address.addr;
-                                ai.cidr = pfx.prefixlen;
-                                if (wg_peer_add_allowedip(p, &ai) < 0)
-                                        return NULL;
-                        }
-                } else if (strncmp(tok, "keepalive=", 10) == 0) {
-                        char *end;
-                        unsigned long v = strtoul(tok + 10, &end, 10);
-
-                        if (*end || v > 65535)
-                                return strdup("ERROR keepalive must be 0..65535 seconds\n");
-                        p->persistent_keepalive_interval = (uint16_t) v;
-                        p->flags |= WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
-                } else if (strncmp(tok, "psk=", 4) == 0) {
-                        if (wg_key_from_base64(p->preshared_key, tok + 4) < 0)
-                                return strdup("ERROR the preshared key is not a base64 key\n");
-                        p->flags |= WG_PEER_HAS_PRESHARED_KEY;
-                } else
-                        return asprintf(&reply, "ERROR unknown argument '%s'\n", tok) < 0 ? NULL : reply;
-        }
+        snprintf(dev->name, sizeof(dev->name), "%s", req->ifname);
+        *p = req->peer;
+        req->peer.allowedips = NULL;
+        req->peer.n_allowedips = 0;
         r = wg_set_device(backend, dev);
         if (r < 0)
-                return asprintf(&reply, "ERROR %s: %s\n", ifname, strerror(-r)) < 0 ? NULL : reply;
+                return asprintf(&reply, "ERROR %s: %s\n", req->ifname, strerror(-r)) < 0 ? NULL : reply;
         sync_poll_now(d);
         return strdup("OK\n");
 }
@@ -368,7 +329,10 @@ static int on_connection(sd_event_source *s, int fd, uint32_t revents, void *use
         struct control_server *srv = userdata;
         _cleanup_(closep) int conn = -1;
         _cleanup_(freep) char *req = NULL;
+        struct control_request cr = {};
+        const char *reason = NULL;
         char *reply = NULL;
+        int r;
 
         conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (conn < 0)
@@ -378,20 +342,33 @@ static int on_connection(sd_event_source *s, int fd, uint32_t revents, void *use
         req = malloc(CONTROL_MAX_REQUEST);
         if (!req || read_request(conn, req, CONTROL_MAX_REQUEST) < 0)
                 return 0;
-        if (strncmp(req, "PEER ", 5) == 0) {
-                reply = peer_request(srv->daemon, req);
-                sodium_memzero(req, CONTROL_MAX_REQUEST); /* may hold a preshared key */
-        } else if (streq(req, "PEERS JSON"))
-                reply = peers_render(srv->daemon);
-        else if (streq(req, "STATUS"))
-                reply = status_render(srv->daemon, false);
-        else if (streq(req, "STATUS JSON"))
-                reply = status_render(srv->daemon, true);
-        else {
-                const char *err = "ERROR unknown request\n";
-                write_all(conn, err, strlen(err));
+        r = control_request_parse(req, strlen(req), &cr, &reason);
+        sodium_memzero(req, CONTROL_MAX_REQUEST); /* may hold a preshared key */
+        if (r == -EBADMSG) {
+                _cleanup_(freep) char *err = NULL;
+
+                if (asprintf(&err, "ERROR %s\n", reason) >= 0)
+                        write_all(conn, err, strlen(err));
                 return 0;
         }
+        if (r < 0)
+                return 0;
+        switch (cr.type) {
+        case CONTROL_REQUEST_PEER_ADD:
+        case CONTROL_REQUEST_PEER_REMOVE:
+                reply = peer_request(srv->daemon, &cr);
+                break;
+        case CONTROL_REQUEST_PEERS_JSON:
+                reply = peers_render(srv->daemon);
+                break;
+        case CONTROL_REQUEST_STATUS:
+        case CONTROL_REQUEST_STATUS_JSON:
+                reply = status_render(srv->daemon, cr.type == CONTROL_REQUEST_STATUS_JSON);
+                break;
+        default:
+                break;
+        }
+        control_request_done(&cr);
         if (reply)
                 write_all(conn, reply, strlen(reply));
         free(reply);

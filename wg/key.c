@@ -28,7 +28,17 @@ int wg_key_from_base64(uint8_t ret_key[static WG_KEY_LEN], const char *b64) {
         if (strnlen(b64, WG_KEY_B64_LEN) != WG_KEY_B64_LEN - 1)
                 return -EINVAL;
 
-        /* Without an end pointer libsodium rejects any character outside
+        /* libsodium 1.0.18 takes any byte from 0x80 up for '/' (a second
+         * spelling of the same key), so the alphabet is checked here. */
+        for (size_t i = 0; i < WG_KEY_B64_LEN - 1; i++) {
+                char c = b64[i];
+
+                if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '+' || c == '/' || c == '='))
+                        return -EINVAL;
+        }
+
+        /* Without an end pointer libsodium rejects any other character outside
          * the alphabet rather than stopping there. It insists on correct
          * '=' padding, so 44 characters decode to 32 bytes, or to 31 with
          * "==", which the length check catches; and it rejects non-zero

@@ -5,6 +5,10 @@
  *   bit 1   IPv6 (otherwise IPv4), when bit 0 is clear
  *   bit 2-3 TTL: 0 -> -1 (unchecked), 1 and 2 -> 255, 3 -> 254
  *   bit 4   build/parse the struct made from the message bytes in RFC 9568 mode
+ *   bit 5-6 before parsing, overwrite the message's checksum with one
+ *           computed here: 0 leave it, 1 over the pseudo-header of META,
+ *           2 over the message alone, 3 over the IPv4 pseudo-header with
+ *           224.0.0.18 as destination (old keepalived's unicast form)
  * Without bit 0: source address, destination address (4 or 16 bytes each),
  * then the VRRP message. A message the parser accepts must rebuild to a
  * message that parses to the same advert; a struct the builder accepts must
@@ -22,6 +26,67 @@
                 if (!(x))        \
                         abort(); \
         } while (0)
+
+/* RFC 1071 sum written out here rather than taken from packet.c, so that a
+ * mistake there does not cancel out. */
+static uint32_t sum16(uint32_t sum, const uint8_t *p, size_t len) {
+        for (size_t i = 0; i + 1 < len; i += 2)
+                sum += (uint32_t) p[i] << 8 | p[i + 1];
+        if (len & 1)
+                sum += (uint32_t) p[len - 1] << 8;
+        while (sum >> 16)
+                sum = (sum & 0xffff) + (sum >> 16);
+        return sum;
+}
+
+enum fixup {
+        FIXUP_NONE,
+        FIXUP_PSEUDO,
+        FIXUP_MESSAGE,
+        FIXUP_PSEUDO_GROUP,
+};
+
+/* Rewrite MSG's checksum in the form FORM. Returns whether the parser must
+ * accept that form for this message's version and META's family. */
+static bool checksum_fixup(uint8_t *msg, size_t len, const struct vrrp_ip_meta *meta, enum fixup form) {
+        static const uint8_t group[4] = { 224, 0, 0, 18 };
+        size_t alen = ip_family_addr_len(meta->family);
+        uint8_t version, tail[8] = {};
+        uint32_t sum = 0;
+
+        if (form == FIXUP_NONE || len < VRRP_HEADER_LEN)
+                return false;
+        if (form == FIXUP_PSEUDO_GROUP && meta->family != AF_INET)
+                return false;
+        msg[6] = msg[7] = 0;
+        if (form != FIXUP_MESSAGE) {
+                sum = sum16(sum, meta->src.addr.bytes, alen);
+                sum = sum16(sum, form == FIXUP_PSEUDO_GROUP ? group : meta->dst.addr.bytes, alen);
+                if (meta->family == AF_INET6) {
+                        tail[0] = (uint8_t) (len >> 24);
+                        tail[1] = (uint8_t) (len >> 16);
+                        tail[2] = (uint8_t) (len >> 8);
+                        tail[3] = (uint8_t) len;
+                        tail[7] = VRRP_IPPROTO;
+                        sum = sum16(sum, tail, 8);
+                } else {
+                        tail[1] = VRRP_IPPROTO;
+                        tail[2] = (uint8_t) (len >> 8);
+                        tail[3] = (uint8_t) len;
+                        sum = sum16(sum, tail, 4);
+                }
+        }
+        sum = sum16(sum, msg, len);
+        msg[6] = (uint8_t) (~sum >> 8);
+        msg[7] = (uint8_t) ~sum;
+
+        version = msg[0] >> 4;
+        if (version == 2)
+                return form == FIXUP_MESSAGE;
+        if (meta->family == AF_INET6)
+                return form == FIXUP_PSEUDO;
+        return true;
+}
 
 static bool advert_equal(const struct vrrp_advert *a, const struct vrrp_advert *b) {
         size_t alen = ip_family_addr_len(a->family);
@@ -49,7 +114,8 @@ static bool same_wire_fields(const uint8_t *a, const uint8_t *b, size_t len, uin
         return memcmp(a + VRRP_HEADER_LEN, b + VRRP_HEADER_LEN, end - VRRP_HEADER_LEN) == 0;
 }
 
-static void parse_roundtrip(const uint8_t *msg, size_t len, const struct vrrp_ip_meta *meta) {
+static void parse_roundtrip(const uint8_t *msg, size_t len, const struct vrrp_ip_meta *meta,
+                            bool checksum_valid) {
         static uint8_t buf[VRRP_MAX_MESSAGE_LEN];
         struct vrrp_advert adv, again;
         const char *reason = NULL;
@@ -57,6 +123,7 @@ static void parse_roundtrip(const uint8_t *msg, size_t len, const struct vrrp_ip
 
         if (vrrp_advert_parse(msg, len, meta, &adv, &reason) < 0) {
                 check(reason);
+                check(!checksum_valid || strcmp(reason, "bad checksum") != 0);
                 return;
         }
         check(adv.vrid != 0 && adv.n_addrs != 0 && adv.max_adver_int_cs != 0);
@@ -108,6 +175,18 @@ static void build_roundtrip(const uint8_t *p, size_t len, const struct vrrp_ip_m
         check(advert_equal(&adv, &out));
 }
 
+/* The message, copied so its checksum can be rewritten. */
+static void fix_and_parse(const uint8_t *msg, size_t len, const struct vrrp_ip_meta *meta, uint8_t flags) {
+        static uint8_t copy[1 << 16];
+        bool valid;
+
+        if (len > sizeof(copy))
+                return;
+        memcpy(copy, msg, len);
+        valid = checksum_fixup(copy, len, meta, (enum fixup) ((flags >> 5) & 0x03));
+        parse_roundtrip(copy, len, meta, valid);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct vrrp_ip_meta meta = {};
         static const int ttls[] = { -1, 255, 255, 254 };
@@ -128,7 +207,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         return 0;
                 }
                 check(meta.family == AF_INET && payload >= data && payload + payload_len <= data + size);
-                parse_roundtrip(payload, payload_len, &meta);
+                fix_and_parse(payload, payload_len, &meta, flags);
                 return 0;
         }
 
@@ -143,7 +222,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         data += 2 * alen;
         size -= 2 * alen;
 
-        parse_roundtrip(data, size, &meta);
+        fix_and_parse(data, size, &meta, flags);
         build_roundtrip(data, size, &meta, flags & 0x10 ? VRRP_CHECKSUM_RFC9568 : VRRP_CHECKSUM_RFC5798);
         return 0;
 }

@@ -812,6 +812,27 @@ static void test_endpoint_version(void **state) {
         assert_true(hlc_ts_is_zero(replica_endpoint_version(r, IF, k1)));
 }
 
+/* fe80::5 on link 1 and on link 2 are two hosts: a move between them is an
+ * endpoint change, and the scope is what is replicated. */
+static void test_endpoint_scope_is_a_change(void **state) {
+        _cleanup_(wg_device_freep) struct wg_device *want = NULL;
+        struct node a, b;
+
+        node_init(&a, NODE_A);
+        node_init(&b, NODE_B);
+        dev_set(a.dev, 1, 1);
+        set_endpoint(dev_peer(a.dev, 1), "[fe80::5%1]:4001");
+        assert_int_equal(poll(a.r, a.dev, 100, true), 2);
+        assert_int_equal(poll(a.r, a.dev, 101, true), 0);
+        set_endpoint(dev_peer(a.dev, 1), "[fe80::5%2]:4001");
+        assert_int_equal(poll(a.r, a.dev, 102, true), 1);
+        sync_all(&a, &b);
+        assert_int_equal(replica_device_for(b.r, IF, true, &want), 0);
+        assert_int_equal(dev_peer(want, 1)->endpoint.addr6.sin6_scope_id, 2);
+        node_done(&a);
+        node_done(&b);
+}
+
 static void test_device_for(void **state) {
         _cleanup_(replica_freep) struct replica *r = NULL;
         _cleanup_(wg_device_freep) struct wg_device *d = dev_new(), *want = NULL;
@@ -1133,6 +1154,7 @@ int main(void) {
                 cmocka_unit_test(test_echo_rule),
                 cmocka_unit_test(test_endpoints_from_master_only),
                 cmocka_unit_test(test_endpoint_version),
+                cmocka_unit_test(test_endpoint_scope_is_a_change),
                 cmocka_unit_test(test_device_for),
                 cmocka_unit_test(test_changes_since),
                 cmocka_unit_test(test_merge_rejects_invalid),
