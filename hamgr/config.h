@@ -20,7 +20,14 @@
 #include "vrrp/packet.h"
 #include "wg/wg.h"
 
+/* The build sets both from the install prefix (CMakeLists.txt), so the
+ * daemon looks where `cmake --install` and the unit put things. */
+#ifndef HAMGR_DEFAULT_CONFIG
 #define HAMGR_DEFAULT_CONFIG         "/etc/hamgr/hamgr.conf"
+#endif
+#ifndef HAMGR_EXAMPLE_CONFIG
+#define HAMGR_EXAMPLE_CONFIG         "/usr/share/doc/hamgr/hamgr.conf.example"
+#endif
 #define HAMGR_DEFAULT_CONTROL_SOCKET "/run/hamgr/control.sock"
 #define HAMGR_DEFAULT_STATE_DIR      "/var/lib/hamgr"
 

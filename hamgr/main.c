@@ -106,6 +106,21 @@ static int parse_options(int argc, char **argv, const char *command, const char 
         return 0;
 }
 
+/* A fresh install ships only the example (as documentation, so that
+ * installing never starts VRRP on a host): say how to get a configuration
+ * rather than only that there is none. */
+static void config_missing_hint(const char *command) {
+        if (access(arg_config, F_OK) >= 0 || errno != ENOENT)
+                return;
+        fprintf(stderr,
+                "hamgr %s: there is no configuration file at %s. To create one from the annotated example:\n"
+                "  install -D -m 0600 %s %s\n"
+                "then edit it (node name, interfaces, VRIDs, virtual IPs), validate it with\n"
+                "  hamgr check -c %s\n"
+                "and start the daemon (systemctl enable --now hamgr). See hamgr(8).\n",
+                command, arg_config, HAMGR_EXAMPLE_CONFIG, arg_config, arg_config);
+}
+
 static int cmd_check(void) {
         _cleanup_(hamgr_config_freep) struct hamgr_config *config = NULL;
         struct hamgr_config_errors errors = {};
@@ -114,8 +129,10 @@ static int cmd_check(void) {
         r = hamgr_config_load(arg_config, &config, &errors);
         hamgr_config_errors_print(&errors, arg_config, stderr);
         hamgr_config_errors_clear(&errors);
-        if (r < 0)
+        if (r < 0) {
+                config_missing_hint("check");
                 return EXIT_FAILURE;
+        }
         /* The host that checks may lack the interfaces: only one that is
          * there and not WireGuard is worth a word. */
         for (size_t i = 0; i < config->n_wireguard; i++) {
@@ -146,6 +163,7 @@ static int cmd_run(void) {
         r = daemon_new(arg_config, &d);
         if (r < 0) {
                 log_error_errno(r, "cannot start: %m");
+                config_missing_hint("run");
                 return EXIT_FAILURE;
         }
         r = daemon_run(d);
