@@ -300,6 +300,9 @@ static char *peer_request(struct hamgr_daemon *d, char *req) {
         if (!verb || !ifname || !key || (!streq(verb, "ADD") && !streq(verb, "REMOVE")))
                 return strdup("ERROR usage: PEER ADD|REMOVE IFACE KEY [allowed=LIST] [keepalive=N] [psk=KEY]\n");
         add = streq(verb, "ADD");
+        if (sync_bootstrapping(d))
+                return strdup("ERROR replication is waiting for the other node's state (see hamgr status); "
+                              "an edit now could be undone: try again then\n");
         if (!replicated_interface(d, ifname))
                 return asprintf(&reply, "ERROR %s is not in the wireguard section of the configuration\n", ifname) < 0
                                ? NULL : reply;
