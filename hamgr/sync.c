@@ -455,8 +455,7 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                         log_peer(p, LOG_WARNING, "full state incomplete (a change batch did not merge); still waiting");
                         return;
                 }
-                log_peer(p, LOG_NOTICE, "merged the full state of %s: the devices are versioned from now on",
-                         p->config->name);
+                log_peer(p, LOG_NOTICE, "merged its full state: the devices are versioned from now on");
                 sync_bootstrap_end(s);
                 return;
         default:
