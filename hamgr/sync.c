@@ -152,10 +152,11 @@ static int sync_apply_device(struct hamgr_sync *s, const char *ifname, bool keep
                         struct wg_peer *p = &change->peers[i];
 
                         if ((p->flags & WG_PEER_REMOVE_ME) && replica_peer_removed(s->replica, ifname, p->public_key)) {
-                                char key[WG_KEY_B64_LEN];
+                                char key[WG_KEY_B64_LEN], field[sizeof("PEER=") + WG_KEY_B64_LEN];
 
                                 wg_key_to_base64(key, p->public_key);
-                                log_fields(LOG_NOTICE, 0, NULL, 0, NULL, NULL,
+                                snprintf(field, sizeof(field), "PEER=%s", key);
+                                log_fields(LOG_NOTICE, 0, NULL, 0, NULL, (const char *const[]) { field, NULL },
                                            "sync: removing peer %s from %s: it was revoked", key, ifname);
                         } else if (p->flags & WG_PEER_REMOVE_ME) {
                                 free(p->allowedips);
@@ -327,22 +328,13 @@ static void conn_close(struct sync_conn *c, const char *why) {
         free(c);
 }
 
-/* Everything, the first time on each connection: simple and always
- * correct; the peer's merge drops what it already has. CAUGHT_UP then
- * tells a bootstrapping peer that it holds a complete state, which a
- * bootstrapping node cannot claim: it sends its catch-up again, with the
- * marker, when its bootstrap ends. */
-static int send_catch_up(struct sync_conn *c) {
-        _cleanup_(replica_changes_done) struct replica_changes all = {};
-        struct hamgr_sync *s = c->sync;
-        int r;
-
-        r = replica_changes_since(s->replica, (struct hlc_ts) {}, &all);
-        if (r >= 0)
-                r = send_changes(c, &all);
-        if (r >= 0 && !replica_bootstrapping(s->replica))
-                r = conn_send(c, &(struct sync_frame) { .type = SYNC_FRAME_CAUGHT_UP });
-        return r;
+/* After the catch-up: CAUGHT_UP tells a bootstrapping peer that it now
+ * holds a complete state, which a bootstrapping node cannot claim (it
+ * sends its catch-up again, with the marker, when its bootstrap ends). */
+static int send_caught_up(struct sync_conn *c) {
+        if (replica_bootstrapping(c->sync->replica))
+                return 0;
+        return conn_send(c, &(struct sync_frame) { .type = SYNC_FRAME_CAUGHT_UP });
 }
 
 /* The connection is authenticated: keep it unless the pair already has the
@@ -351,6 +343,7 @@ static bool conn_register(struct sync_conn *c) {
         struct hamgr_sync *s = c->sync;
         struct sync_peer_rt *p = c->peer;
         struct sync_frame hello = { .type = SYNC_FRAME_HELLO };
+        _cleanup_(replica_changes_done) struct replica_changes all = {};
 
         if (p->conn && p->conn != c) {
                 if (!sync_connection_preferred(s->public_key, p->config->public_key, c->initiator))
@@ -367,7 +360,11 @@ static bool conn_register(struct sync_conn *c) {
         snprintf(hello.hello.name, sizeof(hello.hello.name), "%s", s->daemon->config->node_name);
         if (conn_send(c, &hello) < 0)
                 return false;
-        return send_catch_up(c) >= 0;
+        /* Everything, the first time on each connection: simple and always
+         * correct; the peer's merge drops what it already has. */
+        if (replica_changes_since(s->replica, (struct hlc_ts) {}, &all) < 0 || send_changes(c, &all) < 0)
+                return false;
+        return send_caught_up(c) >= 0;
 }
 
 static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
@@ -745,11 +742,15 @@ static void sync_bootstrap_end(struct hamgr_sync *s) {
         sync_save(s);
         sync_poll_now(s->daemon);
         /* A peer that has not said it holds a complete state may be waiting
-         * for ours. */
+         * for ours: the catch-up of conn_register() again, now complete. */
         for (size_t i = 0; i < s->n_peers; i++) {
+                _cleanup_(replica_changes_done) struct replica_changes all = {};
                 struct sync_conn *c = s->peers[i].conn;
 
-                if (c && !c->peer_caught_up && send_catch_up(c) < 0)
+                if (!c || c->peer_caught_up)
+                        continue;
+                if (replica_changes_since(s->replica, (struct hlc_ts) {}, &all) < 0 || send_changes(c, &all) < 0 ||
+                    send_caught_up(c) < 0)
                         conn_close(c, "send failed");
         }
 }
