@@ -293,6 +293,9 @@ static char *peer_request(struct hamgr_daemon *d, struct control_request *req) {
         enum wg_backend backend = WG_BACKEND_AUTO;
         int r;
 
+        if (sync_bootstrapping(d))
+                return strdup("ERROR replication is waiting for the other node's state (see hamgr status); "
+                              "an edit now could be undone: try again then\n");
         if (!replicated_interface(d, req->ifname))
                 return asprintf(&reply, "ERROR %s is not in the wireguard section of the configuration\n",
                                 req->ifname) < 0 ? NULL : reply;

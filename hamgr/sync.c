@@ -76,6 +76,8 @@ struct sync_conn {
         size_t out_len, out_off;
         uint64_t last_rx, last_tx;
         bool registered;
+        bool merge_failed;                   /* a CHANGES frame of this connection was not merged */
+        bool peer_caught_up;                 /* the peer sent CAUGHT_UP: it is not bootstrapping */
 };
 
 struct hamgr_sync {
@@ -91,6 +93,7 @@ struct hamgr_sync {
         int listen_fd;
         sd_event_source *listen_io;
         sd_event_source *poll_timer;
+        sd_event_source *bootstrap_timer;    /* the grace period while the replica bootstraps */
         uint64_t last_timestamp;
         uint64_t merges, local_changes, save_errors;
         uint64_t refused_unauthenticated;    /* connections refused before a pinned key was proven */
@@ -117,7 +120,8 @@ static enum wg_backend backend_of(struct hamgr_daemon *d, const char *ifname) {
 
 /* Write the replicated state of IFNAME to the device. Endpoints are never
  * written here: a passive device has none, and an active one learns its
- * own; remote endpoints go to the takeover instead. */
+ * own; remote endpoints go to the takeover instead. KEEP_EXTRA_PEERS (at
+ * start, and while bootstrapping): peers the replica does not know stay. */
 static int sync_apply_device(struct hamgr_sync *s, const char *ifname, bool keep_extra_peers) {
         _cleanup_(wg_device_freep) struct wg_device *desired = NULL, *current = NULL, *change = NULL,
                                                       *with_endpoints = NULL;
@@ -135,19 +139,31 @@ static int sync_apply_device(struct hamgr_sync *s, const char *ifname, bool keep
         r = wg_device_diff(current, desired, false, &change);
         if (r < 0)
                 return r;
-        if (keep_extra_peers) {
+        if (keep_extra_peers || replica_bootstrapping(s->replica)) {
                 /* At start, peers on the device that the store does not know
                  * were added while hamgr was not running: keep them, the
-                 * first poll replicates them. Only a change seen by a poll
-                 * may remove a peer. */
+                 * first poll replicates them. But a peer the replica holds
+                 * as a tombstone was revoked: it goes, or the poll would
+                 * give it a version newer than the removal (a device
+                 * recreated from an old configuration) and revive it on
+                 * every node. */
                 size_t kept = 0;
 
                 for (size_t i = 0; i < change->n_peers; i++) {
-                        if (change->peers[i].flags & WG_PEER_REMOVE_ME) {
-                                free(change->peers[i].allowedips);
+                        struct wg_peer *p = &change->peers[i];
+
+                        if ((p->flags & WG_PEER_REMOVE_ME) && replica_peer_removed(s->replica, ifname, p->public_key)) {
+                                char key[WG_KEY_B64_LEN], field[sizeof("PEER=") + WG_KEY_B64_LEN];
+
+                                wg_key_to_base64(key, p->public_key);
+                                snprintf(field, sizeof(field), "PEER=%s", key);
+                                log_fields(LOG_NOTICE, 0, NULL, 0, NULL, (const char *const[]) { field, NULL },
+                                           "sync: removing peer %s from %s: it was revoked", key, ifname);
+                        } else if (p->flags & WG_PEER_REMOVE_ME) {
+                                free(p->allowedips);
                                 continue;
                         }
-                        change->peers[kept++] = change->peers[i];
+                        change->peers[kept++] = *p;
                 }
                 change->n_peers = kept;
         }
@@ -174,8 +190,13 @@ static int sync_apply_device(struct hamgr_sync *s, const char *ifname, bool keep
 }
 
 static void sync_save(struct hamgr_sync *s) {
-        int r = replica_store_save(s->daemon->config->state_dir, s->private_key, s->replica);
+        int r;
 
+        /* A bootstrapping replica is no state of this node yet: saved, it
+         * would be loaded after a restart as if complete. */
+        if (replica_bootstrapping(s->replica))
+                return;
+        r = replica_store_save(s->daemon->config->state_dir, s->private_key, s->replica);
         if (r < 0) {
                 s->save_errors++;
                 log_error_errno(r, "sync: cannot save the replicated state in %s: %m", s->daemon->config->state_dir);
@@ -281,6 +302,7 @@ static void broadcast_changes(struct hamgr_sync *s, const struct replica_changes
 
 static void peer_schedule_dial(struct sync_peer_rt *p, uint64_t delay);
 static void sync_poll_interface(struct hamgr_sync *s, const char *ifname);
+static void sync_bootstrap_end(struct hamgr_sync *s);
 
 static void conn_close(struct sync_conn *c, const char *why) {
         struct hamgr_sync *s = c->sync;
@@ -305,6 +327,15 @@ static void conn_close(struct sync_conn *c, const char *why) {
                 close(c->fd);
         free(c->out);
         free(c);
+}
+
+/* After the catch-up: CAUGHT_UP tells a bootstrapping peer that it now
+ * holds a complete state, which a bootstrapping node cannot claim (it
+ * sends its catch-up again, with the marker, when its bootstrap ends). */
+static int send_caught_up(struct sync_conn *c) {
+        if (replica_bootstrapping(c->sync->replica))
+                return 0;
+        return conn_send(c, &(struct sync_frame) { .type = SYNC_FRAME_CAUGHT_UP });
 }
 
 /* The connection is authenticated: keep it unless the pair already has the
@@ -334,7 +365,7 @@ static bool conn_register(struct sync_conn *c) {
          * correct; the peer's merge drops what it already has. */
         if (replica_changes_since(s->replica, (struct hlc_ts) {}, &all) < 0 || send_changes(c, &all) < 0)
                 return false;
-        return true;
+        return send_caught_up(c) >= 0;
 }
 
 static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
@@ -378,6 +409,7 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                         sync_poll_interface(s, s->daemon->config->wireguard[i].interface);
                 r = replica_merge(s->replica, &remote, &applied);
                 if (r < 0) {
+                        c->merge_failed = true;
                         log_peer(p, LOG_WARNING, "cannot merge changes: %s", strerror(-r));
                         return;
                 }
@@ -412,6 +444,17 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                 return;
         case SYNC_FRAME_CLOSE:
                 conn_close(c, "closed by the peer");
+                return;
+        case SYNC_FRAME_CAUGHT_UP:
+                c->peer_caught_up = true;
+                if (!replica_bootstrapping(s->replica))
+                        return;
+                if (c->merge_failed) {
+                        log_peer(p, LOG_WARNING, "full state incomplete (a change batch did not merge); still waiting");
+                        return;
+                }
+                log_peer(p, LOG_NOTICE, "merged its full state: the devices are versioned from now on");
+                sync_bootstrap_end(s);
                 return;
         default:
                 return;
@@ -686,6 +729,50 @@ static int on_poll(sd_event_source *src, uint64_t usec, void *userdata) {
         return sd_event_source_set_enabled(src, SD_EVENT_ON);
 }
 
+/* ---- bootstrap ------------------------------------------------------------ */
+
+/* The replica holds a complete state now (merged from a peer, or the grace
+ * period is over): the devices are versioned from here on. */
+static void sync_bootstrap_end(struct hamgr_sync *s) {
+        const struct hamgr_config *cfg = s->daemon->config;
+
+        s->bootstrap_timer = sd_event_source_disable_unref(s->bootstrap_timer);
+        /* Merged changes still waiting go out as during the bootstrap, so
+         * that peers added here while hamgr waited are polled, not dropped. */
+        for (size_t i = 0; i < cfg->n_wireguard; i++)
+                if (replica_device_needs_apply(s->replica, cfg->wireguard[i].interface))
+                        (void) sync_apply_device(s, cfg->wireguard[i].interface, true);
+        replica_bootstrap_end(s->replica);
+        sync_save(s);
+        sync_poll_now(s->daemon);
+        /* A peer that has not said it holds a complete state may be waiting
+         * for ours: the catch-up of conn_register() again, now complete. */
+        for (size_t i = 0; i < s->n_peers; i++) {
+                _cleanup_(replica_changes_done) struct replica_changes all = {};
+                struct sync_conn *c = s->peers[i].conn;
+
+                if (!c || c->peer_caught_up)
+                        continue;
+                if (replica_changes_since(s->replica, (struct hlc_ts) {}, &all) < 0 || send_changes(c, &all) < 0 ||
+                    send_caught_up(c) < 0)
+                        conn_close(c, "send failed");
+        }
+}
+
+static int on_bootstrap_grace(sd_event_source *src, uint64_t usec, void *userdata) {
+        struct hamgr_sync *s = userdata;
+
+        log_warning("sync: no full state from any peer within %" PRIu32 " s (bootstrap_grace_s); versioning the "
+                    "devices as they are: a peer revoked while this node's state was lost may come back",
+                    s->config->bootstrap_grace_s);
+        sync_bootstrap_end(s);
+        return 0;
+}
+
+bool sync_bootstrapping(struct hamgr_daemon *d) {
+        return d->sync && replica_bootstrapping(d->sync->replica);
+}
+
 /* ---- setup -------------------------------------------------------------- */
 
 static int listen_on(struct hamgr_sync *s) {
@@ -714,6 +801,7 @@ int sync_start(struct hamgr_daemon *d) {
         const struct hamgr_sync_config *cfg = &d->config->sync;
         struct hamgr_sync *s;
         const char *reason = NULL;
+        bool lost;
         int r;
 
         if (!cfg->enabled)
@@ -734,6 +822,7 @@ int sync_start(struct hamgr_daemon *d) {
         (void) mkdir(d->config->state_dir, 0700);
         r = replica_store_load(d->config->state_dir, s->private_key, replica_node_id(s->public_key), &s->replica,
                                &reason);
+        lost = r < 0;
         if (r == -ENOENT)
                 r = replica_new(replica_node_id(s->public_key), &s->replica);
         else if (r < 0) {
@@ -746,6 +835,19 @@ int sync_start(struct hamgr_daemon *d) {
                          d->config->state_dir);
         if (r < 0)
                 return r;
+        if (lost && cfg->n_peers > 0 && cfg->bootstrap_grace_s > 0) {
+                /* Without its state this node cannot tell a revoked peer
+                 * still on its device from a new one: it versions nothing
+                 * until a peer's full state arrived, or the grace is over. */
+                replica_bootstrap_begin(s->replica);
+                r = sd_event_add_time_relative(d->event, &s->bootstrap_timer, CLOCK_MONOTONIC,
+                                               (uint64_t) cfg->bootstrap_grace_s * USEC_PER_SEC, 10 * USEC_PER_MSEC,
+                                               on_bootstrap_grace, s);
+                if (r < 0)
+                        return r;
+                log_notice("sync: no replicated state; waiting up to %" PRIu32 " s for the full state of a peer "
+                           "before versioning the devices", cfg->bootstrap_grace_s);
+        }
 
         s->n_peers = cfg->n_peers;
         s->peers = calloc(cfg->n_peers ? cfg->n_peers : 1, sizeof(*s->peers));
@@ -811,6 +913,7 @@ void sync_stop(struct hamgr_daemon *d) {
                 sd_event_source_disable_unref(s->peers[i].dial_timer);
         sd_event_source_disable_unref(s->listen_io);
         sd_event_source_disable_unref(s->poll_timer);
+        sd_event_source_disable_unref(s->bootstrap_timer);
         if (s->listen_fd >= 0)
                 close(s->listen_fd);
         if (s->replica)
@@ -837,9 +940,9 @@ void sync_status_json(struct hamgr_daemon *d, struct buf *b) {
         buf_printf(b, "{\"public_key\":\"%s\",\"listen\":", key);
         buf_json_string(b, s->config->listen);
         buf_printf(b, ",\"records\":%zu,\"merges\":%" PRIu64 ",\"local_changes\":%" PRIu64 ",\"save_errors\":%" PRIu64
-                      ",\"refused_unauthenticated\":%" PRIu64 ",\"peers\":[",
+                      ",\"refused_unauthenticated\":%" PRIu64 ",\"bootstrapping\":%s,\"peers\":[",
                    replica_n_records(s->replica), s->merges, s->local_changes, s->save_errors,
-                   s->refused_unauthenticated);
+                   s->refused_unauthenticated, replica_bootstrapping(s->replica) ? "true" : "false");
         for (size_t i = 0; i < s->n_peers; i++) {
                 const struct sync_peer_rt *p = &s->peers[i];
 
@@ -929,6 +1032,9 @@ void sync_status_text(struct hamgr_daemon *d, struct buf *b) {
         if (!s)
                 return;
         buf_printf(b, "sync: %zu records, listening on %s\n", replica_n_records(s->replica), s->config->listen);
+        if (replica_bootstrapping(s->replica))
+                buf_printf(b, "sync: no state of its own yet: waiting for a peer's full state (bootstrap_grace_s %" PRIu32
+                              ")\n", s->config->bootstrap_grace_s);
         for (size_t i = 0; i < s->n_peers; i++) {
                 const struct sync_peer_rt *p = &s->peers[i];
 
@@ -948,6 +1054,7 @@ void sync_status_text(struct hamgr_daemon *d, struct buf *b) {
 
 static bool sync_config_equal(const struct hamgr_sync_config *a, const struct hamgr_sync_config *b) {
         if (a->enabled != b->enabled || a->poll_interval_ms != b->poll_interval_ms || a->n_peers != b->n_peers ||
+            a->bootstrap_grace_s != b->bootstrap_grace_s ||
             !streq(a->listen ?: "", b->listen ?: "") || !streq(a->private_key_file ?: "", b->private_key_file ?: ""))
                 return false;
         for (size_t i = 0; i < a->n_peers; i++)

@@ -4,6 +4,8 @@
 /* Replication of WireGuard state between gateways (see
  * docs/sync-protocol.md and hamgr.conf(5), "sync"). */
 
+#include <stdbool.h>
+
 struct hamgr_daemon;
 struct hamgr_sync;
 struct buf;
@@ -20,6 +22,11 @@ void sync_stop(struct hamgr_daemon *d);
 /* Poll the WireGuard devices now (after a local change through the
  * control socket), pushing what changed to the peers at once. */
 void sync_poll_now(struct hamgr_daemon *d);
+
+/* Whether replication started without its state and still waits for a
+ * peer's full state (or bootstrap_grace_s): local changes are not
+ * versioned meanwhile, so the control socket refuses peer edits. */
+bool sync_bootstrapping(struct hamgr_daemon *d);
 
 /* Append the sync status as JSON ("null" without a sync section). */
 void sync_status_json(struct hamgr_daemon *d, struct buf *b);

@@ -21,6 +21,7 @@ struct replica {
         struct hlc clock;
         struct replica_iface *ifaces;         /* sorted by name */
         size_t n_ifaces;
+        bool bootstrapping;                   /* see replica_bootstrap_begin() */
 };
 
 /* ---- hybrid logical clock ---- */
@@ -1296,6 +1297,8 @@ int replica_apply_local_device(struct replica *r, const char *ifname, const stru
 
         if (!r || !ifname_valid_str(ifname) || !observed || (observed->n_peers > 0 && !observed->peers))
                 return -EINVAL;
+        if (r->bootstrapping)
+                return -EAGAIN;
         f = iface_find(r, ifname);
         if (f && f->needs_apply)
                 return -EAGAIN;
@@ -1430,6 +1433,33 @@ bool replica_device_needs_apply(const struct replica *r, const char *ifname) {
                 return false;
         f = iface_find(r, ifname);
         return f && f->needs_apply;
+}
+
+bool replica_peer_removed(const struct replica *r, const char *ifname, const uint8_t public_key[static WG_KEY_LEN]) {
+        const struct replica_iface *f;
+        const struct replica_peer *p;
+
+        if (!r || !ifname || !public_key)
+                return false;
+        f = iface_find(r, ifname);
+        if (!f || f->n_peers == 0)
+                return false;
+        p = bsearch(public_key, f->peers, f->n_peers, sizeof(*f->peers), peer_key_cmp);
+        return p && p->deleted;
+}
+
+void replica_bootstrap_begin(struct replica *r) {
+        if (r)
+                r->bootstrapping = true;
+}
+
+void replica_bootstrap_end(struct replica *r) {
+        if (r)
+                r->bootstrapping = false;
+}
+
+bool replica_bootstrapping(const struct replica *r) {
+        return r && r->bootstrapping;
 }
 
 struct since_ref {

@@ -43,6 +43,17 @@
  * state changed by a merge or a load refuses local polls (-EAGAIN) until
  * the caller confirms with replica_device_applied().
  *
+ * Revocation is final, also across restarts: at start-up hamgr removes
+ * from a device the peers that the replica holds as tombstones
+ * (replica_peer_removed()) instead of letting the first poll version them
+ * as local additions. A node that starts without its state (missing,
+ * unreadable, or encrypted with a sync key since rotated) cannot tell a
+ * revoked peer still on its device from a new one, so it bootstraps
+ * (replica_bootstrap_begin()): local polls are refused until it has merged
+ * the full state of a node that is not bootstrapping itself, or until the
+ * caller gives up waiting (replica_bootstrap_end()); see
+ * docs/sync-protocol.md, "Revocation and bootstrap".
+ *
  * Catch-up after a reconnect: each side sends replica_changes_since(the
  * other's watermark). The receiver's watermark is replica_max_version()
  * of the sender's node id; records are sent in version order and a batch
@@ -212,7 +223,7 @@ uint64_t replica_node(const struct replica *r);
  * Call only once the device was written from replica_device_for(): the
  * interface's first poll, with nothing replicated yet, takes the device
  * as it is. Returns 0; -EAGAIN while merged or loaded changes wait for
- * replica_device_applied(); -EINVAL (also for a peer with a zero key or
+ * replica_device_applied() or while R bootstraps; -EINVAL (also for a peer with a zero key or
  * an allowed IP with a bad family or prefix); -E2BIG for a peer with more
  * than REPLICA_ALLOWEDIPS_MAX allowed IPs; -ENOMEM. On failure nothing
  * changed.
@@ -253,6 +264,24 @@ int replica_device_applied(struct replica *r, const char *ifname);
 /* Whether IFNAME has merged or loaded changes not yet confirmed with
  * replica_device_applied(). */
 bool replica_device_needs_apply(const struct replica *r, const char *ifname);
+
+/* Whether R holds IFNAME's peer PUBLIC_KEY as a tombstone: it was removed,
+ * and the device must not keep it. False for a live peer and for a key R
+ * has never seen (a peer added while hamgr was not running). */
+bool replica_peer_removed(const struct replica *r, const char *ifname, const uint8_t public_key[static WG_KEY_LEN]);
+
+/*
+ * Bootstrap: R's own state was lost, so what the devices show cannot be
+ * versioned yet (a revoked peer on a device would get a version newer
+ * than its tombstone and come back everywhere). From replica_bootstrap_begin()
+ * until replica_bootstrap_end(), replica_apply_local_device() refuses with
+ * -EAGAIN and issues nothing; merges work as usual. The caller ends it once
+ * it merged a complete state from a node that is not bootstrapping, or
+ * after its grace period. A new or decoded replica is not bootstrapping.
+ */
+void replica_bootstrap_begin(struct replica *r);
+void replica_bootstrap_end(struct replica *r);
+bool replica_bootstrapping(const struct replica *r);
 
 /* Append to *ret every record whose version or endpoint version is greater
  * than SINCE, in increasing order of that version (the zero timestamp:

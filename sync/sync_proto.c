@@ -107,6 +107,7 @@ static const char *const frame_type_names[_SYNC_FRAME_TYPE_MAX] = {
         [SYNC_FRAME_CHANGES] = "changes",
         [SYNC_FRAME_ACK] = "ack",
         [SYNC_FRAME_CLOSE] = "close",
+        [SYNC_FRAME_CAUGHT_UP] = "caught-up",
 };
 
 static const char *const close_reason_names[_SYNC_CLOSE_REASON_MAX] = {
@@ -210,6 +211,12 @@ int sync_frame_parse(const uint8_t *buf, size_t len, struct sync_frame *ret, con
                 }
                 f.close.reason = p[0];
                 break;
+        case SYNC_FRAME_CAUGHT_UP:
+                if (plen != 0) {
+                        set_reason(ret_reason, "caught-up length mismatch");
+                        return -EBADMSG;
+                }
+                break;
         default:
                 set_reason(ret_reason, "unknown frame type");
                 return -EBADMSG;
@@ -236,6 +243,8 @@ static size_t frame_size(const struct sync_frame *f) {
                 return 2 + 8 + f->changes.len;
         case SYNC_FRAME_CLOSE:
                 return (unsigned) f->close.reason < _SYNC_CLOSE_REASON_MAX ? 2 + 1 : 0;
+        case SYNC_FRAME_CAUGHT_UP:
+                return 2;
         default:
                 return 0;
         }

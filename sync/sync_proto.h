@@ -56,6 +56,7 @@ enum sync_frame_type {
         SYNC_FRAME_CHANGES = 3,
         SYNC_FRAME_ACK = 4,
         SYNC_FRAME_CLOSE = 5,
+        SYNC_FRAME_CAUGHT_UP = 6,  /* no payload: the sender's full state was sent before it */
         _SYNC_FRAME_TYPE_MAX,
 };
 
@@ -93,6 +94,9 @@ struct sync_frame {
                 struct {
                         enum sync_close_reason reason;
                 } close;
+                /* CAUGHT_UP has no payload: the CHANGES frames sent on this
+                 * connection before it hold every record the sender has, and
+                 * the sender is not itself waiting for a state (bootstrap). */
         };
 };
 

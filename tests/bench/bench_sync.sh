@@ -130,6 +130,7 @@ sync = {
     listen = "10.77.0.$me:$SYNC_PORT";
     private_key_file = "$HI_TMP/$node.sync.key";
     $poll
+    bootstrap_grace_s = 0; # gw1 starts alone without state: its device is the reference
     peers = ( { name = "gw$other"; address = "10.77.0.$other:$SYNC_PORT"; public_key = "${SYNC_PUB[$other]}"; } );
 };
 EOF

@@ -41,6 +41,7 @@ sync = {
     listen = "10.77.0.$me:$port";
     private_key_file = "$HI_TMP/$node.sync.key";
     poll_interval_ms = 200;
+    bootstrap_grace_s = 0; # a new pair replicates at once (test_sync_revoke.sh: the wait)
     peers = ( { name = "gw$other"; address = "10.77.0.$other:7789"; public_key = "$other_pub"; } );
 };
 EOF

@@ -718,6 +718,225 @@ static void test_echo_rule(void **state) {
         node_done(&b);
 }
 
+/* ---- revocation across restarts, bootstrap ---- */
+
+/* What the daemon does at start-up and while bootstrapping: write the
+ * desired device, but keep device peers the replica has never seen (added
+ * while hamgr was not running); tombstoned ones go. */
+static void node_apply_keep_unknown(struct node *n) {
+        struct wg_device *d = NULL;
+
+        assert_int_equal(replica_device_for(n->r, IF, false, &d), 0);
+        for (size_t i = 0; i < n->dev->n_peers; i++) {
+                const struct wg_peer *o = &n->dev->peers[i];
+                struct wg_peer *p;
+                bool known = false;
+
+                for (size_t k = 0; k < d->n_peers; k++)
+                        known |= memcmp(d->peers[k].public_key, o->public_key, WG_KEY_LEN) == 0;
+                if (known || replica_peer_removed(n->r, IF, o->public_key))
+                        continue;
+                p = wg_device_add_peer(d);
+                assert_non_null(p);
+                *p = *o;
+                p->allowedips = NULL;
+                p->n_allowedips = 0;
+                for (size_t a = 0; a < o->n_allowedips; a++)
+                        assert_int_equal(wg_peer_add_allowedip(p, &o->allowedips[a]), 0);
+        }
+        wg_device_sort(d);
+        wg_device_free(n->dev);
+        n->dev = d;
+        assert_int_equal(replica_device_applied(n->r, IF), 0);
+}
+
+static struct wg_device *dev_copy(const struct wg_device *src) {
+        struct wg_device *d = dev_new();
+
+        for (size_t i = 0; i < src->n_peers; i++) {
+                struct wg_peer *p = wg_device_add_peer(d);
+
+                assert_non_null(p);
+                *p = src->peers[i];
+                p->allowedips = NULL;
+                p->n_allowedips = 0;
+                for (size_t a = 0; a < src->peers[i].n_allowedips; a++)
+                        assert_int_equal(wg_peer_add_allowedip(p, &src->peers[i].allowedips[a]), 0);
+        }
+        return d;
+}
+
+/* B restarts from a state that holds peer 1's tombstone, on a device
+ * recreated from an old configuration that still lists peer 1. */
+static void test_restart_drops_tombstoned_peer(void **state) {
+        struct node a, b;
+        _cleanup_(freep) uint8_t *buf = NULL;
+        struct wg_device *old_conf;
+        uint8_t k1[WG_KEY_LEN], k2[WG_KEY_LEN], k3[WG_KEY_LEN];
+        size_t len;
+
+        key_fill(k1, 1, 0x77);
+        key_fill(k2, 2, 0x77);
+        key_fill(k3, 3, 0x77);
+        node_init(&a, NODE_A);
+        node_init(&b, NODE_B);
+        dev_set(a.dev, 1, 1);
+        dev_set(a.dev, 2, 2);
+        assert_int_equal(poll(a.r, a.dev, 1000, false), 3);
+        sync_all(&a, &b);
+        old_conf = dev_copy(b.dev);
+        dev_del(a.dev, 1);
+        assert_int_equal(poll(a.r, a.dev, 2000, false), 1);
+        sync_all(&a, &b);
+        assert_null(dev_peer(b.dev, 1));
+
+        /* B stops; its device comes back from the old configuration, with
+         * a peer added by hand while hamgr was down. */
+        encode(b.r, &buf, &len);
+        replica_free(b.r);
+        assert_int_equal(replica_decode(buf, len, NODE_B, &b.r, NULL), 0);
+        wg_device_free(b.dev);
+        b.dev = old_conf;
+        dev_set(b.dev, 3, 3);
+        assert_true(replica_peer_removed(b.r, IF, k1));
+        assert_false(replica_peer_removed(b.r, IF, k2));
+        assert_false(replica_peer_removed(b.r, IF, k3));
+        assert_false(replica_peer_removed(b.r, "wg9", k1));
+
+        /* Start-up: tombstoned peers leave the device, unknown ones stay;
+         * the first poll versions only the unknown one, at a wall time
+         * behind A's, and the removal holds on both nodes. */
+        node_apply_keep_unknown(&b);
+        assert_null(dev_peer(b.dev, 1));
+        assert_non_null(dev_peer(b.dev, 2));
+        assert_non_null(dev_peer(b.dev, 3));
+        assert_int_equal(poll(b.r, b.dev, 500, false), 1);
+        sync_all(&b, &a);
+        assert_int_equal(desired_val(a.r, 1), -1);
+        assert_int_equal(desired_val(a.r, 3), 3);
+        assert_true(replica_peer_removed(a.r, IF, k1));
+        assert_same_state(a.r, b.r);
+        node_done(&a);
+        node_done(&b);
+}
+
+/* Why start-up must not version what it finds: a poll of the recreated
+ * device gives the revoked peer a version newer than its tombstone. */
+static void test_stale_device_poll_resurrects(void **state) {
+        struct node a, b;
+        struct wg_device *old_conf;
+
+        node_init(&a, NODE_A);
+        node_init(&b, NODE_B);
+        dev_set(a.dev, 1, 1);
+        assert_int_equal(poll(a.r, a.dev, 1000, false), 2);
+        sync_all(&a, &b);
+        old_conf = dev_copy(b.dev);
+        dev_del(a.dev, 1);
+        assert_int_equal(poll(a.r, a.dev, 2000, false), 1);
+        sync_all(&a, &b);
+        wg_device_free(b.dev);
+        b.dev = old_conf;
+        assert_int_equal(poll(b.r, b.dev, 3000, false), 1);
+        sync_all(&b, &a);
+        assert_int_equal(desired_val(a.r, 1), 1);
+        node_done(&a);
+        node_done(&b);
+}
+
+/* B lost its state: it versions nothing until it merged A's full state,
+ * which removes the revoked peer from its device; then its own additions
+ * replicate. */
+static void test_bootstrap_waits_for_full_state(void **state) {
+        struct node a, b;
+        struct replica_changes c = {}, applied = {};
+        uint8_t k1[WG_KEY_LEN];
+
+        key_fill(k1, 1, 0x77);
+        node_init(&a, NODE_A);
+        node_init(&b, NODE_B);
+        dev_set(a.dev, 1, 1);
+        dev_set(a.dev, 2, 2);
+        assert_int_equal(poll(a.r, a.dev, 10000, false), 3);
+        dev_del(a.dev, 1);
+        assert_int_equal(poll(a.r, a.dev, 20000, false), 1);
+
+        /* B: fresh replica, device with the revoked peer 1, the live peer
+         * 2 and peer 3 that A never saw. Its wall clock is behind A's. */
+        replica_bootstrap_begin(b.r);
+        assert_true(replica_bootstrapping(b.r));
+        assert_false(replica_bootstrapping(a.r));
+        dev_set(b.dev, 1, 1);
+        dev_set(b.dev, 2, 2);
+        dev_set(b.dev, 3, 3);
+        for (uint64_t t = 100; t <= 400; t += 100) {
+                assert_int_equal(replica_apply_local_device(b.r, IF, b.dev, t, false, &c), -EAGAIN);
+                assert_int_equal(c.n, 0);
+        }
+        assert_int_equal(replica_n_records(b.r), 0);
+        /* B's own (empty) catch-up to A changes nothing there. */
+        assert_int_equal(sync_all(&b, &a), 0);
+
+        /* A's full state: merged while bootstrapping, applied without
+         * dropping peer 3, which the merge does not know. */
+        assert_int_equal(replica_changes_since(a.r, (struct hlc_ts) {}, &c), 0);
+        assert_int_equal(replica_merge(b.r, &c, &applied), 0);
+        assert_int_equal(applied.n, 3);
+        replica_changes_done(&c);
+        replica_changes_done(&applied);
+        assert_true(replica_peer_removed(b.r, IF, k1));
+        assert_int_equal(replica_apply_local_device(b.r, IF, b.dev, 500, false, NULL), -EAGAIN);
+        node_apply_keep_unknown(&b);
+        assert_null(dev_peer(b.dev, 1));
+        assert_non_null(dev_peer(b.dev, 3));
+        assert_int_equal(replica_apply_local_device(b.r, IF, b.dev, 600, false, NULL), -EAGAIN);
+
+        replica_bootstrap_end(b.r);
+        assert_false(replica_bootstrapping(b.r));
+        assert_int_equal(poll(b.r, b.dev, 700, false), 1);
+        assert_int_equal(poll(b.r, b.dev, 800, false), 0);
+        sync_all(&b, &a);
+        assert_int_equal(desired_val(a.r, 1), -1);
+        assert_int_equal(desired_val(a.r, 2), 2);
+        assert_int_equal(desired_val(a.r, 3), 3);
+        assert_same_state(a.r, b.r);
+        node_done(&a);
+        node_done(&b);
+}
+
+/* Two nodes without state: neither can give the other a full state; once
+ * both gave up waiting, their devices merge into one state. */
+static void test_bootstrap_fresh_pair_converges(void **state) {
+        struct node a, b;
+
+        node_init(&a, NODE_A);
+        node_init(&b, NODE_B);
+        replica_bootstrap_begin(a.r);
+        replica_bootstrap_begin(b.r);
+        dev_set(a.dev, 1, 1);
+        dev_set(b.dev, 2, 2);
+        assert_int_equal(replica_apply_local_device(a.r, IF, a.dev, 100, false, NULL), -EAGAIN);
+        assert_int_equal(replica_apply_local_device(b.r, IF, b.dev, 100, false, NULL), -EAGAIN);
+        assert_int_equal(sync_all(&a, &b), 0);
+        assert_int_equal(sync_all(&b, &a), 0);
+
+        replica_bootstrap_end(a.r);
+        assert_int_equal(poll(a.r, a.dev, 5000, false), 2);
+        sync_all(&a, &b); /* B still waits: A's records apply, B's peer 2 stays */
+        assert_int_equal(replica_apply_local_device(b.r, IF, b.dev, 5100, false, NULL), -EAGAIN);
+        replica_bootstrap_end(b.r);
+        assert_int_equal(poll(b.r, b.dev, 5200, false), 0);
+        dev_set(b.dev, 2, 2);
+        assert_int_equal(poll(b.r, b.dev, 5300, false), 1);
+        sync_all(&b, &a);
+        assert_int_equal(desired_val(a.r, 1), 1);
+        assert_int_equal(desired_val(a.r, 2), 2);
+        assert_int_equal(desired_val(b.r, 1), 1);
+        assert_same_state(a.r, b.r);
+        node_done(&a);
+        node_done(&b);
+}
+
 static void set_endpoint(struct wg_peer *p, const char *s) {
         union wg_endpoint e;
 
@@ -1152,6 +1371,10 @@ int main(void) {
                 cmocka_unit_test(test_merge_batch_duplicates),
                 cmocka_unit_test(test_tombstone_beats_stale_node),
                 cmocka_unit_test(test_echo_rule),
+                cmocka_unit_test(test_restart_drops_tombstoned_peer),
+                cmocka_unit_test(test_stale_device_poll_resurrects),
+                cmocka_unit_test(test_bootstrap_waits_for_full_state),
+                cmocka_unit_test(test_bootstrap_fresh_pair_converges),
                 cmocka_unit_test(test_endpoints_from_master_only),
                 cmocka_unit_test(test_endpoint_version),
                 cmocka_unit_test(test_endpoint_scope_is_a_change),

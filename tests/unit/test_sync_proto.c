@@ -167,6 +167,9 @@ static void check_roundtrip(const struct sync_frame *f) {
         case SYNC_FRAME_CLOSE:
                 assert_int_equal(g.close.reason, f->close.reason);
                 break;
+        case SYNC_FRAME_CAUGHT_UP:
+                assert_int_equal(len, 2);
+                break;
         default:
                 fail();
         }
@@ -195,6 +198,8 @@ static void test_frame_roundtrip(void **state) {
                 check_roundtrip(&f);
                 assert_non_null(sync_close_reason_to_string(r));
         }
+        f = (struct sync_frame) { .type = SYNC_FRAME_CAUGHT_UP };
+        check_roundtrip(&f);
         for (int t = SYNC_FRAME_HELLO; t < _SYNC_FRAME_TYPE_MAX; t++)
                 assert_non_null(sync_frame_type_to_string(t));
         assert_null(sync_frame_type_to_string(_SYNC_FRAME_TYPE_MAX));
@@ -235,7 +240,8 @@ static void test_frame_parse_rejects(void **state) {
                 { "\x02\x02\0\0\0\0\0\0\0\0", 10, "unknown frame version" },
                 { "\x00\x02\0\0\0\0\0\0\0\0", 10, "unknown frame version" },
                 { "\x01\x00", 2, "unknown frame type" },
-                { "\x01\x06", 2, "unknown frame type" },
+                { "\x01\x07", 2, "unknown frame type" },
+                { "\x01\x06\x00", 3, "caught-up length mismatch" },
                 { "\x01\xff", 2, "unknown frame type" },
                 { "\x01\x01\0\0\0\0\0\0\0\0", 10, "truncated hello" },
                 { "\x01\x01\0\0\0\0\0\0\0\0\x00", 11, "invalid node name in hello" },
