@@ -786,6 +786,29 @@ static int listen_on(struct hamgr_sync *s) {
         return sd_event_add_io(s->daemon->event, &s->listen_io, fd, EPOLLIN, on_accept, s);
 }
 
+/* Records written by nodes no longer configured become ours, so that a
+ * node added under a new key accepts them (it refuses unknown writers). */
+static void adopt_orphans(struct hamgr_sync *s) {
+        _cleanup_(replica_changes_done) struct replica_changes made = {};
+        _cleanup_(freep) uint64_t *known = calloc(s->n_peers ? s->n_peers : 1, sizeof(*known));
+        int r;
+
+        if (!known)
+                return;
+        for (size_t i = 0; i < s->n_peers; i++)
+                known[i] = s->peers[i].node;
+        r = replica_adopt_orphans(s->replica, known, s->n_peers, wall_usec() / 1000, &made);
+        if (r < 0) {
+                log_warning_errno(r, "sync: cannot take over the records of nodes no longer configured: %m");
+                return;
+        }
+        if (made.n == 0)
+                return;
+        log_info("sync: took over %zu record%s written by nodes no longer configured", made.n, made.n == 1 ? "" : "s");
+        s->local_changes += made.n;
+        sync_save(s);
+}
+
 int sync_start(struct hamgr_daemon *d) {
         const struct hamgr_sync_config *cfg = &d->config->sync;
         struct hamgr_sync *s;
@@ -848,6 +871,7 @@ int sync_start(struct hamgr_daemon *d) {
                 peer_schedule_dial(p, sync_connection_preferred(s->public_key, p->config->public_key, true)
                                               ? 0 : SYNC_BACKOFF_MAX_USEC / 10);
         }
+        adopt_orphans(s);
         r = listen_on(s);
         if (r < 0)
                 return r;

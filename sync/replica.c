@@ -1291,6 +1291,74 @@ int replica_merge_from(struct replica *r, const struct replica_changes *remote, 
         return replica_merge(r, remote, ret_applied);
 }
 
+static bool writer_orphan(const struct replica *r, struct hlc_ts t, const uint64_t *known, size_t n_known) {
+        if (hlc_ts_is_zero(t) || t.node == r->clock.node)
+                return false;
+        for (size_t i = 0; i < n_known; i++)
+                if (known[i] == t.node)
+                        return false;
+        return true;
+}
+
+int replica_adopt_orphans(struct replica *r, const uint64_t *known, size_t n_known, uint64_t wall_ms,
+                          struct replica_changes *ret) {
+        struct replica_changes out = {};
+        struct hlc clock;
+        struct hlc_ts ts;
+        size_t n = 0;
+        int k;
+
+        if (!r || (n_known > 0 && !known))
+                return -EINVAL;
+        for (size_t i = 0; i < r->n_ifaces; i++) {
+                const struct replica_iface *f = &r->ifaces[i];
+
+                n += writer_orphan(r, f->device.version, known, n_known);
+                for (size_t j = 0; j < f->n_peers; j++)
+                        n += writer_orphan(r, f->peers[j].version, known, n_known) ||
+                             writer_orphan(r, f->peers[j].endpoint_version, known, n_known);
+        }
+        if (n == 0)
+                return 0;
+        clock = r->clock;
+        k = hlc_now(&clock, wall_ms, &ts);
+        if (k < 0)
+                return k;
+        k = changes_reserve(&out, n);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; i < r->n_ifaces; i++) {
+                const struct replica_iface *f = &r->ifaces[i];
+
+                if (writer_orphan(r, f->device.version, known, n_known)) {
+                        rec_from_device(f->name, &f->device, &out.recs[out.n]);
+                        out.recs[out.n++].device.version = ts;
+                }
+                for (size_t j = 0; j < f->n_peers; j++) {
+                        const struct replica_peer *p = &f->peers[j];
+                        bool main = writer_orphan(r, p->version, known, n_known),
+                             ep = writer_orphan(r, p->endpoint_version, known, n_known);
+
+                        if (!main && !ep)
+                                continue;
+                        k = rec_from_peer(f->name, p, &out.recs[out.n]);
+                        if (k < 0)
+                                goto finish;
+                        if (main)
+                                out.recs[out.n].peer.version = ts;
+                        if (ep)
+                                out.recs[out.n].peer.endpoint_version = ts;
+                        out.n++;
+                }
+        }
+        /* Each new version is above everything R holds, so all of them win,
+         * and the merge moves R's clock to TS. */
+        k = replica_merge(r, &out, ret);
+finish:
+        replica_changes_done(&out);
+        return k;
+}
+
 /* ---- local poll ---- */
 
 /* A copy of OBSERVED's peers, sorted and with canonical allowed IPs;

@@ -303,6 +303,23 @@ int replica_merge_from(struct replica *r, const struct replica_changes *remote, 
                        struct replica_changes *ret_applied, const char **ret_reason);
 
 /*
+ * Take over the records of nodes that are no longer configured: every
+ * device record, peer record and endpoint register whose writer is
+ * neither R's node nor in KNOWN (the configured nodes) gets one new
+ * version from R's clock at WALL_MS, its content unchanged. Other nodes
+ * accept a writer only if it is configured or already held (see struct
+ * replica_source), so without this a node added under a new key would
+ * refuse every batch carrying a removed node's records. Every node must
+ * therefore list all the others. Appends the new records to *ret when
+ * not NULL; as after a merge, their interfaces wait for
+ * replica_device_applied(). Returns 0 (also when there was nothing to
+ * take over), -EOVERFLOW as hlc_now(), -EINVAL or -ENOMEM, with R
+ * unchanged on failure.
+ */
+int replica_adopt_orphans(struct replica *r, const uint64_t *known, size_t n_known, uint64_t wall_ms,
+                          struct replica_changes *ret);
+
+/*
  * The device IFNAME should be: its device record (private key, listen
  * port, fwmark with their HAS_ flags, when there is one) and its live
  * peers sorted by key, each with preshared key and keepalive flagged (so

@@ -1235,6 +1235,75 @@ static void test_merge_from_endpoints(void **state) {
         }
 }
 
+/* B2 replaces B under a new key: A still holds records B wrote (a device
+ * record, a peer, an endpoint register on A's own peer). A new node that
+ * never held them refuses them; once A took them over, content unchanged,
+ * it accepts, and a second take-over finds nothing. */
+static void test_adopt_orphans(void **state) {
+        _cleanup_(replica_freep) struct replica *a = NULL, *b2 = NULL;
+        _cleanup_(wg_device_freep) struct wg_device *before = NULL, *after = NULL;
+        struct replica_rec recs[3] = {
+                { .type = REPLICA_REC_DEVICE, .ifname = IF, .device = { .version = { NOW, 0, NODE_B } } },
+                peer_rec(1, (struct hlc_ts) { NOW, 1, NODE_B }),
+                peer_rec(2, (struct hlc_ts) { NOW, 2, NODE_A }),
+        };
+        struct replica_changes c = { recs, 3 }, all = {}, made = {};
+        static const uint64_t known[] = { NODE_C };
+        const char *why;
+
+        rec_endpoint(&recs[2], "198.51.100.1:4000", (struct hlc_ts) { NOW, 3, NODE_B });
+        rec_endpoint(&recs[1], "198.51.100.2:4000", (struct hlc_ts) { NOW, 4, NODE_A });
+        recs[0].device.listen_port = 51820;
+        assert_int_equal(replica_new(NODE_A, &a), 0);
+        assert_int_equal(replica_merge(a, &c, NULL), 0);
+        assert_int_equal(replica_device_applied(a, IF), 0);
+        assert_int_equal(replica_device_for(a, IF, true, &before), 0);
+
+        assert_int_equal(replica_changes_since(a, (struct hlc_ts) {}, &all), 0);
+        assert_int_equal(replica_new(NODE_C, &b2), 0);
+        assert_int_equal(replica_merge_from(b2, &all, &(struct replica_source) {
+                .sender = NODE_A, .now_ms = NOW }, NULL, &why), -EPERM);
+        replica_changes_done(&all);
+
+        /* Nothing to take over while B is configured. */
+        assert_int_equal(replica_adopt_orphans(a, (const uint64_t[]) { NODE_B }, 1, NOW, &made), 0);
+        assert_int_equal(made.n, 0);
+        assert_int_equal(replica_adopt_orphans(a, known, 1, NOW - 1000, &made), 0);
+        assert_int_equal(made.n, 3);
+        for (size_t i = 0; i < made.n; i++) {
+                const struct replica_rec *m = &made.recs[i];
+                struct hlc_ts v = m->type == REPLICA_REC_DEVICE ? m->device.version : m->peer.version;
+
+                assert_int_equal(v.node, NODE_A);
+                if (m->type == REPLICA_REC_PEER) {
+                        assert_int_equal(m->peer.endpoint_version.node, NODE_A);
+                        if (hlc_compare(m->peer.endpoint_version, v) > 0)
+                                v = m->peer.endpoint_version;
+                }
+                /* Newer than anything held, although the wall clock is behind. */
+                assert_true(hlc_compare(v, (struct hlc_ts) { NOW, 4, NODE_A }) > 0);
+        }
+        replica_changes_done(&made);
+        assert_true(hlc_ts_is_zero(replica_max_version(a, NODE_B)));
+        assert_true(replica_device_needs_apply(a, IF));
+        assert_int_equal(replica_device_applied(a, IF), 0);
+        assert_int_equal(replica_device_for(a, IF, true, &after), 0);
+        assert_int_equal(after->n_peers, before->n_peers);
+        assert_int_equal(after->listen_port, 51820);
+        for (size_t i = 0; i < after->n_peers; i++) {
+                assert_memory_equal(after->peers[i].public_key, before->peers[i].public_key, WG_KEY_LEN);
+                assert_memory_equal(&after->peers[i].endpoint, &before->peers[i].endpoint, sizeof(union wg_endpoint));
+        }
+
+        assert_int_equal(replica_changes_since(a, (struct hlc_ts) {}, &all), 0);
+        assert_int_equal(replica_merge_from(b2, &all, &(struct replica_source) {
+                .sender = NODE_A, .now_ms = NOW }, NULL, &why), 0);
+        replica_changes_done(&all);
+        assert_same_state(a, b2);
+        assert_int_equal(replica_adopt_orphans(a, known, 1, NOW, &made), 0);
+        assert_int_equal(made.n, 0);
+}
+
 /* A clock already at the end of time (a state file written before the
  * bound existed): a local change is refused loudly, never stamped with a
  * version it already used; a poll that finds nothing new still succeeds. */
@@ -1529,6 +1598,7 @@ int main(void) {
                 cmocka_unit_test(test_merge_from_writers),
                 cmocka_unit_test(test_merge_from_endpoints),
                 cmocka_unit_test(test_saturated_clock_refuses_edits),
+                cmocka_unit_test(test_adopt_orphans),
                 cmocka_unit_test(test_decode_restores_clock),
                 cmocka_unit_test(test_encode_round_trip),
                 cmocka_unit_test(test_decode_every_truncation),
