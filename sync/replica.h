@@ -236,9 +236,10 @@ int replica_apply_local_device(struct replica *r, const char *ifname, const stru
  * Merge REMOTE (records in any order, duplicates allowed) into R: per
  * record and per endpoint register the higher version wins. R's clock
  * moves past every version seen, however far ahead: for records from
- * other nodes use replica_merge_from(), which bounds them. Appends the records whose
- * local state changed, as they now are, to *ret_applied when not NULL, and
- * marks their interfaces as waiting for replica_device_applied().
+ * other nodes use replica_merge_from(), which bounds them. Appends the
+ * records whose local state changed, as they now are, to *ret_applied
+ * when not NULL, and marks their interfaces as waiting for
+ * replica_device_applied().
  * All or nothing: returns 0, or -EINVAL (invalid record) or -ENOMEM with R
  * unchanged.
  */
