@@ -39,6 +39,7 @@
 #define SYNC_BACKOFF_MAX_USEC (10 * USEC_PER_SEC)
 #define SYNC_OFFSET_WARN_USEC USEC_PER_SEC
 #define SYNC_READ_CHUNK       65536
+#define SYNC_REFUSAL_LOG_USEC (60 * USEC_PER_SEC)
 
 struct sync_conn;
 
@@ -59,6 +60,8 @@ struct sync_peer_rt {
         struct hlc_ts acked_version;         /* newest record the peer confirmed */
         struct hlc_ts sent_version[64];      /* per in-flight seq (mod 64): newest record in it */
         uint64_t frames_rx, frames_tx, refused;
+        uint64_t refused_batches;            /* by the rules of replica_merge_from() */
+        struct ratelimit refusal_log;
         char last_error[96];
 };
 
@@ -97,6 +100,8 @@ struct hamgr_sync {
         uint64_t last_timestamp;
         uint64_t merges, local_changes, save_errors;
         uint64_t refused_unauthenticated;    /* connections refused before a pinned key was proven */
+        uint64_t refused_batches, refused_local_changes;
+        struct ratelimit saturated_log;
 };
 
 static uint64_t wall_usec(void) {
@@ -368,6 +373,50 @@ static bool conn_register(struct sync_conn *c) {
         return send_caught_up(c) >= 0;
 }
 
+/* ---- what a peer may send ------------------------------------------------ */
+
+/* Merge a batch from P under the rules of replica_merge_from(): P writes
+ * for itself and relays for the other configured nodes; versions may be as
+ * far ahead as the furthest-ahead clock measured among the nodes (stamps
+ * carry that clock through any relay), which the core caps. */
+static int merge_from_peer(struct sync_peer_rt *p, const struct replica_changes *remote,
+                           struct replica_changes *applied, const char **reason) {
+        struct hamgr_sync *s = p->sync;
+        _cleanup_(freep) uint64_t *relay = calloc(s->n_peers ? s->n_peers : 1, sizeof(*relay));
+        struct replica_source src = { .sender = p->node, .relay = relay, .now_ms = wall_usec() / 1000 };
+
+        if (!relay)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_peers; i++) {
+                const struct sync_peer_rt *o = &s->peers[i];
+
+                if (o != p)
+                        relay[src.n_relay++] = o->node;
+                if (o->offset_known && o->offset_usec / 1000 > src.offset_ms)
+                        src.offset_ms = o->offset_usec / 1000;
+        }
+        return replica_merge_from(s->replica, remote, &src, applied, reason);
+}
+
+/* Count a refused batch and say why at WARNING (PEER=), at most once a
+ * minute per peer with the number held back since. */
+static void peer_batch_refused(struct sync_peer_rt *p, const char *reason) {
+        char peer_field[80], more[64] = "";
+        const char *extra[] = { peer_field, NULL };
+        uint64_t suppressed = 0;
+
+        p->refused++;
+        p->refused_batches++;
+        p->sync->refused_batches++;
+        if (!ratelimit_below(&p->refusal_log, daemon_now(p->sync->daemon), &suppressed))
+                return;
+        snprintf(peer_field, sizeof(peer_field), "PEER=%s", p->config->name);
+        if (suppressed > 0)
+                snprintf(more, sizeof(more), " (%" PRIu64 " more since)", suppressed);
+        log_fields(LOG_WARNING, 0, NULL, 0, NULL, extra, "sync %s: refused a change batch: %s%s", p->config->name,
+                   reason ? reason : "?", more);
+}
+
 static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
         struct hamgr_sync *s = c->sync;
         struct sync_peer_rt *p = c->peer;
@@ -407,7 +456,20 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                  * not undo a peer added by hand since the last poll. */
                 for (size_t i = 0; i < s->daemon->config->n_wireguard; i++)
                         sync_poll_interface(s, s->daemon->config->wireguard[i].interface);
-                r = replica_merge(s->replica, &remote, &applied);
+                r = merge_from_peer(p, &remote, &applied, &reason);
+                if (r == -EPERM) {
+                        char why[sizeof(p->last_error)];
+
+                        /* Not acknowledged, and the connection restarts:
+                         * a batch is merged whole or not at all, so the
+                         * next catch-up sends it again rather than
+                         * something after it. */
+                        peer_batch_refused(p, reason);
+                        snprintf(why, sizeof(why), "change batch refused: %s", reason);
+                        p->backoff_usec = SYNC_BACKOFF_MAX_USEC;
+                        conn_close(c, why);
+                        return;
+                }
                 if (r < 0) {
                         c->merge_failed = true;
                         log_peer(p, LOG_WARNING, "cannot merge changes: %s", strerror(-r));
@@ -703,6 +765,24 @@ static void sync_poll_interface(struct hamgr_sync *s, const char *ifname) {
                 return;
         r = replica_apply_local_device(s->replica, ifname, dev, wall_usec() / 1000, wg_follower_active(s->daemon, ifname),
                                        &changes);
+        if (r == -EOVERFLOW) {
+                uint64_t suppressed = 0;
+                char more[64] = "";
+
+                /* The clock has no version left: refusing the change is
+                 * better than reusing one, which would let the nodes
+                 * disagree for good. Only a state written before versions
+                 * were bounded can get here. */
+                s->refused_local_changes++;
+                if (!ratelimit_below(&s->saturated_log, daemon_now(s->daemon), &suppressed))
+                        return;
+                if (suppressed > 0)
+                        snprintf(more, sizeof(more), " (%" PRIu64 " more since)", suppressed);
+                log_error("sync: change on %s refused: the replica's clock has no version left; move %s/replica.state "
+                          "away on every node to start over%s",
+                          ifname, s->daemon->config->state_dir, more);
+                return;
+        }
         if (r < 0 || changes.n == 0)
                 return;
         s->local_changes += changes.n;
@@ -797,6 +877,29 @@ static int listen_on(struct hamgr_sync *s) {
         return sd_event_add_io(s->daemon->event, &s->listen_io, fd, EPOLLIN, on_accept, s);
 }
 
+/* Records written by nodes no longer configured become ours, so that a
+ * node added under a new key accepts them (it refuses unknown writers). */
+static void adopt_orphans(struct hamgr_sync *s) {
+        _cleanup_(replica_changes_done) struct replica_changes made = {};
+        _cleanup_(freep) uint64_t *known = calloc(s->n_peers ? s->n_peers : 1, sizeof(*known));
+        int r;
+
+        if (!known)
+                return;
+        for (size_t i = 0; i < s->n_peers; i++)
+                known[i] = s->peers[i].node;
+        r = replica_adopt_orphans(s->replica, known, s->n_peers, wall_usec() / 1000, &made);
+        if (r < 0) {
+                log_warning_errno(r, "sync: cannot take over the records of nodes no longer configured: %m");
+                return;
+        }
+        if (made.n == 0)
+                return;
+        log_info("sync: took over %zu record%s written by nodes no longer configured", made.n, made.n == 1 ? "" : "s");
+        s->local_changes += made.n;
+        sync_save(s);
+}
+
 int sync_start(struct hamgr_daemon *d) {
         const struct hamgr_sync_config *cfg = &d->config->sync;
         struct hamgr_sync *s;
@@ -813,6 +916,7 @@ int sync_start(struct hamgr_daemon *d) {
         s->daemon = d;
         s->config = cfg;
         s->listen_fd = -1;
+        s->saturated_log.interval_usec = SYNC_REFUSAL_LOG_USEC;
         r = sync_key_load(cfg->private_key_file, s->private_key, &reason);
         if (r < 0)
                 return log_error_errno(r, "sync: cannot use %s: %s", cfg->private_key_file, reason ? reason : "%m");
@@ -861,6 +965,7 @@ int sync_start(struct hamgr_daemon *d) {
                 p->config = &cfg->peers[i];
                 p->node = replica_node_id(p->config->public_key);
                 p->backoff_usec = SYNC_BACKOFF_MIN_USEC;
+                p->refusal_log.interval_usec = SYNC_REFUSAL_LOG_USEC;
                 memcpy(s->pinned[i].public_key, p->config->public_key, SYNC_KEY_LEN);
                 r = wg_endpoint_parse(p->config->address, &p->address);
                 if (r < 0)
@@ -872,6 +977,7 @@ int sync_start(struct hamgr_daemon *d) {
                 peer_schedule_dial(p, sync_connection_preferred(s->public_key, p->config->public_key, true)
                                               ? 0 : SYNC_BACKOFF_MAX_USEC / 10);
         }
+        adopt_orphans(s);
         r = listen_on(s);
         if (r < 0)
                 return r;
@@ -940,9 +1046,11 @@ void sync_status_json(struct hamgr_daemon *d, struct buf *b) {
         buf_printf(b, "{\"public_key\":\"%s\",\"listen\":", key);
         buf_json_string(b, s->config->listen);
         buf_printf(b, ",\"records\":%zu,\"merges\":%" PRIu64 ",\"local_changes\":%" PRIu64 ",\"save_errors\":%" PRIu64
-                      ",\"refused_unauthenticated\":%" PRIu64 ",\"bootstrapping\":%s,\"peers\":[",
+                      ",\"refused_unauthenticated\":%" PRIu64 ",\"bootstrapping\":%s,\"refused_batches\":%" PRIu64
+                      ",\"refused_local_changes\":%" PRIu64 ",\"peers\":[",
                    replica_n_records(s->replica), s->merges, s->local_changes, s->save_errors,
-                   s->refused_unauthenticated, replica_bootstrapping(s->replica) ? "true" : "false");
+                   s->refused_unauthenticated, replica_bootstrapping(s->replica) ? "true" : "false",
+                   s->refused_batches, s->refused_local_changes);
         for (size_t i = 0; i < s->n_peers; i++) {
                 const struct sync_peer_rt *p = &s->peers[i];
 
@@ -961,8 +1069,8 @@ void sync_status_json(struct hamgr_daemon *d, struct buf *b) {
                 else
                         buf_printf(b, "null");
                 buf_printf(b, ",\"pending_changes\":%" PRIu64 ",\"frames_rx\":%" PRIu64 ",\"frames_tx\":%" PRIu64
-                              ",\"refused\":%" PRIu64 ",\"last_error\":",
-                           p->tx_seq - p->acked_seq, p->frames_rx, p->frames_tx, p->refused);
+                              ",\"refused\":%" PRIu64 ",\"refused_batches\":%" PRIu64 ",\"last_error\":",
+                           p->tx_seq - p->acked_seq, p->frames_rx, p->frames_tx, p->refused, p->refused_batches);
                 if (p->last_error[0])
                         buf_json_string(b, p->last_error);
                 else

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -31,14 +32,17 @@ static uint64_t wall_clamp(uint64_t w) {
 }
 
 /* One logical step; a full counter borrows a millisecond from the future
- * rather than wrap. At the very end of time it saturates. */
-static void hlc_tick(struct hlc *c) {
+ * rather than wrap. False, C untouched, at the very end of time: there is
+ * no greater stamp, and repeating one would give two writes one version. */
+static bool hlc_tick(struct hlc *c) {
         if (c->logical < UINT16_MAX)
                 c->logical++;
         else if (c->wall_ms < HLC_WALL_MAX) {
                 c->wall_ms++;
                 c->logical = 0;
-        }
+        } else
+                return false;
+        return true;
 }
 
 static struct hlc_ts hlc_stamp(const struct hlc *c) {
@@ -49,35 +53,47 @@ void hlc_init(struct hlc *c, uint64_t node) {
         *c = (struct hlc) { .node = node };
 }
 
-struct hlc_ts hlc_now(struct hlc *c, uint64_t wall_ms) {
+int hlc_now(struct hlc *c, uint64_t wall_ms, struct hlc_ts *ret) {
         uint64_t w = wall_clamp(wall_ms);
+        struct hlc n = *c;
 
-        if (w > c->wall_ms) {
-                c->wall_ms = w;
-                c->logical = 0;
-        } else
-                hlc_tick(c);
-        return hlc_stamp(c);
+        if (w > n.wall_ms) {
+                n.wall_ms = w;
+                n.logical = 0;
+        } else if (!hlc_tick(&n))
+                return -EOVERFLOW;
+        *c = n;
+        *ret = hlc_stamp(c);
+        return 0;
 }
 
-struct hlc_ts hlc_update(struct hlc *c, struct hlc_ts remote, uint64_t wall_ms) {
+int hlc_update(struct hlc *c, struct hlc_ts remote, uint64_t wall_ms, uint64_t max_wall_ms, struct hlc_ts *ret) {
         uint64_t w = wall_clamp(wall_ms), rw = wall_clamp(remote.wall_ms);
         uint64_t l = MAX(MAX(c->wall_ms, rw), w);
+        struct hlc n = *c;
+        bool ok = true;
 
-        if (l == c->wall_ms && l == rw) {
-                c->logical = MAX(c->logical, remote.logical);
-                hlc_tick(c);
-        } else if (l == c->wall_ms)
-                hlc_tick(c);
+        if (remote.wall_ms > max_wall_ms)
+                return -ERANGE;
+        if (l == n.wall_ms && l == rw) {
+                n.logical = MAX(n.logical, remote.logical);
+                ok = hlc_tick(&n);
+        } else if (l == n.wall_ms)
+                ok = hlc_tick(&n);
         else if (l == rw) {
-                c->wall_ms = l;
-                c->logical = remote.logical;
-                hlc_tick(c);
+                n.wall_ms = l;
+                n.logical = remote.logical;
+                ok = hlc_tick(&n);
         } else {
-                c->wall_ms = l;
-                c->logical = 0;
+                n.wall_ms = l;
+                n.logical = 0;
         }
-        return hlc_stamp(c);
+        if (!ok)
+                return -EOVERFLOW;
+        *c = n;
+        if (ret)
+                *ret = hlc_stamp(c);
+        return 0;
 }
 
 /* Move C to at least T without issuing anything: the next hlc_now() is
@@ -1091,6 +1107,259 @@ fail:
         return k;
 }
 
+/* ---- what another node may send ---- */
+
+uint64_t replica_future_limit(uint64_t now_ms, int64_t offset_ms) {
+        uint64_t ahead = offset_ms > 0 ? MIN((uint64_t) offset_ms, (uint64_t) REPLICA_OFFSET_MAX_MS) : 0;
+
+        /* Both terms are far below 2^63: no overflow before the clamp. */
+        return wall_clamp(wall_clamp(now_ms) + ahead + REPLICA_FUTURE_TOLERANCE_MS);
+}
+
+static const char *endpoint4_refusal(uint32_t a) {
+        if ((a >> 24) == 0)
+                return "endpoint address is unspecified";
+        if ((a >> 24) == 127)
+                return "endpoint address is loopback";
+        if ((a >> 28) == 0xe)
+                return "endpoint address is multicast";
+        if (a == UINT32_MAX)
+                return "endpoint address is broadcast";
+        return NULL;
+}
+
+const char *replica_endpoint_refusal(const union wg_endpoint *e) {
+        static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
+        const char *why;
+        uint16_t port;
+
+        if (!e)
+                return "no endpoint";
+        switch (e->addr.sa_family) {
+        case AF_INET:
+                why = endpoint4_refusal(ntohl(e->addr4.sin_addr.s_addr));
+                port = e->addr4.sin_port;
+                break;
+        case AF_INET6: {
+                const uint8_t *b = e->addr6.sin6_addr.s6_addr;
+                static const uint8_t zero[16] = {}, loop[16] = { [15] = 1 };
+
+                if (memcmp(b, v4mapped, sizeof(v4mapped)) == 0)
+                        why = endpoint4_refusal((uint32_t) b[12] << 24 | (uint32_t) b[13] << 16 |
+                                                (uint32_t) b[14] << 8 | b[15]);
+                else if (memcmp(b, zero, 16) == 0)
+                        why = "endpoint address is unspecified";
+                else if (memcmp(b, loop, 16) == 0)
+                        why = "endpoint address is loopback";
+                else if (b[0] == 0xff)
+                        why = "endpoint address is multicast";
+                else
+                        why = NULL;
+                port = e->addr6.sin6_port;
+                break;
+        }
+        default:
+                return "endpoint family unknown";
+        }
+        if (why)
+                return why;
+        return port == 0 ? "endpoint port is 0" : NULL;
+}
+
+static int u64_cmp(const void *x, const void *y) {
+        uint64_t a = *(const uint64_t *) x, b = *(const uint64_t *) y;
+
+        return a < b ? -1 : a > b;
+}
+
+/* The writer ids of R's records, sorted and unique, for the relay rule. */
+static int held_writers(const struct replica *r, uint64_t **ret, size_t *ret_n) {
+        size_t n = 0, cap = 2 * replica_n_records(r) + 1;
+        uint64_t *ids;
+
+        ids = malloc(cap * sizeof(*ids));
+        if (!ids)
+                return -ENOMEM;
+        for (size_t i = 0; i < r->n_ifaces; i++) {
+                const struct replica_iface *f = &r->ifaces[i];
+
+                if (!hlc_ts_is_zero(f->device.version))
+                        ids[n++] = f->device.version.node;
+                for (size_t j = 0; j < f->n_peers; j++) {
+                        ids[n++] = f->peers[j].version.node;
+                        if (!hlc_ts_is_zero(f->peers[j].endpoint_version))
+                                ids[n++] = f->peers[j].endpoint_version.node;
+                }
+        }
+        qsort(ids, n, sizeof(*ids), u64_cmp);
+        *ret_n = 0;
+        for (size_t i = 0; i < n; i++)
+                if (*ret_n == 0 || ids[*ret_n - 1] != ids[i])
+                        ids[(*ret_n)++] = ids[i];
+        *ret = ids;
+        return 0;
+}
+
+struct writer_check {
+        const struct replica *r;
+        const struct replica_source *src;
+        uint64_t *held;                       /* built on the first writer not otherwise known */
+        size_t n_held;
+        bool held_built;
+};
+
+/* 0 when T's writer may come from the sender, -EPERM if not, -ENOMEM. */
+static int writer_allowed(struct writer_check *w, struct hlc_ts t) {
+        int k;
+
+        if (t.node == w->src->sender || t.node == w->r->clock.node)
+                return 0;
+        for (size_t i = 0; i < w->src->n_relay; i++)
+                if (w->src->relay[i] == t.node)
+                        return 0;
+        if (!w->held_built) {
+                k = held_writers(w->r, &w->held, &w->n_held);
+                if (k < 0)
+                        return k;
+                w->held_built = true;
+        }
+        if (w->n_held > 0 && bsearch(&t.node, w->held, w->n_held, sizeof(*w->held), u64_cmp))
+                return 0;
+        return -EPERM;
+}
+
+/* Check one version: NULL if acceptable, else why not (*ret_err set). */
+static const char *version_refusal(struct writer_check *w, struct hlc_ts t, uint64_t limit, int *ret_err) {
+        int k;
+
+        if (t.wall_ms > limit) {
+                *ret_err = -EPERM;
+                return "version too far in the future";
+        }
+        k = writer_allowed(w, t);
+        if (k < 0) {
+                *ret_err = k;
+                return k == -EPERM ? "record written by a node the sender may not write for" : NULL;
+        }
+        return NULL;
+}
+
+static int changes_admissible(const struct replica *r, const struct replica_changes *remote,
+                              const struct replica_source *src, const char **ret_reason) {
+        struct writer_check w = { .r = r, .src = src };
+        uint64_t limit = replica_future_limit(src->now_ms, src->offset_ms);
+        const char *why = NULL;
+        int k = 0;
+
+        for (size_t i = 0; i < remote->n && k == 0; i++) {
+                const struct replica_rec *rec = &remote->recs[i];
+
+                if (rec->type == REPLICA_REC_DEVICE) {
+                        why = version_refusal(&w, rec->device.version, limit, &k);
+                        continue;
+                }
+                why = version_refusal(&w, rec->peer.version, limit, &k);
+                if (k < 0 || hlc_ts_is_zero(rec->peer.endpoint_version))
+                        continue;
+                why = version_refusal(&w, rec->peer.endpoint_version, limit, &k);
+                if (k < 0)
+                        continue;
+                why = replica_endpoint_refusal(&rec->peer.endpoint);
+                if (why)
+                        k = -EPERM;
+        }
+        free(w.held);
+        if (k == -EPERM && ret_reason)
+                *ret_reason = why;
+        return k;
+}
+
+int replica_merge_from(struct replica *r, const struct replica_changes *remote, const struct replica_source *src,
+                       struct replica_changes *ret_applied, const char **ret_reason) {
+        int k;
+
+        if (!r || !remote || !src || src->sender == 0 || (src->n_relay > 0 && !src->relay) ||
+            (remote->n > 0 && !remote->recs))
+                return -EINVAL;
+        for (size_t i = 0; i < remote->n; i++)
+                if (rec_check(&remote->recs[i]))
+                        return -EINVAL;
+        k = changes_admissible(r, remote, src, ret_reason);
+        if (k < 0)
+                return k;
+        /* Every version is now at most the limit, so the clock, which
+         * moves past them, stays within it too. */
+        return replica_merge(r, remote, ret_applied);
+}
+
+static bool writer_orphan(const struct replica *r, struct hlc_ts t, const uint64_t *known, size_t n_known) {
+        if (hlc_ts_is_zero(t) || t.node == r->clock.node)
+                return false;
+        for (size_t i = 0; i < n_known; i++)
+                if (known[i] == t.node)
+                        return false;
+        return true;
+}
+
+int replica_adopt_orphans(struct replica *r, const uint64_t *known, size_t n_known, uint64_t wall_ms,
+                          struct replica_changes *ret) {
+        struct replica_changes out = {};
+        struct hlc clock;
+        struct hlc_ts ts;
+        size_t n = 0;
+        int k;
+
+        if (!r || (n_known > 0 && !known))
+                return -EINVAL;
+        for (size_t i = 0; i < r->n_ifaces; i++) {
+                const struct replica_iface *f = &r->ifaces[i];
+
+                n += writer_orphan(r, f->device.version, known, n_known);
+                for (size_t j = 0; j < f->n_peers; j++)
+                        n += writer_orphan(r, f->peers[j].version, known, n_known) ||
+                             writer_orphan(r, f->peers[j].endpoint_version, known, n_known);
+        }
+        if (n == 0)
+                return 0;
+        clock = r->clock;
+        k = hlc_now(&clock, wall_ms, &ts);
+        if (k < 0)
+                return k;
+        k = changes_reserve(&out, n);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; i < r->n_ifaces; i++) {
+                const struct replica_iface *f = &r->ifaces[i];
+
+                if (writer_orphan(r, f->device.version, known, n_known)) {
+                        rec_from_device(f->name, &f->device, &out.recs[out.n]);
+                        out.recs[out.n++].device.version = ts;
+                }
+                for (size_t j = 0; j < f->n_peers; j++) {
+                        const struct replica_peer *p = &f->peers[j];
+                        bool main = writer_orphan(r, p->version, known, n_known),
+                             ep = writer_orphan(r, p->endpoint_version, known, n_known);
+
+                        if (!main && !ep)
+                                continue;
+                        k = rec_from_peer(f->name, p, &out.recs[out.n]);
+                        if (k < 0)
+                                goto finish;
+                        if (main)
+                                out.recs[out.n].peer.version = ts;
+                        if (ep)
+                                out.recs[out.n].peer.endpoint_version = ts;
+                        out.n++;
+                }
+        }
+        /* Each new version is above everything R holds, so all of them win,
+         * and the merge moves R's clock to TS. */
+        k = replica_merge(r, &out, ret);
+finish:
+        replica_changes_done(&out);
+        return k;
+}
+
 /* ---- local poll ---- */
 
 /* A copy of OBSERVED's peers, sorted and with canonical allowed IPs;
@@ -1137,7 +1406,8 @@ static int observed_sorted(const struct wg_device *observed, struct wg_device **
 }
 
 static bool observed_endpoint(const struct wg_peer *p) {
-        return (p->flags & WG_PEER_HAS_ENDPOINT) && family_len(p->endpoint.addr.sa_family) > 0;
+        return (p->flags & WG_PEER_HAS_ENDPOINT) && family_len(p->endpoint.addr.sa_family) > 0 &&
+               !replica_endpoint_refusal(&p->endpoint);
 }
 
 /* The device record OBSERVED implies, starting from OLD. False when the
@@ -1291,8 +1561,8 @@ int replica_apply_local_device(struct replica *r, const char *ifname, const stru
         struct pending p = {};
         struct replica_iface *f;
         struct hlc clock;
-        struct hlc_ts ts;
-        bool device_changed = false;
+        struct hlc_ts ts = {};
+        bool device_changed = false, saturated;
         int k;
 
         if (!r || !ifname_valid_str(ifname) || !observed || (observed->n_peers > 0 && !observed->peers))
@@ -1307,9 +1577,9 @@ int replica_apply_local_device(struct replica *r, const char *ifname, const stru
                 return k;
 
         /* One version for everything this poll found; issued for real only
-         * when something changed. */
+         * when something changed. A saturated clock fails only then. */
         clock = r->clock;
-        ts = hlc_now(&clock, wall_ms);
+        saturated = hlc_now(&clock, wall_ms, &ts) < 0;
 
         k = pending_init(&p, f, ifname, (f ? f->n_peers : 0) + obs->n_peers);
         if (k < 0)
@@ -1328,6 +1598,10 @@ int replica_apply_local_device(struct replica *r, const char *ifname, const stru
         if (!p.changed) {
                 pending_done(&p);
                 return 0;
+        }
+        if (saturated) {
+                k = -EOVERFLOW;
+                goto fail;
         }
         k = pending_collect(&p, device_changed, &made);
         if (k < 0)

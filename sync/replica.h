@@ -108,17 +108,24 @@ struct hlc {
 /* A clock for NODE (nonzero) that has issued nothing yet. */
 void hlc_init(struct hlc *c, uint64_t node);
 
-/* A timestamp for a local event at wall time WALL_MS: greater than every
- * timestamp C issued or saw, also when the wall clock went backwards.
- * When the logical counter would overflow, the physical part advances by
- * one millisecond instead. */
-struct hlc_ts hlc_now(struct hlc *c, uint64_t wall_ms);
+/* A timestamp for a local event at wall time WALL_MS into *RET: greater
+ * than every timestamp C issued or saw, also when the wall clock went
+ * backwards. When the logical counter would overflow, the physical part
+ * advances by one millisecond instead (at most one per 65536 stamps).
+ * Returns 0, or -EOVERFLOW when C stands at the greatest timestamp
+ * (HLC_WALL_MAX, UINT16_MAX): no stamp above it exists, and repeating one
+ * would let two different writes share a version, so the event must be
+ * refused. C and *RET are untouched on failure. */
+int hlc_now(struct hlc *c, uint64_t wall_ms, struct hlc_ts *ret);
 
-/* Receive REMOTE at wall time WALL_MS: C moves past it, and the returned
- * timestamp (of the receive event) is greater than both REMOTE and
- * everything C issued before. The caller bounds how far ahead REMOTE may
- * be (the channel measures the offset); this accepts any value. */
-struct hlc_ts hlc_update(struct hlc *c, struct hlc_ts remote, uint64_t wall_ms);
+/* Receive REMOTE at wall time WALL_MS: C moves past it, and the timestamp
+ * of the receive event (into *RET when not NULL) is greater than both
+ * REMOTE and everything C issued before. REMOTE's physical part must not
+ * exceed MAX_WALL_MS (the caller's bound on how far ahead another node may
+ * be, see replica_future_limit()), so a peer cannot drag C into the
+ * future. Returns 0, -ERANGE for a REMOTE beyond MAX_WALL_MS, or
+ * -EOVERFLOW as hlc_now(); C and *RET untouched on failure. */
+int hlc_update(struct hlc *c, struct hlc_ts remote, uint64_t wall_ms, uint64_t max_wall_ms, struct hlc_ts *ret);
 
 /* Total order: wall, then logical, then node. Returns <0, 0, >0. */
 int hlc_compare(struct hlc_ts a, struct hlc_ts b);
@@ -220,27 +227,109 @@ uint64_t replica_node(const struct replica *r);
  * alone unless that key matches the replicated private key. Appends the
  * new records to *ret when RET is not NULL.
  *
+ * An endpoint replica_endpoint_refusal() refuses counts as no endpoint
+ * seen: other nodes would refuse the record carrying it.
+ *
  * Call only once the device was written from replica_device_for(): the
  * interface's first poll, with nothing replicated yet, takes the device
  * as it is. Returns 0; -EAGAIN while merged or loaded changes wait for
  * replica_device_applied() or while R bootstraps; -EINVAL (also for a peer with a zero key or
  * an allowed IP with a bad family or prefix); -E2BIG for a peer with more
- * than REPLICA_ALLOWEDIPS_MAX allowed IPs; -ENOMEM. On failure nothing
- * changed.
+ * than REPLICA_ALLOWEDIPS_MAX allowed IPs; -EOVERFLOW when the clock is
+ * saturated (hlc_now()) and a change needs a version: the change is
+ * refused, never stamped with a repeated version; -ENOMEM. On failure
+ * nothing changed.
  */
 int replica_apply_local_device(struct replica *r, const char *ifname, const struct wg_device *observed,
                                uint64_t wall_ms, bool may_write_endpoints, struct replica_changes *ret);
 
 /*
- * Merge REMOTE (records from another node, in any order, duplicates
- * allowed) into R: per record and per endpoint register the higher version
- * wins. R's clock moves past every version seen. Appends the records whose
- * local state changed, as they now are, to *ret_applied when not NULL, and
- * marks their interfaces as waiting for replica_device_applied().
+ * Merge REMOTE (records in any order, duplicates allowed) into R: per
+ * record and per endpoint register the higher version wins. R's clock
+ * moves past every version seen, however far ahead: for records from
+ * other nodes use replica_merge_from(), which bounds them. Appends the
+ * records whose local state changed, as they now are, to *ret_applied
+ * when not NULL, and marks their interfaces as waiting for
+ * replica_device_applied().
  * All or nothing: returns 0, or -EINVAL (invalid record) or -ENOMEM with R
  * unchanged.
  */
 int replica_merge(struct replica *r, const struct replica_changes *remote, struct replica_changes *ret_applied);
+
+/*
+ * What a receiver accepts from another node (replica_merge_from()).
+ *
+ * Time: no version may be further ahead of the receiver's wall clock than
+ * the sender's clock is (its measured offset, counted only when ahead and
+ * at most REPLICA_OFFSET_MAX_MS) plus REPLICA_FUTURE_TOLERANCE_MS (the
+ * error of the offset measurement: one-way delay, drift between
+ * heartbeats). Without this bound, one version at the end of time would
+ * win over every later edit. An offset behind counts as zero: the sender's
+ * stamps legitimately carry the receiver's own time after it merged the
+ * receiver's records. With three nodes or more the caller passes the
+ * largest offset of the nodes it knows, since stamps carry the clock of
+ * the furthest-ahead node through any relay.
+ *
+ * Writers: the node id in each version must be the sender's, the
+ * receiver's own (its records relayed back: how a node that lost its
+ * state recovers them), one of RELAY (the other configured nodes, whose
+ * records the sender may relay), or a writer whose records the receiver
+ * already holds (a node removed from the configuration leaves records that
+ * keep travelling). An id that is none of these is invented.
+ *
+ * Endpoints: a replicated endpoint must be one a WireGuard peer can be
+ * reached at: not unspecified (0.0.0.0/8, ::), loopback (127.0.0.0/8,
+ * ::1), multicast (224.0.0.0/4, ff00::/8) or broadcast (255.255.255.255),
+ * also IPv4-mapped, and not port 0.
+ */
+#define REPLICA_FUTURE_TOLERANCE_MS 5000
+#define REPLICA_OFFSET_MAX_MS (5 * 60 * 1000)
+
+struct replica_source {
+        uint64_t sender;                      /* node id of the authenticated sender */
+        const uint64_t *relay;                /* node ids it may relay for */
+        size_t n_relay;
+        uint64_t now_ms;                      /* the receiver's wall clock */
+        int64_t offset_ms;                    /* sender's clock minus ours; 0 when unknown */
+};
+
+/* The greatest physical time accepted at NOW_MS from a node whose clock is
+ * OFFSET_MS ahead (negative: behind), as described above; saturates at
+ * HLC_WALL_MAX. */
+uint64_t replica_future_limit(uint64_t now_ms, int64_t offset_ms);
+
+/* Whether E is an endpoint a replicated record may carry (see above). NULL
+ * when it may, else why not (a static string). */
+const char *replica_endpoint_refusal(const union wg_endpoint *e);
+
+/*
+ * replica_merge() for a batch from another node, refused whole (-EPERM,
+ * with a static reason in *ret_reason when not NULL, R unchanged) when any
+ * record breaks the rules of struct replica_source: a version beyond
+ * replica_future_limit(), a writer the sender may not write for, an
+ * endpoint replica_endpoint_refusal() refuses. Otherwise as replica_merge()
+ * (-EINVAL, -ENOMEM, or 0), and R's clock stays within the limit. Use
+ * replica_merge() only for input this node wrote itself (its state file).
+ */
+int replica_merge_from(struct replica *r, const struct replica_changes *remote, const struct replica_source *src,
+                       struct replica_changes *ret_applied, const char **ret_reason);
+
+/*
+ * Take over the records of nodes that are no longer configured: every
+ * device record, peer record and endpoint register whose writer is
+ * neither R's node nor in KNOWN (the configured nodes) gets one new
+ * version from R's clock at WALL_MS, its content unchanged. Other nodes
+ * accept a writer only if it is configured or already held (see struct
+ * replica_source), so without this a node added under a new key would
+ * refuse every batch carrying a removed node's records. Every node must
+ * therefore list all the others. Appends the new records to *ret when
+ * not NULL; as after a merge, their interfaces wait for
+ * replica_device_applied(). Returns 0 (also when there was nothing to
+ * take over), -EOVERFLOW as hlc_now(), -EINVAL or -ENOMEM, with R
+ * unchanged on failure.
+ */
+int replica_adopt_orphans(struct replica *r, const uint64_t *known, size_t n_known, uint64_t wall_ms,
+                          struct replica_changes *ret);
 
 /*
  * The device IFNAME should be: its device record (private key, listen

@@ -21,6 +21,8 @@
 
 #define NODE_A UINT64_C(0xa0a0a0a0a0a0a0a0)
 #define NODE_B UINT64_C(0x0b0b0b0b0b0b0b0b)
+#define NODE_C UINT64_C(0x0c0c0c0c0c0c0c0c)
+#define NODE_X UINT64_C(0xffffffffffffffff)   /* configured nowhere */
 #define IF "wg0"
 
 /* ---- helpers ---- */
@@ -176,6 +178,21 @@ static size_t sync_all(struct node *from, struct node *to) {
 
 /* ---- hybrid logical clock ---- */
 
+/* hlc_now() that must succeed. */
+static struct hlc_ts now_ok(struct hlc *c, uint64_t wall) {
+        struct hlc_ts t;
+
+        assert_int_equal(hlc_now(c, wall, &t), 0);
+        return t;
+}
+
+static struct hlc_ts update_ok(struct hlc *c, struct hlc_ts remote, uint64_t wall) {
+        struct hlc_ts t;
+
+        assert_int_equal(hlc_update(c, remote, wall, UINT64_MAX, &t), 0);
+        return t;
+}
+
 static void test_hlc_monotonic_backwards(void **state) {
         static const uint64_t walls[] = { 1000, 1000, 999, 500, 0, 1001, 1001, 2000, 1500 };
         struct hlc c;
@@ -183,7 +200,7 @@ static void test_hlc_monotonic_backwards(void **state) {
 
         hlc_init(&c, 7);
         for (size_t i = 0; i < ELEMENTSOF(walls); i++) {
-                t = hlc_now(&c, walls[i]);
+                t = now_ok(&c, walls[i]);
                 assert_true(hlc_compare(t, prev) > 0);
                 assert_true(t.wall_ms >= walls[i]);
                 assert_int_equal(t.node, 7);
@@ -198,9 +215,9 @@ static void test_hlc_logical_overflow(void **state) {
         struct hlc_ts prev, t;
 
         hlc_init(&c, 1);
-        prev = hlc_now(&c, 5000);
+        prev = now_ok(&c, 5000);
         for (unsigned i = 0; i < 70000; i++) {
-                t = hlc_now(&c, 5000);
+                t = now_ok(&c, 5000);
                 assert_true(hlc_compare(t, prev) > 0);
                 prev = t;
         }
@@ -213,34 +230,80 @@ static void test_hlc_update(void **state) {
         struct hlc_ts local, remote, t;
 
         hlc_init(&c, 1);
-        local = hlc_now(&c, 1000);
+        local = now_ok(&c, 1000);
         /* Remote ahead of both clocks: we move past it. */
         remote = (struct hlc_ts) { .wall_ms = 9000, .logical = 4, .node = 2 };
-        t = hlc_update(&c, remote, 1000);
+        t = update_ok(&c, remote, 1000);
         assert_true(hlc_compare(t, remote) > 0);
         assert_true(hlc_compare(t, local) > 0);
         assert_int_equal(t.wall_ms, 9000);
         assert_int_equal(t.logical, 5);
-        t = hlc_now(&c, 1001);
+        t = now_ok(&c, 1001);
         assert_true(hlc_compare(t, remote) > 0);
         /* Same physical part on both: logical is past both. */
         remote = (struct hlc_ts) { .wall_ms = 9000, .logical = 50, .node = 2 };
-        t = hlc_update(&c, remote, 10);
+        t = update_ok(&c, remote, 10);
         assert_int_equal(t.wall_ms, 9000);
         assert_int_equal(t.logical, 51);
         /* Remote behind: only our own counter moves. */
         remote = (struct hlc_ts) { .wall_ms = 100, .logical = 9, .node = 2 };
-        t = hlc_update(&c, remote, 10);
+        t = update_ok(&c, remote, 10);
         assert_int_equal(t.wall_ms, 9000);
         assert_int_equal(t.logical, 52);
         /* Wall clock ahead of everything: it wins, counter resets. */
-        t = hlc_update(&c, remote, 20000);
+        t = update_ok(&c, remote, 20000);
         assert_int_equal(t.wall_ms, 20000);
         assert_int_equal(t.logical, 0);
         /* Clamped, never wrapping. */
-        t = hlc_now(&c, UINT64_MAX);
+        t = now_ok(&c, UINT64_MAX);
         assert_int_equal(t.wall_ms, HLC_WALL_MAX);
-        assert_true(hlc_compare(hlc_now(&c, UINT64_MAX), t) > 0);
+        assert_true(hlc_compare(now_ok(&c, UINT64_MAX), t) > 0);
+}
+
+/* A remote stamp beyond the caller's bound does not move the clock. */
+static void test_hlc_update_bounded(void **state) {
+        struct hlc c, before;
+        struct hlc_ts t = { 1, 1, 1 }, remote = { .wall_ms = 10001, .logical = 0, .node = 2 };
+
+        hlc_init(&c, 1);
+        (void) now_ok(&c, 1000);
+        before = c;
+        assert_int_equal(hlc_update(&c, remote, 1000, 10000, &t), -ERANGE);
+        assert_memory_equal(&c, &before, sizeof(c));
+        assert_int_equal(t.wall_ms, 1); /* untouched */
+        remote.wall_ms = 10000;
+        assert_int_equal(hlc_update(&c, remote, 1000, 10000, &t), 0);
+        assert_int_equal(t.wall_ms, 10000);
+        assert_int_equal(t.logical, 1);
+}
+
+/* At the greatest timestamp there is no next one: every way of asking
+ * fails, and no stamp is ever handed out twice. */
+static void test_hlc_saturation(void **state) {
+        struct hlc c, before;
+        struct hlc_ts t, last, remote = { .wall_ms = HLC_WALL_MAX, .logical = UINT16_MAX, .node = 2 };
+
+        hlc_init(&c, 1);
+        /* Just below the end: the last stamp is still issued. */
+        c.wall_ms = HLC_WALL_MAX;
+        c.logical = UINT16_MAX - 1;
+        last = now_ok(&c, HLC_WALL_MAX);
+        assert_int_equal(last.wall_ms, HLC_WALL_MAX);
+        assert_int_equal(last.logical, UINT16_MAX);
+        before = c;
+        t = (struct hlc_ts) { 1, 1, 1 };
+        assert_int_equal(hlc_now(&c, HLC_WALL_MAX, &t), -EOVERFLOW);
+        assert_int_equal(hlc_now(&c, UINT64_MAX, &t), -EOVERFLOW);
+        assert_int_equal(hlc_now(&c, 5, &t), -EOVERFLOW);
+        assert_int_equal(hlc_update(&c, remote, 5, UINT64_MAX, &t), -EOVERFLOW);
+        assert_memory_equal(&c, &before, sizeof(c));
+        assert_int_equal(t.wall_ms, 1);
+
+        /* A remote stamp at the end drags a fresh clock there: the update
+         * itself has no stamp past it. */
+        hlc_init(&c, 1);
+        assert_int_equal(hlc_update(&c, remote, 5, UINT64_MAX, &t), -EOVERFLOW);
+        assert_int_equal(c.wall_ms, 0);
 }
 
 static void test_hlc_total_order(void **state) {
@@ -1116,6 +1179,398 @@ static void test_changes_since(void **state) {
         replica_changes_done(&all);
 }
 
+/* ---- what another node may send ---- */
+
+#define NOW UINT64_C(1700000000000)
+
+/* A live peer record of key ID, main version V, no endpoint. */
+static struct replica_rec peer_rec(uint32_t id, struct hlc_ts v) {
+        struct replica_rec rec = { .type = REPLICA_REC_PEER, .ifname = IF };
+
+        key_fill(rec.peer.public_key, id, 0x77);
+        rec.peer.version = v;
+        return rec;
+}
+
+static void rec_endpoint(struct replica_rec *rec, const char *ep, struct hlc_ts v) {
+        union wg_endpoint e;
+
+        assert_int_equal(wg_endpoint_parse(ep, &e), 0);
+        rec->peer.endpoint = e;
+        rec->peer.endpoint_version = v;
+}
+
+/* Merge RECS as a batch SENDER sent at our wall time NOW_MS; C is the
+ * other configured node it may relay for. */
+static int merge_from(struct replica *r, struct replica_rec *recs, size_t n, uint64_t sender, uint64_t now_ms,
+                      int64_t offset_ms, const char **why) {
+        static const uint64_t relay[] = { NODE_C };
+        struct replica_changes c = { recs, n };
+        struct replica_source src = {
+                .sender = sender, .relay = relay, .n_relay = 1, .now_ms = now_ms, .offset_ms = offset_ms,
+        };
+
+        *why = NULL;
+        return replica_merge_from(r, &c, &src, NULL, why);
+}
+
+/* The refused batch changed nothing: no record, and the clock was not
+ * moved (the next local version is at our own wall time). */
+static void assert_untouched(struct replica *r, uint64_t now_ms) {
+        _cleanup_(wg_device_freep) struct wg_device *d = dev_new();
+        struct replica_changes c = {};
+
+        assert_int_equal(replica_n_records(r), 0);
+        assert_int_equal(replica_apply_local_device(r, IF, d, now_ms, false, &c), 0);
+        assert_int_equal(c.n, 1);
+        assert_int_equal(c.recs[0].device.version.wall_ms, now_ms);
+        assert_int_equal(c.recs[0].device.version.logical, 0);
+        replica_changes_done(&c);
+}
+
+static void test_merge_from_future(void **state) {
+        const char *why;
+        struct replica_rec rec;
+        uint64_t lim = NOW + REPLICA_FUTURE_TOLERANCE_MS;
+
+        /* Within the tolerance of our own clock: accepted. */
+        {
+                _cleanup_(replica_freep) struct replica *r = NULL;
+
+                assert_int_equal(replica_new(NODE_B, &r), 0);
+                rec = peer_rec(1, (struct hlc_ts) { lim, UINT16_MAX, NODE_A });
+                assert_int_equal(merge_from(r, &rec, 1, NODE_A, NOW, 0, &why), 0);
+                assert_int_equal(replica_n_records(r), 1);
+        }
+        /* One millisecond further: the batch is refused whole, the good
+         * record in it too, and the clock did not move. */
+        {
+                _cleanup_(replica_freep) struct replica *r = NULL;
+                struct replica_rec recs[2] = {
+                        peer_rec(1, (struct hlc_ts) { NOW, 0, NODE_A }),
+                        peer_rec(2, (struct hlc_ts) { lim + 1, 0, NODE_A }),
+                };
+
+                assert_int_equal(replica_new(NODE_B, &r), 0);
+                assert_int_equal(merge_from(r, recs, 2, NODE_A, NOW, 0, &why), -EPERM);
+                assert_string_equal(why, "version too far in the future");
+                assert_untouched(r, NOW);
+        }
+        /* The end of time, the old way to lock a record: refused. */
+        {
+                _cleanup_(replica_freep) struct replica *r = NULL;
+
+                assert_int_equal(replica_new(NODE_B, &r), 0);
+                rec = peer_rec(1, (struct hlc_ts) { HLC_WALL_MAX, UINT16_MAX, NODE_A });
+                assert_int_equal(merge_from(r, &rec, 1, NODE_A, NOW, 0, &why), -EPERM);
+                assert_untouched(r, NOW);
+        }
+        /* An endpoint register is bounded like the main one. */
+        {
+                _cleanup_(replica_freep) struct replica *r = NULL;
+
+                assert_int_equal(replica_new(NODE_B, &r), 0);
+                rec = peer_rec(1, (struct hlc_ts) { NOW, 0, NODE_A });
+                rec_endpoint(&rec, "198.51.100.1:4000", (struct hlc_ts) { lim + 1, 0, NODE_A });
+                assert_int_equal(merge_from(r, &rec, 1, NODE_A, NOW, 0, &why), -EPERM);
+                assert_string_equal(why, "version too far in the future");
+                assert_untouched(r, NOW);
+        }
+        /* A sender whose clock is ahead: its offset widens the bound... */
+        {
+                _cleanup_(replica_freep) struct replica *r = NULL;
+
+                assert_int_equal(replica_new(NODE_B, &r), 0);
+                rec = peer_rec(1, (struct hlc_ts) { lim + 60000, 0, NODE_A });
+                assert_int_equal(merge_from(r, &rec, 1, NODE_A, NOW, 59999, &why), -EPERM);
+                assert_int_equal(merge_from(r, &rec, 1, NODE_A, NOW, 60000, &why), 0);
+        }
+        /* ... but only up to REPLICA_OFFSET_MAX_MS, whatever it claims
+         * in its heartbeats; and a clock behind counts as ours. */
+        assert_int_equal(replica_future_limit(NOW, INT64_MAX), lim + REPLICA_OFFSET_MAX_MS);
+        assert_int_equal(replica_future_limit(NOW, REPLICA_OFFSET_MAX_MS + 1), lim + REPLICA_OFFSET_MAX_MS);
+        assert_int_equal(replica_future_limit(NOW, -3600000), lim);
+        assert_int_equal(replica_future_limit(NOW, INT64_MIN), lim);
+        assert_int_equal(replica_future_limit(UINT64_MAX, INT64_MAX), HLC_WALL_MAX);
+        {
+                _cleanup_(replica_freep) struct replica *r = NULL;
+
+                assert_int_equal(replica_new(NODE_B, &r), 0);
+                rec = peer_rec(1, (struct hlc_ts) { lim + REPLICA_OFFSET_MAX_MS + 1, 0, NODE_A });
+                assert_int_equal(merge_from(r, &rec, 1, NODE_A, NOW, INT64_MAX, &why), -EPERM);
+                rec.peer.version.wall_ms = lim + 1;
+                assert_int_equal(merge_from(r, &rec, 1, NODE_A, NOW, -5000, &why), -EPERM);
+        }
+}
+
+/* B's clock is eight seconds ahead of A's; A merges B's edit, then edits
+ * the same peer: its version carries B's time, further ahead of A's own
+ * clock than the tolerance allows from A's offset alone (-8 s), and B must
+ * still take it, or an edit after a merge would never come back. */
+static void test_merge_from_carries_our_time(void **state) {
+        struct node a, b;
+        struct replica_changes c = {}, applied = {};
+        const char *why;
+
+        node_init(&a, NODE_A);
+        node_init(&b, NODE_B);
+        dev_set(b.dev, 1, 1);
+        assert_int_equal(replica_apply_local_device(b.r, IF, b.dev, NOW + 8000, false, &c), 0);
+        assert_int_equal(merge_from(a.r, c.recs, c.n, NODE_B, NOW, 8000, &why), 0);
+        replica_changes_done(&c);
+        node_apply(&a);
+        dev_set(a.dev, 1, 2);
+        assert_int_equal(replica_apply_local_device(a.r, IF, a.dev, NOW + 1, false, &c), 0);
+        assert_int_equal(c.n, 1);
+        assert_true(c.recs[0].peer.version.wall_ms >= NOW + 8000);
+        assert_true(8000 > REPLICA_FUTURE_TOLERANCE_MS);
+        assert_int_equal(replica_merge_from(b.r, &c, &(struct replica_source) {
+                .sender = NODE_A, .now_ms = NOW + 8000, .offset_ms = -8000 }, &applied, &why), 0);
+        assert_int_equal(applied.n, 1);
+        replica_changes_done(&applied);
+        replica_changes_done(&c);
+        node_done(&a);
+        node_done(&b);
+}
+
+static void test_merge_from_writers(void **state) {
+        const char *why;
+        struct replica_rec rec;
+
+        /* A writer that is not a configured node: refused, also when it
+         * only wrote the endpoint register. */
+        {
+                _cleanup_(replica_freep) struct replica *r = NULL;
+
+                assert_int_equal(replica_new(NODE_B, &r), 0);
+                rec = peer_rec(1, (struct hlc_ts) { NOW, 0, NODE_X });
+                assert_int_equal(merge_from(r, &rec, 1, NODE_A, NOW, 0, &why), -EPERM);
+                assert_string_equal(why, "record written by a node the sender may not write for");
+                rec = peer_rec(1, (struct hlc_ts) { NOW, 0, NODE_A });
+                rec_endpoint(&rec, "198.51.100.1:4000", (struct hlc_ts) { NOW, 1, NODE_X });
+                assert_int_equal(merge_from(r, &rec, 1, NODE_A, NOW, 0, &why), -EPERM);
+                assert_string_equal(why, "record written by a node the sender may not write for");
+                assert_untouched(r, NOW);
+        }
+        /* The sender's own, relayed from another configured node, and ours
+         * coming back: accepted. */
+        {
+                _cleanup_(replica_freep) struct replica *r = NULL;
+                struct replica_rec recs[3] = {
+                        peer_rec(1, (struct hlc_ts) { NOW, 0, NODE_A }),
+                        peer_rec(2, (struct hlc_ts) { NOW, 0, NODE_C }),
+                        peer_rec(3, (struct hlc_ts) { NOW, 0, NODE_B }),
+                };
+
+                assert_int_equal(replica_new(NODE_B, &r), 0);
+                rec_endpoint(&recs[0], "198.51.100.1:4000", (struct hlc_ts) { NOW, 1, NODE_C });
+                assert_int_equal(merge_from(r, recs, 3, NODE_A, NOW, 0, &why), 0);
+                assert_int_equal(replica_n_records(r), 3);
+        }
+        /* A node no longer configured left records we hold: they may keep
+         * travelling (a relayed update of them too), but only those. */
+        {
+                _cleanup_(replica_freep) struct replica *r = NULL;
+                struct replica_changes c = { &rec, 1 };
+
+                assert_int_equal(replica_new(NODE_B, &r), 0);
+                rec = peer_rec(1, (struct hlc_ts) { NOW - 10, 0, NODE_X });
+                assert_int_equal(replica_merge(r, &c, NULL), 0); /* from our own state file */
+                rec = peer_rec(2, (struct hlc_ts) { NOW, 0, NODE_X });
+                assert_int_equal(merge_from(r, &rec, 1, NODE_A, NOW, 0, &why), 0);
+                assert_int_equal(replica_n_records(r), 2);
+                rec = peer_rec(3, (struct hlc_ts) { NOW, 0, NODE_X - 1 });
+                assert_int_equal(merge_from(r, &rec, 1, NODE_A, NOW, 0, &why), -EPERM);
+                assert_int_equal(replica_n_records(r), 2);
+        }
+        /* Without a relay list, a sender writes only for itself (and us). */
+        {
+                _cleanup_(replica_freep) struct replica *r = NULL;
+                struct replica_changes c = { &rec, 1 };
+
+                assert_int_equal(replica_new(NODE_B, &r), 0);
+                rec = peer_rec(1, (struct hlc_ts) { NOW, 0, NODE_C });
+                assert_int_equal(replica_merge_from(r, &c, &(struct replica_source) {
+                        .sender = NODE_A, .now_ms = NOW }, NULL, &why), -EPERM);
+                assert_int_equal(replica_merge_from(r, &c, &(struct replica_source) {
+                        .sender = NODE_C, .now_ms = NOW }, NULL, &why), 0);
+                assert_int_equal(replica_merge_from(r, &c, &(struct replica_source) {
+                        .sender = 0, .now_ms = NOW }, NULL, &why), -EINVAL);
+        }
+}
+
+static void test_merge_from_endpoints(void **state) {
+        static const struct {
+                const char *ep, *why;
+        } bad[] = {
+                { "0.0.0.0:51820", "endpoint address is unspecified" },
+                { "0.1.2.3:51820", "endpoint address is unspecified" },
+                { "127.0.0.1:51820", "endpoint address is loopback" },
+                { "127.255.0.9:51820", "endpoint address is loopback" },
+                { "224.0.0.1:51820", "endpoint address is multicast" },
+                { "239.255.255.250:51820", "endpoint address is multicast" },
+                { "255.255.255.255:51820", "endpoint address is broadcast" },
+                { "198.51.100.1:0", "endpoint port is 0" },
+                { "[::]:51820", "endpoint address is unspecified" },
+                { "[::1]:51820", "endpoint address is loopback" },
+                { "[ff02::1]:51820", "endpoint address is multicast" },
+                { "[::ffff:127.0.0.1]:51820", "endpoint address is loopback" },
+                { "[::ffff:0.0.0.0]:51820", "endpoint address is unspecified" },
+                { "[::ffff:224.1.2.3]:51820", "endpoint address is multicast" },
+                { "[2001:db8::1]:0", "endpoint port is 0" },
+        };
+        static const char *const good[] = {
+                "198.51.100.1:51820", "1.0.0.0:1", "223.255.255.255:65535", "[2001:db8::1]:51820",
+                "[::ffff:198.51.100.7]:51820", "[::2]:1",
+        };
+        const char *why;
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_(replica_freep) struct replica *r = NULL;
+                struct replica_rec recs[2] = {
+                        peer_rec(1, (struct hlc_ts) { NOW, 0, NODE_A }),
+                        peer_rec(2, (struct hlc_ts) { NOW, 0, NODE_A }),
+                };
+                union wg_endpoint e;
+
+                assert_int_equal(replica_new(NODE_B, &r), 0);
+                rec_endpoint(&recs[0], "198.51.100.1:4000", (struct hlc_ts) { NOW, 1, NODE_A });
+                rec_endpoint(&recs[1], bad[i].ep, (struct hlc_ts) { NOW, 2, NODE_A });
+                assert_int_equal(merge_from(r, recs, 2, NODE_A, NOW, 0, &why), -EPERM);
+                assert_string_equal(why, bad[i].why);
+                assert_untouched(r, NOW);
+                assert_int_equal(wg_endpoint_parse(bad[i].ep, &e), 0);
+                assert_string_equal(replica_endpoint_refusal(&e), bad[i].why);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                _cleanup_(replica_freep) struct replica *r = NULL;
+                struct replica_rec rec = peer_rec(1, (struct hlc_ts) { NOW, 0, NODE_A });
+
+                assert_int_equal(replica_new(NODE_B, &r), 0);
+                rec_endpoint(&rec, good[i], (struct hlc_ts) { NOW, 1, NODE_A });
+                assert_int_equal(merge_from(r, &rec, 1, NODE_A, NOW, 0, &why), 0);
+                assert_false(hlc_ts_is_zero(replica_endpoint_version(r, IF, rec.peer.public_key)));
+        }
+        assert_non_null(replica_endpoint_refusal(&(union wg_endpoint) {}));
+
+        /* A master does not replicate an endpoint its peers would refuse:
+         * it counts as none seen, and the good one stays. */
+        {
+                _cleanup_(replica_freep) struct replica *r = NULL;
+                _cleanup_(wg_device_freep) struct wg_device *d = dev_new();
+                struct wg_peer *p;
+
+                assert_int_equal(replica_new(NODE_A, &r), 0);
+                p = dev_set(d, 1, 1);
+                p->flags |= WG_PEER_HAS_ENDPOINT;
+                assert_int_equal(wg_endpoint_parse("127.0.0.1:4000", &p->endpoint), 0);
+                assert_int_equal(poll(r, d, NOW, true), 2);
+                assert_true(hlc_ts_is_zero(replica_endpoint_version(r, IF, p->public_key)));
+                assert_int_equal(wg_endpoint_parse("198.51.100.1:4000", &p->endpoint), 0);
+                assert_int_equal(poll(r, d, NOW + 1, true), 1);
+                assert_int_equal(replica_endpoint_version(r, IF, p->public_key).wall_ms, NOW + 1);
+                assert_int_equal(wg_endpoint_parse("[::1]:4000", &p->endpoint), 0);
+                assert_int_equal(poll(r, d, NOW + 2, true), 0);
+                assert_int_equal(replica_endpoint_version(r, IF, p->public_key).wall_ms, NOW + 1);
+        }
+}
+
+/* B2 replaces B under a new key: A still holds records B wrote (a device
+ * record, a peer, an endpoint register on A's own peer). A new node that
+ * never held them refuses them; once A took them over, content unchanged,
+ * it accepts, and a second take-over finds nothing. */
+static void test_adopt_orphans(void **state) {
+        _cleanup_(replica_freep) struct replica *a = NULL, *b2 = NULL;
+        _cleanup_(wg_device_freep) struct wg_device *before = NULL, *after = NULL;
+        struct replica_rec recs[3] = {
+                { .type = REPLICA_REC_DEVICE, .ifname = IF, .device = { .version = { NOW, 0, NODE_B } } },
+                peer_rec(1, (struct hlc_ts) { NOW, 1, NODE_B }),
+                peer_rec(2, (struct hlc_ts) { NOW, 2, NODE_A }),
+        };
+        struct replica_changes c = { recs, 3 }, all = {}, made = {};
+        static const uint64_t known[] = { NODE_C };
+        const char *why;
+
+        rec_endpoint(&recs[2], "198.51.100.1:4000", (struct hlc_ts) { NOW, 3, NODE_B });
+        rec_endpoint(&recs[1], "198.51.100.2:4000", (struct hlc_ts) { NOW, 4, NODE_A });
+        recs[0].device.listen_port = 51820;
+        assert_int_equal(replica_new(NODE_A, &a), 0);
+        assert_int_equal(replica_merge(a, &c, NULL), 0);
+        assert_int_equal(replica_device_applied(a, IF), 0);
+        assert_int_equal(replica_device_for(a, IF, true, &before), 0);
+
+        assert_int_equal(replica_changes_since(a, (struct hlc_ts) {}, &all), 0);
+        assert_int_equal(replica_new(NODE_C, &b2), 0);
+        assert_int_equal(replica_merge_from(b2, &all, &(struct replica_source) {
+                .sender = NODE_A, .now_ms = NOW }, NULL, &why), -EPERM);
+        replica_changes_done(&all);
+
+        /* Nothing to take over while B is configured. */
+        assert_int_equal(replica_adopt_orphans(a, (const uint64_t[]) { NODE_B }, 1, NOW, &made), 0);
+        assert_int_equal(made.n, 0);
+        assert_int_equal(replica_adopt_orphans(a, known, 1, NOW - 1000, &made), 0);
+        assert_int_equal(made.n, 3);
+        for (size_t i = 0; i < made.n; i++) {
+                const struct replica_rec *m = &made.recs[i];
+                struct hlc_ts v = m->type == REPLICA_REC_DEVICE ? m->device.version : m->peer.version;
+
+                assert_int_equal(v.node, NODE_A);
+                if (m->type == REPLICA_REC_PEER) {
+                        assert_int_equal(m->peer.endpoint_version.node, NODE_A);
+                        if (hlc_compare(m->peer.endpoint_version, v) > 0)
+                                v = m->peer.endpoint_version;
+                }
+                /* Newer than anything held, although the wall clock is behind. */
+                assert_true(hlc_compare(v, (struct hlc_ts) { NOW, 4, NODE_A }) > 0);
+        }
+        replica_changes_done(&made);
+        assert_true(hlc_ts_is_zero(replica_max_version(a, NODE_B)));
+        assert_true(replica_device_needs_apply(a, IF));
+        assert_int_equal(replica_device_applied(a, IF), 0);
+        assert_int_equal(replica_device_for(a, IF, true, &after), 0);
+        assert_int_equal(after->n_peers, before->n_peers);
+        assert_int_equal(after->listen_port, 51820);
+        for (size_t i = 0; i < after->n_peers; i++) {
+                assert_memory_equal(after->peers[i].public_key, before->peers[i].public_key, WG_KEY_LEN);
+                assert_memory_equal(&after->peers[i].endpoint, &before->peers[i].endpoint, sizeof(union wg_endpoint));
+        }
+
+        assert_int_equal(replica_changes_since(a, (struct hlc_ts) {}, &all), 0);
+        assert_int_equal(replica_merge_from(b2, &all, &(struct replica_source) {
+                .sender = NODE_A, .now_ms = NOW }, NULL, &why), 0);
+        replica_changes_done(&all);
+        assert_same_state(a, b2);
+        assert_int_equal(replica_adopt_orphans(a, known, 1, NOW, &made), 0);
+        assert_int_equal(made.n, 0);
+}
+
+/* A clock already at the end of time (a state file written before the
+ * bound existed): a local change is refused loudly, never stamped with a
+ * version it already used; a poll that finds nothing new still succeeds. */
+static void test_saturated_clock_refuses_edits(void **state) {
+        _cleanup_(replica_freep) struct replica *r = NULL;
+        _cleanup_(wg_device_freep) struct wg_device *d = NULL;
+        _cleanup_(freep) uint8_t *before = NULL, *after = NULL;
+        struct replica_rec rec = peer_rec(9, (struct hlc_ts) { HLC_WALL_MAX, UINT16_MAX, NODE_A });
+        struct replica_changes c = { &rec, 1 }, made = {};
+        size_t lb, la;
+
+        assert_int_equal(replica_new(NODE_B, &r), 0);
+        assert_int_equal(replica_merge(r, &c, NULL), 0);
+        assert_int_equal(replica_device_applied(r, IF), 0);
+        assert_int_equal(replica_device_for(r, IF, false, &d), 0);
+        encode(r, &before, &lb);
+        assert_int_equal(replica_apply_local_device(r, IF, d, NOW, false, &made), 0); /* nothing new */
+        assert_int_equal(made.n, 0);
+        dev_set(d, 1, 1);
+        assert_int_equal(replica_apply_local_device(r, IF, d, NOW, false, &made), -EOVERFLOW);
+        assert_int_equal(replica_apply_local_device(r, IF, d, UINT64_MAX, false, &made), -EOVERFLOW);
+        assert_int_equal(made.n, 0);
+        encode(r, &after, &la);
+        assert_int_equal(la, lb);
+        assert_memory_equal(before, after, la);
+}
+
 static void test_merge_rejects_invalid(void **state) {
         _cleanup_(replica_freep) struct replica *r = NULL;
         struct replica_rec rec = { .type = REPLICA_REC_PEER, .ifname = IF };
@@ -1359,6 +1814,8 @@ int main(void) {
                 cmocka_unit_test(test_hlc_monotonic_backwards),
                 cmocka_unit_test(test_hlc_logical_overflow),
                 cmocka_unit_test(test_hlc_update),
+                cmocka_unit_test(test_hlc_update_bounded),
+                cmocka_unit_test(test_hlc_saturation),
                 cmocka_unit_test(test_hlc_total_order),
                 cmocka_unit_test(test_node_id),
                 cmocka_unit_test(test_poll_first_and_steady),
@@ -1381,6 +1838,12 @@ int main(void) {
                 cmocka_unit_test(test_device_for),
                 cmocka_unit_test(test_changes_since),
                 cmocka_unit_test(test_merge_rejects_invalid),
+                cmocka_unit_test(test_merge_from_future),
+                cmocka_unit_test(test_merge_from_carries_our_time),
+                cmocka_unit_test(test_merge_from_writers),
+                cmocka_unit_test(test_merge_from_endpoints),
+                cmocka_unit_test(test_saturated_clock_refuses_edits),
+                cmocka_unit_test(test_adopt_orphans),
                 cmocka_unit_test(test_decode_restores_clock),
                 cmocka_unit_test(test_encode_round_trip),
                 cmocka_unit_test(test_decode_every_truncation),
