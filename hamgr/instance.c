@@ -16,6 +16,7 @@
 #include "link.h"
 #include "log.h"
 #include "notify.h"
+#include "route.h"
 #include "vrrp/address.h"
 #include "vrrp/announce.h"
 #include "vrrp/packet.h"
@@ -126,6 +127,12 @@ void instance_remove_stale_vips(struct hamgr_instance *inst) {
 
                 if (vrrp_address_present(inst->daemon->nl, li.ifindex, &p->address) <= 0)
                         continue;
+                /* A run killed while master left it as the source of the
+                 * link's routes (WireGuard source_address). */
+                if (route_src_disown(inst->daemon->nl, li.ifindex, &p->address) > 0)
+                        log_inst(inst, LOG_NOTICE, "routes on %s had virtual IP %s as source, left by a previous run; "
+                                 "their source is the interface's own address again", c->interface,
+                                 ip_address_to_string(&p->address, buf, sizeof(buf)));
                 if (vrrp_address_remove(inst->daemon->nl, li.ifindex, p) >= 0)
                         log_inst(inst, LOG_NOTICE, "removed virtual IP %s left on %s by a previous run",
                                  ip_address_to_string(&p->address, buf, sizeof(buf)), c->interface);

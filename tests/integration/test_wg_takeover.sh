@@ -9,7 +9,8 @@
 #    REKEY 5 s), because the new master knows the client's endpoint and
 #    kicks a handshake;
 #  - that handshake initiation leaves from the VIP (seen on the wire);
-#  - killing wireguard-go on the master makes the pair fail over (check).
+#  - killing wireguard-go on the master makes the pair fail over (check);
+#  - a master killed with its link up and restarted keeps its LAN route.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/wg_lab.sh"
@@ -134,5 +135,20 @@ else
 fi
 assert_true "wireguard-go killed: gw2 takes over" wait_until 5 hamgr_state_is gw2 wan MASTER
 assert_true "wireguard-go killed: the tunnel works through gw2" wait_until 5 tunnel_ping
+
+# ---- kill -9 of the master with its link up, then a restart. The LAN
+# route had the VIP as source; removing the VIP left by the dead run made
+# the kernel delete it with the address, and the node could reach nobody
+# on eth0 any more.
+lan_route() {
+        ip -n "$(ns_of "$1")" -4 route show 10.77.0.0/24 dev eth0
+}
+assert_contains "$(lan_route gw2)" "src $VIP" "master gw2: the LAN route leaves from the VIP"
+hamgr_stop gw2 KILL
+hamgr_start gw2 "$(conf_of gw2)"
+assert_true "restart after kill -9: gw2 MASTER again (gw1 is in FAULT)" wait_until 10 hamgr_state_is gw2 wan MASTER
+assert_eq "$(hamgr_log_count gw2 "their source is the interface's own address again")" 1 "gw2 logged the routes it gave back"
+assert_contains "$(lan_route gw2)" "src $VIP" "restart after kill -9: gw2 still has its LAN route, from the VIP again"
+assert_true "restart after kill -9: the tunnel works through gw2" wait_until 10 tunnel_ping
 
 finish
