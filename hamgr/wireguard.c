@@ -30,6 +30,9 @@
 
 #define WG_BATCH_PEERS        250
 #define WG_SNAPSHOT_USEC      (5 * USEC_PER_SEC)
+/* After the interface of an active follower is re-created (wireguard-go
+ * restarted), time for wg-quick or the like to configure it again. */
+#define WG_RETAKE_USEC        (1 * USEC_PER_SEC)
 /* Keepalive used for the kick when the peer's own is 0 (off); it is set
  * back to 0 right after, so it never fires. */
 #define WG_KICK_KEEPALIVE     25
@@ -74,7 +77,9 @@ struct wg_follower {
         size_t n_work, work_pos;
         sd_event_source *work_source;
         sd_event_source *snapshot_timer;
+        sd_event_source *retake_timer;
         struct route_src_override *routes;
+        int active_ifindex;              /* the interface the last takeover brought up */
 
         uint64_t takeover_started_usec;
         uint64_t takeover_usec;          /* duration of the last takeover */
@@ -379,6 +384,7 @@ static int on_work(sd_event_source *s, void *userdata) {
                 r = route_link_set_up(f->daemon->nl, ifindex, true);
                 if (r < 0)
                         break;
+                f->active_ifindex = ifindex;
                 f->phase = PHASE_KICK;
                 return 0;
         default:
@@ -511,6 +517,8 @@ static void follower_release(struct wg_follower *f, const char *why) {
         if (f->phase == PHASE_ACTIVE)
                 follower_snapshot(f);
         f->work_source = sd_event_source_disable_unref(f->work_source);
+        f->retake_timer = sd_event_source_disable_unref(f->retake_timer);
+        f->active_ifindex = 0;
         free(f->work);
         f->work = NULL;
         f->n_work = f->work_pos = 0;
@@ -556,6 +564,7 @@ static struct wg_follower *follower_free(struct wg_follower *f) {
                 return NULL;
         sd_event_source_disable_unref(f->work_source);
         sd_event_source_disable_unref(f->snapshot_timer);
+        sd_event_source_disable_unref(f->retake_timer);
         free(f->work);
         free(f->known);
         free(f->store_path);
@@ -677,10 +686,40 @@ void wg_followers_update(struct hamgr_daemon *d) {
         }
 }
 
+static int on_retake(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct wg_follower *f = userdata;
+
+        f->retake_timer = sd_event_source_disable_unref(f->retake_timer);
+        if (f->phase == PHASE_ACTIVE)
+                follower_takeover(f);
+        return 0;
+}
+
 void wg_followers_links_changed(struct hamgr_daemon *d) {
         for (size_t i = 0; i < d->n_followers; i++) {
                 struct wg_follower *f = d->followers[i];
                 struct link_info li;
+
+                /* The interface of an active follower was re-created (a
+                 * wireguard-go restart): it is down, without endpoints or
+                 * sessions, and nobody else brings it up or kicks the
+                 * clients. Take over again once it is configured. */
+                if (f->phase == PHASE_ACTIVE && f->active_ifindex > 0 && !f->retake_timer &&
+                    link_monitor_get(d->links, f->config->interface, &li) >= 0 && li.ifindex != f->active_ifindex) {
+                        int r;
+
+                        f->active_ifindex = li.ifindex;
+                        r = sd_event_add_time_relative(d->event, &f->retake_timer, CLOCK_MONOTONIC, WG_RETAKE_USEC,
+                                                       USEC_PER_SEC / 10, on_retake, f);
+                        if (r < 0)
+                                log_fields(LOG_WARNING, r, f->config->follow, 0, NULL, NULL,
+                                           "wireguard %s: re-created while active, cannot schedule a new takeover: %m",
+                                           f->config->interface);
+                        else
+                                log_wg(f, LOG_NOTICE, "interface re-created while this node is master, "
+                                       "taking over again in %u ms", (unsigned) (WG_RETAKE_USEC / USEC_PER_MSEC));
+                        continue;
+                }
 
                 /* A passive interface brought up by someone else (wg-quick,
                  * a restarted wireguard-go) would answer clients too. */

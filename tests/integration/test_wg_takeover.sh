@@ -10,7 +10,8 @@
 #    kicks a handshake;
 #  - that handshake initiation leaves from the VIP (seen on the wire);
 #  - killing wireguard-go on the master makes the pair fail over (check);
-#  - a master killed with its link up and restarted keeps its LAN route.
+#  - a master killed with its link up and restarted keeps its LAN route;
+#  - a master whose wireguard-go restarts serves the new wg0.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/wg_lab.sh"
@@ -150,5 +151,16 @@ assert_true "restart after kill -9: gw2 MASTER again (gw1 is in FAULT)" wait_unt
 assert_eq "$(hamgr_log_count gw2 "their source is the interface's own address again")" 1 "gw2 logged the routes it gave back"
 assert_contains "$(lan_route gw2)" "src $VIP" "restart after kill -9: gw2 still has its LAN route, from the VIP again"
 assert_true "restart after kill -9: the tunnel works through gw2" wait_until 10 tunnel_ping
+
+# ---- wireguard-go restarted on the master (configured again as wg-quick
+# would, link left to hamgr): a new wg0 under the same name. hamgr used to
+# keep the old interface's index and fail to bring the new one up.
+wg_go_stop gw2 KILL
+wait_until 5 bash -c "! ip -n '$(ns_of gw2)' link show wg0" >/dev/null 2>&1 || fail "wg0 outlived wireguard-go on gw2"
+node_exec gw2 rm -f /var/run/wireguard/wg0.sock
+wg_gateway_setup gw2
+assert_true "wireguard-go restarted: gw2 brings the new wg0 up" wait_until 5 wg_link_up gw2
+assert_true "wireguard-go restarted: the tunnel works through gw2 again" wait_until 5 tunnel_ping
+assert_eq "$(hamgr_log_count gw2 "takeover failed")" 0 "wireguard-go restarted: no failed takeover on gw2"
 
 finish
