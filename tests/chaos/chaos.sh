@@ -32,7 +32,9 @@
 # The end prints a table and "N passed, M failed"; any violation fails.
 #
 # Usage: chaos.sh [--duration SECONDS] [--seed N] [--max-injections N]
-# (or CHAOS_DURATION, CHAOS_SEED). HAMGR_BIN defaults to build/test's hamgr.
+#                 [--kinds kill9,sigstop,...]
+# (or CHAOS_DURATION, CHAOS_SEED, CHAOS_MAX_INJECTIONS, CHAOS_KINDS).
+# HAMGR_BIN defaults to build/test's hamgr.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 : "${HAMGR_BIN:=$here/../../build/test/hamgr/hamgr}"
@@ -43,8 +45,9 @@ export HAMGR_BIN
 DURATION=${CHAOS_DURATION:-75}
 SEED=${CHAOS_SEED:-}
 MAX_INJECTIONS=${CHAOS_MAX_INJECTIONS:-500}
+ONLY_KINDS=${CHAOS_KINDS:-}
 usage() {
-        printf 'usage: %s [--duration SECONDS] [--seed N] [--max-injections N]\n' "$0" >&2
+        printf 'usage: %s [--duration SECONDS] [--seed N] [--max-injections N] [--kinds K1,K2...]\n' "$0" >&2
         exit 2
 }
 while [ $# -gt 0 ]; do
@@ -52,6 +55,7 @@ while [ $# -gt 0 ]; do
         --duration) DURATION=${2:?}; shift 2 ;;
         --seed) SEED=${2:?}; shift 2 ;;
         --max-injections) MAX_INJECTIONS=${2:?}; shift 2 ;;
+        --kinds) ONLY_KINDS=${2:?}; shift 2 ;;
         *) usage ;;
         esac
 done
@@ -73,6 +77,13 @@ SETTLE_S=10
 TUNNEL_S=10
 QUIET_S=1
 KINDS=(kill9 sigstop linkdown vrrp1way wgrestart restart)
+if [ -n "$ONLY_KINDS" ]; then
+        IFS=, read -r -a only <<<"$ONLY_KINDS"
+        for k in "${only[@]}"; do
+                [[ " ${KINDS[*]} " == *" $k "* ]] || die "unknown injection kind '$k' (${KINDS[*]})"
+        done
+        KINDS=("${only[@]}")
+fi
 GWS=(gw1 gw2)
 
 declare -A N_KIND=() V_KIND=() FROZEN=()
