@@ -71,6 +71,7 @@ struct hamgr_instance {
         sd_event_source *timer;
         sd_event_source *announce_timer;
         uint32_t announce_left;             /* packets left in the current burst */
+        uint64_t split_seen_usec;           /* MASTER: last advert of a lower-priority master; 0 = none */
 
         /* For status: the last transition and when (CLOCK_MONOTONIC usec). */
         enum vrrp_state last_from;

@@ -412,9 +412,16 @@ static void group_notify(struct hamgr_group_rt *g) {
 void instance_dispatch(struct hamgr_instance *inst, const struct vrrp_event *event) {
         struct hamgr_group_rt *g = inst->group;
         struct vrrp_actions actions[VRRP_GROUP_MAX_MEMBERS];
+        uint64_t now = daemon_now(inst->daemon);
         bool changed = false;
 
-        vrrp_group_step(&g->group, inst->group_index, event, daemon_now(inst->daemon), actions);
+        /* Another master, of lower priority, besides us: both serve (a
+         * partition, a frozen node) until it hears us and yields. */
+        if (event->type == VRRP_EVENT_ADVERT && inst->fsm.state == VRRP_STATE_MASTER && event->priority != 0 &&
+            event->priority < inst->fsm.config.priority)
+                inst->split_seen_usec = now;
+
+        vrrp_group_step(&g->group, inst->group_index, event, now, actions);
         /* Tunnels stop before the VIPs go: a WireGuard packet sent after the
          * VIP is gone would leave from the node's own address, and clients
          * roam to whatever address an authenticated packet comes from. */
@@ -429,6 +436,19 @@ void instance_dispatch(struct hamgr_instance *inst, const struct vrrp_event *eve
                 group_notify(g);
                 wg_followers_update(inst->daemon);
                 daemon_update_status(inst->daemon);
+        }
+        /* Once its adverts stopped for a Master_Down-like while, it has
+         * yielded: neighbours that followed it still have its MAC for the
+         * VIPs (its gratuitous ARP came after ours), and WireGuard clients
+         * its sessions. */
+        if (inst->fsm.state != VRRP_STATE_MASTER)
+                inst->split_seen_usec = 0;
+        else if (inst->split_seen_usec != 0 && event->type == VRRP_EVENT_TIMER &&
+                 now - inst->split_seen_usec > 3 * (uint64_t) inst->config->advert_interval_ms * USEC_PER_MSEC) {
+                inst->split_seen_usec = 0;
+                log_inst(inst, LOG_NOTICE, "the other master has yielded: announcing the virtual IPs again");
+                instance_start_announce(inst);
+                wg_followers_rekick(inst->daemon, inst->config->name, g->name);
         }
 }
 

@@ -33,6 +33,8 @@
 /* After the interface of an active follower is re-created (wireguard-go
  * restarted), time for wg-quick or the like to configure it again. */
 #define WG_RETAKE_USEC        (1 * USEC_PER_SEC)
+/* The other master sends an advert or two before it yields: one kick. */
+#define WG_REKICK_HOLDOFF_USEC (1 * USEC_PER_SEC)
 /* Keepalive used for the kick when the peer's own is 0 (off); it is set
  * back to 0 right after, so it never fires. */
 #define WG_KICK_KEEPALIVE     25
@@ -729,6 +731,32 @@ void wg_followers_links_changed(struct hamgr_daemon *d) {
                         f->phase = PHASE_LINK_UP;
                         follower_release(f, "interface came up while passive");
                 }
+        }
+}
+
+void wg_followers_rekick(struct hamgr_daemon *d, const char *instance, const char *group) {
+        uint64_t now = daemon_now(d);
+        int r;
+
+        for (size_t i = 0; i < d->n_followers; i++) {
+                struct wg_follower *f = d->followers[i];
+
+                if (f->phase != PHASE_ACTIVE || now - f->takeover_started_usec < WG_REKICK_HOLDOFF_USEC)
+                        continue;
+                if (!streq(f->config->follow, instance) && !(group && streq(f->config->follow, group)))
+                        continue;
+                log_wg(f, LOG_NOTICE, "another master served meanwhile, kicking the peers into a handshake again");
+                /* The device's endpoints are the freshest: into the store
+                 * first, which the takeover prefers. Then the sessions go:
+                 * with one still valid the kick sends a keepalive on it
+                 * instead of a handshake, and the client, whose newest
+                 * session is with the other node, would not answer on it. */
+                follower_snapshot(f);
+                r = follower_strip_endpoints(f);
+                if (r < 0)
+                        log_fields(LOG_WARNING, r, f->config->follow, 0, NULL, NULL,
+                                   "wireguard %s: cannot reset the sessions: %m", f->config->interface);
+                follower_takeover(f);
         }
 }
 
