@@ -34,7 +34,9 @@
 # Usage: chaos.sh [--duration SECONDS] [--seed N] [--max-injections N]
 #                 [--kinds kill9,sigstop,...]
 # (or CHAOS_DURATION, CHAOS_SEED, CHAOS_MAX_INJECTIONS, CHAOS_KINDS).
-# HAMGR_BIN defaults to build/test's hamgr.
+# HAMGR_BIN defaults to build/test's hamgr. To look into a failure:
+# HI_KEEP_TMP=1 keeps the logs, CHAOS_CAPTURE=1 adds a capture of the
+# client's eth0 (WireGuard, VRRP, ARP) per injection.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 : "${HAMGR_BIN:=$here/../../build/test/hamgr/hamgr}"
@@ -190,6 +192,27 @@ check_alive() {
         done
 }
 
+# arp_owner: which gateway the client's neighbour entry for the VIP names.
+arp_owner() {
+        local mac g
+        mac=$(neigh_mac client "$VIP")
+        for g in "${GWS[@]}"; do
+                [ "$mac" != "$(node_mac "$g")" ] || { echo "$g"; return 0; }
+        done
+        echo "none"
+}
+
+# handshake_age NODE: seconds since NODE's wg0 last completed a handshake.
+handshake_age() {
+        local t
+        t=$(node_exec "$1" wg show wg0 latest-handshakes 2>/dev/null | awk '{ print $2; exit }')
+        if [ -z "$t" ] || [ "$t" = 0 ]; then
+                echo never
+        else
+                echo $(( $(date +%s) - t ))
+        fi
+}
+
 nft_sw() {
         ip netns exec "$(ns_of sw)" nft "$@"
 }
@@ -307,6 +330,7 @@ while [ "$(hi_now_ms)" -lt "$t_end" ] && [ "$n_inj" -lt "$MAX_INJECTIONS" ]; do
         printf 'chaos: t=%3d.%ds #%d %-9s %s (%s), hold %d ms\n' $((t_rel / 10)) $((t_rel % 10)) "$n_inj" \
                 "$kind" "$node" "$role" "$hold_ms"
         tr_before=$(transitions)
+        [ -z "${CHAOS_CAPTURE:-}" ] || capture_start client eth0 "udp port $WG_PORT or vrrp or arp" "$HI_TMP/inj$n_inj.cap"
         inject "$kind" "$node"
         sleep "$((hold_ms / 1000)).$(printf '%03d' $((hold_ms % 1000)))"
         heal "$kind" "$node"
@@ -360,7 +384,7 @@ while [ "$(hi_now_ms)" -lt "$t_end" ] && [ "$n_inj" -lt "$MAX_INJECTIONS" ]; do
                         MAX_RECOVER_AT=$CUR
                 fi
         else
-                violation "the client's tunnel did not work within ${TUNNEL_S} s after the heal (master $new_master)"
+                violation "the client's tunnel did not work within ${TUNNEL_S} s after the heal (master $new_master; client's ARP entry for the VIP: $(neigh_mac client "$VIP") = $(arp_owner); gw1's last handshake $(handshake_age gw1) s ago)"
         fi
         tr_q=$(transitions)
         if ! holds_for "$QUIET_S" settled; then
@@ -378,8 +402,9 @@ run_s=$(( ($(hi_now_ms) - t_begin) / 1000 ))
 
 # ---------------------------------------------------------------- results --
 
-# Longest gap between two ping replies (the client's outage).
-outage=$(awk -F'[][]' '/bytes from/ { t = $2 + 0; if (last && t - last > max) { max = t - last; at = last }; last = t }
+# Longest gap between two ping replies during the run (the client's outage).
+outage=$(awk -F'[][]' -v from="$((t_begin / 1000))" '/bytes from/ { t = $2 + 0; if (t < from) next
+        if (last && t - last > max) { max = t - last; at = last }; last = t }
         END { printf "%d %d\n", max * 1000, at }' "$PING_LOG")
 outage_ms=${outage% *}
 outage_at=${outage#* }
