@@ -8,7 +8,7 @@ packages=(
   libnl-3-dev libnl-route-3-dev libnl-genl-3-dev
   libsodium-dev libconfig-dev libsystemd-dev libcmocka-dev
   iproute2 wireguard-go wireguard-tools keepalived iputils-ping tcpdump
-  procps util-linux psmisc jq systemd netcat-openbsd
+  procps util-linux psmisc jq systemd netcat-openbsd nftables
 )
 
 missing=()

@@ -422,7 +422,7 @@ for k in "${KINDS[@]}"; do
 done
 printf '%-52s %s\n' "failovers (times a gateway became MASTER)" "$failovers"
 printf '%-52s %s\n' "longest client outage (ping gap)" "${outage_ms} ms (at $(date -u -d "@$outage_at" +%T 2>/dev/null || echo "$outage_at"); $replies replies)"
-printf '%-52s %s\n' "longest tunnel recovery after a heal" "${MAX_RECOVER_MS} ms${MAX_RECOVER_AT:+ [$MAX_RECOVER_AT]} (bound ${TUNNEL_S} s)"
+printf '%-52s %s\n' "longest heal-to-tunnel-checked (upper bound)" "${MAX_RECOVER_MS} ms${MAX_RECOVER_AT:+ [$MAX_RECOVER_AT]} (bound ${TUNNEL_S} s)"
 printf '%-52s %s\n' "longest time with two masters after a heal" "${MAX_DUAL_MS} ms${MAX_DUAL_AT:+ [$MAX_DUAL_AT]} (bound ${DUAL_BOUND_MS} ms)"
 printf '%-52s %s\n' "flaps (state changes once settled)" "$FLAPS"
 printf '%-52s %s\n' "false takeovers (master reachable, yet moved)" "$FALSE_TAKEOVERS"
