@@ -101,6 +101,7 @@ struct hamgr_instance {
         uint32_t announce_left;             /* packets left in the current burst */
         bool announce_second_due;           /* the delayed second burst is still to come */
         uint64_t announce_started_usec;     /* first packet of the first burst */
+        uint64_t split_seen_usec;           /* MASTER: last advert of a lower-priority master; 0 = none */
 
         /* For status: the last transition and when (CLOCK_MONOTONIC usec). */
         enum vrrp_state last_from;

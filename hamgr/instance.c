@@ -18,6 +18,7 @@
 #include "link.h"
 #include "log.h"
 #include "notify.h"
+#include "route.h"
 #include "vrrp/address.h"
 #include "vrrp/announce.h"
 #include "vrrp/packet.h"
@@ -182,6 +183,12 @@ void instance_remove_stale_vips(struct hamgr_instance *inst) {
                                  ip_address_to_string(&p->address, buf, sizeof(buf)), c->interface);
                         continue;
                 }
+                /* A run killed while master left it as the source of the
+                 * link's routes (WireGuard source_address). */
+                if (route_src_disown(inst->daemon->nl, li.ifindex, &p->address) > 0)
+                        log_inst(inst, LOG_NOTICE, "routes on %s had virtual IP %s as source, left by a previous run; "
+                                 "their source is the interface's own address again", c->interface,
+                                 ip_address_to_string(&p->address, buf, sizeof(buf)));
                 if (vrrp_address_remove(inst->daemon->nl, li.ifindex, p) >= 0)
                         log_inst(inst, LOG_NOTICE, "removed virtual IP %s left on %s by a previous run",
                                  ip_address_to_string(&p->address, buf, sizeof(buf)), c->interface);
@@ -584,10 +591,17 @@ void instance_dispatch(struct hamgr_instance *inst, const struct vrrp_event *eve
         struct hamgr_group_rt *g = inst->group;
         struct vrrp_actions actions[VRRP_GROUP_MAX_MEMBERS];
         bool held[VRRP_GROUP_MAX_MEMBERS];
+        uint64_t now = daemon_now(inst->daemon);
         bool changed = false;
 
+        /* Another master, of lower priority, besides us: both serve (a
+         * partition, a frozen node) until it hears us and yields. */
+        if (event->type == VRRP_EVENT_ADVERT && inst->fsm.state == VRRP_STATE_MASTER && event->priority != 0 &&
+            event->priority < inst->fsm.config.priority)
+                inst->split_seen_usec = now;
+
         memcpy(held, g->group.wants_master, sizeof(held));
-        vrrp_group_step(&g->group, inst->group_index, event, daemon_now(inst->daemon), actions);
+        vrrp_group_step(&g->group, inst->group_index, event, now, actions);
         /* Once per change, not at every re-armed timer: a partial partition
          * would otherwise log at every Master_Down_Interval. */
         for (size_t i = 0; i < g->n_members && g->name; i++) {
@@ -615,6 +629,19 @@ void instance_dispatch(struct hamgr_instance *inst, const struct vrrp_event *eve
                 group_notify(g);
                 wg_followers_update(inst->daemon);
                 daemon_update_status(inst->daemon);
+        }
+        /* Once its adverts stopped for a Master_Down-like while, it has
+         * yielded: neighbours that followed it still have its MAC for the
+         * VIPs (its gratuitous ARP came after ours), and WireGuard clients
+         * its sessions. */
+        if (inst->fsm.state != VRRP_STATE_MASTER)
+                inst->split_seen_usec = 0;
+        else if (inst->split_seen_usec != 0 && event->type == VRRP_EVENT_TIMER &&
+                 now - inst->split_seen_usec > 3 * (uint64_t) inst->config->advert_interval_ms * USEC_PER_MSEC) {
+                inst->split_seen_usec = 0;
+                log_inst(inst, LOG_NOTICE, "the other master has yielded: announcing the virtual IPs again");
+                instance_start_announce(inst);
+                wg_followers_rekick(inst->daemon, inst->config->name, g->name);
         }
 }
 

@@ -98,11 +98,18 @@ int link_monitor_get(struct link_monitor *m, const char *name, struct link_info 
         struct rtnl_link *link;
         struct link_info info = {};
         struct nl_addr *ll;
-        unsigned flags;
+        unsigned flags, ifindex;
 
-        link = rtnl_link_get_by_name(m->links, name);
-        if (!link)
+        /* The cache can keep a link that is gone: a TUN interface removed
+         * when its wireguard-go dies and re-created by the next one under
+         * the same name was seen with its old index for good. The kernel's
+         * name -> index is the truth; the cache gives the flags. */
+        ifindex = if_nametoindex(name);
+        if (ifindex == 0)
                 return -ENODEV;
+        link = rtnl_link_get(m->links, (int) ifindex);
+        if (!link)
+                return -ENODEV; /* not announced yet: a change event follows */
         info.ifindex = rtnl_link_get_ifindex(link);
         flags = rtnl_link_get_flags(link);
         info.up = (flags & IFF_UP) && (flags & IFF_RUNNING);

@@ -3,9 +3,12 @@
 #include <net/if.h>
 #include <netlink/cache.h>
 #include <netlink/netlink.h>
+#include <linux/if_addr.h>
+#include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/route.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/macro.h"
 #include "route.h"
@@ -146,4 +149,72 @@ void route_src_restore(struct nl_sock *sk, struct route_src_override *o) {
 
 unsigned route_src_count(const struct route_src_override *o) {
         return o ? o->n : 0;
+}
+
+/* A primary IPv4 address of IFINDEX other than SRC, preferably one in the
+ * prefix of DST; NULL if the interface has none. Borrowed from ADDRS. */
+static struct nl_addr *primary_for(struct nl_cache *addrs, int ifindex, struct nl_addr *src, struct nl_addr *dst) {
+        struct nl_addr *any = NULL;
+
+        for (struct nl_object *obj = nl_cache_get_first(addrs); obj; obj = nl_cache_get_next(obj)) {
+                struct rtnl_addr *a = (struct rtnl_addr *) obj;
+                struct nl_addr *local = rtnl_addr_get_local(a);
+
+                if (rtnl_addr_get_ifindex(a) != ifindex || rtnl_addr_get_family(a) != AF_INET || !local ||
+                    (rtnl_addr_get_flags(a) & IFA_F_SECONDARY) || nl_addr_get_len(local) != nl_addr_get_len(src) ||
+                    memcmp(nl_addr_get_binary_addr(local), nl_addr_get_binary_addr(src), nl_addr_get_len(src)) == 0)
+                        continue;
+                if (dst && nl_addr_get_prefixlen(dst) > 0 && nl_addr_cmp_prefix(dst, local) == 0)
+                        return local;
+                if (!any)
+                        any = local;
+        }
+        return any;
+}
+
+int route_src_disown(struct nl_sock *sk, int ifindex, const struct ip_address *src) {
+        struct nl_cache *routes = NULL, *addrs = NULL;
+        struct nl_addr *pref = NULL;
+        int r, n = 0;
+
+        /* IPv6 only clears the source of such routes, it keeps them. */
+        if (src->family != AF_INET)
+                return 0;
+        pref = nl_addr_build(AF_INET, &src->addr, ip_family_addr_len(AF_INET));
+        if (!pref)
+                return -ENOMEM;
+        r = rtnl_addr_alloc_cache(sk, &addrs);
+        if (r >= 0)
+                r = rtnl_route_alloc_cache(sk, AF_INET, 0, &routes);
+        if (r < 0) {
+                r = nl_to_errno(r);
+                goto out;
+        }
+        for (struct nl_object *obj = nl_cache_get_first(routes); obj; obj = nl_cache_get_next(obj)) {
+                struct rtnl_route *route = (struct rtnl_route *) obj, *changed;
+                struct nl_addr *cur = rtnl_route_get_pref_src(route), *primary;
+
+                if (rtnl_route_get_table(route) != RT_TABLE_MAIN || rtnl_route_get_type(route) != RTN_UNICAST ||
+                    !route_leaves_through(route, ifindex) || !cur || nl_addr_cmp(cur, pref) != 0)
+                        continue;
+                primary = primary_for(addrs, ifindex, pref, rtnl_route_get_dst(route));
+                if (!primary)
+                        continue; /* nothing to give it: the route goes with the address */
+                changed = (struct rtnl_route *) nl_object_clone(obj);
+                if (!changed) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                if (rtnl_route_set_pref_src(changed, primary) >= 0 && rtnl_route_add(sk, changed, NLM_F_REPLACE) >= 0)
+                        n++;
+                rtnl_route_put(changed);
+        }
+        r = n;
+out:
+        if (routes)
+                nl_cache_free(routes);
+        if (addrs)
+                nl_cache_free(addrs);
+        nl_addr_put(pref);
+        return r;
 }

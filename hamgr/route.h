@@ -32,5 +32,16 @@ int route_src_override(struct nl_sock *sk, int ifindex, const struct ip_address 
  * free O. Accepts NULL. */
 void route_src_restore(struct nl_sock *sk, struct route_src_override *o);
 
+/*
+ * SRC, an IPv4 virtual IP about to be removed from IFINDEX, is the preferred
+ * source of main-table routes out of IFINDEX that nobody will restore (a
+ * previous run overrode them and died): removing the address would make
+ * the kernel delete them, the connected route of the link among them. Give
+ * each the interface's primary address (one in the route's prefix if any)
+ * as source instead. No-op for IPv6, which keeps such routes.
+ * Returns the number of routes changed, or -errno.
+ */
+int route_src_disown(struct nl_sock *sk, int ifindex, const struct ip_address *src);
+
 /* Number of routes changed by O. */
 unsigned route_src_count(const struct route_src_override *o);

@@ -32,6 +32,11 @@
 
 #define WG_BATCH_PEERS        250
 #define WG_SNAPSHOT_USEC      (5 * USEC_PER_SEC)
+/* After the interface of an active follower is re-created (wireguard-go
+ * restarted), time for wg-quick or the like to configure it again. */
+#define WG_RETAKE_USEC        (1 * USEC_PER_SEC)
+/* The other master sends an advert or two before it yields: one kick. */
+#define WG_REKICK_HOLDOFF_USEC (1 * USEC_PER_SEC)
 /* Keepalive used for the kick when the peer's own is 0 (off); it is set
  * back to 0 right after, so it never fires. */
 #define WG_KICK_KEEPALIVE     25
@@ -78,7 +83,9 @@ struct wg_follower {
         size_t n_work, work_pos;
         sd_event_source *work_source;
         sd_event_source *snapshot_timer;
+        sd_event_source *retake_timer;
         struct route_src_override *routes;
+        int active_ifindex;              /* the interface the last takeover brought up */
 
         uint64_t takeover_started_usec;
         uint64_t takeover_usec;          /* duration of the last takeover */
@@ -603,6 +610,7 @@ static int on_work(sd_event_source *s, void *userdata) {
                 r = follower_set_link(f, true);
                 if (r < 0)
                         break;
+                f->active_ifindex = ifindex;
                 f->phase = PHASE_KICK;
                 return 0;
         default:
@@ -734,6 +742,8 @@ static void follower_release(struct wg_follower *f, const char *why) {
         if (f->phase == PHASE_ACTIVE)
                 follower_snapshot(f);
         f->work_source = sd_event_source_disable_unref(f->work_source);
+        f->retake_timer = sd_event_source_disable_unref(f->retake_timer);
+        f->active_ifindex = 0;
         free(f->work);
         f->work = NULL;
         f->n_work = f->work_pos = 0;
@@ -776,6 +786,7 @@ static struct wg_follower *follower_free(struct wg_follower *f) {
                 return NULL;
         sd_event_source_disable_unref(f->work_source);
         sd_event_source_disable_unref(f->snapshot_timer);
+        sd_event_source_disable_unref(f->retake_timer);
         free(f->work);
         free(f->known);
         free(f->store_path);
@@ -901,10 +912,40 @@ void wg_followers_update(struct hamgr_daemon *d) {
         }
 }
 
+static int on_retake(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct wg_follower *f = userdata;
+
+        f->retake_timer = sd_event_source_disable_unref(f->retake_timer);
+        if (f->phase == PHASE_ACTIVE)
+                follower_takeover(f);
+        return 0;
+}
+
 void wg_followers_links_changed(struct hamgr_daemon *d) {
         for (size_t i = 0; i < d->n_followers; i++) {
                 struct wg_follower *f = d->followers[i];
                 struct link_info li;
+
+                /* The interface of an active follower was re-created (a
+                 * wireguard-go restart): it is down, without endpoints or
+                 * sessions, and nobody else brings it up or kicks the
+                 * clients. Take over again once it is configured. */
+                if (f->phase == PHASE_ACTIVE && f->active_ifindex > 0 && !f->retake_timer &&
+                    link_monitor_get(d->links, f->config->interface, &li) >= 0 && li.ifindex != f->active_ifindex) {
+                        int r;
+
+                        f->active_ifindex = li.ifindex;
+                        r = sd_event_add_time_relative(d->event, &f->retake_timer, CLOCK_MONOTONIC, WG_RETAKE_USEC,
+                                                       USEC_PER_SEC / 10, on_retake, f);
+                        if (r < 0)
+                                log_fields(LOG_WARNING, r, f->config->follow, 0, NULL, NULL,
+                                           "wireguard %s: re-created while active, cannot schedule a new takeover: %m",
+                                           f->config->interface);
+                        else
+                                log_wg(f, LOG_NOTICE, "interface re-created while this node is master, "
+                                       "taking over again in %u ms", (unsigned) (WG_RETAKE_USEC / USEC_PER_MSEC));
+                        continue;
+                }
 
                 /* A passive interface brought up by someone else (wg-quick,
                  * a restarted wireguard-go) would answer clients too. */
@@ -914,6 +955,32 @@ void wg_followers_links_changed(struct hamgr_daemon *d) {
                         f->phase = PHASE_LINK_UP;
                         follower_release(f, "interface came up while passive");
                 }
+        }
+}
+
+void wg_followers_rekick(struct hamgr_daemon *d, const char *instance, const char *group) {
+        uint64_t now = daemon_now(d);
+        int r;
+
+        for (size_t i = 0; i < d->n_followers; i++) {
+                struct wg_follower *f = d->followers[i];
+
+                if (f->phase != PHASE_ACTIVE || now - f->takeover_started_usec < WG_REKICK_HOLDOFF_USEC)
+                        continue;
+                if (!streq(f->config->follow, instance) && !(group && streq(f->config->follow, group)))
+                        continue;
+                log_wg(f, LOG_NOTICE, "another master served meanwhile, kicking the peers into a handshake again");
+                /* The device's endpoints are the freshest: into the store
+                 * first, which the takeover prefers. Then the sessions go:
+                 * with one still valid the kick sends a keepalive on it
+                 * instead of a handshake, and the client, whose newest
+                 * session is with the other node, would not answer on it. */
+                follower_snapshot(f);
+                r = follower_strip_endpoints(f);
+                if (r < 0)
+                        log_fields(LOG_WARNING, r, f->config->follow, 0, NULL, NULL,
+                                   "wireguard %s: cannot reset the sessions: %m", f->config->interface);
+                follower_takeover(f);
         }
 }
 

@@ -44,8 +44,19 @@ int wg_followers_start(struct hamgr_daemon *d);
  * nothing changed; called after every batch of VRRP transitions. */
 void wg_followers_update(struct hamgr_daemon *d);
 
-/* Links changed: a passive interface that came up is taken down again. */
+/* Links changed: a passive interface that came up is taken down again; an
+ * active one that was re-created (wireguard-go restarted) is taken over
+ * again a second later. */
 void wg_followers_links_changed(struct hamgr_daemon *d);
+
+/*
+ * INSTANCE (member of GROUP, or NULL) stayed MASTER while another node was
+ * master too (a partition, a frozen node), and the other has yielded now:
+ * clients may have handshaken with it, and this node lacks those sessions.
+ * Active followers of either take over again: endpoints restored, every
+ * peer kicked into a handshake. At most once a second per follower.
+ */
+void wg_followers_rekick(struct hamgr_daemon *d, const char *instance, const char *group);
 
 /* Release the followers whose instance or group is no longer MASTER, and
  * nothing else. Called before the VIPs are removed. */

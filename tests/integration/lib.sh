@@ -22,6 +22,16 @@
 # Results: pass/fail count; finish prints "N passed, M failed" and exits
 # non-zero when M > 0. A script that dies under set -e is reported as failed.
 #
+# Daemons: every hamgr started in the background through node_spawn (so
+# hamgr_start too) is judged when it goes: a stop the test asked for with
+# SIGTERM or SIGINT (stop_pid, hamgr_stop, or kill plus the end of the test)
+# must end in exit status 0; only a SIGKILL the test sent through
+# stop_pid/hamgr_stop may end otherwise. The sanitizers write each daemon's
+# report to $HI_TMP/NODE.hamgr.sanitizer.PID (log_path), and every *.log in
+# $HI_TMP is scanned for reports too; any report is a failure that names the
+# daemon and shows the report. finish, and the trap of an aborted test, stop
+# the daemons still running (SIGTERM) and do these checks.
+#
 # Call node_start/node_spawn/capture_start/*_start from the test's main shell,
 # not inside $( ) or a pipeline: they record PIDs in shell variables, and the
 # processes get a parent-death signal tied to the calling shell.
@@ -48,6 +58,13 @@ declare -A HI_IS_HOLDER=()   # holder pid -> 1
 declare -A HI_CAPTURE=()     # capture file -> tcpdump pid
 declare -A HAMGR_PID=()      # node -> hamgr pid
 declare -A KEEPALIVED_PID=() # node -> keepalived parent pid
+declare -A HI_DAEMON_NODE=() # hamgr daemon pid (child of this shell) -> node
+declare -A HI_DAEMON_LOG=()  # daemon pid -> its log file
+declare -A HI_DAEMON_KILL=() # daemon pid -> 1: the test SIGKILLed it on purpose
+declare -A HI_DAEMON_DONE=() # daemon pid -> 1: its end has been judged
+declare -A HI_SAN_SEEN=()    # sanitizer report file or log line -> 1: reported
+HI_DAEMON_BAD=0              # daemons that ended badly (status, crash)
+HI_SAN_REPORTS=0             # sanitizer reports found
 HI_GATEWAYS=()
 HI_LAST_PID=""
 
@@ -127,6 +144,7 @@ assert_false() {
 }
 
 finish() {
+        hi_check_daemons
         HI_FINISHED=1
         printf '%d passed, %d failed\n' "$HI_PASSED" "$HI_FAILED"
         if [ "$HI_FAILED" -gt 0 ]; then
@@ -284,15 +302,124 @@ hi_wait_gone() {
 
 # stop_pid PID [SIGNAL]: signal one tracked process and wait for it to go;
 # escalates to SIGKILL after 5 s. Returns 1 if it survives that.
+# A hamgr daemon's exit status is judged here (hi_daemon_judge): SIGKILL may
+# end it any way, any other signal must end it with status 0.
 stop_pid() {
         local pid=$1 sig=${2:-TERM}
-        hi_pid_alive "$pid" || return 0
+        if ! hi_pid_alive "$pid"; then
+                hi_daemon_judge "$pid" "$sig"
+                return 0
+        fi
+        [ "$sig" != KILL ] || [ -z "${HI_DAEMON_NODE[$pid]:-}" ] || HI_DAEMON_KILL[$pid]=1
         kill -s "$sig" "$pid" 2>/dev/null || true
         if ! hi_wait_gone "$pid" 5; then
                 kill -s KILL "$pid" 2>/dev/null || true
                 hi_wait_gone "$pid" 2 || return 1
         fi
+        hi_daemon_judge "$pid" "$sig"
         return 0
+}
+
+# ------------------------------------------------------- daemon checking --
+
+# hi_sig_name 9|KILL|SIGKILL: SIGKILL.
+hi_sig_name() {
+        local n=${1#SIG}
+        if [[ "$n" =~ ^[0-9]+$ ]]; then
+                n=$(kill -l "$n" 2>/dev/null) || n=$1
+        fi
+        printf 'SIG%s' "$n"
+}
+
+# hi_is_daemon_cmd CMD...: CMD runs hamgr (directly or through a wrapper
+# that has $HAMGR_BIN among its arguments). Spawned in the background, that
+# is a daemon.
+hi_is_daemon_cmd() {
+        local a
+        [ -n "${HAMGR_BIN:-}" ] || return 1
+        for a in "$@"; do
+                [ "$a" != "$HAMGR_BIN" ] || return 0
+        done
+        return 1
+}
+
+# hi_san_report FILE WHO: one sanitizer report file, once.
+hi_san_report() {
+        local f=$1 who=$2
+        [ -s "$f" ] && [ -z "${HI_SAN_SEEN[$f]:-}" ] || return 0
+        HI_SAN_SEEN[$f]=1
+        HI_SAN_REPORTS=$((HI_SAN_REPORTS + 1))
+        fail "sanitizer report from $who in $f:"
+        sed -n '1,60p' "$f" | sed 's/^/    | /'
+}
+
+# hi_daemon_judge PID SIGNAL: PID, a daemon that is gone, after the test
+# sent SIGNAL (empty: it went by itself): fail unless its exit status is 0
+# or the test SIGKILLed it; fail on its sanitizer report.
+hi_daemon_judge() {
+        local pid=$1 sig=${2:-} node st=0 why=""
+        node=${HI_DAEMON_NODE[$pid]:-}
+        [ -n "$node" ] && [ -z "${HI_DAEMON_DONE[$pid]:-}" ] || return 0
+        HI_DAEMON_DONE[$pid]=1
+        wait "$pid" 2>/dev/null || st=$?
+        if [ -n "${HI_DAEMON_KILL[$pid]:-}" ]; then
+                [ "$st" = 0 ] || [ "$st" = 137 ] || why="exit status $st after the SIGKILL the test sent"
+        elif [ "$st" != 0 ]; then
+                if [ "$st" -gt 128 ]; then
+                        why="killed by $(hi_sig_name $((st - 128))) (status $st)"
+                else
+                        why="exit status $st"
+                fi
+                if [ -n "$sig" ]; then
+                        why+=" after $(hi_sig_name "$sig")"
+                        [ "$st" != 137 ] || why+=" (no exit within 5 s, SIGKILLed)"
+                        why+=", want 0"
+                else
+                        why+=" (found ended at the end of the test, not stopped through stop_pid), want 0"
+                fi
+        fi
+        if [ -n "$why" ]; then
+                HI_DAEMON_BAD=$((HI_DAEMON_BAD + 1))
+                fail "hamgr on $node (pid $pid): $why; last lines of ${HI_DAEMON_LOG[$pid]}:"
+                tail -n 15 "${HI_DAEMON_LOG[$pid]}" 2>/dev/null | sed 's/^/    | /'
+        fi
+        hi_san_report "$HI_TMP/$node.hamgr.sanitizer.$pid" "hamgr on $node (pid $pid)"
+}
+
+# Sanitizer reports (ASan, LSan, UBSan, TSan, MSan) as they start.
+HI_SAN_PATTERN='ERROR: (AddressSanitizer|LeakSanitizer|MemorySanitizer)|WARNING: (ThreadSanitizer|MemorySanitizer)|runtime error: |SUMMARY: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|ThreadSanitizer|MemorySanitizer)'
+
+# hi_check_daemons: stop the daemons still running (SIGCONT, then SIGTERM:
+# a stop the test asks for), judge every daemon's end, then look for
+# sanitizer reports anywhere in $HI_TMP: report files of processes this file
+# did not judge, and report lines in every *.log (a daemon started another
+# way logs its stderr there).
+hi_check_daemons() {
+        local pid f line
+        for pid in "${!HI_DAEMON_NODE[@]}"; do
+                [ -z "${HI_DAEMON_DONE[$pid]:-}" ] || continue
+                if hi_pid_alive "$pid"; then
+                        kill -s CONT "$pid" 2>/dev/null || true
+                        stop_pid "$pid" TERM
+                else
+                        hi_daemon_judge "$pid" ""
+                fi
+        done
+        [ -n "$HI_TMP" ] && [ -d "$HI_TMP" ] || return 0
+        for f in "$HI_TMP"/*.sanitizer.*; do
+                [ -e "$f" ] || continue
+                hi_san_report "$f" "${f##*/}"
+        done
+        for f in "$HI_TMP"/*.log; do
+                [ -f "$f" ] || continue
+                while IFS= read -r line; do
+                        [ -z "${HI_SAN_SEEN[$f:$line]:-}" ] || continue
+                        HI_SAN_SEEN[$f:$line]=1
+                        HI_SAN_REPORTS=$((HI_SAN_REPORTS + 1))
+                        fail "sanitizer report in $f, line ${line%%:*}:"
+                        sed -n "${line%%:*},$((${line%%:*} + 40))p" "$f" | sed 's/^/    | /'
+                done < <(grep -naE -- "$HI_SAN_PATTERN" "$f" | grep -vE '^[0-9]+:SUMMARY' || true)
+        done
 }
 
 # ------------------------------------------------------------ namespaces --
@@ -460,15 +587,32 @@ node_exec() {
 node_spawn() {
         local node=$1 log=$2
         shift 2
-        local h=${HI_HOLDER[$node]:-} pid
+        local h=${HI_HOLDER[$node]:-} pid daemon=0
+        local asan=${ASAN_OPTIONS:-} ubsan=${UBSAN_OPTIONS:-}
         if [ -z "$h" ]; then
                 node_start "$node"
                 h=${HI_HOLDER[$node]}
         fi
+        if hi_is_daemon_cmd "$@"; then
+                # Reports to a file of their own (".PID" is appended), not
+                # lost in or mixed with the daemon's log; the last log_path
+                # in the options wins.
+                daemon=1
+                asan+="${asan:+:}log_path=$HI_TMP/$node.hamgr.sanitizer"
+                ubsan+="${ubsan:+:}log_path=$HI_TMP/$node.hamgr.sanitizer"
+        fi
         # SIGTERM on the test shell's death, as the trap would send.
-        setpriv --pdeathsig TERM nsenter -t "$h" -m -n --wd="$PWD" -- "$@" </dev/null >>"$log" 2>&1 &
+        ASAN_OPTIONS=$asan UBSAN_OPTIONS=$ubsan \
+                setpriv --pdeathsig TERM nsenter -t "$h" -m -n --wd="$PWD" -- "$@" </dev/null >>"$log" 2>&1 &
         pid=$!
-        disown "$pid" 2>/dev/null || true
+        if [ "$daemon" = 1 ]; then
+                # Stays this shell's child (no disown) so that wait gives its
+                # exit status.
+                HI_DAEMON_NODE[$pid]=$node
+                HI_DAEMON_LOG[$pid]=$log
+        else
+                disown "$pid" 2>/dev/null || true
+        fi
         HI_PIDS+=("$pid")
         HI_PID_START[$pid]=""
         HI_LAST_PID=$pid
@@ -928,10 +1072,15 @@ hi_cleanup() {
         [ "$HI_CLEANED" = 0 ] || return 0
         HI_CLEANED=1
         set +e
-        if [ "$HI_FINISHED" = 0 ] && [ "$status" -ne 0 ]; then
-                HI_FAILED=$((HI_FAILED + 1))
-                printf 'FAIL: test aborted (exit status %s)\n' "$status"
-                printf '%d passed, %d failed\n' "$HI_PASSED" "$HI_FAILED"
+        if [ "$HI_FINISHED" = 0 ]; then
+                hi_check_daemons
+                if [ "$status" -ne 0 ]; then
+                        HI_FAILED=$((HI_FAILED + 1))
+                        printf 'FAIL: test aborted (exit status %s)\n' "$status"
+                fi
+                if [ "$status" -ne 0 ] || [ "$HI_FAILED" -gt 0 ]; then
+                        printf '%d passed, %d failed\n' "$HI_PASSED" "$HI_FAILED"
+                fi
         fi
         if [ "$HI_FAILED" -gt 0 ]; then
                 hi_dump_logs
@@ -966,11 +1115,17 @@ hi_cleanup() {
                         rm -rf -- "$HI_TMP"
                 fi
         fi
+        # A script that ended without finish, with status 0, but whose
+        # daemons ended badly.
+        if [ "$HI_FINISHED" = 0 ] && [ "$status" -eq 0 ] && [ "$HI_FAILED" -gt 0 ]; then
+                exit 1
+        fi
 }
 
 # Forget everything (lab.sh up: the lab outlives the script).
 hi_disown_all() {
         HI_PIDS=()
+        HI_DAEMON_NODE=()
         HI_NETNS=()
         HI_CAPTURE=()
 }

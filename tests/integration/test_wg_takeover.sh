@@ -9,7 +9,9 @@
 #    REKEY 5 s), because the new master knows the client's endpoint and
 #    kicks a handshake;
 #  - that handshake initiation leaves from the VIP (seen on the wire);
-#  - killing wireguard-go on the master makes the pair fail over (check).
+#  - killing wireguard-go on the master makes the pair fail over (check);
+#  - a master killed with its link up and restarted keeps its LAN route;
+#  - a master whose wireguard-go restarts serves the new wg0.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/wg_lab.sh"
@@ -134,5 +136,31 @@ else
 fi
 assert_true "wireguard-go killed: gw2 takes over" wait_until 5 hamgr_state_is gw2 wan MASTER
 assert_true "wireguard-go killed: the tunnel works through gw2" wait_until 5 tunnel_ping
+
+# ---- kill -9 of the master with its link up, then a restart. The LAN
+# route had the VIP as source; removing the VIP left by the dead run made
+# the kernel delete it with the address, and the node could reach nobody
+# on eth0 any more.
+lan_route() {
+        ip -n "$(ns_of "$1")" -4 route show 10.77.0.0/24 dev eth0
+}
+assert_contains "$(lan_route gw2)" "src $VIP" "master gw2: the LAN route leaves from the VIP"
+hamgr_stop gw2 KILL
+hamgr_start gw2 "$(conf_of gw2)"
+assert_true "restart after kill -9: gw2 MASTER again (gw1 is in FAULT)" wait_until 10 hamgr_state_is gw2 wan MASTER
+assert_eq "$(hamgr_log_count gw2 "their source is the interface's own address again")" 1 "gw2 logged the routes it gave back"
+assert_contains "$(lan_route gw2)" "src $VIP" "restart after kill -9: gw2 still has its LAN route, from the VIP again"
+assert_true "restart after kill -9: the tunnel works through gw2" wait_until 10 tunnel_ping
+
+# ---- wireguard-go restarted on the master (configured again as wg-quick
+# would, link left to hamgr): a new wg0 under the same name. hamgr used to
+# keep the old interface's index and fail to bring the new one up.
+wg_go_stop gw2 KILL
+wait_until 5 bash -c "! ip -n '$(ns_of gw2)' link show wg0" >/dev/null 2>&1 || fail "wg0 outlived wireguard-go on gw2"
+node_exec gw2 rm -f /var/run/wireguard/wg0.sock
+wg_gateway_setup gw2
+assert_true "wireguard-go restarted: gw2 brings the new wg0 up" wait_until 5 wg_link_up gw2
+assert_true "wireguard-go restarted: the tunnel works through gw2 again" wait_until 5 tunnel_ping
+assert_eq "$(hamgr_log_count gw2 "takeover failed")" 0 "wireguard-go restarted: no failed takeover on gw2"
 
 finish
