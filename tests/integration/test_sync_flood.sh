@@ -10,8 +10,8 @@
 #    the start of a message 1, half from gw2's own address (a configured
 #    peer: through the handshake limits) and half from the client (not a
 #    peer: closed at accept). Meanwhile a peer added with `hamgr peer add`
-#    on gw1 reaches gw2 within 1 s, the VRRP states and gw1's health check
-#    stay as they were, gw2's re-handshakes still get through (gw2 has the
+#    on gw1 reaches gw2 within 1 s, the VRRP states and gw1's health checks
+#    (icmp, exec) stay as they were, gw2's re-handshakes still get through (gw2 has the
 #    lower key, so it is the one that dials), gw1's descriptor count stays
 #    bounded, and the log has a rate-limited summary instead of a line per
 #    connection. The counters in status --json account for the refusals;
@@ -59,9 +59,10 @@ chmod 600 "$HI_TMP"/gw*.sync.key
 # write_conf NODE PRIORITY OTHER
 write_conf() {
         local node=$1 prio=$2 other=$3
-        HC_TRACK='' HC_INTERVAL_MS=100 HC_INSTANCE_EXTRA='track_checks = ( { check = "client"; weight = -60; } );' \
+        HC_TRACK='' HC_INTERVAL_MS=100 HC_INSTANCE_EXTRA='track_checks = ( { check = "client"; weight = -60; }, { check = "exec"; weight = -60; } );' \
                 write_hamgr_conf "$(conf_of "$node")" "$node" "$prio" "$(cat <<EOF
-checks = ( { name = "client"; type = "icmp"; address = "$CLIENT"; interval_ms = 500; timeout_ms = 400; rise = 1; fall = 3; } );
+checks = ( { name = "client"; type = "icmp"; address = "$CLIENT"; interval_ms = 500; timeout_ms = 400; rise = 1; fall = 3; },
+           { name = "exec"; type = "exec"; command = "/bin/true"; interval_ms = 500; timeout_ms = 400; rise = 1; fall = 3; } );
 wireguard = ( { interface = "wg0"; backend = "uapi"; follow = "wan"; source_address = "$VIP"; } );
 sync = {
     listen = "10.77.0.${node#gw}:7789";
@@ -85,8 +86,10 @@ connected() {
 has_peer() {
         node_exec "$1" wg show wg0 peers | grep -xF "$2" >/dev/null
 }
+# Both health checks of NODE are up (the exec check needs new descriptors
+# for every probe).
 check_up() {
-        [ "$(hamgr_status "$1" | jq -r '.checks[] | select(.name == "client") | .status')" = up ]
+        [ "$(hamgr_status "$1" | jq -r '[.checks[] | select(.status == "up")] | length')" = 2 ]
 }
 steady() {
         states_are MASTER BACKUP && check_up gw1
@@ -108,7 +111,7 @@ hamgr_start gw2 "$(conf_of gw2)"
 wait_until 10 hamgr_state_is gw2 wan BACKUP || die "gw2 not BACKUP: $(tail -5 "$(hamgr_log gw2)")"
 assert_true "gw1 and gw2 connect" wait_until 10 connected gw1
 assert_true "gw2 sees the connection" wait_until 5 connected gw2
-assert_true "gw1's health check is up" wait_until 5 check_up gw1
+assert_true "gw1's health checks are up" wait_until 5 check_up gw1
 assert_eq "$(sync_num gw1 rekey_interval_ms)" "$REKEY_MS" "status shows the re-handshake interval"
 
 # ---- re-handshake
@@ -148,14 +151,14 @@ for i in 1 2; do
         k=$(wg genkey | wg pubkey)
         node_exec gw1 "$HAMGR_BIN" peer add wg0 "$k" --allowed-ips "10.99.8.$i/32" -s /run/hamgr/control.sock
         assert_true "during the flood: hamgr peer add on gw1 reaches gw2 within 1 s ($i)" wait_until 1 has_peer gw2 "$k"
-        assert_true "during the flood: VRRP states and the health check hold ($i)" holds_for 4 steady
+        assert_true "during the flood: VRRP states and the health checks hold ($i)" holds_for 4 steady
 done
 assert_true "during the flood: gw2's re-handshakes get through" num_at_least gw1 handshakes $((h_before + 3))
 assert_true "during the flood: gw1 still connected" wait_until 3 connected gw1
 assert_true "during the flood: gw1 at most 64 connections in handshake" \
         sh -c "[ $(sync_num gw1 handshakes_pending) -le 64 ]"
 remaining=$(((FLOOD_SECS * 1000 - ($(hi_now_ms) - t_flood)) / 1000))
-[ "$remaining" -le 0 ] || assert_true "the rest of the flood: VRRP states and the health check hold" holds_for "$remaining" steady
+[ "$remaining" -le 0 ] || assert_true "the rest of the flood: VRRP states and the health checks hold" holds_for "$remaining" steady
 hi_wait_gone "$flood_peer" 10 || true
 hi_wait_gone "$flood_stranger" 10 || true
 wait "$sampler" || true
@@ -183,7 +186,7 @@ assert_true "refusals are logged as a summary, not per connection ($lines lines)
         test "$lines" -ge 1 -a "$lines" -le $((FLOOD_SECS / 10 + 4))
 assert_contains "$log" "from addresses that are not sync peers" "the summary names the causes"
 assert_true "after the flood: still connected" connected gw1
-assert_true "after the flood: VRRP states and the health check unchanged" steady
+assert_true "after the flood: VRRP states and the health checks unchanged" steady
 for g in gw1 gw2; do
         assert_not_contains "$(cat "$(hamgr_log "$g")")" "disconnected" "$g: never disconnected"
 done
