@@ -6,9 +6,9 @@
  * polling of the local WireGuard devices and applying what other nodes
  * changed.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <arpa/inet.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
