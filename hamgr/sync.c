@@ -6,15 +6,18 @@
  * polling of the local WireGuard devices and applying what other nodes
  * changed.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -40,6 +43,24 @@
 #define SYNC_OFFSET_WARN_USEC USEC_PER_SEC
 #define SYNC_READ_CHUNK       65536
 #define SYNC_REFUSAL_LOG_USEC (60 * USEC_PER_SEC)
+
+/* Nothing unauthenticated may hold resources for long: a connection has
+ * this long from accept (or dial) to its first authenticated frame. */
+#define SYNC_HANDSHAKE_USEC   (5 * USEC_PER_SEC)
+/* Accepted connections still without an authenticated frame, per source
+ * address and in total. When full, the oldest one goes: a real peer's
+ * handshake takes one round trip, so it completes unless the flooder opens
+ * more than this many connections within that round trip. */
+#define SYNC_PENDING_PER_SOURCE 4
+#define SYNC_PENDING_MAX        64
+/* Accepts are refused while fewer descriptors than this remain below the
+ * RLIMIT_NOFILE soft limit: VRRP sockets, health probes, netlink and the
+ * control socket need them more. */
+#define SYNC_FD_RESERVE       64
+#define SYNC_ACCEPT_BURST     64
+#define SYNC_ACCEPT_PAUSE_USEC (100 * USEC_PER_MSEC)
+/* At most one summary line of refused connections per this interval. */
+#define SYNC_REFUSED_LOG_USEC (10 * USEC_PER_SEC)
 
 struct sync_conn;
 
@@ -78,9 +99,14 @@ struct sync_conn {
         uint8_t *out;
         size_t out_len, out_off;
         uint64_t last_rx, last_tx;
-        bool registered;
         bool merge_failed;                   /* a CHANGES frame of this connection was not merged */
         bool peer_caught_up;                 /* the peer sent CAUGHT_UP: it is not bootstrapping */
+        bool registered;                    /* the first authenticated frame arrived */
+        bool hello_sent;
+        bool pending;                       /* accepted, counted in n_pending */
+        struct in6_addr source;             /* accepted: the remote address (IPv4 mapped) */
+        uint64_t started;                   /* accept or dial */
+        sd_event_source *rekey;             /* we dialled it: time for a fresh handshake */
 };
 
 struct hamgr_sync {
@@ -99,9 +125,18 @@ struct hamgr_sync {
         sd_event_source *bootstrap_timer;    /* the grace period while the replica bootstraps */
         uint64_t last_timestamp;
         uint64_t merges, local_changes, save_errors;
-        uint64_t refused_unauthenticated;    /* connections refused before a pinned key was proven */
         uint64_t refused_batches, refused_local_changes;
         struct ratelimit saturated_log;
+        int fd_limit;                        /* RLIMIT_NOFILE soft limit */
+        sd_event_source *accept_pause;       /* accept() ran out of descriptors */
+        size_t n_pending;
+        /* Connections refused before or during authentication; see
+         * note_refused(). */
+        uint64_t refused_unknown_source, refused_fd_reserve, handshakes_evicted, handshake_timeouts,
+                handshakes_failed;
+        uint64_t handshakes, rekeys;         /* connections authenticated; of them, replacing one */
+        struct ratelimit refused_log;
+        char last_refusal[128];
 };
 
 static uint64_t wall_usec(void) {
@@ -309,6 +344,30 @@ static void peer_schedule_dial(struct sync_peer_rt *p, uint64_t delay);
 static void sync_poll_interface(struct hamgr_sync *s, const char *ifname);
 static void sync_bootstrap_end(struct hamgr_sync *s);
 
+/* The pinned peer at the other end once the handshake told us (our dial:
+ * from the start; accepted: once message 1 verified). Not proof yet: only
+ * an authenticated frame is (see conn_register()). */
+static struct sync_peer_rt *conn_claimed_peer(const struct sync_conn *c) {
+        size_t idx;
+
+        if (c->peer)
+                return c->peer;
+        if (c->session && sync_session_peer_index(c->session, &idx) >= 0 && idx < c->sync->n_peers)
+                return &c->sync->peers[idx];
+        return NULL;
+}
+
+/* A newer connection to P finished its handshake and will take over as soon
+ * as its first frame arrives (a re-handshake, or the peer's replacement of
+ * a connection it dropped). */
+static bool peer_has_successor(struct hamgr_sync *s, const struct sync_peer_rt *p, const struct sync_conn *old) {
+        for (struct sync_conn *k = s->conns; k; k = k->next)
+                if (k != old && !k->registered && k->session && sync_session_is_established(k->session) &&
+                    conn_claimed_peer(k) == p)
+                        return true;
+        return false;
+}
+
 static void conn_close(struct sync_conn *c, const char *why) {
         struct hamgr_sync *s = c->sync;
         struct sync_conn **pp;
@@ -318,15 +377,24 @@ static void conn_close(struct sync_conn *c, const char *why) {
                         *pp = c->next;
                         break;
                 }
+        if (c->pending) {
+                c->pending = false;
+                s->n_pending--;
+        }
         if (c->peer && c->peer->conn == c) {
                 c->peer->conn = NULL;
-                log_peer(c->peer, LOG_NOTICE, "disconnected (%s)", why);
-                snprintf(c->peer->last_error, sizeof(c->peer->last_error), "%s", why);
+                if (peer_has_successor(s, c->peer, c))
+                        log_peer(c->peer, LOG_INFO, "old connection closed (%s), a new one is taking over", why);
+                else {
+                        log_peer(c->peer, LOG_NOTICE, "disconnected (%s)", why);
+                        snprintf(c->peer->last_error, sizeof(c->peer->last_error), "%s", why);
+                }
                 peer_schedule_dial(c->peer, c->peer->backoff_usec);
         } else if (c->initiator && c->peer && !c->peer->conn)
                 peer_schedule_dial(c->peer, c->peer->backoff_usec);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->liveness);
+        sd_event_source_disable_unref(c->rekey);
         sync_session_free(c->session);
         if (c->fd >= 0)
                 close(c->fd);
@@ -343,31 +411,75 @@ static int send_caught_up(struct sync_conn *c) {
         return conn_send(c, &(struct sync_frame) { .type = SYNC_FRAME_CAUGHT_UP });
 }
 
-/* The connection is authenticated: keep it unless the pair already has the
- * one the deterministic rule prefers. */
+static void peer_dial(struct sync_peer_rt *p);
+
+static int on_rekey(sd_event_source *src, uint64_t usec, void *userdata) {
+        struct sync_conn *c = userdata;
+        struct sync_peer_rt *p = c->peer;
+        bool dialling = false;
+
+        if (!p || p->conn != c)
+                return 0;
+        for (struct sync_conn *k = c->sync->conns; k; k = k->next)
+                if (k != c && k->initiator && k->peer == p && !k->registered)
+                        dialling = true;
+        /* The new connection replaces this one once authenticated; until
+         * then this one carries on. Retry if the attempt fails. */
+        if (!dialling)
+                peer_dial(p);
+        sd_event_source_set_time(src, usec + 2 * SYNC_HANDSHAKE_USEC);
+        return sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+}
+
+/* The first authenticated frame arrived on C: only now may it become the
+ * peer's connection, so a replayed message 1 (which yields keys nobody can
+ * use) never displaces the real one. Keep it unless the pair already has
+ * the one the deterministic rule prefers; between connections of the same
+ * direction the newer wins (the dialler's re-handshake). */
 static bool conn_register(struct sync_conn *c) {
         struct hamgr_sync *s = c->sync;
         struct sync_peer_rt *p = c->peer;
-        struct sync_frame hello = { .type = SYNC_FRAME_HELLO };
+        struct sync_conn *old = p->conn && p->conn != c ? p->conn : NULL;
         _cleanup_(replica_changes_done) struct replica_changes all = {};
+        int r;
 
-        if (p->conn && p->conn != c) {
-                if (!sync_connection_preferred(s->public_key, p->config->public_key, c->initiator))
-                        return false; /* keep the existing one */
-                conn_close(p->conn, "replaced by the preferred connection");
+        if (old && old->initiator != c->initiator &&
+            !sync_connection_preferred(s->public_key, p->config->public_key, c->initiator))
+                return false; /* keep the existing one */
+        if (c->pending) {
+                c->pending = false;
+                s->n_pending--;
         }
         p->conn = c;
         c->registered = true;
+        s->handshakes++;
+        if (old) {
+                struct sync_frame bye = { .type = SYNC_FRAME_CLOSE, .close.reason = SYNC_CLOSE_DUPLICATE };
+
+                if (old->initiator == c->initiator)
+                        s->rekeys++;
+                (void) conn_send(old, &bye);
+                conn_close(old, old->initiator == c->initiator ? "re-handshake" : "replaced by the preferred connection");
+        }
         p->backoff_usec = SYNC_BACKOFF_MIN_USEC;
         p->dial_timer = sd_event_source_disable_unref(p->dial_timer);
         p->last_error[0] = '\0';
-        log_peer(p, LOG_NOTICE, "connected (%s)", c->initiator ? "dialled" : "accepted");
-        hello.hello.clock_usec = wall_usec();
-        snprintf(hello.hello.name, sizeof(hello.hello.name), "%s", s->daemon->config->node_name);
-        if (conn_send(c, &hello) < 0)
-                return false;
-        /* Everything, the first time on each connection: simple and always
-         * correct; the peer's merge drops what it already has. */
+        if (old)
+                log_peer(p, LOG_INFO, "new session (%s)", c->initiator ? "dialled" : "accepted");
+        else
+                log_peer(p, LOG_NOTICE, "connected (%s)", c->initiator ? "dialled" : "accepted");
+        if (c->initiator) {
+                r = sd_event_add_time_relative(s->daemon->event, &c->rekey, CLOCK_MONOTONIC,
+                                               (uint64_t) s->config->rekey_interval_ms * USEC_PER_MSEC,
+                                               100 * USEC_PER_MSEC, on_rekey, c);
+                if (r < 0)
+                        return false;
+        }
+        /* Everything, the first time on each connection (a re-handshake's
+         * too: what was in flight on the old one is covered): simple and
+         * always correct; the peer's merge drops what it already has. The
+         * sequence numbers and acknowledgements live in the peer, not the
+         * connection, so they continue. */
         if (replica_changes_since(s->replica, (struct hlc_ts) {}, &all) < 0 || send_changes(c, &all) < 0)
                 return false;
         return send_caught_up(c) >= 0;
@@ -523,11 +635,30 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
         }
 }
 
+static void note_refused(struct hamgr_sync *s, const char *what, const struct in6_addr *from);
+
 static int on_liveness(sd_event_source *src, uint64_t usec, void *userdata) {
         struct sync_conn *c = userdata;
-        uint64_t now = daemon_now(c->sync->daemon);
-        unsigned what = sync_liveness(c->last_rx, c->last_tx, now, SYNC_HEARTBEAT_USEC, SYNC_DEAD_USEC);
+        struct hamgr_sync *s = c->sync;
+        uint64_t now = daemon_now(s->daemon);
+        unsigned what;
 
+        if (!c->registered) {
+                /* Bytes are no sign of life before a frame authenticated:
+                 * trickling them must not hold the connection. */
+                if (now >= c->started + SYNC_HANDSHAKE_USEC) {
+                        s->handshake_timeouts++;
+                        if (c->initiator && c->peer)
+                                snprintf(c->peer->last_error, sizeof(c->peer->last_error), "handshake timeout");
+                        else
+                                note_refused(s, "handshake timeout", &c->source);
+                        conn_close(c, "handshake timeout");
+                        return 0;
+                }
+                sd_event_source_set_time(src, c->started + SYNC_HANDSHAKE_USEC);
+                return sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+        }
+        what = sync_liveness(c->last_rx, c->last_tx, now, SYNC_HEARTBEAT_USEC, SYNC_DEAD_USEC);
         if (what & SYNC_LIVENESS_DEAD) {
                 conn_close(c, "no frame for 5 s");
                 return 0;
@@ -595,7 +726,6 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
                 conn_close(c, "connection closed");
                 return 0;
         }
-        c->last_rx = daemon_now(s->daemon);
         r = sync_session_feed(c->session, buf, (size_t) n);
         if (r < 0) {
                 conn_close(c, "input refused");
@@ -613,37 +743,57 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
                         conn_close(c, "send failed");
                         return 0;
                 }
-                if (!c->registered && sync_session_is_established(c->session)) {
-                        if (!c->peer) {
-                                size_t idx;
+                /* Each side's HELLO goes out as soon as it has keys: the
+                 * other side registers the connection when it arrives.
+                 * Sent to a replayer it is unreadable (no one has e_i). */
+                if (!c->hello_sent && sync_session_is_established(c->session)) {
+                        struct sync_frame hello = { .type = SYNC_FRAME_HELLO };
 
-                                if (sync_session_peer_index(c->session, &idx) < 0 || idx >= s->n_peers) {
-                                        s->refused_unauthenticated++;
-                                        conn_close(c, "unknown peer");
-                                        return 0;
-                                }
-                                c->peer = &s->peers[idx];
-                        }
-                        if (!conn_register(c)) {
-                                conn_close(c, "duplicate connection");
+                        c->hello_sent = true;
+                        hello.hello.clock_usec = wall_usec();
+                        snprintf(hello.hello.name, sizeof(hello.hello.name), "%s", s->daemon->config->node_name);
+                        if (conn_send(c, &hello) < 0) {
+                                conn_close(c, "send failed");
                                 return 0;
                         }
                 }
                 if (r < 0) {
                         const char *why = reason ? reason : "protocol error";
 
-                        if (c->peer) {
+                        if (c->peer && (c->registered || c->initiator)) {
                                 c->peer->refused++;
                                 log_peer(c->peer, LOG_WARNING, "connection refused: %s", why);
                         } else {
-                                s->refused_unauthenticated++;
-                                log_warning("sync: connection from an unauthenticated node refused: %s", why);
+                                /* Anyone at a peer's address gets here: one
+                                 * summary line now and then, not one per try. */
+                                s->handshakes_failed++;
+                                note_refused(s, why, &c->source);
                         }
                         conn_close(c, why);
                         return 0;
                 }
                 if (r == 0)
                         return 0;
+                /* Only a frame that authenticated is a sign of life. */
+                c->last_rx = daemon_now(s->daemon);
+                if (!c->registered) {
+                        c->peer = conn_claimed_peer(c);
+                        if (!c->peer) {
+                                conn_close(c, "unknown peer");
+                                return 0;
+                        }
+                        if (f.type == SYNC_FRAME_CLOSE) {
+                                conn_close(c, "closed by the peer");
+                                return 0;
+                        }
+                        if (!conn_register(c)) {
+                                conn_close(c, "duplicate connection");
+                                return 0;
+                        }
+                        sd_event_source_set_time(c->liveness, sync_liveness_next(c->last_rx, c->last_tx,
+                                                                                 SYNC_HEARTBEAT_USEC, SYNC_DEAD_USEC));
+                        sd_event_source_set_enabled(c->liveness, SD_EVENT_ONESHOT);
+                }
                 handle_frame(c, &f);
                 /* handle_frame may have closed C. */
                 for (struct sync_conn *k = s->conns; k; k = k->next)
@@ -667,7 +817,7 @@ static int conn_new(struct hamgr_sync *s, int fd, bool initiator, struct sync_pe
         c->fd = fd;
         c->initiator = initiator;
         c->peer = peer;
-        c->last_rx = c->last_tx = daemon_now(s->daemon);
+        c->started = c->last_rx = c->last_tx = daemon_now(s->daemon);
         if (initiator) {
                 uint64_t ts = wall_usec();
 
@@ -681,8 +831,8 @@ static int conn_new(struct hamgr_sync *s, int fd, bool initiator, struct sync_pe
         if (r >= 0)
                 r = sd_event_add_io(s->daemon->event, &c->io, fd, EPOLLIN | EPOLLOUT, on_conn_io, c);
         if (r >= 0)
-                r = sd_event_add_time_relative(s->daemon->event, &c->liveness, CLOCK_MONOTONIC, SYNC_HEARTBEAT_USEC,
-                                               10 * USEC_PER_MSEC, on_liveness, c);
+                r = sd_event_add_time(s->daemon->event, &c->liveness, CLOCK_MONOTONIC, c->started + SYNC_HANDSHAKE_USEC,
+                                      10 * USEC_PER_MSEC, on_liveness, c);
         c->next = s->conns;
         s->conns = c;
         if (r < 0) {
@@ -693,48 +843,199 @@ static int conn_new(struct hamgr_sync *s, int fd, bool initiator, struct sync_pe
         return 0;
 }
 
+/* The IP address of A (its port ignored), IPv4 as IPv4-mapped IPv6, so
+ * that a listener on [::] compares its IPv4 callers too. */
+static void address_key(const union wg_endpoint *a, struct in6_addr *ret) {
+        if (a->addr.sa_family == AF_INET) {
+                *ret = (struct in6_addr) {};
+                ret->s6_addr[10] = ret->s6_addr[11] = 0xff;
+                memcpy(&ret->s6_addr[12], &a->addr4.sin_addr, 4);
+        } else if (a->addr.sa_family == AF_INET6)
+                *ret = a->addr6.sin6_addr;
+        else
+                *ret = (struct in6_addr) {};
+}
+
+static const char *address_key_to_string(const struct in6_addr *a, char *buf, size_t size) {
+        if (IN6_IS_ADDR_V4MAPPED(a))
+                return inet_ntop(AF_INET, &a->s6_addr[12], buf, size);
+        return inet_ntop(AF_INET6, a, buf, size);
+}
+
+/* One summary line per SYNC_REFUSED_LOG_USEC at most: a flood must not turn
+ * into a flood of log lines. The counters in the status are exact. */
+static void note_refused(struct hamgr_sync *s, const char *what, const struct in6_addr *from) {
+        char addr[INET6_ADDRSTRLEN] = "?";
+        uint64_t suppressed = 0;
+
+        (void) address_key_to_string(from, addr, sizeof(addr));
+        snprintf(s->last_refusal, sizeof(s->last_refusal), "%s from %s", what, addr);
+        if (!ratelimit_below(&s->refused_log, daemon_now(s->daemon), &suppressed))
+                return;
+        log_warning("sync: refused connection (%s); %" PRIu64 " more since the last such line; so far %" PRIu64
+                    " from addresses that are not sync peers, %" PRIu64 " over the handshake limits, %" PRIu64
+                    " handshake timeouts, %" PRIu64 " failed handshakes, %" PRIu64 " for lack of file descriptors",
+                    s->last_refusal, suppressed, s->refused_unknown_source, s->handshakes_evicted,
+                    s->handshake_timeouts, s->handshakes_failed, s->refused_fd_reserve);
+}
+
+static bool source_is_peer(const struct hamgr_sync *s, const struct in6_addr *from) {
+        for (size_t i = 0; i < s->n_peers; i++) {
+                struct in6_addr k;
+
+                address_key(&s->peers[i].address, &k);
+                if (memcmp(&k, from, sizeof(k)) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/* Of two connections in handshake, the one to drop first: one whose
+ * message 1 has not verified (a peer's has, within a round trip), then
+ * the older. */
+static bool evict_before(const struct sync_conn *a, const struct sync_conn *b) {
+        bool ea, eb;
+
+        if (!b)
+                return true;
+        ea = sync_session_is_established(a->session);
+        eb = sync_session_is_established(b->session);
+        if (ea != eb)
+                return !ea;
+        return a->started <= b->started;
+}
+
+/* Make room for one more connection in handshake from FROM. */
+static void pending_make_room(struct hamgr_sync *s, const struct in6_addr *from) {
+        struct sync_conn *same = NULL, *any = NULL, *victim = NULL;
+        size_t n_same = 0;
+
+        for (struct sync_conn *k = s->conns; k; k = k->next) {
+                if (!k->pending)
+                        continue;
+                if (memcmp(&k->source, from, sizeof(*from)) == 0) {
+                        n_same++;
+                        if (evict_before(k, same))
+                                same = k;
+                }
+                if (evict_before(k, any))
+                        any = k;
+        }
+        if (n_same >= SYNC_PENDING_PER_SOURCE)
+                victim = same;
+        else if (s->n_pending >= SYNC_PENDING_MAX)
+                victim = any;
+        if (!victim)
+                return;
+        s->handshakes_evicted++;
+        note_refused(s, "handshake limit reached, oldest dropped", &victim->source);
+        conn_close(victim, "handshake limit");
+}
+
+static int on_accept_resume(sd_event_source *src, uint64_t usec, void *userdata) {
+        struct hamgr_sync *s = userdata;
+
+        s->accept_pause = sd_event_source_disable_unref(s->accept_pause);
+        return sd_event_source_set_enabled(s->listen_io, SD_EVENT_ON);
+}
+
+static void sync_accepted(struct hamgr_sync *s, int cfd, const union wg_endpoint *from) {
+        struct in6_addr key;
+        struct sync_conn *c;
+        int one = 1;
+
+        address_key(from, &key);
+        /* Before any cryptography: only the configured nodes' addresses
+         * may start a handshake at all. */
+        if (!source_is_peer(s, &key)) {
+                close(cfd);
+                s->refused_unknown_source++;
+                note_refused(s, "not a sync peer's address", &key);
+                return;
+        }
+        /* Descriptors are allocated lowest first: all below CFD are in
+         * use, so this compares what is left with the reserve. */
+        if (cfd >= s->fd_limit - SYNC_FD_RESERVE) {
+                close(cfd);
+                s->refused_fd_reserve++;
+                note_refused(s, "file descriptor reserve reached", &key);
+                return;
+        }
+        pending_make_room(s, &key);
+        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (conn_new(s, cfd, false, NULL, &c) < 0)
+                return;
+        c->source = key;
+        c->pending = true;
+        s->n_pending++;
+}
+
 static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         struct hamgr_sync *s = userdata;
-        struct sync_conn *c;
-        int cfd, one = 1;
 
-        cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (cfd < 0)
-                return 0;
-        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        (void) conn_new(s, cfd, false, NULL, &c);
+        /* A burst at a time: refusing a stranger costs one accept and one
+         * close, and the backlog should not fill up with them. */
+        for (unsigned i = 0; i < SYNC_ACCEPT_BURST; i++) {
+                union wg_endpoint from = {};
+                socklen_t len = sizeof(from);
+                int cfd = accept4(fd, &from.addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+                if (cfd < 0) {
+                        if ((errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) &&
+                            !s->accept_pause) {
+                                /* The listener stays readable: do not spin on it. */
+                                s->refused_fd_reserve++;
+                                note_refused(s, "out of file descriptors", &(struct in6_addr) {});
+                                (void) sd_event_source_set_enabled(s->listen_io, SD_EVENT_OFF);
+                                (void) sd_event_add_time_relative(s->daemon->event, &s->accept_pause, CLOCK_MONOTONIC,
+                                                                  SYNC_ACCEPT_PAUSE_USEC, 10 * USEC_PER_MSEC,
+                                                                  on_accept_resume, s);
+                        }
+                        return 0;
+                }
+                sync_accepted(s, cfd, &from);
+        }
         return 0;
+}
+
+/* Open a connection to P: the first, a redial, or a re-handshake while the
+ * current one carries on. Returns 0 when under way. */
+static int peer_dial_one(struct sync_peer_rt *p) {
+        struct sync_conn *c;
+        socklen_t len;
+        int fd, one = 1, r;
+
+        fd = socket(p->address.addr.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        len = p->address.addr.sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+        if (connect(fd, &p->address.addr, len) < 0 && errno != EINPROGRESS) {
+                r = -errno;
+                snprintf(p->last_error, sizeof(p->last_error), "connect: %s", strerror(-r));
+                close(fd);
+                return r;
+        }
+        r = conn_new(p->sync, fd, true, p, &c);
+        if (r < 0)
+                return r;
+        c->connecting = true;
+        return 0;
+}
+
+static void peer_dial(struct sync_peer_rt *p) {
+        (void) peer_dial_one(p);
 }
 
 static int on_dial(sd_event_source *src, uint64_t usec, void *userdata) {
         struct sync_peer_rt *p = userdata;
-        struct hamgr_sync *s = p->sync;
-        struct sync_conn *c;
-        socklen_t len;
-        int fd, one = 1, r;
 
         p->dial_timer = sd_event_source_disable_unref(p->dial_timer);
         if (p->conn)
                 return 0;
         /* Back off before trying, so a refused connect does not spin. */
         p->backoff_usec = MIN(p->backoff_usec * 2, SYNC_BACKOFF_MAX_USEC);
-        fd = socket(p->address.addr.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-                peer_schedule_dial(p, p->backoff_usec);
-                return 0;
-        }
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        len = p->address.addr.sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-        if (connect(fd, &p->address.addr, len) < 0 && errno != EINPROGRESS) {
-                snprintf(p->last_error, sizeof(p->last_error), "connect: %s", strerror(errno));
-                close(fd);
-                peer_schedule_dial(p, p->backoff_usec);
-                return 0;
-        }
-        r = conn_new(s, fd, true, p, &c);
-        if (r >= 0)
-                c->connecting = true;
-        else
+        if (peer_dial_one(p) < 0)
                 peer_schedule_dial(p, p->backoff_usec);
         return 0;
 }
@@ -868,7 +1169,7 @@ static int listen_on(struct hamgr_sync *s) {
                 return -errno;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         len = a.addr.sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-        if (bind(fd, &a.addr, len) < 0 || listen(fd, 16) < 0) {
+        if (bind(fd, &a.addr, len) < 0 || listen(fd, 128) < 0) {
                 r = -errno;
                 close(fd);
                 return log_error_errno(r, "sync: cannot listen on %s: %m", s->config->listen);
@@ -900,6 +1201,22 @@ static void adopt_orphans(struct hamgr_sync *s) {
         sync_save(s);
 }
 
+/* hamgr waits with epoll only, so it can use the hard limit (the unit sets
+ * LimitNOFILE); returns the soft limit now in force. */
+static int fd_limit_raise(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return 1024;
+        if (rl.rlim_cur < rl.rlim_max) {
+                struct rlimit raised = { .rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max };
+
+                if (setrlimit(RLIMIT_NOFILE, &raised) >= 0)
+                        rl = raised;
+        }
+        return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > INT_MAX ? INT_MAX : (int) rl.rlim_cur;
+}
+
 int sync_start(struct hamgr_daemon *d) {
         const struct hamgr_sync_config *cfg = &d->config->sync;
         struct hamgr_sync *s;
@@ -917,6 +1234,8 @@ int sync_start(struct hamgr_daemon *d) {
         s->config = cfg;
         s->listen_fd = -1;
         s->saturated_log.interval_usec = SYNC_REFUSAL_LOG_USEC;
+        s->refused_log.interval_usec = SYNC_REFUSED_LOG_USEC;
+        s->fd_limit = fd_limit_raise();
         r = sync_key_load(cfg->private_key_file, s->private_key, &reason);
         if (r < 0)
                 return log_error_errno(r, "sync: cannot use %s: %s", cfg->private_key_file, reason ? reason : "%m");
@@ -1018,6 +1337,7 @@ void sync_stop(struct hamgr_daemon *d) {
         for (size_t i = 0; i < s->n_peers; i++)
                 sd_event_source_disable_unref(s->peers[i].dial_timer);
         sd_event_source_disable_unref(s->listen_io);
+        sd_event_source_disable_unref(s->accept_pause);
         sd_event_source_disable_unref(s->poll_timer);
         sd_event_source_disable_unref(s->bootstrap_timer);
         if (s->listen_fd >= 0)
@@ -1046,11 +1366,15 @@ void sync_status_json(struct hamgr_daemon *d, struct buf *b) {
         buf_printf(b, "{\"public_key\":\"%s\",\"listen\":", key);
         buf_json_string(b, s->config->listen);
         buf_printf(b, ",\"records\":%zu,\"merges\":%" PRIu64 ",\"local_changes\":%" PRIu64 ",\"save_errors\":%" PRIu64
-                      ",\"refused_unauthenticated\":%" PRIu64 ",\"bootstrapping\":%s,\"refused_batches\":%" PRIu64
-                      ",\"refused_local_changes\":%" PRIu64 ",\"peers\":[",
+                      ",\"bootstrapping\":%s,\"refused_batches\":%" PRIu64 ",\"refused_local_changes\":%" PRIu64,
                    replica_n_records(s->replica), s->merges, s->local_changes, s->save_errors,
-                   s->refused_unauthenticated, replica_bootstrapping(s->replica) ? "true" : "false",
-                   s->refused_batches, s->refused_local_changes);
+                   replica_bootstrapping(s->replica) ? "true" : "false", s->refused_batches, s->refused_local_changes);
+        buf_printf(b, ",\"handshakes\":%" PRIu64 ",\"rekeys\":%" PRIu64 ",\"handshakes_pending\":%zu"
+                      ",\"refused_unknown_source\":%" PRIu64 ",\"handshake_timeouts\":%" PRIu64
+                      ",\"handshakes_failed\":%" PRIu64 ",\"handshakes_evicted\":%" PRIu64
+                      ",\"refused_fd_reserve\":%" PRIu64 ",\"rekey_interval_ms\":%" PRIu32 ",\"peers\":[",
+                   s->handshakes, s->rekeys, s->n_pending, s->refused_unknown_source, s->handshake_timeouts,
+                   s->handshakes_failed, s->handshakes_evicted, s->refused_fd_reserve, s->config->rekey_interval_ms);
         for (size_t i = 0; i < s->n_peers; i++) {
                 const struct sync_peer_rt *p = &s->peers[i];
 

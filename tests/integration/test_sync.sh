@@ -7,9 +7,10 @@
 #  - `hamgr peer add` on one node reaches the other node's device;
 #  - the replicated state survives a restart (encrypted file, 0600, no keys
 #    in the clear);
-#  - a node with an unknown key (the "rogue", in the client namespace with
-#    its own wireguard-go device holding a peer of its own) is refused: gw1
-#    counts it in sync.refused_unauthenticated, merges nothing (merges,
+#  - a node with an unknown key (the "rogue", at gw2's address so that it
+#    gets past the source filter, with its own wireguard-go device holding a
+#    peer of its own) is refused by the handshake: gw1 counts it in
+#    sync.handshakes_failed, merges nothing (merges,
 #    records and both devices unchanged, the rogue's peer nowhere), and the
 #    rogue receives nothing (never connected, no frame, no merge, its device
 #    and replica hold only its own peer).
@@ -149,18 +150,20 @@ fi
 
 # ---- a node with the wrong key is refused
 # The rogue dials gw1 (pinning gw1's real key) with a key gw1 does not
-# know, from the client namespace, with a device wg9 of its own that holds
-# one peer: had it been let in, that peer would have been merged on gw1.
+# know, from gw2's address (a configured peer's, so only the key can stop
+# it), with a device wg9 of its own that holds one peer: had it been let
+# in, that peer would have been merged on gw1. Its VRRP instance (priority
+# 50) stays BACKUP behind gw1.
 "$HAMGR_BIN" genkey >"$HI_TMP/rogue.sync.key"
 chmod 600 "$HI_TMP/rogue.sync.key"
 WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 \
-        node_spawn client "$HI_TMP/client.wg9.wireguard-go.log" wireguard-go -f wg9
+        node_spawn gw2 "$HI_TMP/gw2.wg9.wireguard-go.log" wireguard-go -f wg9
 rogue_wg=$HI_LAST_PID
-wait_until 5 node_exec client test -S /var/run/wireguard/wg9.sock ||
-        die "wireguard-go wg9 did not come up: $(cat "$HI_TMP/client.wg9.wireguard-go.log")"
+wait_until 5 node_exec gw2 test -S /var/run/wireguard/wg9.sock ||
+        die "wireguard-go wg9 did not come up: $(cat "$HI_TMP/gw2.wg9.wireguard-go.log")"
 kR=$(wg genkey | wg pubkey)
-node_exec client wg set wg9 private-key "$HI_TMP/gw.key" peer "$kR" allowed-ips 10.99.66.6/32
-SOCK=rogue WGIF=wg9 write_conf rogue 50 100 1 "${pub[1]}" 7790
+node_exec gw2 wg set wg9 private-key "$HI_TMP/gw.key" peer "$kR" allowed-ips 10.99.66.6/32
+SOCK=rogue WGIF=wg9 write_conf rogue 50 2 1 "${pub[1]}" 7790
 sync_of() {
         hamgr_status "$1" "${2:-/run/hamgr/control.sock}" | jq -er ".sync$3"
 }
@@ -170,35 +173,35 @@ devices() {
 }
 merges0=$(sync_of gw1 "" .merges)
 records0=$(sync_of gw1 "" .records)
-refused0=$(sync_of gw1 "" .refused_unauthenticated)
+refused0=$(sync_of gw1 "" .handshakes_failed)
 devices0=$(devices)
-node_spawn client "$HI_TMP/rogue.log" "$HAMGR_BIN" run -c "$HI_TMP/rogue.conf"
+node_spawn gw2 "$HI_TMP/rogue.log" "$HAMGR_BIN" run -c "$HI_TMP/rogue.conf"
 rogue=$HI_LAST_PID
 rogue_has_own_peer() {
-        node_exec client "$HAMGR_BIN" peers --json -s /run/hamgr/rogue.sock |
+        node_exec gw2 "$HAMGR_BIN" peers --json -s /run/hamgr/rogue.sock |
                 jq -e --arg k "$kR" 'any(.[]; .public_key == $k and .removed == false)'
 }
 assert_true "rogue: its own peer is in its replica (something to push)" wait_until 5 rogue_has_own_peer
 refused_more() {
-        [ "$(sync_of gw1 "" .refused_unauthenticated)" -gt "$refused0" ]
+        [ "$(sync_of gw1 "" .handshakes_failed)" -gt "$refused0" ]
 }
-assert_true "gw1: sync.refused_unauthenticated counts the rogue (was $refused0)" wait_until 10 refused_more
+assert_true "gw1: sync.handshakes_failed counts the rogue (was $refused0)" wait_until 10 refused_more
 # The rogue redials with backoff: give it a few more attempts.
 assert_true "rogue: never connected" holds_for 2 eval \
-        '[ "$(sync_of client /run/hamgr/rogue.sock ".peers[0].connected")" = false ]'
-rs=$(hamgr_status client /run/hamgr/rogue.sock)
+        '[ "$(sync_of gw2 /run/hamgr/rogue.sock ".peers[0].connected")" = false ]'
+rs=$(hamgr_status gw2 /run/hamgr/rogue.sock)
 assert_eq "$(jq -r '[.sync.merges, .sync.peers[0].frames_rx, .sync.peers[0].last_frame_ms_ago] | map(tostring) | join(" ")' <<<"$rs")" \
         "0 0 null" "rogue: no merge, no frame received from gw1"
-assert_eq "$(node_exec client "$HAMGR_BIN" peers --json -s /run/hamgr/rogue.sock | jq -r '[.[] | .public_key] | join(" ")')" \
+assert_eq "$(node_exec gw2 "$HAMGR_BIN" peers --json -s /run/hamgr/rogue.sock | jq -r '[.[] | .public_key] | join(" ")')" \
         "$kR" "rogue: its replica holds only its own peer"
-assert_eq "$(node_exec client wg show wg9 peers | tr '\n' ' ')" "$kR " "rogue: its device got none of gw1's peers"
+assert_eq "$(node_exec gw2 wg show wg9 peers | tr '\n' ' ')" "$kR " "rogue: its device got none of gw1's peers"
 stop_pid "$rogue" TERM
 stop_pid "$rogue_wg" TERM
 assert_eq "$(sync_of gw1 "" .merges):$(sync_of gw1 "" .records)" "$merges0:$records0" "gw1: no merge, same records"
 assert_eq "$(devices)" "$devices0" "gw1 and gw2: devices unchanged"
 assert_false "gw1: the rogue's peer is not on its device" has_peer gw1 "$kR"
 assert_eq "$(sync_of gw1 "" '.peers[0].refused')" 0 "gw1: the refusal is not blamed on gw2"
-assert_contains "$(cat "$(hamgr_log gw1)")" "connection from an unauthenticated node refused" "gw1 logged the refused connection"
+assert_contains "$(cat "$(hamgr_log gw1)")" "sync: refused connection (" "gw1 logged the refused connection"
 assert_true "gw1 still connected to the real gw2" connected gw1
 
 # ---- partition: edits on both sides merge on heal, a removal stays

@@ -1880,6 +1880,7 @@ static void test_sync_defaults(void **state) {
         assert_string_equal(c->sync.private_key_file, "/k");
         assert_int_equal(c->sync.poll_interval_ms, 1000);
         assert_int_equal(c->sync.bootstrap_grace_s, 30);
+        assert_int_equal(c->sync.rekey_interval_ms, 120000);
         assert_int_equal(c->sync.n_peers, 0);
         assert_null(c->sync.peers);
         assert_int_equal(c->sync.line, 3);
@@ -1901,6 +1902,12 @@ static void test_sync_defaults(void **state) {
         hamgr_config_free(TAKE_PTR(lim));
         lim = load_ok(SYNC_HEAD "sync = { " SYNC_LISTEN SYNC_KEYFILE "bootstrap_grace_s = 86400; };\n");
         assert_int_equal(lim->sync.bootstrap_grace_s, 86400);
+        /* Both ends of the re-handshake interval. */
+        lim = load_ok(SYNC_HEAD "sync = { " SYNC_LISTEN SYNC_KEYFILE "rekey_interval_ms = 1000; };\n");
+        assert_int_equal(lim->sync.rekey_interval_ms, 1000);
+        hamgr_config_free(TAKE_PTR(lim));
+        lim = load_ok(SYNC_HEAD "sync = { " SYNC_LISTEN SYNC_KEYFILE "rekey_interval_ms = 86400000; };\n");
+        assert_int_equal(lim->sync.rekey_interval_ms, 86400000);
         hamgr_config_free(TAKE_PTR(lim));
         /* A peer on the listen address's host but another port is another node. */
         lim = load_ok(SYNC_HEAD "sync = { " SYNC_LISTEN SYNC_KEYFILE
@@ -1941,6 +1948,9 @@ static const struct sync_case sync_section_cases[] = {
         { SYNC_LISTEN SYNC_KEYFILE "poll_interval_ms = 1.5;", 4, "poll_interval_ms must be an integer" },
         { SYNC_LISTEN SYNC_KEYFILE "bootstrap_grace_s = 86401;", 4, "bootstrap_grace_s 86401 out of range 0..86400" },
         { SYNC_LISTEN SYNC_KEYFILE "bootstrap_grace_s = -1;", 4, "bootstrap_grace_s -1 out of range 0..86400" },
+        { SYNC_LISTEN SYNC_KEYFILE "rekey_interval_ms = 999;", 4, "rekey_interval_ms 999 out of range 1000..86400000" },
+        { SYNC_LISTEN SYNC_KEYFILE "rekey_interval_ms = 86400001;", 4,
+          "rekey_interval_ms 86400001 out of range 1000..86400000" },
         { "listen = \"224.0.0.18:7789\"; " SYNC_KEYFILE, 4, "listen '224.0.0.18:7789' is a multicast or broadcast address" },
         { "listen = \"255.255.255.255:7789\"; " SYNC_KEYFILE, 4,
           "listen '255.255.255.255:7789' is a multicast or broadcast address" },
