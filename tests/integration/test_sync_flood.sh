@@ -69,6 +69,7 @@ sync = {
     private_key_file = "$HI_TMP/$node.sync.key";
     poll_interval_ms = 200;
     rekey_interval_ms = $REKEY_MS;
+    bootstrap_grace_s = 0; # a new pair replicates at once (test_sync_revoke.sh: the wait)
     peers = ( { name = "$other"; address = "10.77.0.${other#gw}:7789"; public_key = "${SYNC_PUB[$other]}"; } );
 };
 EOF

@@ -1902,6 +1902,7 @@ static void test_sync_defaults(void **state) {
         hamgr_config_free(TAKE_PTR(lim));
         lim = load_ok(SYNC_HEAD "sync = { " SYNC_LISTEN SYNC_KEYFILE "bootstrap_grace_s = 86400; };\n");
         assert_int_equal(lim->sync.bootstrap_grace_s, 86400);
+        hamgr_config_free(TAKE_PTR(lim));
         /* Both ends of the re-handshake interval. */
         lim = load_ok(SYNC_HEAD "sync = { " SYNC_LISTEN SYNC_KEYFILE "rekey_interval_ms = 1000; };\n");
         assert_int_equal(lim->sync.rekey_interval_ms, 1000);
