@@ -57,6 +57,7 @@ struct sync_peer_rt {
         struct hlc_ts acked_version;         /* newest record the peer confirmed */
         struct hlc_ts sent_version[64];      /* per in-flight seq (mod 64): newest record in it */
         uint64_t frames_rx, frames_tx, refused;
+        uint64_t truncated;                  /* its streams that ended without CLOSE */
         char last_error[96];
 };
 
@@ -91,6 +92,7 @@ struct hamgr_sync {
         sd_event_source *poll_timer;
         uint64_t last_timestamp;
         uint64_t merges, local_changes, save_errors;
+        uint64_t refused_unauthenticated;    /* wire errors before the peer was known */
 };
 
 static uint64_t wall_usec(void) {
@@ -473,14 +475,23 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
                 return 0;
         }
         if (n == 0) {
-                if (sync_session_end(c->session, &reason) < 0 && c->peer)
+                if (sync_session_end(c->session, &reason) < 0 && c->peer) {
+                        c->peer->truncated++;
                         log_peer(c->peer, LOG_WARNING, "stream ended early: %s", reason ? reason : "?");
+                }
                 conn_close(c, "connection closed");
                 return 0;
         }
         c->last_rx = daemon_now(s->daemon);
         r = sync_session_feed(c->session, buf, (size_t) n);
         if (r < 0) {
+                if (c->peer) {
+                        c->peer->refused++;
+                        log_peer(c->peer, LOG_WARNING, "connection refused: too much unread input");
+                } else {
+                        s->refused_unauthenticated++;
+                        log_warning("sync: connection from an unauthenticated node refused: too much unread input");
+                }
                 conn_close(c, "input refused");
                 return 0;
         }
@@ -517,8 +528,10 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
                         if (c->peer) {
                                 c->peer->refused++;
                                 log_peer(c->peer, LOG_WARNING, "connection refused: %s", why);
-                        } else
+                        } else {
+                                s->refused_unauthenticated++;
                                 log_warning("sync: connection from an unauthenticated node refused: %s", why);
+                        }
                         conn_close(c, why);
                         return 0;
                 }
@@ -822,8 +835,9 @@ void sync_status_json(struct hamgr_daemon *d, struct buf *b) {
         buf_printf(b, "{\"public_key\":\"%s\",\"listen\":", key);
         buf_json_string(b, s->config->listen);
         buf_printf(b, ",\"records\":%zu,\"merges\":%" PRIu64 ",\"local_changes\":%" PRIu64 ",\"save_errors\":%" PRIu64
-                      ",\"peers\":[",
-                   replica_n_records(s->replica), s->merges, s->local_changes, s->save_errors);
+                      ",\"refused_unauthenticated\":%" PRIu64 ",\"peers\":[",
+                   replica_n_records(s->replica), s->merges, s->local_changes, s->save_errors,
+                   s->refused_unauthenticated);
         for (size_t i = 0; i < s->n_peers; i++) {
                 const struct sync_peer_rt *p = &s->peers[i];
 
@@ -842,8 +856,8 @@ void sync_status_json(struct hamgr_daemon *d, struct buf *b) {
                 else
                         buf_printf(b, "null");
                 buf_printf(b, ",\"pending_changes\":%" PRIu64 ",\"frames_rx\":%" PRIu64 ",\"frames_tx\":%" PRIu64
-                              ",\"refused\":%" PRIu64 ",\"last_error\":",
-                           p->tx_seq - p->acked_seq, p->frames_rx, p->frames_tx, p->refused);
+                              ",\"refused\":%" PRIu64 ",\"truncated\":%" PRIu64 ",\"last_error\":",
+                           p->tx_seq - p->acked_seq, p->frames_rx, p->frames_tx, p->refused, p->truncated);
                 if (p->last_error[0])
                         buf_json_string(b, p->last_error);
                 else
