@@ -41,7 +41,8 @@ done
 
 # write_conf NODE PRIORITY ME OTHER [POLL_MS] [LISTEN]
 write_conf() {
-        local node=$1 prio=$2 me=$3 other=$4 poll=${5:-200} listen=${6:-10.77.0.$3:7789}
+        local node=$1 prio=$2 me=$3 other=$4 poll=${5:-200} listen=${6:-}
+        [ -n "$listen" ] || listen=10.77.0.$me:7789
         HC_TRACK= HC_NOTIFY_SCRIPT= HC_INTERVAL_MS=100 write_hamgr_conf "$(conf_of "$node")" "$node" "$prio" "$(cat <<EOF
 wireguard = ( { interface = "wg0"; backend = "uapi"; follow = "wan"; source_address = "$VIP"; } );
 sync = {
@@ -186,7 +187,7 @@ times=$(capture_records "$CAP" | awk '
 gaps=$(printf '%s\n' $times | awk '{ printf "%d ", $1 - prev; prev = $1 }')
 hi_log "redial: SYNs at $times ms after the close; gaps $gaps"
 want=(250 500 1000 2000 4000)
-got=($gaps)
+read -ra got <<<"$gaps"
 ok=1
 for i in 0 1 2 3 4; do
         g=${got[$i]:-}
