@@ -9,7 +9,7 @@ packages=(
   libsodium-dev libconfig-dev libsystemd-dev libcmocka-dev
   iproute2 wireguard-go wireguard-tools keepalived iputils-ping tcpdump
   procps util-linux psmisc jq systemd netcat-openbsd
-  nftables frr
+  nftables frr python3
 )
 
 missing=()
