@@ -599,10 +599,33 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         return 0;
 }
 
+/* The address to dial from: the one we listen on, unless that is a
+ * wildcard. Not the kernel's choice: while master, a WireGuard
+ * source_address makes the VIP the preferred source of the routes, and a
+ * connection from the VIP breaks when the VIP moves to the other node. */
+static bool dial_source(const struct hamgr_sync *s, int family, union wg_endpoint *ret) {
+        union wg_endpoint a;
+
+        if (wg_endpoint_parse(s->config->listen, &a) < 0 || a.addr.sa_family != family)
+                return false;
+        if (family == AF_INET) {
+                if (a.addr4.sin_addr.s_addr == htonl(INADDR_ANY))
+                        return false;
+                a.addr4.sin_port = 0;
+        } else {
+                if (IN6_IS_ADDR_UNSPECIFIED(&a.addr6.sin6_addr))
+                        return false;
+                a.addr6.sin6_port = 0;
+        }
+        *ret = a;
+        return true;
+}
+
 static int on_dial(sd_event_source *src, uint64_t usec, void *userdata) {
         struct sync_peer_rt *p = userdata;
         struct hamgr_sync *s = p->sync;
         struct sync_conn *c;
+        union wg_endpoint from;
         socklen_t len;
         int fd, one = 1, r;
 
@@ -618,6 +641,12 @@ static int on_dial(sd_event_source *src, uint64_t usec, void *userdata) {
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         len = p->address.addr.sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+        if (dial_source(s, p->address.addr.sa_family, &from) && bind(fd, &from.addr, len) < 0) {
+                snprintf(p->last_error, sizeof(p->last_error), "bind: %s", strerror(errno));
+                close(fd);
+                peer_schedule_dial(p, p->backoff_usec);
+                return 0;
+        }
         if (connect(fd, &p->address.addr, len) < 0 && errno != EINPROGRESS) {
                 snprintf(p->last_error, sizeof(p->last_error), "connect: %s", strerror(errno));
                 close(fd);

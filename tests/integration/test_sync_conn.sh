@@ -7,7 +7,9 @@
 #    the node does not have; a port already taken);
 #  - of the two connections both nodes dial, the one kept is dialled by the
 #    node with the smaller public key (seen in the sockets: one connection,
-#    whose local port is 7789 on the node with the larger key);
+#    whose local port is 7789 on the node with the larger key), and it is
+#    dialled from the listen address even by a master whose routes prefer
+#    the VIP as source;
 #  - before changes from the other node are written to a device, the local
 #    device is read: a peer added by hand on gw2 (which polls once an hour
 #    here) is neither removed by applying gw1's change nor lost: it reaches
@@ -31,12 +33,21 @@ require_cmd wireguard-go wg tcpdump ss nc od base64
 VIP=10.77.0.10
 declare -A pub=()
 
+key_hex() {
+        printf '%s' "$1" | base64 -d | od -An -tx1 | tr -d ' \n'
+}
+
 lab_create 2
 wg_keys
-for g in gw1 gw2; do
-        "$HAMGR_BIN" genkey >"$HI_TMP/$g.sync.key"
-        chmod 600 "$HI_TMP/$g.sync.key"
-        pub[$g]=$("$HAMGR_BIN" pubkey <"$HI_TMP/$g.sync.key")
+# gw1, the master, gets the smaller key: its connection is the one kept,
+# dialled while it holds the VIP.
+while :; do
+        for g in gw1 gw2; do
+                "$HAMGR_BIN" genkey >"$HI_TMP/$g.sync.key"
+                chmod 600 "$HI_TMP/$g.sync.key"
+                pub[$g]=$("$HAMGR_BIN" pubkey <"$HI_TMP/$g.sync.key")
+        done
+        [[ "$(key_hex "${pub[gw1]}")" < "$(key_hex "${pub[gw2]}")" ]] && break
 done
 
 # write_conf NODE PRIORITY ME OTHER [POLL_MS] [LISTEN]
@@ -105,14 +116,7 @@ wait_until 10 hamgr_state_is gw2 wan BACKUP || die "gw2 not BACKUP"
 assert_true "gw1 and gw2 connect" wait_until 10 connected gw1
 wait_until 5 connected gw2 || die "gw2 does not see the connection"
 
-key_hex() {
-        printf '%s' "$1" | base64 -d | od -An -tx1 | tr -d ' \n'
-}
-if [[ "$(key_hex "${pub[gw1]}")" < "$(key_hex "${pub[gw2]}")" ]]; then
-        small=gw1 large=gw2
-else
-        small=gw2 large=gw1
-fi
+small=gw1 large=gw2
 # sync_conns NODE: the established sync connections of NODE, "LOCAL PEER".
 sync_conns() {
         node_exec "$1" ss -Htn state established '( sport = :7789 or dport = :7789 )' | awk '{ print $3, $4 }'
@@ -127,6 +131,11 @@ assert_eq "$(sync_conns "$large" | awk '{ print $1 }')" "$large_ip:7789" \
         "the connection kept was accepted by $large (larger key)"
 assert_eq "$(sync_conns "$small" | awk '{ print $2 }')" "$large_ip:7789" \
         "and dialled by $small (smaller key)"
+# Not from the VIP, although it is the preferred source of gw1's routes
+# while master (source_address): such a connection would break when the
+# VIP moves.
+assert_eq "$(sync_conns gw1 | awk '{ sub(/:[0-9]+$/, "", $1); print $1 }')" 10.77.0.1 \
+        "gw1 dialled from its listen address, not from the VIP"
 
 # ============================= local devices read before remote changes apply
 k_hand=$(wg genkey | wg pubkey)
