@@ -10,7 +10,7 @@ packages=(
   debhelper lintian fakeroot dpkg-dev
   iproute2 wireguard-go wireguard-tools keepalived iputils-ping tcpdump
   procps util-linux psmisc jq systemd netcat-openbsd
-  nftables
+  nftables frr python3
 )
 
 missing=()
@@ -32,4 +32,11 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # keepalived is an interop peer for the tests, never a service on this host.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   systemctl disable --now keepalived >/dev/null 2>&1 || true
+fi
+# Likewise FRR (zebra + vrrpd, started by tests/integration/test_interop_frr.sh
+# inside its namespaces): the package's service would run zebra on the host.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  systemctl disable --now frr >/dev/null 2>&1 || true
+elif [ -x /etc/init.d/frr ]; then
+  /etc/init.d/frr stop >/dev/null 2>&1 || true
 fi

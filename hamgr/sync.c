@@ -83,6 +83,7 @@ struct sync_peer_rt {
         uint64_t frames_rx, frames_tx, refused;
         uint64_t refused_batches;            /* by the rules of replica_merge_from() */
         struct ratelimit refusal_log;
+        uint64_t truncated;                  /* its streams that ended without CLOSE */
         char last_error[96];
 };
 
@@ -721,13 +722,22 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
                 return 0;
         }
         if (n == 0) {
-                if (sync_session_end(c->session, &reason) < 0 && c->peer)
+                if (sync_session_end(c->session, &reason) < 0 && c->peer) {
+                        c->peer->truncated++;
                         log_peer(c->peer, LOG_WARNING, "stream ended early: %s", reason ? reason : "?");
+                }
                 conn_close(c, "connection closed");
                 return 0;
         }
         r = sync_session_feed(c->session, buf, (size_t) n);
         if (r < 0) {
+                if (c->peer) {
+                        c->peer->refused++;
+                        log_peer(c->peer, LOG_WARNING, "connection refused: too much unread input");
+                } else {
+                        s->handshakes_failed++;
+                        note_refused(s, "too much unread input", &c->source);
+                }
                 conn_close(c, "input refused");
                 return 0;
         }
@@ -998,10 +1008,33 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         return 0;
 }
 
+/* The address to dial from: the one we listen on, unless that is a
+ * wildcard. Not the kernel's choice: while master, a WireGuard
+ * source_address makes the VIP the preferred source of the routes, and a
+ * connection from the VIP breaks when the VIP moves to the other node. */
+static bool dial_source(const struct hamgr_sync *s, int family, union wg_endpoint *ret) {
+        union wg_endpoint a;
+
+        if (wg_endpoint_parse(s->config->listen, &a) < 0 || a.addr.sa_family != family)
+                return false;
+        if (family == AF_INET) {
+                if (a.addr4.sin_addr.s_addr == htonl(INADDR_ANY))
+                        return false;
+                a.addr4.sin_port = 0;
+        } else {
+                if (IN6_IS_ADDR_UNSPECIFIED(&a.addr6.sin6_addr))
+                        return false;
+                a.addr6.sin6_port = 0;
+        }
+        *ret = a;
+        return true;
+}
+
 /* Open a connection to P: the first, a redial, or a re-handshake while the
  * current one carries on. Returns 0 when under way. */
 static int peer_dial_one(struct sync_peer_rt *p) {
         struct sync_conn *c;
+        union wg_endpoint from;
         socklen_t len;
         int fd, one = 1, r;
 
@@ -1010,6 +1043,12 @@ static int peer_dial_one(struct sync_peer_rt *p) {
                 return -errno;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         len = p->address.addr.sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+        if (dial_source(p->sync, p->address.addr.sa_family, &from) && bind(fd, &from.addr, len) < 0) {
+                r = -errno;
+                snprintf(p->last_error, sizeof(p->last_error), "bind: %s", strerror(-r));
+                close(fd);
+                return r;
+        }
         if (connect(fd, &p->address.addr, len) < 0 && errno != EINPROGRESS) {
                 r = -errno;
                 snprintf(p->last_error, sizeof(p->last_error), "connect: %s", strerror(-r));
@@ -1393,8 +1432,10 @@ void sync_status_json(struct hamgr_daemon *d, struct buf *b) {
                 else
                         buf_printf(b, "null");
                 buf_printf(b, ",\"pending_changes\":%" PRIu64 ",\"frames_rx\":%" PRIu64 ",\"frames_tx\":%" PRIu64
-                              ",\"refused\":%" PRIu64 ",\"refused_batches\":%" PRIu64 ",\"last_error\":",
-                           p->tx_seq - p->acked_seq, p->frames_rx, p->frames_tx, p->refused, p->refused_batches);
+                              ",\"refused\":%" PRIu64 ",\"refused_batches\":%" PRIu64 ",\"truncated\":%" PRIu64
+                              ",\"last_error\":",
+                           p->tx_seq - p->acked_seq, p->frames_rx, p->frames_tx, p->refused, p->refused_batches,
+                           p->truncated);
                 if (p->last_error[0])
                         buf_json_string(b, p->last_error);
                 else

@@ -9,6 +9,13 @@
 #    REKEY 5 s), because the new master knows the client's endpoint and
 #    kicks a handshake;
 #  - that handshake initiation leaves from the VIP (seen on the wire);
+#  - while master, the routes out of eth0 have the VIP as preferred source
+#    (a connected and a static route); after the node leaves MASTER they
+#    have their original source back;
+#  - the kick moves each peer's persistent keepalive from 0 to its
+#    configured value (a peer with keepalive 120 s keeps 120 s), or to 25 s
+#    and back to 0 when it has none (the client's peer got its initiation
+#    and is "off" again afterwards);
 #  - killing wireguard-go on the master makes the pair fail over (check);
 #  - a master killed with its link up and restarted keeps its LAN route;
 #  - a master whose wireguard-go restarts serves the new wg0.
@@ -48,6 +55,10 @@ time_to_tunnel() {
 }
 
 lab_create 2
+# A static route out of eth0 without a source, beside the connected one.
+for g in gw1 gw2; do
+        ip -n "$(ns_of "$g")" route add 10.200.0.0/24 via 10.77.0.100 dev eth0
+done
 wg_keys
 for g in gw1 gw2; do
         wg_gateway_setup "$g"
@@ -68,6 +79,27 @@ assert_eq "$(hamgr_status gw1 | jq -r '.wireguard[0].phase + " " + .checks[0].st
 assert_true "backup: wg0 down on gw2" wg_link_down gw2
 assert_eq "$(hamgr_status gw2 | jq -r '.wireguard[0].phase')" passive "backup: follower passive"
 
+# route_src NODE DEST: the preferred source of NODE's route to DEST on eth0
+# ("none" without one).
+route_src() {
+        local r
+        r=$(ip -n "$(ns_of "$1")" -4 route show "$2" dev eth0)
+        [ -n "$r" ] || { echo missing; return 0; }
+        if [[ "$r" == *" src "* ]]; then
+                r=${r##* src }
+                echo "${r%% *}"
+        else
+                echo none
+        fi
+}
+route_src_is() {
+        [ "$(route_src "$1" "$2")" = "$3" ]
+}
+assert_eq "$(route_src gw1 10.77.0.0/24) $(route_src gw1 10.200.0.0/24)" "$VIP $VIP" \
+        "master: routes out of eth0 have the VIP as source (connected, static)"
+assert_eq "$(route_src gw2 10.77.0.0/24) $(route_src gw2 10.200.0.0/24)" "10.77.0.2 none" \
+        "backup: routes keep their own source"
+
 wg_client_setup "$VIP:$WG_PORT"
 assert_true "client reaches the gateway through the tunnel (via gw1)" wait_until 10 tunnel_ping
 ep=$(wg_peer_endpoint gw1)
@@ -80,11 +112,29 @@ wait_until 10 node_exec gw1 grep -q "$WG_CLIENT_PUB" "$HI_TMP/gw1.state/wireguar
         fail "gw1 did not store the client's endpoint"
 hamgr_stop gw1 TERM
 wait_until 5 hamgr_state_is gw2 wan MASTER || die "gw2 did not take over on SIGTERM"
+assert_eq "$(route_src gw1 10.77.0.0/24) $(route_src gw1 10.200.0.0/24)" "10.77.0.1 none" \
+        "gw1 stopped: its routes have their original source back"
+assert_true "gw2 master: its routes have the VIP as source" wait_until 3 route_src_is gw2 10.200.0.0/24 "$VIP"
+assert_eq "$(route_src gw2 10.77.0.0/24)" "$VIP" "gw2 master: the connected route too"
 assert_true "gw2 serves the client after a graceful hand-over" wait_until 20 tunnel_ping
 wait_until 10 grep -q "$WG_CLIENT_PUB" "$HI_TMP/gw2.state/wireguard-wg0.endpoints" ||
         fail "gw2 did not store the client's endpoint"
+# A second peer with a configured keepalive, which gw2 learns while master
+# with an endpoint where nobody answers: the kick at the crash below moves
+# its keepalive 0 -> 120 and leaves it there. (Whether wireguard-go sends
+# its initiation at once is not checked: on the passive device it keeps
+# retrying handshakes for a peer with a keepalive, without endpoint, and
+# allows one initiation per peer every 5 s, so the kick usually falls
+# inside that window; the next retry sends it.)
+KA_PEER=$(wg genkey | wg pubkey)
+node_exec gw2 wg set wg0 peer "$KA_PEER" allowed-ips 10.99.9.9/32 endpoint 10.77.0.100:5555 persistent-keepalive 120
+wait_until 10 grep -q "$KA_PEER 10.77.0.100:5555 120" "$HI_TMP/gw2.state/wireguard-wg0.endpoints" ||
+        fail "gw2 did not store the keepalive peer's endpoint and keepalive"
 hamgr_start gw1 "$(conf_of gw1)"
 wait_until 10 hamgr_state_is gw1 wan MASTER || die "gw1 did not preempt"
+assert_true "gw2 preempted (BACKUP): its routes have their original source back" \
+        wait_until 3 route_src_is gw2 10.200.0.0/24 none
+assert_eq "$(route_src gw2 10.77.0.0/24)" 10.77.0.2 "gw2 preempted: the connected route too"
 assert_true "gw1 serves the client again after preempting (it knew the endpoint)" wait_until 5 tunnel_ping
 assert_true "gw2 is passive again: wg0 down" wait_until 5 wg_link_down gw2
 
@@ -121,7 +171,12 @@ assert_true "the handshake initiation after takeover left from the VIP" \
         capture_has "$HI_TMP/takeover.cap" "$VIP.$WG_PORT > 10.77.0.100."
 assert_eq "$(capture_count "$HI_TMP/takeover.cap" "10.77.0.2.$WG_PORT >")" 0 "nothing left from gw2's own address"
 assert_eq "$(hamgr_status gw2 | jq -r '.wireguard[0].phase')" active "gw2 follower active"
-assert_true "gw2 kicked at least one peer" test "$(hamgr_status gw2 | jq -r '.wireguard[0].last_kicked')" -ge 1
+assert_eq "$(hamgr_status gw2 | jq -r '.wireguard[0].last_kicked')" 2 "gw2 kicked both peers"
+keepalive_of() {
+        node_exec gw2 wg show wg0 persistent-keepalive | awk -v k="$1" '$1 == k { print $2 }'
+}
+assert_eq "$(keepalive_of "$KA_PEER") $(keepalive_of "$WG_CLIENT_PUB")" "120 off" \
+        "after the kick: the configured keepalive stays, the client's 25 s is back to off"
 
 # ---- killing wireguard-go on the master fails the pair over
 node_link gw1 eth0 up
