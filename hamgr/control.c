@@ -175,21 +175,35 @@ static void status_drops_text(struct buf *b, const struct hamgr_instance *inst) 
                 buf_printf(b, " (see the log)\n");
 }
 
+/* The virtual IPs are on this node exactly while it is MASTER. */
+static void status_vips_text(struct buf *b, const struct hamgr_instance *inst) {
+        const struct hamgr_vrrp_config *c = inst->config;
+        bool held = inst->fsm.state == VRRP_STATE_MASTER;
+        char addr[INET6_ADDRSTRLEN];
+
+        buf_printf(b, "  virtual IPs %s:", held ? "held" : "not held");
+        for (size_t i = 0; i < c->n_virtual_ips; i++)
+                buf_printf(b, " %s/%u", ip_address_to_string(&c->virtual_ips[i].address, addr, sizeof(addr)),
+                           c->virtual_ips[i].prefixlen);
+        buf_printf(b, "\n");
+}
+
 static void status_text(struct buf *b, struct hamgr_daemon *d) {
         char addr[INET6_ADDRSTRLEN];
 
         buf_printf(b, "node %s, hamgr %s, up %" PRIu64 " s\n", d->config->node_name, HAMGR_VERSION,
                    ms_since(d, d->started_usec) / 1000);
-        buf_printf(b, "%-16s %-10s %4s %-7s %4s %-8s %s\n", "INSTANCE", "INTERFACE", "VRID", "STATE", "PRIO",
-                   "SINCE", "LAST CHANGE");
+        buf_printf(b, "%-16s %-10s %4s %-7s %4s %4s %-8s %s\n", "INSTANCE", "INTERFACE", "VRID", "STATE", "PRIO",
+                   "EFF", "SINCE", "LAST CHANGE");
         for (size_t i = 0; i < d->n_instances; i++) {
                 const struct hamgr_instance *inst = d->instances[i];
                 char since[32];
 
                 snprintf(since, sizeof(since), "%" PRIu64 "s", ms_since(d, inst->last_change_usec) / 1000);
-                buf_printf(b, "%-16s %-10s %4u %-7s %4u %-8s %s -> %s (%s)", inst->config->name,
+                buf_printf(b, "%-16s %-10s %4u %-7s %4u %4u %-8s %s -> %s (%s)", inst->config->name,
                            inst->config->interface, inst->config->vrid, vrrp_state_to_string(inst->fsm.state),
-                           inst->config->priority, since, vrrp_state_to_string(inst->last_from),
+                           inst->config->priority, inst->fsm.config.priority, since,
+                           vrrp_state_to_string(inst->last_from),
                            vrrp_state_to_string(inst->fsm.state), vrrp_reason_to_string(inst->last_reason));
                 if (inst->faults)
                         buf_printf(b, ": %s", inst->fault_detail);
@@ -198,6 +212,7 @@ static void status_text(struct buf *b, struct hamgr_daemon *d) {
                                    ip_address_to_string(&inst->last_master, addr, sizeof(addr)),
                                    inst->last_master_priority);
                 buf_printf(b, "\n");
+                status_vips_text(b, inst);
                 status_drops_text(b, inst);
         }
         for (size_t i = 0; i < d->n_groups; i++) {
