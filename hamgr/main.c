@@ -346,7 +346,6 @@ static int cmd_peers(char **args, unsigned n) {
         _cleanup_(json_object_putp) json_object *root = NULL;
         _cleanup_(freep) char *reply = NULL;
         const char *path = socket_path(&config);
-        json_object *peers;
         int r;
 
         if (arg_json)
@@ -359,14 +358,13 @@ static int cmd_peers(char **args, unsigned n) {
                 return EXIT_FAILURE;
         }
         root = json_tokener_parse(reply);
-        if (!root || !json_object_object_get_ex(root, "peers", &peers) ||
-            !json_object_is_type(peers, json_type_array)) {
+        if (!root || !json_object_is_type(root, json_type_array)) {
                 fprintf(stderr, "hamgr peers: the daemon's reply is not a peer list\n");
                 return EXIT_FAILURE;
         }
         printf("%-10s %-44s %-8s %-14s %s\n", "INTERFACE", "PUBLIC KEY", "STATE", "ORIGIN", "ON EVERY NODE");
-        for (size_t i = 0; i < json_object_array_length(peers); i++) {
-                json_object *p = json_object_array_get_idx(peers, i);
+        for (size_t i = 0; i < json_object_array_length(root); i++) {
+                json_object *p = json_object_array_get_idx(root, i);
 
                 printf("%-10s %-44s %-8s %-14s %s\n", json_string_member(p, "interface"),
                        json_string_member(p, "public_key"), json_bool_member(p, "removed") ? "removed" : "live",
