@@ -7,12 +7,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
 
 #include "common/macro.h"
 #include "config.h"
 #include "control.h"
 #include "daemon.h"
+#include "json-util.h"
 #include "log.h"
 #include "sync-file.h"
 #include "sync/sync_proto.h"
@@ -58,10 +58,6 @@ struct verb {
         unsigned min_args, max_args; /* operands after the command */
         int (*run)(char **args, unsigned n);
 };
-
-static inline void json_object_putp(json_object **o) {
-        json_object_put(*o);
-}
 
 static const struct verb *find_verb(const char *name);
 static void usage(FILE *out);
