@@ -417,7 +417,7 @@ static int prefix_edge(const struct ip_prefix *p) {
         size_t bits = ip_family_addr_len(p->address.family) * 8;
         bool zero = true, one = true;
 
-        if (p->prefixlen + 1 >= bits)
+        if ((size_t) p->prefixlen + 1 >= bits)
                 return 0;
         for (size_t i = p->prefixlen; i < bits; i++) {
                 bool set = p->address.addr.bytes[i / 8] & (0x80 >> (i % 8));
