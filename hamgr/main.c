@@ -74,7 +74,7 @@ static void short_usage(const struct verb *v) {
  * installing never starts VRRP on a host): say how to get a configuration
  * rather than only that there is none. */
 static void config_missing_hint(const char *command) {
-        if (access(arg_config, F_OK) >= 0 || errno != ENOENT)
+        if (streq(arg_config, "-") || access(arg_config, F_OK) >= 0 || errno != ENOENT)
                 return;
         fprintf(stderr,
                 "hamgr %s: there is no configuration file at %s. To create one from the annotated example:\n"

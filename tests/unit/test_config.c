@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -956,6 +957,32 @@ static void test_load_file_errors(void **state) {
         assert_int_equal(e.items[1].line, 0);
         assert_string_equal(e.items[1].message, "file contains a NUL byte");
         assert_int_equal(e.items[2].line, 3);
+        hamgr_config_errors_clear(&e);
+}
+
+/* A FIFO (no writer) or a device is refused at once, not read or waited on. */
+static void test_load_not_regular(void **state) {
+        struct hamgr_config_errors e = {};
+        struct hamgr_config *c = (struct hamgr_config *) &e; /* must stay untouched */
+        char dir[] = "/tmp/hamgr-test-fifo-XXXXXX", path[64];
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/fifo", dir);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        assert_int_equal(hamgr_config_load(path, &c, &e), -EBADF);
+        assert_int_equal(hamgr_config_load("/dev/null", &c, &e), -EBADF);
+        assert_ptr_equal(c, &e);
+        unlink(path);
+        rmdir(dir);
+
+        assert_int_equal(e.n, 2);
+        assert_int_equal(e.items[0].line, 0);
+        assert_string_equal(e.items[0].message,
+                            "is a FIFO, not a regular file: give the path of the configuration file "
+                            "(or - for standard input)");
+        assert_string_equal(e.items[1].message,
+                            "is a character device, not a regular file: give the path of the configuration file "
+                            "(or - for standard input)");
         hamgr_config_errors_clear(&e);
 }
 
@@ -2337,6 +2364,7 @@ int main(void) {
                 cmocka_unit_test(test_sync_listen_on_vip),
                 cmocka_unit_test(test_all_errors_one_pass),
                 cmocka_unit_test(test_keepalived_hint),
+                cmocka_unit_test(test_load_not_regular),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
