@@ -7,7 +7,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 #include "common/macro.h"
 #include "config.h"
 #include "control.h"
@@ -60,7 +59,6 @@ struct verb {
 };
 
 static const struct verb *find_verb(const char *name);
-static void usage(FILE *out);
 
 static void short_usage(const struct verb *v) {
         if (v)
@@ -524,6 +522,18 @@ static int close_stdout(int ret) {
         return ret;
 }
 
+/* The command of a command line getopt stopped in: the first word naming
+ * one (an option's argument rarely does), for its usage line. */
+static const struct verb *guess_verb(int argc, char **argv) {
+        for (int i = 1; i < argc; i++) {
+                const struct verb *v = find_verb(argv[i]);
+
+                if (v)
+                        return v;
+        }
+        return NULL;
+}
+
 static int dispatch(int argc, char **argv) {
         const struct verb *v;
         bool help = false, version = false;
@@ -545,11 +555,11 @@ static int dispatch(int argc, char **argv) {
                 case 'k': arg_keepalive = optarg; break;
                 case ':':
                         fprintf(stderr, "hamgr: option '%s' needs an argument\n", argv[optind - 1]);
-                        short_usage(optind < argc ? find_verb(argv[optind]) : NULL);
+                        short_usage(guess_verb(argc, argv));
                         return EXIT_USAGE;
                 default:
                         fprintf(stderr, "hamgr: unknown option '%s'\n", argv[optind - 1]);
-                        short_usage(optind < argc ? find_verb(argv[optind]) : NULL);
+                        short_usage(guess_verb(argc, argv));
                         return EXIT_USAGE;
                 }
                 if (c != 'h' && c != 'V' && !strchr(used, c) && strlen(used) < sizeof(used) - 1)
