@@ -450,9 +450,13 @@ static const struct verb verbs[] = {
           "csj", 0, 0, cmd_status },
         { "peer", "add|remove IFACE PUBKEY [--allowed-ips LIST] [--preshared-key-file F] [--keepalive S]",
           "change a replicated WireGuard peer on every node",
-          "add needs --allowed-ips (comma separated); remove takes no peer options.\n",
+          "add needs --allowed-ips (comma separated); remove takes no peer options.\n"
+          "Exit status 1 when the daemon refuses the change, 3 when it is unreachable.\n",
           "csapk", 3, 3, cmd_peer },
-        { "peers", "[-c FILE] [-s PATH] [--json]", "list the replicated peers", NULL, "csj", 0, 0, cmd_peers },
+        { "peers", "[-c FILE] [-s PATH] [--json]", "list the replicated peers",
+          "Exit status 3 when the daemon is unreachable (with --json, an error object\n"
+          "on stdout, as for status).\n",
+          "csj", 0, 0, cmd_peers },
         { "genkey", "", "print a new sync private key (base64, like wg genkey)",
           "Warns on stderr when standard output is a terminal or a file that group or\n"
           "others can read (hamgr run refuses such a key file).\n",

@@ -16,8 +16,8 @@
 #    FIFO: exit 1 with FILE:LINE and the reason; a good key: exit 0;
 #  - write errors are errors (genkey, pubkey, version, help > /dev/full:
 #    non-zero); pubkey takes CRLF; genkey warns about a readable file;
-#  - status: exit 3 and, with --json, an error object on stdout when no
-#    daemon answers; 0 while the instance is MASTER, with the effective
+#  - status (and peers, peer): exit 3 and, with --json, an error object
+#    on stdout when no daemon answers; 0 while the instance is MASTER, with the effective
 #    priority and the VIPs held in the text; 1 while it is FAULT (its
 #    tracked interface lost carrier), naming it on stderr, the JSON still
 #    printed; the status JSON matches tests/integration/status-schema.txt.
@@ -246,6 +246,11 @@ run "$HAMGR_BIN" --json status -s "$HI_TMP/nothing.sock"
 assert_eq "$RC" 3 "status --json, no daemon: exit 3"
 assert_eq "$(jq -r '[.error, .socket, .reason] | join("|")' <<<"$OUT")" \
         "daemon unreachable|$HI_TMP/nothing.sock|No such file or directory" "status --json, no daemon: the error object"
+
+run "$HAMGR_BIN" peers --json -s "$HI_TMP/nothing.sock"
+assert_eq "$RC:$(jq -r .error <<<"$OUT")" "3:daemon unreachable" "peers --json, no daemon: exit 3, the error object"
+run "$HAMGR_BIN" peer remove wg0 "$PEERKEY" -s "$HI_TMP/nothing.sock"
+assert_eq "$RC:$OUT" "3:" "peer remove, no daemon: exit 3"
 
 # --------------------------------------------- status: MASTER, FAULT
 lab_create 1
