@@ -195,10 +195,12 @@ static int unreachable(const char *what, const char *path, int error) {
 }
 
 /* Names of the instances in FAULT in a STATUS JSON reply, comma separated
- * into BUF; -EBADMSG when the reply is not the status object. */
+ * into BUF (cut to fit). Returns 1 when there are any, 0 when none,
+ * -EBADMSG when the reply is not the status object. */
 static int faulted_instances(const char *reply, char *buf, size_t len) {
         _cleanup_(json_object_putp) json_object *root = json_tokener_parse(reply);
         json_object *instances;
+        bool any = false;
         size_t used = 0;
 
         buf[0] = '\0';
@@ -213,10 +215,12 @@ static int faulted_instances(const char *reply, char *buf, size_t len) {
                         continue;
                 if (!json_object_object_get_ex(inst, "name", &name))
                         continue;
-                used += (size_t) snprintf(buf + used, used < len ? len - used : 0, "%s%s", used ? ", " : "",
-                                          json_object_get_string(name));
+                if (used < len)
+                        used += (size_t) snprintf(buf + used, len - used, "%s%s", any ? ", " : "",
+                                                  json_object_get_string(name));
+                any = true;
         }
-        return used > 0;
+        return any;
 }
 
 static int cmd_status(char **args, unsigned n) {
