@@ -806,11 +806,12 @@ hamgr_alive() {
 }
 
 # hamgr_status NODE [SOCKET]: status JSON from NODE's hamgr. Status 1 (an
-# instance in FAULT) still printed the status: only other failures fail.
+# instance in FAULT) still printed the status: only other failures fail,
+# and only their messages reach stderr.
 hamgr_status() {
-        local rc=0
-        node_exec "$1" "$HAMGR_BIN" status --json -s "${2:-/run/hamgr/control.sock}" 2>/dev/null || rc=$?
-        [ "$rc" -eq 0 ] || [ "$rc" -eq 1 ]
+        local rc=0 err
+        { err=$(node_exec "$1" "$HAMGR_BIN" status --json -s "${2:-/run/hamgr/control.sock}" 2>&1 1>&3) || rc=$?; } 3>&1
+        [ "$rc" -eq 0 ] || [ "$rc" -eq 1 ] || { printf '%s\n' "$err" >&2; return "$rc"; }
 }
 
 # hamgr_state NODE INSTANCE: that instance's state (MASTER, BACKUP, ...).
