@@ -176,22 +176,41 @@ static const char *socket_path(struct hamgr_config **config) {
         return path ? path : HAMGR_DEFAULT_CONTROL_SOCKET;
 }
 
-/* The daemon did not answer at PATH: say so on stderr, and with --json as
- * an object on stdout, so that a probe piping to jq still gets JSON. */
-static int unreachable(const char *what, const char *path, int error) {
+/* With --json a failure is also an object on stdout, {"error", "socket",
+ * "reason"}, so that a probe piping to jq still reads JSON. */
+static void json_failure(const char *error, const char *path, const char *reason) {
         _cleanup_(json_object_putp) json_object *o = NULL;
+        _cleanup_(freep) char *text = NULL;
+        bool ok = true;
 
-        fprintf(stderr, "hamgr %s: cannot reach the daemon at %s: %s\n", what, path, strerror(error));
         if (!arg_json)
-                return EXIT_UNREACHABLE;
+                return;
         o = json_object_new_object();
-        if (!o ||
-            json_object_object_add(o, "error", json_object_new_string("daemon unreachable")) < 0 ||
-            json_object_object_add(o, "socket", json_object_new_string(path)) < 0 ||
-            json_object_object_add(o, "reason", json_object_new_string(strerror(error))) < 0)
-                return EXIT_UNREACHABLE;
-        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_add_string(o, "error", error, &ok);
+        json_add_string(o, "socket", path, &ok);
+        json_add_string(o, "reason", reason, &ok);
+        text = ok ? json_render(o) : NULL;
+        if (text)
+                fputs(text, stdout);
+}
+
+/* The daemon did not answer at PATH. */
+static int unreachable(const char *what, const char *path, int error) {
+        fprintf(stderr, "hamgr %s: cannot reach the daemon at %s: %s\n", what, path, strerror(error));
+        json_failure("daemon unreachable", path, strerror(error));
         return EXIT_UNREACHABLE;
+}
+
+/* The daemon answered REPLY, "ERROR reason\n", or not a reply at all. */
+static int refused(const char *what, const char *path, const char *reply) {
+        _cleanup_(freep) char *reason = NULL;
+
+        if (strncmp(reply, "ERROR", 5) == 0)
+                reply += reply[5] == ' ' ? 6 : 5;
+        reason = strndup(reply, strcspn(reply, "\n"));
+        fprintf(stderr, "hamgr %s: %s\n", what, reason ?: reply);
+        json_failure("daemon error", path, reason ?: "");
+        return EXIT_FAILURE;
 }
 
 /* Names of the instances in FAULT in a STATUS JSON reply, comma separated
@@ -234,15 +253,11 @@ static int cmd_status(char **args, unsigned n) {
         r = control_request(path, "STATUS JSON", &reply);
         if (r < 0)
                 return unreachable("status", path, -r);
-        if (strncmp(reply, "ERROR", 5) == 0) {
-                fprintf(stderr, "hamgr status: %s", reply);
-                return EXIT_FAILURE;
-        }
+        if (strncmp(reply, "ERROR", 5) == 0)
+                return refused("status", path, reply);
         fault = faulted_instances(reply, faulted, sizeof(faulted));
-        if (fault < 0) {
-                fprintf(stderr, "hamgr status: the daemon's reply is not a status object\n");
-                return EXIT_FAILURE;
-        }
+        if (fault < 0)
+                return refused("status", path, "the daemon's reply is not a status object");
         if (arg_json)
                 fputs(reply, stdout);
         else {
@@ -267,11 +282,13 @@ static int request(const char *what, const char *line, bool print_reply) {
         r = control_request(path, line, &reply);
         if (r < 0)
                 return unreachable(what, path, -r);
-        r = strncmp(reply, "ERROR", 5) == 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-        if (r != EXIT_SUCCESS)
-                fprintf(stderr, "hamgr %s: %s", what, reply + (reply[5] == ' ' ? 6 : 5));
-        else if (print_reply)
-                fputs(reply, stdout);
+        if (strncmp(reply, "ERROR", 5) == 0)
+                r = refused(what, path, reply);
+        else {
+                if (print_reply)
+                        fputs(reply, stdout);
+                r = EXIT_SUCCESS;
+        }
         free(reply);
         return r;
 }
@@ -351,15 +368,11 @@ static int cmd_peers(char **args, unsigned n) {
         r = control_request(path, "PEERS JSON", &reply);
         if (r < 0)
                 return unreachable("peers", path, -r);
-        if (strncmp(reply, "ERROR", 5) == 0) {
-                fprintf(stderr, "hamgr peers: %s", reply + (reply[5] == ' ' ? 6 : 5));
-                return EXIT_FAILURE;
-        }
+        if (strncmp(reply, "ERROR", 5) == 0)
+                return refused("peers", path, reply);
         root = json_tokener_parse(reply);
-        if (!root || !json_object_is_type(root, json_type_array)) {
-                fprintf(stderr, "hamgr peers: the daemon's reply is not a peer list\n");
-                return EXIT_FAILURE;
-        }
+        if (!root || !json_object_is_type(root, json_type_array))
+                return refused("peers", path, "the daemon's reply is not a peer list");
         printf("%-10s %-44s %-8s %-14s %s\n", "INTERFACE", "PUBLIC KEY", "STATE", "ORIGIN", "ON EVERY NODE");
         for (size_t i = 0; i < json_object_array_length(root); i++) {
                 json_object *p = json_object_array_get_idx(root, i);
