@@ -496,7 +496,8 @@ static int parse_peer(struct loader *l, config_setting_t *e, int idx, void *item
         struct ip_address a;
 
         if (ip_address_parse(s, &a) < 0) {
-                error_at(l, line_of(e), "unicast peer '%s' is not an IP address", s);
+                error_at(l, line_of(e), "unicast peer '%s' is not an IP address%s", s,
+                         strchr(s, '/') ? " (give it without a /prefix)" : "");
                 return LIST_DROP;
         }
         why = address_unusable(&a, false);

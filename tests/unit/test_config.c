@@ -1316,13 +1316,15 @@ static void test_unusable_addresses(void **state) {
                       "  unicast_peers = [ \"10.0.0.2\",\n"
                       "    \"10.0.0.1\",\n"
                       "    \"224.0.0.18\",\n"
-                      "    \"127.0.0.1\", \"0.0.0.0\" ]; } );\n",
+                      "    \"127.0.0.1\", \"0.0.0.0\",\n"
+                      "    \"10.0.0.3/24\" ]; } );\n",
                       (const struct line_error[]) {
                               { 4, "unicast peer '10.0.0.1' is a virtual IP of this instance; list the other router's own address" },
                               { 5, "unicast peer '224.0.0.18' is a multicast address; list the other router's own address" },
                               { 6, "unicast peer '127.0.0.1' is a loopback address; list the other router's own address" },
                               { 6, "unicast peer '0.0.0.0' is the unspecified address; list the other router's own address" },
-                      }, 4);
+                              { 7, "unicast peer '10.0.0.3/24' is not an IP address (give it without a /prefix)" },
+                      }, 5);
 }
 
 /* Settings that load but would do nothing: notify and exec with arguments
