@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang llvm
   libnl-3-dev libnl-route-3-dev libnl-genl-3-dev
-  libsodium-dev libconfig-dev libsystemd-dev libcmocka-dev
+  libsodium-dev libconfig-dev libsystemd-dev libcmocka-dev libjson-c-dev
   debhelper lintian fakeroot dpkg-dev
   iproute2 wireguard-go wireguard-tools keepalived iputils-ping tcpdump
   procps util-linux psmisc jq systemd netcat-openbsd

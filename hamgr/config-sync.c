@@ -241,6 +241,27 @@ static const struct list_spec sync_peers_spec = {
         .parse = parse_sync_peer,
 };
 
+/* A virtual IP is on the MASTER only: listening there, the BACKUP could
+ * not bind, and its peers could not reach it. */
+static void check_listen_not_vip(struct loader *l, const struct hamgr_config *c, const struct sync_address *a,
+                                 const char *text, int line) {
+        struct ip_address ip = { .family = a->ep.addr.sa_family };
+
+        if (ip.family == AF_INET)
+                ip.addr.in = a->ep.addr4.sin_addr;
+        else
+                ip.addr.in6 = a->ep.addr6.sin6_addr;
+        for (size_t i = 0; i < c->n_vrrp; i++)
+                for (size_t j = 0; j < c->vrrp[i].n_virtual_ips; j++)
+                        if (ip_address_equal(&c->vrrp[i].virtual_ips[j].address, &ip)) {
+                                error_at(l, line,
+                                         "listen '%s' is a virtual IP of vrrp instance '%s': only the MASTER holds "
+                                         "it, so the BACKUP could not replicate; listen on the node's own address",
+                                         text, c->vrrp[i].name ?: "?");
+                                return;
+                        }
+}
+
 int parse_sync(struct loader *l, config_setting_t *root, struct hamgr_config *c) {
         config_setting_t *grp = config_setting_get_member(root, "sync"), *s;
         config_setting_t *wg = config_setting_get_member(root, "wireguard");
@@ -266,8 +287,10 @@ int parse_sync(struct loader *l, config_setting_t *root, struct hamgr_config *c)
         r = parse_address(l, grp, "listen", true, "in sync", &sc->listen, &listen, &s);
         if (r < 0)
                 return r;
-        if (r > 0)
+        if (r > 0) {
                 w.listen = &listen;
+                check_listen_not_vip(l, c, &listen, sc->listen, line_of(s));
+        }
         r = get_string(l, grp, "private_key_file", &str, &s);
         if (r == 0)
                 error_at(l, line_of(grp), "missing required setting 'private_key_file' in sync");
@@ -276,6 +299,7 @@ int parse_sync(struct loader *l, config_setting_t *root, struct hamgr_config *c)
                         error_at(l, line_of(s), "private_key_file '%s' must be an absolute path", str);
                 else if (strdup_to(str, &sc->private_key_file) < 0)
                         return -ENOMEM;
+                sc->private_key_file_line = line_of(s);
         }
         (void) get_uint(l, grp, "poll_interval_ms", 100, 3600000, &sc->poll_interval_ms);
         (void) get_uint(l, grp, "bootstrap_grace_s", 0, 86400, &sc->bootstrap_grace_s);

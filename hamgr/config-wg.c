@@ -229,6 +229,10 @@ static int parse_check(struct loader *l, config_setting_t *grp, int idx, void *i
                 else if (r > 0) {
                         if (str[0] != '/')
                                 error_at(l, line_of(s), "command '%s' must be an absolute path", str);
+                        else if (strpbrk(str, " \t"))
+                                error_at(l, line_of(s),
+                                         "command '%s' has arguments: hamgr runs a path, without a shell; put the "
+                                         "command line in a script and give its path", str);
                         else if (strdup_to(str, &k->command) < 0)
                                 return -ENOMEM;
                 }

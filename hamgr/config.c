@@ -382,13 +382,95 @@ static int vips_count(struct loader *l, config_setting_t *list, int n, void *use
         return 0;
 }
 
+/* Why A cannot be a virtual IP or a unicast peer, or NULL. A VIP is also
+ * refused in 169.254.0.0/16: an IPv4 link-local address is chosen per link
+ * by each host (RFC 3927), not handed between routers. */
+static const char *address_unusable(const struct ip_address *a, bool vip) {
+        if (a->family == AF_INET) {
+                uint32_t h = ntohl(a->addr.in.s_addr);
+
+                if (h == INADDR_ANY)
+                        return "the unspecified address";
+                if (h == INADDR_BROADCAST)
+                        return "the broadcast address";
+                if (IN_MULTICAST(h))
+                        return "a multicast address";
+                if ((h >> 24) == 127)
+                        return "a loopback address";
+                if (vip && (h >> 16) == 0xa9fe)
+                        return "an IPv4 link-local address (169.254.0.0/16)";
+                return NULL;
+        }
+        if (IN6_IS_ADDR_UNSPECIFIED(&a->addr.in6))
+                return "the unspecified address";
+        if (IN6_IS_ADDR_MULTICAST(&a->addr.in6))
+                return "a multicast address";
+        if (IN6_IS_ADDR_LOOPBACK(&a->addr.in6))
+                return "the loopback address";
+        return NULL;
+}
+
+/* Host bits of P all zero (the network) or, for IPv4, all one (the
+ * broadcast): -1, 1, or 0 for neither. /31, /32, /127 and /128 have no such
+ * addresses (RFC 3021). */
+static int prefix_edge(const struct ip_prefix *p) {
+        size_t bits = ip_family_addr_len(p->address.family) * 8;
+        bool zero = true, one = true;
+
+        if ((size_t) p->prefixlen + 1 >= bits)
+                return 0;
+        for (size_t i = p->prefixlen; i < bits; i++) {
+                bool set = p->address.addr.bytes[i / 8] & (0x80 >> (i % 8));
+
+                zero = zero && !set;
+                one = one && set;
+        }
+        if (zero)
+                return -1;
+        return one && p->address.family == AF_INET ? 1 : 0;
+}
+
+/* Why S, which ip_prefix_parse() refused, is wrong, as exactly as we can. */
+static void vip_syntax_error(struct loader *l, int line, const char *s) {
+        const char *slash = strrchr(s, '/');
+        struct ip_address a;
+        char addr[INET6_ADDRSTRLEN + 1];
+        size_t n = slash ? (size_t) (slash - s) : 0;
+
+        if (slash && n < sizeof(addr)) {
+                memcpy(addr, s, n);
+                addr[n] = '\0';
+                if (ip_address_parse(addr, &a) >= 0 && slash[1] && strspn(slash + 1, "0123456789") == strlen(slash + 1)) {
+                        error_at(l, line, "virtual IP '%s': prefix /%s is too long for %s (at most /%zu)", s, slash + 1,
+                                 family_name(a.family), ip_family_addr_len(a.family) * 8);
+                        return;
+                }
+        }
+        error_at(l, line, "virtual IP '%s' is not an address with optional /prefix", s);
+}
+
 static int parse_vip(struct loader *l, config_setting_t *e, int idx, void *item, void *userdata) {
         struct hamgr_vrrp_config *v = userdata;
         const char *s = config_setting_get_string(e);
+        const char *why;
         struct ip_prefix p;
+        int edge;
 
         if (ip_prefix_parse(s, &p) < 0) {
-                error_at(l, line_of(e), "virtual IP '%s' is not an address with optional /prefix", s);
+                vip_syntax_error(l, line_of(e), s);
+                return LIST_DROP;
+        }
+        why = address_unusable(&p.address, true);
+        if (why) {
+                error_at(l, line_of(e), "virtual IP '%s' is %s, which cannot be a virtual router's address", s, why);
+                return LIST_DROP;
+        }
+        edge = prefix_edge(&p);
+        if (edge != 0) {
+                error_at(l, line_of(e),
+                         "virtual IP '%s' is the %s address of its /%u network, not a host address "
+                         "(give the address the router answers on, with the prefix of the subnet)",
+                         s, edge < 0 ? "network" : "broadcast", p.prefixlen);
                 return LIST_DROP;
         }
         if (v->family == AF_UNSPEC)
@@ -410,12 +492,27 @@ static int parse_vip(struct loader *l, config_setting_t *e, int idx, void *item,
 static int parse_peer(struct loader *l, config_setting_t *e, int idx, void *item, void *userdata) {
         const struct hamgr_vrrp_config *v = userdata;
         const char *s = config_setting_get_string(e);
+        const char *why;
         struct ip_address a;
 
         if (ip_address_parse(s, &a) < 0) {
-                error_at(l, line_of(e), "unicast peer '%s' is not an IP address", s);
+                error_at(l, line_of(e), "unicast peer '%s' is not an IP address%s", s,
+                         strchr(s, '/') ? " (give it without a /prefix)" : "");
                 return LIST_DROP;
         }
+        why = address_unusable(&a, false);
+        if (why) {
+                error_at(l, line_of(e), "unicast peer '%s' is %s; list the other router's own address", s, why);
+                return LIST_DROP;
+        }
+        for (size_t j = 0; j < v->n_virtual_ips; j++)
+                if (ip_address_equal(&v->virtual_ips[j].address, &a)) {
+                        /* Whoever is MASTER would advertise to itself. */
+                        error_at(l, line_of(e),
+                                 "unicast peer '%s' is a virtual IP of this instance; list the other router's "
+                                 "own address", s);
+                        return LIST_DROP;
+                }
         if (v->family != AF_UNSPEC && a.family != v->family) {
                 error_at(l, line_of(e),
                          "unicast peer '%s' is %s but the advertisements are %s "
@@ -891,6 +988,15 @@ static int parse_notify(struct loader *l, config_setting_t *root, struct hamgr_c
                         error_at(l, line_of(s), "notify %s '%s' must be an absolute path", scripts[i], v);
                         continue;
                 }
+                /* keepalived runs notify lines through a shell; hamgr execs
+                 * the path, so "/x.sh MASTER" would never run. */
+                if (strpbrk(v, " \t")) {
+                        error_at(l, line_of(s),
+                                 "notify %s '%s' has arguments: hamgr runs a path, without a shell, and passes "
+                                 "the state itself; put the command line in a script and give its path",
+                                 scripts[i], v);
+                        continue;
+                }
                 if (strdup_to(v, fields[i]) < 0)
                         return -ENOMEM;
         }
@@ -946,9 +1052,10 @@ static size_t scan_integer(const char *p, bool *ret_fits) {
  * (before we could refuse it) and whose lines it reports against the wrong
  * file. Follows libconfig's tokens closely enough to skip strings, comments
  * and names; anything it misreads is a syntax error libconfig reports anyway.
+ * Returns false when libconfig must not see TEXT (an @include it would open).
  */
-static void prescan(struct loader *l, const char *text) {
-        bool line_start = true;
+static bool prescan(struct loader *l, const char *text) {
+        bool line_start = true, include = false;
         int line = 1;
 
         for (const char *p = text; *p;) {
@@ -978,8 +1085,10 @@ static void prescan(struct loader *l, const char *text) {
                                 p++;
                         line_start = false;
                 } else if (line_start && *p == '@') {
-                        if (strncmp(p, "@include", strlen("@include")) == 0)
+                        if (strncmp(p, "@include", strlen("@include")) == 0) {
                                 error_at(l, line, "@include is not supported");
+                                include = true;
+                        }
                         p++;
                         line_start = false;
                 } else if (isalpha((unsigned char) *p) || *p == '*') {
@@ -999,6 +1108,29 @@ static void prescan(struct loader *l, const char *text) {
                         line_start = false;
                 }
         }
+        return !include;
+}
+
+/* A line with a prescan error (an integer libconfig wrapped) also gets
+ * libconfig's or the checks' view of the wrapped value: noise. The N_PRESCAN
+ * errors after START are the prescan's. */
+static void drop_echoes(struct hamgr_config_errors *errors, size_t start, size_t n_prescan) {
+        size_t kept;
+
+        if (!errors || n_prescan == 0)
+                return;
+        kept = start + n_prescan;
+        for (size_t i = start + n_prescan; i < errors->n; i++) {
+                bool echo = false;
+
+                for (size_t j = start; j < start + n_prescan && !echo; j++)
+                        echo = errors->items[j].line == errors->items[i].line;
+                if (echo)
+                        free(errors->items[i].message);
+                else
+                        errors->items[kept++] = errors->items[i];
+        }
+        errors->n = kept;
 }
 
 /* Checks run section by section, so cross-references are found late; the
@@ -1020,14 +1152,16 @@ static int load_text(const char *text, const char *name, struct hamgr_config **r
                      struct hamgr_config_errors *errors) {
         _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
         struct loader l = { .errors = errors };
-        size_t first_error = errors ? errors->n : 0;
+        size_t first_error = errors ? errors->n : 0, n_prescan;
         config_setting_t *root;
         config_t cfg;
         int r;
 
-        prescan(&l, text);
-        if (l.n_errors > 0)
+        /* After a prescan error the rest of the file is still checked, so
+         * that one pass shows every error. */
+        if (!prescan(&l, text))
                 return l.oom ? -ENOMEM : -EINVAL;
+        n_prescan = errors ? errors->n - first_error : 0;
 
         c = calloc(1, sizeof(*c));
         if (!c)
@@ -1039,6 +1173,10 @@ static int load_text(const char *text, const char *name, struct hamgr_config **r
         config_init(&cfg);
         if (config_read_string(&cfg, text) != CONFIG_TRUE) {
                 error_at(&l, config_error_line(&cfg), "%s", config_error_text(&cfg) ?: "syntax error");
+                if (strstr(text, "vrrp_instance") || strstr(text, "virtual_router_id"))
+                        error_at(&l, config_error_line(&cfg),
+                                 "this looks like a keepalived.conf, which hamgr does not read; convert it with "
+                                 "'hamgr import-keepalived FILE' (see hamgr(8) and hamgr.conf(5))");
                 r = -EINVAL;
                 goto finish;
         }
@@ -1065,6 +1203,7 @@ static int load_text(const char *text, const char *name, struct hamgr_config **r
 
 finish:
         config_destroy(&cfg);
+        drop_echoes(errors, first_error, n_prescan);
         sort_errors(errors, first_error);
         if (r < 0 && r != -EINVAL)
                 return r;
@@ -1083,23 +1222,24 @@ int hamgr_config_load_string(const char *text, const char *name, struct hamgr_co
         return load_text(text, name ?: "<string>", ret, errors);
 }
 
-static int read_file(const char *path, char **ret) {
-        _cleanup_(closep) int fd = -1;
-        _cleanup_(freep) char *buf = NULL;
-        struct stat st;
-        size_t len = 0;
+static const char *file_type_name(mode_t mode) {
+        if (S_ISDIR(mode))
+                return "a directory";
+        if (S_ISFIFO(mode))
+                return "a FIFO";
+        if (S_ISCHR(mode))
+                return "a character device";
+        if (S_ISBLK(mode))
+                return "a block device";
+        if (S_ISSOCK(mode))
+                return "a socket";
+        return "not a regular file";
+}
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (S_ISDIR(st.st_mode))
-                return -EISDIR;
-        if (!S_ISREG(st.st_mode))
-                return -EBADF;
-        if (st.st_size > CONFIG_SIZE_MAX)
-                return -EFBIG;
+/* All of FD, at most CONFIG_SIZE_MAX bytes, NUL-terminated. */
+static int read_all(int fd, char **ret) {
+        _cleanup_(freep) char *buf = NULL;
+        size_t len = 0;
 
         buf = malloc(CONFIG_SIZE_MAX + 1);
         if (!buf)
@@ -1126,21 +1266,49 @@ static int read_file(const char *path, char **ret) {
         return 0;
 }
 
+/* PATH, a regular file; "-" is standard input, whatever it is. *ret_type
+ * names what PATH is when it is refused with -EBADF. */
+static int read_file(const char *path, char **ret, const char **ret_type) {
+        _cleanup_(closep) int fd = -1;
+        struct stat st;
+
+        if (streq(path, "-"))
+                return read_all(STDIN_FILENO, ret);
+        /* O_NONBLOCK: opening a FIFO without a writer would block, and a
+         * device may; nothing but a regular file is read anyway. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode)) {
+                *ret_type = file_type_name(st.st_mode);
+                return -EBADF;
+        }
+        if (st.st_size > CONFIG_SIZE_MAX)
+                return -EFBIG;
+        return read_all(fd, ret);
+}
+
 int hamgr_config_load(const char *path, struct hamgr_config **ret, struct hamgr_config_errors *errors) {
         _cleanup_(freep) char *text = NULL;
         struct loader l = { .errors = errors };
+        const char *type = NULL;
         int r;
 
         if (!path || !ret)
                 return -EINVAL;
 
-        r = read_file(path, &text);
+        r = read_file(path, &text, &type);
         if (r == -EBADMSG)
                 error_at(&l, 0, "file contains a NUL byte");
         else if (r == -EFBIG)
                 error_at(&l, 0, "file is larger than %d bytes", CONFIG_SIZE_MAX);
         else if (r == -EBADF)
-                error_at(&l, 0, "not a regular file");
+                error_at(&l, 0, "is %s, not a regular file: give the path of the configuration file "
+                         "(or - for standard input)", type);
         else if (r < 0)
                 error_at(&l, 0, "cannot read: %s", strerror(-r));
         if (r < 0)
@@ -1199,6 +1367,29 @@ int hamgr_config_warnings(const struct hamgr_config *config, struct hamgr_config
         for (size_t i = 0; i < config->n_vrrp; i++) {
                 const struct hamgr_vrrp_config *v = &config->vrrp[i];
                 const struct ip_address *first;
+
+                /* Settings that load but change nothing. */
+                for (size_t k = 0; v->priority == 255 && k < v->n_track_checks; k++) {
+                        const struct hamgr_track_check *t = &v->track_checks[k];
+
+                        if (t->weight == 0)
+                                continue;
+                        r = message_add(warnings, t->line,
+                                        "warning: vrrp instance '%s': weight %d of check '%s' does nothing: the "
+                                        "address owner (priority 255) is never adjusted; lower the priority or "
+                                        "use weight 0 (FAULT while the check is down)",
+                                        v->name, t->weight, t->check);
+                        if (r < 0)
+                                return r;
+                }
+                if (!v->preempt && v->preempt_delay_ms > 0) {
+                        r = message_add(warnings, v->line,
+                                        "warning: vrrp instance '%s': preempt_delay_ms does nothing with "
+                                        "preempt = false; remove one of them",
+                                        v->name);
+                        if (r < 0)
+                                return r;
+                }
 
                 if (v->family != AF_INET6 || v->n_virtual_ips == 0)
                         continue;

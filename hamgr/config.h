@@ -181,6 +181,7 @@ struct hamgr_sync_config {
         bool enabled;                /* a sync section is present */
         char *listen;                /* "IPv4:port" or "[IPv6]:port" */
         char *private_key_file;      /* absolute path; see hamgr genkey */
+        int private_key_file_line;
         uint32_t poll_interval_ms;   /* 100..3600000 (default 1000) */
         uint32_t bootstrap_grace_s;  /* 0..86400 (default 30): without a state, wait this long for a peer's */
         uint32_t rekey_interval_ms;  /* 1000..86400000 (default 120000): fresh handshake */
@@ -223,7 +224,9 @@ struct hamgr_config_errors {
  * Load PATH. Returns 0 and a new config in *ret, or a negative errno:
  * -EINVAL with every problem appended to *errors (all errors are
  * collected, not only the first); -ENOENT / -EACCES etc. if the file cannot
- * be read (also recorded in *errors, line 0). *ret is untouched on failure.
+ * be read (also recorded in *errors, line 0); -EBADF for a path that is
+ * not a regular file (a FIFO or a device is refused without blocking).
+ * PATH "-" reads standard input. *ret is untouched on failure.
  */
 int hamgr_config_load(const char *path, struct hamgr_config **ret, struct hamgr_config_errors *errors);
 
@@ -243,7 +246,9 @@ void hamgr_config_errors_clear(struct hamgr_config_errors *errors);
  * 0, or -ENOMEM (messages appended so far are kept).
  * Today: an IPv6 instance whose first virtual IP is not link-local (RFC
  * 9568 5.2.9: the first address of an IPv6 advertisement should be the
- * virtual router's link-local address).
+ * virtual router's link-local address); a non-zero track_checks weight on
+ * an address owner (priority 255, never adjusted); preempt_delay_ms with
+ * preempt = false.
  */
 int hamgr_config_warnings(const struct hamgr_config *config, struct hamgr_config_errors *warnings);
 

@@ -22,6 +22,7 @@
 #include "endpoints.h"
 #include "health.h"
 #include "instance-routes.h"
+#include "json-util.h"
 #include "wg/key.h"
 #include "wg/wg.h"
 
@@ -48,116 +49,127 @@ static uint64_t ms_since(struct hamgr_daemon *d, uint64_t usec) {
         return usec && now > usec ? (now - usec) / USEC_PER_MSEC : 0;
 }
 
-static void status_instance_json(struct buf *b, struct hamgr_daemon *d, const struct hamgr_instance *inst) {
+static json_object *status_instance_json(struct hamgr_daemon *d, const struct hamgr_instance *inst) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         const struct hamgr_vrrp_config *c = inst->config;
         const struct vrrp_fsm *f = &inst->fsm;
-        char addr[INET6_ADDRSTRLEN];
+        char addr[INET6_ADDRSTRLEN + 8];
+        json_object *a, *t, *counters, *drops, *routes = NULL;
+        bool ok = o != NULL;
 
-        buf_printf(b, "{\"name\":");
-        buf_json_string(b, c->name);
-        buf_printf(b, ",\"interface\":");
-        buf_json_string(b, c->interface);
-        buf_printf(b, ",\"vrid\":%u,\"version\":%u,\"family\":\"%s\",\"state\":\"%s\",\"priority\":%u,\"effective_priority\":%u",
-                   c->vrid, c->version, c->family == AF_INET ? "ipv4" : "ipv6", vrrp_state_to_string(f->state),
-                   c->priority, f->config.priority);
-        buf_printf(b, ",\"advert_interval_ms\":%u,\"master_adver_interval_ms\":%u,\"master_down_interval_ms\":%" PRIu64,
-                   c->advert_interval_ms, f->master_adver_interval_cs * 10u,
-                   vrrp_master_down_interval_usec(c->version, c->priority, f->master_adver_interval_cs) /
-                           USEC_PER_MSEC);
-        buf_printf(b, ",\"preempt\":%s,\"accept_mode\":%s,\"mode\":\"%s\"", c->preempt ? "true" : "false",
-                   c->accept_mode ? "true" : "false",
-                   c->n_unicast_peers ? "unicast" : "multicast");
-        buf_printf(b, ",\"group\":");
-        if (inst->group && inst->group->name)
-                buf_json_string(b, inst->group->name);
-        else
-                buf_printf(b, "null");
-        buf_printf(b, ",\"primary_address\":");
-        if (inst->have_primary)
-                buf_json_string(b, ip_address_to_string(&inst->primary, addr, sizeof(addr)));
-        else
-                buf_printf(b, "null");
-        buf_printf(b, ",\"virtual_ips\":[");
-        for (size_t i = 0; i < c->n_virtual_ips; i++) {
-                buf_printf(b, "%s\"%s/%u\"", i ? "," : "",
-                           ip_address_to_string(&c->virtual_ips[i].address, addr, sizeof(addr)),
-                           c->virtual_ips[i].prefixlen);
+        json_add_string(o, "name", c->name, &ok);
+        json_add_string(o, "interface", c->interface, &ok);
+        json_add_u64(o, "vrid", c->vrid, &ok);
+        json_add_u64(o, "version", c->version, &ok);
+        json_add_string(o, "family", c->family == AF_INET ? "ipv4" : "ipv6", &ok);
+        json_add_string(o, "state", vrrp_state_to_string(f->state), &ok);
+        json_add_u64(o, "priority", c->priority, &ok);
+        json_add_u64(o, "effective_priority", f->config.priority, &ok);
+        json_add_u64(o, "advert_interval_ms", c->advert_interval_ms, &ok);
+        json_add_u64(o, "master_adver_interval_ms", f->master_adver_interval_cs * 10u, &ok);
+        json_add_u64(o, "master_down_interval_ms",
+                     vrrp_master_down_interval_usec(c->version, c->priority, f->master_adver_interval_cs) /
+                             USEC_PER_MSEC,
+                     &ok);
+        json_add_bool(o, "preempt", c->preempt, &ok);
+        json_add_bool(o, "accept_mode", c->accept_mode, &ok);
+        json_add_string(o, "mode", c->n_unicast_peers ? "unicast" : "multicast", &ok);
+        json_add_string(o, "group", inst->group ? inst->group->name : NULL, &ok);
+        json_add_string(o, "primary_address",
+                        inst->have_primary ? ip_address_to_string(&inst->primary, addr, sizeof(addr)) : NULL, &ok);
+        a = json_object_new_array();
+        json_add(o, "virtual_ips", a, &ok);
+        for (size_t i = 0; ok && i < c->n_virtual_ips; i++) {
+                size_t n;
+
+                ip_address_to_string(&c->virtual_ips[i].address, addr, sizeof(addr));
+                n = strlen(addr);
+                snprintf(addr + n, sizeof(addr) - n, "/%u", c->virtual_ips[i].prefixlen);
+                json_push_string(a, addr, &ok);
         }
-        buf_printf(b, "]");
-        instance_routes_status_json(b, inst);
-        buf_printf(b, ",\"faults\":[");
-        for (unsigned i = 0, n = 0; i < _INSTANCE_FAULT_MAX; i++)
+        if (instance_routes_status_json(inst, &routes) < 0)
+                ok = false;
+        json_add(o, "virtual_routes", routes, &ok);
+        a = json_object_new_array();
+        json_add(o, "faults", a, &ok);
+        for (unsigned i = 0; ok && i < _INSTANCE_FAULT_MAX; i++)
                 if (inst->faults & (1u << i))
-                        buf_printf(b, "%s\"%s\"", n++ ? "," : "", instance_fault_to_string(i));
-        buf_printf(b, "],\"fault_detail\":");
-        if (inst->faults)
-                buf_json_string(b, inst->fault_detail);
-        else
-                buf_printf(b, "null");
-        buf_printf(b, ",\"last_transition\":{\"from\":\"%s\",\"reason\":\"%s\",\"ago_ms\":%" PRIu64 "}",
-                   vrrp_state_to_string(inst->last_from), vrrp_reason_to_string(inst->last_reason),
-                   ms_since(d, inst->last_change_usec));
-        buf_printf(b, ",\"last_master\":");
-        if (inst->last_master.family)
-                buf_json_string(b, ip_address_to_string(&inst->last_master, addr, sizeof(addr)));
-        else
-                buf_printf(b, "null");
-        buf_printf(b, ",\"last_master_priority\":%u", inst->last_master_priority);
-        buf_printf(b,
-                   ",\"counters\":{\"adverts_sent\":%" PRIu64 ",\"adverts_received\":%" PRIu64
-                   ",\"adverts_dropped\":%" PRIu64 ",\"packets_invalid\":%" PRIu64 ",\"send_errors\":%" PRIu64
-                   ",\"transitions\":%" PRIu64 ",\"became_master\":%" PRIu64 "}",
-                   inst->counters.adverts_sent, inst->counters.adverts_received, inst->counters.adverts_dropped,
-                   inst->counters.packets_invalid, inst->counters.send_errors, inst->counters.transitions,
-                   inst->counters.became_master);
-        buf_printf(b, ",\"drops\":{");
+                        json_push_string(a, instance_fault_to_string(i), &ok);
+        json_add_string(o, "fault_detail", inst->faults ? inst->fault_detail : NULL, &ok);
+        t = json_object_new_object();
+        json_add_string(t, "from", vrrp_state_to_string(inst->last_from), &ok);
+        json_add_string(t, "reason", vrrp_reason_to_string(inst->last_reason), &ok);
+        json_add_u64(t, "ago_ms", ms_since(d, inst->last_change_usec), &ok);
+        json_add(o, "last_transition", t, &ok);
+        json_add_string(o, "last_master",
+                        inst->last_master.family ? ip_address_to_string(&inst->last_master, addr, sizeof(addr)) : NULL,
+                        &ok);
+        json_add_u64(o, "last_master_priority", inst->last_master_priority, &ok);
+        counters = json_object_new_object();
+        json_add_u64(counters, "adverts_sent", inst->counters.adverts_sent, &ok);
+        json_add_u64(counters, "adverts_received", inst->counters.adverts_received, &ok);
+        json_add_u64(counters, "adverts_dropped", inst->counters.adverts_dropped, &ok);
+        json_add_u64(counters, "packets_invalid", inst->counters.packets_invalid, &ok);
+        json_add_u64(counters, "send_errors", inst->counters.send_errors, &ok);
+        json_add_u64(counters, "transitions", inst->counters.transitions, &ok);
+        json_add_u64(counters, "became_master", inst->counters.became_master, &ok);
+        json_add(o, "counters", counters, &ok);
+        drops = json_object_new_object();
         for (unsigned i = 0; i < _INSTANCE_DROP_MAX; i++)
-                buf_printf(b, "%s\"%s\":%" PRIu64, i ? "," : "", instance_drop_to_string(i),
-                           inst->counters.drops[i]);
-        buf_printf(b, "}");
-        buf_printf(b, ",\"last_invalid_reason\":");
-        if (inst->last_invalid_reason)
-                buf_json_string(b, inst->last_invalid_reason);
-        else
-                buf_printf(b, "null");
-        buf_printf(b, "}");
+                json_add_u64(drops, instance_drop_to_string(i), inst->counters.drops[i], &ok);
+        json_add(o, "drops", drops, &ok);
+        json_add_string(o, "last_invalid_reason", inst->last_invalid_reason, &ok);
+        return ok ? TAKE_PTR(o) : NULL;
 }
 
-static void status_json(struct buf *b, struct hamgr_daemon *d) {
-        buf_printf(b, "{\"node\":");
-        buf_json_string(b, d->config->node_name);
-        buf_printf(b, ",\"version\":\"%s\",\"pid\":%d,\"uptime_ms\":%" PRIu64 ",\"instances\":[", HAMGR_VERSION,
-                   (int) getpid(), ms_since(d, d->started_usec));
-        for (size_t i = 0; i < d->n_instances; i++) {
-                if (i)
-                        buf_printf(b, ",");
-                status_instance_json(b, d, d->instances[i]);
-        }
-        buf_printf(b, "],\"checks\":");
-        health_monitor_status_json(d, b);
-        buf_printf(b, ",\"wireguard\":");
-        wg_followers_status_json(d, b);
-        buf_printf(b, ",\"endpoints\":");
-        endpoints_status_json(d, b);
-        buf_printf(b, ",\"sync\":");
-        sync_status_json(d, b);
-        buf_printf(b, ",\"groups\":[");
-        for (size_t i = 0, n = 0; i < d->n_groups; i++) {
+/* A section of the status from its module's builder: KEY with what BUILD
+ * made (NULL: null). */
+#define STATUS_SECTION(o, key, build, d, ok)                    \
+        do {                                                    \
+                json_object *_v = NULL;                         \
+                if (build((d), &_v) < 0)                        \
+                        *(ok) = false;                          \
+                else if (_v)                                    \
+                        json_add((o), (key), _v, (ok));         \
+                else                                            \
+                        json_add_null((o), (key), (ok));        \
+        } while (0)
+
+static char *status_json(struct hamgr_daemon *d) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        json_object *a;
+        bool ok = o != NULL;
+
+        json_add_string(o, "node", d->config->node_name, &ok);
+        json_add_string(o, "version", HAMGR_VERSION, &ok);
+        json_add_i64(o, "pid", getpid(), &ok);
+        json_add_u64(o, "uptime_ms", ms_since(d, d->started_usec), &ok);
+        a = json_object_new_array();
+        json_add(o, "instances", a, &ok);
+        for (size_t i = 0; ok && i < d->n_instances; i++)
+                json_push(a, status_instance_json(d, d->instances[i]), &ok);
+        STATUS_SECTION(o, "checks", health_monitor_status_json, d, &ok);
+        STATUS_SECTION(o, "wireguard", wg_followers_status_json, d, &ok);
+        STATUS_SECTION(o, "endpoints", endpoints_status_json, d, &ok);
+        STATUS_SECTION(o, "sync", sync_status_json, d, &ok);
+        a = json_object_new_array();
+        json_add(o, "groups", a, &ok);
+        for (size_t i = 0; ok && i < d->n_groups; i++) {
                 const struct hamgr_group_rt *g = d->groups[i];
+                json_object *go, *members;
 
                 if (!g->name)
                         continue;
-                buf_printf(b, "%s{\"name\":", n++ ? "," : "");
-                buf_json_string(b, g->name);
-                buf_printf(b, ",\"state\":\"%s\",\"instances\":[", vrrp_state_to_string(g->notified_state));
-                for (size_t m = 0; m < g->n_members; m++) {
-                        if (m)
-                                buf_printf(b, ",");
-                        buf_json_string(b, g->members[m]->config->name);
-                }
-                buf_printf(b, "]}");
+                go = json_object_new_object();
+                json_add_string(go, "name", g->name, &ok);
+                json_add_string(go, "state", vrrp_state_to_string(g->notified_state), &ok);
+                members = json_object_new_array();
+                json_add(go, "instances", members, &ok);
+                for (size_t m = 0; ok && m < g->n_members; m++)
+                        json_push_string(members, g->members[m]->config->name, &ok);
+                json_push(a, go, &ok);
         }
-        buf_printf(b, "]}\n");
+        return ok ? json_render(o) : NULL;
 }
 
 /* One line, only when a misconfiguration has shown: adverts dropped by cause. */
@@ -175,21 +187,35 @@ static void status_drops_text(struct buf *b, const struct hamgr_instance *inst) 
                 buf_printf(b, " (see the log)\n");
 }
 
+/* The virtual IPs are on this node exactly while it is MASTER. */
+static void status_vips_text(struct buf *b, const struct hamgr_instance *inst) {
+        const struct hamgr_vrrp_config *c = inst->config;
+        bool held = inst->fsm.state == VRRP_STATE_MASTER;
+        char addr[INET6_ADDRSTRLEN];
+
+        buf_printf(b, "  virtual IPs %s:", held ? "held" : "not held");
+        for (size_t i = 0; i < c->n_virtual_ips; i++)
+                buf_printf(b, " %s/%u", ip_address_to_string(&c->virtual_ips[i].address, addr, sizeof(addr)),
+                           c->virtual_ips[i].prefixlen);
+        buf_printf(b, "\n");
+}
+
 static void status_text(struct buf *b, struct hamgr_daemon *d) {
         char addr[INET6_ADDRSTRLEN];
 
         buf_printf(b, "node %s, hamgr %s, up %" PRIu64 " s\n", d->config->node_name, HAMGR_VERSION,
                    ms_since(d, d->started_usec) / 1000);
-        buf_printf(b, "%-16s %-10s %4s %-7s %4s %-8s %s\n", "INSTANCE", "INTERFACE", "VRID", "STATE", "PRIO",
-                   "SINCE", "LAST CHANGE");
+        buf_printf(b, "%-16s %-10s %4s %-7s %4s %4s %-8s %s\n", "INSTANCE", "INTERFACE", "VRID", "STATE", "PRIO",
+                   "EFF", "SINCE", "LAST CHANGE");
         for (size_t i = 0; i < d->n_instances; i++) {
                 const struct hamgr_instance *inst = d->instances[i];
                 char since[32];
 
                 snprintf(since, sizeof(since), "%" PRIu64 "s", ms_since(d, inst->last_change_usec) / 1000);
-                buf_printf(b, "%-16s %-10s %4u %-7s %4u %-8s %s -> %s (%s)", inst->config->name,
+                buf_printf(b, "%-16s %-10s %4u %-7s %4u %4u %-8s %s -> %s (%s)", inst->config->name,
                            inst->config->interface, inst->config->vrid, vrrp_state_to_string(inst->fsm.state),
-                           inst->config->priority, since, vrrp_state_to_string(inst->last_from),
+                           inst->config->priority, inst->fsm.config.priority, since,
+                           vrrp_state_to_string(inst->last_from),
                            vrrp_state_to_string(inst->fsm.state), vrrp_reason_to_string(inst->last_reason));
                 if (inst->faults)
                         buf_printf(b, ": %s", inst->fault_detail);
@@ -198,6 +224,7 @@ static void status_text(struct buf *b, struct hamgr_daemon *d) {
                                    ip_address_to_string(&inst->last_master, addr, sizeof(addr)),
                                    inst->last_master_priority);
                 buf_printf(b, "\n");
+                status_vips_text(b, inst);
                 status_drops_text(b, inst);
         }
         for (size_t i = 0; i < d->n_groups; i++) {
@@ -220,9 +247,8 @@ char *status_render(struct hamgr_daemon *d, bool json) {
         struct buf b = {};
 
         if (json)
-                status_json(&b, d);
-        else
-                status_text(&b, d);
+                return status_json(d);
+        status_text(&b, d);
         if (b.failed) {
                 free(b.s);
                 return NULL;
@@ -317,15 +343,11 @@ static char *peer_request(struct hamgr_daemon *d, struct control_request *req) {
 }
 
 static char *peers_render(struct hamgr_daemon *d) {
-        struct buf b = {};
+        _cleanup_(json_object_putp) json_object *peers = NULL;
 
-        sync_peers_json(d, &b);
-        buf_printf(&b, "\n");
-        if (b.failed) {
-                free(b.s);
+        if (sync_peers_json(d, &peers) < 0)
                 return NULL;
-        }
-        return b.s;
+        return json_render(peers);
 }
 
 static int on_connection(sd_event_source *s, int fd, uint32_t revents, void *userdata) {

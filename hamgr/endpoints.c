@@ -22,6 +22,7 @@
 #include "daemon.h"
 #include "endpoints.h"
 #include "health/probe.h"
+#include "json-util.h"
 #include "log.h"
 #include "strbuf.h"
 #include "wg/key.h"
@@ -454,27 +455,31 @@ void endpoints_stop(struct hamgr_daemon *d) {
         d->n_endpoints = 0;
 }
 
-void endpoints_status_json(struct hamgr_daemon *d, struct buf *b) {
+int endpoints_status_json(struct hamgr_daemon *d, struct json_object **ret) {
+        _cleanup_(json_object_putp) json_object *a = json_object_new_array();
         char key[WG_KEY_B64_LEN], ep[80];
+        bool ok = a != NULL;
 
-        buf_printf(b, "[");
-        for (size_t i = 0; i < d->n_endpoints; i++) {
+        for (size_t i = 0; ok && i < d->n_endpoints; i++) {
                 const struct endpoint_rt *e = d->endpoints[i];
+                json_object *o = json_object_new_object();
 
                 wg_key_to_base64(key, e->config->peer);
-                buf_printf(b, "%s{\"interface\":", i ? "," : "");
-                buf_json_string(b, e->config->interface);
-                buf_printf(b, ",\"peer\":\"%s\",\"candidate\":", key);
-                buf_json_string(b, e->config->candidates[e->current]);
-                buf_printf(b, ",\"candidate_index\":%zu,\"endpoint\":", e->current);
-                if (e->endpoint.addr.sa_family)
-                        buf_json_string(b, wg_endpoint_to_string(&e->endpoint, ep, sizeof(ep)));
-                else
-                        buf_printf(b, "null");
-                buf_printf(b, ",\"rotations\":%" PRIu64 ",\"since_progress_ms\":%" PRIu64 "}", e->rotations,
-                           (daemon_now(d) - e->last_progress_usec) / USEC_PER_MSEC);
+                json_add_string(o, "interface", e->config->interface, &ok);
+                json_add_string(o, "peer", key, &ok);
+                json_add_string(o, "candidate", e->config->candidates[e->current], &ok);
+                json_add_u64(o, "candidate_index", e->current, &ok);
+                json_add_string(o, "endpoint",
+                                e->endpoint.addr.sa_family ? wg_endpoint_to_string(&e->endpoint, ep, sizeof(ep)) : NULL,
+                                &ok);
+                json_add_u64(o, "rotations", e->rotations, &ok);
+                json_add_u64(o, "since_progress_ms", (daemon_now(d) - e->last_progress_usec) / USEC_PER_MSEC, &ok);
+                json_push(a, o, &ok);
         }
-        buf_printf(b, "]");
+        if (!ok)
+                return -ENOMEM;
+        *ret = TAKE_PTR(a);
+        return 0;
 }
 
 int endpoints_reload(struct hamgr_daemon *d) {

@@ -14,8 +14,10 @@ int endpoints_start(struct hamgr_daemon *d);
 /* Stop watching and free. */
 void endpoints_stop(struct hamgr_daemon *d);
 
-/* Append the watched peers' status as a JSON array. */
-void endpoints_status_json(struct hamgr_daemon *d, struct buf *b);
+struct json_object;
+
+/* The watched peers' status as a new JSON array in *ret. Returns 0 or -ENOMEM. */
+int endpoints_status_json(struct hamgr_daemon *d, struct json_object **ret);
 
 /* Restart the watchers from the daemon's (new) configuration. */
 int endpoints_reload(struct hamgr_daemon *d);

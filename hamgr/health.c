@@ -22,6 +22,7 @@
 #include "health/check.h"
 #include "health/core.h"
 #include "health/probe.h"
+#include "json-util.h"
 #include "link.h"
 #include "log.h"
 #include "strbuf.h"
@@ -335,23 +336,31 @@ enum health_status health_monitor_status(struct hamgr_daemon *d, const char *nam
         return HEALTH_UNKNOWN;
 }
 
-void health_monitor_status_json(struct hamgr_daemon *d, struct buf *b) {
-        buf_printf(b, "[");
-        for (size_t i = 0; i < d->n_checks; i++) {
-                const struct check_rt *c = d->checks[i];
+int health_monitor_status_json(struct hamgr_daemon *d, struct json_object **ret) {
+        _cleanup_(json_object_putp) json_object *a = json_object_new_array();
+        bool ok = a != NULL;
 
-                buf_printf(b, "%s{\"name\":", i ? "," : "");
-                buf_json_string(b, c->config->name);
-                buf_printf(b, ",\"type\":\"%s\",\"status\":\"%s\",\"detail\":", health_check_type_to_string(c->config->type),
-                           health_status_to_string(c->core.status));
-                buf_json_string(b, c->detail);
-                buf_printf(b, ",\"probes\":%" PRIu64 ",\"failures\":%" PRIu64, c->probes, c->failures);
-                if (c->config->type == HEALTH_CHECK_WIREGUARD)
-                        buf_printf(b, ",\"peers\":%zu,\"fresh_peers\":%zu,\"peers_with_endpoint\":%zu", c->peers,
-                                   c->fresh_peers, c->peers_with_endpoint);
-                buf_printf(b, "}");
+        for (size_t i = 0; ok && i < d->n_checks; i++) {
+                const struct check_rt *c = d->checks[i];
+                json_object *o = json_object_new_object();
+
+                json_add_string(o, "name", c->config->name, &ok);
+                json_add_string(o, "type", health_check_type_to_string(c->config->type), &ok);
+                json_add_string(o, "status", health_status_to_string(c->core.status), &ok);
+                json_add_string(o, "detail", c->detail, &ok);
+                json_add_u64(o, "probes", c->probes, &ok);
+                json_add_u64(o, "failures", c->failures, &ok);
+                if (c->config->type == HEALTH_CHECK_WIREGUARD) {
+                        json_add_u64(o, "peers", c->peers, &ok);
+                        json_add_u64(o, "fresh_peers", c->fresh_peers, &ok);
+                        json_add_u64(o, "peers_with_endpoint", c->peers_with_endpoint, &ok);
+                }
+                json_push(a, o, &ok);
         }
-        buf_printf(b, "]");
+        if (!ok)
+                return -ENOMEM;
+        *ret = TAKE_PTR(a);
+        return 0;
 }
 
 int health_monitor_reload(struct hamgr_daemon *d) {

@@ -20,8 +20,10 @@ void health_monitor_stop(struct hamgr_daemon *d);
  * rise/fall decision or for an unknown name. */
 enum health_status health_monitor_status(struct hamgr_daemon *d, const char *name);
 
-/* Append the checks' status as a JSON array. */
-void health_monitor_status_json(struct hamgr_daemon *d, struct buf *b);
+struct json_object;
+
+/* The checks' status as a new JSON array in *ret. Returns 0 or -ENOMEM. */
+int health_monitor_status_json(struct hamgr_daemon *d, struct json_object **ret);
 
 /* Restart the checks from the daemon's (new) configuration; checks whose
  * name, type, rise and fall are unchanged keep their status. Call while

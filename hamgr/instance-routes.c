@@ -10,6 +10,7 @@
 #include "common/macro.h"
 #include "daemon.h"
 #include "instance-routes.h"
+#include "json-util.h"
 #include "link.h"
 #include "log.h"
 #include "strbuf.h"
@@ -221,45 +222,45 @@ void instance_routes_free(struct hamgr_instance *inst) {
         inst->route_state = NULL;
 }
 
-static void json_address_or_null(struct buf *b, const struct ip_address *a) {
+static void json_add_address(json_object *o, const char *key, const struct ip_address *a, bool *ok) {
         char s[INET6_ADDRSTRLEN];
 
-        if (a->family)
-                buf_json_string(b, ip_address_to_string(a, s, sizeof(s)));
-        else
-                buf_printf(b, "null");
+        json_add_string(o, key, a->family ? ip_address_to_string(a, s, sizeof(s)) : NULL, ok);
 }
 
-void instance_routes_status_json(struct buf *b, const struct hamgr_instance *inst) {
+int instance_routes_status_json(const struct hamgr_instance *inst, struct json_object **ret) {
+        _cleanup_(json_object_putp) json_object *arr = json_object_new_array();
         const struct hamgr_vrrp_config *c = inst->config;
-        char a[INET6_ADDRSTRLEN];
+        char a[INET6_ADDRSTRLEN + 8];
+        bool ok = arr != NULL;
 
-        buf_printf(b, ",\"virtual_routes\":[");
-        for (size_t i = 0; i < c->n_virtual_routes; i++) {
+        for (size_t i = 0; ok && i < c->n_virtual_routes; i++) {
                 const struct hamgr_virtual_route *r = &c->virtual_routes[i];
                 const struct instance_route_state *st = inst->route_state ? &inst->route_state[i] : NULL;
-                const char *dev = route_dev(inst, r);
+                json_object *o = json_object_new_object();
+                size_t n;
 
-                buf_printf(b, "%s{\"to\":\"%s/%u\",\"type\":\"%s\",\"via\":", i ? "," : "",
-                           ip_address_to_string(&r->to.address, a, sizeof(a)), r->to.prefixlen,
-                           hamgr_route_type_to_string(r->type));
-                json_address_or_null(b, &r->via);
-                buf_printf(b, ",\"dev\":");
-                if (dev)
-                        buf_json_string(b, dev);
-                else
-                        buf_printf(b, "null");
-                buf_printf(b, ",\"src\":");
-                json_address_or_null(b, &r->src);
-                buf_printf(b, ",\"table\":%" PRIu32 ",\"metric\":%" PRIu32 ",\"installed\":%s,\"error\":", r->table,
-                           r->metric, st && st->installed ? "true" : "false");
+                ip_address_to_string(&r->to.address, a, sizeof(a));
+                n = strlen(a);
+                snprintf(a + n, sizeof(a) - n, "/%u", r->to.prefixlen);
+                json_add_string(o, "to", a, &ok);
+                json_add_string(o, "type", hamgr_route_type_to_string(r->type), &ok);
+                json_add_address(o, "via", &r->via, &ok);
+                json_add_string(o, "dev", route_dev(inst, r), &ok);
+                json_add_address(o, "src", &r->src, &ok);
+                json_add_u64(o, "table", r->table, &ok);
+                json_add_u64(o, "metric", r->metric, &ok);
+                json_add_bool(o, "installed", st && st->installed, &ok);
                 if (st && st->error == -EEXIST)
-                        buf_json_string(b, "a different route holds its destination, table and metric");
+                        json_add_string(o, "error", "a different route holds its destination, table and metric", &ok);
                 else if (st && st->error < 0)
-                        buf_json_string(b, strerror(-st->error));
+                        json_add_string(o, "error", strerror(-st->error), &ok);
                 else
-                        buf_printf(b, "null");
-                buf_printf(b, "}");
+                        json_add_null(o, "error", &ok);
+                json_push(arr, o, &ok);
         }
-        buf_printf(b, "]");
+        if (!ok)
+                return -ENOMEM;
+        *ret = TAKE_PTR(arr);
+        return 0;
 }

@@ -45,5 +45,8 @@ void instance_routes_reconfigure(struct hamgr_instance *inst, const struct hamgr
 /* Free the per-route state. */
 void instance_routes_free(struct hamgr_instance *inst);
 
-/* Append ,"virtual_routes":[...] for status --json. */
-void instance_routes_status_json(struct buf *b, const struct hamgr_instance *inst);
+struct json_object;
+
+/* The instance's virtual routes for status --json, a new JSON array in
+ * *ret. Returns 0 or -ENOMEM. */
+int instance_routes_status_json(const struct hamgr_instance *inst, struct json_object **ret);

@@ -35,19 +35,3 @@ void buf_printf(struct buf *b, const char *fmt, ...) {
                 b->cap = cap;
         }
 }
-
-void buf_json_string(struct buf *b, const char *s) {
-        buf_printf(b, "\"");
-        for (; s && *s; s++) {
-                unsigned char c = (unsigned char) *s;
-
-                if (c == '"' || c == '\\')
-                        buf_printf(b, "\\%c", c);
-                else if (c < 0x20)
-                        buf_printf(b, "\\u%04x", c);
-                else
-                        buf_printf(b, "%c", c);
-        }
-        buf_printf(b, "\"");
-}
-

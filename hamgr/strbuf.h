@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
-/* A growable string for status replies; on allocation failure it sticks in
- * the failed state, so callers check once at the end. */
+/* A growable string for the text status replies; on allocation failure it
+ * sticks in the failed state, so callers check once at the end. JSON is
+ * built with json-c (json-util.h), never by hand. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -16,5 +17,3 @@ struct buf {
 };
 
 void buf_printf(struct buf *b, const char *fmt, ...) _printf_(2, 3);
-/* Append S as a JSON string literal, escaped. */
-void buf_json_string(struct buf *b, const char *s);

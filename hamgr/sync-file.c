@@ -23,7 +23,8 @@ int sync_key_load(const char *path, uint8_t ret_private[static SYNC_KEY_LEN], co
         struct stat st;
         int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: a FIFO there must be refused, not waited on. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
                 set_reason(ret_reason, "cannot open key file");
                 return -errno;
@@ -38,6 +39,11 @@ int sync_key_load(const char *path, uint8_t ret_private[static SYNC_KEY_LEN], co
         }
         if (st.st_mode & 077) {
                 set_reason(ret_reason, "key file is accessible by group or others (chmod 600 it)");
+                return -EPERM;
+        }
+        /* Its owner could replace the key that authenticates this node. */
+        if (st.st_uid != 0 && st.st_uid != geteuid()) {
+                set_reason(ret_reason, "key file is not owned by root (chown root: it)");
                 return -EPERM;
         }
 

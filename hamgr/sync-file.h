@@ -24,8 +24,9 @@
 #define REPLICA_STORE_TMP "replica.state.tmp"
 
 /* Read and parse the key file at PATH. Refuses a file that is not a regular
- * file or whose mode grants group or other any access (-EPERM), since the
- * private key authenticates this node to its peers. Returns 0, -EPERM,
+ * file (without blocking on a FIFO), whose mode grants group or other any
+ * access, or that is owned by neither root nor the caller (-EPERM), since
+ * the private key authenticates this node to its peers. Returns 0, -EPERM,
  * -EBADMSG or the -errno of open/read, with *ret_reason set on every failure
  * (ret_reason may be NULL). ret_private is untouched on failure. */
 int sync_key_load(const char *path, uint8_t ret_private[static SYNC_KEY_LEN], const char **ret_reason);

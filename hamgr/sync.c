@@ -25,6 +25,7 @@
 
 #include "common/macro.h"
 #include "daemon.h"
+#include "json-util.h"
 #include "log.h"
 #include "strbuf.h"
 #include "sync-file.h"
@@ -1393,73 +1394,85 @@ void sync_stop(struct hamgr_daemon *d) {
 
 /* ---- status and peers ----------------------------------------------------- */
 
-void sync_status_json(struct hamgr_daemon *d, struct buf *b) {
+int sync_status_json(struct hamgr_daemon *d, struct json_object **ret) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
         struct hamgr_sync *s = d->sync;
         char key[WG_KEY_B64_LEN];
+        json_object *peers;
+        bool ok = true;
 
         if (!s) {
-                buf_printf(b, "null");
-                return;
+                *ret = NULL;
+                return 0;
         }
+        o = json_object_new_object();
         wg_key_to_base64(key, s->public_key);
-        buf_printf(b, "{\"public_key\":\"%s\",\"listen\":", key);
-        buf_json_string(b, s->config->listen);
-        buf_printf(b, ",\"records\":%zu,\"merges\":%" PRIu64 ",\"local_changes\":%" PRIu64 ",\"save_errors\":%" PRIu64
-                      ",\"bootstrapping\":%s,\"refused_batches\":%" PRIu64 ",\"refused_local_changes\":%" PRIu64,
-                   replica_n_records(s->replica), s->merges, s->local_changes, s->save_errors,
-                   replica_bootstrapping(s->replica) ? "true" : "false", s->refused_batches, s->refused_local_changes);
-        buf_printf(b, ",\"handshakes\":%" PRIu64 ",\"rekeys\":%" PRIu64 ",\"handshakes_pending\":%zu"
-                      ",\"refused_unknown_source\":%" PRIu64 ",\"handshake_timeouts\":%" PRIu64
-                      ",\"handshakes_failed\":%" PRIu64 ",\"handshakes_evicted\":%" PRIu64
-                      ",\"refused_fd_reserve\":%" PRIu64 ",\"rekey_interval_ms\":%" PRIu32 ",\"peers\":[",
-                   s->handshakes, s->rekeys, s->n_pending, s->refused_unknown_source, s->handshake_timeouts,
-                   s->handshakes_failed, s->handshakes_evicted, s->refused_fd_reserve, s->config->rekey_interval_ms);
-        for (size_t i = 0; i < s->n_peers; i++) {
+        json_add_string(o, "public_key", key, &ok);
+        json_add_string(o, "listen", s->config->listen, &ok);
+        json_add_u64(o, "records", replica_n_records(s->replica), &ok);
+        json_add_u64(o, "merges", s->merges, &ok);
+        json_add_u64(o, "local_changes", s->local_changes, &ok);
+        json_add_u64(o, "save_errors", s->save_errors, &ok);
+        json_add_bool(o, "bootstrapping", replica_bootstrapping(s->replica), &ok);
+        json_add_u64(o, "refused_batches", s->refused_batches, &ok);
+        json_add_u64(o, "refused_local_changes", s->refused_local_changes, &ok);
+        json_add_u64(o, "handshakes", s->handshakes, &ok);
+        json_add_u64(o, "rekeys", s->rekeys, &ok);
+        json_add_u64(o, "handshakes_pending", s->n_pending, &ok);
+        json_add_u64(o, "refused_unknown_source", s->refused_unknown_source, &ok);
+        json_add_u64(o, "handshake_timeouts", s->handshake_timeouts, &ok);
+        json_add_u64(o, "handshakes_failed", s->handshakes_failed, &ok);
+        json_add_u64(o, "handshakes_evicted", s->handshakes_evicted, &ok);
+        json_add_u64(o, "refused_fd_reserve", s->refused_fd_reserve, &ok);
+        json_add_u64(o, "rekey_interval_ms", s->config->rekey_interval_ms, &ok);
+        peers = json_object_new_array();
+        json_add(o, "peers", peers, &ok);
+        for (size_t i = 0; ok && i < s->n_peers; i++) {
                 const struct sync_peer_rt *p = &s->peers[i];
+                json_object *po = json_object_new_object();
 
-                buf_printf(b, "%s{\"name\":", i ? "," : "");
-                buf_json_string(b, p->config->name);
-                buf_printf(b, ",\"address\":");
-                buf_json_string(b, p->config->address);
-                buf_printf(b, ",\"connected\":%s,\"last_frame_ms_ago\":", p->conn ? "true" : "false");
+                json_add_string(po, "name", p->config->name, &ok);
+                json_add_string(po, "address", p->config->address, &ok);
+                json_add_bool(po, "connected", p->conn != NULL, &ok);
                 if (p->last_frame_usec)
-                        buf_printf(b, "%" PRIu64, (daemon_now(d) - p->last_frame_usec) / USEC_PER_MSEC);
+                        json_add_u64(po, "last_frame_ms_ago", (daemon_now(d) - p->last_frame_usec) / USEC_PER_MSEC,
+                                     &ok);
                 else
-                        buf_printf(b, "null");
-                buf_printf(b, ",\"clock_offset_ms\":");
+                        json_add_null(po, "last_frame_ms_ago", &ok);
                 if (p->offset_known)
-                        buf_printf(b, "%" PRId64, p->offset_usec / 1000);
+                        json_add_i64(po, "clock_offset_ms", p->offset_usec / 1000, &ok);
                 else
-                        buf_printf(b, "null");
-                buf_printf(b, ",\"pending_changes\":%" PRIu64 ",\"frames_rx\":%" PRIu64 ",\"frames_tx\":%" PRIu64
-                              ",\"refused\":%" PRIu64 ",\"refused_batches\":%" PRIu64 ",\"truncated\":%" PRIu64
-                              ",\"last_error\":",
-                           p->tx_seq - p->acked_seq, p->frames_rx, p->frames_tx, p->refused, p->refused_batches,
-                           p->truncated);
-                if (p->last_error[0])
-                        buf_json_string(b, p->last_error);
-                else
-                        buf_printf(b, "null");
-                buf_printf(b, "}");
+                        json_add_null(po, "clock_offset_ms", &ok);
+                json_add_u64(po, "pending_changes", p->tx_seq - p->acked_seq, &ok);
+                json_add_u64(po, "frames_rx", p->frames_rx, &ok);
+                json_add_u64(po, "frames_tx", p->frames_tx, &ok);
+                json_add_u64(po, "refused", p->refused, &ok);
+                json_add_u64(po, "refused_batches", p->refused_batches, &ok);
+                json_add_u64(po, "truncated", p->truncated, &ok);
+                json_add_string(po, "last_error", p->last_error[0] ? p->last_error : NULL, &ok);
+                json_push(peers, po, &ok);
         }
-        buf_printf(b, "]}");
+        if (!ok)
+                return -ENOMEM;
+        *ret = TAKE_PTR(o);
+        return 0;
 }
 
-void sync_peers_json(struct hamgr_daemon *d, struct buf *b) {
-        struct hamgr_sync *s = d->sync;
+int sync_peers_json(struct hamgr_daemon *d, struct json_object **ret) {
+        _cleanup_(json_object_putp) json_object *arr = json_object_new_array();
         _cleanup_(replica_changes_done) struct replica_changes all = {};
-        char key[WG_KEY_B64_LEN], ep[80];
+        struct hamgr_sync *s = d->sync;
+        char key[WG_KEY_B64_LEN], ep[80], buf[INET6_ADDRSTRLEN + 24];
+        bool ok = arr != NULL;
 
-        buf_printf(b, "[");
-        if (!s || replica_changes_since(s->replica, (struct hlc_ts) {}, &all) < 0) {
-                buf_printf(b, "]");
-                return;
-        }
-        for (size_t i = 0, n = 0; i < all.n; i++) {
+        if (ok && s && replica_changes_since(s->replica, (struct hlc_ts) {}, &all) < 0)
+                replica_changes_done(&all);
+        for (size_t i = 0; ok && s && i < all.n; i++) {
                 const struct replica_rec *rec = &all.recs[i];
                 const struct replica_peer *p = &rec->peer;
                 bool everywhere = true;
                 const char *origin = NULL;
+                json_object *o, *ips;
 
                 if (rec->type != REPLICA_REC_PEER)
                         continue;
@@ -1471,32 +1484,42 @@ void sync_peers_json(struct hamgr_daemon *d, struct buf *b) {
                 }
                 if (p->version.node == replica_node(s->replica))
                         origin = d->config->node_name;
+                o = json_object_new_object();
                 wg_key_to_base64(key, p->public_key);
-                buf_printf(b, "%s{\"interface\":", n++ ? "," : "");
-                buf_json_string(b, rec->ifname);
-                buf_printf(b, ",\"public_key\":\"%s\",\"removed\":%s,\"version\":\"%" PRIu64 ".%u\",\"origin\":", key,
-                           p->deleted ? "true" : "false", p->version.wall_ms, p->version.logical);
-                if (origin)
-                        buf_json_string(b, origin);
-                else
-                        buf_printf(b, "\"%016" PRIx64 "\"", p->version.node);
-                buf_printf(b, ",\"on_every_node\":%s,\"keepalive\":%u,\"allowed_ips\":[", everywhere ? "true" : "false",
-                           p->keepalive);
-                for (size_t k = 0; k < p->n_allowedips; k++) {
-                        struct ip_address a = { .family = p->allowedips[k].family, .addr = p->allowedips[k].ip };
-                        char abuf[INET6_ADDRSTRLEN];
-
-                        buf_printf(b, "%s\"%s/%u\"", k ? "," : "", ip_address_to_string(&a, abuf, sizeof(abuf)),
-                                   p->allowedips[k].cidr);
+                json_add_string(o, "interface", rec->ifname, &ok);
+                json_add_string(o, "public_key", key, &ok);
+                json_add_bool(o, "removed", p->deleted, &ok);
+                snprintf(buf, sizeof(buf), "%" PRIu64 ".%u", p->version.wall_ms, p->version.logical);
+                json_add_string(o, "version", buf, &ok);
+                if (!origin) {
+                        /* Not a configured node (any more): its id. */
+                        snprintf(buf, sizeof(buf), "%016" PRIx64, p->version.node);
+                        origin = buf;
                 }
-                buf_printf(b, "],\"endpoint\":");
-                if (!hlc_ts_is_zero(p->endpoint_version))
-                        buf_json_string(b, wg_endpoint_to_string(&p->endpoint, ep, sizeof(ep)));
-                else
-                        buf_printf(b, "null");
-                buf_printf(b, "}");
+                json_add_string(o, "origin", origin, &ok);
+                json_add_bool(o, "on_every_node", everywhere, &ok);
+                json_add_u64(o, "keepalive", p->keepalive, &ok);
+                ips = json_object_new_array();
+                json_add(o, "allowed_ips", ips, &ok);
+                for (size_t k = 0; ok && k < p->n_allowedips; k++) {
+                        struct ip_address a = { .family = p->allowedips[k].family, .addr = p->allowedips[k].ip };
+                        size_t n;
+
+                        ip_address_to_string(&a, buf, sizeof(buf));
+                        n = strlen(buf);
+                        snprintf(buf + n, sizeof(buf) - n, "/%u", p->allowedips[k].cidr);
+                        json_push_string(ips, buf, &ok);
+                }
+                json_add_string(o, "endpoint",
+                                hlc_ts_is_zero(p->endpoint_version) ? NULL
+                                                                   : wg_endpoint_to_string(&p->endpoint, ep, sizeof(ep)),
+                                &ok);
+                json_push(arr, o, &ok);
         }
-        buf_printf(b, "]");
+        if (!ok)
+                return -ENOMEM;
+        *ret = TAKE_PTR(arr);
+        return 0;
 }
 
 void sync_status_text(struct hamgr_daemon *d, struct buf *b) {

@@ -28,12 +28,16 @@ void sync_poll_now(struct hamgr_daemon *d);
  * versioned meanwhile, so the control socket refuses peer edits. */
 bool sync_bootstrapping(struct hamgr_daemon *d);
 
-/* Append the sync status as JSON ("null" without a sync section). */
-void sync_status_json(struct hamgr_daemon *d, struct buf *b);
+struct json_object;
 
-/* Append the replicated peers as a JSON array: interface, key, version,
- * origin node, removed, whether every sync peer confirmed it. */
-void sync_peers_json(struct hamgr_daemon *d, struct buf *b);
+/* The sync status as a new JSON object in *ret; NULL (JSON null) without a
+ * sync section. Returns 0 or -ENOMEM. */
+int sync_status_json(struct hamgr_daemon *d, struct json_object **ret);
+
+/* The replicated peers as a new JSON array in *ret: interface, key,
+ * version, origin node, removed, whether every sync peer confirmed it.
+ * Returns 0 or -ENOMEM. */
+int sync_peers_json(struct hamgr_daemon *d, struct json_object **ret);
 
 /* Append the sync lines of the text status. */
 void sync_status_text(struct hamgr_daemon *d, struct buf *b);

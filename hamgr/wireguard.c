@@ -21,6 +21,7 @@
 
 #include "common/macro.h"
 #include "daemon.h"
+#include "json-util.h"
 #include "link.h"
 #include "log.h"
 #include "route.h"
@@ -1067,30 +1068,37 @@ bool wg_follower_active(struct hamgr_daemon *d, const char *ifname) {
         return false;
 }
 
-void wg_followers_status_json(struct hamgr_daemon *d, struct buf *b) {
+int wg_followers_status_json(struct hamgr_daemon *d, struct json_object **ret) {
+        _cleanup_(json_object_putp) json_object *a = json_object_new_array();
         char addr[INET6_ADDRSTRLEN];
+        bool ok = a != NULL;
 
-        buf_printf(b, "[");
-        for (size_t i = 0; i < d->n_followers; i++) {
+        for (size_t i = 0; ok && i < d->n_followers; i++) {
                 const struct wg_follower *f = d->followers[i];
+                json_object *o = json_object_new_object();
 
-                buf_printf(b, "%s{\"interface\":", i ? "," : "");
-                buf_json_string(b, f->config->interface);
-                buf_printf(b, ",\"backend\":\"%s\",\"follow\":",
-                           wg_backend_to_string(wg_backend_resolve(f->config->backend, f->config->interface)));
-                buf_json_string(b, f->config->follow);
-                buf_printf(b, ",\"source_address\":");
-                if (f->config->source_address.family)
-                        buf_json_string(b, ip_address_to_string(&f->config->source_address, addr, sizeof(addr)));
-                else
-                        buf_printf(b, "null");
-                buf_printf(b,
-                           ",\"phase\":\"%s\",\"known_endpoints\":%zu,\"takeovers\":%" PRIu64
-                           ",\"last_takeover_ms\":%" PRIu64 ",\"last_kicked\":%zu,\"source_routes\":%u,\"last_error\":%d}",
-                           phase_names[f->phase], f->n_known, f->takeovers, f->takeover_usec / USEC_PER_MSEC,
-                           f->last_kicked, route_src_count(f->routes), f->last_error);
+                json_add_string(o, "interface", f->config->interface, &ok);
+                json_add_string(o, "backend",
+                                wg_backend_to_string(wg_backend_resolve(f->config->backend, f->config->interface)), &ok);
+                json_add_string(o, "follow", f->config->follow, &ok);
+                json_add_string(o, "source_address",
+                                f->config->source_address.family
+                                        ? ip_address_to_string(&f->config->source_address, addr, sizeof(addr))
+                                        : NULL,
+                                &ok);
+                json_add_string(o, "phase", phase_names[f->phase], &ok);
+                json_add_u64(o, "known_endpoints", f->n_known, &ok);
+                json_add_u64(o, "takeovers", f->takeovers, &ok);
+                json_add_u64(o, "last_takeover_ms", f->takeover_usec / USEC_PER_MSEC, &ok);
+                json_add_u64(o, "last_kicked", f->last_kicked, &ok);
+                json_add_u64(o, "source_routes", route_src_count(f->routes), &ok);
+                json_add_i64(o, "last_error", f->last_error, &ok);
+                json_push(a, o, &ok);
         }
-        buf_printf(b, "]");
+        if (!ok)
+                return -ENOMEM;
+        *ret = TAKE_PTR(a);
+        return 0;
 }
 
 void wg_followers_status_text(struct hamgr_daemon *d, struct buf *b) {

@@ -81,8 +81,10 @@ bool wg_follower_active(struct hamgr_daemon *d, const char *ifname);
 void wg_follower_learn(struct hamgr_daemon *d, const char *ifname, const struct wg_device *dev,
                        const uint64_t *learned_ms);
 
-/* Append the followers' status as a JSON array (no trailing comma). */
-void wg_followers_status_json(struct hamgr_daemon *d, struct buf *b);
+struct json_object;
+
+/* The followers' status as a new JSON array in *ret. Returns 0 or -ENOMEM. */
+int wg_followers_status_json(struct hamgr_daemon *d, struct json_object **ret);
 
 /* Follow the daemon's (new) configuration: followers whose interface,
  * backend, followed name and source address are unchanged keep running;

@@ -144,8 +144,10 @@ state() {
                 echo DOWN
                 return 0
         fi
-        out=$(timeout 1 nsenter -t "$(node_holder "$node")" -m -n -- "$HAMGR_BIN" status --json \
-                -s /run/hamgr/control.sock 2>/dev/null | jq -r '.instances[] | select(.name == "wan") | .state' 2>/dev/null) || out=""
+        # status exits 1 when an instance is FAULT, with the status printed.
+        out=$({ timeout 1 nsenter -t "$(node_holder "$node")" -m -n -- "$HAMGR_BIN" status --json \
+                -s /run/hamgr/control.sock 2>/dev/null || [ $? -eq 1 ]; } |
+                jq -r '.instances[] | select(.name == "wan") | .state' 2>/dev/null) || out=""
         echo "${out:-?}"
 }
 

@@ -805,9 +805,13 @@ hamgr_alive() {
         [ -n "${HAMGR_PID[$1]:-}" ] && hi_pid_alive "${HAMGR_PID[$1]}"
 }
 
-# hamgr_status NODE [SOCKET]: status JSON from NODE's hamgr.
+# hamgr_status NODE [SOCKET]: status JSON from NODE's hamgr. Status 1 (an
+# instance in FAULT) still printed the status: only other failures fail,
+# and only their messages reach stderr.
 hamgr_status() {
-        node_exec "$1" "$HAMGR_BIN" status --json -s "${2:-/run/hamgr/control.sock}"
+        local rc=0 err
+        { err=$(node_exec "$1" "$HAMGR_BIN" status --json -s "${2:-/run/hamgr/control.sock}" 2>&1 1>&3) || rc=$?; } 3>&1
+        [ "$rc" -eq 0 ] || [ "$rc" -eq 1 ] || { printf '%s\n' "$err" >&2; return "$rc"; }
 }
 
 # hamgr_state NODE INSTANCE: that instance's state (MASTER, BACKUP, ...).

@@ -5,14 +5,14 @@
 #  - "hamgr version" prints the project version, exit 0;
 #  - an unknown command, an unknown option, an option of another command
 #    and a missing option argument: usage on stderr, nothing on stdout,
-#    exit 2;
+#    a short usage (not the whole help), exit 2;
 #  - "hamgr check": the sample etc/hamgr.conf passes (exit 0); a file with
 #    several errors gets one "FILE:LINE: message" per error (bad vrid,
 #    unknown key, bad address, each at its own line) and exit 1; a syntax
 #    error names its line; a missing file exits 1 with a message; an IPv6
 #    instance whose first virtual IP is not link-local gets a
 #    "FILE:LINE: warning:" and the check still exits 0;
-#  - "hamgr status" without a daemon: exit 1 and a message naming the
+#  - "hamgr status" without a daemon: exit 3 and a message naming the
 #    socket; with a daemon (one gateway, alternative control socket): the
 #    text lists the instance and its state, --json parses with jq, both
 #    "-s PATH" and "-c FILE" (node.control_socket) reach it, while the
@@ -68,7 +68,8 @@ usage_error() {
         shift
         run "$HAMGR_BIN" "$@"
         assert_eq "$RC" 2 "$what: exit status"
-        assert_contains "$ERR" "Usage: hamgr COMMAND" "$what: usage on stderr"
+        assert_contains "$ERR" "Usage: hamgr" "$what: short usage on stderr"
+        assert_false "$what: not the whole help" err_matches "^Commands:"
         assert_eq "$OUT" "" "$what: nothing on stdout"
 }
 
@@ -95,7 +96,7 @@ usage_error "missing option argument" status -s
 usage_error "stray argument" check extra
 run "$HAMGR_BIN" --help
 assert_eq "$RC:$ERR" "0:" "--help: exit 0, nothing on stderr"
-assert_contains "$OUT" "Usage: hamgr COMMAND" "--help: usage on stdout"
+assert_contains "$OUT" "Usage: hamgr [OPTIONS] COMMAND" "--help: usage on stdout"
 
 # ---------------------------------------------------------------- check
 run "$HAMGR_BIN" check -c "$HAMGR_SOURCE_DIR/etc/hamgr.conf"
@@ -201,11 +202,11 @@ assert_contains "$ERR" "No such file" "check missing file: message says why"
 
 # ------------------------------------------------- status, no daemon
 run "$HAMGR_BIN" status -s "$HI_TMP/nothing.sock"
-assert_eq "$RC" 1 "status without daemon: exit status"
+assert_eq "$RC" 3 "status without daemon: exit status 3 (unreachable)"
 assert_contains "$ERR" "cannot reach the daemon at $HI_TMP/nothing.sock" "status without daemon: message"
 assert_eq "$OUT" "" "status without daemon: nothing on stdout"
 run "$HAMGR_BIN" status --json -s "$HI_TMP/nothing.sock"
-assert_eq "$RC" 1 "status --json without daemon: exit status"
+assert_eq "$RC" 3 "status --json without daemon: exit status 3 (unreachable)"
 
 # ---------------------------------------------------- with a daemon
 lab_create 1
@@ -251,7 +252,7 @@ assert_eq "$RC" 0 "status -c: node.control_socket honoured"
 assert_eq "$(printf '%s' "$OUT" | jq -r '.instances[0].state')" MASTER "status -c: state"
 # The default socket is not where this daemon listens.
 run node_exec gw1 "$HAMGR_BIN" status -s /run/hamgr/control.sock
-assert_eq "$RC" 1 "status on the default socket: no daemon there"
+assert_eq "$RC" 3 "status on the default socket: no daemon there"
 
 run node_exec gw1 stat -c '%A %U' "$SOCK"
 assert_eq "$OUT" "srw------- root" "control socket mode"
@@ -331,7 +332,7 @@ stop_daemon() {
 }
 stop_daemon TERM
 run node_exec gw1 "$HAMGR_BIN" status -c "$CONF"
-assert_eq "$RC" 1 "status after stop: exit status"
+assert_eq "$RC" 3 "status after stop: exit status"
 assert_contains "$ERR" "cannot reach the daemon at $SOCK" "status after stop: message"
 
 # SIGINT does what SIGTERM does.

@@ -16,6 +16,7 @@
 #    and replica hold only its own peer).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/json_schema.sh"
 . "$(dirname "$0")/wg_lab.sh"
 
 require_root
@@ -110,6 +111,7 @@ assert_true "hamgr peer add on gw2: the peer is on gw2's device" has_peer gw2 "$
 assert_true "hamgr peer add on gw2: the peer reaches gw1" wait_until 5 has_peer gw1 "$k2"
 pass "hamgr peer add to the other node's device in $(($(hi_now_ms) - t0)) ms"
 peers=$(node_exec gw1 "$HAMGR_BIN" peers --json -s /run/hamgr/control.sock)
+json_schema_check "peers --json" "$HAMGR_SOURCE_DIR/tests/integration/peers-schema.txt" "$peers"
 assert_eq "$(jq -r --arg k "$k2" '.[] | select(.public_key == $k) | .origin' <<<"$peers")" gw2 "peers: origin gw2"
 on_every_node() {
         node_exec gw2 "$HAMGR_BIN" peers --json -s /run/hamgr/control.sock |

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -564,7 +565,10 @@ static void test_virtual_ips(void **state) {
                          "    \"10.0.0.1/24\",\n"
                          "    \"10.0.0.2/33\",\n"
                          "    \"10.0.0.3\" ]; } );\n",
-                         4, "virtual IP '10.0.0.2/33' is not an address");
+                         4, "virtual IP '10.0.0.2/33': prefix /33 is too long for IPv4 (at most /32)");
+        expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1;\n"
+                         "  virtual_ips = [ \"10.0.0.1/x\" ]; } );\n",
+                         2, "virtual IP '10.0.0.1/x' is not an address with optional /prefix");
         /* Same address with another prefix is still the same address. */
         expect_one_error("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1;\n"
                          "  virtual_ips = [ \"10.0.0.1/24\",\n"
@@ -956,6 +960,32 @@ static void test_load_file_errors(void **state) {
         hamgr_config_errors_clear(&e);
 }
 
+/* A FIFO (no writer) or a device is refused at once, not read or waited on. */
+static void test_load_not_regular(void **state) {
+        struct hamgr_config_errors e = {};
+        struct hamgr_config *c = (struct hamgr_config *) &e; /* must stay untouched */
+        char dir[] = "/tmp/hamgr-test-fifo-XXXXXX", path[64];
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/fifo", dir);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        assert_int_equal(hamgr_config_load(path, &c, &e), -EBADF);
+        assert_int_equal(hamgr_config_load("/dev/null", &c, &e), -EBADF);
+        assert_ptr_equal(c, &e);
+        unlink(path);
+        rmdir(dir);
+
+        assert_int_equal(e.n, 2);
+        assert_int_equal(e.items[0].line, 0);
+        assert_string_equal(e.items[0].message,
+                            "is a FIFO, not a regular file: give the path of the configuration file "
+                            "(or - for standard input)");
+        assert_string_equal(e.items[1].message,
+                            "is a character device, not a regular file: give the path of the configuration file "
+                            "(or - for standard input)");
+        hamgr_config_errors_clear(&e);
+}
+
 /* One instance per variant; each differs from the base in exactly one field. */
 static const char *const equal_variants[] = {
         "name = \"wan2\";",
@@ -1248,6 +1278,142 @@ static void expect_errors(const char *text, const struct line_error *want, size_
 
 #define KEY_A "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  /* bytes 0..31 */
 #define KEY_B "ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoM="  /* bytes 100..131 */
+
+#define CHECK_INSTANCE "vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1;\n"
+
+/* Addresses that load as addresses but cannot be a VIP or a peer. */
+static void test_unusable_addresses(void **state) {
+        static const struct {
+                const char *vip;
+                const char *message;
+        } vips[] = {
+                { "224.0.0.18", "virtual IP '224.0.0.18' is a multicast address, which cannot be a virtual router's address" },
+                { "127.0.0.2/8", "virtual IP '127.0.0.2/8' is a loopback address, which cannot be a virtual router's address" },
+                { "0.0.0.0", "virtual IP '0.0.0.0' is the unspecified address, which cannot be a virtual router's address" },
+                { "255.255.255.255", "virtual IP '255.255.255.255' is the broadcast address, which cannot be a virtual router's address" },
+                { "169.254.1.1/16", "virtual IP '169.254.1.1/16' is an IPv4 link-local address (169.254.0.0/16), which cannot be a virtual router's address" },
+                { "ff02::12", "virtual IP 'ff02::12' is a multicast address, which cannot be a virtual router's address" },
+                { "::1", "virtual IP '::1' is the loopback address, which cannot be a virtual router's address" },
+                { "::", "virtual IP '::' is the unspecified address, which cannot be a virtual router's address" },
+                { "10.0.0.0/24", "virtual IP '10.0.0.0/24' is the network address of its /24 network, not a host address (give the address the router answers on, with the prefix of the subnet)" },
+                { "10.0.0.255/24", "virtual IP '10.0.0.255/24' is the broadcast address of its /24 network, not a host address (give the address the router answers on, with the prefix of the subnet)" },
+                { "2001:db8::/64", "virtual IP '2001:db8::/64' is the network address of its /64 network, not a host address (give the address the router answers on, with the prefix of the subnet)" },
+                { "2001:db8::1/129", "virtual IP '2001:db8::1/129': prefix /129 is too long for IPv6 (at most /128)" },
+        };
+        char text[512];
+
+        for (size_t i = 0; i < ELEMENTSOF(vips); i++) {
+                struct line_error want = { 2, vips[i].message };
+
+                snprintf(text, sizeof(text), CHECK_INSTANCE "  virtual_ips = [ \"%s\" ]; } );\n", vips[i].vip);
+                expect_errors(text, &want, 1);
+        }
+        /* The edges that are host addresses: /31 and /127 (RFC 3021, 6164), host routes. */
+        hamgr_config_free(load_ok(CHECK_INSTANCE "  virtual_ips = [ \"10.0.0.0/31\", \"10.0.0.255/32\", \"10.0.1.0/32\",\n"
+                                  "    \"2001:db8::/127\", \"169.253.255.254/16\" ]; } );\n"));
+
+        expect_errors(CHECK_INSTANCE "  virtual_ips = [ \"10.0.0.1/24\" ];\n"
+                      "  unicast_peers = [ \"10.0.0.2\",\n"
+                      "    \"10.0.0.1\",\n"
+                      "    \"224.0.0.18\",\n"
+                      "    \"127.0.0.1\", \"0.0.0.0\",\n"
+                      "    \"10.0.0.3/24\" ]; } );\n",
+                      (const struct line_error[]) {
+                              { 4, "unicast peer '10.0.0.1' is a virtual IP of this instance; list the other router's own address" },
+                              { 5, "unicast peer '224.0.0.18' is a multicast address; list the other router's own address" },
+                              { 6, "unicast peer '127.0.0.1' is a loopback address; list the other router's own address" },
+                              { 6, "unicast peer '0.0.0.0' is the unspecified address; list the other router's own address" },
+                              { 7, "unicast peer '10.0.0.3/24' is not an IP address (give it without a /prefix)" },
+                      }, 5);
+}
+
+/* Settings that load but would do nothing: notify and exec with arguments
+ * are errors (they would never run), the rest warnings. */
+static void test_settings_that_do_nothing(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL;
+        struct hamgr_config_errors w = {};
+
+        expect_errors("notify = {\n"
+                      "  master = \"/etc/hamgr/notify.sh MASTER\";\n"
+                      "  script = \"/usr/bin/logger\"; };\n",
+                      (const struct line_error[]) {
+                              { 2, "notify master '/etc/hamgr/notify.sh MASTER' has arguments: hamgr runs a path, "
+                                   "without a shell, and passes the state itself; put the command line in a script and "
+                                   "give its path" },
+                      }, 1);
+        expect_errors("checks = ( { name = \"x\"; type = \"exec\";\n"
+                      "  command = \"/bin/ping -c1 192.0.2.1\"; } );\n",
+                      (const struct line_error[]) {
+                              { 2, "command '/bin/ping -c1 192.0.2.1' has arguments: hamgr runs a path, without a "
+                                   "shell; put the command line in a script and give its path" },
+                      }, 1);
+
+        c = load_ok("checks = ( { name = \"up\"; type = \"link\"; interface = \"eth1\"; },\n"
+                    "           { name = \"down\"; type = \"link\"; interface = \"eth2\"; } );\n"
+                    "vrrp = ( { name = \"owner\"; interface = \"eth0\"; vrid = 1; priority = 255;\n"
+                    "  virtual_ips = [ \"10.0.0.1/24\" ];\n"
+                    "  track_checks = ( { check = \"up\"; weight = 0; },\n"
+                    "                   { check = \"down\"; weight = -10; } ); },\n"
+                    "  { name = \"lazy\"; interface = \"eth0\"; vrid = 2; preempt = false; preempt_delay_ms = 5000;\n"
+                    "    virtual_ips = [ \"10.0.1.1/24\" ]; } );\n");
+        assert_int_equal(hamgr_config_warnings(c, &w), 0);
+        if (w.n != 2)
+                dump_errors(&w);
+        assert_int_equal(w.n, 2);
+        assert_int_equal(w.items[0].line, 6);
+        assert_string_equal(w.items[0].message,
+                            "warning: vrrp instance 'owner': weight -10 of check 'down' does nothing: the address "
+                            "owner (priority 255) is never adjusted; lower the priority or use weight 0 (FAULT while "
+                            "the check is down)");
+        assert_int_equal(w.items[1].line, 7);
+        assert_string_equal(w.items[1].message,
+                            "warning: vrrp instance 'lazy': preempt_delay_ms does nothing with preempt = false; "
+                            "remove one of them");
+        hamgr_config_errors_clear(&w);
+}
+
+static void test_sync_listen_on_vip(void **state) {
+        expect_errors("vrrp = ( { name = \"w\"; interface = \"eth0\"; vrid = 1; virtual_ips = [ \"10.0.0.1/24\" ]; } );\n"
+                      "wireguard = ( { interface = \"wg0\"; follow = \"w\"; } );\n"
+                      "sync = { private_key_file = \"/etc/hamgr/sync.key\";\n"
+                      "  listen = \"10.0.0.1:51900\";\n"
+                      "  peers = ( { name = \"b\"; address = \"10.0.0.3:51900\"; public_key = \"" KEY_A "\"; } ); };\n",
+                      (const struct line_error[]) {
+                              { 4, "listen '10.0.0.1:51900' is a virtual IP of vrrp instance 'w': only the MASTER "
+                                   "holds it, so the BACKUP could not replicate; listen on the node's own address" },
+                      }, 1);
+}
+
+/* Every error of the file at once: an integer libconfig would wrap does
+ * not hide the others, and its wrapped value adds no noise. */
+static void test_all_errors_one_pass(void **state) {
+        expect_errors("vrrp = ( { name = \"w\"; interface = \"eth0\"; virtual_ips = [ \"10.0.0.1\" ];\n"
+                      "  vrid = 4294967296;\n"
+                      "  priority = 300;\n"
+                      "  advert_interval_ms = 99999999999; } );\n"
+                      "notify = { timeout_ms = 0; };\n",
+                      (const struct line_error[]) {
+                              { 2, "integer 4294967296 does not fit in 32 bits" },
+                              { 3, "priority 300 out of range 1..255" },
+                              { 4, "integer 99999999999 does not fit in 32 bits" },
+                              { 5, "timeout_ms 0 out of range 1..3600000" },
+                      }, 4);
+}
+
+/* A keepalived.conf given to hamgr: libconfig's error, and what to do. */
+static void test_keepalived_hint(void **state) {
+        expect_errors("global_defs {\n"
+                      "  router_id gw1\n"
+                      "}\n"
+                      "vrrp_instance VI_1 {\n"
+                      "  virtual_router_id 51\n"
+                      "}\n",
+                      (const struct line_error[]) {
+                              { 1, "syntax error" },
+                              { 1, "this looks like a keepalived.conf, which hamgr does not read; convert it with "
+                                   "'hamgr import-keepalived FILE' (see hamgr(8) and hamgr.conf(5))" },
+                      }, 2);
+}
 
 static const char full_config[] =
         "node = { name = \"gw1\"; };\n"
@@ -2195,6 +2361,12 @@ int main(void) {
                 cmocka_unit_test(test_config_equal),
                 cmocka_unit_test(test_virtual_routes),
                 cmocka_unit_test(test_free_null),
+                cmocka_unit_test(test_unusable_addresses),
+                cmocka_unit_test(test_settings_that_do_nothing),
+                cmocka_unit_test(test_sync_listen_on_vip),
+                cmocka_unit_test(test_all_errors_one_pass),
+                cmocka_unit_test(test_keepalived_hint),
+                cmocka_unit_test(test_load_not_regular),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

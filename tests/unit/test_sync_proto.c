@@ -127,6 +127,12 @@ static void test_key_load(void **state) {
         assert_memory_equal(key, want, SYNC_KEY_LEN);
 
         assert_int_equal(sync_key_load(dir, key, &reason), -EPERM);
+        /* A FIFO without a writer: refused at once, not waited on. */
+        unlink(path);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        reason = NULL;
+        assert_int_equal(sync_key_load(path, key, &reason), -EPERM);
+        assert_string_equal(reason, "key file is not a regular file");
         unlink(path);
         assert_int_equal(sync_key_load(path, key, &reason), -ENOENT);
         assert_non_null(reason);
