@@ -614,6 +614,14 @@ void instance_dispatch(struct hamgr_instance *inst, const struct vrrp_event *eve
                 else if (held[i] && !g->group.wants_master[i] && m->fsm.state == VRRP_STATE_BACKUP)
                         log_inst(m, LOG_INFO, "hears a master again");
         }
+        /* A master that leaves says so first (priority 0 when it releases):
+         * the backup's Skew_Time then runs while the tunnels below stop,
+         * not after. The VIPs still go only after the tunnels. */
+        for (size_t i = 0; i < g->n_members; i++)
+                if (actions[i].send_advert && actions[i].state_changed && actions[i].old_state == VRRP_STATE_MASTER) {
+                        instance_send_advert(g->members[i], actions[i].advert_priority);
+                        actions[i].send_advert = false;
+                }
         /* Tunnels stop before the VIPs go: a WireGuard packet sent after the
          * VIP is gone would leave from the node's own address, and clients
          * roam to whatever address an authenticated packet comes from. */
