@@ -368,7 +368,7 @@ static int parse_wireguard_entry(struct loader *l, config_setting_t *e, int idx,
         if (get_string(l, e, "backend", &str, &s) > 0) {
                 r = wg_backend_from_string(str);
                 if (r < 0)
-                        error_at(l, line_of(s), "backend '%s' must be \"auto\", \"kernel\" or \"uapi\"", str);
+                        error_at(l, line_of(s), "backend '%s' must be \"auto\", \"kernel\", \"uapi\" or \"boringtun\"", str);
                 else
                         w->backend = r;
         }

@@ -395,7 +395,7 @@ int wg_interface_verify(const struct hamgr_wireguard_config *w, char *why, size_
         if (r != -EMEDIUMTYPE)
                 snprintf(why, len, "cannot tell whether '%s' is a WireGuard interface: %s", w->interface,
                          strerror(-r));
-        else if (streq(kind, "tun") && wg_backend_resolve(w->backend, w->interface) != WG_BACKEND_UAPI)
+        else if (streq(kind, "tun") && !wg_backend_is_userspace(wg_backend_resolve(w->backend, w->interface)))
                 snprintf(why, len,
                          "'%s' is a TUN device, not a kernel WireGuard interface (backend %s; a userspace "
                          "WireGuard needs backend uapi or auto)",
