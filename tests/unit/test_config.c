@@ -1632,7 +1632,7 @@ static const struct error_case wireguard_cases[] = {
         { "interface = \"wg0\"; follow = \"gateway\"; source_address = 10;", "source_address must be a string" },
         { "interface = \"wg9\"; follow = \"gateway\";", "duplicate wireguard interface 'wg9' (first at line 5)" },
         { "interface = \"wg0\"; follow = \"gateway\"; backend = \"wireguard-go\";",
-          "backend 'wireguard-go' must be \"auto\", \"kernel\" or \"uapi\"" },
+          "backend 'wireguard-go' must be \"auto\", \"kernel\", \"uapi\" or \"boringtun\"" },
         { "interface = \"wg0\"; follow = \"gateway\"; backend = 1;", "backend must be a string" },
         { "interface = \"wg0\"; follow = \"gateway\"; peers = [ ];", "unknown setting 'peers' in wireguard entry 'wg0'" },
         { "interface = \"wg 0\"; follow = \"gateway\";", "interface 'wg 0' is not a valid interface name (1..15 characters" },
