@@ -41,6 +41,54 @@ static int64_t exchange_deadline(void) {
         return now_usec() + (int64_t) WG_UAPI_TIMEOUT_MSEC * 1000;
 }
 
+/* Sockets whose daemon let an exchange time out, and until when they are
+ * not asked again (monotonic usec). hamgr talks to the daemons from its
+ * event loop: one stalled exchange delays VRRP by WG_UAPI_TIMEOUT_MSEC, a
+ * stall on every call of a busy loop would stop it. Few slots: a node has a
+ * handful of WireGuard interfaces; when full, the oldest entry goes. */
+static struct {
+        char path[sizeof(((struct sockaddr_un *) NULL)->sun_path)];
+        int64_t until;
+} wedged[8];
+
+static size_t wedged_find(const char *path) {
+        for (size_t i = 0; i < ELEMENTSOF(wedged); i++)
+                if (wedged[i].until != 0 && streq(wedged[i].path, path))
+                        return i;
+        return SIZE_MAX;
+}
+
+static bool wedged_now(const char *path) {
+        size_t i = wedged_find(path);
+
+        if (i == SIZE_MAX)
+                return false;
+        if (now_usec() < wedged[i].until)
+                return true;
+        wedged[i].until = 0;
+        return false;
+}
+
+/* Note the outcome R of an exchange with the daemon at PATH. */
+static int wedged_note(const char *path, int r) {
+        size_t i = wedged_find(path);
+
+        if (r != -ETIMEDOUT) {
+                if (i != SIZE_MAX)
+                        wedged[i].until = 0;
+                return r;
+        }
+        if (i == SIZE_MAX) {
+                i = 0;
+                for (size_t k = 1; k < ELEMENTSOF(wedged); k++)
+                        if (wedged[k].until < wedged[i].until)
+                                i = k;
+        }
+        snprintf(wedged[i].path, sizeof(wedged[i].path), "%s", path);
+        wedged[i].until = now_usec() + (int64_t) WG_UAPI_HOLDOFF_MSEC * 1000;
+        return r;
+}
+
 /* Arm FD's send or receive timeout (OPT) with what is left until DEADLINE,
  * so one exchange as a whole, not each call, is bounded: a daemon that
  * trickles a byte now and then cannot stretch it. */
@@ -926,6 +974,8 @@ static int uapi_connect(const char *ifname, int64_t deadline, int *ret_fd) {
         r = wg_uapi_socket_path(ifname, sa.sun_path, sizeof(sa.sun_path));
         if (r < 0)
                 return r;
+        if (wedged_now(sa.sun_path))
+                return -ETIMEDOUT;
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
@@ -994,7 +1044,7 @@ static int send_all(int fd, int64_t deadline, const char *s, size_t n) {
         return 0;
 }
 
-int wg_uapi_get_device(const char *ifname, struct wg_device **ret) {
+static int uapi_get_exchange(const char *ifname, struct wg_device **ret) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
         _cleanup_(closep) int fd = -1;
         int64_t deadline = exchange_deadline();
@@ -1026,8 +1076,22 @@ int wg_uapi_get_device(const char *ifname, struct wg_device **ret) {
         return 0;
 }
 
+static int uapi_note(const char *ifname, int r) {
+        char path[sizeof(((struct sockaddr_un *) NULL)->sun_path)];
+
+        /* A refused connection says nothing about a stall, and clears
+         * nothing either: it is no exchange. */
+        if (r == -EINVAL || r == -ENODEV || wg_uapi_socket_path(ifname, path, sizeof(path)) < 0)
+                return r;
+        return wedged_note(path, r);
+}
+
+int wg_uapi_get_device(const char *ifname, struct wg_device **ret) {
+        return uapi_note(ifname, uapi_get_exchange(ifname, ret));
+}
+
 /* One set request, one exchange. */
-static int uapi_set_once(const struct wg_device *dev) {
+static int uapi_set_exchange(const struct wg_device *dev) {
         _cleanup_(closep) int fd = -1;
         int64_t deadline = exchange_deadline();
         struct writer w = {};
@@ -1057,6 +1121,10 @@ static int uapi_set_once(const struct wg_device *dev) {
         if (r < 0)
                 return rw < 0 ? rw : r;
         return p.error;
+}
+
+static int uapi_set_once(const struct wg_device *dev) {
+        return uapi_note(dev->name, uapi_set_exchange(dev));
 }
 
 int wg_uapi_set_device(const struct wg_device *dev) {

@@ -10,7 +10,11 @@
  * whole reply) must finish within WG_UAPI_TIMEOUT_MSEC, else it fails with
  * -ETIMEDOUT: a wedged daemon cannot hang the caller, and hamgr, which
  * talks to it from its event loop, stays well inside its systemd watchdog
- * (WatchdogSec=10s) even with a few exchanges in a row.
+ * (WatchdogSec=10s) even with a few exchanges in a row. After a timeout,
+ * exchanges with the same socket fail at once with -ETIMEDOUT for
+ * WG_UAPI_HOLDOFF_MSEC (process-wide state; the first exchange after that
+ * asks the daemon again): a hung daemon costs one stall per hold-off, not
+ * one per call.
  */
 
 #include <stdint.h>
@@ -24,6 +28,7 @@
 /* Longest accepted line, without its newline. */
 #define WG_UAPI_LINE_MAX 4096
 #define WG_UAPI_TIMEOUT_MSEC 2000
+#define WG_UAPI_HOLDOFF_MSEC 10000
 /* Environment variable that replaces WG_UAPI_SOCKET_DIR, for tests only
  * (ignored in set-uid programs: secure_getenv()). */
 #define WG_UAPI_DIR_ENV "HAMGR_WG_UAPI_DIR"

@@ -1146,8 +1146,11 @@ static int64_t mono_ms(void) {
 /* A daemon that never answers, and one that answers too slowly in total
  * while every single read gets a byte: both end after one exchange bound. */
 static void test_socket_timeout(void **state) {
-        _cleanup_(wg_device_freep) struct wg_device *d = NULL;
+        _cleanup_(wg_device_freep) struct wg_device *d = NULL, *rm = calloc(1, sizeof(struct wg_device));
         enum fake_mode modes[] = { FAKE_HANG, FAKE_TRICKLE };
+
+        strcpy(rm->name, "wgt0");
+        peer_add(rm, 2)->flags |= WG_PEER_REMOVE_ME;
 
         for (size_t i = 0; i < ELEMENTSOF(modes); i++) {
                 struct fake *f = fake_start(modes[i]);
@@ -1160,6 +1163,11 @@ static void test_socket_timeout(void **state) {
                  * would wait for it. */
                 assert_true(t < WG_UAPI_TIMEOUT_MSEC + 1500);
                 assert_null(d);
+                /* Held off: the next exchanges fail at once. */
+                t0 = mono_ms();
+                assert_int_equal(wg_uapi_get_device("wgt0", &d), -ETIMEDOUT);
+                assert_int_equal(wg_uapi_set_device(rm), -ETIMEDOUT);
+                assert_true(mono_ms() - t0 < WG_UAPI_TIMEOUT_MSEC / 2);
                 fake_stop(f);
         }
 }
