@@ -160,11 +160,13 @@ static int resolve_poll(struct endpoint_rt *e, union wg_endpoint *ret) {
 
 /* ---- moving the peer ---------------------------------------------------- */
 
-/* The backend configured for the spoke's interface in a [[wireguard]]
- * section; AUTO when none names it. */
+/* The spoke's own backend setting, else that of a wireguard entry for the
+ * same interface, else AUTO. */
 static enum wg_backend ep_backend(const struct endpoint_rt *e) {
         const struct hamgr_config *c = e->daemon->config;
 
+        if (e->config->backend != WG_BACKEND_AUTO)
+                return e->config->backend;
         for (size_t i = 0; i < c->n_wireguard; i++)
                 if (streq(c->wireguard[i].interface, e->config->interface))
                         return c->wireguard[i].backend;

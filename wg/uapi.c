@@ -974,8 +974,6 @@ static int uapi_connect(const char *ifname, int64_t deadline, int *ret_fd) {
         r = wg_uapi_socket_path(ifname, sa.sun_path, sizeof(sa.sun_path));
         if (r < 0)
                 return r;
-        if (wedged_now(sa.sun_path))
-                return -ETIMEDOUT;
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
@@ -1076,6 +1074,15 @@ static int uapi_get_exchange(const char *ifname, struct wg_device **ret) {
         return 0;
 }
 
+/* Whether IFNAME's daemon is held off after a timeout. Such a call is no
+ * exchange and does not extend the hold-off: the daemon is asked again
+ * when it ends, however often hamgr tries meanwhile. */
+static bool uapi_held_off(const char *ifname) {
+        char path[sizeof(((struct sockaddr_un *) NULL)->sun_path)];
+
+        return wg_uapi_socket_path(ifname, path, sizeof(path)) >= 0 && wedged_now(path);
+}
+
 static int uapi_note(const char *ifname, int r) {
         char path[sizeof(((struct sockaddr_un *) NULL)->sun_path)];
 
@@ -1087,6 +1094,8 @@ static int uapi_note(const char *ifname, int r) {
 }
 
 int wg_uapi_get_device(const char *ifname, struct wg_device **ret) {
+        if (uapi_held_off(ifname))
+                return -ETIMEDOUT;
         return uapi_note(ifname, uapi_get_exchange(ifname, ret));
 }
 
@@ -1124,6 +1133,8 @@ static int uapi_set_exchange(const struct wg_device *dev) {
 }
 
 static int uapi_set_once(const struct wg_device *dev) {
+        if (uapi_held_off(dev->name))
+                return -ETIMEDOUT;
         return uapi_note(dev->name, uapi_set_exchange(dev));
 }
 
