@@ -619,8 +619,9 @@ static bool udp_port_bound(uint16_t port) {
 }
 
 /*
- * wireguard-go learns that its link came up from a netlink event, some
- * time after we set it up. A kick (keepalive 0 -> N) it gets while still
+ * A wireguard-go that goes down with its link (Debian's 0.0.20220316 stays
+ * up) learns that the link came up from a netlink event, some time after
+ * we set it up. A kick (keepalive 0 -> N) it gets while still
  * down sends nothing; it would send one when it comes up, but only if the
  * keepalive is still on, and the restore phase turns it off again for
  * peers without one: their initiation is lost, and the client keeps

@@ -13,6 +13,11 @@
 #  - each takeover sends a handshake initiation (148 bytes) from the VIP to
 #    the client within 3 s (the client alone would never send one);
 #  - hamgr never had to kick without the daemon being up ("kicking anyway").
+# Debian's wireguard-go (0.0.20220316) does not go down with its link here
+# (its UDP port stays bound, a kick while the link is down is sent at
+# once), so it never makes hamgr wait and these rounds pass with or
+# without the wait; they guard the kick on the wire. A wireguard-go that
+# does go down closes its port and is waited for.
 # shellcheck disable=SC2317 # small predicates run through wait_until
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -26,6 +31,8 @@ VIP=10.77.0.10
 lab_create 1
 wg_keys
 wg_gateway_setup gw1
+
+# ---- hamgr
 conf=$(conf_of gw1)
 HC_INTERVAL_MS=100 write_hamgr_conf "$conf" gw1 150 \
         "wireguard = ( { interface = \"wg0\"; backend = \"uapi\"; follow = \"wan\"; source_address = \"$VIP\"; } );"
