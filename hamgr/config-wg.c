@@ -19,7 +19,7 @@
 static const char *const track_check_keys[] = { "check", "weight", NULL };
 static const char *const wireguard_keys[] = { "interface", "backend", "follow", "source_address", NULL };
 static const char *const endpoint_keys[] = {
-        "interface", "peer", "candidates", "stale_after_s", "prefer_first", NULL,
+        "interface", "peer", "candidates", "stale_after_s", "prefer_first", "backend", NULL,
 };
 
 /* A check's keys: those of every type, then those that only some types take. */
@@ -372,7 +372,7 @@ static int parse_wireguard_entry(struct loader *l, config_setting_t *e, int idx,
         if (get_string(l, e, "backend", &str, &s) > 0) {
                 r = wg_backend_from_string(str);
                 if (r < 0)
-                        error_at(l, line_of(s), "backend '%s' must be \"auto\", \"kernel\" or \"uapi\"", str);
+                        error_at(l, line_of(s), "backend '%s' must be \"auto\", \"kernel\", \"uapi\" or \"boringtun\"", str);
                 else
                         w->backend = r;
         }
@@ -488,6 +488,7 @@ static int parse_endpoint(struct loader *l, config_setting_t *e, int idx, struct
         *ep = (struct hamgr_endpoint_config) {
                 .stale_after_s = 10,
                 .prefer_first = false,
+                .backend = WG_BACKEND_AUTO,
                 .line = line_of(e),
         };
         *ret_peer_ok = false;
@@ -513,6 +514,13 @@ static int parse_endpoint(struct loader *l, config_setting_t *e, int idx, struct
                 return r;
         (void) get_uint(l, e, "stale_after_s", 5, 3600, &ep->stale_after_s);
         (void) get_bool(l, e, "prefer_first", &ep->prefer_first);
+        if (get_string(l, e, "backend", &str, &s) > 0) {
+                r = wg_backend_from_string(str);
+                if (r < 0)
+                        error_at(l, line_of(s), "backend '%s' must be \"auto\", \"kernel\", \"uapi\" or \"boringtun\"", str);
+                else
+                        ep->backend = r;
+        }
         return 0;
 }
 

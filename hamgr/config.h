@@ -149,6 +149,7 @@ struct hamgr_endpoint_config {
         size_t n_candidates;
         uint32_t stale_after_s;      /* handshake older than this: rotate; 5..3600 (default 10 ... must exceed 5 s REKEY_TIMEOUT) */
         bool prefer_first;           /* return to the first candidate when it answers again (default false) */
+        enum wg_backend backend;     /* as for wireguard entries; AUTO: that of a wireguard entry of the interface, else auto */
         int line;
 };
 

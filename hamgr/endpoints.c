@@ -161,13 +161,26 @@ static int resolve_poll(struct endpoint_rt *e, union wg_endpoint *ret) {
 
 /* ---- moving the peer ---------------------------------------------------- */
 
+/* The spoke's own backend setting, else that of a wireguard entry for the
+ * same interface, else AUTO. */
+static enum wg_backend ep_backend(const struct endpoint_rt *e) {
+        const struct hamgr_config *c = e->daemon->config;
+
+        if (e->config->backend != WG_BACKEND_AUTO)
+                return e->config->backend;
+        for (size_t i = 0; i < c->n_wireguard; i++)
+                if (streq(c->wireguard[i].interface, e->config->interface))
+                        return c->wireguard[i].backend;
+        return WG_BACKEND_AUTO;
+}
+
 static int peer_move(struct endpoint_rt *e, const union wg_endpoint *to) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL, *change = NULL;
         const struct hamgr_endpoint_config *c = e->config;
         struct wg_peer *cur, *p;
         int r;
 
-        r = wg_get_device(WG_BACKEND_AUTO, c->interface, &dev);
+        r = wg_get_device(ep_backend(e), c->interface, &dev);
         if (r < 0)
                 return r;
         wg_device_sort(dev);
@@ -186,7 +199,7 @@ static int peer_move(struct endpoint_rt *e, const union wg_endpoint *to) {
                 return -ENOMEM;
         memcpy(p->public_key, c->peer, WG_KEY_LEN);
         p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
-        r = wg_set_device(WG_BACKEND_AUTO, change);
+        r = wg_set_device(ep_backend(e), change);
         if (r < 0)
                 return r;
 
@@ -202,7 +215,7 @@ static int peer_move(struct endpoint_rt *e, const union wg_endpoint *to) {
                 cur->persistent_keepalive_interval ? cur->persistent_keepalive_interval : ENDPOINT_KICK_KEEPALIVE;
         p->allowedips = cur->allowedips;
         p->n_allowedips = cur->n_allowedips;
-        r = wg_set_device(WG_BACKEND_AUTO, change);
+        r = wg_set_device(ep_backend(e), change);
         p->allowedips = NULL; /* borrowed from dev */
         p->n_allowedips = 0;
         if (r < 0)
@@ -210,7 +223,7 @@ static int peer_move(struct endpoint_rt *e, const union wg_endpoint *to) {
         if (cur->persistent_keepalive_interval == 0) {
                 p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_UPDATE_ONLY | WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
                 p->persistent_keepalive_interval = 0;
-                r = wg_set_device(WG_BACKEND_AUTO, change);
+                r = wg_set_device(ep_backend(e), change);
         }
         return r;
 }
@@ -338,7 +351,7 @@ static void endpoint_poll(struct endpoint_rt *e) {
                 return;
         }
 
-        r = wg_get_device(WG_BACKEND_AUTO, c->interface, &dev);
+        r = wg_get_device(ep_backend(e), c->interface, &dev);
         if (r < 0)
                 return;
         wg_device_sort(dev);

@@ -41,6 +41,10 @@
 /* Keepalive used for the kick when the peer's own is 0 (off); it is set
  * back to 0 right after, so it never fires. */
 #define WG_KICK_KEEPALIVE     25
+/* How long a takeover waits for a userspace daemon to act on the link
+ * coming up before it kicks anyway, and how often it looks. */
+#define WG_KICK_WAIT_USEC      (2 * USEC_PER_SEC)
+#define WG_KICK_POLL_USEC      (10 * USEC_PER_MSEC)
 #define WG_STORE_MAGIC_V1     "hamgr-endpoints 1"
 #define WG_STORE_MAGIC        "hamgr-endpoints 2"
 
@@ -85,6 +89,9 @@ struct wg_follower {
         sd_event_source *work_source;
         sd_event_source *snapshot_timer;
         sd_event_source *retake_timer;
+        sd_event_source *kick_timer;     /* waiting for the daemon to be up before the kick */
+        uint64_t kick_wait_until;        /* 0: not waiting yet */
+        uint16_t listen_port;            /* of the device at the takeover */
         struct route_src_override *routes;
         int active_ifindex;              /* the interface the last takeover brought up */
 
@@ -396,7 +403,7 @@ int wg_interface_verify(const struct hamgr_wireguard_config *w, char *why, size_
         if (r != -EMEDIUMTYPE)
                 snprintf(why, len, "cannot tell whether '%s' is a WireGuard interface: %s", w->interface,
                          strerror(-r));
-        else if (streq(kind, "tun") && wg_backend_resolve(w->backend, w->interface) != WG_BACKEND_UAPI)
+        else if (streq(kind, "tun") && !wg_backend_is_userspace(wg_backend_resolve(w->backend, w->interface)))
                 snprintf(why, len,
                          "'%s' is a TUN device, not a kernel WireGuard interface (backend %s; a userspace "
                          "WireGuard needs backend uapi or auto)",
@@ -571,6 +578,83 @@ static void follower_finish_takeover(struct wg_follower *f) {
                f->takeover_usec / USEC_PER_MSEC);
 }
 
+static int on_kick_wait(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct wg_follower *f = userdata;
+
+        f->kick_timer = sd_event_source_disable_unref(f->kick_timer);
+        if (f->work_source)
+                (void) sd_event_source_set_enabled(f->work_source, SD_EVENT_ON);
+        return 0;
+}
+
+/* Whether a UDP socket of this network namespace is bound to PORT, from
+ * /proc/net/udp and udp6 ("sl local_address:PORT ..." in hex). */
+static bool udp_port_bound(uint16_t port) {
+        static const char *const files[] = { "/proc/net/udp", "/proc/net/udp6" };
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                FILE *in = fopen(files[i], "re");
+                char line[512];
+                bool found = false;
+
+                if (!in)
+                        continue;
+                while (!found && fgets(line, sizeof(line), in)) {
+                        char local[64];
+                        const char *colon;
+                        unsigned long p;
+
+                        if (sscanf(line, " %*s %63s", local) != 1)
+                                continue;
+                        colon = strrchr(local, ':');
+                        if (!colon)
+                                continue;
+                        p = strtoul(colon + 1, NULL, 16);
+                        found = p == port;
+                }
+                fclose(in);
+                if (found)
+                        return true;
+        }
+        return false;
+}
+
+/*
+ * A wireguard-go that goes down with its link (Debian's 0.0.20220316 stays
+ * up) learns that the link came up from a netlink event, some time after
+ * we set it up. A kick (keepalive 0 -> N) it gets while still
+ * down sends nothing; it would send one when it comes up, but only if the
+ * keepalive is still on, and the restore phase turns it off again for
+ * peers without one: their initiation is lost, and the client keeps
+ * talking to nobody until it handshakes itself. wireguard-go binds its UDP
+ * port only while up, after it marked itself up, so a bound listen port
+ * says a kick will be acted on at once. Returns true to wait (the work
+ * source is off and a timer will turn it on again).
+ */
+static bool follower_kick_must_wait(struct wg_follower *f) {
+        uint64_t now = daemon_now(f->daemon);
+        int r;
+
+        if (f->work_pos != 0 || f->listen_port == 0 ||
+            !wg_backend_is_userspace(wg_backend_resolve(f->config->backend, f->config->interface)) ||
+            udp_port_bound(f->listen_port))
+                return false;
+        if (f->kick_wait_until == 0)
+                f->kick_wait_until = now + WG_KICK_WAIT_USEC;
+        if (now >= f->kick_wait_until) {
+                log_wg(f, LOG_WARNING, "the userspace daemon has not bound port %u %" PRIu64 " ms after the link came "
+                       "up; kicking anyway", f->listen_port, (uint64_t) WG_KICK_WAIT_USEC / USEC_PER_MSEC);
+                return false;
+        }
+        f->kick_timer = sd_event_source_disable_unref(f->kick_timer);
+        r = sd_event_add_time_relative(f->daemon->event, &f->kick_timer, CLOCK_MONOTONIC, WG_KICK_POLL_USEC, 0,
+                                       on_kick_wait, f);
+        if (r < 0)
+                return false;
+        (void) sd_event_source_set_enabled(f->work_source, SD_EVENT_OFF);
+        return true;
+}
+
 static int on_work(sd_event_source *s, void *userdata) {
         struct wg_follower *f = userdata;
         int ifindex, r = 0;
@@ -579,6 +663,8 @@ static int on_work(sd_event_source *s, void *userdata) {
         case PHASE_STAGE_ENDPOINTS:
         case PHASE_KICK:
         case PHASE_RESTORE_KEEPALIVE:
+                if (f->phase == PHASE_KICK && follower_kick_must_wait(f))
+                        return 0;
                 r = follower_apply_batch(f);
                 if (r < 0)
                         break;
@@ -643,6 +729,8 @@ static void follower_takeover(struct wg_follower *f) {
                 return;
         }
         follower_note_device(f, dev);
+        f->listen_port = dev->listen_port;
+        f->kick_wait_until = 0;
         free(f->work);
         f->work = calloc(dev->n_peers ? dev->n_peers : 1, sizeof(*f->work));
         f->n_work = f->work_pos = 0;
@@ -744,6 +832,7 @@ static void follower_release(struct wg_follower *f, const char *why) {
                 follower_snapshot(f);
         f->work_source = sd_event_source_disable_unref(f->work_source);
         f->retake_timer = sd_event_source_disable_unref(f->retake_timer);
+        f->kick_timer = sd_event_source_disable_unref(f->kick_timer);
         f->active_ifindex = 0;
         free(f->work);
         f->work = NULL;
@@ -788,6 +877,7 @@ static struct wg_follower *follower_free(struct wg_follower *f) {
         sd_event_source_disable_unref(f->work_source);
         sd_event_source_disable_unref(f->snapshot_timer);
         sd_event_source_disable_unref(f->retake_timer);
+        sd_event_source_disable_unref(f->kick_timer);
         free(f->work);
         free(f->known);
         free(f->store_path);

@@ -19,6 +19,7 @@ static const char *const backend_names[_WG_BACKEND_MAX] = {
         [WG_BACKEND_AUTO] = "auto",
         [WG_BACKEND_KERNEL] = "kernel",
         [WG_BACKEND_UAPI] = "uapi",
+        [WG_BACKEND_BORINGTUN] = "boringtun",
 };
 
 const char *wg_backend_to_string(enum wg_backend b) {
@@ -35,17 +36,15 @@ int wg_backend_from_string(const char *s) {
 }
 
 enum wg_backend wg_backend_resolve(enum wg_backend b, const char *ifname) {
-        char path[PATH_MAX];
-        struct stat st;
+        int r;
 
         if (b != WG_BACKEND_AUTO)
                 return b;
+        r = wg_uapi_socket_probe(ifname);
         /* A bad name has no socket; the kernel backend then says -ENODEV. */
-        if (wg_uapi_socket_path(ifname, path, sizeof(path)) < 0)
+        if (r == 0 || r == -EINVAL || r == -ENAMETOOLONG)
                 return WG_BACKEND_KERNEL;
-        if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-                return WG_BACKEND_UAPI;
-        return WG_BACKEND_KERNEL;
+        return WG_BACKEND_UAPI;
 }
 
 int wg_get_device(enum wg_backend b, const char *ifname, struct wg_device **ret) {
@@ -53,6 +52,7 @@ int wg_get_device(enum wg_backend b, const char *ifname, struct wg_device **ret)
         case WG_BACKEND_KERNEL:
                 return wg_kernel_get_device(ifname, ret);
         case WG_BACKEND_UAPI:
+        case WG_BACKEND_BORINGTUN:
                 return wg_uapi_get_device(ifname, ret);
         default:
                 return -EINVAL;
@@ -67,6 +67,8 @@ int wg_set_device(enum wg_backend b, const struct wg_device *dev) {
                 return wg_kernel_set_device(dev);
         case WG_BACKEND_UAPI:
                 return wg_uapi_set_device(dev);
+        case WG_BACKEND_BORINGTUN:
+                return wg_uapi_boringtun_set_device(dev);
         default:
                 return -EINVAL;
         }

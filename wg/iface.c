@@ -64,7 +64,7 @@ int wg_interface_check(enum wg_backend b, const char *ifname, char *ret_kind, si
                 return 0;
         /* A userspace implementation's link is a plain TUN device: only its
          * UAPI socket answering tells it from any other TUN user. */
-        if (wg_backend_resolve(b, ifname) != WG_BACKEND_UAPI)
+        if (!wg_backend_is_userspace(wg_backend_resolve(b, ifname)))
                 return -EMEDIUMTYPE;
         r = wg_uapi_get_device(ifname, &dev);
         if (r >= 0)

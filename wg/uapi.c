@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 
@@ -25,6 +26,83 @@
 #define IO_CHUNK (64 * 1024)
 
 _Static_assert(IO_CHUNK > WG_UAPI_LINE_MAX + 1, "a whole line must fit the read buffer");
+
+/* ---- exchange deadline ---- */
+
+static int64_t now_usec(void) {
+        struct timespec ts;
+
+        /* CLOCK_MONOTONIC cannot fail on Linux. */
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t exchange_deadline(void) {
+        return now_usec() + (int64_t) WG_UAPI_TIMEOUT_MSEC * 1000;
+}
+
+/* Sockets whose daemon let an exchange time out, and until when they are
+ * not asked again (monotonic usec). hamgr talks to the daemons from its
+ * event loop: one stalled exchange delays VRRP by WG_UAPI_TIMEOUT_MSEC, a
+ * stall on every call of a busy loop would stop it. Few slots: a node has a
+ * handful of WireGuard interfaces; when full, the oldest entry goes. */
+static struct {
+        char path[sizeof(((struct sockaddr_un *) NULL)->sun_path)];
+        int64_t until;
+} wedged[8];
+
+static size_t wedged_find(const char *path) {
+        for (size_t i = 0; i < ELEMENTSOF(wedged); i++)
+                if (wedged[i].until != 0 && streq(wedged[i].path, path))
+                        return i;
+        return SIZE_MAX;
+}
+
+static bool wedged_now(const char *path) {
+        size_t i = wedged_find(path);
+
+        if (i == SIZE_MAX)
+                return false;
+        if (now_usec() < wedged[i].until)
+                return true;
+        wedged[i].until = 0;
+        return false;
+}
+
+/* Note the outcome R of an exchange with the daemon at PATH. */
+static int wedged_note(const char *path, int r) {
+        size_t i = wedged_find(path);
+
+        if (r != -ETIMEDOUT) {
+                if (i != SIZE_MAX)
+                        wedged[i].until = 0;
+                return r;
+        }
+        if (i == SIZE_MAX) {
+                i = 0;
+                for (size_t k = 1; k < ELEMENTSOF(wedged); k++)
+                        if (wedged[k].until < wedged[i].until)
+                                i = k;
+        }
+        snprintf(wedged[i].path, sizeof(wedged[i].path), "%s", path);
+        wedged[i].until = now_usec() + (int64_t) WG_UAPI_HOLDOFF_MSEC * 1000;
+        return r;
+}
+
+/* Arm FD's send or receive timeout (OPT) with what is left until DEADLINE,
+ * so one exchange as a whole, not each call, is bounded: a daemon that
+ * trickles a byte now and then cannot stretch it. */
+static int sock_arm(int fd, int opt, int64_t deadline) {
+        int64_t left = deadline - now_usec();
+        struct timeval tv;
+
+        if (left <= 0)
+                return -ETIMEDOUT;
+        tv = (struct timeval) { .tv_sec = left / 1000000, .tv_usec = left % 1000000 };
+        if (setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv)) < 0)
+                return -errno;
+        return 0;
+}
 
 /* ---- small parsers ---- */
 
@@ -171,8 +249,8 @@ static int parse_lines(const uint8_t *buf, size_t len, line_fn fn, void *userdat
         return -EBADMSG;
 }
 
-/* Read lines from FD until FN sees the final blank line. */
-static int read_lines(int fd, line_fn fn, void *userdata, const char **reason) {
+/* Read lines from FD until FN sees the final blank line, or DEADLINE. */
+static int read_lines(int fd, int64_t deadline, line_fn fn, void *userdata, const char **reason) {
         _cleanup_(freep) uint8_t *buf = NULL;
         size_t start = 0, end = 0;
         bool got_any = false;
@@ -200,6 +278,9 @@ static int read_lines(int fd, line_fn fn, void *userdata, const char **reason) {
                 memmove(buf, buf + start, end - start);
                 end -= start;
                 start = 0;
+                r = sock_arm(fd, SO_RCVTIMEO, deadline);
+                if (r < 0)
+                        break;
                 n = recv(fd, buf + end, IO_CHUNK - end, 0);
                 if (n < 0) {
                         if (errno == EINTR)
@@ -535,6 +616,7 @@ int wg_uapi_parse_set_reply(const uint8_t *buf, size_t len, const char **ret_rea
  * wiped before they are freed or reused: they hold keys. */
 struct writer {
         int fd;
+        int64_t deadline;                     /* with fd >= 0 */
         char *buf;
         size_t len, cap;
         int error;
@@ -546,8 +628,12 @@ static void writer_flush(struct writer *w) {
         if (w->fd < 0 || w->error < 0)
                 return;
         while (off < w->len) {
-                ssize_t n = send(w->fd, w->buf + off, w->len - off, MSG_NOSIGNAL);
+                ssize_t n;
 
+                w->error = sock_arm(w->fd, SO_SNDTIMEO, w->deadline);
+                if (w->error < 0)
+                        break;
+                n = send(w->fd, w->buf + off, w->len - off, MSG_NOSIGNAL);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -880,9 +966,8 @@ int wg_uapi_socket_path(const char *ifname, char *buf, size_t len) {
         return 0;
 }
 
-static int uapi_connect(const char *ifname, int *ret_fd) {
+static int uapi_connect(const char *ifname, int64_t deadline, int *ret_fd) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        struct timeval tv = { .tv_sec = WG_UAPI_TIMEOUT_SEC };
         _cleanup_(closep) int fd = -1;
         int r;
 
@@ -892,23 +977,60 @@ static int uapi_connect(const char *ifname, int *ret_fd) {
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
-        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
-                return -errno;
+        /* A daemon whose accept queue is full makes connect() wait. */
+        r = sock_arm(fd, SO_SNDTIMEO, deadline);
+        if (r < 0)
+                return r;
         if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
                 /* No socket, or a stale one left by a daemon that died. */
                 if (errno == ENOENT || errno == ECONNREFUSED)
                         return -ENODEV;
-                return errno == EAGAIN ? -ETIMEDOUT : -errno;
+                return errno == EAGAIN || errno == EINPROGRESS ? -ETIMEDOUT : -errno;
         }
         *ret_fd = TAKE_FD(fd);
         return 0;
 }
 
-static int send_all(int fd, const char *s, size_t n) {
-        while (n > 0) {
-                ssize_t k = send(fd, s, n, MSG_NOSIGNAL);
+int wg_uapi_socket_probe(const char *ifname) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_(closep) int fd = -1;
+        struct stat st;
+        int r;
 
+        r = wg_uapi_socket_path(ifname, sa.sun_path, sizeof(sa.sun_path));
+        if (r < 0)
+                return r;
+        if (stat(sa.sun_path, &st) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (!S_ISSOCK(st.st_mode))
+                return 0;
+        /* Non-blocking: a busy daemon (full accept queue) is still there,
+         * and the probe must never wait for it. */
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0 || errno == EAGAIN || errno == EINPROGRESS)
+                return 1;
+        if (errno == ENOENT)
+                return 0;
+        if (errno != ECONNREFUSED)
+                return -errno;
+        /* Nobody listens: the daemon died without cleaning up. wg(8) drops
+         * such a socket too, so that the next look finds the kernel. */
+        if (unlink(sa.sun_path) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
+}
+
+static int send_all(int fd, int64_t deadline, const char *s, size_t n) {
+        while (n > 0) {
+                ssize_t k;
+                int r;
+
+                r = sock_arm(fd, SO_SNDTIMEO, deadline);
+                if (r < 0)
+                        return r;
+                k = send(fd, s, n, MSG_NOSIGNAL);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -920,9 +1042,10 @@ static int send_all(int fd, const char *s, size_t n) {
         return 0;
 }
 
-int wg_uapi_get_device(const char *ifname, struct wg_device **ret) {
+static int uapi_get_exchange(const char *ifname, struct wg_device **ret) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
         _cleanup_(closep) int fd = -1;
+        int64_t deadline = exchange_deadline();
         const char *reason = NULL;
         struct get_parser p;
         struct timespec ts;
@@ -930,10 +1053,10 @@ int wg_uapi_get_device(const char *ifname, struct wg_device **ret) {
 
         if (!ret)
                 return -EINVAL;
-        r = uapi_connect(ifname, &fd);
+        r = uapi_connect(ifname, deadline, &fd);
         if (r < 0)
                 return r;
-        r = send_all(fd, "get=1\n\n", 7);
+        r = send_all(fd, deadline, "get=1\n\n", 7);
         if (r < 0)
                 return r;
         dev = calloc(1, sizeof(*dev));
@@ -942,7 +1065,7 @@ int wg_uapi_get_device(const char *ifname, struct wg_device **ret) {
         if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
                 return -errno;
         p = (struct get_parser) { .dev = dev, .now = ts.tv_sec };
-        r = get_parser_status(&p, read_lines(fd, get_line, &p, &reason));
+        r = get_parser_status(&p, read_lines(fd, deadline, get_line, &p, &reason));
         if (r < 0)
                 return r;
         memcpy(dev->name, ifname, strlen(ifname) + 1);
@@ -951,23 +1074,47 @@ int wg_uapi_get_device(const char *ifname, struct wg_device **ret) {
         return 0;
 }
 
-/* One set request. *ret_refused tells a daemon's errno answer apart from
- * failures to talk to it. */
-static int uapi_set_once(const struct wg_device *dev, bool *ret_refused) {
+/* Whether IFNAME's daemon is held off after a timeout. Such a call is no
+ * exchange and does not extend the hold-off: the daemon is asked again
+ * when it ends, however often hamgr tries meanwhile. */
+static bool uapi_held_off(const char *ifname) {
+        char path[sizeof(((struct sockaddr_un *) NULL)->sun_path)];
+
+        return wg_uapi_socket_path(ifname, path, sizeof(path)) >= 0 && wedged_now(path);
+}
+
+static int uapi_note(const char *ifname, int r) {
+        char path[sizeof(((struct sockaddr_un *) NULL)->sun_path)];
+
+        /* A refused connection says nothing about a stall, and clears
+         * nothing either: it is no exchange. */
+        if (r == -EINVAL || r == -ENODEV || wg_uapi_socket_path(ifname, path, sizeof(path)) < 0)
+                return r;
+        return wedged_note(path, r);
+}
+
+int wg_uapi_get_device(const char *ifname, struct wg_device **ret) {
+        if (uapi_held_off(ifname))
+                return -ETIMEDOUT;
+        return uapi_note(ifname, uapi_get_exchange(ifname, ret));
+}
+
+/* One set request, one exchange. */
+static int uapi_set_exchange(const struct wg_device *dev) {
         _cleanup_(closep) int fd = -1;
+        int64_t deadline = exchange_deadline();
         struct writer w = {};
         struct reply_parser p = {};
         const char *reason = NULL;
         int r, rw;
 
-        *ret_refused = false;
         r = validate_set(dev);
         if (r < 0)
                 return r;
-        r = uapi_connect(dev->name, &fd);
+        r = uapi_connect(dev->name, deadline, &fd);
         if (r < 0)
                 return r;
-        w = (struct writer) { .fd = fd, .cap = IO_CHUNK, .buf = malloc(IO_CHUNK) };
+        w = (struct writer) { .fd = fd, .deadline = deadline, .cap = IO_CHUNK, .buf = malloc(IO_CHUNK) };
         if (!w.buf)
                 return -ENOMEM;
         format_set(dev, &w);
@@ -979,38 +1126,141 @@ static int uapi_set_once(const struct wg_device *dev, bool *ret_refused) {
         /* wireguard-go stops reading at the first bad line, answers, and
          * drops the connection: our write fails, yet its answer may be
          * waiting, and it says more than EPIPE. */
-        r = read_lines(fd, reply_line, &p, &reason);
+        r = read_lines(fd, deadline, reply_line, &p, &reason);
         if (r < 0)
                 return rw < 0 ? rw : r;
-        if (p.error < 0)
-                *ret_refused = true;
         return p.error;
 }
 
+static int uapi_set_once(const struct wg_device *dev) {
+        if (uapi_held_off(dev->name))
+                return -ETIMEDOUT;
+        return uapi_note(dev->name, uapi_set_exchange(dev));
+}
+
 int wg_uapi_set_device(const struct wg_device *dev) {
-        _cleanup_(wg_device_freep) struct wg_device *current = NULL, *retry = NULL;
-        bool refused, candidates = false;
-        int r, k;
+        if (!dev)
+                return -EINVAL;
+        return uapi_set_once(dev);
+}
+
+/* ---- boringtun ---- */
+
+/* Whether AFTER (sorted) holds what WANT (sorted, peers in full) says. */
+static bool boringtun_applied(const struct wg_device *want, const struct wg_device *after) {
+        for (size_t i = 0; i < want->n_peers; i++) {
+                const struct wg_peer *w = &want->peers[i];
+                const struct wg_peer *a = wg_device_find_peer(after, w->public_key);
+                bool w_psk = (w->flags & WG_PEER_HAS_PRESHARED_KEY) && !wg_key_is_zero(w->preshared_key);
+                bool a_psk = (a ? a->flags & WG_PEER_HAS_PRESHARED_KEY : 0) != 0;
+                char e1[80], e2[80];
+
+                if (w->flags & WG_PEER_REMOVE_ME) {
+                        if (a)
+                                return false;
+                        continue;
+                }
+                if (!a || w_psk != a_psk || (w_psk && sodium_memcmp(w->preshared_key, a->preshared_key, WG_KEY_LEN) != 0))
+                        return false;
+                if ((w->flags & WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL ? w->persistent_keepalive_interval : 0) !=
+                    a->persistent_keepalive_interval)
+                        return false;
+                if ((w->flags & WG_PEER_HAS_ENDPOINT) && w->endpoint.addr.sa_family != AF_UNSPEC &&
+                    !streq(wg_endpoint_to_string(&w->endpoint, e1, sizeof(e1)),
+                           wg_endpoint_to_string(&a->endpoint, e2, sizeof(e2))))
+                        return false;
+                if (w->n_allowedips != a->n_allowedips)
+                        return false;
+                for (size_t k = 0; k < w->n_allowedips; k++)
+                        if (w->allowedips[k].family != a->allowedips[k].family ||
+                            w->allowedips[k].cidr != a->allowedips[k].cidr ||
+                            memcmp(&w->allowedips[k].ip, &a->allowedips[k].ip,
+                                   ip_family_addr_len(w->allowedips[k].family)) != 0)
+                                return false;
+        }
+        if (want->flags & WG_DEVICE_HAS_PRIVATE_KEY) {
+                uint8_t pub[WG_KEY_LEN];
+
+                if (!(after->flags & WG_DEVICE_HAS_PUBLIC_KEY) ||
+                    wg_key_public_from_private(pub, want->private_key) < 0 ||
+                    memcmp(pub, after->public_key, WG_KEY_LEN) != 0)
+                        return false;
+        }
+        if ((want->flags & WG_DEVICE_HAS_LISTEN_PORT) && want->listen_port != 0 &&
+            want->listen_port != after->listen_port)
+                return false;
+        if ((want->flags & WG_DEVICE_HAS_FWMARK) && want->fwmark != after->fwmark)
+                return false;
+        return true;
+}
+
+int wg_uapi_boringtun_set_device(const struct wg_device *dev) {
+        _cleanup_(wg_device_freep) struct wg_device *current = NULL, *plan = NULL, *want = NULL, *after = NULL;
+        struct wg_device one = {};
+        int r;
 
         if (!dev)
                 return -EINVAL;
-        r = uapi_set_once(dev, &refused);
-        if (r >= 0 || !refused || (dev->flags & WG_DEVICE_REPLACE_PEERS))
+        r = validate_set(dev);
+        if (r < 0)
                 return r;
-        for (size_t i = 0; i < dev->n_peers && !candidates; i++)
-                candidates = !(dev->peers[i].flags & WG_PEER_REMOVE_ME);
-        if (!candidates)
+        r = wg_uapi_get_device(dev->name, &current);
+        if (r < 0)
                 return r;
+        r = wg_uapi_readd_peers(dev, current, &plan);
+        if (r < 0)
+                return r;
+        want = calloc(1, sizeof(*want));
+        if (!want)
+                return -ENOMEM;
 
-        k = wg_uapi_get_device(dev->name, &current);
-        if (k < 0)
-                return r;
-        k = wg_uapi_readd_peers(dev, current, &retry);
-        if (k < 0)
-                return k;
-        /* No existing peer was changed: the refusal is about something
-         * else, and sending the same again would not help. */
-        if (k == 0)
-                return r;
-        return uapi_set_once(retry, &refused);
+        /* Device fields first, alone. */
+        memcpy(one.name, dev->name, sizeof(one.name));
+        one.flags = dev->flags & (WG_DEVICE_HAS_PRIVATE_KEY | WG_DEVICE_HAS_LISTEN_PORT | WG_DEVICE_HAS_FWMARK |
+                                  WG_DEVICE_REPLACE_PEERS);
+        memcpy(one.private_key, dev->private_key, WG_KEY_LEN);
+        one.listen_port = dev->listen_port;
+        one.fwmark = dev->fwmark;
+        want->flags = one.flags;
+        memcpy(want->private_key, dev->private_key, WG_KEY_LEN);
+        want->listen_port = dev->listen_port;
+        want->fwmark = dev->fwmark;
+        if (one.flags != 0) {
+                r = uapi_set_once(&one);
+                if (r < 0)
+                        goto finish;
+        }
+
+        /* Then one peer per request: boringtun carries a peer's remove,
+         * endpoint, keepalive and preshared key over to the next peer of
+         * the same request. */
+        one.flags = 0;
+        one.n_peers = 1;
+        for (size_t i = 0; i < plan->n_peers; i++) {
+                const struct wg_peer *p = &plan->peers[i];
+                bool superseded = i + 1 < plan->n_peers &&
+                                  memcmp(plan->peers[i + 1].public_key, p->public_key, WG_KEY_LEN) == 0;
+
+                one.peers = &plan->peers[i];
+                r = uapi_set_once(&one);
+                if (r < 0)
+                        goto finish;
+                if (!superseded) {
+                        r = peer_copy_into(want, p, 0);
+                        if (r < 0)
+                                goto finish;
+                }
+        }
+
+        /* boringtun acknowledges lines it does not apply the way we mean
+         * them; only the device read back tells. */
+        r = wg_uapi_get_device(dev->name, &after);
+        if (r < 0)
+                goto finish;
+        wg_device_sort(after);
+        wg_device_sort(want);
+        r = boringtun_applied(want, after) ? 0 : -EPROTO;
+finish:
+        sodium_memzero(&one, sizeof(one));
+        return r;
 }

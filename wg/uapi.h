@@ -6,9 +6,15 @@
  * WG_UAPI_SOCKET_DIR/IFNAME.sock, as wireguard-go and boringtun serve it.
  *
  * The text parser and formatter are pure and exposed for tests and the
- * fuzzer; the socket functions use them. Socket reads and writes time out
- * after WG_UAPI_TIMEOUT_SEC each (-ETIMEDOUT), so a wedged daemon cannot
- * hang the caller.
+ * fuzzer; the socket functions use them. Each exchange (connect, request,
+ * whole reply) must finish within WG_UAPI_TIMEOUT_MSEC, else it fails with
+ * -ETIMEDOUT: a wedged daemon cannot hang the caller, and hamgr, which
+ * talks to it from its event loop, stays well inside its systemd watchdog
+ * (WatchdogSec=10s) even with a few exchanges in a row. After a timeout,
+ * exchanges with the same socket fail at once with -ETIMEDOUT for
+ * WG_UAPI_HOLDOFF_MSEC (process-wide state; the first exchange after that
+ * asks the daemon again): a hung daemon costs one stall per hold-off, not
+ * one per call.
  */
 
 #include <stdint.h>
@@ -21,7 +27,8 @@
 #define WG_UAPI_MAX_ALLOWEDIPS 1000000
 /* Longest accepted line, without its newline. */
 #define WG_UAPI_LINE_MAX 4096
-#define WG_UAPI_TIMEOUT_SEC 10
+#define WG_UAPI_TIMEOUT_MSEC 2000
+#define WG_UAPI_HOLDOFF_MSEC 10000
 /* Environment variable that replaces WG_UAPI_SOCKET_DIR, for tests only
  * (ignored in set-uid programs: secure_getenv()). */
 #define WG_UAPI_DIR_ENV "HAMGR_WG_UAPI_DIR"
@@ -30,19 +37,33 @@
  * socket, or -errno (an errno= reply of either sign becomes -|errno|). */
 int wg_uapi_get_device(const char *ifname, struct wg_device **ret);
 
-/*
- * Apply DEV ("set=1"). Returns 0 or -errno.
- *
- * boringtun refuses some changes to a peer that already exists. When the
- * daemon answers a set with an error and DEV changes at least one existing
- * peer (not removals, not with REPLACE_PEERS), the device is read back and
- * the set is sent once more, built by wg_uapi_readd_peers(): each such peer
- * removed and added again in full. That resets the peer's session (a new
- * handshake follows), which is the price of talking to boringtun; with
- * wireguard-go the first set succeeds and no retry happens. The second
- * answer is returned.
- */
+/* Apply DEV ("set=1") in one request, with wireguard-go's semantics
+ * (update_only, changes to existing peers). Returns 0 or -errno. */
 int wg_uapi_set_device(const struct wg_device *dev);
+
+/*
+ * Apply DEV to a boringtun daemon (0.4 to 0.7), which serves the same
+ * protocol with other semantics: it refuses update_only (errno 22), it
+ * crashes the request (closes the connection without an answer) when a set
+ * changes a peer that exists, and it carries a peer's remove, endpoint,
+ * keepalive and preshared key over to the next peer of the same request.
+ * So: read the device, plan with wg_uapi_readd_peers() (an existing peer
+ * is removed and added again in full, which resets its session), send the
+ * device fields alone, then one request per peer, then read the device
+ * back. Returns 0; -EPROTO when the device read back differs from the
+ * plan; or the first error of an exchange (-ECONNRESET: the daemon closed
+ * without answering).
+ */
+int wg_uapi_boringtun_set_device(const struct wg_device *dev);
+
+/*
+ * Whether a daemon listens on IFNAME's UAPI socket, without waiting for
+ * it: 1 when one does (or is too busy to accept at once), 0 when there is
+ * no socket, or only a stale one that nobody listens on (ECONNREFUSED):
+ * that one is removed, as wg(8) does. -EINVAL for a bad name, another
+ * -errno when it cannot tell (-EACCES...).
+ */
+int wg_uapi_socket_probe(const char *ifname);
 
 /* WG_UAPI_SOCKET_DIR (or $HAMGR_WG_UAPI_DIR) "/IFNAME.sock" into BUF.
  * Returns 0, -EINVAL for an invalid interface name (empty, too long for
@@ -91,7 +112,7 @@ int wg_uapi_format_set(const struct wg_device *dev, char **ret_text);
 char *wg_uapi_text_free(char *text);
 
 /*
- * The retry set described at wg_uapi_set_device(), from the changes DEV and
+ * The plan of wg_uapi_boringtun_set_device(), from the changes DEV and
  * the device as it is now, CURRENT (sorted in place). Device fields and
  * removals are copied; a peer absent from CURRENT is copied (or dropped if
  * UPDATE_ONLY); a peer present in CURRENT becomes a removal followed by the

@@ -5,7 +5,8 @@
  * Backend-neutral WireGuard device model (after wireguard-tools'
  * containers.h, with arrays instead of lists so peer sets can be sorted and
  * diffed). Backends: kernel (generic netlink, wg/kernel.c) and userspace
- * UAPI (wireguard-go, boringtun; wg/uapi.c), chosen per interface at run time.
+ * UAPI (wireguard-go; boringtun with its own rules; wg/uapi.c), chosen per
+ * interface by configuration or at run time (AUTO).
  *
  * Keys are raw 32-byte arrays; wg_device_free() wipes them. Nothing here
  * logs or prints a private or preshared key.
@@ -81,8 +82,14 @@ enum wg_backend {
         WG_BACKEND_AUTO,
         WG_BACKEND_KERNEL,
         WG_BACKEND_UAPI,
+        WG_BACKEND_BORINGTUN,         /* UAPI, with wg_uapi_boringtun_set_device() */
         _WG_BACKEND_MAX,
 };
+
+/* Whether backend B (resolved) talks to a userspace daemon over UAPI. */
+static inline bool wg_backend_is_userspace(enum wg_backend b) {
+        return b == WG_BACKEND_UAPI || b == WG_BACKEND_BORINGTUN;
+}
 
 const char *wg_backend_to_string(enum wg_backend b);
 /* Returns the backend, or -EINVAL for an unknown name. */
@@ -92,9 +99,13 @@ int wg_backend_from_string(const char *s);
 #define WG_UAPI_SOCKET_DIR "/var/run/wireguard"
 
 /*
- * AUTO resolved for IFNAME: UAPI when WG_UAPI_SOCKET_DIR/IFNAME.sock exists
- * (a userspace implementation owns the interface), else KERNEL. Other
- * values are returned unchanged. Tests may move the socket directory with
+ * AUTO resolved for IFNAME: UAPI when a daemon listens on
+ * WG_UAPI_SOCKET_DIR/IFNAME.sock (a userspace implementation owns the
+ * interface), else KERNEL. A stale socket (nobody listening) is removed
+ * and means KERNEL, as with wg(8); a socket that cannot be probed
+ * (-EACCES) means UAPI, whose exchanges then report why. AUTO never
+ * resolves to BORINGTUN: boringtun must be configured. Other values are
+ * returned unchanged. Tests may move the socket directory with
  * $HAMGR_WG_UAPI_DIR.
  */
 enum wg_backend wg_backend_resolve(enum wg_backend b, const char *ifname);
@@ -112,7 +123,8 @@ int wg_link_kind(const char *ifname, char *ret_kind, size_t len);
 /*
  * Whether IFNAME is a WireGuard interface, so that its link may be taken
  * up and down; changes nothing. It is when its link kind is "wireguard"
- * (the kernel module), or when backend B (AUTO resolved) is UAPI and the
+ * (the kernel module), or when backend B (AUTO resolved) is UAPI or
+ * BORINGTUN and the
  * UAPI socket answers a get: a userspace implementation's link is a plain
  * TUN ("tun"), which the kind alone does not tell from other TUN users.
  * Returns 0 when it is WireGuard; -EMEDIUMTYPE when the link is something

@@ -2,7 +2,7 @@
 /*
  * wg_tool: drives the wg/ library from integration tests.
  *
- *   wg_tool [-b auto|kernel|uapi] [-e] COMMAND ...
+ *   wg_tool [-b auto|kernel|uapi|boringtun] [-e] COMMAND ...
  *     get IFACE            the device as `wg show IFACE` shows it
  *     dump IFACE           tab-separated as `wg show IFACE dump`, peers sorted
  *     set IFACE TOKEN...   apply the changes TOKENs describe
@@ -37,7 +37,7 @@ static enum wg_backend backend = WG_BACKEND_AUTO;
 static bool compare_endpoints;
 
 static void usage(void) {
-        fprintf(stderr, "Usage: wg_tool [-b auto|kernel|uapi] [-e] get|dump IFACE | set IFACE TOKEN... | "
+        fprintf(stderr, "Usage: wg_tool [-b auto|kernel|uapi|boringtun] [-e] get|dump IFACE | set IFACE TOKEN... | "
                         "sync IFACE FILE | genkeys N\n");
         exit(2);
 }

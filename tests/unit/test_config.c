@@ -1447,7 +1447,7 @@ static const char full_config[] =
         "    candidates = [ \"gw1.example:51820\", \"198.51.100.7:51820\", \"[2001:db8::7]:51820\" ];\n"
         "    stale_after_s = 3600; prefer_first = true; },\n"
         "  { interface = \"wg0\"; peer = \"" KEY_B "\"; candidates = ( \"gw2.example:1\" ); stale_after_s = 5; },\n"
-        "  { interface = \"wg1\"; peer = \"" KEY_A "\"; candidates = [ \"b:65535\" ]; }\n"
+        "  { interface = \"wg1\"; peer = \"" KEY_A "\"; candidates = [ \"b:65535\" ]; backend = \"boringtun\"; }\n"
         ");\n";
 
 static void test_full_config(void **state) {
@@ -1581,6 +1581,8 @@ static void test_full_config(void **state) {
         assert_int_equal(ep->stale_after_s, 10);
         assert_false(ep->prefer_first);
         assert_int_equal(ep->peer[31], 31);
+        assert_int_equal(ep->backend, WG_BACKEND_BORINGTUN);
+        assert_int_equal(c->endpoints[0].backend, WG_BACKEND_AUTO);
 }
 
 /* A file without the new sections has none of them. */
@@ -1798,7 +1800,7 @@ static const struct error_case wireguard_cases[] = {
         { "interface = \"wg0\"; follow = \"gateway\"; source_address = 10;", "source_address must be a string" },
         { "interface = \"wg9\"; follow = \"gateway\";", "duplicate wireguard interface 'wg9' (first at line 5)" },
         { "interface = \"wg0\"; follow = \"gateway\"; backend = \"wireguard-go\";",
-          "backend 'wireguard-go' must be \"auto\", \"kernel\" or \"uapi\"" },
+          "backend 'wireguard-go' must be \"auto\", \"kernel\", \"uapi\" or \"boringtun\"" },
         { "interface = \"wg0\"; follow = \"gateway\"; backend = 1;", "backend must be a string" },
         { "interface = \"wg0\"; follow = \"gateway\"; peers = [ ];", "unknown setting 'peers' in wireguard entry 'wg0'" },
         { "interface = \"wg 0\"; follow = \"gateway\";", "interface 'wg 0' is not a valid interface name (1..15 characters" },

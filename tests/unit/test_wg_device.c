@@ -400,7 +400,23 @@ static void test_backend_resolve(void **state) {
         fd = socket(AF_UNIX, SOCK_STREAM, 0);
         assert_true(fd >= 0);
         assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        /* Bound, nobody listening: a dead daemon's socket. It goes, as
+         * with wg(8), and the kernel is used. */
+        assert_int_equal(wg_backend_resolve(WG_BACKEND_AUTO, "wgt0"), WG_BACKEND_KERNEL);
+        assert_int_equal(access(sa.sun_path, F_OK), -1);
+        assert_int_equal(errno, ENOENT);
+        close(fd);
+        fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        assert_int_equal(listen(fd, 1), 0);
         assert_int_equal(wg_backend_resolve(WG_BACKEND_AUTO, "wgt0"), WG_BACKEND_UAPI);
+        /* Its probe connection waits in the queue: the queue (backlog 1)
+         * fills, and a busy daemon still counts as there. */
+        assert_int_equal(wg_backend_resolve(WG_BACKEND_AUTO, "wgt0"), WG_BACKEND_UAPI);
+        assert_int_equal(wg_backend_resolve(WG_BACKEND_AUTO, "wgt0"), WG_BACKEND_UAPI);
+        assert_int_equal(access(sa.sun_path, F_OK), 0);
+        assert_int_equal(wg_backend_resolve(WG_BACKEND_BORINGTUN, "wgt0"), WG_BACKEND_BORINGTUN);
         assert_int_equal(wg_backend_resolve(WG_BACKEND_KERNEL, "wgt0"), WG_BACKEND_KERNEL);
         assert_int_equal(wg_backend_resolve(WG_BACKEND_UAPI, "nothere"), WG_BACKEND_UAPI);
         /* Names that could escape the directory never select UAPI. */

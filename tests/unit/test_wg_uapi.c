@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The UAPI backend: the get parser (wireguard-go and boringtun replies,
- * malformed input, limits), the set formatter, the retry set, and the
+ * malformed input, limits), the set formatter, the boringtun plan, and the
  * socket code against a fake daemon in a thread that plays wireguard-go or
- * boringtun. */
+ * boringtun (as its device/api.rs behaves in 0.4 to 0.7), or hangs. */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -528,10 +529,15 @@ static void test_readd_peers(void **state) {
 
 enum fake_mode {
         FAKE_WIREGUARD_GO,   /* several operations per connection, errno<0 */
-        FAKE_BORINGTUN,      /* one per connection, errno>0, refuses to change existing peers */
+        FAKE_BORINGTUN,      /* one per connection, errno>0, see fake_set_boringtun() */
         FAKE_CLOSE,          /* hangs up at once */
         FAKE_EIO,            /* answers every request with errno=5 */
+        FAKE_HANG,           /* accepts, reads, never answers */
+        FAKE_TRICKLE,        /* answers a get one byte every 100 ms */
 };
+
+/* fake_set_boringtun(): the request crashed, no answer. */
+#define FAKE_PANIC (-1)
 
 struct fake {
         enum fake_mode mode;
@@ -572,8 +578,6 @@ static bool fake_hex(const char *v, uint8_t key[static WG_KEY_LEN]) {
 /* Returns the errno to report (0: fine). Stops at the first problem, as
  * both daemons do, leaving earlier lines applied. */
 static int fake_set(struct fake *f, FILE *in) {
-        uint8_t removed[16][WG_KEY_LEN];
-        size_t n_removed = 0;
         struct wg_device *s = f->state;
         uint8_t key[WG_KEY_LEN], cur_key[WG_KEY_LEN];
         bool in_peer = false, dummy = false;
@@ -618,34 +622,17 @@ static int fake_set(struct fake *f, FILE *in) {
                         continue;
                 }
                 if (streq(line, "public_key")) {
-                        bool was_removed = false;
-
                         if (!fake_hex(eq, key)) {
                                 err = EINVAL;
                                 break;
                         }
-                        for (size_t i = 0; i < n_removed; i++)
-                                was_removed |= memcmp(removed[i], key, WG_KEY_LEN) == 0;
                         in_peer = true;
                         dummy = false;
                         memcpy(cur_key, key, WG_KEY_LEN);
-                        /* boringtun's refusal: an existing peer's block must
-                         * be a removal (checked at its "remove" line). */
                         if (!fake_find(s, key)) {
                                 p = wg_device_add_peer(s);
                                 memcpy(p->public_key, key, WG_KEY_LEN);
                                 p->flags = WG_PEER_HAS_PUBLIC_KEY;
-                        } else if (f->mode == FAKE_BORINGTUN && !was_removed) {
-                                /* Peek: the next line must be remove=true. */
-                                n = getline(&line, &cap, in);
-                                if (n <= 0 || strncmp(line, "remove=true", 11) != 0) {
-                                        err = EEXIST;
-                                        break;
-                                }
-                                fake_remove(s, fake_find(s, key));
-                                if (n_removed < 16)
-                                        memcpy(removed[n_removed++], key, WG_KEY_LEN);
-                                dummy = true;
                         }
                         continue;
                 }
@@ -657,14 +644,10 @@ static int fake_set(struct fake *f, FILE *in) {
                 if (streq(line, "remove")) {
                         if (p)
                                 fake_remove(s, p);
-                        if (n_removed < 16)
-                                memcpy(removed[n_removed++], cur_key, WG_KEY_LEN);
                         dummy = true;
                 } else if (streq(line, "update_only")) {
-                        if (f->mode == FAKE_BORINGTUN) {
-                                err = EINVAL;
-                                break;
-                        }
+                        /* wireguard-go: the peer was created above; a
+                         * real one would not create it. Not needed here. */
                 } else if (!p) {
                         continue;
                 } else if (streq(line, "preshared_key")) {
@@ -709,6 +692,161 @@ static int fake_set(struct fake *f, FILE *in) {
         return err;
 }
 
+static bool fake_allowedip(char *v, struct wg_allowedip *a) {
+        char *slash = strchr(v, '/');
+
+        *a = (struct wg_allowedip) {};
+        if (!slash)
+                return false;
+        *slash = '\0';
+        a->family = strchr(v, ':') ? AF_INET6 : AF_INET;
+        if (inet_pton(a->family, v, &a->ip) != 1)
+                return false;
+        a->cidr = (uint8_t) atoi(slash + 1);
+        return true;
+}
+
+/* What boringtun keeps of one peer block until the next public_key or the
+ * blank line: allowed IPs are cleared after each peer, the rest is not. */
+struct bt_peer {
+        bool remove;
+        bool has_endpoint, has_keepalive, has_psk;
+        union wg_endpoint endpoint;
+        uint16_t keepalive;
+        uint8_t psk[WG_KEY_LEN];
+        struct wg_allowedip aips[16];
+        size_t n_aips;
+};
+
+/* boringtun's update_peer(): a removal, or a new peer; changing a peer
+ * that exists panics the request. */
+static int bt_commit(struct wg_device *s, const uint8_t key[static WG_KEY_LEN], struct bt_peer *b) {
+        struct wg_peer *p = fake_find(s, key);
+
+        if (b->remove) {
+                if (p)
+                        fake_remove(s, p);
+        } else if (p)
+                return FAKE_PANIC;
+        else {
+                p = wg_device_add_peer(s);
+                memcpy(p->public_key, key, WG_KEY_LEN);
+                p->flags = WG_PEER_HAS_PUBLIC_KEY;
+                if (b->has_endpoint) {
+                        p->endpoint = b->endpoint;
+                        p->flags |= WG_PEER_HAS_ENDPOINT;
+                }
+                if (b->has_keepalive)
+                        p->persistent_keepalive_interval = b->keepalive;
+                if (b->has_psk) {
+                        memcpy(p->preshared_key, b->psk, WG_KEY_LEN);
+                        p->flags |= WG_PEER_HAS_PRESHARED_KEY;
+                }
+                for (size_t i = 0; i < b->n_aips; i++)
+                        wg_peer_add_allowedip(p, &b->aips[i]);
+        }
+        b->n_aips = 0;
+        return 0;
+}
+
+/* boringtun's api_set(): unknown keys and update_only are EINVAL; earlier
+ * lines stay applied. Returns the errno or FAKE_PANIC. */
+static int fake_set_boringtun(struct fake *f, FILE *in) {
+        struct wg_device *s = f->state;
+        struct bt_peer b = {};
+        uint8_t key[WG_KEY_LEN];
+        bool in_peer = false;
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        int err = 0;
+
+        while ((n = getline(&line, &cap, in)) > 0) {
+                char *eq;
+
+                if (line[n - 1] == '\n')
+                        line[--n] = '\0';
+                if (n == 0) {
+                        if (in_peer)
+                                err = bt_commit(s, key, &b);
+                        goto done;
+                }
+                eq = strchr(line, '=');
+                if (!eq) {
+                        err = EPROTO;
+                        goto done;
+                }
+                *eq++ = '\0';
+                if (!in_peer) {
+                        if (streq(line, "private_key")) {
+                                if (!fake_hex(eq, s->private_key)) {
+                                        err = EINVAL;
+                                        goto done;
+                                }
+                                s->flags |= WG_DEVICE_HAS_PRIVATE_KEY;
+                        } else if (streq(line, "listen_port"))
+                                s->listen_port = (uint16_t) atoi(eq);
+                        else if (streq(line, "fwmark"))
+                                s->fwmark = (uint32_t) atol(eq);
+                        else if (streq(line, "replace_peers")) {
+                                while (s->n_peers > 0)
+                                        fake_remove(s, &s->peers[0]);
+                        } else if (streq(line, "public_key")) {
+                                if (!fake_hex(eq, key)) {
+                                        err = EINVAL;
+                                        goto done;
+                                }
+                                in_peer = true;
+                        } else {
+                                err = EINVAL;
+                                goto done;
+                        }
+                        continue;
+                }
+                if (streq(line, "public_key")) {
+                        err = bt_commit(s, key, &b);
+                        if (err != 0)
+                                goto done;
+                        if (!fake_hex(eq, key)) {
+                                err = EINVAL;
+                                goto done;
+                        }
+                } else if (streq(line, "remove"))
+                        b.remove = streq(eq, "true");
+                else if (streq(line, "preshared_key")) {
+                        if (!fake_hex(eq, b.psk)) {
+                                err = EINVAL;
+                                goto done;
+                        }
+                        b.has_psk = true;
+                } else if (streq(line, "endpoint")) {
+                        if (wg_endpoint_parse(eq, &b.endpoint) < 0) {
+                                err = EINVAL;
+                                goto done;
+                        }
+                        b.has_endpoint = true;
+                } else if (streq(line, "persistent_keepalive_interval")) {
+                        b.keepalive = (uint16_t) atoi(eq);
+                        b.has_keepalive = true;
+                } else if (streq(line, "replace_allowed_ips"))
+                        ;
+                else if (streq(line, "allowed_ip")) {
+                        if (b.n_aips >= ELEMENTSOF(b.aips) || !fake_allowedip(eq, &b.aips[b.n_aips])) {
+                                err = EINVAL;
+                                goto done;
+                        }
+                        b.n_aips++;
+                } else {
+                        /* update_only among them. */
+                        err = EINVAL;
+                        goto done;
+                }
+        }
+done:
+        free(line);
+        return err;
+}
+
 static void fake_get(struct fake *f, FILE *out) {
         struct wg_device *s = f->state;
         char hex[65], ep[96], a[INET6_ADDRSTRLEN];
@@ -740,13 +878,18 @@ static void fake_get(struct fake *f, FILE *out) {
                 }
                 if (p->flags & WG_PEER_HAS_ENDPOINT)
                         fprintf(out, "endpoint=%s\n", wg_endpoint_to_string(&p->endpoint, ep, sizeof(ep)));
-                fprintf(out, "last_handshake_time_sec=%d\n", f->mode == FAKE_BORINGTUN ? 3 : 0);
-                fprintf(out, "last_handshake_time_nsec=0\n");
-                fprintf(out, "persistent_keepalive_interval=%u\n", p->persistent_keepalive_interval);
+                if (f->mode != FAKE_BORINGTUN) {
+                        fprintf(out, "last_handshake_time_sec=0\n");
+                        fprintf(out, "last_handshake_time_nsec=0\n");
+                }
+                if (f->mode != FAKE_BORINGTUN || p->persistent_keepalive_interval)
+                        fprintf(out, "persistent_keepalive_interval=%u\n", p->persistent_keepalive_interval);
                 for (size_t k = 0; k < p->n_allowedips; k++)
                         fprintf(out, "allowed_ip=%s/%u\n",
                                 inet_ntop(p->allowedips[k].family, &p->allowedips[k].ip, a, sizeof(a)),
                                 p->allowedips[k].cidr);
+                if (f->mode == FAKE_BORINGTUN)
+                        fprintf(out, "last_handshake_time_sec=3\nlast_handshake_time_nsec=0\nrx_bytes=0\ntx_bytes=0\n");
         }
 }
 
@@ -770,9 +913,13 @@ static void fake_serve(struct fake *f, int c) {
                                 fake_get(f, out);
                 } else if (streq(line, "set=1\n")) {
                         atomic_fetch_add(&f->n_set, 1);
-                        err = f->mode == FAKE_EIO ? EIO : fake_set(f, in);
+                        err = f->mode == FAKE_EIO        ? EIO
+                              : f->mode == FAKE_BORINGTUN ? fake_set_boringtun(f, in)
+                                                          : fake_set(f, in);
                         if (err)
                                 atomic_fetch_add(&f->n_refused, 1);
+                        if (err == FAKE_PANIC)
+                                break;
                 } else
                         break;
                 fprintf(out, "errno=%d\n\n", f->mode == FAKE_WIREGUARD_GO ? -err : err);
@@ -800,7 +947,24 @@ static void *fake_thread(void *userdata) {
                 c = accept(f->listen_fd, NULL, NULL);
                 if (c < 0)
                         continue;
-                if (f->mode != FAKE_CLOSE)
+                if (f->mode == FAKE_HANG)
+                        /* Read the request, keep the connection, say nothing. */
+                        while (!atomic_load(&f->stop)) {
+                                char junk[256];
+
+                                (void) recv(c, junk, sizeof(junk), MSG_DONTWAIT);
+                                poll(NULL, 0, 20);
+                        }
+                else if (f->mode == FAKE_TRICKLE) {
+                        static const char reply[] = "listen_port=51820\nfwmark=0\nfwmark=0\nfwmark=0\n"
+                                                    "fwmark=0\nfwmark=0\nerrno=0\n\n";
+
+                        for (size_t i = 0; i < sizeof(reply) - 1 && !atomic_load(&f->stop); i++) {
+                                if (send(c, reply + i, 1, MSG_NOSIGNAL) != 1)
+                                        break;
+                                poll(NULL, 0, 100);
+                        }
+                } else if (f->mode != FAKE_CLOSE)
                         fake_serve(f, c);
                 close(c);
         }
@@ -873,7 +1037,7 @@ static struct wg_device *desired(void) {
 }
 
 /* diff against the daemon, set, read back: nothing left to change. */
-static void sync_and_check(struct fake *f, int want_sets, int want_gets) {
+static void sync_and_check(struct fake *f, enum wg_backend backend, int want_sets, int want_gets) {
         _cleanup_(wg_device_freep) struct wg_device *cur = NULL, *des = desired(), *d = NULL, *after = NULL,
                                                    *d2 = NULL;
 
@@ -882,7 +1046,7 @@ static void sync_and_check(struct fake *f, int want_sets, int want_gets) {
         assert_int_equal(cur->n_peers, 2);
         assert_int_equal(wg_device_diff(cur, des, true, &d), 0);
         assert_int_equal(d->n_peers, 3);
-        assert_int_equal(wg_set_device(WG_BACKEND_AUTO, d), 0);
+        assert_int_equal(wg_set_device(backend, d), 0);
         assert_int_equal(atomic_load(&f->n_set), want_sets);
         assert_int_equal(atomic_load(&f->n_get), want_gets);
 
@@ -901,20 +1065,111 @@ static void test_socket_wireguard_go(void **state) {
 
         fake_seed(f);
         assert_int_equal(wg_backend_resolve(WG_BACKEND_AUTO, "wgt0"), WG_BACKEND_UAPI);
-        sync_and_check(f, 1, 1);
+        sync_and_check(f, WG_BACKEND_AUTO, 1, 1);
         assert_int_equal(atomic_load(&f->n_refused), 0);
         assert_true(f->state->flags & WG_DEVICE_HAS_PRIVATE_KEY);
         fake_stop(f);
 }
 
-static void test_socket_boringtun_readd(void **state) {
+/* Two peers in one request, or a change to a peer that exists: what
+ * boringtun does with wireguard-go's requests. */
+static void test_socket_boringtun_as_wireguard_go(void **state) {
+        _cleanup_(wg_device_freep) struct wg_device *d = calloc(1, sizeof(struct wg_device)), *after = NULL;
         struct fake *f = fake_start(FAKE_BORINGTUN);
+        struct wg_peer *p;
 
         fake_seed(f);
-        /* get; set refused; get; set of removals and re-adds. */
-        sync_and_check(f, 2, 2);
-        assert_int_equal(atomic_load(&f->n_refused), 1);
+        strcpy(d->name, "wgt0");
+        /* The removal of peer 2 carries over to the new peer 4. */
+        peer_add(d, 2)->flags |= WG_PEER_REMOVE_ME;
+        aip_add(peer_add(d, 4), AF_INET, "10.4.0.0", 24);
+        assert_int_equal(wg_uapi_set_device(d), 0);
+        assert_int_equal(wg_uapi_get_device("wgt0", &after), 0);
+        assert_int_equal(after->n_peers, 1);
+        after = wg_device_free(after);
+
+        /* update_only is refused. */
+        d->n_peers = 0;
+        free(d->peers[0].allowedips);
+        free(d->peers[1].allowedips);
+        p = peer_add(d, 1);
+        p->flags |= WG_PEER_UPDATE_ONLY | WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
+        assert_int_equal(wg_uapi_set_device(d), -EINVAL);
+        /* A change to an existing peer: the request dies unanswered. */
+        p->flags &= ~(uint32_t) WG_PEER_UPDATE_ONLY;
+        assert_int_equal(wg_uapi_set_device(d), -ECONNRESET);
         fake_stop(f);
+}
+
+static void test_socket_boringtun(void **state) {
+        _cleanup_(wg_device_freep) struct wg_device *d = calloc(1, sizeof(struct wg_device)), *after = NULL;
+        struct fake *f = fake_start(FAKE_BORINGTUN);
+        struct wg_peer *p;
+
+        fake_seed(f);
+        /* get; get (plan); device fields; peer 1 removed and re-added;
+         * peer 2 removed; peer 3 added; get (check). */
+        sync_and_check(f, WG_BACKEND_BORINGTUN, 5, 3);
+        assert_int_equal(atomic_load(&f->n_refused), 0);
+
+        /* The spoke's sequence: an update_only change to an existing peer
+         * becomes a re-add that keeps everything else. */
+        strcpy(d->name, "wgt0");
+        p = peer_add(d, 1);
+        p->flags |= WG_PEER_UPDATE_ONLY | WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
+        p->persistent_keepalive_interval = 0;
+        assert_int_equal(wg_set_device(WG_BACKEND_BORINGTUN, d), 0);
+        assert_int_equal(atomic_load(&f->n_refused), 0);
+        assert_int_equal(wg_uapi_get_device("wgt0", &after), 0);
+        wg_device_sort(after);
+        p = wg_device_find_peer(after, d->peers[0].public_key);
+        assert_non_null(p);
+        assert_int_equal(p->persistent_keepalive_interval, 0);
+        assert_int_equal(p->n_allowedips, 1);
+        assert_true(p->flags & WG_PEER_HAS_ENDPOINT);
+        /* An update_only peer that does not exist is not created. */
+        after = wg_device_free(after);
+        key_fill(d->peers[0].public_key, 9);
+        assert_int_equal(wg_set_device(WG_BACKEND_BORINGTUN, d), 0);
+        assert_int_equal(wg_uapi_get_device("wgt0", &after), 0);
+        assert_int_equal(after->n_peers, 2);
+        fake_stop(f);
+}
+
+static int64_t mono_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A daemon that never answers, and one that answers too slowly in total
+ * while every single read gets a byte: both end after one exchange bound. */
+static void test_socket_timeout(void **state) {
+        _cleanup_(wg_device_freep) struct wg_device *d = NULL, *rm = calloc(1, sizeof(struct wg_device));
+        enum fake_mode modes[] = { FAKE_HANG, FAKE_TRICKLE };
+
+        strcpy(rm->name, "wgt0");
+        peer_add(rm, 2)->flags |= WG_PEER_REMOVE_ME;
+
+        for (size_t i = 0; i < ELEMENTSOF(modes); i++) {
+                struct fake *f = fake_start(modes[i]);
+                int64_t t0 = mono_ms(), t;
+
+                assert_int_equal(wg_uapi_get_device("wgt0", &d), -ETIMEDOUT);
+                t = mono_ms() - t0;
+                assert_true(t >= WG_UAPI_TIMEOUT_MSEC - 50);
+                /* The trickle's whole reply takes 5 s; per-read timeouts
+                 * would wait for it. */
+                assert_true(t < WG_UAPI_TIMEOUT_MSEC + 1500);
+                assert_null(d);
+                /* Held off: the next exchanges fail at once. */
+                t0 = mono_ms();
+                assert_int_equal(wg_uapi_get_device("wgt0", &d), -ETIMEDOUT);
+                assert_int_equal(wg_uapi_set_device(rm), -ETIMEDOUT);
+                assert_true(mono_ms() - t0 < WG_UAPI_TIMEOUT_MSEC / 2);
+                fake_stop(f);
+        }
 }
 
 static void test_socket_errors(void **state) {
@@ -946,12 +1201,15 @@ static void test_socket_errors(void **state) {
         fake_seed(f);
         assert_int_equal(wg_uapi_get_device("wgt0", &d), -EIO);
         assert_null(d);
-        /* Only removals: no retry. */
+        /* One request each, no retry. */
         assert_int_equal(wg_uapi_set_device(removal), -EIO);
         assert_int_equal(atomic_load(&f->n_set), 1);
         assert_int_equal(atomic_load(&f->n_get), 1);
-        /* A change, but the device cannot be read: the first error stands. */
         assert_int_equal(wg_uapi_set_device(change), -EIO);
+        assert_int_equal(atomic_load(&f->n_set), 2);
+        assert_int_equal(atomic_load(&f->n_get), 1);
+        /* boringtun mode reads the device first, and stops there. */
+        assert_int_equal(wg_uapi_boringtun_set_device(change), -EIO);
         assert_int_equal(atomic_load(&f->n_set), 2);
         assert_int_equal(atomic_load(&f->n_get), 2);
         fake_stop(f);
@@ -973,7 +1231,9 @@ int main(void) {
                 cmocka_unit_test(test_format_parse_round_trip),
                 cmocka_unit_test(test_readd_peers),
                 cmocka_unit_test(test_socket_wireguard_go),
-                cmocka_unit_test(test_socket_boringtun_readd),
+                cmocka_unit_test(test_socket_boringtun_as_wireguard_go),
+                cmocka_unit_test(test_socket_boringtun),
+                cmocka_unit_test(test_socket_timeout),
                 cmocka_unit_test(test_socket_errors),
         };
 
