@@ -5,9 +5,11 @@
  * makes the VIP the source of its packets, brings the link up and moves
  * each peer's persistent keepalive from 0 to N, which makes WireGuard send
  * a handshake initiation at once: clients get a session in one round trip
- * instead of waiting for their own rekey timer (~15 s). Work on large peer
- * sets is cut into batches on an idle-priority source so VRRP timers and
- * packets always go first.
+ * instead of waiting for their own rekey timer (~15 s). The most recently
+ * active peers are kicked first, so a busy client does not wait for idle
+ * ones. Work on large peer sets is cut into batches on an idle-priority
+ * source, each batch sized to a time budget, so VRRP timers and packets
+ * always go first.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +32,16 @@
 #include "wg/wg.h"
 #include "wireguard.h"
 
-#define WG_BATCH_PEERS        250
+/* Batches are sized so that one blocks the event loop for about this long:
+ * a VRRP advert due meanwhile is late by at most that much. The first
+ * batch is small; the next ones follow the measured cost per peer. */
+#define WG_BATCH_BUDGET_USEC  (15 * USEC_PER_MSEC)
+#define WG_BATCH_FIRST        128
+#define WG_BATCH_MIN          16
+#define WG_BATCH_MAX          4096
+/* Handshake times alone move every two minutes for every active peer:
+ * written to the store at most this often (other changes at once). */
+#define WG_HANDSHAKE_SAVE_USEC (60 * USEC_PER_SEC)
 #define WG_SNAPSHOT_USEC      (5 * USEC_PER_SEC)
 /* After the interface of an active follower is re-created (wireguard-go
  * restarted), time for wg-quick or the like to configure it again. */
@@ -47,8 +58,7 @@ enum follower_phase {
         PHASE_PASSIVE,
         PHASE_STAGE_ENDPOINTS,   /* endpoints in, keepalive 0, link still down */
         PHASE_LINK_UP,
-        PHASE_KICK,              /* keepalive 0 -> N: one initiation per peer */
-        PHASE_RESTORE_KEEPALIVE, /* peers whose keepalive is off get 0 back */
+        PHASE_KICK,              /* keepalive 0 -> N -> own: one initiation per peer */
         PHASE_ACTIVE,
         _PHASE_MAX,
 };
@@ -58,7 +68,6 @@ static const char *const phase_names[_PHASE_MAX] = {
         [PHASE_STAGE_ENDPOINTS] = "staging-endpoints",
         [PHASE_LINK_UP] = "link-up",
         [PHASE_KICK] = "kicking",
-        [PHASE_RESTORE_KEEPALIVE] = "restoring-keepalive",
         [PHASE_ACTIVE] = "active",
 };
 
@@ -67,6 +76,7 @@ struct known_peer {
         union wg_endpoint endpoint;
         uint16_t keepalive;              /* the peer's configured persistent keepalive */
         uint64_t learned_ms;             /* wall clock when this endpoint was learned; 0: unknown */
+        uint64_t handshake_ms;           /* wall clock of the last handshake seen; 0: unknown */
 };
 
 struct wg_follower {
@@ -81,6 +91,11 @@ struct wg_follower {
 
         struct known_peer *work;         /* peers of the takeover in progress */
         size_t n_work, work_pos;
+        size_t batch;                    /* peers in the next batch */
+        uint64_t stage_usec, kick_usec;  /* phases of the takeover in progress */
+        uint64_t phase_started_usec;
+        unsigned requests;
+        uint64_t last_save_usec;         /* CLOCK_MONOTONIC of the last store write */
         sd_event_source *work_source;
         sd_event_source *snapshot_timer;
         sd_event_source *retake_timer;
@@ -115,6 +130,35 @@ static uint64_t wall_ms(void) {
         return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static uint64_t peer_handshake_ms(const struct wg_peer *p) {
+        if (p->last_handshake_time_sec <= 0)
+                return 0;
+        return (uint64_t) p->last_handshake_time_sec * 1000 + (uint64_t) p->last_handshake_time_nsec / 1000000;
+}
+
+/* When the peer was last seen alive: its last handshake, or when its
+ * endpoint was learned (from a packet of it, here or on the other node). */
+static uint64_t known_recency(const struct known_peer *k) {
+        return MAX(k->handshake_ms, k->learned_ms);
+}
+
+/* Most recent first; the key breaks ties so the order is reproducible. */
+static int recency_cmp(const void *a, const void *b) {
+        const struct known_peer *x = a, *y = b;
+        uint64_t rx = known_recency(x), ry = known_recency(y);
+
+        if (rx != ry)
+                return rx > ry ? -1 : 1;
+        return memcmp(x->public_key, y->public_key, WG_KEY_LEN);
+}
+
 static bool endpoint_same(const union wg_endpoint *a, const union wg_endpoint *b) {
         if (a->addr.sa_family != b->addr.sa_family)
                 return false;
@@ -126,6 +170,7 @@ static bool endpoint_same(const union wg_endpoint *a, const union wg_endpoint *b
         return true;
 }
 
+/* Equal but for the handshake time. */
 static bool known_equal(const struct known_peer *a, const struct known_peer *b) {
         return memcmp(a->public_key, b->public_key, WG_KEY_LEN) == 0 && endpoint_same(&a->endpoint, &b->endpoint) &&
                a->keepalive == b->keepalive && a->learned_ms == b->learned_ms;
@@ -154,8 +199,10 @@ static int known_add(struct wg_follower *f, const struct known_peer *add, size_t
 
 /* ---- the endpoint store ------------------------------------------------- */
 
-/* Text, one peer a line: "BASE64KEY ENDPOINT KEEPALIVE LEARNED_MS" (the
- * first version had no LEARNED_MS; it is still read). Written to a
+/* Text, one peer a line: "BASE64KEY ENDPOINT KEEPALIVE LEARNED_MS
+ * HANDSHAKE_MS" (the first version had no LEARNED_MS; it is still read;
+ * HANDSHAKE_MS, the peer's last handshake, is optional, and hamgr versions
+ * that do not know it ignore it). Written to a
  * temporary file, synced and renamed over the old one, so a crash leaves
  * either the old or the new file, never half of one. */
 static int store_save(struct wg_follower *f) {
@@ -178,9 +225,9 @@ static int store_save(struct wg_follower *f) {
         fprintf(out, "%s\n", WG_STORE_MAGIC);
         for (size_t i = 0; i < f->n_known; i++) {
                 wg_key_to_base64(key, f->known[i].public_key);
-                fprintf(out, "%s %s %u %" PRIu64 "\n", key,
+                fprintf(out, "%s %s %u %" PRIu64 " %" PRIu64 "\n", key,
                         wg_endpoint_to_string(&f->known[i].endpoint, ep, sizeof(ep)), f->known[i].keepalive,
-                        f->known[i].learned_ms);
+                        f->known[i].learned_ms, f->known[i].handshake_ms);
         }
         if (fflush(out) != 0 || fsync(fileno(out)) < 0)
                 r = -errno;
@@ -192,6 +239,7 @@ static int store_save(struct wg_follower *f) {
                 r = -errno;
                 goto fail;
         }
+        f->last_save_usec = mono_usec();
         return 0;
 fail:
         unlink(tmp);
@@ -222,12 +270,15 @@ static int store_load(struct wg_follower *f) {
         while (fgets(line, sizeof(line), in)) {
                 char key[64], ep[80];
                 unsigned keepalive;
-                uint64_t learned = 0;
+                uint64_t learned = 0, handshake = 0;
                 struct known_peer k = {};
+                int fields;
 
                 lineno++;
-                if ((v1 ? sscanf(line, "%63s %79s %u", key, ep, &keepalive) != 3
-                        : sscanf(line, "%63s %79s %u %" SCNu64, key, ep, &keepalive, &learned) != 4) ||
+                fields = v1 ? sscanf(line, "%63s %79s %u", key, ep, &keepalive)
+                            : sscanf(line, "%63s %79s %u %" SCNu64 " %" SCNu64, key, ep, &keepalive, &learned,
+                                     &handshake);
+                if ((v1 ? fields != 3 : fields != 4 && fields != 5) ||
                     keepalive > UINT16_MAX || wg_key_from_base64(k.public_key, key) < 0 ||
                     wg_endpoint_parse(ep, &k.endpoint) < 0) {
                         r = -EBADMSG;
@@ -235,6 +286,7 @@ static int store_load(struct wg_follower *f) {
                 }
                 k.keepalive = (uint16_t) keepalive;
                 k.learned_ms = learned;
+                k.handshake_ms = handshake;
                 if (n == cap) {
                         struct known_peer *g = realloc(known, (cap = cap ? cap * 2 : 64) * sizeof(*known));
                         if (!g) {
@@ -256,13 +308,17 @@ out:
         return r;
 }
 
-/* Learn endpoints and keepalives from the device (while serving it). */
-static void follower_snapshot(struct wg_follower *f) {
+/* Learn endpoints, keepalives and handshake times from the device (while
+ * serving it). Saved when anything but a handshake time changed, or when
+ * one did and the store was last written WG_HANDSHAKE_SAVE_USEC ago or
+ * FORCE (leaving the master role: the next takeover may be elsewhere, but
+ * this node's store should be fresh for the one after). */
+static void follower_snapshot(struct wg_follower *f, bool force) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
         struct known_peer *known;
         uint64_t now = wall_ms();
         size_t n = 0;
-        bool changed;
+        bool changed, handshakes = false;
         int r;
 
         r = wg_get_device(f->config->backend, f->config->interface, &dev);
@@ -281,6 +337,7 @@ static void follower_snapshot(struct wg_follower *f) {
 
                 memcpy(k.public_key, p->public_key, WG_KEY_LEN);
                 k.keepalive = p->persistent_keepalive_interval;
+                k.handshake_ms = MAX(peer_handshake_ms(p), old ? old->handshake_ms : 0);
                 if (p->endpoint.addr.sa_family != AF_UNSPEC) {
                         k.endpoint = p->endpoint;
                         k.learned_ms = old && endpoint_same(&old->endpoint, &p->endpoint) ? old->learned_ms : now;
@@ -296,8 +353,12 @@ static void follower_snapshot(struct wg_follower *f) {
         }
         qsort(known, n, sizeof(*known), known_cmp);
         changed = n != f->n_known;
-        for (size_t i = 0; !changed && i < n; i++)
+        for (size_t i = 0; !changed && i < n; i++) {
                 changed = !known_equal(&known[i], &f->known[i]);
+                handshakes |= known[i].handshake_ms != f->known[i].handshake_ms;
+        }
+        if (!changed && handshakes)
+                changed = force || mono_usec() - f->last_save_usec >= WG_HANDSHAKE_SAVE_USEC;
         free(f->known);
         f->known = known;
         f->n_known = n;
@@ -348,12 +409,14 @@ static void follower_note_device(struct wg_follower *f, const struct wg_device *
                                 old->learned_ms = learned;
                                 changed++;
                         }
+                        old->handshake_ms = MAX(old->handshake_ms, peer_handshake_ms(p));
                         continue;
                 }
                 memcpy(add[n_add].public_key, p->public_key, WG_KEY_LEN);
                 add[n_add].endpoint = p->endpoint;
                 add[n_add].keepalive = p->persistent_keepalive_interval;
                 add[n_add].learned_ms = learned;
+                add[n_add].handshake_ms = peer_handshake_ms(p);
                 n_add++;
         }
         r = known_add(f, add, n_add);
@@ -376,7 +439,7 @@ static int on_snapshot(sd_event_source *s, uint64_t usec, void *userdata) {
         struct wg_follower *f = userdata;
 
         if (f->phase == PHASE_ACTIVE)
-                follower_snapshot(f);
+                follower_snapshot(f, false);
         sd_event_source_set_time(s, usec + WG_SNAPSHOT_USEC);
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
@@ -505,10 +568,31 @@ static int source_ifindex(struct wg_follower *f) {
         return 0;
 }
 
-/* Apply one batch of the current phase: peers [work_pos, work_pos + batch). */
+/* The next batch: as many peers as the last batch's cost per peer fits in
+ * WG_BATCH_BUDGET_USEC, growing at most twofold (one quick batch may have
+ * been luck). */
+static void follower_size_batch(struct wg_follower *f, size_t done, uint64_t spent_usec) {
+        uint64_t fit;
+
+        if (done == 0)
+                return;
+        fit = (uint64_t) done * WG_BATCH_BUDGET_USEC / MAX(spent_usec, (uint64_t) 1);
+        fit = MIN(fit, (uint64_t) f->batch * 2);
+        fit = MIN(fit, (uint64_t) WG_BATCH_MAX);
+        f->batch = (size_t) MAX(fit, (uint64_t) WG_BATCH_MIN);
+}
+
+/* Apply one batch of the current phase, peers [work_pos, work_pos + batch),
+ * in one request. Staging gives each peer its endpoint and keepalive 0
+ * (the link is down: nothing is sent). Kicking gives it keepalive N, which
+ * sends the initiation, and a peer whose own keepalive is off gets 0 back
+ * in a second entry of the same request: by then wireguard-go has sent the
+ * initiation (it does so when it finishes the peer's entry) and the kernel
+ * has queued it, and a takeover cut short leaves no keepalive behind. */
 static int follower_apply_batch(struct wg_follower *f) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
-        size_t end = MIN(f->n_work, f->work_pos + WG_BATCH_PEERS);
+        size_t end = MIN(f->n_work, f->work_pos + f->batch), done = end - f->work_pos;
+        uint64_t t;
         int r;
 
         dev = calloc(1, sizeof(*dev));
@@ -518,35 +602,36 @@ static int follower_apply_batch(struct wg_follower *f) {
         for (size_t i = f->work_pos; i < end; i++) {
                 const struct known_peer *k = &f->work[i];
                 struct wg_peer *p;
-                uint16_t keepalive;
 
-                if (f->phase == PHASE_RESTORE_KEEPALIVE && k->keepalive != 0)
-                        continue;
                 p = wg_device_add_peer(dev);
                 if (!p)
                         return -ENOMEM;
                 memcpy(p->public_key, k->public_key, WG_KEY_LEN);
                 /* Never bring back a peer removed meanwhile. */
                 p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_UPDATE_ONLY | WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
-                switch (f->phase) {
-                case PHASE_STAGE_ENDPOINTS:
+                if (f->phase == PHASE_STAGE_ENDPOINTS) {
                         p->flags |= WG_PEER_HAS_ENDPOINT;
                         p->endpoint = k->endpoint;
-                        keepalive = 0;
-                        break;
-                case PHASE_KICK:
-                        keepalive = k->keepalive ? k->keepalive : WG_KICK_KEEPALIVE;
-                        break;
-                default:
-                        keepalive = 0;
-                        break;
+                        p->persistent_keepalive_interval = 0;
+                        continue;
                 }
-                p->persistent_keepalive_interval = keepalive;
+                p->persistent_keepalive_interval = k->keepalive ? k->keepalive : WG_KICK_KEEPALIVE;
+                if (k->keepalive != 0)
+                        continue;
+                p = wg_device_add_peer(dev);
+                if (!p)
+                        return -ENOMEM;
+                memcpy(p->public_key, k->public_key, WG_KEY_LEN);
+                p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_UPDATE_ONLY | WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
+                p->persistent_keepalive_interval = 0;
         }
         f->work_pos = end;
         if (dev->n_peers == 0)
                 return 0;
+        t = mono_usec();
         r = wg_set_device(f->config->backend, dev);
+        f->requests++;
+        follower_size_batch(f, done, mono_usec() - t);
         return r;
 }
 
@@ -563,11 +648,14 @@ static void follower_finish_takeover(struct wg_follower *f) {
         f->work = NULL;
         f->n_work = f->work_pos = 0;
         f->work_source = sd_event_source_disable_unref(f->work_source);
-        log_wg(f, LOG_NOTICE, "serving tunnels: %zu peer%s kicked into a handshake, %u route%s from %s, in %" PRIu64 " ms",
+        log_wg(f, LOG_NOTICE,
+               "serving tunnels: %zu peer%s kicked into a handshake, most recently active first, %u route%s from %s, "
+               "in %" PRIu64 " ms (endpoints %" PRIu64 " ms, kicks %" PRIu64 " ms, %u request%s)",
                f->last_kicked, f->last_kicked == 1 ? "" : "s", route_src_count(f->routes),
                route_src_count(f->routes) == 1 ? "" : "s",
                f->config->source_address.family ? "the virtual IP" : "the default source",
-               f->takeover_usec / USEC_PER_MSEC);
+               f->takeover_usec / USEC_PER_MSEC, f->stage_usec / USEC_PER_MSEC, f->kick_usec / USEC_PER_MSEC,
+               f->requests, f->requests == 1 ? "" : "s");
 }
 
 static int on_work(sd_event_source *s, void *userdata) {
@@ -577,18 +665,21 @@ static int on_work(sd_event_source *s, void *userdata) {
         switch (f->phase) {
         case PHASE_STAGE_ENDPOINTS:
         case PHASE_KICK:
-        case PHASE_RESTORE_KEEPALIVE:
                 r = follower_apply_batch(f);
                 if (r < 0)
                         break;
                 if (f->work_pos < f->n_work)
                         return 0; /* more next iteration; VRRP goes first */
                 f->work_pos = 0;
-                f->phase++;
-                if (f->phase == PHASE_ACTIVE) {
+                /* A kick costs more than staging (an initiation each). */
+                f->batch = WG_BATCH_FIRST;
+                if (f->phase == PHASE_KICK) {
+                        f->kick_usec = mono_usec() - f->phase_started_usec;
                         follower_finish_takeover(f);
                         return 0;
                 }
+                f->stage_usec = mono_usec() - f->phase_started_usec;
+                f->phase = PHASE_LINK_UP;
                 return 0;
         case PHASE_LINK_UP:
                 ifindex = follower_ifindex(f);
@@ -612,6 +703,7 @@ static int on_work(sd_event_source *s, void *userdata) {
                         break;
                 f->active_ifindex = ifindex;
                 f->phase = PHASE_KICK;
+                f->phase_started_usec = mono_usec();
                 return 0;
         default:
                 f->work_source = sd_event_source_disable_unref(f->work_source);
@@ -665,8 +757,16 @@ static void follower_takeover(struct wg_follower *f) {
                 /* A takeover cut short (crash) may have left 0: the store knows better. */
                 if (w.keepalive == 0 && k)
                         w.keepalive = k->keepalive;
+                w.learned_ms = k ? k->learned_ms : 0;
+                w.handshake_ms = MAX(k ? k->handshake_ms : 0, peer_handshake_ms(p));
                 f->work[f->n_work++] = w;
         }
+        /* Busy clients first: they notice the outage, idle ones may not. */
+        qsort(f->work, f->n_work, sizeof(*f->work), recency_cmp);
+        f->batch = WG_BATCH_FIRST;
+        f->requests = 0;
+        f->stage_usec = f->kick_usec = 0;
+        f->phase_started_usec = mono_usec();
         f->phase = PHASE_STAGE_ENDPOINTS;
         r = sd_event_add_defer(f->daemon->event, &f->work_source, on_work, f);
         if (r >= 0)
@@ -740,7 +840,7 @@ static void follower_release(struct wg_follower *f, const char *why) {
         int r;
 
         if (f->phase == PHASE_ACTIVE)
-                follower_snapshot(f);
+                follower_snapshot(f, true);
         f->work_source = sd_event_source_disable_unref(f->work_source);
         f->retake_timer = sd_event_source_disable_unref(f->retake_timer);
         f->active_ifindex = 0;
@@ -975,7 +1075,7 @@ void wg_followers_rekick(struct hamgr_daemon *d, const char *instance, const cha
                  * with one still valid the kick sends a keepalive on it
                  * instead of a handshake, and the client, whose newest
                  * session is with the other node, would not answer on it. */
-                follower_snapshot(f);
+                follower_snapshot(f, true);
                 r = follower_strip_endpoints(f);
                 if (r < 0)
                         log_fields(LOG_WARNING, r, f->config->follow, 0, NULL, NULL,
