@@ -630,9 +630,34 @@ static int follower_apply_batch(struct wg_follower *f) {
                 return 0;
         t = mono_usec();
         r = wg_set_device(f->config->backend, dev);
+        t = mono_usec() - t;
         f->requests++;
-        follower_size_batch(f, done, mono_usec() - t);
+        log_fields(LOG_DEBUG, r, f->config->follow, 0, NULL, NULL,
+                   "wireguard %s: %s %zu peers in one request: %" PRIu64 " us", f->config->interface,
+                   phase_names[f->phase], done, t);
+        follower_size_batch(f, done, t);
         return r;
+}
+
+/* The VIP becomes the source of the routes of its interface (once). Only
+ * for a link verified to be WireGuard. */
+static int follower_source_routes(struct wg_follower *f) {
+        int src_if, r;
+        unsigned failed = 0;
+
+        r = follower_link_verified(f, follower_ifindex(f));
+        if (r < 0)
+                return r;
+        if (f->config->source_address.family == AF_UNSPEC || f->routes)
+                return 0;
+        src_if = source_ifindex(f);
+        if (src_if <= 0)
+                return 0;
+        r = route_src_override(f->daemon->nl, src_if, &f->config->source_address, &f->routes, &failed);
+        if (r < 0 || failed > 0)
+                log_wg(f, LOG_WARNING, "could not make the virtual IP the source of %u route%s", failed,
+                       failed == 1 ? "" : "s");
+        return 0;
 }
 
 static void follower_release(struct wg_follower *f, const char *why);
@@ -665,6 +690,14 @@ static int on_work(sd_event_source *s, void *userdata) {
         switch (f->phase) {
         case PHASE_STAGE_ENDPOINTS:
         case PHASE_KICK:
+                /* wireguard-go runs a peer's timers while its link is down:
+                 * a handshake retry due meanwhile goes to the endpoint once
+                 * staged, and must leave from the VIP. */
+                if (f->phase == PHASE_STAGE_ENDPOINTS && f->work_pos == 0) {
+                        r = follower_source_routes(f);
+                        if (r < 0)
+                                break;
+                }
                 r = follower_apply_batch(f);
                 if (r < 0)
                         break;
@@ -683,21 +716,9 @@ static int on_work(sd_event_source *s, void *userdata) {
                 return 0;
         case PHASE_LINK_UP:
                 ifindex = follower_ifindex(f);
-                r = follower_link_verified(f, ifindex);
+                r = follower_source_routes(f);
                 if (r < 0)
                         break;
-                if (f->config->source_address.family != AF_UNSPEC && !f->routes) {
-                        int src_if = source_ifindex(f);
-                        unsigned failed = 0;
-
-                        if (src_if > 0) {
-                                r = route_src_override(f->daemon->nl, src_if, &f->config->source_address,
-                                                       &f->routes, &failed);
-                                if (r < 0 || failed > 0)
-                                        log_wg(f, LOG_WARNING, "could not make the virtual IP the source of %u route%s",
-                                               failed, failed == 1 ? "" : "s");
-                        }
-                }
                 r = follower_set_link(f, true);
                 if (r < 0)
                         break;
@@ -721,11 +742,15 @@ static int on_work(sd_event_source *s, void *userdata) {
 
 static void follower_takeover(struct wg_follower *f) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+        uint64_t t;
         int r;
 
         f->takeover_started_usec = daemon_now(f->daemon);
         f->last_error = 0;
+        t = mono_usec();
         r = wg_get_device(f->config->backend, f->config->interface, &dev);
+        log_fields(LOG_DEBUG, r, f->config->follow, 0, NULL, NULL, "wireguard %s: device read for the takeover in %" PRIu64 " us",
+                   f->config->interface, mono_usec() - t);
         if (r < 0) {
                 f->last_error = r;
                 log_fields(LOG_ERR, r, f->config->follow, 0, NULL, NULL,

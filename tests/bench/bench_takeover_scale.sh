@@ -110,7 +110,7 @@ gen_peers() {
                 open(my $t, ">", $top) or die;
                 my @sorted = sort { $b->[0] <=> $a->[0] } @hs;
                 print $t "$_->[1]\n" for @sorted[0 .. $recent - 1];
-        }' "$PEERS" "$PORT_BASE" "$RECENT" "$HI_TMP/peers.conf" "$HI_TMP/peers.store" "$HI_TMP/peers.recent"
+        ' "$PEERS" "$PORT_BASE" "$RECENT" "$HI_TMP/peers.conf" "$HI_TMP/peers.store" "$HI_TMP/peers.recent"
 }
 
 # scale_gateway_setup NODE: wg_lab.sh's gateway on wireguard-go, or the
@@ -219,7 +219,8 @@ client_ms=$(recovery_ms "$HI_TMP/ping.log" "$t0" || echo "not back")
 [ "$client_ms" != nogap ] || client_ms=0
 
 adverts "$HI_TMP/vrrp.pcap" >"$HI_TMP/adverts.txt"
-new_first=$(awk -v t0="$t0" '$2 == "10.77.0.2" { printf "%d\n", $1 * 1000.0 - t0; exit }' "$HI_TMP/adverts.txt")
+new_first=$(awk -v t0="$t0" '$2 == "10.77.0.2" && $1 * 1000.0 >= t0 { printf "%d\n", $1 * 1000.0 - t0; exit }' \
+        "$HI_TMP/adverts.txt")
 [ -n "$new_first" ] || die "no advert of the new master in the capture"
 
 # Initiations, ms after the takeover start (the new master's first advert):
@@ -234,6 +235,7 @@ read -r kick_pkts kick_peers kick_first kick_all recent_seen recent_all in_order
                 split($5, a, "."); port = a[5]; sub(/:$/, "", port); port += 0
                 if (port < lo || port > hi) next
                 t = $1 * 1000.0 - t0 - ts
+                if (t < 0) next # a start-up blip of gw2 (no adverts of gw1 heard yet)
                 pkts++
                 if (port in seen) next
                 seen[port] = 1; peers++
@@ -258,7 +260,7 @@ read -r base_gap base_n old_last tk_gap tk_n after_gap after_n <<<"$(
                         if (t < 0) { if (have1) upd("base", t - last1); have1 = 1; last1 = t }
                         else if ($3 != "0") last1 = t
                         old_last = t
-                } else if ($2 == "10.77.0.2") {
+                } else if ($2 == "10.77.0.2" && t >= 0) {
                         if (!have2) { have2 = 1; last2 = t; next }
                         gap = t - last2
                         if (last2 <= end + iv) upd("tk", gap); else upd("after", gap)
