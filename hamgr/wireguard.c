@@ -8,15 +8,21 @@
  * instead of waiting for their own rekey timer (~15 s). The most recently
  * active peers are kicked first, so a busy client does not wait for idle
  * ones. Work on large peer sets is cut into batches on an idle-priority
- * source, each batch sized to a time budget, so VRRP timers and packets
- * always go first.
+ * source, each batch sized to a time budget. A batch's request runs in a
+ * thread of its own while the event loop goes on, so VRRP timers and
+ * packets never wait for WireGuard's answer (wireguard-go computes each
+ * initiation inside the request, and a loaded one can take hundreds of
+ * milliseconds over a batch).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -97,6 +103,17 @@ struct wg_follower {
         unsigned requests;
         uint64_t last_save_usec;         /* CLOCK_MONOTONIC of the last store write */
         sd_event_source *work_source;
+        /* The batch in flight: REQ is the worker thread's until it is
+         * joined; it writes REQ_RESULT and REQ_USEC, then DONE_FD. */
+        bool in_flight;
+        pthread_t worker;
+        struct wg_device *req;
+        enum wg_backend req_backend;
+        size_t req_peers;
+        int req_result;
+        uint64_t req_usec;
+        int done_fd;
+        sd_event_source *done_source;
         sd_event_source *snapshot_timer;
         sd_event_source *retake_timer;
         struct route_src_override *routes;
@@ -582,17 +599,46 @@ static void follower_size_batch(struct wg_follower *f, size_t done, uint64_t spe
         f->batch = (size_t) MAX(fit, (uint64_t) WG_BATCH_MIN);
 }
 
-/* Apply one batch of the current phase, peers [work_pos, work_pos + batch),
- * in one request. Staging gives each peer its endpoint and keepalive 0
+/* Start one batch of the current phase, peers [work_pos, work_pos + batch),
+ * as one request in a worker thread; returns 1 when it is in flight, 0
+ * when there was nothing to send. Staging gives each peer its endpoint and keepalive 0
  * (the link is down: nothing is sent). Kicking gives it keepalive N, which
  * sends the initiation, and a peer whose own keepalive is off gets 0 back
  * in a second entry of the same request: by then wireguard-go has sent the
  * initiation (it does so when it finishes the peer's entry) and the kernel
  * has queued it, and a takeover cut short leaves no keepalive behind. */
+static void *batch_worker(void *userdata) {
+        struct wg_follower *f = userdata;
+        uint64_t t = mono_usec(), one = 1;
+
+        f->req_result = wg_set_device(f->req_backend, f->req);
+        f->req_usec = mono_usec() - t;
+        if (write(f->done_fd, &one, sizeof(one)) < 0) {
+                /* Cannot happen (a counter far from overflow); the join at
+                 * release or the next takeover still collects the batch. */
+        }
+        return NULL;
+}
+
+/* Collect the batch in flight, if any: waits for its thread. Returns its
+ * result (0 without one). */
+static int follower_join_batch(struct wg_follower *f) {
+        uint64_t v;
+
+        if (!f->in_flight)
+                return 0;
+        (void) pthread_join(f->worker, NULL);
+        f->in_flight = false;
+        if (read(f->done_fd, &v, sizeof(v)) < 0) {
+                /* EAGAIN: the thread had not signalled yet, nothing to drain. */
+        }
+        f->req = wg_device_free(f->req);
+        return f->req_result;
+}
+
 static int follower_apply_batch(struct wg_follower *f) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
         size_t end = MIN(f->n_work, f->work_pos + f->batch), done = end - f->work_pos;
-        uint64_t t;
         int r;
 
         dev = calloc(1, sizeof(*dev));
@@ -628,15 +674,18 @@ static int follower_apply_batch(struct wg_follower *f) {
         f->work_pos = end;
         if (dev->n_peers == 0)
                 return 0;
-        t = mono_usec();
-        r = wg_set_device(f->config->backend, dev);
-        t = mono_usec() - t;
-        f->requests++;
-        log_fields(LOG_DEBUG, r, f->config->follow, 0, NULL, NULL,
-                   "wireguard %s: %s %zu peers in one request: %" PRIu64 " us", f->config->interface,
-                   phase_names[f->phase], done, t);
-        follower_size_batch(f, done, t);
-        return r;
+        f->req = TAKE_PTR(dev);
+        f->req_backend = f->config->backend;
+        f->req_peers = done;
+        r = -pthread_create(&f->worker, NULL, batch_worker, f);
+        if (r < 0) {
+                f->req = wg_device_free(f->req);
+                return r;
+        }
+        f->in_flight = true;
+        /* Resumed by on_batch_done. */
+        (void) sd_event_source_set_enabled(f->work_source, SD_EVENT_OFF);
+        return 1;
 }
 
 /* The VIP becomes the source of the routes of its interface (once). Only
@@ -683,6 +732,16 @@ static void follower_finish_takeover(struct wg_follower *f) {
                f->requests, f->requests == 1 ? "" : "s");
 }
 
+static void follower_fail_takeover(struct wg_follower *f, int r) {
+        f->last_error = r;
+        log_fields(LOG_ERR, r, f->config->follow, 0, NULL, NULL, "wireguard %s: takeover failed in phase %s: %m",
+                   f->config->interface, phase_names[f->phase]);
+        /* Serve what we can: the link up beats a half-done takeover. */
+        f->phase = PHASE_ACTIVE;
+        f->work_source = sd_event_source_disable_unref(f->work_source);
+        (void) follower_set_link(f, true);
+}
+
 static int on_work(sd_event_source *s, void *userdata) {
         struct wg_follower *f = userdata;
         int ifindex, r = 0;
@@ -698,11 +757,12 @@ static int on_work(sd_event_source *s, void *userdata) {
                         if (r < 0)
                                 break;
                 }
-                r = follower_apply_batch(f);
-                if (r < 0)
-                        break;
-                if (f->work_pos < f->n_work)
+                if (f->work_pos < f->n_work) {
+                        r = follower_apply_batch(f);
+                        if (r < 0)
+                                break;
                         return 0; /* more next iteration; VRRP goes first */
+                }
                 f->work_pos = 0;
                 /* A kick costs more than staging (an initiation each). */
                 f->batch = WG_BATCH_FIRST;
@@ -730,13 +790,32 @@ static int on_work(sd_event_source *s, void *userdata) {
                 f->work_source = sd_event_source_disable_unref(f->work_source);
                 return 0;
         }
-        f->last_error = r;
-        log_fields(LOG_ERR, r, f->config->follow, 0, NULL, NULL, "wireguard %s: takeover failed in phase %s: %m",
-                   f->config->interface, phase_names[f->phase]);
-        /* Serve what we can: the link up beats a half-done takeover. */
-        f->phase = PHASE_ACTIVE;
-        f->work_source = sd_event_source_disable_unref(f->work_source);
-        (void) follower_set_link(f, true);
+        follower_fail_takeover(f, r);
+        return 0;
+}
+
+static int on_batch_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct wg_follower *f = userdata;
+        int r;
+
+        if (!f->in_flight) {
+                uint64_t v;
+
+                if (read(fd, &v, sizeof(v)) < 0) {
+                        /* Drained already by a join. */
+                }
+                return 0;
+        }
+        r = follower_join_batch(f);
+        f->requests++;
+        log_fields(LOG_DEBUG, r, f->config->follow, 0, NULL, NULL,
+                   "wireguard %s: %s %zu peers in one request: %" PRIu64 " us", f->config->interface,
+                   phase_names[f->phase], f->req_peers, f->req_usec);
+        follower_size_batch(f, f->req_peers, f->req_usec);
+        if (r < 0)
+                follower_fail_takeover(f, r);
+        else if (f->work_source)
+                (void) sd_event_source_set_enabled(f->work_source, SD_EVENT_ON);
         return 0;
 }
 
@@ -745,6 +824,7 @@ static void follower_takeover(struct wg_follower *f) {
         uint64_t t;
         int r;
 
+        (void) follower_join_batch(f);
         f->takeover_started_usec = daemon_now(f->daemon);
         f->last_error = 0;
         t = mono_usec();
@@ -864,6 +944,8 @@ static int follower_strip_endpoints(struct wg_follower *f) {
 static void follower_release(struct wg_follower *f, const char *why) {
         int r;
 
+        /* A request still running could kick a peer after the strip. */
+        (void) follower_join_batch(f);
         if (f->phase == PHASE_ACTIVE)
                 follower_snapshot(f, true);
         f->work_source = sd_event_source_disable_unref(f->work_source);
@@ -909,9 +991,13 @@ static bool follow_is_master(struct hamgr_daemon *d, const char *name) {
 static struct wg_follower *follower_free(struct wg_follower *f) {
         if (!f)
                 return NULL;
+        (void) follower_join_batch(f);
         sd_event_source_disable_unref(f->work_source);
         sd_event_source_disable_unref(f->snapshot_timer);
         sd_event_source_disable_unref(f->retake_timer);
+        sd_event_source_disable_unref(f->done_source);
+        if (f->done_fd >= 0)
+                close(f->done_fd);
         free(f->work);
         free(f->known);
         free(f->store_path);
@@ -928,6 +1014,12 @@ static int follower_new(struct hamgr_daemon *d, struct hamgr_wireguard_config *c
                 return -ENOMEM;
         f->daemon = d;
         f->config = config;
+        f->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (f->done_fd < 0) {
+                r = -errno;
+                follower_free(f);
+                return r;
+        }
         if (asprintf(&f->store_path, "%s/wireguard-%s.endpoints", d->config->state_dir, config->interface) < 0) {
                 f->store_path = NULL;
                 follower_free(f);
@@ -940,6 +1032,10 @@ static int follower_new(struct hamgr_daemon *d, struct hamgr_wireguard_config *c
                            f->store_path);
         r = sd_event_add_time_relative(d->event, &f->snapshot_timer, CLOCK_MONOTONIC, WG_SNAPSHOT_USEC,
                                        USEC_PER_SEC / 10, on_snapshot, f);
+        if (r >= 0)
+                r = sd_event_add_io(d->event, &f->done_source, f->done_fd, EPOLLIN, on_batch_done, f);
+        if (r >= 0)
+                r = sd_event_source_set_priority(f->done_source, SD_EVENT_PRIORITY_IDLE);
         if (r < 0) {
                 follower_free(f);
                 return r;

@@ -39,7 +39,7 @@ write_conf() {
         HC_TRACK='' HC_INTERVAL_MS=$INTERVAL_MS \
                 HC_INSTANCE_EXTRA='track_checks = ( { check = "wg0"; weight = 0; } );' \
                 write_hamgr_conf "$(conf_of "$node")" "$node" "$prio" "$(cat <<EOF
-checks = ( { name = "wg0"; type = "wireguard"; interface = "wg0"; interval_ms = 200; rise = 1; fall = 2; } );
+checks = ( { name = "wg0"; type = "wireguard"; interface = "wg0"; interval_ms = 1000; rise = 1; fall = 2; } );
 wireguard = ( { interface = "wg0"; backend = "uapi"; follow = "wan"; source_address = "$VIP"; } );
 EOF
 )"
@@ -96,10 +96,11 @@ all_initiated() {
 lab_create 2
 wg_keys
 gen_peers
-for g in gw1 gw2; do
-        wg_gateway_setup "$g"
-        node_exec "$g" wg addconf wg0 "$HI_TMP/peers.conf"
-done
+# Only gw2 needs the peers: the lab is busy enough with one wireguard-go
+# holding 2,000 of them.
+wg_gateway_setup gw1
+wg_gateway_setup gw2
+node_exec gw2 wg addconf wg0 "$HI_TMP/peers.conf"
 write_conf gw1 150
 write_conf gw2 100
 wg_client_setup "$VIP:$WG_PORT"
