@@ -38,9 +38,9 @@
 #include "wg/wg.h"
 #include "wireguard.h"
 
-/* Batches are sized so that one blocks the event loop for about this long:
- * a VRRP advert due meanwhile is late by at most that much. The first
- * batch is small; the next ones follow the measured cost per peer. */
+/* Batches are sized to about this much of WireGuard's work: leaving
+ * MASTER waits for the batch in flight. The first batch is small; the
+ * next ones follow the measured cost per peer. */
 #define WG_BATCH_BUDGET_USEC  (15 * USEC_PER_MSEC)
 #define WG_BATCH_FIRST        128
 #define WG_BATCH_MIN          16
