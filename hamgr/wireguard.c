@@ -62,6 +62,7 @@
 
 enum follower_phase {
         PHASE_PASSIVE,
+        PHASE_READ_DEVICE,       /* which peers, their keepalives (in the worker) */
         PHASE_STAGE_ENDPOINTS,   /* endpoints in, keepalive 0, link still down */
         PHASE_LINK_UP,
         PHASE_KICK,              /* keepalive 0 -> N -> own: one initiation per peer */
@@ -71,6 +72,7 @@ enum follower_phase {
 
 static const char *const phase_names[_PHASE_MAX] = {
         [PHASE_PASSIVE] = "passive",
+        [PHASE_READ_DEVICE] = "reading-device",
         [PHASE_STAGE_ENDPOINTS] = "staging-endpoints",
         [PHASE_LINK_UP] = "link-up",
         [PHASE_KICK] = "kicking",
@@ -103,11 +105,13 @@ struct wg_follower {
         unsigned requests;
         uint64_t last_save_usec;         /* CLOCK_MONOTONIC of the last store write */
         sd_event_source *work_source;
-        /* The batch in flight: REQ is the worker thread's until it is
+        /* The request in flight, a device read (REQ_READ: into REQ_GOT)
+         * or a batch (REQ): they are the worker thread's until it is
          * joined; it writes REQ_RESULT and REQ_USEC, then DONE_FD. */
-        bool in_flight;
+        bool in_flight, req_read;
         pthread_t worker;
-        struct wg_device *req;
+        struct wg_device *req, *req_got;
+        char req_name[sizeof(((struct wg_device *) NULL)->name)];
         enum wg_backend req_backend;
         size_t req_peers;
         int req_result;
@@ -611,7 +615,10 @@ static void *batch_worker(void *userdata) {
         struct wg_follower *f = userdata;
         uint64_t t = mono_usec(), one = 1;
 
-        f->req_result = wg_set_device(f->req_backend, f->req);
+        if (f->req_read)
+                f->req_result = wg_get_device(f->req_backend, f->req_name, &f->req_got);
+        else
+                f->req_result = wg_set_device(f->req_backend, f->req);
         f->req_usec = mono_usec() - t;
         if (write(f->done_fd, &one, sizeof(one)) < 0) {
                 /* Cannot happen (a counter far from overflow); the join at
@@ -636,10 +643,35 @@ static int follower_join_batch(struct wg_follower *f) {
         return f->req_result;
 }
 
+/* Join the request in flight and drop what it read. */
+static void follower_cancel_request(struct wg_follower *f) {
+        (void) follower_join_batch(f);
+        f->req_got = wg_device_free(f->req_got);
+}
+
+/* Run REQ (a batch), or a read of the device when NULL, in the worker. */
+static int follower_start_request(struct wg_follower *f, struct wg_device *req) {
+        int r;
+
+        f->req = req;
+        f->req_read = !req;
+        f->req_got = wg_device_free(f->req_got);
+        f->req_backend = f->config->backend;
+        snprintf(f->req_name, sizeof(f->req_name), "%s", f->config->interface);
+        r = -pthread_create(&f->worker, NULL, batch_worker, f);
+        if (r < 0) {
+                f->req = wg_device_free(f->req);
+                return r;
+        }
+        f->in_flight = true;
+        /* Resumed by on_batch_done. */
+        (void) sd_event_source_set_enabled(f->work_source, SD_EVENT_OFF);
+        return 1;
+}
+
 static int follower_apply_batch(struct wg_follower *f) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
         size_t end = MIN(f->n_work, f->work_pos + f->batch), done = end - f->work_pos;
-        int r;
 
         dev = calloc(1, sizeof(*dev));
         if (!dev)
@@ -674,18 +706,8 @@ static int follower_apply_batch(struct wg_follower *f) {
         f->work_pos = end;
         if (dev->n_peers == 0)
                 return 0;
-        f->req = TAKE_PTR(dev);
-        f->req_backend = f->config->backend;
         f->req_peers = done;
-        r = -pthread_create(&f->worker, NULL, batch_worker, f);
-        if (r < 0) {
-                f->req = wg_device_free(f->req);
-                return r;
-        }
-        f->in_flight = true;
-        /* Resumed by on_batch_done. */
-        (void) sd_event_source_set_enabled(f->work_source, SD_EVENT_OFF);
-        return 1;
+        return follower_start_request(f, TAKE_PTR(dev));
 }
 
 /* The VIP becomes the source of the routes of its interface (once). Only
@@ -747,6 +769,11 @@ static int on_work(sd_event_source *s, void *userdata) {
         int ifindex, r = 0;
 
         switch (f->phase) {
+        case PHASE_READ_DEVICE:
+                r = follower_start_request(f, NULL);
+                if (r < 0)
+                        break;
+                return 0;
         case PHASE_STAGE_ENDPOINTS:
         case PHASE_KICK:
                 /* wireguard-go runs a peer's timers while its link is down:
@@ -794,6 +821,8 @@ static int on_work(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+static int follower_prepare_work(struct wg_follower *f, const struct wg_device *dev);
+
 static int on_batch_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct wg_follower *f = userdata;
         int r;
@@ -807,6 +836,25 @@ static int on_batch_done(sd_event_source *s, int fd, uint32_t revents, void *use
                 return 0;
         }
         r = follower_join_batch(f);
+        if (f->phase == PHASE_READ_DEVICE) {
+                _cleanup_(wg_device_freep) struct wg_device *dev = TAKE_PTR(f->req_got);
+
+                log_fields(LOG_DEBUG, r, f->config->follow, 0, NULL, NULL,
+                           "wireguard %s: device read for the takeover in %" PRIu64 " us", f->config->interface,
+                           f->req_usec);
+                if (r >= 0)
+                        r = follower_prepare_work(f, dev);
+                if (r < 0) {
+                        f->last_error = r;
+                        log_fields(LOG_ERR, r, f->config->follow, 0, NULL, NULL,
+                                   "wireguard %s: cannot read the device for takeover: %m", f->config->interface);
+                        f->phase = PHASE_ACTIVE;
+                        f->work_source = sd_event_source_disable_unref(f->work_source);
+                        return 0;
+                }
+                (void) sd_event_source_set_enabled(f->work_source, SD_EVENT_ON);
+                return 0;
+        }
         f->requests++;
         log_fields(LOG_DEBUG, r, f->config->follow, 0, NULL, NULL,
                    "wireguard %s: %s %zu peers in one request: %" PRIu64 " us", f->config->interface,
@@ -819,33 +867,15 @@ static int on_batch_done(sd_event_source *s, int fd, uint32_t revents, void *use
         return 0;
 }
 
-static void follower_takeover(struct wg_follower *f) {
-        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
-        uint64_t t;
-        int r;
-
-        (void) follower_join_batch(f);
-        f->takeover_started_usec = daemon_now(f->daemon);
-        f->last_error = 0;
-        t = mono_usec();
-        r = wg_get_device(f->config->backend, f->config->interface, &dev);
-        log_fields(LOG_DEBUG, r, f->config->follow, 0, NULL, NULL, "wireguard %s: device read for the takeover in %" PRIu64 " us",
-                   f->config->interface, mono_usec() - t);
-        if (r < 0) {
-                f->last_error = r;
-                log_fields(LOG_ERR, r, f->config->follow, 0, NULL, NULL,
-                           "wireguard %s: cannot read the device for takeover: %m", f->config->interface);
-                f->phase = PHASE_ACTIVE;
-                return;
-        }
+/* The takeover's work from the device DEV: its peers with a known
+ * endpoint, most recently active first. */
+static int follower_prepare_work(struct wg_follower *f, const struct wg_device *dev) {
         follower_note_device(f, dev);
         free(f->work);
         f->work = calloc(dev->n_peers ? dev->n_peers : 1, sizeof(*f->work));
         f->n_work = f->work_pos = 0;
-        if (!f->work) {
-                f->phase = PHASE_ACTIVE;
-                return;
-        }
+        if (!f->work)
+                return -ENOMEM;
         for (size_t i = 0; i < dev->n_peers; i++) {
                 const struct wg_peer *p = &dev->peers[i];
                 const struct known_peer *k = known_find(f, p->public_key);
@@ -873,6 +903,23 @@ static void follower_takeover(struct wg_follower *f) {
         f->stage_usec = f->kick_usec = 0;
         f->phase_started_usec = mono_usec();
         f->phase = PHASE_STAGE_ENDPOINTS;
+        log_wg(f, LOG_INFO, "taking over: %zu of %zu peers have a known endpoint", f->n_work, dev->n_peers);
+        return 0;
+}
+
+/* Starts the takeover; the device is read in the worker (megabytes with
+ * thousands of peers), then on_work goes through the phases. */
+static void follower_takeover(struct wg_follower *f) {
+        int r;
+
+        follower_cancel_request(f);
+        f->takeover_started_usec = daemon_now(f->daemon);
+        f->last_error = 0;
+        free(f->work);
+        f->work = NULL;
+        f->n_work = f->work_pos = 0;
+        f->work_source = sd_event_source_disable_unref(f->work_source);
+        f->phase = PHASE_READ_DEVICE;
         r = sd_event_add_defer(f->daemon->event, &f->work_source, on_work, f);
         if (r >= 0)
                 r = sd_event_source_set_priority(f->work_source, SD_EVENT_PRIORITY_IDLE);
@@ -881,8 +928,8 @@ static void follower_takeover(struct wg_follower *f) {
         if (r < 0) {
                 f->last_error = r;
                 f->phase = PHASE_ACTIVE;
+                f->work_source = sd_event_source_disable_unref(f->work_source);
         }
-        log_wg(f, LOG_INFO, "taking over: %zu of %zu peers have a known endpoint", f->n_work, dev->n_peers);
 }
 
 /*
@@ -945,7 +992,7 @@ static void follower_release(struct wg_follower *f, const char *why) {
         int r;
 
         /* A request still running could kick a peer after the strip. */
-        (void) follower_join_batch(f);
+        follower_cancel_request(f);
         if (f->phase == PHASE_ACTIVE)
                 follower_snapshot(f, true);
         f->work_source = sd_event_source_disable_unref(f->work_source);
@@ -991,7 +1038,7 @@ static bool follow_is_master(struct hamgr_daemon *d, const char *name) {
 static struct wg_follower *follower_free(struct wg_follower *f) {
         if (!f)
                 return NULL;
-        (void) follower_join_batch(f);
+        follower_cancel_request(f);
         sd_event_source_disable_unref(f->work_source);
         sd_event_source_disable_unref(f->snapshot_timer);
         sd_event_source_disable_unref(f->retake_timer);
