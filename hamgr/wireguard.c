@@ -636,8 +636,10 @@ static int follower_join_batch(struct wg_follower *f) {
                 return 0;
         (void) pthread_join(f->worker, NULL);
         f->in_flight = false;
+        /* Its signal is drained, so on_batch_done does not run for a
+         * request collected here. */
         if (read(f->done_fd, &v, sizeof(v)) < 0) {
-                /* EAGAIN: the thread had not signalled yet, nothing to drain. */
+                /* EAGAIN: its write failed; nothing to drain. */
         }
         f->req = wg_device_free(f->req);
         return f->req_result;
