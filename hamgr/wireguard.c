@@ -827,16 +827,13 @@ static int follower_prepare_work(struct wg_follower *f, const struct wg_device *
 
 static int on_batch_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct wg_follower *f = userdata;
+        uint64_t v;
         int r;
 
-        if (!f->in_flight) {
-                uint64_t v;
-
-                if (read(fd, &v, sizeof(v)) < 0) {
-                        /* Drained already by a join. */
-                }
+        /* Nothing to read: a join collected the request meanwhile (and a
+         * new one may be running: not to be waited for here). */
+        if (read(fd, &v, sizeof(v)) < 0 || !f->in_flight)
                 return 0;
-        }
         r = follower_join_batch(f);
         if (f->phase == PHASE_READ_DEVICE) {
                 _cleanup_(wg_device_freep) struct wg_device *dev = TAKE_PTR(f->req_got);
