@@ -173,6 +173,12 @@ static bool probe_wireguard(struct check_rt *c) {
                 snprintf(c->detail, sizeof(c->detail), "interface %s missing", ifname);
                 return false;
         }
+        /* A takeover in progress talks to the backend in batches that must
+         * come before anything but VRRP: a full dump (megabytes with
+         * thousands of peers) would hold both up. The takeover's requests
+         * answering is the proof of life meanwhile; a failed one ends it. */
+        if (wg_follower_busy(d, ifname))
+                return true;
         r = wg_get_device(backend_for(d, ifname), ifname, &dev);
         if (r < 0) {
                 snprintf(c->detail, sizeof(c->detail), "the WireGuard backend does not answer for %s: %s", ifname,

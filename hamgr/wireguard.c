@@ -5,16 +5,24 @@
  * makes the VIP the source of its packets, brings the link up and moves
  * each peer's persistent keepalive from 0 to N, which makes WireGuard send
  * a handshake initiation at once: clients get a session in one round trip
- * instead of waiting for their own rekey timer (~15 s). Work on large peer
- * sets is cut into batches on an idle-priority source so VRRP timers and
- * packets always go first.
+ * instead of waiting for their own rekey timer (~15 s). The most recently
+ * active peers are kicked first, so a busy client does not wait for idle
+ * ones. Work on large peer sets is cut into batches on an idle-priority
+ * source, each batch sized to a time budget. A batch's request runs in a
+ * thread of its own while the event loop goes on, so VRRP timers and
+ * packets never wait for WireGuard's answer (wireguard-go computes each
+ * initiation inside the request, and a loaded one can take hundreds of
+ * milliseconds over a batch).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,7 +39,16 @@
 #include "wg/wg.h"
 #include "wireguard.h"
 
-#define WG_BATCH_PEERS        250
+/* Batches are sized to about this much of WireGuard's work: leaving
+ * MASTER waits for the batch in flight. The first batch is small; the
+ * next ones follow the measured cost per peer. */
+#define WG_BATCH_BUDGET_USEC  (15 * USEC_PER_MSEC)
+#define WG_BATCH_FIRST        128
+#define WG_BATCH_MIN          16
+#define WG_BATCH_MAX          4096
+/* Handshake times alone move every two minutes for every active peer:
+ * written to the store at most this often (other changes at once). */
+#define WG_HANDSHAKE_SAVE_USEC (60 * USEC_PER_SEC)
 #define WG_SNAPSHOT_USEC      (5 * USEC_PER_SEC)
 /* After the interface of an active follower is re-created (wireguard-go
  * restarted), time for wg-quick or the like to configure it again. */
@@ -50,20 +67,20 @@
 
 enum follower_phase {
         PHASE_PASSIVE,
+        PHASE_READ_DEVICE,       /* which peers, their keepalives (in the worker) */
         PHASE_STAGE_ENDPOINTS,   /* endpoints in, keepalive 0, link still down */
         PHASE_LINK_UP,
-        PHASE_KICK,              /* keepalive 0 -> N: one initiation per peer */
-        PHASE_RESTORE_KEEPALIVE, /* peers whose keepalive is off get 0 back */
+        PHASE_KICK,              /* keepalive 0 -> N -> own: one initiation per peer */
         PHASE_ACTIVE,
         _PHASE_MAX,
 };
 
 static const char *const phase_names[_PHASE_MAX] = {
         [PHASE_PASSIVE] = "passive",
+        [PHASE_READ_DEVICE] = "reading-device",
         [PHASE_STAGE_ENDPOINTS] = "staging-endpoints",
         [PHASE_LINK_UP] = "link-up",
         [PHASE_KICK] = "kicking",
-        [PHASE_RESTORE_KEEPALIVE] = "restoring-keepalive",
         [PHASE_ACTIVE] = "active",
 };
 
@@ -72,6 +89,7 @@ struct known_peer {
         union wg_endpoint endpoint;
         uint16_t keepalive;              /* the peer's configured persistent keepalive */
         uint64_t learned_ms;             /* wall clock when this endpoint was learned; 0: unknown */
+        uint64_t handshake_ms;           /* wall clock of the last handshake seen; 0: unknown */
 };
 
 struct wg_follower {
@@ -86,7 +104,25 @@ struct wg_follower {
 
         struct known_peer *work;         /* peers of the takeover in progress */
         size_t n_work, work_pos;
+        size_t batch;                    /* peers in the next batch */
+        uint64_t stage_usec, kick_usec;  /* phases of the takeover in progress */
+        uint64_t phase_started_usec;
+        unsigned requests;
+        uint64_t last_save_usec;         /* CLOCK_MONOTONIC of the last store write */
         sd_event_source *work_source;
+        /* The request in flight, a device read (REQ_READ: into REQ_GOT)
+         * or a batch (REQ): they are the worker thread's until it is
+         * joined; it writes REQ_RESULT and REQ_USEC, then DONE_FD. */
+        bool in_flight, req_read;
+        pthread_t worker;
+        struct wg_device *req, *req_got;
+        char req_name[sizeof(((struct wg_device *) NULL)->name)];
+        enum wg_backend req_backend;
+        size_t req_peers;
+        int req_result;
+        uint64_t req_usec;
+        int done_fd;
+        sd_event_source *done_source;
         sd_event_source *snapshot_timer;
         sd_event_source *retake_timer;
         sd_event_source *kick_timer;     /* waiting for the daemon to be up before the kick */
@@ -123,6 +159,35 @@ static uint64_t wall_ms(void) {
         return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static uint64_t peer_handshake_ms(const struct wg_peer *p) {
+        if (p->last_handshake_time_sec <= 0)
+                return 0;
+        return (uint64_t) p->last_handshake_time_sec * 1000 + (uint64_t) p->last_handshake_time_nsec / 1000000;
+}
+
+/* When the peer was last seen alive: its last handshake, or when its
+ * endpoint was learned (from a packet of it, here or on the other node). */
+static uint64_t known_recency(const struct known_peer *k) {
+        return MAX(k->handshake_ms, k->learned_ms);
+}
+
+/* Most recent first; the key breaks ties so the order is reproducible. */
+static int recency_cmp(const void *a, const void *b) {
+        const struct known_peer *x = a, *y = b;
+        uint64_t rx = known_recency(x), ry = known_recency(y);
+
+        if (rx != ry)
+                return rx > ry ? -1 : 1;
+        return memcmp(x->public_key, y->public_key, WG_KEY_LEN);
+}
+
 static bool endpoint_same(const union wg_endpoint *a, const union wg_endpoint *b) {
         if (a->addr.sa_family != b->addr.sa_family)
                 return false;
@@ -134,6 +199,7 @@ static bool endpoint_same(const union wg_endpoint *a, const union wg_endpoint *b
         return true;
 }
 
+/* Equal but for the handshake time. */
 static bool known_equal(const struct known_peer *a, const struct known_peer *b) {
         return memcmp(a->public_key, b->public_key, WG_KEY_LEN) == 0 && endpoint_same(&a->endpoint, &b->endpoint) &&
                a->keepalive == b->keepalive && a->learned_ms == b->learned_ms;
@@ -162,8 +228,10 @@ static int known_add(struct wg_follower *f, const struct known_peer *add, size_t
 
 /* ---- the endpoint store ------------------------------------------------- */
 
-/* Text, one peer a line: "BASE64KEY ENDPOINT KEEPALIVE LEARNED_MS" (the
- * first version had no LEARNED_MS; it is still read). Written to a
+/* Text, one peer a line: "BASE64KEY ENDPOINT KEEPALIVE LEARNED_MS
+ * HANDSHAKE_MS" (the first version had no LEARNED_MS; it is still read;
+ * HANDSHAKE_MS, the peer's last handshake, is optional, and hamgr versions
+ * that do not know it ignore it). Written to a
  * temporary file, synced and renamed over the old one, so a crash leaves
  * either the old or the new file, never half of one. */
 static int store_save(struct wg_follower *f) {
@@ -186,9 +254,9 @@ static int store_save(struct wg_follower *f) {
         fprintf(out, "%s\n", WG_STORE_MAGIC);
         for (size_t i = 0; i < f->n_known; i++) {
                 wg_key_to_base64(key, f->known[i].public_key);
-                fprintf(out, "%s %s %u %" PRIu64 "\n", key,
+                fprintf(out, "%s %s %u %" PRIu64 " %" PRIu64 "\n", key,
                         wg_endpoint_to_string(&f->known[i].endpoint, ep, sizeof(ep)), f->known[i].keepalive,
-                        f->known[i].learned_ms);
+                        f->known[i].learned_ms, f->known[i].handshake_ms);
         }
         if (fflush(out) != 0 || fsync(fileno(out)) < 0)
                 r = -errno;
@@ -200,6 +268,7 @@ static int store_save(struct wg_follower *f) {
                 r = -errno;
                 goto fail;
         }
+        f->last_save_usec = mono_usec();
         return 0;
 fail:
         unlink(tmp);
@@ -230,12 +299,15 @@ static int store_load(struct wg_follower *f) {
         while (fgets(line, sizeof(line), in)) {
                 char key[64], ep[80];
                 unsigned keepalive;
-                uint64_t learned = 0;
+                uint64_t learned = 0, handshake = 0;
                 struct known_peer k = {};
+                int fields;
 
                 lineno++;
-                if ((v1 ? sscanf(line, "%63s %79s %u", key, ep, &keepalive) != 3
-                        : sscanf(line, "%63s %79s %u %" SCNu64, key, ep, &keepalive, &learned) != 4) ||
+                fields = v1 ? sscanf(line, "%63s %79s %u", key, ep, &keepalive)
+                            : sscanf(line, "%63s %79s %u %" SCNu64 " %" SCNu64, key, ep, &keepalive, &learned,
+                                     &handshake);
+                if ((v1 ? fields != 3 : fields != 4 && fields != 5) ||
                     keepalive > UINT16_MAX || wg_key_from_base64(k.public_key, key) < 0 ||
                     wg_endpoint_parse(ep, &k.endpoint) < 0) {
                         r = -EBADMSG;
@@ -243,6 +315,7 @@ static int store_load(struct wg_follower *f) {
                 }
                 k.keepalive = (uint16_t) keepalive;
                 k.learned_ms = learned;
+                k.handshake_ms = handshake;
                 if (n == cap) {
                         struct known_peer *g = realloc(known, (cap = cap ? cap * 2 : 64) * sizeof(*known));
                         if (!g) {
@@ -264,13 +337,17 @@ out:
         return r;
 }
 
-/* Learn endpoints and keepalives from the device (while serving it). */
-static void follower_snapshot(struct wg_follower *f) {
+/* Learn endpoints, keepalives and handshake times from the device (while
+ * serving it). Saved when anything but a handshake time changed, or when
+ * one did and the store was last written WG_HANDSHAKE_SAVE_USEC ago or
+ * FORCE (leaving the master role: the next takeover may be elsewhere, but
+ * this node's store should be fresh for the one after). */
+static void follower_snapshot(struct wg_follower *f, bool force) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
         struct known_peer *known;
         uint64_t now = wall_ms();
         size_t n = 0;
-        bool changed;
+        bool changed, handshakes = false;
         int r;
 
         r = wg_get_device(f->config->backend, f->config->interface, &dev);
@@ -289,6 +366,7 @@ static void follower_snapshot(struct wg_follower *f) {
 
                 memcpy(k.public_key, p->public_key, WG_KEY_LEN);
                 k.keepalive = p->persistent_keepalive_interval;
+                k.handshake_ms = MAX(peer_handshake_ms(p), old ? old->handshake_ms : 0);
                 if (p->endpoint.addr.sa_family != AF_UNSPEC) {
                         k.endpoint = p->endpoint;
                         k.learned_ms = old && endpoint_same(&old->endpoint, &p->endpoint) ? old->learned_ms : now;
@@ -304,8 +382,12 @@ static void follower_snapshot(struct wg_follower *f) {
         }
         qsort(known, n, sizeof(*known), known_cmp);
         changed = n != f->n_known;
-        for (size_t i = 0; !changed && i < n; i++)
+        for (size_t i = 0; !changed && i < n; i++) {
                 changed = !known_equal(&known[i], &f->known[i]);
+                handshakes |= known[i].handshake_ms != f->known[i].handshake_ms;
+        }
+        if (!changed && handshakes)
+                changed = force || mono_usec() - f->last_save_usec >= WG_HANDSHAKE_SAVE_USEC;
         free(f->known);
         f->known = known;
         f->n_known = n;
@@ -356,12 +438,14 @@ static void follower_note_device(struct wg_follower *f, const struct wg_device *
                                 old->learned_ms = learned;
                                 changed++;
                         }
+                        old->handshake_ms = MAX(old->handshake_ms, peer_handshake_ms(p));
                         continue;
                 }
                 memcpy(add[n_add].public_key, p->public_key, WG_KEY_LEN);
                 add[n_add].endpoint = p->endpoint;
                 add[n_add].keepalive = p->persistent_keepalive_interval;
                 add[n_add].learned_ms = learned;
+                add[n_add].handshake_ms = peer_handshake_ms(p);
                 n_add++;
         }
         r = known_add(f, add, n_add);
@@ -384,7 +468,7 @@ static int on_snapshot(sd_event_source *s, uint64_t usec, void *userdata) {
         struct wg_follower *f = userdata;
 
         if (f->phase == PHASE_ACTIVE)
-                follower_snapshot(f);
+                follower_snapshot(f, false);
         sd_event_source_set_time(s, usec + WG_SNAPSHOT_USEC);
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
@@ -513,11 +597,91 @@ static int source_ifindex(struct wg_follower *f) {
         return 0;
 }
 
-/* Apply one batch of the current phase: peers [work_pos, work_pos + batch). */
+/* The next batch: as many peers as the last batch's cost per peer fits in
+ * WG_BATCH_BUDGET_USEC, growing at most twofold (one quick batch may have
+ * been luck). */
+static void follower_size_batch(struct wg_follower *f, size_t done, uint64_t spent_usec) {
+        uint64_t fit;
+
+        if (done == 0)
+                return;
+        fit = (uint64_t) done * WG_BATCH_BUDGET_USEC / MAX(spent_usec, (uint64_t) 1);
+        fit = MIN(fit, (uint64_t) f->batch * 2);
+        fit = MIN(fit, (uint64_t) WG_BATCH_MAX);
+        f->batch = (size_t) MAX(fit, (uint64_t) WG_BATCH_MIN);
+}
+
+/* Start one batch of the current phase, peers [work_pos, work_pos + batch),
+ * as one request in a worker thread; returns 1 when it is in flight, 0
+ * when there was nothing to send. Staging gives each peer its endpoint and keepalive 0
+ * (the link is down: nothing is sent). Kicking gives it keepalive N, which
+ * sends the initiation, and a peer whose own keepalive is off gets 0 back
+ * in a second entry of the same request: by then wireguard-go has sent the
+ * initiation (it does so when it finishes the peer's entry) and the kernel
+ * has queued it, and a takeover cut short leaves no keepalive behind. */
+static void *batch_worker(void *userdata) {
+        struct wg_follower *f = userdata;
+        uint64_t t = mono_usec(), one = 1;
+
+        if (f->req_read)
+                f->req_result = wg_get_device(f->req_backend, f->req_name, &f->req_got);
+        else
+                f->req_result = wg_set_device(f->req_backend, f->req);
+        f->req_usec = mono_usec() - t;
+        if (write(f->done_fd, &one, sizeof(one)) < 0) {
+                /* Cannot happen (a counter far from overflow); the join at
+                 * release or the next takeover still collects the batch. */
+        }
+        return NULL;
+}
+
+/* Collect the batch in flight, if any: waits for its thread. Returns its
+ * result (0 without one). */
+static int follower_join_batch(struct wg_follower *f) {
+        uint64_t v;
+
+        if (!f->in_flight)
+                return 0;
+        (void) pthread_join(f->worker, NULL);
+        f->in_flight = false;
+        /* Its signal is drained, so on_batch_done does not run for a
+         * request collected here. */
+        if (read(f->done_fd, &v, sizeof(v)) < 0) {
+                /* EAGAIN: its write failed; nothing to drain. */
+        }
+        f->req = wg_device_free(f->req);
+        return f->req_result;
+}
+
+/* Join the request in flight and drop what it read. */
+static void follower_cancel_request(struct wg_follower *f) {
+        (void) follower_join_batch(f);
+        f->req_got = wg_device_free(f->req_got);
+}
+
+/* Run REQ (a batch), or a read of the device when NULL, in the worker. */
+static int follower_start_request(struct wg_follower *f, struct wg_device *req) {
+        int r;
+
+        f->req = req;
+        f->req_read = !req;
+        f->req_got = wg_device_free(f->req_got);
+        f->req_backend = f->config->backend;
+        snprintf(f->req_name, sizeof(f->req_name), "%s", f->config->interface);
+        r = -pthread_create(&f->worker, NULL, batch_worker, f);
+        if (r < 0) {
+                f->req = wg_device_free(f->req);
+                return r;
+        }
+        f->in_flight = true;
+        /* Resumed by on_batch_done. */
+        (void) sd_event_source_set_enabled(f->work_source, SD_EVENT_OFF);
+        return 1;
+}
+
 static int follower_apply_batch(struct wg_follower *f) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
-        size_t end = MIN(f->n_work, f->work_pos + WG_BATCH_PEERS);
-        int r;
+        size_t end = MIN(f->n_work, f->work_pos + f->batch), done = end - f->work_pos;
 
         dev = calloc(1, sizeof(*dev));
         if (!dev)
@@ -526,36 +690,55 @@ static int follower_apply_batch(struct wg_follower *f) {
         for (size_t i = f->work_pos; i < end; i++) {
                 const struct known_peer *k = &f->work[i];
                 struct wg_peer *p;
-                uint16_t keepalive;
 
-                if (f->phase == PHASE_RESTORE_KEEPALIVE && k->keepalive != 0)
-                        continue;
                 p = wg_device_add_peer(dev);
                 if (!p)
                         return -ENOMEM;
                 memcpy(p->public_key, k->public_key, WG_KEY_LEN);
                 /* Never bring back a peer removed meanwhile. */
                 p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_UPDATE_ONLY | WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
-                switch (f->phase) {
-                case PHASE_STAGE_ENDPOINTS:
+                if (f->phase == PHASE_STAGE_ENDPOINTS) {
                         p->flags |= WG_PEER_HAS_ENDPOINT;
                         p->endpoint = k->endpoint;
-                        keepalive = 0;
-                        break;
-                case PHASE_KICK:
-                        keepalive = k->keepalive ? k->keepalive : WG_KICK_KEEPALIVE;
-                        break;
-                default:
-                        keepalive = 0;
-                        break;
+                        p->persistent_keepalive_interval = 0;
+                        continue;
                 }
-                p->persistent_keepalive_interval = keepalive;
+                p->persistent_keepalive_interval = k->keepalive ? k->keepalive : WG_KICK_KEEPALIVE;
+                if (k->keepalive != 0)
+                        continue;
+                p = wg_device_add_peer(dev);
+                if (!p)
+                        return -ENOMEM;
+                memcpy(p->public_key, k->public_key, WG_KEY_LEN);
+                p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_UPDATE_ONLY | WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
+                p->persistent_keepalive_interval = 0;
         }
         f->work_pos = end;
         if (dev->n_peers == 0)
                 return 0;
-        r = wg_set_device(f->config->backend, dev);
-        return r;
+        f->req_peers = done;
+        return follower_start_request(f, TAKE_PTR(dev));
+}
+
+/* The VIP becomes the source of the routes of its interface (once). Only
+ * for a link verified to be WireGuard. */
+static int follower_source_routes(struct wg_follower *f) {
+        int src_if, r;
+        unsigned failed = 0;
+
+        r = follower_link_verified(f, follower_ifindex(f));
+        if (r < 0)
+                return r;
+        if (f->config->source_address.family == AF_UNSPEC || f->routes)
+                return 0;
+        src_if = source_ifindex(f);
+        if (src_if <= 0)
+                return 0;
+        r = route_src_override(f->daemon->nl, src_if, &f->config->source_address, &f->routes, &failed);
+        if (r < 0 || failed > 0)
+                log_wg(f, LOG_WARNING, "could not make the virtual IP the source of %u route%s", failed,
+                       failed == 1 ? "" : "s");
+        return 0;
 }
 
 static void follower_release(struct wg_follower *f, const char *why);
@@ -571,11 +754,14 @@ static void follower_finish_takeover(struct wg_follower *f) {
         f->work = NULL;
         f->n_work = f->work_pos = 0;
         f->work_source = sd_event_source_disable_unref(f->work_source);
-        log_wg(f, LOG_NOTICE, "serving tunnels: %zu peer%s kicked into a handshake, %u route%s from %s, in %" PRIu64 " ms",
+        log_wg(f, LOG_NOTICE,
+               "serving tunnels: %zu peer%s kicked into a handshake, most recently active first, %u route%s from %s, "
+               "in %" PRIu64 " ms (endpoints %" PRIu64 " ms, kicks %" PRIu64 " ms, %u request%s)",
                f->last_kicked, f->last_kicked == 1 ? "" : "s", route_src_count(f->routes),
                route_src_count(f->routes) == 1 ? "" : "s",
                f->config->source_address.family ? "the virtual IP" : "the default source",
-               f->takeover_usec / USEC_PER_MSEC);
+               f->takeover_usec / USEC_PER_MSEC, f->stage_usec / USEC_PER_MSEC, f->kick_usec / USEC_PER_MSEC,
+               f->requests, f->requests == 1 ? "" : "s");
 }
 
 static int on_kick_wait(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -655,55 +841,7 @@ static bool follower_kick_must_wait(struct wg_follower *f) {
         return true;
 }
 
-static int on_work(sd_event_source *s, void *userdata) {
-        struct wg_follower *f = userdata;
-        int ifindex, r = 0;
-
-        switch (f->phase) {
-        case PHASE_STAGE_ENDPOINTS:
-        case PHASE_KICK:
-        case PHASE_RESTORE_KEEPALIVE:
-                if (f->phase == PHASE_KICK && follower_kick_must_wait(f))
-                        return 0;
-                r = follower_apply_batch(f);
-                if (r < 0)
-                        break;
-                if (f->work_pos < f->n_work)
-                        return 0; /* more next iteration; VRRP goes first */
-                f->work_pos = 0;
-                f->phase++;
-                if (f->phase == PHASE_ACTIVE) {
-                        follower_finish_takeover(f);
-                        return 0;
-                }
-                return 0;
-        case PHASE_LINK_UP:
-                ifindex = follower_ifindex(f);
-                r = follower_link_verified(f, ifindex);
-                if (r < 0)
-                        break;
-                if (f->config->source_address.family != AF_UNSPEC && !f->routes) {
-                        int src_if = source_ifindex(f);
-                        unsigned failed = 0;
-
-                        if (src_if > 0) {
-                                r = route_src_override(f->daemon->nl, src_if, &f->config->source_address,
-                                                       &f->routes, &failed);
-                                if (r < 0 || failed > 0)
-                                        log_wg(f, LOG_WARNING, "could not make the virtual IP the source of %u route%s",
-                                               failed, failed == 1 ? "" : "s");
-                        }
-                }
-                r = follower_set_link(f, true);
-                if (r < 0)
-                        break;
-                f->active_ifindex = ifindex;
-                f->phase = PHASE_KICK;
-                return 0;
-        default:
-                f->work_source = sd_event_source_disable_unref(f->work_source);
-                return 0;
-        }
+static void follower_fail_takeover(struct wg_follower *f, int r) {
         f->last_error = r;
         log_fields(LOG_ERR, r, f->config->follow, 0, NULL, NULL, "wireguard %s: takeover failed in phase %s: %m",
                    f->config->interface, phase_names[f->phase]);
@@ -711,33 +849,121 @@ static int on_work(sd_event_source *s, void *userdata) {
         f->phase = PHASE_ACTIVE;
         f->work_source = sd_event_source_disable_unref(f->work_source);
         (void) follower_set_link(f, true);
+}
+
+static int on_work(sd_event_source *s, void *userdata) {
+        struct wg_follower *f = userdata;
+        int ifindex, r = 0;
+
+        switch (f->phase) {
+        case PHASE_READ_DEVICE:
+                r = follower_start_request(f, NULL);
+                if (r < 0)
+                        break;
+                return 0;
+        case PHASE_STAGE_ENDPOINTS:
+        case PHASE_KICK:
+                /* wireguard-go runs a peer's timers while its link is down:
+                 * a handshake retry due meanwhile goes to the endpoint once
+                 * staged, and must leave from the VIP. */
+                if (f->phase == PHASE_STAGE_ENDPOINTS && f->work_pos == 0) {
+                        r = follower_source_routes(f);
+                        if (r < 0)
+                                break;
+                }
+                if (f->phase == PHASE_KICK && follower_kick_must_wait(f))
+                        return 0;
+                if (f->work_pos < f->n_work) {
+                        r = follower_apply_batch(f);
+                        if (r < 0)
+                                break;
+                        return 0; /* more next iteration; VRRP goes first */
+                }
+                f->work_pos = 0;
+                /* A kick costs more than staging (an initiation each). */
+                f->batch = WG_BATCH_FIRST;
+                if (f->phase == PHASE_KICK) {
+                        f->kick_usec = mono_usec() - f->phase_started_usec;
+                        follower_finish_takeover(f);
+                        return 0;
+                }
+                f->stage_usec = mono_usec() - f->phase_started_usec;
+                f->phase = PHASE_LINK_UP;
+                return 0;
+        case PHASE_LINK_UP:
+                ifindex = follower_ifindex(f);
+                r = follower_source_routes(f);
+                if (r < 0)
+                        break;
+                r = follower_set_link(f, true);
+                if (r < 0)
+                        break;
+                f->active_ifindex = ifindex;
+                f->phase = PHASE_KICK;
+                f->phase_started_usec = mono_usec();
+                return 0;
+        default:
+                f->work_source = sd_event_source_disable_unref(f->work_source);
+                return 0;
+        }
+        follower_fail_takeover(f, r);
         return 0;
 }
 
-static void follower_takeover(struct wg_follower *f) {
-        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+static int follower_prepare_work(struct wg_follower *f, const struct wg_device *dev);
+
+static int on_batch_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct wg_follower *f = userdata;
+        uint64_t v;
         int r;
 
-        f->takeover_started_usec = daemon_now(f->daemon);
-        f->last_error = 0;
-        r = wg_get_device(f->config->backend, f->config->interface, &dev);
-        if (r < 0) {
-                f->last_error = r;
-                log_fields(LOG_ERR, r, f->config->follow, 0, NULL, NULL,
-                           "wireguard %s: cannot read the device for takeover: %m", f->config->interface);
-                f->phase = PHASE_ACTIVE;
-                return;
+        /* Nothing to read: a join collected the request meanwhile (and a
+         * new one may be running: not to be waited for here). */
+        if (read(fd, &v, sizeof(v)) < 0 || !f->in_flight)
+                return 0;
+        r = follower_join_batch(f);
+        if (f->phase == PHASE_READ_DEVICE) {
+                _cleanup_(wg_device_freep) struct wg_device *dev = TAKE_PTR(f->req_got);
+
+                log_fields(LOG_DEBUG, r, f->config->follow, 0, NULL, NULL,
+                           "wireguard %s: device read for the takeover in %" PRIu64 " us", f->config->interface,
+                           f->req_usec);
+                if (r >= 0)
+                        r = follower_prepare_work(f, dev);
+                if (r < 0) {
+                        f->last_error = r;
+                        log_fields(LOG_ERR, r, f->config->follow, 0, NULL, NULL,
+                                   "wireguard %s: cannot read the device for takeover: %m", f->config->interface);
+                        f->phase = PHASE_ACTIVE;
+                        f->work_source = sd_event_source_disable_unref(f->work_source);
+                        return 0;
+                }
+                (void) sd_event_source_set_enabled(f->work_source, SD_EVENT_ON);
+                return 0;
         }
+        f->requests++;
+        log_fields(LOG_DEBUG, r, f->config->follow, 0, NULL, NULL,
+                   "wireguard %s: %s %zu peers in one request: %" PRIu64 " us", f->config->interface,
+                   phase_names[f->phase], f->req_peers, f->req_usec);
+        follower_size_batch(f, f->req_peers, f->req_usec);
+        if (r < 0)
+                follower_fail_takeover(f, r);
+        else if (f->work_source)
+                (void) sd_event_source_set_enabled(f->work_source, SD_EVENT_ON);
+        return 0;
+}
+
+/* The takeover's work from the device DEV: its peers with a known
+ * endpoint, most recently active first. */
+static int follower_prepare_work(struct wg_follower *f, const struct wg_device *dev) {
         follower_note_device(f, dev);
         f->listen_port = dev->listen_port;
         f->kick_wait_until = 0;
         free(f->work);
         f->work = calloc(dev->n_peers ? dev->n_peers : 1, sizeof(*f->work));
         f->n_work = f->work_pos = 0;
-        if (!f->work) {
-                f->phase = PHASE_ACTIVE;
-                return;
-        }
+        if (!f->work)
+                return -ENOMEM;
         for (size_t i = 0; i < dev->n_peers; i++) {
                 const struct wg_peer *p = &dev->peers[i];
                 const struct known_peer *k = known_find(f, p->public_key);
@@ -754,9 +980,34 @@ static void follower_takeover(struct wg_follower *f) {
                 /* A takeover cut short (crash) may have left 0: the store knows better. */
                 if (w.keepalive == 0 && k)
                         w.keepalive = k->keepalive;
+                w.learned_ms = k ? k->learned_ms : 0;
+                w.handshake_ms = MAX(k ? k->handshake_ms : 0, peer_handshake_ms(p));
                 f->work[f->n_work++] = w;
         }
+        /* Busy clients first: they notice the outage, idle ones may not. */
+        qsort(f->work, f->n_work, sizeof(*f->work), recency_cmp);
+        f->batch = WG_BATCH_FIRST;
+        f->requests = 0;
+        f->stage_usec = f->kick_usec = 0;
+        f->phase_started_usec = mono_usec();
         f->phase = PHASE_STAGE_ENDPOINTS;
+        log_wg(f, LOG_INFO, "taking over: %zu of %zu peers have a known endpoint", f->n_work, dev->n_peers);
+        return 0;
+}
+
+/* Starts the takeover; the device is read in the worker (megabytes with
+ * thousands of peers), then on_work goes through the phases. */
+static void follower_takeover(struct wg_follower *f) {
+        int r;
+
+        follower_cancel_request(f);
+        f->takeover_started_usec = daemon_now(f->daemon);
+        f->last_error = 0;
+        free(f->work);
+        f->work = NULL;
+        f->n_work = f->work_pos = 0;
+        f->work_source = sd_event_source_disable_unref(f->work_source);
+        f->phase = PHASE_READ_DEVICE;
         r = sd_event_add_defer(f->daemon->event, &f->work_source, on_work, f);
         if (r >= 0)
                 r = sd_event_source_set_priority(f->work_source, SD_EVENT_PRIORITY_IDLE);
@@ -765,8 +1016,8 @@ static void follower_takeover(struct wg_follower *f) {
         if (r < 0) {
                 f->last_error = r;
                 f->phase = PHASE_ACTIVE;
+                f->work_source = sd_event_source_disable_unref(f->work_source);
         }
-        log_wg(f, LOG_INFO, "taking over: %zu of %zu peers have a known endpoint", f->n_work, dev->n_peers);
 }
 
 /*
@@ -828,8 +1079,10 @@ static int follower_strip_endpoints(struct wg_follower *f) {
 static void follower_release(struct wg_follower *f, const char *why) {
         int r;
 
+        /* A request still running could kick a peer after the strip. */
+        follower_cancel_request(f);
         if (f->phase == PHASE_ACTIVE)
-                follower_snapshot(f);
+                follower_snapshot(f, true);
         f->work_source = sd_event_source_disable_unref(f->work_source);
         f->retake_timer = sd_event_source_disable_unref(f->retake_timer);
         f->kick_timer = sd_event_source_disable_unref(f->kick_timer);
@@ -874,10 +1127,14 @@ static bool follow_is_master(struct hamgr_daemon *d, const char *name) {
 static struct wg_follower *follower_free(struct wg_follower *f) {
         if (!f)
                 return NULL;
+        follower_cancel_request(f);
         sd_event_source_disable_unref(f->work_source);
         sd_event_source_disable_unref(f->snapshot_timer);
         sd_event_source_disable_unref(f->retake_timer);
         sd_event_source_disable_unref(f->kick_timer);
+        sd_event_source_disable_unref(f->done_source);
+        if (f->done_fd >= 0)
+                close(f->done_fd);
         free(f->work);
         free(f->known);
         free(f->store_path);
@@ -894,6 +1151,12 @@ static int follower_new(struct hamgr_daemon *d, struct hamgr_wireguard_config *c
                 return -ENOMEM;
         f->daemon = d;
         f->config = config;
+        f->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (f->done_fd < 0) {
+                r = -errno;
+                follower_free(f);
+                return r;
+        }
         if (asprintf(&f->store_path, "%s/wireguard-%s.endpoints", d->config->state_dir, config->interface) < 0) {
                 f->store_path = NULL;
                 follower_free(f);
@@ -906,6 +1169,10 @@ static int follower_new(struct hamgr_daemon *d, struct hamgr_wireguard_config *c
                            f->store_path);
         r = sd_event_add_time_relative(d->event, &f->snapshot_timer, CLOCK_MONOTONIC, WG_SNAPSHOT_USEC,
                                        USEC_PER_SEC / 10, on_snapshot, f);
+        if (r >= 0)
+                r = sd_event_add_io(d->event, &f->done_source, f->done_fd, EPOLLIN, on_batch_done, f);
+        if (r >= 0)
+                r = sd_event_source_set_priority(f->done_source, SD_EVENT_PRIORITY_IDLE);
         if (r < 0) {
                 follower_free(f);
                 return r;
@@ -1066,7 +1333,7 @@ void wg_followers_rekick(struct hamgr_daemon *d, const char *instance, const cha
                  * with one still valid the kick sends a keepalive on it
                  * instead of a handshake, and the client, whose newest
                  * session is with the other node, would not answer on it. */
-                follower_snapshot(f);
+                follower_snapshot(f, true);
                 r = follower_strip_endpoints(f);
                 if (r < 0)
                         log_fields(LOG_WARNING, r, f->config->follow, 0, NULL, NULL,

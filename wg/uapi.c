@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <limits.h>
 #include <net/if.h>
 #include <stdarg.h>
@@ -45,7 +46,9 @@ static int64_t exchange_deadline(void) {
  * not asked again (monotonic usec). hamgr talks to the daemons from its
  * event loop: one stalled exchange delays VRRP by WG_UAPI_TIMEOUT_MSEC, a
  * stall on every call of a busy loop would stop it. Few slots: a node has a
- * handful of WireGuard interfaces; when full, the oldest entry goes. */
+ * handful of WireGuard interfaces; when full, the oldest entry goes.
+ * hamgr's takeover calls in from a worker thread too: the lock. */
+static pthread_mutex_t wedged_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
         char path[sizeof(((struct sockaddr_un *) NULL)->sun_path)];
         int64_t until;
@@ -59,23 +62,31 @@ static size_t wedged_find(const char *path) {
 }
 
 static bool wedged_now(const char *path) {
-        size_t i = wedged_find(path);
+        bool wedged_until_later = false;
+        size_t i;
 
-        if (i == SIZE_MAX)
-                return false;
-        if (now_usec() < wedged[i].until)
-                return true;
-        wedged[i].until = 0;
-        return false;
+        pthread_mutex_lock(&wedged_lock);
+        i = wedged_find(path);
+        if (i != SIZE_MAX) {
+                if (now_usec() < wedged[i].until)
+                        wedged_until_later = true;
+                else
+                        wedged[i].until = 0;
+        }
+        pthread_mutex_unlock(&wedged_lock);
+        return wedged_until_later;
 }
 
 /* Note the outcome R of an exchange with the daemon at PATH. */
 static int wedged_note(const char *path, int r) {
-        size_t i = wedged_find(path);
+        size_t i;
 
+        pthread_mutex_lock(&wedged_lock);
+        i = wedged_find(path);
         if (r != -ETIMEDOUT) {
                 if (i != SIZE_MAX)
                         wedged[i].until = 0;
+                pthread_mutex_unlock(&wedged_lock);
                 return r;
         }
         if (i == SIZE_MAX) {
@@ -86,6 +97,7 @@ static int wedged_note(const char *path, int r) {
         }
         snprintf(wedged[i].path, sizeof(wedged[i].path), "%s", path);
         wedged[i].until = now_usec() + (int64_t) WG_UAPI_HOLDOFF_MSEC * 1000;
+        pthread_mutex_unlock(&wedged_lock);
         return r;
 }
 
