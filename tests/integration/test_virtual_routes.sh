@@ -136,8 +136,8 @@ assert_eq "$(hamgr_log_count gw2 "removed virtual route")" 6 \
         "start: gw2 logged its 6 stale routes removed"
 # The kernel's prefix route of the stale 10.79.0.10/24 (alone in its subnet)
 # goes with it: not given another source and so left behind.
-assert_true "start: gw2 has no route left for the stale VIP's subnet" \
-        wait_until 3 eval '[ -z "$(route_show gw2 exact 10.79.0.0/24)" ]'
+no_stale_subnet_route() { [ -z "$(route_show gw2 exact 10.79.0.0/24)" ]; }
+assert_true "start: gw2 has no route left for the stale VIP's subnet" wait_until 3 no_stale_subnet_route
 assert_eq "$(hamgr_log_count gw2 "as source, left by a previous run")" 0 \
         "start: gw2 gave no route of its stale VIPs another source"
 assert_true "start: no route to 10.205/16 on gw1" unreachable_absent gw1
