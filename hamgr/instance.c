@@ -641,7 +641,16 @@ void instance_dispatch(struct hamgr_instance *inst, const struct vrrp_event *eve
         /* Once its adverts stopped for a Master_Down-like while, it has
          * yielded: neighbours that followed it still have its MAC for the
          * VIPs (its gratuitous ARP came after ours), and WireGuard clients
-         * its sessions. */
+         * its sessions. This is the second of two announce paths, and both
+         * are needed. The fsm's re-announce (master_reassert()) answers a
+         * lower advert at once, rate-limited, while the other node may
+         * still be master: it takes the neighbours back without waiting,
+         * also through a one-way split that never ends. But it cannot know
+         * that the other node's last GARP/NA came before it, and a kick
+         * then would bring WireGuard clients back only for the other
+         * master, still serving, to take them again. This path runs once,
+         * when the other master has gone quiet: its announcements are over
+         * (ours come last), and only now are the peers kicked. */
         if (inst->fsm.state != VRRP_STATE_MASTER)
                 inst->split_seen_usec = 0;
         else if (inst->split_seen_usec != 0 && event->type == VRRP_EVENT_TIMER &&

@@ -172,6 +172,30 @@ static struct nl_addr *primary_for(struct nl_cache *addrs, int ifindex, struct n
         return any;
 }
 
+/* ROUTE is the prefix route the kernel made for SRC itself, a primary
+ * address of IFINDEX in ADDRS (the VIP alone in its subnet): its source was
+ * always SRC, nobody overrode it, and it must go with the address. Given
+ * another source it would outlive the address. The link's connected route
+ * with a VIP as source is not this: there the VIP is a secondary address. */
+static bool own_prefix_route(struct nl_cache *addrs, int ifindex, struct nl_addr *src, struct rtnl_route *route) {
+        struct nl_addr *dst = rtnl_route_get_dst(route);
+
+        if (rtnl_route_get_protocol(route) != RTPROT_KERNEL || !dst)
+                return false;
+        for (struct nl_object *obj = nl_cache_get_first(addrs); obj; obj = nl_cache_get_next(obj)) {
+                struct rtnl_addr *a = (struct rtnl_addr *) obj;
+                struct nl_addr *local = rtnl_addr_get_local(a);
+
+                if (rtnl_addr_get_ifindex(a) != ifindex || rtnl_addr_get_family(a) != AF_INET || !local ||
+                    (rtnl_addr_get_flags(a) & IFA_F_SECONDARY) || nl_addr_get_len(local) != nl_addr_get_len(src) ||
+                    memcmp(nl_addr_get_binary_addr(local), nl_addr_get_binary_addr(src), nl_addr_get_len(src)) != 0)
+                        continue;
+                return (unsigned) rtnl_addr_get_prefixlen(a) == nl_addr_get_prefixlen(dst) &&
+                       nl_addr_cmp_prefix(dst, local) == 0;
+        }
+        return false;
+}
+
 int route_src_disown(struct nl_sock *sk, int ifindex, const struct ip_address *src) {
         struct nl_cache *routes = NULL, *addrs = NULL;
         struct nl_addr *pref = NULL;
@@ -195,7 +219,8 @@ int route_src_disown(struct nl_sock *sk, int ifindex, const struct ip_address *s
                 struct nl_addr *cur = rtnl_route_get_pref_src(route), *primary;
 
                 if (rtnl_route_get_table(route) != RT_TABLE_MAIN || rtnl_route_get_type(route) != RTN_UNICAST ||
-                    !route_leaves_through(route, ifindex) || !cur || nl_addr_cmp(cur, pref) != 0)
+                    !route_leaves_through(route, ifindex) || !cur || nl_addr_cmp(cur, pref) != 0 ||
+                    own_prefix_route(addrs, ifindex, pref, route))
                         continue;
                 primary = primary_for(addrs, ifindex, pref, rtnl_route_get_dst(route));
                 if (!primary)

@@ -38,7 +38,9 @@ void route_src_restore(struct nl_sock *sk, struct route_src_override *o);
  * previous run overrode them and died): removing the address would make
  * the kernel delete them, the connected route of the link among them. Give
  * each the interface's primary address (one in the route's prefix if any)
- * as source instead. No-op for IPv6, which keeps such routes.
+ * as source instead. The prefix route the kernel made for SRC itself (SRC
+ * a primary address, alone in its subnet) is left as it is: it goes with
+ * the address. No-op for IPv6, which keeps such routes.
  * Returns the number of routes changed, or -errno.
  */
 int route_src_disown(struct nl_sock *sk, int ifindex, const struct ip_address *src);

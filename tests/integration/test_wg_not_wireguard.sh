@@ -76,9 +76,11 @@ for bad in "$(entry d0)" "$(entry t0 uapi)"; do
                 pass "run with $name: hamgr refuses to start"
         else
                 fail "run with $name: hamgr is still running"
-                hamgr_stop gw1
         fi
-        unset 'HAMGR_PID[gw1]'
+        # Refusing is exit status 1: asserted now if it is gone, else when
+        # hamgr_stop ends it (then failing: SIGTERM ends it with 0).
+        hi_expect_exit "${HAMGR_PID[gw1]}" 1
+        hamgr_stop gw1
         log=$(cat "$(hamgr_log gw1)")
         assert_contains "$log" "wireguard entry '$name' (line" "run with $name: the error names the entry"
         assert_contains "$log" "'$name' is" "run with $name: and says what the interface is"
