@@ -10,6 +10,7 @@
 #include "config.h"
 #include "control.h"
 #include "daemon.h"
+#include "import-keepalived.h"
 #include "log.h"
 #include "sync/sync_proto.h"
 #include "wg/key.h"
@@ -39,6 +40,8 @@ static void usage(FILE *out) {
                 "            change a replicated WireGuard peer on every node\n"
                 "  peers     list the replicated peers (--json)\n"
                 "  genkey    print a new sync private key (base64, like wg genkey)\n"
+                "  import-keepalived FILE|-\n"
+                "            convert keepalived.conf's VRRP parts to a hamgr configuration (stdout)\n"
                 "  pubkey    read a sync private key on stdin, print its public key\n"
                 "  version   print the version\n"
                 "\n"
@@ -393,6 +396,8 @@ int main(int argc, char **argv) {
         }
         if (streq(command, "peer"))
                 return cmd_peer(argc - 1, argv + 1);
+        if (streq(command, "import-keepalived"))
+                return cmd_import_keepalived(argc - 1, argv + 1);
         if (streq(command, "peers")) {
                 if (parse_options(argc - 1, argv + 1, command, "csj") < 0)
                         return EXIT_USAGE;
