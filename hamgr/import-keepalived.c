@@ -291,8 +291,8 @@ static const char *program_problem(const char *cmd) {
         if (!text_ok(cmd))
                 return "it contains control characters";
         if (strpbrk(cmd, " \t"))
-                return "hamgr runs a program without arguments: put the command line in an executable "
-                       "script (#!/bin/sh, then exec COMMAND \"$@\") and give its path";
+                return "hamgr runs a path without arguments of its own: put the command line in an "
+                       "executable script (#!/bin/sh, then exec COMMAND \"$@\") and give its path";
         if (cmd[0] != '/')
                 return "hamgr needs an absolute path";
         return NULL;
@@ -359,8 +359,9 @@ static int walk_script(struct importer *imp, const struct kconf_stmt *list, size
                         const char *why = program_problem(a);
 
                         if (s->n_words > 2)
-                                why = "hamgr runs a program without arguments: put the command line in an "
-                                      "executable script (#!/bin/sh, then exec COMMAND \"$@\") and give its path";
+                                why = "hamgr runs a path without arguments of its own: put the command line "
+                                      "in an executable script (#!/bin/sh, then exec COMMAND \"$@\") and give "
+                                      "its path";
                         if (why) {
                                 free(sc->unusable);
                                 if (asprintf(&sc->unusable, "script %s: %s", a, why) < 0)
@@ -540,8 +541,8 @@ static int parse_notify(struct importer *imp, const struct kconf_stmt *s, const 
                 r = note(notes, s, "becomes notify.script, which hamgr runs with keepalived's arguments "
                          "(TYPE NAME STATE PRIORITY)");
         else
-                r = note(notes, s, "becomes notify.%s, which hamgr runs without arguments "
-                         "(the instance is in the environment, see hamgr(8))", s->words[0] + 7);
+                r = note(notes, s, "becomes notify.%s; unlike keepalived, hamgr passes it the four "
+                         "arguments of notify too (TYPE NAME STATE PRIORITY), see hamgr(8)", s->words[0] + 7);
         if (r < 0)
                 return r;
         return set_str(slot, cmd);

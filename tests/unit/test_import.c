@@ -261,8 +261,8 @@ static void test_sync_scripts_notify(void **state) {
         assert_string_equal(c->notify.backup, "/etc/keepalived/backup.sh");
         assert_string_equal(c->notify.script, "/etc/keepalived/all-states.sh");
         assert_null(c->notify.fault);
-        assert_non_null(strstr(out, "'notify_fault /etc/keepalived/notify.sh FAULT': hamgr runs a program "
-                                    "without arguments"));
+        assert_non_null(strstr(out, "'notify_fault /etc/keepalived/notify.sh FAULT': hamgr runs a path "
+                                    "without arguments of its own"));
 }
 
 static void test_garp(void **state) {
