@@ -1144,11 +1144,9 @@ static int finish_instance(struct importer *imp, size_t idx) {
         kept = (struct strv) {};
         if (in->unicast_src) {
                 struct ip_address a;
-                struct ip_prefix p = {};
                 const char *why = NULL;
 
                 (void) ip_address_parse(in->unicast_src, &a);
-                p.address = a;
                 if (in->peers.n == 0)
                         why = "hamgr takes it in unicast mode only and there is no unicast_peer";
                 else if (a.family != in->family)

@@ -966,6 +966,37 @@ static void test_keepalived_v2_ipv4(void **state) {
                       VRRP_CHECKSUM_RFC9568, "10.99.0.1", "224.0.0.18", vips, 2);
 }
 
+/* keepalived's auth_type PASS: type 1, the password zero-padded; our
+ * builder makes the same bytes from the parsed fields. */
+static void test_keepalived_v2_pass(void **state) {
+        const uint8_t *caps[] = { keepalived_v2_ipv4_pass, keepalived_v2_ipv4_pass_prio0 };
+        const uint8_t prios[] = { 110, 0 };
+        struct ip_address vip = addr("10.99.0.40"), src = addr("10.99.0.1");
+
+        for (size_t i = 0; i < ELEMENTSOF(caps); i++) {
+                struct vrrp_ip_meta m = {};
+                struct vrrp_advert adv = {};
+                const uint8_t *payload = NULL;
+                uint8_t buf[64];
+                size_t plen = 0;
+
+                assert_int_equal(vrrp_ipv4_split(caps[i], sizeof(keepalived_v2_ipv4_pass), &m, &payload, &plen,
+                                                 NULL), 0);
+                assert_true(ip_address_equal(&m.src, &src));
+                assert_int_equal(vrrp_advert_parse(payload, plen, &m, &adv, NULL), 0);
+                assert_int_equal(adv.version, 2);
+                assert_int_equal(adv.vrid, 55);
+                assert_int_equal(adv.priority, prios[i]);
+                assert_int_equal(adv.max_adver_int_cs, 100);
+                assert_int_equal(adv.n_addrs, 1);
+                assert_memory_equal(adv.addrs[0].bytes, vip.addr.bytes, 4);
+                assert_int_equal(adv.auth_type, VRRP_AUTH_SIMPLE);
+                assert_memory_equal(adv.auth_data, "hamgr12\0", VRRP_V2_AUTH_LEN);
+                assert_int_equal(vrrp_advert_build(&adv, &m, VRRP_CHECKSUM_RFC9568, buf, sizeof(buf)), (int) plen);
+                assert_memory_equal(buf, payload, plen);
+        }
+}
+
 static void test_keepalived_v3_ipv6(void **state) {
         static const char *const vips[] = { "2001:db8::10" };
 
@@ -1018,6 +1049,7 @@ int main(void) {
                 cmocka_unit_test(test_keepalived_v3_ipv4),
                 cmocka_unit_test(test_keepalived_v3_ipv4_unicast),
                 cmocka_unit_test(test_keepalived_v2_ipv4),
+                cmocka_unit_test(test_keepalived_v2_pass),
                 cmocka_unit_test(test_keepalived_v3_ipv6),
                 cmocka_unit_test(test_keepalived_rejected_when_tampered),
         };
