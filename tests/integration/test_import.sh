@@ -16,7 +16,8 @@
 #    stays 0, keepalived logs no authentication complaint), and tcpdump
 #    shows hamgr's adverts carrying "auth simple" with the password;
 #  - keepalived with another password: hamgr drops its adverts under
-#    drops.auth (with a log line) and stays MASTER; so does keepalived.
+#    drops.auth (with a log line) and stays MASTER; keepalived refuses
+#    hamgr's ("invalid passwd").
 # shellcheck disable=SC2317 # small predicates run through wait_until
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -192,8 +193,12 @@ wait_until 10 eval 'hamgr_state_is "$H" VI_1 MASTER' || fail "hamgr did not take
 
 before=$(auth_drops)
 ka_start "$HI_TMP/gw2-wrong.keepalived.conf"
+# keepalived starts as BACKUP: its first advert comes after its
+# Master_Down_Interval (about 3.6 s), then one a second.
 assert_true "hamgr drops keepalived's adverts with another password (drops.auth)" \
-        wait_until 10 auth_drops_above "$((before + 2))"
+        wait_until 20 auth_drops_above "$((before + 1))"
+assert_true "keepalived refuses hamgr's adverts too" \
+        wait_until 5 eval '[ "$(ka_log | grep -c "invalid passwd")" -gt 0 ]'
 assert_true "hamgr logs the dropped adverts" test "$(hamgr_log_count "$H" "wrong auth_pass")" -ge 1
 assert_true "hamgr stays master, deaf to the other password" holds_for 3 hamgr_state_is "$H" VI_1 MASTER
 keepalived_stop "$K"
