@@ -1264,6 +1264,8 @@ static void vrrp_config_done(struct hamgr_vrrp_config *v) {
         free(v->interface);
         free(v->virtual_ips);
         free(v->unicast_peers);
+        if (v->auth_pass)
+                explicit_bzero(v->auth_pass, strlen(v->auth_pass));
         free(v->auth_pass);
         strv_free_n(v->track_interfaces, v->n_track_interfaces);
         for (size_t i = 0; i < v->n_track_checks; i++)

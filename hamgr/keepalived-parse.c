@@ -61,7 +61,7 @@ static int tokenize(struct lexer *x, const char *buf, size_t len) {
 
         while (i < len) {
                 char c = buf[i];
-                size_t cap, n = 0;
+                size_t cap = 0, n = 0;
                 int start_line = line;
                 char *w;
 
@@ -91,27 +91,45 @@ static int tokenize(struct lexer *x, const char *buf, size_t len) {
                         continue;
                 }
 
-                /* A word is never longer than the rest of the input. */
-                cap = len - i + 1;
-                w = malloc(cap);
+                /* First find where the word ends and how long it is
+                 * without its quotes, then copy it. */
+                {
+                        size_t j = i;
+                        bool quoted = false;
+
+                        for (; j < len; j++) {
+                                c = buf[j];
+                                if (c == '\0')
+                                        return syntax_error(x, line, "NUL byte");
+                                if (quoted) {
+                                        if (c == '\n')
+                                                break;
+                                        if (c == '"')
+                                                quoted = false;
+                                        else
+                                                cap++;
+                                        continue;
+                                }
+                                if (is_blank(c) || c == '\n' || c == '{' || c == '}')
+                                        break;
+                                if (c == '"')
+                                        quoted = true;
+                                else
+                                        cap++;
+                        }
+                        if (quoted)
+                                return syntax_error(x, start_line, "unterminated quoted string");
+                }
+                w = malloc(cap + 1);
                 if (!w)
                         return -ENOMEM;
                 while (i < len) {
                         c = buf[i];
-                        if (c == '\0') {
-                                free(w);
-                                return syntax_error(x, line, "NUL byte");
-                        }
                         if (is_blank(c) || c == '\n' || c == '{' || c == '}')
                                 break;
                         if (c == '"') {
-                                i++;
-                                while (i < len && buf[i] != '"' && buf[i] != '\n' && buf[i] != '\0')
-                                        w[n++] = buf[i++];
-                                if (i >= len || buf[i] != '"') {
-                                        free(w);
-                                        return syntax_error(x, start_line, "unterminated quoted string");
-                                }
+                                for (i++; buf[i] != '"'; i++)
+                                        w[n++] = buf[i];
                                 i++;
                                 continue;
                         }
