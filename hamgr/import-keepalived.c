@@ -21,6 +21,7 @@
 struct strv {
         char **v;
         size_t n;
+        size_t allocated;
 };
 
 struct track {
@@ -141,13 +142,18 @@ _printf_(2, 3) static int strv_pushf(struct strv *s, const char *fmt, ...) {
         va_end(ap);
         if (r < 0)
                 return -ENOMEM;
-        v = reallocarray(s->v, s->n + 1, sizeof(*v));
-        if (!v) {
-                free(p);
-                return -ENOMEM;
+        if (s->n == s->allocated) {
+                size_t m = s->allocated ? s->allocated * 2 : 8;
+
+                v = reallocarray(s->v, m, sizeof(*v));
+                if (!v) {
+                        free(p);
+                        return -ENOMEM;
+                }
+                s->v = v;
+                s->allocated = m;
         }
-        s->v = v;
-        v[s->n++] = p;
+        s->v[s->n++] = p;
         return 0;
 }
 
@@ -599,6 +605,16 @@ static int parse_vips(struct instance *in, const struct kconf_stmt *b, bool excl
         return r;
 }
 
+static bool peer_listed(const struct strv *list, const struct ip_address *a) {
+        for (size_t i = 0; i < list->n; i++) {
+                struct ip_address b;
+
+                if (ip_address_parse(list->v[i], &b) >= 0 && ip_address_equal(&b, a))
+                        return true;
+        }
+        return false;
+}
+
 static int parse_peers(struct instance *in, const struct kconf_stmt *b) {
         int r = 0;
 
@@ -612,7 +628,7 @@ static int parse_peers(struct instance *in, const struct kconf_stmt *b) {
                         if (s->n_words > 1)
                                 r = note(&in->comments, s, "per-peer options are not supported; hamgr does not "
                                          "check the TTL in unicast mode");
-                        if (r >= 0 && !strv_contains(&in->peers, s->words[0]))
+                        if (r >= 0 && !peer_listed(&in->peers, &a))
                                 r = strv_pushf(&in->peers, "%s", s->words[0]);
                 }
         }
@@ -694,8 +710,17 @@ static int parse_route(struct instance *in, const struct kconf_stmt *s) {
                 return note(&in->comments, s, "table must be a number (not 255), main or default: hamgr does "
                             "not read rt_tables; route left out");
 
-        if (asprintf(&key, "%s %s %ld", to, table ? table : "main", metric) < 0)
-                return -ENOMEM;
+        /* What names a route in the kernel, spelt one way: hamgr refuses
+         * the same destination, table and metric twice. */
+        {
+                char canon[INET6_ADDRSTRLEN];
+                long t = tnum > 0 ? tnum : table && streq(table, "default") ? 253 : 254;
+                long m = metric >= 0 ? metric : dst.address.family == AF_INET6 ? 1024 : 0;
+
+                if (asprintf(&key, "%s/%u %ld %ld", ip_address_to_string(&dst.address, canon, sizeof(canon)),
+                             dst.prefixlen, t, m) < 0)
+                        return -ENOMEM;
+        }
         f = open_memstream(&text, &len);
         if (!f)
                 return -ENOMEM;
@@ -1020,6 +1045,17 @@ static bool vip_taken(const struct importer *imp, size_t upto, const struct ip_p
         return false;
 }
 
+/* Whether the address of P is in LIST ("address[/len]" strings). */
+static bool vip_listed(const struct strv *list, const struct ip_prefix *p) {
+        for (size_t i = 0; i < list->n; i++) {
+                struct ip_prefix q;
+
+                if (ip_prefix_parse(list->v[i], &q) >= 0 && ip_address_equal(&q.address, &p->address))
+                        return true;
+        }
+        return false;
+}
+
 static int skip_instance(struct instance *in, const char *why) {
         return set_str(&in->skip, why);
 }
@@ -1076,7 +1112,7 @@ static int finish_instance(struct importer *imp, size_t idx) {
                         r = strv_pushf(&in->comments, MARK "virtual IP %s left out: an earlier instance "
                                        "has it already (hamgr allows an address in one instance only)",
                                        in->vips.v[i]);
-                else if (strv_contains(&kept, in->vips.v[i]))
+                else if (vip_listed(&kept, &p))
                         continue;
                 else
                         r = strv_pushf(&kept, "%s", in->vips.v[i]);

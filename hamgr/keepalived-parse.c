@@ -163,13 +163,20 @@ struct kconf_stmt *kconf_free(struct kconf_stmt *root) {
         return NULL;
 }
 
+/* Grows geometrically: a file is mostly one long list at the top. */
 static struct kconf_stmt *add_child(struct kconf_stmt *parent) {
-        struct kconf_stmt *c = reallocarray(parent->children, parent->n_children + 1, sizeof(*c));
+        struct kconf_stmt *c;
 
-        if (!c)
-                return NULL;
-        parent->children = c;
-        c = &c[parent->n_children++];
+        if (parent->n_children == parent->allocated) {
+                size_t m = parent->allocated ? parent->allocated * 2 : 8;
+
+                c = reallocarray(parent->children, m, sizeof(*c));
+                if (!c)
+                        return NULL;
+                parent->children = c;
+                parent->allocated = m;
+        }
+        c = &parent->children[parent->n_children++];
         *c = (struct kconf_stmt) {};
         return c;
 }

@@ -20,6 +20,7 @@ struct kconf_stmt {
         bool has_block;                 /* followed by "{ ... }" */
         struct kconf_stmt *children;    /* the block's statements */
         size_t n_children;
+        size_t allocated;               /* the parser's: room in children[] */
 };
 
 /* Blocks nest at most this deep; keepalived's own grammar needs four. */
