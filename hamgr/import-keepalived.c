@@ -1064,6 +1064,7 @@ static int finish_instance(struct importer *imp, size_t idx) {
         struct instance *in = &imp->instances[idx];
         const char **taken;
         struct strv kept = {};
+        bool global_src = false;
         int r = 0;
 
         taken = calloc(imp->n_instances, sizeof(*taken));
@@ -1163,21 +1164,7 @@ static int finish_instance(struct importer *imp, size_t idx) {
                 }
         }
 
-        for (size_t i = 0; i < in->peers.n; i++) {
-                struct ip_address a;
-
-                (void) ip_address_parse(in->peers.v[i], &a);
-                if (a.family != in->family)
-                        r = strv_pushf(&in->comments, MARK "unicast peer %s left out: not of the instance's "
-                                       "family", in->peers.v[i]);
-                else
-                        r = strv_pushf(&kept, "%s", in->peers.v[i]);
-                if (r < 0)
-                        goto cleanup;
-        }
-        strv_done(&in->peers);
-        in->peers = kept;
-        kept = (struct strv) {};
+        /* The source first: a global IPv6 one allows global IPv6 peers. */
         if (in->unicast_src) {
                 struct ip_address a;
                 const char *why = NULL;
@@ -1199,7 +1186,34 @@ static int finish_instance(struct importer *imp, size_t idx) {
                         if (r < 0)
                                 goto cleanup;
                         in->unicast_src = mfree(in->unicast_src);
-                }
+                } else if (a.family == AF_INET6 && !ip_address_is_link_local(&a))
+                        global_src = true;
+        }
+        for (size_t i = 0; i < in->peers.n; i++) {
+                struct ip_address a;
+
+                (void) ip_address_parse(in->peers.v[i], &a);
+                if (a.family != in->family)
+                        r = strv_pushf(&in->comments, MARK "unicast peer %s left out: not of the instance's "
+                                       "family", in->peers.v[i]);
+                else if (a.family == AF_INET6 && !ip_address_is_link_local(&a) && !global_src)
+                        r = strv_pushf(&in->comments, MARK "unicast peer %s left out: IPv6 adverts leave from "
+                                       "the link-local address, so peers are link-local unless unicast_src_ip "
+                                       "is a global address", in->peers.v[i]);
+                else
+                        r = strv_pushf(&kept, "%s", in->peers.v[i]);
+                if (r < 0)
+                        goto cleanup;
+        }
+        strv_done(&in->peers);
+        in->peers = kept;
+        kept = (struct strv) {};
+        if (in->unicast_src && in->peers.n == 0) {
+                r = strv_pushf(&in->comments, MARK "unicast_src_ip %s left out: no unicast_peer is left",
+                               in->unicast_src);
+                if (r < 0)
+                        goto cleanup;
+                in->unicast_src = mfree(in->unicast_src);
         }
         if (in->unicast_ttl >= 0 && in->peers.n == 0) {
                 r = strv_pushf(&in->comments, MARK "unicast_ttl left out: there is no unicast_peer");

@@ -366,6 +366,25 @@ static void test_group_weights(void **state) {
         assert_non_null(strstr(out, "member b left out: it is in group g already"));
 }
 
+/* IPv6 peers are link-local unless the source is a global address. */
+static void test_ipv6_unicast(void **state) {
+        _cleanup_(freep) char *out = convert_text(
+                "vrrp_instance a {\n interface eth0\n virtual_router_id 9\n"
+                " unicast_peer {\n  2001:db8::2\n  fe80::2\n  FE80::2\n }\n"
+                " virtual_ipaddress {\n  2001:db8::10/64\n }\n}\n"
+                "vrrp_instance c {\n interface eth2\n virtual_router_id 9\n unicast_src_ip 2001:db8:1::1\n"
+                " unicast_peer {\n  2001:db8::3\n }\n virtual_ipaddress {\n  2001:db8::12/64\n }\n}\n");
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = load(out);
+        const struct hamgr_vrrp_config *a = instance(c, "a"), *g = instance(c, "c");
+        char buf[64];
+
+        assert_int_equal(a->n_unicast_peers, 1);
+        assert_string_equal(ip_address_to_string(&a->unicast_peers[0], buf, sizeof(buf)), "fe80::2");
+        assert_non_null(strstr(out, "unicast peer 2001:db8::2 left out"));
+        assert_int_equal(g->n_unicast_peers, 1);
+        assert_string_equal(ip_address_to_string(&g->unicast_source, buf, sizeof(buf)), "2001:db8:1::1");
+}
+
 struct fake_files {
         const char *path, *text;
         int calls;
@@ -422,6 +441,7 @@ int main(void) {
                 cmocka_unit_test(test_values),
                 cmocka_unit_test(test_group_weights),
                 cmocka_unit_test(test_include),
+                cmocka_unit_test(test_ipv6_unicast),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
