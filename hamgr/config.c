@@ -43,7 +43,7 @@ static const char *const vrrp_keys[] = {
         "name", "interface", "vrid", "priority", "version", "advert_interval_ms",
         "unicast_ttl", "unicast_source",
         "preempt", "preempt_delay_ms", "accept_mode", "virtual_ips", "unicast_peers",
-        "track_interfaces", "garp", "checksum", "track_checks", "virtual_routes", NULL,
+        "track_interfaces", "garp", "checksum", "track_checks", "virtual_routes", "auth_pass", NULL,
 };
 static const char *const garp_keys[] = { "repeat", "interval_ms", "refresh_s", "delay_s", "delay_repeat", NULL };
 static const char *const group_keys[] = { "name", "instances", NULL };
@@ -628,6 +628,27 @@ static void check_unicast_options(struct loader *l, config_setting_t *inst, cons
                 error_at(l, line_of(s), "unicast_source needs unicast_peers");
 }
 
+/* Needs the version, so it runs after "version" was read. */
+static int parse_auth_pass(struct loader *l, config_setting_t *inst, bool version_ok, struct hamgr_vrrp_config *v) {
+        config_setting_t *s;
+        const char *str;
+        size_t n;
+
+        if (get_string(l, inst, "auth_pass", &str, &s) <= 0 || !version_ok)
+                return 0;
+        n = strlen(str);
+        if (v->version != 2) {
+                error_at(l, line_of(s), "auth_pass needs version 2 (VRRPv3 has no authentication, RFC 9568)");
+                return 0;
+        }
+        if (n == 0 || n > VRRP_V2_AUTH_LEN) {
+                error_at(l, line_of(s), "auth_pass must be 1 to %d characters (RFC 2338 simple password), not %zu",
+                         VRRP_V2_AUTH_LEN, n);
+                return 0;
+        }
+        return strdup_to(str, &v->auth_pass);
+}
+
 /* Needs the version, so it runs after "version" was read whatever the order in the file. */
 static void parse_interval(struct loader *l, config_setting_t *inst, bool version_ok, struct hamgr_vrrp_config *v) {
         config_setting_t *s;
@@ -740,6 +761,9 @@ static int parse_instance(struct loader *l, config_setting_t *inst, int idx, voi
                         v->version = (uint8_t) ver;
         }
         parse_interval(l, inst, version_ok, v);
+        r = parse_auth_pass(l, inst, version_ok, v);
+        if (r < 0)
+                return r;
 
         (void) get_bool(l, inst, "preempt", &v->preempt);
         (void) get_uint(l, inst, "preempt_delay_ms", 0, 3600000, &v->preempt_delay_ms);
@@ -1390,6 +1414,15 @@ int hamgr_config_warnings(const struct hamgr_config *config, struct hamgr_config
                         if (r < 0)
                                 return r;
                 }
+                /* Kept for keepalived pairs; say what it is worth. */
+                if (v->auth_pass) {
+                        r = message_add(warnings, v->line,
+                                        "warning: vrrp instance '%s': auth_pass is sent in clear text in every "
+                                        "advertisement; it keeps misconfigured routers apart, it is not security",
+                                        v->name);
+                        if (r < 0)
+                                return r;
+                }
 
                 if (v->family != AF_INET6 || v->n_virtual_ips == 0)
                         continue;
@@ -1422,6 +1455,9 @@ static void vrrp_config_done(struct hamgr_vrrp_config *v) {
         free(v->interface);
         free(v->virtual_ips);
         free(v->unicast_peers);
+        if (v->auth_pass)
+                explicit_bzero(v->auth_pass, strlen(v->auth_pass));
+        free(v->auth_pass);
         strv_free_n(v->track_interfaces, v->n_track_interfaces);
         for (size_t i = 0; i < v->n_track_checks; i++)
                 free(v->track_checks[i].check);
@@ -1515,7 +1551,7 @@ bool hamgr_vrrp_config_equal(const struct hamgr_vrrp_config *a, const struct ham
             a->checksum != b->checksum || a->family != b->family ||
             a->garp.repeat != b->garp.repeat || a->garp.interval_ms != b->garp.interval_ms ||
             a->garp.refresh_s != b->garp.refresh_s || a->garp.delay_s != b->garp.delay_s ||
-            a->garp.delay_repeat != b->garp.delay_repeat)
+            a->garp.delay_repeat != b->garp.delay_repeat || !str_equal(a->auth_pass, b->auth_pass))
                 return false;
 
         /* Order is significant: the first address sets the family and the advertisement lists them in order. */

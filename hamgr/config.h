@@ -112,6 +112,11 @@ struct hamgr_vrrp_config {
          * in reverse order before them on leaving MASTER. */
         struct hamgr_virtual_route *virtual_routes;
         size_t n_virtual_routes;
+        /* Version 2 only: RFC 2338 simple-password authentication (type 1),
+         * keepalived's "auth_type PASS". 1..8 characters, sent zero-padded;
+         * NULL = none. Stops misconfigured neighbours, not attackers: the
+         * password travels in clear text. */
+        char *auth_pass;
         int line;                    /* line of the instance's group in the file */
 };
 

@@ -50,6 +50,7 @@ enum instance_drop {
         INSTANCE_DROP_TTL,                  /* TTL / hop limit not 255 (multicast mode) */
         INSTANCE_DROP_CHECKSUM,
         INSTANCE_DROP_ADDRESS_CONFLICT,     /* another node sends from our primary address */
+        INSTANCE_DROP_AUTH,                 /* v2: authentication type or password not ours */
         _INSTANCE_DROP_MAX,
 };
 

@@ -45,6 +45,7 @@ static const char *const instance_drop_names[_INSTANCE_DROP_MAX] = {
         [INSTANCE_DROP_TTL] = "ttl",
         [INSTANCE_DROP_CHECKSUM] = "checksum",
         [INSTANCE_DROP_ADDRESS_CONFLICT] = "address_conflict",
+        [INSTANCE_DROP_AUTH] = "auth",
 };
 
 const char *instance_drop_to_string(enum instance_drop d) {
@@ -99,6 +100,9 @@ int instance_new(struct hamgr_daemon *d, struct hamgr_vrrp_config *config, struc
         inst->last_from = VRRP_STATE_INIT;
         for (size_t i = 0; i < _INSTANCE_DROP_MAX; i++)
                 inst->drop_log[i].interval_usec = DROP_LOG_INTERVAL_USEC;
+        if (config->auth_pass)
+                log_inst(inst, LOG_WARNING, "auth_pass: the password is sent in clear text in every "
+                         "advertisement; it keeps misconfigured routers apart, it is not security");
         *ret = inst;
         return 0;
 }
@@ -213,6 +217,11 @@ static void instance_send_advert(struct hamgr_instance *inst, uint8_t priority) 
 
         if (inst->fd < 0 || !inst->have_primary)
                 return;
+        if (c->auth_pass) {
+                adv.auth_type = VRRP_AUTH_SIMPLE;
+                /* Zero-padded, as RFC 2338 5.3.10 and keepalived do. */
+                memcpy(adv.auth_data, c->auth_pass, strnlen(c->auth_pass, VRRP_V2_AUTH_LEN));
+        }
         for (size_t i = 0; i < c->n_virtual_ips && adv.n_addrs < VRRP_MAX_ADDRS; i++)
                 if (c->virtual_ips[i].address.family == c->family)
                         adv.addrs[adv.n_addrs++] = c->virtual_ips[i].address.addr;
@@ -243,6 +252,17 @@ static bool peer_allowed(const struct hamgr_vrrp_config *c, const struct ip_addr
                 if (ip_address_equal(&c->unicast_peers[i], src))
                         return true;
         return false;
+}
+
+static bool auth_matches(const struct hamgr_vrrp_config *c, const struct vrrp_advert *adv) {
+        uint8_t want[VRRP_V2_AUTH_LEN] = {};
+
+        if (!c->auth_pass)
+                return adv->auth_type == VRRP_AUTH_NONE;
+        if (adv->auth_type != VRRP_AUTH_SIMPLE)
+                return false;
+        memcpy(want, c->auth_pass, strnlen(c->auth_pass, VRRP_V2_AUTH_LEN));
+        return memcmp(want, adv->auth_data, sizeof(want)) == 0;
 }
 
 /* Count a dropped advertisement of cause D and say why at WARNING, at
@@ -280,6 +300,8 @@ static int drop_of_parse_error(enum vrrp_parse_error e) {
                 return INSTANCE_DROP_TTL;
         case VRRP_PARSE_CHECKSUM:
                 return INSTANCE_DROP_CHECKSUM;
+        case VRRP_PARSE_AUTH_TYPE:
+                return INSTANCE_DROP_AUTH;
         default:
                 return -1;
         }
@@ -311,6 +333,11 @@ static void instance_receive_one(struct hamgr_instance *inst, const uint8_t *pay
                         if (d == INSTANCE_DROP_TTL)
                                 instance_drop(inst, d, &meta.src, "TTL/hop limit %d, must be 255; a router on the "
                                               "path? Pairs across routers need unicast_peers", meta.ttl);
+                        else if (d == INSTANCE_DROP_AUTH)
+                                instance_drop(inst, d, &meta.src, "authentication type %u%s is not supported; "
+                                              "hamgr speaks none or simple password (auth_pass)",
+                                              len > 4 ? payload[4] : 0,
+                                              len > 4 && payload[4] == VRRP_AUTH_AH ? " (IP AH)" : "");
                         else if (d == INSTANCE_DROP_VERSION)
                                 instance_drop(inst, d, &meta.src, "version field %u (%s), we speak v%u",
                                               payload[0] >> 4, inst->last_invalid_reason, c->version);
@@ -338,6 +365,15 @@ static void instance_receive_one(struct hamgr_instance *inst, const uint8_t *pay
         if (!peer_allowed(c, &meta.src)) {
                 inst->counters.adverts_dropped++;
                 instance_drop(inst, INSTANCE_DROP_SOURCE, &meta.src, "not in unicast_peers");
+                return;
+        }
+        /* RFC 2338 7.1: both the type and the password must be ours. */
+        if (c->version == 2 && !auth_matches(c, &adv)) {
+                inst->counters.adverts_dropped++;
+                instance_drop(inst, INSTANCE_DROP_AUTH, &meta.src, "%s",
+                              adv.auth_type == VRRP_AUTH_NONE ? "no authentication, we use auth_pass"
+                              : !c->auth_pass ? "simple-password authentication, we have no auth_pass"
+                                              : "wrong auth_pass");
                 return;
         }
         /* RFC 3768 7.1: v2 routers must agree on the interval. */

@@ -12,6 +12,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "json-util.h"
+#include "import-keepalived.h"
 #include "log.h"
 #include "sync-file.h"
 #include "sync/sync_proto.h"
@@ -448,6 +449,12 @@ static int cmd_help(char **args, unsigned n);
 
 /* To add a command: a row here (kept in the order of `hamgr help`), and
  * its options, if new, in `options` and in the switch of main(). */
+static int cmd_import(char **args, unsigned n) {
+        char *argv[] = { (char *) "import-keepalived", args[0], NULL };
+
+        return cmd_import_keepalived(2, argv);
+}
+
 static const struct verb verbs[] = {
         { "run", "[-c FILE] [-d]", "run the daemon in the foreground (systemd Type=notify)",
           "Loads the configuration, refusing to start on any error `hamgr check` reports,\n"
@@ -478,6 +485,11 @@ static const struct verb verbs[] = {
           "Warns on stderr when standard output is a terminal or a file that group or\n"
           "others can read (hamgr run refuses such a key file).\n",
           "", 0, 0, cmd_genkey },
+        { "import-keepalived", "FILE|-", "convert keepalived.conf's VRRP parts to a hamgr configuration (stdout)",
+          "Each construct that has no hamgr equivalent becomes a comment saying why; the\n"
+          "output is loaded as `hamgr check` would before it is printed. - reads standard\n"
+          "input. Exit status 1 when the file cannot be read or converted.\n",
+          "", 1, 1, cmd_import },
         { "pubkey", "", "read a sync private key on stdin, print its public key", NULL, "", 0, 0, cmd_pubkey },
         { "version", "", "print the version (also --version)", NULL, "", 0, 0, cmd_version },
         { "help", "[COMMAND]", "show this help, or a command's", NULL, "", 0, 1, cmd_help },

@@ -208,15 +208,18 @@ int vrrp_advert_check(const uint8_t *buf, size_t len, const struct vrrp_ip_meta 
         adv.n_addrs = buf[3];
         adv.family = meta->family;
         if (version == 2) {
-                /* Type 1 (plain text) protects nothing and type 2 was removed
-                 * from RFC 3768; we never send either, so a peer using one is
-                 * misconfigured against us (RFC 3768 7.1: discard). */
-                if (buf[4] != 0)
+                /* Type 2 (IP AH) was removed from RFC 3768 and needs an IPsec
+                 * layer we do not have; RFC 3768 7.1 says to discard what we
+                 * cannot authenticate. Type 1 is parsed: whether its password
+                 * is the right one depends on the configuration. */
+                if (buf[4] != VRRP_AUTH_NONE && buf[4] != VRRP_AUTH_SIMPLE)
                         return reject(ret_error, VRRP_PARSE_AUTH_TYPE);
                 if (buf[5] == 0)
                         return reject(ret_error, VRRP_PARSE_ZERO_INTERVAL);
                 adv.auth_type = buf[4];
                 adv.max_adver_int_cs = (uint16_t) (buf[5] * 100);
+                if (adv.auth_type == VRRP_AUTH_SIMPLE)
+                        memcpy(adv.auth_data, buf + len - VRRP_V2_AUTH_LEN, VRRP_V2_AUTH_LEN);
         } else {
                 /* The 4 reserved bits are ignored on receipt (RFC 9568 5.2.6). */
                 adv.max_adver_int_cs = (uint16_t) ((buf[4] & 0x0f) << 8 | buf[5]);
@@ -243,7 +246,8 @@ int vrrp_advert_build(const struct vrrp_advert *adv, const struct vrrp_ip_meta *
         if (adv->family != AF_INET && adv->family != AF_INET6)
                 return -EINVAL;
         if (adv->version == 2) {
-                if (adv->family != AF_INET || adv->auth_type != 0 ||
+                if (adv->family != AF_INET ||
+                    (adv->auth_type != VRRP_AUTH_NONE && adv->auth_type != VRRP_AUTH_SIMPLE) ||
                     adv->max_adver_int_cs == 0 || adv->max_adver_int_cs % 100 != 0 ||
                     adv->max_adver_int_cs / 100 > UINT8_MAX)
                         return -EINVAL;
@@ -266,8 +270,10 @@ int vrrp_advert_build(const struct vrrp_advert *adv, const struct vrrp_ip_meta *
         buf[2] = adv->priority;
         buf[3] = adv->n_addrs;
         if (adv->version == 2) {
-                buf[4] = 0;
+                buf[4] = adv->auth_type;
                 buf[5] = (uint8_t) (adv->max_adver_int_cs / 100);
+                if (adv->auth_type == VRRP_AUTH_SIMPLE)
+                        memcpy(buf + len - VRRP_V2_AUTH_LEN, adv->auth_data, VRRP_V2_AUTH_LEN);
         } else {
                 buf[4] = (uint8_t) (adv->max_adver_int_cs >> 8);
                 buf[5] = (uint8_t) adv->max_adver_int_cs;

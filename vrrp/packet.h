@@ -18,6 +18,11 @@
 #define VRRP_TYPE_ADVERTISEMENT 1
 #define VRRP_HEADER_LEN         8
 #define VRRP_V2_AUTH_LEN        8
+/* RFC 2338 5.3.6: v2 authentication types. RFC 3768 removed both; type 1
+ * (a clear-text password) is still what keepalived's "auth_type PASS" sends. */
+#define VRRP_AUTH_NONE          0
+#define VRRP_AUTH_SIMPLE        1
+#define VRRP_AUTH_AH            2
 #define VRRP_MAX_ADDRS          255
 #define VRRP_PRIORITY_STOP      0
 #define VRRP_PRIORITY_OWNER     255
@@ -51,7 +56,10 @@ struct vrrp_advert {
         uint8_t version;         /* 2 or 3 */
         uint8_t vrid;            /* 1..255 */
         uint8_t priority;        /* 0..255 */
-        uint8_t auth_type;       /* v2 only; 0 = none */
+        uint8_t auth_type;       /* v2 only: VRRP_AUTH_NONE or VRRP_AUTH_SIMPLE */
+        /* v2 VRRP_AUTH_SIMPLE: the password, zero-padded (not a string: all
+         * 8 bytes may be used). All zero otherwise. */
+        uint8_t auth_data[VRRP_V2_AUTH_LEN];
         /* Advertisement interval in centiseconds. v2 carries whole seconds on
          * the wire; the codec converts (1 s = 100 cs). */
         uint16_t max_adver_int_cs;
@@ -75,7 +83,7 @@ enum vrrp_parse_error {
         VRRP_PARSE_ZERO_ADDRESSES,
         VRRP_PARSE_LENGTH,              /* address count does not match the length */
         VRRP_PARSE_CHECKSUM,
-        VRRP_PARSE_AUTH_TYPE,           /* v2 authentication type other than 0 */
+        VRRP_PARSE_AUTH_TYPE,           /* v2 authentication type other than 0 and 1 */
         VRRP_PARSE_ZERO_INTERVAL,
         _VRRP_PARSE_ERROR_MAX,
 };
@@ -95,7 +103,8 @@ int vrrp_advert_check(const uint8_t *buf, size_t len, const struct vrrp_ip_meta 
  * Parse a VRRP message (the IP payload, starting with the version field).
  * Checks: length, version 2 or 3 (v2 only with IPv4), type ADVERTISEMENT,
  * vrid != 0, address count != 0 (RFC 9568 5.2.5), v2 authentication type 0
- * (authentication data ignored), address count fits the length exactly (v2: plus 8 bytes of
+ * (authentication data ignored) or 1 (simple password: the data is returned
+ * in auth_data, comparing it is the caller's business), address count fits the length exactly (v2: plus 8 bytes of
  * authentication data), v3 interval != 0, v2 interval != 0, TTL == 255 when
  * meta->ttl >= 0, and the checksum. For v3 both checksum forms are accepted;
  * for IPv4 the RFC 5798 form is also accepted with meta->dst replaced by
@@ -111,11 +120,12 @@ int vrrp_advert_parse(const uint8_t *buf, size_t len, const struct vrrp_ip_meta 
 
 /*
  * Serialise ADV into BUF (size BUFSIZE) computing the checksum with MODE and
- * META's addresses (src, dst: the pseudo-header for v3). v2 messages carry 8
- * zero bytes of authentication data and adver_int = max_adver_int_cs / 100.
+ * META's addresses (src, dst: the pseudo-header for v3). v2 messages carry
+ * adver_int = max_adver_int_cs / 100 and 8 bytes of authentication data:
+ * auth_data with VRRP_AUTH_SIMPLE, zeros with VRRP_AUTH_NONE.
  * Returns the message length, -EINVAL for a field out of range (version,
  * v2 with IPv6, v2 interval not whole seconds, v3 interval > 4095, zero
- * interval, zero vrid, zero n_addrs, v2 auth_type != 0, a family other than
+ * interval, zero vrid, zero n_addrs, v2 auth_type other than 0 and 1, a family other than
  * AF_INET/AF_INET6, an unknown mode, or META missing or of the wrong family
  * when a pseudo-header is needed: v3 IPv6, or v3 IPv4 with RFC5798), or
  * -ENOBUFS if BUF is too small. META may be NULL otherwise; auth_type is

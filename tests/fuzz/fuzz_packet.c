@@ -92,7 +92,8 @@ static bool advert_equal(const struct vrrp_advert *a, const struct vrrp_advert *
         size_t alen = ip_family_addr_len(a->family);
 
         if (a->version != b->version || a->vrid != b->vrid || a->priority != b->priority ||
-            a->auth_type != b->auth_type || a->max_adver_int_cs != b->max_adver_int_cs ||
+            a->auth_type != b->auth_type || memcmp(a->auth_data, b->auth_data, VRRP_V2_AUTH_LEN) != 0 ||
+            a->max_adver_int_cs != b->max_adver_int_cs ||
             a->family != b->family || a->n_addrs != b->n_addrs)
                 return false;
         for (size_t i = 0; i < a->n_addrs; i++)

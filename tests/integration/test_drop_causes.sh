@@ -13,6 +13,9 @@
 #   ttl               v3 adverts for vrid 51 with TTL 64
 #   checksum          v3 adverts for vrid 51 with a broken checksum
 #   interval          v2 adverts for vrid 52 saying 2 s (old says 1 s)
+#   auth              v2 adverts for vrid 52 with authentication type 2 (IP
+#                     AH), which the log line names, then with a simple
+#                     password (old has no auth_pass): twice the burst
 #   source            unicast v3 adverts for vrid 53 from the client, which
 #                     is not in unicast_peers, to each gateway
 #   address_conflict  IPv6 adverts for vrid 51 from gw1's own link-local
@@ -33,7 +36,7 @@ require_hamgr
 require_tool HAMGR_INJECT vrrp_inject
 
 BURST=40
-CAUSES=(version interval source ttl checksum address_conflict)
+CAUSES=(version interval source ttl checksum address_conflict auth)
 INSTANCES=(wan wan6 old uc)
 
 write_conf() {
@@ -91,6 +94,11 @@ burst() {
         ttl) inject -s 10.77.0.100 -d 224.0.0.18 -v 3 -r 51 --interval-cs 10 -t 64 --vip 10.77.0.10 ;;
         checksum) inject -s 10.77.0.100 -d 224.0.0.18 -v 3 -r 51 --interval-cs 10 --mode badsum --vip 10.77.0.10 ;;
         interval) inject -s 10.77.0.100 -d 224.0.0.18 -v 2 -r 52 --interval-cs 200 --vip 10.77.0.20 ;;
+        auth)
+                # AH first: the one WARNING line of the minute is then its own.
+                inject -s 10.77.0.100 -d 224.0.0.18 -v 2 -r 52 --interval-cs 100 --mode ah --vip 10.77.0.20
+                inject -s 10.77.0.100 -d 224.0.0.18 -v 2 -r 52 --interval-cs 100 --auth-pass secret --vip 10.77.0.20
+                ;;
         source)
                 inject -s 10.77.0.100 -d 10.77.0.1 -v 3 -r 53 --interval-cs 10 --vip 10.77.0.30
                 inject -s 10.77.0.100 -d 10.77.0.2 -v 3 -r 53 --interval-cs 10 --vip 10.77.0.30
@@ -106,7 +114,7 @@ burst() {
 receivers() {
         case $1 in
         version | ttl | checksum) echo "gw1:wan gw2:wan" ;;
-        interval) echo "gw1:old gw2:old" ;;
+        interval | auth) echo "gw1:old gw2:old" ;;
         source) echo "gw1:uc gw2:uc" ;;
         # gw2 takes gw1's address for gw1's: only gw1 can tell.
         address_conflict) echo "gw1:wan6" ;;
@@ -136,6 +144,7 @@ for cause in "${CAUSES[@]}"; do
                 assert_true "$cause burst $round: all instances keep their state" steady
         done
         want=$((2 * BURST))
+        [ "$cause" != auth ] || want=$((4 * BURST))
         for r in $(receivers "$cause"); do
                 n=${r%%:*} i=${r#*:}
                 before=$before1
@@ -150,6 +159,10 @@ for cause in "${CAUSES[@]}"; do
                         fail "$cause: $n $i drops.$cause +$got, want $((want * 9 / 10))..$want"
                 fi
                 assert_eq "$(warnings "$n" "$i" "$cause")" 1 "$cause: $n logged one WARNING line for $i over two bursts"
+                if [ "$cause" = auth ]; then
+                        assert_eq "$(hamgr_log_count "$n" "authentication type 2 (IP AH) is not supported")" 1 \
+                                "auth: $n says that AH is not supported"
+                fi
         done
         # Nothing else moved: every other counter of every instance is as before.
         for n in gw1 gw2; do

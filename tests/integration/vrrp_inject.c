@@ -48,6 +48,7 @@ enum inject_mode {
         MODE_ZEROVRID,
         MODE_ZEROINTERVAL,
         MODE_RANDOM,
+        MODE_AH,                        /* v2: authentication type 2 (IP AH) */
         _MODE_MAX,
 };
 
@@ -61,6 +62,7 @@ static const char *const mode_table[_MODE_MAX] = {
         [MODE_ZEROVRID] = "zerovrid",
         [MODE_ZEROINTERVAL] = "zerointerval",
         [MODE_RANDOM] = "random",
+        [MODE_AH] = "ah",
 };
 
 struct options {
@@ -76,6 +78,7 @@ struct options {
         union in_addr_union vips[VRRP_MAX_ADDRS];
         unsigned n_vips;
         int vip_family;
+        const char *auth_pass;          /* v2: simple password (type 1); NULL = none */
         unsigned long count;
         unsigned gap_ms;
         enum inject_mode mode;
@@ -184,6 +187,10 @@ static int make_message(const struct options *o, uint64_t *rng, uint8_t *buf, si
         }
 
         memcpy(adv.addrs, o->vips, sizeof(adv.addrs));
+        if (o->auth_pass) {
+                adv.auth_type = VRRP_AUTH_SIMPLE;
+                memcpy(adv.auth_data, o->auth_pass, strnlen(o->auth_pass, VRRP_V2_AUTH_LEN));
+        }
         len = vrrp_advert_build(&adv, &meta, o->checksum, buf, bufsize);
         if (len < 0)
                 return len;
@@ -227,6 +234,12 @@ static int make_message(const struct options *o, uint64_t *rng, uint8_t *buf, si
                 if (o->version == 3)
                         buf[4] &= 0xf0;
                 buf[5] = 0;
+                set_checksum(o, o->version, buf, (size_t) len);
+                break;
+        case MODE_AH:
+                if (o->version != 2)
+                        return -EINVAL;
+                buf[4] = VRRP_AUTH_AH;
                 set_checksum(o, o->version, buf, (size_t) len);
                 break;
         default:
@@ -337,8 +350,8 @@ static void usage(FILE *f) {
         fputs("usage: vrrp_inject -i IFACE -s SRC -d DST --vip ADDR... [-v 2|3] [-r VRID] [-p PRIO]\n"
               "                   [-t TTL] [--interval-cs N] [--count N] [--gap-ms N]\n"
               "                   [--mode valid|truncated|badsum|badver|badtype|countmismatch|\n"
-              "                           zerovrid|zerointerval|random]\n"
-              "                   [--checksum rfc5798|rfc9568] [--seed N] [--no-verify] [-q]\n"
+              "                           zerovrid|zerointerval|random|ah]\n"
+              "                   [--checksum rfc5798|rfc9568] [--auth-pass PASS] [--seed N] [--no-verify] [-q]\n"
               "Defaults: -v 3 -r 51 -p 100 -t 255 --interval-cs 100 --count 1 --gap-ms 1 --mode valid.\n",
               f);
 }
@@ -353,6 +366,7 @@ static int parse_args(int argc, char **argv, struct options *o) {
                 OPT_CHECKSUM,
                 OPT_SEED,
                 OPT_NO_VERIFY,
+                OPT_AUTH_PASS,
         };
         static const struct option longopts[] = {
                 { "interface", required_argument, NULL, 'i' },
@@ -370,6 +384,7 @@ static int parse_args(int argc, char **argv, struct options *o) {
                 { "checksum", required_argument, NULL, OPT_CHECKSUM },
                 { "seed", required_argument, NULL, OPT_SEED },
                 { "no-verify", no_argument, NULL, OPT_NO_VERIFY },
+                { "auth-pass", required_argument, NULL, OPT_AUTH_PASS },
                 { "quiet", no_argument, NULL, 'q' },
                 { "help", no_argument, NULL, 'h' },
                 {},
@@ -451,6 +466,11 @@ static int parse_args(int argc, char **argv, struct options *o) {
                         break;
                 case OPT_NO_VERIFY:
                         o->verify = false;
+                        break;
+                case OPT_AUTH_PASS:
+                        if (strlen(optarg) < 1 || strlen(optarg) > VRRP_V2_AUTH_LEN)
+                                r = -EINVAL;
+                        o->auth_pass = optarg;
                         break;
                 case 'q':
                         o->quiet = true;

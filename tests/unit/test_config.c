@@ -2323,6 +2323,47 @@ static void test_free_null(void **state) {
         assert_null(hamgr_config_find_check(NULL, "x"));
 }
 
+static void test_auth_pass(void **state) {
+        _cleanup_(hamgr_config_freep) struct hamgr_config *c = NULL, *c8 = NULL, *other = NULL;
+        struct hamgr_config_errors w = {};
+
+        c = load_ok("vrrp = ( { name = \"v\"; interface = \"eth0\"; vrid = 7; version = 2;\n"
+                    "  virtual_ips = [ \"10.0.0.1\" ]; auth_pass = \"s3cret\"; } );\n");
+        assert_string_equal(c->vrrp[0].auth_pass, "s3cret");
+        assert_int_equal(hamgr_config_warnings(c, &w), 0);
+        assert_int_equal(w.n, 1);
+        assert_int_equal(w.items[0].line, 1);
+        assert_non_null(strstr(w.items[0].message, "not security"));
+        hamgr_config_errors_clear(&w);
+
+        c8 = load_ok("vrrp = ( { name = \"v\"; interface = \"eth0\"; vrid = 7; version = 2;\n"
+                     "  virtual_ips = [ \"10.0.0.1\" ]; auth_pass = \"12345678\"; } );\n");
+        assert_string_equal(c8->vrrp[0].auth_pass, "12345678");
+        /* A changed password is a changed instance. */
+        assert_false(hamgr_vrrp_config_equal(&c->vrrp[0], &c8->vrrp[0]));
+        other = load_ok("vrrp = ( { name = \"v\"; interface = \"eth0\"; vrid = 7; version = 2;\n"
+                        "  virtual_ips = [ \"10.0.0.1\" ]; } );\n");
+        assert_null(other->vrrp[0].auth_pass);
+        assert_false(hamgr_vrrp_config_equal(&c->vrrp[0], &other->vrrp[0]));
+
+        expect_one_error("vrrp = ( { name = \"v\"; interface = \"eth0\"; vrid = 7;\n"
+                         "  virtual_ips = [ \"10.0.0.1\" ];\n"
+                         "  auth_pass = \"s3cret\"; } );\n",
+                         3, "auth_pass needs version 2");
+        expect_one_error("vrrp = ( { name = \"v\"; interface = \"eth0\"; vrid = 7; version = 2;\n"
+                         "  virtual_ips = [ \"10.0.0.1\" ];\n"
+                         "  auth_pass = \"123456789\"; } );\n",
+                         3, "auth_pass must be 1 to 8 characters");
+        expect_one_error("vrrp = ( { name = \"v\"; interface = \"eth0\"; vrid = 7; version = 2;\n"
+                         "  virtual_ips = [ \"10.0.0.1\" ];\n"
+                         "  auth_pass = \"\"; } );\n",
+                         3, "auth_pass must be 1 to 8 characters");
+        expect_one_error("vrrp = ( { name = \"v\"; interface = \"eth0\"; vrid = 7; version = 2;\n"
+                         "  virtual_ips = [ \"10.0.0.1\" ];\n"
+                         "  auth_pass = 12; } );\n",
+                         3, "auth_pass");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sample_config),
@@ -2369,6 +2410,7 @@ int main(void) {
                 cmocka_unit_test(test_all_errors_one_pass),
                 cmocka_unit_test(test_keepalived_hint),
                 cmocka_unit_test(test_load_not_regular),
+                cmocka_unit_test(test_auth_pass),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

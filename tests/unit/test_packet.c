@@ -104,6 +104,7 @@ static void assert_advert_equal(const struct vrrp_advert *a, const struct vrrp_a
         assert_int_equal(a->vrid, b->vrid);
         assert_int_equal(a->priority, b->priority);
         assert_int_equal(a->auth_type, b->auth_type);
+        assert_memory_equal(a->auth_data, b->auth_data, VRRP_V2_AUTH_LEN);
         assert_int_equal(a->max_adver_int_cs, b->max_adver_int_cs);
         assert_int_equal(a->family, b->family);
         assert_int_equal(a->n_addrs, b->n_addrs);
@@ -292,7 +293,7 @@ static void test_build_rejects(void **state) {
         a = advert(3, AF_INET, 1, 100, 100, 1);
         assert_int_equal(vrrp_advert_build(&a, &m4, _VRRP_CHECKSUM_MAX, buf, sizeof(buf)), -EINVAL);
 
-        /* v2: IPv4 only, whole seconds that fit 8 bits, no authentication. */
+        /* v2: IPv4 only, whole seconds that fit 8 bits, no AH authentication. */
         a = advert(2, AF_INET6, 1, 100, 100, 1);
         assert_int_equal(vrrp_advert_build(&a, &m6, VRRP_CHECKSUM_RFC9568, buf, sizeof(buf)), -EINVAL);
         a = advert(2, AF_INET, 1, 100, 150, 1);
@@ -302,7 +303,9 @@ static void test_build_rejects(void **state) {
         a = advert(2, AF_INET, 1, 100, 0, 1);
         assert_int_equal(vrrp_advert_build(&a, &m4, VRRP_CHECKSUM_RFC9568, buf, sizeof(buf)), -EINVAL);
         a = advert(2, AF_INET, 1, 100, 100, 1);
-        a.auth_type = 1;
+        a.auth_type = VRRP_AUTH_AH;
+        assert_int_equal(vrrp_advert_build(&a, &m4, VRRP_CHECKSUM_RFC9568, buf, sizeof(buf)), -EINVAL);
+        a.auth_type = 3;
         assert_int_equal(vrrp_advert_build(&a, &m4, VRRP_CHECKSUM_RFC9568, buf, sizeof(buf)), -EINVAL);
 
         /* A pseudo-header needs addresses of the advert's family. */
@@ -590,14 +593,68 @@ static void test_v2_auth(void **state) {
         assert_int_equal(out.auth_type, 0);
         assert_int_equal(out.max_adver_int_cs, 100);
 
-        /* Types 1 (plain text) and 2 (IP AH) are refused. */
-        for (uint8_t t = 1; t <= 2; t++) {
+        /* Type 1 (plain text): the 8 bytes come back as they are, for
+         * the caller to compare with its password. */
+        n = valid_msg(2, &m, VRRP_CHECKSUM_RFC9568, 1, buf, sizeof(buf));
+        buf[4] = VRRP_AUTH_SIMPLE;
+        memcpy(buf + n - VRRP_V2_AUTH_LEN, "secret\0\0", VRRP_V2_AUTH_LEN);
+        fix_checksum(buf, n, &m, false);
+        assert_int_equal(parse_exact(buf, n, &m, &out, NULL), 0);
+        assert_int_equal(out.auth_type, VRRP_AUTH_SIMPLE);
+        assert_memory_equal(out.auth_data, "secret\0\0", VRRP_V2_AUTH_LEN);
+
+        /* Type 2 (IP AH) and anything above are refused. */
+        for (unsigned t = 2; t <= 255; t++) {
                 n = valid_msg(2, &m, VRRP_CHECKSUM_RFC9568, 1, buf, sizeof(buf));
-                buf[4] = t;
+                buf[4] = (uint8_t) t;
                 memcpy(buf + n - VRRP_V2_AUTH_LEN, "secret\0\0", VRRP_V2_AUTH_LEN);
                 fix_checksum(buf, n, &m, false);
                 assert_rejected(buf, n, &m, "unsupported authentication type");
         }
+}
+
+/* RFC 2338 5.3.6.1: type 1 carries the password in the last 8 bytes, zero
+ * padded; built by hand here so that the expected bytes do not come from
+ * the code under test. */
+static void test_v2_auth_build(void **state) {
+        struct vrrp_ip_meta m = meta_of("192.0.2.1", "224.0.0.18", 255);
+        static const uint8_t expected[] = {
+                0x21, 0x07, 0x64, 0x01, 0x01, 0x01, 0x00, 0x00, /* v2 advert vrid 7 prio 100, 1 addr, auth 1, 1 s */
+                0xc0, 0x00, 0x02, 0x0a,                         /* 192.0.2.10 */
+                'p', 'a', 's', 's', 0x00, 0x00, 0x00, 0x00,     /* "pass" zero padded */
+        };
+        uint8_t want[sizeof(expected)], buf[64];
+        struct vrrp_advert a = {
+                .version = 2, .vrid = 7, .priority = 100, .auth_type = VRRP_AUTH_SIMPLE,
+                .max_adver_int_cs = 100, .family = AF_INET, .n_addrs = 1,
+                .auth_data = { 'p', 'a', 's', 's' },
+        }, out = {};
+        int n;
+
+        assert_int_equal(inet_pton(AF_INET, "192.0.2.10", &a.addrs[0].in), 1);
+        memcpy(want, expected, sizeof(want));
+        fix_checksum(want, sizeof(want), &m, false);
+        n = vrrp_advert_build(&a, &m, VRRP_CHECKSUM_RFC9568, buf, sizeof(buf));
+        assert_int_equal(n, sizeof(want));
+        assert_memory_equal(buf, want, sizeof(want));
+        assert_int_equal(parse_exact(buf, (size_t) n, &m, &out, NULL), 0);
+        assert_advert_equal(&a, &out);
+
+        /* Eight characters fill the field, without a terminator. */
+        memcpy(a.auth_data, "12345678", VRRP_V2_AUTH_LEN);
+        n = vrrp_advert_build(&a, &m, VRRP_CHECKSUM_RFC9568, buf, sizeof(buf));
+        assert_int_equal(n, sizeof(want));
+        assert_memory_equal(buf + n - VRRP_V2_AUTH_LEN, "12345678", VRRP_V2_AUTH_LEN);
+        assert_int_equal(parse_exact(buf, (size_t) n, &m, &out, NULL), 0);
+        assert_advert_equal(&a, &out);
+
+        /* Type 0 sends zeros whatever auth_data holds; v3 has no such field. */
+        a.auth_type = VRRP_AUTH_NONE;
+        n = vrrp_advert_build(&a, &m, VRRP_CHECKSUM_RFC9568, buf, sizeof(buf));
+        assert_int_equal(n, sizeof(want));
+        assert_int_equal(buf[4], 0);
+        for (int i = n - VRRP_V2_AUTH_LEN; i < n; i++)
+                assert_int_equal(buf[i], 0);
 }
 
 static void test_reject_meta_family(void **state) {
@@ -729,7 +786,7 @@ static void test_parse_error_causes(void **state) {
         fix_checksum(buf, n, &m4, true);
         assert_cause(buf, n, &m4, VRRP_PARSE_ZERO_INTERVAL);
         n2 = valid_msg(2, &m4, VRRP_CHECKSUM_RFC9568, 1, v2, sizeof(v2));
-        v2[4] = 1;
+        v2[4] = VRRP_AUTH_AH;
         fix_checksum(v2, n2, &m4, false);
         assert_cause(v2, n2, &m4, VRRP_PARSE_AUTH_TYPE);
 }
@@ -909,6 +966,37 @@ static void test_keepalived_v2_ipv4(void **state) {
                       VRRP_CHECKSUM_RFC9568, "10.99.0.1", "224.0.0.18", vips, 2);
 }
 
+/* keepalived's auth_type PASS: type 1, the password zero-padded; our
+ * builder makes the same bytes from the parsed fields. */
+static void test_keepalived_v2_pass(void **state) {
+        const uint8_t *caps[] = { keepalived_v2_ipv4_pass, keepalived_v2_ipv4_pass_prio0 };
+        const uint8_t prios[] = { 110, 0 };
+        struct ip_address vip = addr("10.99.0.40"), src = addr("10.99.0.1");
+
+        for (size_t i = 0; i < ELEMENTSOF(caps); i++) {
+                struct vrrp_ip_meta m = {};
+                struct vrrp_advert adv = {};
+                const uint8_t *payload = NULL;
+                uint8_t buf[64];
+                size_t plen = 0;
+
+                assert_int_equal(vrrp_ipv4_split(caps[i], sizeof(keepalived_v2_ipv4_pass), &m, &payload, &plen,
+                                                 NULL), 0);
+                assert_true(ip_address_equal(&m.src, &src));
+                assert_int_equal(vrrp_advert_parse(payload, plen, &m, &adv, NULL), 0);
+                assert_int_equal(adv.version, 2);
+                assert_int_equal(adv.vrid, 55);
+                assert_int_equal(adv.priority, prios[i]);
+                assert_int_equal(adv.max_adver_int_cs, 100);
+                assert_int_equal(adv.n_addrs, 1);
+                assert_memory_equal(adv.addrs[0].bytes, vip.addr.bytes, 4);
+                assert_int_equal(adv.auth_type, VRRP_AUTH_SIMPLE);
+                assert_memory_equal(adv.auth_data, "hamgr12\0", VRRP_V2_AUTH_LEN);
+                assert_int_equal(vrrp_advert_build(&adv, &m, VRRP_CHECKSUM_RFC9568, buf, sizeof(buf)), (int) plen);
+                assert_memory_equal(buf, payload, plen);
+        }
+}
+
 static void test_keepalived_v3_ipv6(void **state) {
         static const char *const vips[] = { "2001:db8::10" };
 
@@ -953,6 +1041,7 @@ int main(void) {
                 cmocka_unit_test(test_reject_zero_interval),
                 cmocka_unit_test(test_v3_reserved_bits_ignored),
                 cmocka_unit_test(test_v2_auth),
+                cmocka_unit_test(test_v2_auth_build),
                 cmocka_unit_test(test_reject_meta_family),
                 cmocka_unit_test(test_parse_error_causes),
                 cmocka_unit_test(test_ipv4_split),
@@ -960,6 +1049,7 @@ int main(void) {
                 cmocka_unit_test(test_keepalived_v3_ipv4),
                 cmocka_unit_test(test_keepalived_v3_ipv4_unicast),
                 cmocka_unit_test(test_keepalived_v2_ipv4),
+                cmocka_unit_test(test_keepalived_v2_pass),
                 cmocka_unit_test(test_keepalived_v3_ipv6),
                 cmocka_unit_test(test_keepalived_rejected_when_tampered),
         };
