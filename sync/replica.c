@@ -1573,3 +1573,202 @@ int replica_decode(const uint8_t *buf, size_t len, uint64_t node, struct replica
         *ret = TAKE_PTR(r);
         return 0;
 }
+
+/* ---- streaming catch-up ---- */
+
+/* The stream key of a peer record: what replica_changes_since() orders by. */
+static struct hlc_ts peer_key(const struct replica_peer *p) {
+        return ts_max(p->version, p->endpoint_version);
+}
+
+/* Whether every version in the record was written by NODE (nonzero). */
+static bool peer_written_by(const struct replica_peer *p, uint64_t node) {
+        return p->version.node == node && (hlc_ts_is_zero(p->endpoint_version) || p->endpoint_version.node == node);
+}
+
+/* A max-heap of at most CAP refs by key: after a pass over all records it
+ * holds the CAP smallest keys above the start, without sorting them all. */
+struct ref_heap {
+        struct since_ref *v;
+        size_t n, cap;
+};
+
+static void ref_swap(struct since_ref *a, struct since_ref *b) {
+        struct since_ref t = *a;
+
+        *a = *b;
+        *b = t;
+}
+
+static void heap_sift_down(struct ref_heap *h, size_t i) {
+        for (;;) {
+                size_t l = 2 * i + 1, m = i;
+
+                if (l < h->n && hlc_compare(h->v[l].key, h->v[m].key) > 0)
+                        m = l;
+                if (l + 1 < h->n && hlc_compare(h->v[l + 1].key, h->v[m].key) > 0)
+                        m = l + 1;
+                if (m == i)
+                        return;
+                ref_swap(&h->v[i], &h->v[m]);
+                i = m;
+        }
+}
+
+static void heap_offer(struct ref_heap *h, struct since_ref ref) {
+        if (h->n < h->cap) {
+                size_t i = h->n++;
+
+                h->v[i] = ref;
+                while (i > 0 && hlc_compare(h->v[(i - 1) / 2].key, h->v[i].key) < 0) {
+                        ref_swap(&h->v[i], &h->v[(i - 1) / 2]);
+                        i = (i - 1) / 2;
+                }
+                return;
+        }
+        if (hlc_compare(ref.key, h->v[0].key) >= 0)
+                return;
+        h->v[0] = ref;
+        heap_sift_down(h, 0);
+}
+
+size_t replica_rec_encoded_size(const struct replica_rec *rec) {
+        struct writer w = {};
+
+        if (!rec)
+                return 0;
+        if (rec->type == REPLICA_REC_DEVICE)
+                put_device(&w, rec->ifname, &rec->device);
+        else
+                put_peer(&w, rec->ifname, &rec->peer);
+        return w.pos;
+}
+
+int replica_changes_batch(const struct replica *r, struct hlc_ts since, uint64_t skip_node, size_t max_records,
+                          size_t max_bytes, struct replica_changes *ret) {
+        _cleanup_(freep) struct since_ref *refs = NULL;
+        struct replica_changes out = {};
+        struct ref_heap h = {};
+        size_t bytes = 5; /* format byte and count */
+        int k;
+
+        if (!r || !ret || max_records == 0)
+                return -EINVAL;
+        h.cap = MIN(max_records, replica_n_records(r));
+        if (h.cap == 0)
+                return 0;
+        refs = h.v = malloc(h.cap * sizeof(*h.v));
+        if (!refs)
+                return -ENOMEM;
+        for (size_t i = 0; i < r->n_ifaces; i++) {
+                const struct replica_iface *f = &r->ifaces[i];
+
+                if (!hlc_ts_is_zero(f->device.version) && hlc_compare(f->device.version, since) > 0 &&
+                    (skip_node == 0 || f->device.version.node != skip_node))
+                        heap_offer(&h, (struct since_ref) { f, NULL, f->device.version });
+                for (size_t j = 0; j < f->n_peers; j++) {
+                        const struct replica_peer *p = &f->peers[j];
+                        struct hlc_ts key = peer_key(p);
+
+                        if (hlc_compare(key, since) > 0 && (skip_node == 0 || !peer_written_by(p, skip_node)))
+                                heap_offer(&h, (struct since_ref) { f, p, key });
+                }
+        }
+        if (h.n == 0)
+                return 0;
+        qsort(h.v, h.n, sizeof(*h.v), since_ref_cmp);
+        k = changes_reserve(&out, h.n);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; i < h.n; i++) {
+                struct replica_rec *rec = &out.recs[out.n];
+                size_t size;
+
+                if (!h.v[i].peer)
+                        rec_from_device(h.v[i].iface->name, &h.v[i].iface->device, rec);
+                else {
+                        k = rec_from_peer(h.v[i].iface->name, h.v[i].peer, rec);
+                        if (k < 0)
+                                goto fail;
+                }
+                size = replica_rec_encoded_size(rec);
+                /* The first record always goes: any one record fits a frame. */
+                if (out.n > 0 && bytes + size > max_bytes) {
+                        peer_done(&rec->peer);
+                        sodium_memzero(rec, sizeof(*rec));
+                        break;
+                }
+                bytes += size;
+                out.n++;
+        }
+        k = changes_append(ret, &out);
+        if (k < 0)
+                goto fail;
+        return 0;
+fail:
+        replica_changes_done(&out);
+        return k;
+}
+
+struct hlc_ts replica_changes_last_key(const struct replica_changes *c) {
+        struct hlc_ts best = {};
+
+        if (!c)
+                return best;
+        for (size_t i = 0; i < c->n; i++) {
+                const struct replica_rec *rec = &c->recs[i];
+
+                best = ts_max(best, rec->type == REPLICA_REC_PEER ? peer_key(&rec->peer) : rec->device.version);
+        }
+        return best;
+}
+
+/* ---- tombstone collection ---- */
+
+static bool tombstone_collectable(const struct replica *r, const struct replica_peer *p, uint64_t before_wall_ms,
+                                  const struct replica_ack *acks, size_t n_acks) {
+        struct hlc_ts key = peer_key(p);
+        uint64_t origin = p->version.node;
+
+        if (!p->deleted || key.wall_ms >= before_wall_ms)
+                return false;
+        /* Records are not relayed: another node's acknowledgement of our
+         * stream proves it holds this tombstone only if we wrote it, or if
+         * that node wrote it itself. A third node's tombstone may not have
+         * reached a fourth through us. */
+        if (origin != r->clock.node && !(n_acks == 1 && acks[0].node == origin))
+                return false;
+        for (size_t i = 0; i < n_acks; i++)
+                if (acks[i].node != origin && hlc_compare(acks[i].acked, key) < 0)
+                        return false;
+        return true;
+}
+
+int replica_collect_tombstones(struct replica *r, uint64_t before_wall_ms, const struct replica_ack *acks,
+                               size_t n_acks, size_t *ret_collected) {
+        size_t collected = 0;
+
+        if (!r || (n_acks > 0 && !acks))
+                return -EINVAL;
+        for (size_t i = 0; i < r->n_ifaces; i++) {
+                struct replica_iface *f = &r->ifaces[i];
+                size_t kept = 0;
+
+                for (size_t j = 0; j < f->n_peers; j++) {
+                        if (tombstone_collectable(r, &f->peers[j], before_wall_ms, acks, n_acks)) {
+                                peer_done(&f->peers[j]);
+                                collected++;
+                                continue;
+                        }
+                        if (kept != j) {
+                                f->peers[kept] = f->peers[j];
+                                sodium_memzero(&f->peers[j], sizeof(f->peers[j]));
+                        }
+                        kept++;
+                }
+                f->n_peers = kept;
+        }
+        if (ret_collected)
+                *ret_collected = collected;
+        return 0;
+}

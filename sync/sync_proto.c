@@ -107,6 +107,8 @@ static const char *const frame_type_names[_SYNC_FRAME_TYPE_MAX] = {
         [SYNC_FRAME_CHANGES] = "changes",
         [SYNC_FRAME_ACK] = "ack",
         [SYNC_FRAME_CLOSE] = "close",
+        [SYNC_FRAME_RESUME] = "resume",
+        [SYNC_FRAME_CAUGHT_UP] = "caught-up",
 };
 
 static const char *const close_reason_names[_SYNC_CLOSE_REASON_MAX] = {
@@ -131,6 +133,14 @@ static bool name_valid(const char *name, size_t len) {
                 if (name[i] < 0x21 || name[i] > 0x7e)
                         return false;
         return true;
+}
+
+/* A watermark is a replication version: wall time below 2^48 and a writer,
+ * or all zero. */
+static bool resume_valid(const struct sync_frame *f) {
+        if (f->resume.wall_ms >= UINT64_C(1) << 48)
+                return false;
+        return f->resume.node != 0 || (f->resume.wall_ms == 0 && f->resume.logical == 0);
 }
 
 int sync_frame_parse(const uint8_t *buf, size_t len, struct sync_frame *ret, const char **ret_reason) {
@@ -199,6 +209,26 @@ int sync_frame_parse(const uint8_t *buf, size_t len, struct sync_frame *ret, con
                 }
                 f.ack.seq = get_be64(p);
                 break;
+        case SYNC_FRAME_RESUME:
+                if (plen != SYNC_RESUME_LEN) {
+                        set_reason(ret_reason, "resume length mismatch");
+                        return -EBADMSG;
+                }
+                f.resume.wall_ms = get_be64(p);
+                f.resume.logical = (uint16_t) ((p[8] << 8) | p[9]);
+                f.resume.node = get_be64(p + 10);
+                if (!resume_valid(&f)) {
+                        set_reason(ret_reason, "invalid resume watermark");
+                        return -EBADMSG;
+                }
+                break;
+        case SYNC_FRAME_CAUGHT_UP:
+                if (plen != 8) {
+                        set_reason(ret_reason, "caught-up length mismatch");
+                        return -EBADMSG;
+                }
+                f.caught_up.seq = get_be64(p);
+                break;
         case SYNC_FRAME_CLOSE:
                 if (plen != 1) {
                         set_reason(ret_reason, "close length mismatch");
@@ -229,7 +259,10 @@ static size_t frame_size(const struct sync_frame *f) {
         }
         case SYNC_FRAME_HEARTBEAT:
         case SYNC_FRAME_ACK:
+        case SYNC_FRAME_CAUGHT_UP:
                 return 2 + 8;
+        case SYNC_FRAME_RESUME:
+                return resume_valid(f) ? 2 + SYNC_RESUME_LEN : 0;
         case SYNC_FRAME_CHANGES:
                 if (f->changes.len > SYNC_FRAME_MAX - 2 - 8 || (f->changes.len > 0 && !f->changes.data))
                         return 0;
@@ -266,6 +299,15 @@ static void frame_write(const struct sync_frame *f, uint8_t *buf) {
                 break;
         case SYNC_FRAME_ACK:
                 put_be64(p, f->ack.seq);
+                break;
+        case SYNC_FRAME_RESUME:
+                put_be64(p, f->resume.wall_ms);
+                p[8] = (uint8_t) (f->resume.logical >> 8);
+                p[9] = (uint8_t) f->resume.logical;
+                put_be64(p + 10, f->resume.node);
+                break;
+        case SYNC_FRAME_CAUGHT_UP:
+                put_be64(p, f->caught_up.seq);
                 break;
         case SYNC_FRAME_CLOSE:
                 p[0] = (uint8_t) f->close.reason;

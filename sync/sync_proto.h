@@ -36,6 +36,8 @@
 /* sync_session_feed() refuses to buffer more than this many unread bytes:
  * a whole maximal frame plus one generous read. */
 #define SYNC_FEED_MAX (4 + SYNC_FRAME_MAX + SYNC_FRAME_OVERHEAD + 1024u * 1024u)
+/* RESUME payload: a version (u64 wall ms, u16 logical, u64 node). */
+#define SYNC_RESUME_LEN (8 + 2 + 8)
 /* Node names in HELLO: 1..63 bytes of printable ASCII without spaces. */
 #define SYNC_NAME_MAX 63
 
@@ -56,6 +58,8 @@ enum sync_frame_type {
         SYNC_FRAME_CHANGES = 3,
         SYNC_FRAME_ACK = 4,
         SYNC_FRAME_CLOSE = 5,
+        SYNC_FRAME_RESUME = 6,
+        SYNC_FRAME_CAUGHT_UP = 7,
         _SYNC_FRAME_TYPE_MAX,
 };
 
@@ -90,6 +94,23 @@ struct sync_frame {
                 struct {
                         uint64_t seq;
                 } ack;
+                /* Sent once per connection after HELLO, by each side as a
+                 * receiver: stream me the records whose key is above this
+                 * version (the highest key merged from the other node's
+                 * stream; all zero: everything). Wall below 2^48; node
+                 * nonzero unless all zero. */
+                struct {
+                        uint64_t wall_ms;
+                        uint16_t logical;
+                        uint64_t node;
+                } resume;
+                /* The catch-up stream since RESUME is complete: every record
+                 * the sender held when it found nothing more to send went in
+                 * the CHANGES frames up to and including SEQ (0: none); what
+                 * follows are live changes. */
+                struct {
+                        uint64_t seq;
+                } caught_up;
                 struct {
                         enum sync_close_reason reason;
                 } close;

@@ -951,6 +951,93 @@ int wg_uapi_get_device(const char *ifname, struct wg_device **ret) {
         return 0;
 }
 
+/* ---- configuration digest ---- */
+
+struct digest_state {
+        crypto_generichash_state h;
+        bool have_errno;
+        int error;
+};
+
+/* Lines that change without anyone editing the device. */
+static bool line_volatile(const char *line) {
+        static const char *const prefixes[] = {
+                "last_handshake_time_sec=", "last_handshake_time_nsec=", "rx_bytes=", "tx_bytes=",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
+                if (strncmp(line, prefixes[i], strlen(prefixes[i])) == 0)
+                        return true;
+        return false;
+}
+
+static int digest_line(void *userdata, char *line, size_t len, const char **reason) {
+        struct digest_state *d = userdata;
+
+        if (len == 0) {
+                if (!d->have_errno) {
+                        *reason = "no errno line";
+                        return -EBADMSG;
+                }
+                return 1;
+        }
+        if (strncmp(line, "errno=", 6) == 0) {
+                d->have_errno = true;
+                d->error = parse_errno(line + 6);
+                if (d->error > 0) {
+                        *reason = "bad errno value";
+                        return -EBADMSG;
+                }
+                return 0;
+        }
+        if (line_volatile(line))
+                return 0;
+        line[len] = '\n'; /* the copy has room for its NUL */
+        crypto_generichash_update(&d->h, (const uint8_t *) line, len + 1);
+        return 0;
+}
+
+static int digest_finish(struct digest_state *d, int r, uint8_t ret[static WG_DIGEST_LEN]) {
+        if (r >= 0 && d->error != 0)
+                r = d->error;
+        if (r >= 0)
+                crypto_generichash_final(&d->h, ret, WG_DIGEST_LEN);
+        sodium_memzero(d, sizeof(*d));
+        return r;
+}
+
+int wg_uapi_parse_digest(const uint8_t *buf, size_t len, uint8_t ret[static WG_DIGEST_LEN], const char **ret_reason) {
+        struct digest_state d = {};
+        const char *reason = NULL;
+        int r;
+
+        if (!ret || sodium_init() < 0)
+                return -EINVAL;
+        crypto_generichash_init(&d.h, NULL, 0, WG_DIGEST_LEN);
+        r = digest_finish(&d, parse_lines(buf, len, digest_line, &d, &reason), ret);
+        if (r == -EBADMSG && ret_reason)
+                *ret_reason = reason;
+        return r;
+}
+
+int wg_uapi_get_digest(const char *ifname, uint8_t ret[static WG_DIGEST_LEN]) {
+        _cleanup_(closep) int fd = -1;
+        struct digest_state d = {};
+        const char *reason = NULL;
+        int r;
+
+        if (!ret || sodium_init() < 0)
+                return -EINVAL;
+        r = uapi_connect(ifname, &fd);
+        if (r < 0)
+                return r;
+        r = send_all(fd, "get=1\n\n", 7);
+        if (r < 0)
+                return r;
+        crypto_generichash_init(&d.h, NULL, 0, WG_DIGEST_LEN);
+        return digest_finish(&d, read_lines(fd, digest_line, &d, &reason), ret);
+}
+
 /* One set request. *ret_refused tells a daemon's errno answer apart from
  * failures to talk to it. */
 static int uapi_set_once(const struct wg_device *dev, bool *ret_refused) {

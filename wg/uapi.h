@@ -31,6 +31,24 @@
 int wg_uapi_get_device(const char *ifname, struct wg_device **ret);
 
 /*
+ * A digest of IFNAME's configuration as a get reply shows it: a BLAKE2b
+ * hash of every line except handshake times and transfer counters, in
+ * order. Two equal digests mean the same keys, port, fwmark, peers,
+ * preshared keys, endpoints, keepalives and allowed IPs (in the order the
+ * daemon lists them: a daemon that reorders gives a new digest, which
+ * only costs a full read). Cheaper than wg_uapi_get_device(): nothing is
+ * parsed or allocated per peer. Returns 0, -ENODEV, -EBADMSG for a
+ * malformed reply or -errno.
+ */
+int wg_uapi_get_digest(const char *ifname, uint8_t ret[static WG_DIGEST_LEN]);
+
+/* The same digest of a get reply in BUF (as for wg_uapi_parse_get(), but
+ * lines are only checked for length, NUL bytes, the errno line and the
+ * final blank line). Returns 0, -|errno| for an errno= reply other than
+ * 0, -EBADMSG with *ret_reason (may be NULL). */
+int wg_uapi_parse_digest(const uint8_t *buf, size_t len, uint8_t ret[static WG_DIGEST_LEN], const char **ret_reason);
+
+/*
  * Apply DEV ("set=1"). Returns 0 or -errno.
  *
  * boringtun refuses some changes to a peer that already exists. When the
