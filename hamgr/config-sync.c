@@ -12,7 +12,7 @@
 #include "wg/wg.h"
 
 static const char *const sync_keys[] = {
-        "listen", "private_key_file", "poll_interval_ms", "peers", NULL,
+        "listen", "private_key_file", "poll_interval_ms", "tombstone_retention_s", "peers", NULL,
 };
 
 static const char *const sync_peer_keys[] = {
@@ -258,6 +258,7 @@ int parse_sync(struct loader *l, config_setting_t *root, struct hamgr_config *c)
         }
         sc->enabled = true;
         sc->poll_interval_ms = 1000;
+        sc->tombstone_retention_s = 7 * 24 * 3600;
         sc->line = line_of(grp);
         check_keys(l, grp, sync_keys, "in sync");
 
@@ -276,6 +277,7 @@ int parse_sync(struct loader *l, config_setting_t *root, struct hamgr_config *c)
                         return -ENOMEM;
         }
         (void) get_uint(l, grp, "poll_interval_ms", 100, 3600000, &sc->poll_interval_ms);
+        (void) get_uint(l, grp, "tombstone_retention_s", 0, 10 * 365 * 24 * 3600, &sc->tombstone_retention_s);
         r = PARSE_LIST(l, grp, &sync_peers_spec, "in sync", &w, sc->peers, sc->n_peers);
         free(w.meta);
         if (r < 0)

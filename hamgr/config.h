@@ -175,6 +175,7 @@ struct hamgr_sync_config {
         char *listen;                /* "IPv4:port" or "[IPv6]:port" */
         char *private_key_file;      /* absolute path; see hamgr genkey */
         uint32_t poll_interval_ms;   /* 100..3600000 (default 1000) */
+        uint32_t tombstone_retention_s; /* minimum age of a collected tombstone (default 7 days) */
         struct hamgr_sync_peer_config *peers;
         size_t n_peers;
         int line;

@@ -39,6 +39,13 @@
 #define SYNC_BACKOFF_MAX_USEC (10 * USEC_PER_SEC)
 #define SYNC_OFFSET_WARN_USEC USEC_PER_SEC
 #define SYNC_READ_CHUNK       65536
+/* A catch-up goes as a stream of batches this large at most (a record of
+ * 10000 allowed IPs still fits one), at most SYNC_WINDOW of them unacknowledged:
+ * neither side ever holds the whole state as one message. */
+#define SYNC_BATCH_RECORDS    4096
+#define SYNC_BATCH_BYTES      (1024u * 1024u)
+#define SYNC_WINDOW           8
+#define SYNC_GC_USEC          (60 * USEC_PER_SEC)
 
 struct sync_conn;
 
@@ -54,10 +61,19 @@ struct sync_peer_rt {
         bool offset_known;
         bool offset_warned;
         uint64_t last_frame_usec;
-        uint64_t tx_seq;                     /* last CHANGES sequence sent */
+        uint64_t tx_seq;                     /* last CHANGES (or CAUGHT_UP) sequence sent */
         uint64_t acked_seq;
         struct hlc_ts acked_version;         /* newest record the peer confirmed */
-        struct hlc_ts sent_version[64];      /* per in-flight seq (mod 64): newest record in it */
+        struct hlc_ts durable_version;       /* ... and saved: what tombstone collection trusts */
+        struct hlc_ts sent_version[64];      /* per in-flight seq (mod 64): stream key after it */
+        /* Our stream to the peer on the current connection. */
+        struct hlc_ts tx_cursor;             /* key of the last record sent */
+        bool tx_resumed;                     /* the peer's RESUME arrived: streaming */
+        uint64_t tx_caught_up_seq;           /* seq of our CAUGHT_UP; 0 while catching up */
+        uint64_t tx_skip_node;               /* records only the peer wrote are not sent back */
+        /* The peer's stream to us; the watermark outlives connections. */
+        struct hlc_ts rx_watermark;          /* highest key merged from the peer's stream */
+        bool rx_catching_up;                 /* its CAUGHT_UP has not arrived yet */
         uint64_t frames_rx, frames_tx, refused;
         char last_error[96];
 };
@@ -93,6 +109,21 @@ struct hamgr_sync {
         sd_event_source *poll_timer;
         uint64_t last_timestamp;
         uint64_t merges, local_changes, save_errors;
+        /* Merged during a catch-up, not yet saved and applied. */
+        unsigned rx_catchups;
+        bool deferred;
+        sd_event_source *gc_timer;
+        uint64_t tombstones_collected;
+        struct sync_poll_state *polls;       /* per interface polled */
+        size_t n_polls;
+};
+
+/* What the last full poll of an interface saw, to skip the next one. */
+struct sync_poll_state {
+        char ifname[IFNAMSIZ];
+        uint8_t digest[WG_DIGEST_LEN];
+        bool valid;
+        bool endpoints;                      /* polled with may_write_endpoints */
 };
 
 static uint64_t wall_usec(void) {
@@ -237,10 +268,11 @@ static int conn_send(struct sync_conn *c, const struct sync_frame *f) {
         return conn_queue(c, buf, len);
 }
 
+/* Send one batch of the stream (in key order, after tx_cursor). */
 static int send_changes(struct sync_conn *c, const struct replica_changes *changes) {
         struct sync_peer_rt *p = c->peer;
         struct sync_frame f = { .type = SYNC_FRAME_CHANGES };
-        struct hlc_ts newest = {};
+        struct hlc_ts last = replica_changes_last_key(changes);
         uint8_t *buf = NULL;
         size_t len = 0;
         int r;
@@ -250,36 +282,70 @@ static int send_changes(struct sync_conn *c, const struct replica_changes *chang
         r = replica_changes_encode(changes, &buf, &len);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < changes->n; i++) {
-                const struct replica_rec *rec = &changes->recs[i];
-                struct hlc_ts v = rec->type == REPLICA_REC_PEER ? rec->peer.version : rec->device.version;
-
-                if (hlc_compare(v, newest) > 0)
-                        newest = v;
-                if (rec->type == REPLICA_REC_PEER && hlc_compare(rec->peer.endpoint_version, newest) > 0)
-                        newest = rec->peer.endpoint_version;
-        }
         f.changes.seq = ++p->tx_seq;
         f.changes.data = buf;
         f.changes.len = len;
-        p->sent_version[f.changes.seq % ELEMENTSOF(p->sent_version)] = newest;
+        p->sent_version[f.changes.seq % ELEMENTSOF(p->sent_version)] = last;
+        if (hlc_compare(last, p->tx_cursor) > 0)
+                p->tx_cursor = last;
         r = conn_send(c, &f);
         sodium_memzero(buf, len);
         free(buf);
         return r;
 }
 
-static void broadcast_changes(struct hamgr_sync *s, const struct replica_changes *changes) {
+/* Keep the stream to C's peer going: batches after the cursor while the
+ * window has room, then (once) CAUGHT_UP. Local changes get keys above
+ * every key held, so after the catch-up the same loop sends them live. */
+static int conn_pump(struct sync_conn *c) {
+        struct hamgr_sync *s = c->sync;
+        struct sync_peer_rt *p = c->peer;
+        int r;
+
+        if (!c->registered || !p || p->conn != c || !p->tx_resumed)
+                return 0;
+        while (p->tx_seq - p->acked_seq < SYNC_WINDOW) {
+                _cleanup_(replica_changes_done) struct replica_changes batch = {};
+
+                r = replica_changes_batch(s->replica, p->tx_cursor, p->tx_skip_node, SYNC_BATCH_RECORDS,
+                                          SYNC_BATCH_BYTES, &batch);
+                if (r < 0)
+                        return r;
+                if (batch.n == 0) {
+                        if (p->tx_caught_up_seq == 0) {
+                                struct sync_frame f = { .type = SYNC_FRAME_CAUGHT_UP };
+
+                                /* Numbered like a batch, so its ACK says the
+                                 * peer saved the whole catch-up. */
+                                f.caught_up.seq = p->tx_caught_up_seq = ++p->tx_seq;
+                                p->sent_version[f.caught_up.seq % ELEMENTSOF(p->sent_version)] = p->tx_cursor;
+                                /* It holds what it wrote itself (or newer). */
+                                p->tx_skip_node = p->node;
+                                r = conn_send(c, &f);
+                                if (r < 0)
+                                        return r;
+                        }
+                        return 0;
+                }
+                r = send_changes(c, &batch);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void pump_all(struct hamgr_sync *s) {
         for (size_t i = 0; i < s->n_peers; i++) {
                 struct sync_conn *c = s->peers[i].conn;
 
-                if (c && send_changes(c, changes) < 0)
+                if (c && conn_pump(c) < 0)
                         conn_close(c, "send failed");
         }
 }
 
 static void peer_schedule_dial(struct sync_peer_rt *p, uint64_t delay);
 static void sync_poll_interface(struct hamgr_sync *s, const char *ifname);
+static void sync_catchup_done(struct hamgr_sync *s);
 
 static void conn_close(struct sync_conn *c, const char *why) {
         struct hamgr_sync *s = c->sync;
@@ -292,6 +358,10 @@ static void conn_close(struct sync_conn *c, const char *why) {
                 }
         if (c->peer && c->peer->conn == c) {
                 c->peer->conn = NULL;
+                if (c->peer->rx_catching_up) {
+                        c->peer->rx_catching_up = false;
+                        sync_catchup_done(s);
+                }
                 log_peer(c->peer, LOG_NOTICE, "disconnected (%s)", why);
                 snprintf(c->peer->last_error, sizeof(c->peer->last_error), "%s", why);
                 peer_schedule_dial(c->peer, c->peer->backoff_usec);
@@ -311,8 +381,7 @@ static void conn_close(struct sync_conn *c, const char *why) {
 static bool conn_register(struct sync_conn *c) {
         struct hamgr_sync *s = c->sync;
         struct sync_peer_rt *p = c->peer;
-        struct sync_frame hello = { .type = SYNC_FRAME_HELLO };
-        _cleanup_(replica_changes_done) struct replica_changes all = {};
+        struct sync_frame hello = { .type = SYNC_FRAME_HELLO }, resume = { .type = SYNC_FRAME_RESUME };
 
         if (p->conn && p->conn != c) {
                 if (!sync_connection_preferred(s->public_key, p->config->public_key, c->initiator))
@@ -329,11 +398,85 @@ static bool conn_register(struct sync_conn *c) {
         snprintf(hello.hello.name, sizeof(hello.hello.name), "%s", s->daemon->config->node_name);
         if (conn_send(c, &hello) < 0)
                 return false;
-        /* Everything, the first time on each connection: simple and always
-         * correct; the peer's merge drops what it already has. */
-        if (replica_changes_since(s->replica, (struct hlc_ts) {}, &all) < 0 || send_changes(c, &all) < 0)
+        /* Batches of the last connection that were never acknowledged are
+         * resent from the peer's watermark. */
+        p->acked_seq = p->tx_seq;
+        p->tx_resumed = false;
+        p->tx_caught_up_seq = 0;
+        p->tx_cursor = (struct hlc_ts) {};
+        if (!p->rx_catching_up) {
+                p->rx_catching_up = true;
+                s->rx_catchups++;
+        }
+        resume.resume.wall_ms = p->rx_watermark.wall_ms;
+        resume.resume.logical = p->rx_watermark.logical;
+        resume.resume.node = p->rx_watermark.node;
+        if (conn_send(c, &resume) < 0)
                 return false;
         return true;
+}
+
+/* Save and apply what catch-ups merged, once none is running: a full state
+ * arrives as many batches, and neither a save nor a device write per batch. */
+static void sync_flush_deferred(struct hamgr_sync *s) {
+        if (!s->deferred || s->rx_catchups > 0)
+                return;
+        s->deferred = false;
+        sync_save(s);
+        for (size_t i = 0; i < s->daemon->config->n_wireguard; i++) {
+                const char *ifname = s->daemon->config->wireguard[i].interface;
+                int r;
+
+                if (!replica_device_needs_apply(s->replica, ifname))
+                        continue;
+                r = sync_apply_device(s, ifname, false);
+                if (r < 0)
+                        log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "sync: cannot apply changes to %s: %m", ifname);
+        }
+}
+
+static void sync_catchup_done(struct hamgr_sync *s) {
+        if (s->rx_catchups > 0)
+                s->rx_catchups--;
+        sync_flush_deferred(s);
+}
+
+/* The peer says where our stream to it resumes. */
+static int handle_resume(struct sync_conn *c, const struct sync_frame *f) {
+        struct sync_peer_rt *p = c->peer;
+        struct hlc_ts w = { .wall_ms = f->resume.wall_ms, .logical = f->resume.logical, .node = f->resume.node };
+
+        if (p->tx_resumed)
+                return -EBADMSG;
+        p->tx_resumed = true;
+        p->tx_cursor = w;
+        /* A peer with nothing from us may lack its own records too (a lost
+         * state file): send it everything. */
+        p->tx_skip_node = hlc_ts_is_zero(w) ? 0 : p->node;
+        /* A peer that forgot (restarted) has not got what it acknowledged. */
+        if (hlc_compare(w, p->acked_version) < 0)
+                p->acked_version = w;
+        if (hlc_compare(w, p->durable_version) < 0)
+                p->durable_version = w;
+        return conn_pump(c);
+}
+
+static void handle_ack(struct sync_conn *c, uint64_t seq) {
+        struct sync_peer_rt *p = c->peer;
+        struct hlc_ts v;
+
+        if (seq > p->tx_seq || seq <= p->acked_seq)
+                return;
+        v = p->sent_version[seq % ELEMENTSOF(p->sent_version)];
+        p->acked_seq = seq;
+        if (hlc_compare(v, p->acked_version) > 0)
+                p->acked_version = v;
+        /* Batches of the catch-up are merged but saved only at its end;
+         * from the ack of CAUGHT_UP on, the peer saves before it acks. */
+        if (p->tx_caught_up_seq != 0 && seq >= p->tx_caught_up_seq && hlc_compare(v, p->durable_version) > 0)
+                p->durable_version = v;
+        if (conn_pump(c) < 0)
+                conn_close(c, "send failed");
 }
 
 static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
@@ -372,15 +515,25 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                         return;
                 }
                 /* Record local edits first: applying the merged state must
-                 * not undo a peer added by hand since the last poll. */
+                 * not undo a peer added by hand since the last poll. (An
+                 * interface waiting for a catch-up's end is not polled.) */
                 for (size_t i = 0; i < s->daemon->config->n_wireguard; i++)
-                        sync_poll_interface(s, s->daemon->config->wireguard[i].interface);
+                        if (!replica_device_needs_apply(s->replica, s->daemon->config->wireguard[i].interface))
+                                sync_poll_interface(s, s->daemon->config->wireguard[i].interface);
                 r = replica_merge(s->replica, &remote, &applied);
                 if (r < 0) {
+                        /* Not merged, so not acknowledged: the watermark
+                         * must not pass it. The next connection resends. */
                         log_peer(p, LOG_WARNING, "cannot merge changes: %s", strerror(-r));
+                        conn_close(c, "cannot merge a change batch");
                         return;
                 }
-                if (applied.n > 0) {
+                if (hlc_compare(replica_changes_last_key(&remote), p->rx_watermark) > 0)
+                        p->rx_watermark = replica_changes_last_key(&remote);
+                if (applied.n > 0 && p->rx_catching_up) {
+                        s->merges++;
+                        s->deferred = true;
+                } else if (applied.n > 0) {
                         s->merges++;
                         sync_save(s);
                         for (size_t i = 0; i < s->daemon->config->n_wireguard; i++) {
@@ -401,12 +554,28 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                 }
                 return;
         case SYNC_FRAME_ACK:
-                if (f->ack.seq <= p->tx_seq && f->ack.seq > p->acked_seq) {
-                        struct hlc_ts v = p->sent_version[f->ack.seq % ELEMENTSOF(p->sent_version)];
-
-                        p->acked_seq = f->ack.seq;
-                        if (hlc_compare(v, p->acked_version) > 0)
-                                p->acked_version = v;
+                handle_ack(c, f->ack.seq);
+                return;
+        case SYNC_FRAME_RESUME:
+                if (handle_resume(c, f) < 0)
+                        conn_close(c, "bad resume");
+                return;
+        case SYNC_FRAME_CAUGHT_UP:
+                if (p->rx_catching_up) {
+                        p->rx_catching_up = false;
+                        log_peer(p, LOG_INFO, "caught up (%zu records held)", replica_n_records(s->replica));
+                        /* Saved now even if another catch-up still runs: the
+                         * ack below promises it. */
+                        if (s->deferred)
+                                sync_save(s);
+                        sync_catchup_done(s);
+                }
+                {
+                        /* After the save: the sender may now trust our acks
+                         * for tombstone collection. */
+                        struct sync_frame ack = { .type = SYNC_FRAME_ACK, .ack.seq = f->caught_up.seq };
+                        if (conn_send(c, &ack) < 0)
+                                conn_close(c, "send failed");
                 }
                 return;
         case SYNC_FRAME_CLOSE:
@@ -639,30 +808,104 @@ static void peer_schedule_dial(struct sync_peer_rt *p, uint64_t delay) {
 
 /* ---- polling -------------------------------------------------------------- */
 
+static struct sync_poll_state *poll_state(struct hamgr_sync *s, const char *ifname) {
+        struct sync_poll_state *grown;
+
+        for (size_t i = 0; i < s->n_polls; i++)
+                if (streq(s->polls[i].ifname, ifname))
+                        return &s->polls[i];
+        grown = realloc(s->polls, (s->n_polls + 1) * sizeof(*grown));
+        if (!grown)
+                return NULL;
+        s->polls = grown;
+        grown = &s->polls[s->n_polls++];
+        *grown = (struct sync_poll_state) {};
+        snprintf(grown->ifname, sizeof(grown->ifname), "%s", ifname);
+        return grown;
+}
+
+/* Whether IFNAME's configuration is what the last complete poll saw, so
+ * parsing and comparing it again would find nothing. DIGEST gets the digest
+ * read now (valid when *ret_have). A digest is only trusted when the last
+ * poll read the device after it was last written and compared it under
+ * the same endpoint rule. */
+static bool poll_unchanged(struct hamgr_sync *s, struct sync_poll_state *ps, enum wg_backend b, bool endpoints,
+                           uint8_t digest[static WG_DIGEST_LEN], bool *ret_have) {
+        *ret_have = ps && wg_get_digest(b, ps->ifname, digest) >= 0;
+        return *ret_have && ps->valid && ps->endpoints == endpoints &&
+               sodium_memcmp(ps->digest, digest, WG_DIGEST_LEN) == 0;
+}
+
 static void sync_poll_interface(struct hamgr_sync *s, const char *ifname) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
         _cleanup_(replica_changes_done) struct replica_changes changes = {};
+        struct sync_poll_state *ps = poll_state(s, ifname);
+        enum wg_backend b = backend_of(s->daemon, ifname);
+        uint8_t digest[WG_DIGEST_LEN];
+        bool endpoints, have_digest;
         int r;
 
         if (replica_device_needs_apply(s->replica, ifname)) {
+                /* A catch-up in progress applies once, at its end. */
+                if (s->rx_catchups > 0)
+                        return;
+                if (ps)
+                        ps->valid = false;
                 r = sync_apply_device(s, ifname, false);
                 if (r < 0)
                         return;
         }
         if (wg_follower_busy(s->daemon, ifname))
                 return; /* the next poll, after the takeover, sees the real values */
-        r = wg_get_device(backend_of(s->daemon, ifname), ifname, &dev);
+        endpoints = wg_follower_active(s->daemon, ifname);
+        if (poll_unchanged(s, ps, b, endpoints, digest, &have_digest))
+                return;
+        r = wg_get_device(b, ifname, &dev);
         if (r < 0)
                 return;
-        r = replica_apply_local_device(s->replica, ifname, dev, wall_usec() / 1000, wg_follower_active(s->daemon, ifname),
-                                       &changes);
+        r = replica_apply_local_device(s->replica, ifname, dev, wall_usec() / 1000, endpoints, &changes);
+        if (ps) {
+                /* The digest was read before the device: if it changed in
+                 * between, the next digest differs and the next poll reads. */
+                ps->valid = r >= 0 && have_digest;
+                ps->endpoints = endpoints;
+                memcpy(ps->digest, digest, WG_DIGEST_LEN);
+        }
+        sodium_memzero(digest, sizeof(digest));
         if (r < 0 || changes.n == 0)
                 return;
         s->local_changes += changes.n;
         log_fields(LOG_INFO, 0, NULL, 0, NULL, NULL, "sync: %zu local change%s on %s", changes.n,
                    changes.n == 1 ? "" : "s", ifname);
         sync_save(s);
-        broadcast_changes(s, &changes);
+        pump_all(s);
+}
+
+/* Drop the tombstones every configured node has acknowledged (and saved)
+ * and that are older than the retention period. */
+static void sync_collect(struct hamgr_sync *s) {
+        _cleanup_(freep) struct replica_ack *acks = calloc(s->n_peers + 1, sizeof(*acks));
+        uint64_t now_ms = wall_usec() / 1000, keep_ms = (uint64_t) s->config->tombstone_retention_s * 1000;
+        size_t n = 0;
+
+        if (!acks)
+                return;
+        for (size_t i = 0; i < s->n_peers; i++)
+                acks[i] = (struct replica_ack) { s->peers[i].node, s->peers[i].durable_version };
+        if (replica_collect_tombstones(s->replica, now_ms > keep_ms ? now_ms - keep_ms : 0, acks, s->n_peers, &n) < 0 ||
+            n == 0)
+                return;
+        s->tombstones_collected += n;
+        log_info("sync: collected %zu tombstone%s acknowledged by every node", n, n == 1 ? "" : "s");
+        sync_save(s);
+}
+
+static int on_gc(sd_event_source *src, uint64_t usec, void *userdata) {
+        struct hamgr_sync *s = userdata;
+
+        sync_collect(s);
+        sd_event_source_set_time(src, usec + SYNC_GC_USEC);
+        return sd_event_source_set_enabled(src, SD_EVENT_ON);
 }
 
 void sync_poll_now(struct hamgr_daemon *d) {
@@ -784,6 +1027,9 @@ int sync_start(struct hamgr_daemon *d) {
                                        (uint64_t) cfg->poll_interval_ms * USEC_PER_MSEC, 10 * USEC_PER_MSEC, on_poll, s);
         if (r < 0)
                 return r;
+        r = sd_event_add_time_relative(d->event, &s->gc_timer, CLOCK_MONOTONIC, SYNC_GC_USEC, USEC_PER_SEC, on_gc, s);
+        if (r < 0)
+                return r;
         log_info("sync: listening on %s, %zu peer%s", cfg->listen, cfg->n_peers, cfg->n_peers == 1 ? "" : "s");
         return 0;
 }
@@ -807,6 +1053,7 @@ void sync_stop(struct hamgr_daemon *d) {
                 sd_event_source_disable_unref(s->peers[i].dial_timer);
         sd_event_source_disable_unref(s->listen_io);
         sd_event_source_disable_unref(s->poll_timer);
+        sd_event_source_disable_unref(s->gc_timer);
         if (s->listen_fd >= 0)
                 close(s->listen_fd);
         if (s->replica)
@@ -815,6 +1062,7 @@ void sync_stop(struct hamgr_daemon *d) {
         sodium_memzero(s->private_key, sizeof(s->private_key));
         free(s->peers);
         free(s->pinned);
+        free(s->polls);
         free(s);
         d->sync = NULL;
 }
@@ -833,8 +1081,8 @@ void sync_status_json(struct hamgr_daemon *d, struct buf *b) {
         buf_printf(b, "{\"public_key\":\"%s\",\"listen\":", key);
         buf_json_string(b, s->config->listen);
         buf_printf(b, ",\"records\":%zu,\"merges\":%" PRIu64 ",\"local_changes\":%" PRIu64 ",\"save_errors\":%" PRIu64
-                      ",\"peers\":[",
-                   replica_n_records(s->replica), s->merges, s->local_changes, s->save_errors);
+                      ",\"tombstones_collected\":%" PRIu64 ",\"peers\":[",
+                   replica_n_records(s->replica), s->merges, s->local_changes, s->save_errors, s->tombstones_collected);
         for (size_t i = 0; i < s->n_peers; i++) {
                 const struct sync_peer_rt *p = &s->peers[i];
 
@@ -842,7 +1090,8 @@ void sync_status_json(struct hamgr_daemon *d, struct buf *b) {
                 buf_json_string(b, p->config->name);
                 buf_printf(b, ",\"address\":");
                 buf_json_string(b, p->config->address);
-                buf_printf(b, ",\"connected\":%s,\"last_frame_ms_ago\":", p->conn ? "true" : "false");
+                buf_printf(b, ",\"connected\":%s,\"caught_up\":%s,\"last_frame_ms_ago\":", p->conn ? "true" : "false",
+                           p->conn && !p->rx_catching_up ? "true" : "false");
                 if (p->last_frame_usec)
                         buf_printf(b, "%" PRIu64, (daemon_now(d) - p->last_frame_usec) / USEC_PER_MSEC);
                 else
