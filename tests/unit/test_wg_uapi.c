@@ -896,12 +896,73 @@ static void sync_and_check(struct fake *f, int want_sets, int want_gets) {
         assert_true(after->peers[0].flags & WG_PEER_HAS_ENDPOINT);
 }
 
+
+/* ---- configuration digest ---- */
+
+static int digest_of(const char *text, uint8_t out[static WG_DIGEST_LEN], const char **reason) {
+        return wg_uapi_parse_digest((const uint8_t *) text, strlen(text), out, reason);
+}
+
+/* TEXT with the first occurrence of FROM replaced by TO. */
+static char *edited(const char *text, const char *from, const char *to) {
+        const char *at = strstr(text, from);
+        char *out;
+
+        assert_non_null(at);
+        assert_true(asprintf(&out, "%.*s%s%s", (int) (at - text), text, to, at + strlen(from)) > 0);
+        return out;
+}
+
+static void test_digest(void **state) {
+        uint8_t base[WG_DIGEST_LEN], d[WG_DIGEST_LEN];
+        const char *reason = NULL;
+        static const struct {
+                const char *from, *to;
+                bool same;
+        } edits[] = {
+                /* Traffic and handshakes are not configuration. */
+                { "last_handshake_time_sec=1699999990", "last_handshake_time_sec=1700000100", true },
+                { "last_handshake_time_nsec=5", "last_handshake_time_nsec=999", true },
+                { "tx_bytes=1000", "tx_bytes=2000", true },
+                { "rx_bytes=0", "rx_bytes=77", true },
+                /* Everything else is. */
+                { "persistent_keepalive_interval=25", "persistent_keepalive_interval=26", false },
+                { "allowed_ip=10.1.0.0/24", "allowed_ip=10.1.0.0/25", false },
+                { "endpoint=192.0.2.1:51820", "endpoint=192.0.2.9:51820", false },
+                { "listen_port=51820", "listen_port=51821", false },
+                { "fwmark=4660", "fwmark=0", false },
+                { "allowed_ip=fd01::/64\n", "", false },
+                { "preshared_key=AAAA", "preshared_key=BAAA", false },
+        };
+
+        assert_int_equal(digest_of(wggo_reply, base, &reason), 0);
+        for (size_t i = 0; i < ELEMENTSOF(edits); i++) {
+                _cleanup_(freep) char *text = edited(wggo_reply, edits[i].from, edits[i].to);
+
+                assert_int_equal(digest_of(text, d, &reason), 0);
+                assert_int_equal(memcmp(base, d, WG_DIGEST_LEN) == 0, edits[i].same);
+        }
+        assert_int_equal(digest_of("errno=-19\n\n", d, &reason), -ENODEV);
+        assert_int_equal(digest_of("listen_port=1\nerrno=0\n", d, &reason), -EBADMSG);
+        assert_int_equal(digest_of("listen_port=1\n\n", d, &reason), -EBADMSG);
+        assert_string_equal(reason, "no errno line");
+        assert_int_equal(digest_of("errno=x\n\n", d, &reason), -EBADMSG);
+        assert_int_equal(wg_get_digest(WG_BACKEND_KERNEL, "wg0", d), -EOPNOTSUPP);
+}
+
 static void test_socket_wireguard_go(void **state) {
         struct fake *f = fake_start(FAKE_WIREGUARD_GO);
 
+        uint8_t d1[WG_DIGEST_LEN], d2[WG_DIGEST_LEN];
+
         fake_seed(f);
         assert_int_equal(wg_backend_resolve(WG_BACKEND_AUTO, "wgt0"), WG_BACKEND_UAPI);
-        sync_and_check(f, 1, 1);
+        assert_int_equal(wg_get_digest(WG_BACKEND_AUTO, "wgt0", d1), 0);
+        assert_int_equal(wg_uapi_get_digest("wgt0", d2), 0);
+        assert_memory_equal(d1, d2, WG_DIGEST_LEN);
+        sync_and_check(f, 1, 3); /* two gets were the digests */
+        assert_int_equal(wg_uapi_get_digest("wgt0", d2), 0);
+        assert_memory_not_equal(d1, d2, WG_DIGEST_LEN);
         assert_int_equal(atomic_load(&f->n_refused), 0);
         assert_true(f->state->flags & WG_DEVICE_HAS_PRIVATE_KEY);
         fake_stop(f);
@@ -972,6 +1033,7 @@ int main(void) {
                 cmocka_unit_test(test_format_set_invalid),
                 cmocka_unit_test(test_format_parse_round_trip),
                 cmocka_unit_test(test_readd_peers),
+                cmocka_unit_test(test_digest),
                 cmocka_unit_test(test_socket_wireguard_go),
                 cmocka_unit_test(test_socket_boringtun_readd),
                 cmocka_unit_test(test_socket_errors),
