@@ -65,9 +65,10 @@ struct sync_peer_rt {
         uint64_t acked_seq;
         struct hlc_ts acked_version;         /* newest record the peer confirmed */
         struct hlc_ts durable_version;       /* ... and saved: what tombstone collection trusts */
-        struct hlc_ts sent_version[64];      /* per in-flight seq (mod 64): stream key after it */
+        struct hlc_ts sent_version[64];      /* per in-flight seq (mod 64): last key in it */
+        bool sent_complete[64];              /* ... and every record up to that key was sent */
         /* Our stream to the peer on the current connection. */
-        struct hlc_ts tx_cursor;             /* key of the last record sent */
+        struct replica_cursor tx_cursor;     /* position of the last record sent */
         bool tx_resumed;                     /* the peer's RESUME arrived: streaming */
         uint64_t tx_caught_up_seq;           /* seq of our CAUGHT_UP; 0 while catching up */
         uint64_t tx_skip_node;               /* records only the peer wrote are not sent back */
@@ -268,11 +269,11 @@ static int conn_send(struct sync_conn *c, const struct sync_frame *f) {
         return conn_queue(c, buf, len);
 }
 
-/* Send one batch of the stream (in key order, after tx_cursor). */
-static int send_changes(struct sync_conn *c, const struct replica_changes *changes) {
+/* Send one batch of the stream, which ends at LAST. */
+static int send_changes(struct sync_conn *c, const struct replica_changes *changes, const struct replica_cursor *last,
+                        bool key_complete) {
         struct sync_peer_rt *p = c->peer;
         struct sync_frame f = { .type = SYNC_FRAME_CHANGES };
-        struct hlc_ts last = replica_changes_last_key(changes);
         uint8_t *buf = NULL;
         size_t len = 0;
         int r;
@@ -285,9 +286,9 @@ static int send_changes(struct sync_conn *c, const struct replica_changes *chang
         f.changes.seq = ++p->tx_seq;
         f.changes.data = buf;
         f.changes.len = len;
-        p->sent_version[f.changes.seq % ELEMENTSOF(p->sent_version)] = last;
-        if (hlc_compare(last, p->tx_cursor) > 0)
-                p->tx_cursor = last;
+        p->sent_version[f.changes.seq % ELEMENTSOF(p->sent_version)] = last->key;
+        p->sent_complete[f.changes.seq % ELEMENTSOF(p->sent_complete)] = key_complete;
+        p->tx_cursor = *last;
         r = conn_send(c, &f);
         sodium_memzero(buf, len);
         free(buf);
@@ -306,9 +307,11 @@ static int conn_pump(struct sync_conn *c) {
                 return 0;
         while (p->tx_seq - p->acked_seq < SYNC_WINDOW) {
                 _cleanup_(replica_changes_done) struct replica_changes batch = {};
+                struct replica_cursor last;
+                bool complete = false;
 
-                r = replica_changes_batch(s->replica, p->tx_cursor, p->tx_skip_node, SYNC_BATCH_RECORDS,
-                                          SYNC_BATCH_BYTES, &batch);
+                r = replica_changes_batch(s->replica, &p->tx_cursor, p->tx_skip_node, SYNC_BATCH_RECORDS,
+                                          SYNC_BATCH_BYTES, &batch, &last, &complete);
                 if (r < 0)
                         return r;
                 if (batch.n == 0) {
@@ -318,7 +321,8 @@ static int conn_pump(struct sync_conn *c) {
                                 /* Numbered like a batch, so its ACK says the
                                  * peer saved the whole catch-up. */
                                 f.caught_up.seq = p->tx_caught_up_seq = ++p->tx_seq;
-                                p->sent_version[f.caught_up.seq % ELEMENTSOF(p->sent_version)] = p->tx_cursor;
+                                p->sent_version[f.caught_up.seq % ELEMENTSOF(p->sent_version)] = p->tx_cursor.key;
+                                p->sent_complete[f.caught_up.seq % ELEMENTSOF(p->sent_complete)] = true;
                                 /* It holds what it wrote itself (or newer). */
                                 p->tx_skip_node = p->node;
                                 r = conn_send(c, &f);
@@ -327,7 +331,7 @@ static int conn_pump(struct sync_conn *c) {
                         }
                         return 0;
                 }
-                r = send_changes(c, &batch);
+                r = send_changes(c, &batch, &last, complete);
                 if (r < 0)
                         return r;
         }
@@ -403,7 +407,7 @@ static bool conn_register(struct sync_conn *c) {
         p->acked_seq = p->tx_seq;
         p->tx_resumed = false;
         p->tx_caught_up_seq = 0;
-        p->tx_cursor = (struct hlc_ts) {};
+        p->tx_cursor = (struct replica_cursor) {};
         if (!p->rx_catching_up) {
                 p->rx_catching_up = true;
                 s->rx_catchups++;
@@ -449,7 +453,7 @@ static int handle_resume(struct sync_conn *c, const struct sync_frame *f) {
         if (p->tx_resumed)
                 return -EBADMSG;
         p->tx_resumed = true;
-        p->tx_cursor = w;
+        p->tx_cursor = replica_cursor_at(w);
         /* A peer with nothing from us may lack its own records too (a lost
          * state file): send it everything. */
         p->tx_skip_node = hlc_ts_is_zero(w) ? 0 : p->node;
@@ -469,12 +473,16 @@ static void handle_ack(struct sync_conn *c, uint64_t seq) {
                 return;
         v = p->sent_version[seq % ELEMENTSOF(p->sent_version)];
         p->acked_seq = seq;
-        if (hlc_compare(v, p->acked_version) > 0)
-                p->acked_version = v;
-        /* Batches of the catch-up are merged but saved only at its end;
-         * from the ack of CAUGHT_UP on, the peer saves before it acks. */
-        if (p->tx_caught_up_seq != 0 && seq >= p->tx_caught_up_seq && hlc_compare(v, p->durable_version) > 0)
-                p->durable_version = v;
+        /* A batch that ended inside a run of records of one key proves
+         * nothing about that key yet; the batch that ends the run does. */
+        if (p->sent_complete[seq % ELEMENTSOF(p->sent_complete)]) {
+                if (hlc_compare(v, p->acked_version) > 0)
+                        p->acked_version = v;
+                /* Batches of the catch-up are merged but saved only at its
+                 * end; from the ack of CAUGHT_UP on, the peer saves first. */
+                if (p->tx_caught_up_seq != 0 && seq >= p->tx_caught_up_seq && hlc_compare(v, p->durable_version) > 0)
+                        p->durable_version = v;
+        }
         if (conn_pump(c) < 0)
                 conn_close(c, "send failed");
 }

@@ -1586,8 +1586,55 @@ static bool peer_written_by(const struct replica_peer *p, uint64_t node) {
         return p->version.node == node && (hlc_ts_is_zero(p->endpoint_version) || p->endpoint_version.node == node);
 }
 
-/* A max-heap of at most CAP refs by key: after a pass over all records it
- * holds the CAP smallest keys above the start, without sorting them all. */
+/* Stream order: key, then interface name, then the device record before
+ * the peers, then public key. Keys alone may tie (one poll versions all its
+ * changes alike), positions never do. */
+static int ref_pos_cmp(const struct since_ref *a, const struct since_ref *b) {
+        int r = hlc_compare(a->key, b->key);
+
+        if (r != 0)
+                return r;
+        r = strncmp(a->iface->name, b->iface->name, IFNAMSIZ);
+        if (r != 0)
+                return r;
+        if (!a->peer || !b->peer)
+                return (a->peer != NULL) - (b->peer != NULL);
+        return memcmp(a->peer->public_key, b->peer->public_key, WG_KEY_LEN);
+}
+
+static int ref_pos_qsort_cmp(const void *x, const void *y) {
+        return ref_pos_cmp(x, y);
+}
+
+/* Whether REF comes after the cursor C. */
+static bool ref_after(const struct since_ref *ref, const struct replica_cursor *c) {
+        int r = hlc_compare(ref->key, c->key);
+
+        if (r != 0)
+                return r > 0;
+        r = strncmp(ref->iface->name, c->ifname, IFNAMSIZ);
+        if (r != 0)
+                return r > 0;
+        if (!ref->peer)
+                return false; /* a device record is never after its own interface's position */
+        if (!c->peer)
+                return true;
+        return memcmp(ref->peer->public_key, c->public_key, WG_KEY_LEN) > 0;
+}
+
+static void cursor_from_ref(const struct since_ref *ref, struct replica_cursor *ret) {
+        *ret = (struct replica_cursor) { .key = ref->key, .peer = ref->peer != NULL };
+        ifname_copy(ret->ifname, ref->iface->name);
+        if (ref->peer)
+                memcpy(ret->public_key, ref->peer->public_key, WG_KEY_LEN);
+}
+
+struct replica_cursor replica_cursor_at(struct hlc_ts watermark) {
+        return (struct replica_cursor) { .key = watermark };
+}
+
+/* A max-heap of at most CAP refs by position: after a pass over all records
+ * it holds the CAP first positions after the cursor, without sorting all. */
 struct ref_heap {
         struct since_ref *v;
         size_t n, cap;
@@ -1604,9 +1651,9 @@ static void heap_sift_down(struct ref_heap *h, size_t i) {
         for (;;) {
                 size_t l = 2 * i + 1, m = i;
 
-                if (l < h->n && hlc_compare(h->v[l].key, h->v[m].key) > 0)
+                if (l < h->n && ref_pos_cmp(&h->v[l], &h->v[m]) > 0)
                         m = l;
-                if (l + 1 < h->n && hlc_compare(h->v[l + 1].key, h->v[m].key) > 0)
+                if (l + 1 < h->n && ref_pos_cmp(&h->v[l + 1], &h->v[m]) > 0)
                         m = l + 1;
                 if (m == i)
                         return;
@@ -1620,13 +1667,13 @@ static void heap_offer(struct ref_heap *h, struct since_ref ref) {
                 size_t i = h->n++;
 
                 h->v[i] = ref;
-                while (i > 0 && hlc_compare(h->v[(i - 1) / 2].key, h->v[i].key) < 0) {
+                while (i > 0 && ref_pos_cmp(&h->v[(i - 1) / 2], &h->v[i]) < 0) {
                         ref_swap(&h->v[i], &h->v[(i - 1) / 2]);
                         i = (i - 1) / 2;
                 }
                 return;
         }
-        if (hlc_compare(ref.key, h->v[0].key) >= 0)
+        if (ref_pos_cmp(&ref, &h->v[0]) >= 0)
                 return;
         h->v[0] = ref;
         heap_sift_down(h, 0);
@@ -1644,15 +1691,56 @@ size_t replica_rec_encoded_size(const struct replica_rec *rec) {
         return w.pos;
 }
 
-int replica_changes_batch(const struct replica *r, struct hlc_ts since, uint64_t skip_node, size_t max_records,
-                          size_t max_bytes, struct replica_changes *ret) {
+/* Call FN for every record after AFTER that SKIP_NODE does not exclude. */
+static void refs_after(const struct replica *r, const struct replica_cursor *after, uint64_t skip_node,
+                       void (*fn)(void *userdata, struct since_ref ref), void *userdata) {
+        for (size_t i = 0; i < r->n_ifaces; i++) {
+                const struct replica_iface *f = &r->ifaces[i];
+
+                if (!hlc_ts_is_zero(f->device.version) && (skip_node == 0 || f->device.version.node != skip_node)) {
+                        struct since_ref ref = { f, NULL, f->device.version };
+
+                        if (ref_after(&ref, after))
+                                fn(userdata, ref);
+                }
+                for (size_t j = 0; j < f->n_peers; j++) {
+                        const struct replica_peer *p = &f->peers[j];
+                        struct since_ref ref = { f, p, peer_key(p) };
+
+                        if ((skip_node == 0 || !peer_written_by(p, skip_node)) && ref_after(&ref, after))
+                                fn(userdata, ref);
+                }
+        }
+}
+
+static void offer_cb(void *userdata, struct since_ref ref) {
+        heap_offer(userdata, ref);
+}
+
+struct tie_check {
+        struct hlc_ts key;
+        bool found;
+};
+
+static void tie_cb(void *userdata, struct since_ref ref) {
+        struct tie_check *t = userdata;
+
+        if (hlc_compare(ref.key, t->key) == 0)
+                t->found = true;
+}
+
+int replica_changes_batch(const struct replica *r, const struct replica_cursor *after, uint64_t skip_node,
+                          size_t max_records, size_t max_bytes, struct replica_changes *ret,
+                          struct replica_cursor *ret_last, bool *ret_key_complete) {
         _cleanup_(freep) struct since_ref *refs = NULL;
         struct replica_changes out = {};
         struct ref_heap h = {};
+        struct tie_check tie = {};
         size_t bytes = 5; /* format byte and count */
+        struct replica_cursor last;
         int k;
 
-        if (!r || !ret || max_records == 0)
+        if (!r || !after || !ret || max_records == 0)
                 return -EINVAL;
         h.cap = MIN(max_records, replica_n_records(r));
         if (h.cap == 0)
@@ -1660,23 +1748,10 @@ int replica_changes_batch(const struct replica *r, struct hlc_ts since, uint64_t
         refs = h.v = malloc(h.cap * sizeof(*h.v));
         if (!refs)
                 return -ENOMEM;
-        for (size_t i = 0; i < r->n_ifaces; i++) {
-                const struct replica_iface *f = &r->ifaces[i];
-
-                if (!hlc_ts_is_zero(f->device.version) && hlc_compare(f->device.version, since) > 0 &&
-                    (skip_node == 0 || f->device.version.node != skip_node))
-                        heap_offer(&h, (struct since_ref) { f, NULL, f->device.version });
-                for (size_t j = 0; j < f->n_peers; j++) {
-                        const struct replica_peer *p = &f->peers[j];
-                        struct hlc_ts key = peer_key(p);
-
-                        if (hlc_compare(key, since) > 0 && (skip_node == 0 || !peer_written_by(p, skip_node)))
-                                heap_offer(&h, (struct since_ref) { f, p, key });
-                }
-        }
+        refs_after(r, after, skip_node, offer_cb, &h);
         if (h.n == 0)
                 return 0;
-        qsort(h.v, h.n, sizeof(*h.v), since_ref_cmp);
+        qsort(h.v, h.n, sizeof(*h.v), ref_pos_qsort_cmp);
         k = changes_reserve(&out, h.n);
         if (k < 0)
                 return k;
@@ -1701,9 +1776,17 @@ int replica_changes_batch(const struct replica *r, struct hlc_ts since, uint64_t
                 bytes += size;
                 out.n++;
         }
+        cursor_from_ref(&h.v[out.n - 1], &last);
+        /* Whether anything of the last key is left for a later batch. */
+        tie.key = last.key;
+        refs_after(r, &last, skip_node, tie_cb, &tie);
         k = changes_append(ret, &out);
         if (k < 0)
                 goto fail;
+        if (ret_last)
+                *ret_last = last;
+        if (ret_key_complete)
+                *ret_key_complete = !tie.found;
         return 0;
 fail:
         replica_changes_done(&out);

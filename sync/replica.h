@@ -47,9 +47,9 @@
  * replica_changes_batch(), starting at the other's watermark: the highest
  * record key (replica_changes_last_key()) the receiver merged from this
  * sender's stream. Records go in key order and a batch is merged whole or
- * not at all, so everything at or below the watermark is already held. A
- * zero watermark sends everything (a first sync, or a node that restarted)
- * and is always correct.
+ * not at all, so everything below the watermark is already held (records
+ * tied at it are sent again). A zero watermark sends everything (a first
+ * sync, or a node that restarted) and is always correct.
  *
  * The encoding (for the wire and, encrypted, the state file; big endian):
  *   u8 format (1), u32 count, then count records, each
@@ -265,18 +265,40 @@ int replica_changes_since(const struct replica *r, struct hlc_ts since, struct r
 size_t replica_rec_encoded_size(const struct replica_rec *rec);
 
 /*
- * One batch of a catch-up stream: append to *ret the records whose key
- * (the greater of version and endpoint version) is greater than SINCE, in
- * increasing key order, at most MAX_RECORDS of them and, encoded with
+ * A position in a catch-up stream. Records go in order of key (the greater
+ * of version and endpoint version), then interface name, then the device
+ * record before the peers, then public key: keys may tie (one poll
+ * versions all its changes alike), positions do not.
+ */
+struct replica_cursor {
+        struct hlc_ts key;
+        char ifname[IFNAMSIZ];
+        bool peer;                            /* false: at the device record */
+        uint8_t public_key[WG_KEY_LEN];
+};
+
+/* The cursor before every record whose key is WATERMARK or greater: where
+ * a stream resumes from a receiver's watermark (replica_changes_last_key()
+ * of its last merged batch). Records tied at WATERMARK are sent again. */
+struct replica_cursor replica_cursor_at(struct hlc_ts watermark);
+
+/*
+ * One batch of a catch-up stream: append to *ret the records after AFTER,
+ * in stream order, at most MAX_RECORDS of them and, encoded with
  * replica_changes_encode(), at most MAX_BYTES long (the first record is
  * always included, whatever its size). Records every version of which was
  * written by SKIP_NODE (nonzero) are passed over: that node holds them or
- * newer. Nothing appended means the stream is caught up. Costs one pass
+ * newer. *ret_last (may be NULL) gets the position of the last record
+ * appended, the next call's AFTER; *ret_key_complete (may be NULL) whether
+ * no record with that last key is left after it, i.e. whether every record
+ * up to and including that key has now been returned. Nothing appended
+ * (both outputs untouched) means the stream is caught up. Costs two passes
  * over all records and a heap of MAX_RECORDS, not a sort of everything.
  * Returns 0, -EINVAL (MAX_RECORDS 0) or -ENOMEM (*ret as it was).
  */
-int replica_changes_batch(const struct replica *r, struct hlc_ts since, uint64_t skip_node, size_t max_records,
-                          size_t max_bytes, struct replica_changes *ret);
+int replica_changes_batch(const struct replica *r, const struct replica_cursor *after, uint64_t skip_node,
+                          size_t max_records, size_t max_bytes, struct replica_changes *ret,
+                          struct replica_cursor *ret_last, bool *ret_key_complete);
 
 /* The greatest key (as replica_changes_batch() orders) in C; zero when C
  * is empty. After merging a batch whole, the receiver's new watermark. */

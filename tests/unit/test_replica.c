@@ -1137,17 +1137,20 @@ static void make_records(struct replica_changes *c, size_t n, uint64_t node, uin
 
 /* Stream FROM to TO in batches of at most MAX_RECORDS / MAX_BYTES from
  * *WATERMARK, stopping after STOP_AFTER batches (0: to the end); checks the
- * bounds and the key order. Returns the number of batches. */
+ * bounds and the key order, and updates *WATERMARK as a receiver does.
+ * Returns the number of batches. */
 static size_t stream(struct replica *from, struct replica *to, struct hlc_ts *watermark, uint64_t skip,
                      size_t max_records, size_t max_bytes, size_t stop_after) {
+        struct replica_cursor cur = replica_cursor_at(*watermark);
         size_t batches = 0;
 
         for (;;) {
                 struct replica_changes c = {};
                 _cleanup_(freep) uint8_t *buf = NULL;
                 size_t len;
+                bool complete = false;
 
-                assert_int_equal(replica_changes_batch(from, *watermark, skip, max_records, max_bytes, &c), 0);
+                assert_int_equal(replica_changes_batch(from, &cur, skip, max_records, max_bytes, &c, &cur, &complete), 0);
                 if (c.n == 0)
                         return batches;
                 assert_true(c.n <= max_records);
@@ -1160,12 +1163,14 @@ static size_t stream(struct replica *from, struct replica *to, struct hlc_ts *wa
                                 k = c.recs[i].peer.endpoint_version;
                         if (c.recs[i].type == REPLICA_REC_DEVICE)
                                 k = c.recs[i].device.version;
-                        assert_true(hlc_compare(k, *watermark) > 0);
+                        assert_true(hlc_compare(k, *watermark) >= 0);
+                        *watermark = k;
                         if (skip)
                                 assert_int_not_equal(k.node, skip);
                 }
                 assert_int_equal(replica_merge(to, &c, NULL), 0);
-                *watermark = replica_changes_last_key(&c);
+                assert_true(hlc_compare(*watermark, replica_changes_last_key(&c)) == 0);
+                assert_true(hlc_compare(cur.key, *watermark) == 0);
                 replica_changes_done(&c);
                 if (++batches == stop_after)
                         return batches;
@@ -1197,9 +1202,11 @@ static void test_batch_bounded_ordered(void **state) {
         {
                 struct replica_changes c = {};
 
-                assert_int_equal(replica_changes_batch(a, (struct hlc_ts) {}, 0, 10, 1, &c), 0);
+                struct replica_cursor zero = {};
+
+                assert_int_equal(replica_changes_batch(a, &zero, 0, 10, 1, &c, NULL, NULL), 0);
                 assert_int_equal(c.n, 1);
-                assert_int_equal(replica_changes_batch(a, (struct hlc_ts) {}, 0, 0, 1, &c), -EINVAL);
+                assert_int_equal(replica_changes_batch(a, &zero, 0, 0, 1, &c, NULL, NULL), -EINVAL);
                 replica_changes_done(&c);
         }
 }
@@ -1222,12 +1229,67 @@ static void test_batch_resume(void **state) {
         make_records(&recs, 10, NODE_A, 90000, true);
         assert_int_equal(replica_merge(a, &recs, NULL), 0);
         replica_changes_done(&recs);
-        assert_int_equal(replica_changes_batch(a, w, 0, 100000, 1u << 30, &again), 0);
-        assert_int_equal(again.n, 710); /* 700 never sent, 10 sent but rewritten since */
+        {
+                struct replica_cursor at = replica_cursor_at(w);
+
+                assert_int_equal(replica_changes_batch(a, &at, 0, 100000, 1u << 30, &again, NULL, NULL), 0);
+        }
+        /* 700 never sent, 10 sent but rewritten since, and the last one
+         * merged again (records tied at the watermark are resent). */
+        assert_int_equal(again.n, 711);
         replica_changes_done(&again);
         assert_int_equal(stream(a, b, &w, 0, 100, 1u << 20, 0), 8);
         assert_same_state(a, b);
-        assert_int_equal(stream(a, b, &w, 0, 100, 1u << 20, 0), 0);
+        /* Caught up: only the record at the watermark comes again. */
+        assert_int_equal(stream(a, b, &w, 0, 100, 1u << 20, 0), 1);
+}
+
+/* One poll versions all its changes alike: 1000 records of one key (on two
+ * interfaces, with a device record) still stream in order, each once, and
+ * only the batch that ends the run says the key is complete. */
+static void test_batch_ties(void **state) {
+        _cleanup_(replica_freep) struct replica *a = NULL, *b = NULL;
+        struct replica_changes recs = {};
+        struct replica_cursor cur = {};
+        size_t total = 0, batches = 0;
+
+        assert_int_equal(replica_new(NODE_A, &a), 0);
+        assert_int_equal(replica_new(NODE_B, &b), 0);
+        make_records(&recs, 1001, NODE_A, 1000, false);
+        for (size_t i = 0; i < recs.n; i++) {
+                recs.recs[i].peer.version = (struct hlc_ts) { 5000, 3, NODE_A };
+                if (i % 2)
+                        strcpy(recs.recs[i].ifname, "wg1");
+        }
+        recs.recs[1000].type = REPLICA_REC_DEVICE;
+        recs.recs[1000].device = (struct replica_device) { .version = { 5000, 3, NODE_A }, .listen_port = 1 };
+        assert_int_equal(replica_merge(a, &recs, NULL), 0);
+        replica_changes_done(&recs);
+        for (;;) {
+                struct replica_changes c = {};
+                bool complete = true;
+
+                assert_int_equal(replica_changes_batch(a, &cur, 0, 64, 1u << 20, &c, &cur, &complete), 0);
+                if (c.n == 0)
+                        break;
+                batches++;
+                total += c.n;
+                assert_int_equal(complete, total == 1001);
+                assert_int_equal(replica_merge(b, &c, NULL), 0);
+                replica_changes_done(&c);
+        }
+        assert_int_equal(total, 1001);
+        assert_int_equal(batches, 16);
+        assert_same_state(a, b);
+        /* Resuming from the tied watermark sends the whole run again: correct,
+         * if not cheap. */
+        cur = replica_cursor_at((struct hlc_ts) { 5000, 3, NODE_A });
+        assert_int_equal(replica_changes_batch(a, &cur, 0, 5000, 1u << 20, &recs, NULL, NULL), 0);
+        assert_int_equal(recs.n, 1001);
+        replica_changes_done(&recs);
+        cur = replica_cursor_at((struct hlc_ts) { 5000, 4, NODE_A });
+        assert_int_equal(replica_changes_batch(a, &cur, 0, 5000, 1u << 20, &recs, NULL, NULL), 0);
+        assert_int_equal(recs.n, 0);
 }
 
 /* Records only the receiver wrote are not sent back to it; mixed ones are. */
@@ -1244,12 +1306,12 @@ static void test_batch_skips_receiver(void **state) {
         assert_int_equal(replica_merge(a, &ra, NULL), 0);
         assert_int_equal(replica_merge(a, &rb, NULL), 0);
         assert_int_equal(replica_merge(b, &rb, NULL), 0);
-        assert_int_equal(replica_changes_batch(a, (struct hlc_ts) {}, NODE_B, 1000, 1u << 20, &c), 0);
+        assert_int_equal(replica_changes_batch(a, &(struct replica_cursor) {}, NODE_B, 1000, 1u << 20, &c, NULL, NULL), 0);
         assert_int_equal(c.n, 10);
         for (size_t i = 0; i < c.n; i++)
                 assert_int_equal(c.recs[i].peer.version.node, NODE_A);
         replica_changes_done(&c);
-        assert_int_equal(replica_changes_batch(a, (struct hlc_ts) {}, 0, 1000, 1u << 20, &c), 0);
+        assert_int_equal(replica_changes_batch(a, &(struct replica_cursor) {}, 0, 1000, 1u << 20, &c, NULL, NULL), 0);
         assert_int_equal(c.n, 30);
         replica_changes_done(&c);
         replica_changes_done(&ra);
@@ -1389,6 +1451,7 @@ int main(void) {
                 cmocka_unit_test(test_decode_rejects),
                 cmocka_unit_test(test_batch_bounded_ordered),
                 cmocka_unit_test(test_batch_resume),
+                cmocka_unit_test(test_batch_ties),
                 cmocka_unit_test(test_batch_skips_receiver),
                 cmocka_unit_test(test_collect_rules),
                 cmocka_unit_test(test_collect_offline_node),
