@@ -348,7 +348,7 @@ static char *peer_request(struct hamgr_daemon *d, char *req) {
         r = wg_set_device(backend, dev);
         if (r < 0)
                 return asprintf(&reply, "ERROR %s: %s\n", ifname, strerror(-r)) < 0 ? NULL : reply;
-        sync_poll_now(d);
+        sync_local_peer(d, ifname, p);
         return strdup("OK\n");
 }
 

@@ -204,6 +204,69 @@ static int sync_apply_device(struct hamgr_sync *s, const char *ifname, bool keep
         return replica_device_applied(s->replica, ifname);
 }
 
+/* Write to IFNAME's device only the peers a live merge changed (APPLIED),
+ * without reading the device: at many peers a full read and compare costs
+ * far more than the change. The device already matched the replica for
+ * everything else. A local edit of the same peer not yet polled is
+ * overwritten (a concurrent edit: the merged one is what both nodes hold
+ * now). A changed device record takes the full path. */
+static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const struct replica_changes *applied) {
+        _cleanup_(wg_device_freep) struct wg_device *change = calloc(1, sizeof(*change)),
+                                                    *learn = calloc(1, sizeof(*learn));
+        _cleanup_(freep) uint64_t *learned = calloc(applied->n + 1, sizeof(*learned));
+        enum wg_backend b = backend_of(s->daemon, ifname);
+        int r;
+
+        if (!change || !learn || !learned)
+                return -ENOMEM;
+        for (size_t i = 0; i < applied->n; i++) {
+                const struct replica_rec *rec = &applied->recs[i];
+                const struct replica_peer *rp = &rec->peer;
+                struct wg_peer *p;
+
+                if (!streq(rec->ifname, ifname))
+                        continue;
+                if (rec->type != REPLICA_REC_PEER)
+                        return sync_apply_device(s, ifname, false);
+                p = wg_device_add_peer(change);
+                if (!p)
+                        return -ENOMEM;
+                memcpy(p->public_key, rp->public_key, WG_KEY_LEN);
+                if (rp->deleted) {
+                        p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
+                        continue;
+                }
+                p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_HAS_PRESHARED_KEY |
+                           WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL | WG_PEER_REPLACE_ALLOWEDIPS;
+                memcpy(p->preshared_key, rp->preshared_key, WG_KEY_LEN);
+                p->persistent_keepalive_interval = rp->keepalive;
+                for (size_t k = 0; k < rp->n_allowedips; k++)
+                        if (wg_peer_add_allowedip(p, &rp->allowedips[k]) < 0)
+                                return -ENOMEM;
+                if (!hlc_ts_is_zero(rp->endpoint_version)) {
+                        struct wg_peer *e = wg_device_add_peer(learn);
+
+                        if (!e)
+                                return -ENOMEM;
+                        memcpy(e->public_key, rp->public_key, WG_KEY_LEN);
+                        e->endpoint = rp->endpoint;
+                        e->persistent_keepalive_interval = rp->keepalive;
+                        learned[learn->n_peers - 1] = rp->endpoint_version.wall_ms;
+                }
+        }
+        if (change->n_peers > 0) {
+                snprintf(change->name, sizeof(change->name), "%s", ifname);
+                r = wg_set_device(b, change);
+                if (r < 0)
+                        return r;
+                log_fields(LOG_INFO, 0, NULL, 0, NULL, NULL, "sync: applied %zu peer change%s to %s", change->n_peers,
+                           change->n_peers == 1 ? "" : "s", ifname);
+        }
+        if (learn->n_peers > 0)
+                wg_follower_learn(s->daemon, ifname, learn, learned);
+        return replica_device_applied(s->replica, ifname);
+}
+
 static void sync_save(struct hamgr_sync *s) {
         int r = replica_store_save(s->daemon->config->state_dir, s->private_key, s->replica);
 
@@ -514,7 +577,11 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                 } else if (offset <= (int64_t) SYNC_OFFSET_WARN_USEC && offset >= -(int64_t) SYNC_OFFSET_WARN_USEC)
                         p->offset_warned = false;
                 return;
-        case SYNC_FRAME_CHANGES:
+        case SYNC_FRAME_CHANGES: {
+                _cleanup_(freep) bool *pending = calloc(s->daemon->config->n_wireguard + 1, sizeof(bool));
+
+                if (!pending)
+                        return;
                 r = replica_changes_decode(f->changes.data, f->changes.len, &remote, &reason);
                 if (r < 0) {
                         p->refused++;
@@ -522,12 +589,17 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                         conn_close(c, "bad change batch");
                         return;
                 }
-                /* Record local edits first: applying the merged state must
-                 * not undo a peer added by hand since the last poll. (An
-                 * interface waiting for a catch-up's end is not polled.) */
-                for (size_t i = 0; i < s->daemon->config->n_wireguard; i++)
-                        if (!replica_device_needs_apply(s->replica, s->daemon->config->wireguard[i].interface))
-                                sync_poll_interface(s, s->daemon->config->wireguard[i].interface);
+                for (size_t i = 0; i < s->daemon->config->n_wireguard; i++) {
+                        const char *ifname = s->daemon->config->wireguard[i].interface;
+
+                        pending[i] = replica_device_needs_apply(s->replica, ifname);
+                        /* A catch-up is applied whole at its end: record local
+                         * edits first, or that would undo a peer added by hand
+                         * since the last poll. A live batch writes only its own
+                         * peers (below), so it needs no read of the device. */
+                        if (p->rx_catching_up && !pending[i])
+                                sync_poll_interface(s, ifname);
+                }
                 r = replica_merge(s->replica, &remote, &applied);
                 if (r < 0) {
                         /* Not merged, so not acknowledged: the watermark
@@ -543,17 +615,23 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                         s->deferred = true;
                 } else if (applied.n > 0) {
                         s->merges++;
-                        sync_save(s);
+                        /* The device first (that is the latency that counts),
+                         * then the state file, then the ack (which promises
+                         * the save). */
                         for (size_t i = 0; i < s->daemon->config->n_wireguard; i++) {
                                 const char *ifname = s->daemon->config->wireguard[i].interface;
 
                                 if (!replica_device_needs_apply(s->replica, ifname))
                                         continue;
-                                r = sync_apply_device(s, ifname, false);
+                                if (pending[i] || s->rx_catchups > 0)
+                                        r = sync_apply_device(s, ifname, false);
+                                else
+                                        r = sync_apply_merged(s, ifname, &applied);
                                 if (r < 0)
                                         log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL,
                                                    "sync: cannot apply changes to %s: %m", ifname);
                         }
+                        sync_save(s);
                 }
                 {
                         struct sync_frame ack = { .type = SYNC_FRAME_ACK, .ack.seq = f->changes.seq };
@@ -561,6 +639,7 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                                 conn_close(c, "send failed");
                 }
                 return;
+        }
         case SYNC_FRAME_ACK:
                 handle_ack(c, f->ack.seq);
                 return;
@@ -885,8 +964,10 @@ static void sync_poll_interface(struct hamgr_sync *s, const char *ifname) {
         s->local_changes += changes.n;
         log_fields(LOG_INFO, 0, NULL, 0, NULL, NULL, "sync: %zu local change%s on %s", changes.n,
                    changes.n == 1 ? "" : "s", ifname);
-        sync_save(s);
+        /* Sent before saved: a crash in between only means the next poll
+         * versions the same edit again. */
         pump_all(s);
+        sync_save(s);
 }
 
 /* Drop the tombstones every configured node has acknowledged (and saved)
@@ -923,6 +1004,73 @@ void sync_poll_now(struct hamgr_daemon *d) {
                 return;
         for (size_t i = 0; i < d->config->n_wireguard; i++)
                 sync_poll_interface(s, d->config->wireguard[i].interface);
+}
+
+/* CHANGE applied to DEV (the replicated device), as wg(8) set would. */
+static int device_apply_peer(struct wg_device *dev, const struct wg_peer *change) {
+        struct wg_peer *p = NULL;
+
+        for (size_t i = 0; i < dev->n_peers; i++)
+                if (memcmp(dev->peers[i].public_key, change->public_key, WG_KEY_LEN) == 0)
+                        p = &dev->peers[i];
+        if (change->flags & WG_PEER_REMOVE_ME) {
+                if (p) {
+                        size_t i = (size_t) (p - dev->peers);
+
+                        free(p->allowedips);
+                        memmove(p, p + 1, (dev->n_peers - i - 1) * sizeof(*p));
+                        dev->n_peers--;
+                }
+                return 0;
+        }
+        if (!p) {
+                p = wg_device_add_peer(dev);
+                if (!p)
+                        return -ENOMEM;
+                memcpy(p->public_key, change->public_key, WG_KEY_LEN);
+                p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_HAS_PRESHARED_KEY | WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
+        }
+        if (change->flags & WG_PEER_HAS_PRESHARED_KEY)
+                memcpy(p->preshared_key, change->preshared_key, WG_KEY_LEN);
+        if (change->flags & WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL)
+                p->persistent_keepalive_interval = change->persistent_keepalive_interval;
+        if (change->flags & WG_PEER_REPLACE_ALLOWEDIPS)
+                p->n_allowedips = 0;
+        for (size_t k = 0; k < change->n_allowedips; k++)
+                if (wg_peer_add_allowedip(p, &change->allowedips[k]) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+void sync_local_peer(struct hamgr_daemon *d, const char *ifname, const struct wg_peer *change) {
+        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+        _cleanup_(replica_changes_done) struct replica_changes changes = {};
+        struct hamgr_sync *s = d->sync;
+        bool endpoints;
+        int r;
+
+        if (!s)
+                return;
+        endpoints = wg_follower_active(d, ifname);
+        /* The device is the replica plus edits not polled yet; the
+         * replica plus this change is what a poll would have compared. */
+        if (replica_device_needs_apply(s->replica, ifname) || wg_follower_busy(d, ifname) ||
+            replica_device_for(s->replica, ifname, endpoints, &dev) < 0 || device_apply_peer(dev, change) < 0) {
+                sync_poll_now(d);
+                return;
+        }
+        r = replica_apply_local_device(s->replica, ifname, dev, wall_usec() / 1000, endpoints, &changes);
+        if (r < 0) {
+                sync_poll_now(d);
+                return;
+        }
+        if (changes.n == 0)
+                return;
+        s->local_changes += changes.n;
+        log_fields(LOG_INFO, 0, NULL, 0, NULL, NULL, "sync: %zu local change%s on %s", changes.n,
+                   changes.n == 1 ? "" : "s", ifname);
+        pump_all(s);
+        sync_save(s);
 }
 
 static int on_poll(sd_event_source *src, uint64_t usec, void *userdata) {

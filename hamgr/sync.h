@@ -21,6 +21,14 @@ void sync_stop(struct hamgr_daemon *d);
  * control socket), pushing what changed to the peers at once. */
 void sync_poll_now(struct hamgr_daemon *d);
 
+struct wg_peer;
+/* The control socket just wrote CHANGE (one peer, set semantics:
+ * REMOVE_ME, or flagged fields) to IFNAME's device: version and push it
+ * without reading the device, which at many peers costs far more than the
+ * change. Falls back to sync_poll_now() when the interface waits for a
+ * merged state to be applied or anything fails. */
+void sync_local_peer(struct hamgr_daemon *d, const char *ifname, const struct wg_peer *change);
+
 /* Append the sync status as JSON ("null" without a sync section). */
 void sync_status_json(struct hamgr_daemon *d, struct buf *b);
 

@@ -953,77 +953,169 @@ int wg_uapi_get_device(const char *ifname, struct wg_device **ret) {
 
 /* ---- configuration digest ---- */
 
+/*
+ * wireguard-go lists peers in Go map order, which changes from one get to
+ * the next, so the digest is order-independent over peers: each section
+ * (the device lines, then each peer from its public_key line on) is hashed
+ * alone, and the section hashes are added up as four 64-bit lanes. A line
+ * order inside a section is kept as the daemon gives it.
+ */
 struct digest_state {
-        crypto_generichash_state h;
-        bool have_errno;
+        crypto_generichash_state h;           /* the current section */
+        bool in_section;
+        uint64_t sum[4];
+        bool have_errno, done;
         int error;
+        const char *reason;
 };
 
-/* Lines that change without anyone editing the device. */
-static bool line_volatile(const char *line) {
-        static const char *const prefixes[] = {
-                "last_handshake_time_sec=", "last_handshake_time_nsec=", "rx_bytes=", "tx_bytes=",
-        };
+static void digest_section_end(struct digest_state *d) {
+        uint8_t out[32];
 
-        for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
-                if (strncmp(line, prefixes[i], strlen(prefixes[i])) == 0)
-                        return true;
-        return false;
+        if (!d->in_section)
+                return;
+        crypto_generichash_final(&d->h, out, sizeof(out));
+        for (size_t i = 0; i < 4; i++) {
+                uint64_t v;
+
+                memcpy(&v, out + 8 * i, 8);
+                d->sum[i] += v;
+        }
+        d->in_section = false;
 }
 
-static int digest_line(void *userdata, char *line, size_t len, const char **reason) {
-        struct digest_state *d = userdata;
+static bool has_prefix(const uint8_t *line, size_t len, const char *prefix) {
+        size_t n = strlen(prefix);
 
+        return len >= n && memcmp(line, prefix, n) == 0;
+}
+
+/* Lines that change without anyone editing the device. */
+static bool line_volatile(const uint8_t *line, size_t len) {
+        switch (line[0]) {
+        case 'l':
+                return has_prefix(line, len, "last_handshake_time_");
+        case 'r':
+                return has_prefix(line, len, "rx_bytes=");
+        case 't':
+                return has_prefix(line, len, "tx_bytes=");
+        default:
+                return false;
+        }
+}
+
+/* One line (without its newline). Returns 1 after the final blank line, 0
+ * to go on, -EBADMSG with d->reason. */
+static int digest_line(struct digest_state *d, const uint8_t *line, size_t len) {
         if (len == 0) {
                 if (!d->have_errno) {
-                        *reason = "no errno line";
+                        d->reason = "no errno line";
                         return -EBADMSG;
                 }
+                digest_section_end(d);
+                d->done = true;
                 return 1;
         }
-        if (strncmp(line, "errno=", 6) == 0) {
+        if (len > WG_UAPI_LINE_MAX) {
+                d->reason = "line too long";
+                return -EBADMSG;
+        }
+        if (memchr(line, '\0', len)) {
+                d->reason = "NUL byte in line";
+                return -EBADMSG;
+        }
+        if (has_prefix(line, len, "errno=")) {
+                char v[16] = {};
+
+                memcpy(v, line + 6, MIN(len - 6, sizeof(v) - 1));
                 d->have_errno = true;
-                d->error = parse_errno(line + 6);
+                d->error = len - 6 < sizeof(v) ? parse_errno(v) : 1;
                 if (d->error > 0) {
-                        *reason = "bad errno value";
+                        d->reason = "bad errno value";
                         return -EBADMSG;
                 }
                 return 0;
         }
-        if (line_volatile(line))
+        if (line_volatile(line, len))
                 return 0;
-        line[len] = '\n'; /* the copy has room for its NUL */
-        crypto_generichash_update(&d->h, (const uint8_t *) line, len + 1);
+        if (has_prefix(line, len, "public_key="))
+                digest_section_end(d);
+        if (!d->in_section) {
+                crypto_generichash_init(&d->h, NULL, 0, 32);
+                d->in_section = true;
+        }
+        /* With its newline, so that lines cannot run together. */
+        crypto_generichash_update(&d->h, line, len);
+        crypto_generichash_update(&d->h, (const uint8_t *) "\n", 1);
         return 0;
 }
 
+/* Feed BUF[0..LEN): every complete line. Returns the bytes consumed, or
+ * <0; d->done after the final blank line (anything after it is an error). */
+static ssize_t digest_feed(struct digest_state *d, const uint8_t *buf, size_t len) {
+        size_t pos = 0;
+
+        while (pos < len) {
+                const uint8_t *nl = memchr(buf + pos, '\n', len - pos);
+                int r;
+
+                if (!nl)
+                        break;
+                if (d->done) {
+                        d->reason = "data after the end of the reply";
+                        return -EBADMSG;
+                }
+                r = digest_line(d, buf + pos, (size_t) (nl - (buf + pos)));
+                pos = (size_t) (nl - buf) + 1;
+                if (r < 0)
+                        return r;
+        }
+        if (d->done && pos < len) {
+                d->reason = "data after the end of the reply";
+                return -EBADMSG;
+        }
+        return (ssize_t) pos;
+}
+
 static int digest_finish(struct digest_state *d, int r, uint8_t ret[static WG_DIGEST_LEN]) {
+        if (r >= 0 && !d->done) {
+                d->reason = "reply does not end with a blank line";
+                r = -EBADMSG;
+        }
         if (r >= 0 && d->error != 0)
                 r = d->error;
         if (r >= 0)
-                crypto_generichash_final(&d->h, ret, WG_DIGEST_LEN);
-        sodium_memzero(d, sizeof(*d));
+                crypto_generichash(ret, WG_DIGEST_LEN, (const uint8_t *) d->sum, sizeof(d->sum), NULL, 0);
+        if (d->in_section)
+                crypto_generichash_final(&d->h, (uint8_t[32]) {}, 32);
         return r;
 }
 
 int wg_uapi_parse_digest(const uint8_t *buf, size_t len, uint8_t ret[static WG_DIGEST_LEN], const char **ret_reason) {
         struct digest_state d = {};
-        const char *reason = NULL;
+        ssize_t n;
         int r;
 
-        if (!ret || sodium_init() < 0)
+        if (!ret || (!buf && len > 0) || sodium_init() < 0)
                 return -EINVAL;
-        crypto_generichash_init(&d.h, NULL, 0, WG_DIGEST_LEN);
-        r = digest_finish(&d, parse_lines(buf, len, digest_line, &d, &reason), ret);
+        n = digest_feed(&d, buf, len);
+        if (n >= 0 && (size_t) n < len) {
+                d.reason = len - (size_t) n > WG_UAPI_LINE_MAX ? "line too long" : "last line not terminated";
+                n = -EBADMSG;
+        }
+        r = digest_finish(&d, n < 0 ? (int) n : 0, ret);
         if (r == -EBADMSG && ret_reason)
-                *ret_reason = reason;
+                *ret_reason = d.reason;
+        sodium_memzero(&d, sizeof(d));
         return r;
 }
 
 int wg_uapi_get_digest(const char *ifname, uint8_t ret[static WG_DIGEST_LEN]) {
         _cleanup_(closep) int fd = -1;
+        _cleanup_(freep) uint8_t *buf = NULL;
         struct digest_state d = {};
-        const char *reason = NULL;
+        size_t end = 0;
+        bool got_any = false;
         int r;
 
         if (!ret || sodium_init() < 0)
@@ -1034,8 +1126,42 @@ int wg_uapi_get_digest(const char *ifname, uint8_t ret[static WG_DIGEST_LEN]) {
         r = send_all(fd, "get=1\n\n", 7);
         if (r < 0)
                 return r;
-        crypto_generichash_init(&d.h, NULL, 0, WG_DIGEST_LEN);
-        return digest_finish(&d, read_lines(fd, digest_line, &d, &reason), ret);
+        buf = malloc(IO_CHUNK);
+        if (!buf)
+                return -ENOMEM;
+        /* Lines are hashed straight from the read buffer: no copy, no
+         * parse, no allocation per peer. */
+        while (!d.done) {
+                ssize_t n = recv(fd, buf + end, IO_CHUNK - end, 0);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+                        break;
+                }
+                if (n == 0) {
+                        r = got_any ? -EBADMSG : -ECONNRESET;
+                        break;
+                }
+                got_any = true;
+                end += (size_t) n;
+                n = digest_feed(&d, buf, end);
+                if (n < 0) {
+                        r = (int) n;
+                        break;
+                }
+                memmove(buf, buf + n, end - (size_t) n);
+                end -= (size_t) n;
+                if (end > WG_UAPI_LINE_MAX) {
+                        r = -EBADMSG;
+                        break;
+                }
+        }
+        r = digest_finish(&d, r, ret);
+        sodium_memzero(buf, IO_CHUNK);
+        sodium_memzero(&d, sizeof(d));
+        return r;
 }
 
 /* One set request. *ret_refused tells a daemon's errno answer apart from

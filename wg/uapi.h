@@ -31,14 +31,15 @@
 int wg_uapi_get_device(const char *ifname, struct wg_device **ret);
 
 /*
- * A digest of IFNAME's configuration as a get reply shows it: a BLAKE2b
- * hash of every line except handshake times and transfer counters, in
- * order. Two equal digests mean the same keys, port, fwmark, peers,
- * preshared keys, endpoints, keepalives and allowed IPs (in the order the
- * daemon lists them: a daemon that reorders gives a new digest, which
- * only costs a full read). Cheaper than wg_uapi_get_device(): nothing is
- * parsed or allocated per peer. Returns 0, -ENODEV, -EBADMSG for a
- * malformed reply or -errno.
+ * A digest of IFNAME's configuration as a get reply shows it, without
+ * handshake times and transfer counters: equal digests mean the same keys,
+ * port, fwmark, peers, preshared keys, endpoints, keepalives and allowed
+ * IPs. Peers may come in any order (wireguard-go lists them in Go map
+ * order, new each time): each peer's lines are hashed alone and the hashes
+ * summed. Cheaper than wg_uapi_get_device(): lines are hashed from the read
+ * buffer, nothing is parsed or allocated per peer. Returns 0, -ENODEV,
+ * -ECONNRESET, -ETIMEDOUT, -EBADMSG for a malformed reply, or -|errno| of
+ * an errno= reply.
  */
 int wg_uapi_get_digest(const char *ifname, uint8_t ret[static WG_DIGEST_LEN]);
 

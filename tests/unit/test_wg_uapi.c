@@ -942,11 +942,35 @@ static void test_digest(void **state) {
                 assert_int_equal(digest_of(text, d, &reason), 0);
                 assert_int_equal(memcmp(base, d, WG_DIGEST_LEN) == 0, edits[i].same);
         }
+        /* Peers in another order (wireguard-go lists them in map order). */
+        {
+                const char *p1 = strstr(wggo_reply, "public_key="), *p2 = strstr(p1 + 1, "public_key="),
+                           *end = strstr(wggo_reply, "errno=");
+                _cleanup_(freep) char *swapped = NULL;
+
+                assert_true(asprintf(&swapped, "%.*s%.*s%.*s%s", (int) (p1 - wggo_reply), wggo_reply, (int) (end - p2), p2,
+                                     (int) (p2 - p1), p1, end) > 0);
+                assert_int_equal(strlen(swapped), strlen(wggo_reply));
+                assert_int_equal(digest_of(swapped, d, &reason), 0);
+                assert_memory_equal(base, d, WG_DIGEST_LEN);
+        }
+        /* Moving a line from one peer to the other is a change. */
+        {
+                _cleanup_(freep) char *a = edited(wggo_reply, "allowed_ip=fd01::/64\n", "");
+                _cleanup_(freep) char *b = edited(a, "persistent_keepalive_interval=0\n",
+                                                  "persistent_keepalive_interval=0\nallowed_ip=fd01::/64\n");
+
+                assert_int_equal(digest_of(b, d, &reason), 0);
+                assert_memory_not_equal(base, d, WG_DIGEST_LEN);
+        }
         assert_int_equal(digest_of("errno=-19\n\n", d, &reason), -ENODEV);
         assert_int_equal(digest_of("listen_port=1\nerrno=0\n", d, &reason), -EBADMSG);
         assert_int_equal(digest_of("listen_port=1\n\n", d, &reason), -EBADMSG);
         assert_string_equal(reason, "no errno line");
         assert_int_equal(digest_of("errno=x\n\n", d, &reason), -EBADMSG);
+        assert_int_equal(digest_of("errno=0\n\nx\n", d, &reason), -EBADMSG);
+        assert_int_equal(digest_of("errno=0\n", d, &reason), -EBADMSG);
+        assert_int_equal(digest_of("errno=0\n\n", d, &reason), 0);
         assert_int_equal(wg_get_digest(WG_BACKEND_KERNEL, "wg0", d), -EOPNOTSUPP);
 }
 
