@@ -75,6 +75,8 @@ struct sync_peer_rt {
         /* The peer's stream to us; the watermark outlives connections. */
         struct hlc_ts rx_watermark;          /* highest key merged from the peer's stream */
         bool rx_catching_up;                 /* its CAUGHT_UP has not arrived yet */
+        uint64_t rx_catchup_start;           /* monotonic µs, for the log */
+        uint64_t rx_catchup_records;
         uint64_t frames_rx, frames_tx, refused;
         char last_error[96];
 };
@@ -126,6 +128,14 @@ struct sync_poll_state {
         bool valid;
         bool endpoints;                      /* polled with may_write_endpoints */
 };
+
+/* Not the event loop's cached time: for durations inside one handler. */
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
 
 static uint64_t wall_usec(void) {
         struct timespec ts;
@@ -475,6 +485,8 @@ static bool conn_register(struct sync_conn *c) {
                 p->rx_catching_up = true;
                 s->rx_catchups++;
         }
+        p->rx_catchup_start = mono_usec();
+        p->rx_catchup_records = 0;
         resume.resume.wall_ms = p->rx_watermark.wall_ms;
         resume.resume.logical = p->rx_watermark.logical;
         resume.resume.node = p->rx_watermark.node;
@@ -608,6 +620,8 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                         conn_close(c, "cannot merge a change batch");
                         return;
                 }
+                if (p->rx_catching_up)
+                        p->rx_catchup_records += remote.n;
                 if (hlc_compare(replica_changes_last_key(&remote), p->rx_watermark) > 0)
                         p->rx_watermark = replica_changes_last_key(&remote);
                 if (applied.n > 0 && p->rx_catching_up) {
@@ -649,13 +663,18 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                 return;
         case SYNC_FRAME_CAUGHT_UP:
                 if (p->rx_catching_up) {
+                        uint64_t t = mono_usec();
+
                         p->rx_catching_up = false;
-                        log_peer(p, LOG_INFO, "caught up (%zu records held)", replica_n_records(s->replica));
                         /* Saved now even if another catch-up still runs: the
                          * ack below promises it. */
                         if (s->deferred)
                                 sync_save(s);
                         sync_catchup_done(s);
+                        log_peer(p, LOG_INFO, "caught up: %" PRIu64 " records received in %" PRIu64 " ms, saved and "
+                                 "applied in %" PRIu64 " ms (%zu records held)", p->rx_catchup_records,
+                                 (t - p->rx_catchup_start) / USEC_PER_MSEC, (mono_usec() - t) / USEC_PER_MSEC,
+                                 replica_n_records(s->replica));
                 }
                 {
                         /* After the save: the sender may now trust our acks

@@ -16,7 +16,11 @@
 #     plus 1 s.
 #  2. `hamgr peer add` on gw1 -> the peer listed on gw2's wg0: median of
 #     BENCH_SYNC_ADDS adds, gw2 polled every 20 ms (plus the time one
-#     `wg show` takes at that size, printed as the resolution).
+#     `wg show` takes at that size, printed as the resolution). At 50,000
+#     peers one `wg show` takes seconds, so a second column times the same
+#     adds by gw2's replicated record count (`hamgr status --json`, which
+#     costs milliseconds): hamgr writes a merged peer to the device before
+#     it answers anything else, so a higher count means the device has it.
 #  3. idle cost at every size >= BENCH_SYNC_IDLE_MIN: after the sync
 #     settled (no pending change batches, 5 s of quiet), utime+stime of hamgr and wireguard-go
 #     on both gateways over BENCH_SYNC_IDLE_S, and their VmRSS/VmHWM.
@@ -220,6 +224,44 @@ synced() {
 # ---- results ------------------------------------------------------------------
 
 declare -A R_STREAMS R_LOAD R_START R_SYNC R_TX R_RX R_STATE R_RSS1 R_RSS2 R_HWM2 R_ADD R_ADD_RANGE R_ADD_RES R_EDIT
+declare -A R_ADD_REC R_EDIT_REC
+
+records_of() {
+        hamgr_status "$1" | jq -r .sync.records
+}
+
+# wait_records NODE ABOVE: until NODE holds more than ABOVE records (60 s).
+wait_records() {
+        local deadline=$(($(hi_now_ms) + 60000))
+        while [ "$(records_of "$1")" -le "$2" ]; do
+                [ "$(hi_now_ms)" -lt "$deadline" ] || return 1
+                sleep 0.005
+        done
+}
+
+median_max() {
+        sort -n | awk '{ v[NR] = $1 } END { printf "%d ms (max %d ms)", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[NR] }'
+}
+
+# timed_by_records N WHAT: WHAT (add or edit) ADDS times, timed by gw2's record count.
+timed_by_records() {
+        local n=$1 what=$2 i key t0 before lat=()
+        for ((i = 0; i < ADDS; i++)); do
+                key=$(one_key)
+                before=$(records_of gw2)
+                sleep "0.$((RANDOM % 1000))"
+                t0=$(hi_now_ms)
+                if [ "$what" = add ]; then
+                        node_exec gw1 "$HAMGR_BIN" peer add wg0 "$key" --allowed-ips "10.252.$((n % 200)).$i/32" \
+                                -s /run/hamgr/control.sock >/dev/null
+                else
+                        node_exec gw1 wg set wg0 peer "$key" allowed-ips "10.253.$((n % 200)).$i/32"
+                fi
+                wait_records gw2 "$before" || say "   $what $i: not on gw2 after 60 s"
+                lat+=($(($(hi_now_ms) - t0)))
+        done
+        printf '%s\n' "${lat[@]}" | median_max
+}
 IDLE_ROWS=()
 
 # capture_sync NODE FILE: tcpdump -w of the sync port on NODE's eth0; PID
@@ -348,6 +390,10 @@ initial_sync() {
         if [ -z "$status" ]; then
                 peer_adds "$n"
                 wg_edits "$n"
+                R_ADD_REC[$n]=$(timed_by_records "$n" add)
+                say "   peer add by record count: ${R_ADD_REC[$n]}"
+                R_EDIT_REC[$n]=$(timed_by_records "$n" edit)
+                say "   wg set by record count: ${R_EDIT_REC[$n]}"
         else
                 R_ADD[$n]="-"
         fi
@@ -472,12 +518,12 @@ printf '\n## hamgr sync benchmark (%s, %s cores, wireguard-go %s)\n\n' "$(uname 
         "$(wireguard-go --version 2>/dev/null | awk 'NR == 1 { print $2 }')"
 printf 'Initial sync: gw2 starts empty, gw1 holds N peers; time from gw2'"'"'s hamgr start until gw2'"'"'s wg0 lists N peers.\n'
 printf 'Bytes: TCP payload on port %s captured on gw2'"'"'s eth0 (tcpdump), per direction.\n\n' "$SYNC_PORT"
-printf '| peers | wg addconf on gw1 | initial sync | gw1 -> gw2 (bulk connections) | gw2 -> gw1 | gw1 -> gw2 per peer | gw2 state file | hamgr RSS gw1 / gw2 (gw2 peak) | peer add -> other node, median of %s (range) | poll resolution | wg set on gw1 -> gw2, median of %s |\n' "$ADDS" "$EDITS"
-printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+printf '| peers | wg addconf on gw1 | initial sync | gw1 -> gw2 (bulk connections) | gw2 -> gw1 | gw1 -> gw2 per peer | gw2 state file | hamgr RSS gw1 / gw2 (gw2 peak) | peer add -> other node, median of %s (range) | poll resolution | wg set on gw1 -> gw2, median of %s | peer add, by record count (%s) | wg set, by record count (%s) |\n' "$ADDS" "$EDITS" "$ADDS" "$ADDS"
+printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 for n in $SIZES; do
         sync=${R_SYNC[$n]}
         if [[ "$sync" == "not run"* ]]; then
-                printf '| %s | - | %s | - | - | - | - | - | - | - | - |\n' "$n" "$sync"
+                printf '| %s | - | %s | - | - | - | - | - | - | - | - | - | - |\n' "$n" "$sync"
                 continue
         fi
         [[ "$sync" =~ ^[0-9]+$ ]] && sync="$sync ms"
@@ -488,9 +534,9 @@ for n in $SIZES; do
         [ "$rss2" = - ] || rss2="$(mb "$rss2") MiB ($(mb "$hwm2") MiB)"
         res=${R_ADD_RES[$n]:-}
         [ -z "$res" ] || res="~$res ms"
-        printf '| %s | %s ms | %s | %s B (%s) | %s B | %s B | %s B | %s / %s | %s | %s | %s |\n' "$n" "${R_LOAD[$n]}" "$sync" \
-                "${R_TX[$n]}" "${R_STREAMS[$n]}" "${R_RX[$n]}" "$((R_TX[$n] / n))" "${R_STATE[$n]}" "$rss1" "$rss2" \
-                "$add" "${res:--}" "${R_EDIT[$n]:--}"
+        printf '| %s | %s ms | %s | %s B (%s) | %s B | %s B | %s B | %s / %s | %s | %s | %s | %s | %s |\n' "$n" "${R_LOAD[$n]}" \
+                "$sync" "${R_TX[$n]}" "${R_STREAMS[$n]}" "${R_RX[$n]}" "$((R_TX[$n] / n))" "${R_STATE[$n]}" "$rss1" "$rss2" \
+                "$add" "${res:--}" "${R_EDIT[$n]:--}" "${R_ADD_REC[$n]:--}" "${R_EDIT_REC[$n]:--}"
 done
 if [ "${#IDLE_ROWS[@]}" -gt 0 ]; then
         printf '\nIdle after the sync settled, same N peers on both devices, poll interval %s ms, advert interval 1000 ms, CPU over %s s:\n\n' \
