@@ -41,8 +41,11 @@
 #define SYNC_READ_CHUNK       65536
 /* A catch-up goes as a stream of batches this large at most (a record of
  * 10000 allowed IPs still fits one), at most SYNC_WINDOW of them unacknowledged:
- * neither side ever holds the whole state as one message. */
-#define SYNC_BATCH_RECORDS    4096
+ * neither side ever holds the whole state as one message. The receiver writes
+ * each batch to its device before it reads the next, and wireguard-go takes
+ * about 100 µs per new peer: 1024 keep the event loop (VRRP adverts,
+ * heartbeats) turning every ~0.1-0.2 s. */
+#define SYNC_BATCH_RECORDS    1024
 #define SYNC_BATCH_BYTES      (1024u * 1024u)
 #define SYNC_WINDOW           8
 #define SYNC_GC_USEC          (60 * USEC_PER_SEC)
@@ -219,8 +222,54 @@ static int sync_apply_device(struct hamgr_sync *s, const char *ifname, bool keep
  * far more than the change. The device already matched the replica for
  * everything else. A local edit of the same peer not yet polled is
  * overwritten (a concurrent edit: the merged one is what both nodes hold
- * now). A changed device record takes the full path. */
-static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const struct replica_changes *applied) {
+ * now). BEFORE is IFNAME's device record before the merge (NULL: none). */
+/* A peer a merge is about to turn into a tombstone while it is live here,
+ * so on the device. */
+struct sync_removal {
+        char ifname[IFNAMSIZ];
+        uint8_t public_key[WG_KEY_LEN];
+};
+
+static int removal_cmp(const void *x, const void *y) {
+        const struct sync_removal *a = x, *b = y;
+        int r = strncmp(a->ifname, b->ifname, IFNAMSIZ);
+
+        return r != 0 ? r : memcmp(a->public_key, b->public_key, WG_KEY_LEN);
+}
+
+/* The live peers REMOTE removes, sorted; only these are removed from the
+ * device (a tombstone of a peer never held here would make wireguard-go
+ * create the peer only to remove it). */
+static int removals_before_merge(struct hamgr_sync *s, const struct replica_changes *remote,
+                                 struct sync_removal **ret, size_t *ret_n) {
+        struct sync_removal *v = NULL;
+        size_t n = 0;
+
+        for (size_t i = 0; i < remote->n; i++) {
+                const struct replica_rec *rec = &remote->recs[i];
+
+                if (rec->type != REPLICA_REC_PEER || !rec->peer.deleted ||
+                    !replica_peer_live(s->replica, rec->ifname, rec->peer.public_key))
+                        continue;
+                if (!v) {
+                        v = calloc(remote->n, sizeof(*v));
+                        if (!v)
+                                return -ENOMEM;
+                }
+                snprintf(v[n].ifname, sizeof(v[n].ifname), "%s", rec->ifname);
+                memcpy(v[n].public_key, rec->peer.public_key, WG_KEY_LEN);
+                n++;
+        }
+        if (n > 1)
+                qsort(v, n, sizeof(*v), removal_cmp);
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const struct replica_changes *applied,
+                             const struct replica_device *before, const struct sync_removal *removals,
+                             size_t n_removals) {
         _cleanup_(wg_device_freep) struct wg_device *change = calloc(1, sizeof(*change)),
                                                     *learn = calloc(1, sizeof(*learn));
         _cleanup_(freep) uint64_t *learned = calloc(applied->n + 1, sizeof(*learned));
@@ -236,8 +285,34 @@ static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const str
 
                 if (!streq(rec->ifname, ifname))
                         continue;
-                if (rec->type != REPLICA_REC_PEER)
-                        return sync_apply_device(s, ifname, false);
+                if (rec->type != REPLICA_REC_PEER) {
+                        /* Only what changed: wireguard-go rebinds its socket
+                         * on any listen_port line, even the same port. */
+                        const struct replica_device *dv = &rec->device;
+
+                        if (!before || memcmp(dv->private_key, before->private_key, WG_KEY_LEN) != 0) {
+                                memcpy(change->private_key, dv->private_key, WG_KEY_LEN);
+                                change->flags |= WG_DEVICE_HAS_PRIVATE_KEY;
+                        }
+                        if (!before || dv->listen_port != before->listen_port) {
+                                change->listen_port = dv->listen_port;
+                                change->flags |= WG_DEVICE_HAS_LISTEN_PORT;
+                        }
+                        if (!before || dv->fwmark != before->fwmark) {
+                                change->fwmark = dv->fwmark;
+                                change->flags |= WG_DEVICE_HAS_FWMARK;
+                        }
+                        continue;
+                }
+                if (rp->deleted) {
+                        struct sync_removal key = {};
+
+                        snprintf(key.ifname, sizeof(key.ifname), "%s", ifname);
+                        memcpy(key.public_key, rp->public_key, WG_KEY_LEN);
+                        if (n_removals == 0 ||
+                            !bsearch(&key, removals, n_removals, sizeof(*removals), removal_cmp))
+                                continue;
+                }
                 p = wg_device_add_peer(change);
                 if (!p)
                         return -ENOMEM;
@@ -264,7 +339,7 @@ static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const str
                         learned[learn->n_peers - 1] = rp->endpoint_version.wall_ms;
                 }
         }
-        if (change->n_peers > 0) {
+        if (change->n_peers > 0 || change->flags != 0) {
                 snprintf(change->name, sizeof(change->name), "%s", ifname);
                 r = wg_set_device(b, change);
                 if (r < 0)
@@ -590,10 +665,16 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                         p->offset_warned = false;
                 return;
         case SYNC_FRAME_CHANGES: {
-                _cleanup_(freep) bool *pending = calloc(s->daemon->config->n_wireguard + 1, sizeof(bool));
+                size_t n_wg = s->daemon->config->n_wireguard;
+                _cleanup_(freep) bool *pending = calloc(n_wg + 1, sizeof(bool)), *had_device = calloc(n_wg + 1, sizeof(bool));
+                _cleanup_(freep) struct replica_device *before = calloc(n_wg + 1, sizeof(*before));
+                _cleanup_(freep) struct sync_removal *removals = NULL;
+                size_t n_removals = 0;
 
-                if (!pending)
+                if (!pending || !had_device || !before) {
+                        conn_close(c, "out of memory");
                         return;
+                }
                 r = replica_changes_decode(f->changes.data, f->changes.len, &remote, &reason);
                 if (r < 0) {
                         p->refused++;
@@ -601,21 +682,22 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                         conn_close(c, "bad change batch");
                         return;
                 }
-                for (size_t i = 0; i < s->daemon->config->n_wireguard; i++) {
+                for (size_t i = 0; i < n_wg; i++) {
                         const char *ifname = s->daemon->config->wireguard[i].interface;
 
+                        /* A batch is written to the device by itself (below),
+                         * unless the interface already waits for a whole
+                         * write; no read of the device, no poll first. */
                         pending[i] = replica_device_needs_apply(s->replica, ifname);
-                        /* A catch-up is applied whole at its end: record local
-                         * edits first, or that would undo a peer added by hand
-                         * since the last poll. A live batch writes only its own
-                         * peers (below), so it needs no read of the device. */
-                        if (p->rx_catching_up && !pending[i])
-                                sync_poll_interface(s, ifname);
+                        had_device[i] = replica_device_record(s->replica, ifname, &before[i]) >= 0;
                 }
-                r = replica_merge(s->replica, &remote, &applied);
+                r = removals_before_merge(s, &remote, &removals, &n_removals);
+                if (r >= 0)
+                        r = replica_merge(s->replica, &remote, &applied);
                 if (r < 0) {
                         /* Not merged, so not acknowledged: the watermark
                          * must not pass it. The next connection resends. */
+                        sodium_memzero(before, (n_wg + 1) * sizeof(*before));
                         log_peer(p, LOG_WARNING, "cannot merge changes: %s", strerror(-r));
                         conn_close(c, "cannot merge a change batch");
                         return;
@@ -624,29 +706,35 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                         p->rx_catchup_records += remote.n;
                 if (hlc_compare(replica_changes_last_key(&remote), p->rx_watermark) > 0)
                         p->rx_watermark = replica_changes_last_key(&remote);
-                if (applied.n > 0 && p->rx_catching_up) {
-                        s->merges++;
-                        s->deferred = true;
-                } else if (applied.n > 0) {
+                if (applied.n > 0) {
                         s->merges++;
                         /* The device first (that is the latency that counts),
-                         * then the state file, then the ack (which promises
-                         * the save). */
-                        for (size_t i = 0; i < s->daemon->config->n_wireguard; i++) {
+                         * then the state file (once per catch-up, at its end),
+                         * then the ack (which promises the save). An interface
+                         * that waits for a whole write gets it when no
+                         * catch-up runs (sync_flush_deferred(), or a poll). */
+                        for (size_t i = 0; i < n_wg; i++) {
                                 const char *ifname = s->daemon->config->wireguard[i].interface;
 
                                 if (!replica_device_needs_apply(s->replica, ifname))
                                         continue;
-                                if (pending[i] || s->rx_catchups > 0)
+                                if (pending[i] && s->rx_catchups > 0)
+                                        continue;
+                                if (pending[i])
                                         r = sync_apply_device(s, ifname, false);
                                 else
-                                        r = sync_apply_merged(s, ifname, &applied);
+                                        r = sync_apply_merged(s, ifname, &applied, had_device[i] ? &before[i] : NULL,
+                                                              removals, n_removals);
                                 if (r < 0)
                                         log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL,
                                                    "sync: cannot apply changes to %s: %m", ifname);
                         }
-                        sync_save(s);
+                        if (p->rx_catching_up)
+                                s->deferred = true;
+                        else
+                                sync_save(s);
                 }
+                sodium_memzero(before, (n_wg + 1) * sizeof(*before));
                 {
                         struct sync_frame ack = { .type = SYNC_FRAME_ACK, .ack.seq = f->changes.seq };
                         if (conn_send(c, &ack) < 0)
@@ -951,10 +1039,12 @@ static void sync_poll_interface(struct hamgr_sync *s, const char *ifname) {
         bool endpoints, have_digest;
         int r;
 
+        /* While a catch-up runs, the device changes with every batch: reading
+         * it whole each interval would cost more than the catch-up. Local
+         * edits are found by the first poll after it. */
+        if (s->rx_catchups > 0)
+                return;
         if (replica_device_needs_apply(s->replica, ifname)) {
-                /* A catch-up in progress applies once, at its end. */
-                if (s->rx_catchups > 0)
-                        return;
                 if (ps)
                         ps->valid = false;
                 r = sync_apply_device(s, ifname, false);

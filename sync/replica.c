@@ -1411,6 +1411,31 @@ struct hlc_ts replica_endpoint_version(const struct replica *r, const char *ifna
         return p && !p->deleted ? p->endpoint_version : (struct hlc_ts) {};
 }
 
+bool replica_peer_live(const struct replica *r, const char *ifname, const uint8_t public_key[static WG_KEY_LEN]) {
+        const struct replica_iface *f;
+        const struct replica_peer *p;
+
+        if (!r || !ifname || !public_key)
+                return false;
+        f = iface_find(r, ifname);
+        if (!f || f->n_peers == 0)
+                return false;
+        p = bsearch(public_key, f->peers, f->n_peers, sizeof(*f->peers), peer_key_cmp);
+        return p && !p->deleted;
+}
+
+int replica_device_record(const struct replica *r, const char *ifname, struct replica_device *ret) {
+        const struct replica_iface *f;
+
+        if (!r || !ifname || !ret)
+                return -EINVAL;
+        f = iface_find(r, ifname);
+        if (!f || hlc_ts_is_zero(f->device.version))
+                return -ENOENT;
+        *ret = f->device;
+        return 0;
+}
+
 int replica_device_applied(struct replica *r, const char *ifname) {
         struct replica_iface *f;
 

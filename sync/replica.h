@@ -247,6 +247,14 @@ int replica_device_for(struct replica *r, const char *ifname, bool include_endpo
 struct hlc_ts replica_endpoint_version(const struct replica *r, const char *ifname,
                                        const uint8_t public_key[static WG_KEY_LEN]);
 
+/* Whether R holds IFNAME's peer PUBLIC_KEY as a live record (not a
+ * tombstone). */
+bool replica_peer_live(const struct replica *r, const char *ifname, const uint8_t public_key[static WG_KEY_LEN]);
+
+/* A copy of IFNAME's device record (holds the private key: wipe it).
+ * Returns 0, -ENOENT when there is none, or -EINVAL. */
+int replica_device_record(const struct replica *r, const char *ifname, struct replica_device *ret);
+
 /* The caller wrote IFNAME's replicated state to the device: local polls of
  * it are accepted again. Returns 0, or -ENOENT. */
 int replica_device_applied(struct replica *r, const char *ifname);
