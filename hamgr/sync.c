@@ -76,7 +76,7 @@ struct sync_peer_rt {
         uint64_t tx_caught_up_seq;           /* seq of our CAUGHT_UP; 0 while catching up */
         uint64_t tx_skip_node;               /* records only the peer wrote are not sent back */
         /* The peer's stream to us; the watermark outlives connections. */
-        struct hlc_ts rx_watermark;          /* highest key merged from the peer's stream */
+        struct replica_cursor rx_watermark;  /* last position merged from the peer's stream */
         bool rx_catching_up;                 /* its CAUGHT_UP has not arrived yet */
         uint64_t rx_catchup_start;           /* monotonic µs, for the log */
         uint64_t rx_catchup_records;
@@ -562,9 +562,15 @@ static bool conn_register(struct sync_conn *c) {
         }
         p->rx_catchup_start = mono_usec();
         p->rx_catchup_records = 0;
-        resume.resume.wall_ms = p->rx_watermark.wall_ms;
-        resume.resume.logical = p->rx_watermark.logical;
-        resume.resume.node = p->rx_watermark.node;
+        resume.resume.wall_ms = p->rx_watermark.key.wall_ms;
+        resume.resume.logical = p->rx_watermark.key.logical;
+        resume.resume.node = p->rx_watermark.key.node;
+        if (p->rx_watermark.ifname[0]) {
+                resume.resume.kind = p->rx_watermark.peer ? SYNC_RESUME_AT_PEER : SYNC_RESUME_AT_DEVICE;
+                memcpy(resume.resume.ifname, p->rx_watermark.ifname, strnlen(p->rx_watermark.ifname, IFNAMSIZ - 1));
+                if (p->rx_watermark.peer)
+                        memcpy(resume.resume.public_key, p->rx_watermark.public_key, WG_KEY_LEN);
+        }
         if (conn_send(c, &resume) < 0)
                 return false;
         return true;
@@ -604,6 +610,12 @@ static int handle_resume(struct sync_conn *c, const struct sync_frame *f) {
                 return -EBADMSG;
         p->tx_resumed = true;
         p->tx_cursor = replica_cursor_at(w);
+        if (f->resume.kind != SYNC_RESUME_BEFORE_KEY) {
+                /* Just after the last record it merged: nothing twice. */
+                snprintf(p->tx_cursor.ifname, sizeof(p->tx_cursor.ifname), "%.*s", IFNAMSIZ - 1, f->resume.ifname);
+                p->tx_cursor.peer = f->resume.kind == SYNC_RESUME_AT_PEER;
+                memcpy(p->tx_cursor.public_key, f->resume.public_key, WG_KEY_LEN);
+        }
         /* A peer with nothing from us may lack its own records too (a lost
          * state file): send it everything. */
         p->tx_skip_node = hlc_ts_is_zero(w) ? 0 : p->node;
@@ -704,8 +716,12 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                 }
                 if (p->rx_catching_up)
                         p->rx_catchup_records += remote.n;
-                if (hlc_compare(replica_changes_last_key(&remote), p->rx_watermark) > 0)
-                        p->rx_watermark = replica_changes_last_key(&remote);
+                {
+                        struct replica_cursor last = replica_changes_last_cursor(&remote);
+
+                        if (replica_cursor_compare(&last, &p->rx_watermark) > 0)
+                                p->rx_watermark = last;
+                }
                 if (applied.n > 0) {
                         s->merges++;
                         /* The device first (that is the latency that counts),

@@ -1818,6 +1818,41 @@ fail:
         return k;
 }
 
+static struct replica_cursor cursor_of_rec(const struct replica_rec *rec) {
+        struct replica_cursor c = { .peer = rec->type == REPLICA_REC_PEER };
+
+        c.key = c.peer ? peer_key(&rec->peer) : rec->device.version;
+        ifname_copy(c.ifname, rec->ifname);
+        if (c.peer)
+                memcpy(c.public_key, rec->peer.public_key, WG_KEY_LEN);
+        return c;
+}
+
+int replica_cursor_compare(const struct replica_cursor *a, const struct replica_cursor *b) {
+        int r = hlc_compare(a->key, b->key);
+
+        if (r != 0)
+                return r;
+        r = strncmp(a->ifname, b->ifname, IFNAMSIZ);
+        if (r != 0)
+                return r;
+        if (a->peer != b->peer)
+                return a->peer ? 1 : -1;
+        return a->peer ? memcmp(a->public_key, b->public_key, WG_KEY_LEN) : 0;
+}
+
+struct replica_cursor replica_changes_last_cursor(const struct replica_changes *c) {
+        struct replica_cursor best = {};
+
+        for (size_t i = 0; c && i < c->n; i++) {
+                struct replica_cursor k = cursor_of_rec(&c->recs[i]);
+
+                if (replica_cursor_compare(&k, &best) > 0)
+                        best = k;
+        }
+        return best;
+}
+
 struct hlc_ts replica_changes_last_key(const struct replica_changes *c) {
         struct hlc_ts best = {};
 

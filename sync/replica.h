@@ -308,6 +308,15 @@ int replica_changes_batch(const struct replica *r, const struct replica_cursor *
                           size_t max_records, size_t max_bytes, struct replica_changes *ret,
                           struct replica_cursor *ret_last, bool *ret_key_complete);
 
+/* Stream order of two positions: <0, 0, >0. A cursor at a key with an
+ * empty interface name is before every record of that key. */
+int replica_cursor_compare(const struct replica_cursor *a, const struct replica_cursor *b);
+
+/* The greatest position of a record in C (the zero cursor when C is
+ * empty). After merging a batch whole, the receiver holds everything up to
+ * it: where the stream resumes without sending anything twice. */
+struct replica_cursor replica_changes_last_cursor(const struct replica_changes *c);
+
 /* The greatest key (as replica_changes_batch() orders) in C; zero when C
  * is empty. After merging a batch whole, the receiver's new watermark. */
 struct hlc_ts replica_changes_last_key(const struct replica_changes *c);

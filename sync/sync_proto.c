@@ -135,12 +135,26 @@ static bool name_valid(const char *name, size_t len) {
         return true;
 }
 
-/* A watermark is a replication version: wall time below 2^48 and a writer,
- * or all zero. */
+/* A stream position: a replication version (wall time below 2^48 and a
+ * writer, or all zero), then as its kind says an interface name and a key. */
 static bool resume_valid(const struct sync_frame *f) {
+        const char *n = f->resume.ifname;
+        size_t len = strnlen(n, SYNC_RESUME_IFNAME_LEN);
+
         if (f->resume.wall_ms >= UINT64_C(1) << 48)
                 return false;
-        return f->resume.node != 0 || (f->resume.wall_ms == 0 && f->resume.logical == 0);
+        if (f->resume.node == 0 && (f->resume.wall_ms != 0 || f->resume.logical != 0))
+                return false;
+        if ((unsigned) f->resume.kind >= _SYNC_RESUME_KIND_MAX || len == SYNC_RESUME_IFNAME_LEN)
+                return false;
+        for (size_t i = len; i < SYNC_RESUME_IFNAME_LEN; i++)
+                if (n[i] != '\0')
+                        return false;
+        if ((f->resume.kind == SYNC_RESUME_BEFORE_KEY) != (len == 0) || (len > 0 && !name_valid(n, len)))
+                return false;
+        if (f->resume.kind != SYNC_RESUME_AT_PEER && !sodium_is_zero(f->resume.public_key, 32))
+                return false;
+        return true;
 }
 
 int sync_frame_parse(const uint8_t *buf, size_t len, struct sync_frame *ret, const char **ret_reason) {
@@ -217,6 +231,9 @@ int sync_frame_parse(const uint8_t *buf, size_t len, struct sync_frame *ret, con
                 f.resume.wall_ms = get_be64(p);
                 f.resume.logical = (uint16_t) ((p[8] << 8) | p[9]);
                 f.resume.node = get_be64(p + 10);
+                f.resume.kind = p[18];
+                memcpy(f.resume.ifname, p + 19, SYNC_RESUME_IFNAME_LEN);
+                memcpy(f.resume.public_key, p + 19 + SYNC_RESUME_IFNAME_LEN, 32);
                 if (!resume_valid(&f)) {
                         set_reason(ret_reason, "invalid resume watermark");
                         return -EBADMSG;
@@ -305,6 +322,9 @@ static void frame_write(const struct sync_frame *f, uint8_t *buf) {
                 p[8] = (uint8_t) (f->resume.logical >> 8);
                 p[9] = (uint8_t) f->resume.logical;
                 put_be64(p + 10, f->resume.node);
+                p[18] = (uint8_t) f->resume.kind;
+                memcpy(p + 19, f->resume.ifname, SYNC_RESUME_IFNAME_LEN);
+                memcpy(p + 19 + SYNC_RESUME_IFNAME_LEN, f->resume.public_key, 32);
                 break;
         case SYNC_FRAME_CAUGHT_UP:
                 put_be64(p, f->caught_up.seq);

@@ -1238,6 +1238,23 @@ static void test_batch_resume(void **state) {
          * merged again (records tied at the watermark are resent). */
         assert_int_equal(again.n, 711);
         replica_changes_done(&again);
+        /* From the position of the last record merged: nothing twice. */
+        {
+                struct replica_cursor at = replica_cursor_at(w);
+                struct replica_changes c = {};
+
+                assert_int_equal(replica_changes_batch(a, &at, 0, 1, 1u << 30, &c, &at, NULL), 0);
+                assert_int_equal(replica_cursor_compare(&at, &(struct replica_cursor) { .key = w }) > 0, true);
+                {
+                        struct replica_cursor last = replica_changes_last_cursor(&c);
+
+                        assert_int_equal(replica_cursor_compare(&at, &last), 0);
+                }
+                replica_changes_done(&c);
+                assert_int_equal(replica_changes_batch(a, &at, 0, 100000, 1u << 30, &again, NULL, NULL), 0);
+                assert_int_equal(again.n, 710);
+                replica_changes_done(&again);
+        }
         assert_int_equal(stream(a, b, &w, 0, 100, 1u << 20, 0), 8);
         assert_same_state(a, b);
         /* Caught up: only the record at the watermark comes again. */

@@ -172,6 +172,9 @@ static void check_roundtrip(const struct sync_frame *f) {
                 assert_true(g.resume.wall_ms == f->resume.wall_ms);
                 assert_int_equal(g.resume.logical, f->resume.logical);
                 assert_true(g.resume.node == f->resume.node);
+                assert_int_equal(g.resume.kind, f->resume.kind);
+                assert_memory_equal(g.resume.ifname, f->resume.ifname, SYNC_RESUME_IFNAME_LEN);
+                assert_memory_equal(g.resume.public_key, f->resume.public_key, 32);
                 break;
         case SYNC_FRAME_CAUGHT_UP:
                 assert_true(g.caught_up.seq == f->caught_up.seq);
@@ -205,6 +208,12 @@ static void test_frame_roundtrip(void **state) {
         f.resume.logical = 0xfffe;
         f.resume.node = UINT64_MAX;
         check_roundtrip(&f);
+        f.resume.kind = SYNC_RESUME_AT_DEVICE;
+        strcpy(f.resume.ifname, "wg-longname0123");
+        check_roundtrip(&f);
+        f.resume.kind = SYNC_RESUME_AT_PEER;
+        memset(f.resume.public_key, 0xab, 32);
+        check_roundtrip(&f);
         f = (struct sync_frame) { .type = SYNC_FRAME_CAUGHT_UP, .caught_up.seq = 77 };
         check_roundtrip(&f);
         for (int r = 0; r < _SYNC_CLOSE_REASON_MAX; r++) {
@@ -237,6 +246,17 @@ static void test_frame_build_invalid(void **state) {
         assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
         f = (struct sync_frame) { .type = SYNC_FRAME_RESUME, .resume = { UINT64_C(1) << 48, 0, 1 } };
         assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
+        f = (struct sync_frame) { .type = SYNC_FRAME_RESUME, .resume = { 5, 0, 1, SYNC_RESUME_AT_PEER } }; /* no name */
+        assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
+        f = (struct sync_frame) { .type = SYNC_FRAME_RESUME, .resume = { 5, 0, 1, SYNC_RESUME_BEFORE_KEY, "wg0" } };
+        assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
+        f = (struct sync_frame) { .type = SYNC_FRAME_RESUME, .resume = { 5, 0, 1, SYNC_RESUME_AT_DEVICE, "wg0" } };
+        f.resume.public_key[3] = 1;                                                 /* key on a device */
+        assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
+        f = (struct sync_frame) { .type = SYNC_FRAME_RESUME, .resume = { 5, 0, 1, _SYNC_RESUME_KIND_MAX, "wg0" } };
+        assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
+        f = (struct sync_frame) { .type = SYNC_FRAME_RESUME, .resume = { 5, 0, 1, SYNC_RESUME_AT_DEVICE, "wg 0" } };
+        assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
         f = (struct sync_frame) { .type = SYNC_FRAME_CHANGES, .changes = { 1, NULL, 5 } };
         assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
         f.changes.data = (const uint8_t *) "x";
@@ -259,8 +279,7 @@ static void test_frame_parse_rejects(void **state) {
                 { "\x01\x08", 2, "unknown frame type" },
                 { "\x01\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 19, "resume length mismatch" },
                 { "\x01\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 18, "resume length mismatch" },
-                { "\x01\x06\0\0\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0", 20, "invalid resume watermark" },
-                { "\x01\x06\0\x01\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x01", 20, "invalid resume watermark" },
+                { "\x01\x06\0\0\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0", 20, "resume length mismatch" },
                 { "\x01\x07\0\0\0\0\0\0\0", 9, "caught-up length mismatch" },
                 { "\x01\xff", 2, "unknown frame type" },
                 { "\x01\x01\0\0\0\0\0\0\0\0", 10, "truncated hello" },
@@ -286,6 +305,25 @@ static void test_frame_parse_rejects(void **state) {
                 assert_string_equal(reason, bad[i].reason);
                 assert_int_equal(f.type, SYNC_FRAME_ACK);
                 assert_true(f.ack.seq == 99);
+        }
+        /* A RESUME with a logical count but no writer, then with a bad kind. */
+        {
+                uint8_t r[2 + SYNC_RESUME_LEN] = { 1, SYNC_FRAME_RESUME };
+                const char *reason = NULL;
+
+                assert_int_equal(sync_frame_parse(r, sizeof(r), &f, &reason), 0);
+                r[2 + 9] = 1;
+                assert_int_equal(sync_frame_parse(r, sizeof(r), &f, &reason), -EBADMSG);
+                assert_string_equal(reason, "invalid resume watermark");
+                r[2 + 9] = 0;
+                r[2 + 18] = 3;
+                assert_int_equal(sync_frame_parse(r, sizeof(r), &f, &reason), -EBADMSG);
+                r[2 + 18] = 1; /* at a device, but no interface */
+                assert_int_equal(sync_frame_parse(r, sizeof(r), &f, &reason), -EBADMSG);
+                memcpy(r + 2 + 19, "wg0", 3);
+                assert_int_equal(sync_frame_parse(r, sizeof(r), &f, &reason), 0);
+                r[2 + 19 + 5] = 'x'; /* not NUL-padded */
+                assert_int_equal(sync_frame_parse(r, sizeof(r), &f, &reason), -EBADMSG);
         }
         /* A 64-byte name does not fit. */
         uint8_t big[2 + 9 + 64];
@@ -774,15 +812,26 @@ static struct sync_frame relay(struct sync_session *x, struct sync_session *y, c
 /* A streams to B from B's RESUME watermark *W as the daemon does (CHANGES
  * in key order, each merged whole and acknowledged, then CAUGHT_UP), for at
  * most STOP batches (0: to the end). Returns the records sent. */
-static size_t catch_up(struct link *l, struct replica *a, struct replica *b, struct hlc_ts *w, size_t stop,
+static size_t catch_up(struct link *l, struct replica *a, struct replica *b, struct replica_cursor *w, size_t stop,
                        size_t *ret_max_wire) {
-        struct sync_frame f = { .type = SYNC_FRAME_RESUME, .resume = { w->wall_ms, w->logical, w->node } }, got;
+        struct sync_frame f = { .type = SYNC_FRAME_RESUME, .resume = { w->key.wall_ms, w->key.logical, w->key.node } },
+                          got;
         struct replica_cursor cursor;
         uint64_t seq = 0;
         size_t sent = 0, batches = 0;
 
+        if (w->ifname[0]) {
+                f.resume.kind = w->peer ? SYNC_RESUME_AT_PEER : SYNC_RESUME_AT_DEVICE;
+                strcpy(f.resume.ifname, w->ifname);
+                memcpy(f.resume.public_key, w->public_key, 32);
+        }
         got = relay(l->b, l->a, &f, NULL);
         cursor = replica_cursor_at((struct hlc_ts) { got.resume.wall_ms, got.resume.logical, got.resume.node });
+        if (got.resume.kind != SYNC_RESUME_BEFORE_KEY) {
+                strcpy(cursor.ifname, got.resume.ifname);
+                cursor.peer = got.resume.kind == SYNC_RESUME_AT_PEER;
+                memcpy(cursor.public_key, got.resume.public_key, 32);
+        }
         for (;;) {
                 struct replica_changes batch = {}, in = {};
                 _cleanup_(freep) uint8_t *enc = NULL;
@@ -805,7 +854,7 @@ static size_t catch_up(struct link *l, struct replica *a, struct replica *b, str
                 *ret_max_wire = MAX(*ret_max_wire, wire);
                 assert_int_equal(replica_changes_decode(got.changes.data, got.changes.len, &in, &reason), 0);
                 assert_int_equal(replica_merge(b, &in, NULL), 0);
-                *w = replica_changes_last_key(&in);
+                *w = replica_changes_last_cursor(&in);
                 replica_changes_done(&in);
                 f = (struct sync_frame) { .type = SYNC_FRAME_ACK, .ack.seq = got.changes.seq };
                 assert_true(relay(l->b, l->a, &f, NULL).ack.seq == seq);
@@ -824,7 +873,7 @@ static size_t catch_up(struct link *l, struct replica *a, struct replica *b, str
 static void test_stream_many_tombstones(void **state) {
         _cleanup_(replica_freep) struct replica *a = NULL, *b = NULL;
         _cleanup_(freep) uint8_t *ea = NULL, *eb = NULL;
-        struct hlc_ts w = {};
+        struct replica_cursor w = {};
         size_t la, lb, max_wire = 0, first, rest;
         struct link l;
 
@@ -842,16 +891,15 @@ static void test_stream_many_tombstones(void **state) {
         link_up(&l);
         rest = catch_up(&l, a, b, &w, 0, &max_wire);
         link_down(&l);
-        /* The record at the watermark is sent again, nothing else. */
-        assert_int_equal(first + rest, 200000 + 1);
+        /* Resumed just after the last record merged: nothing twice. */
+        assert_int_equal(first + rest, 200000);
         assert_true(max_wire <= 4 + 2 + 8 + STREAM_BATCH_BYTES + SYNC_FRAME_OVERHEAD);
         assert_int_equal(replica_encode(b, &eb, &lb), 0);
         assert_int_equal(la, lb);
         assert_memory_equal(ea, eb, la);
-        /* Caught up: a third connection sends the record at the watermark
-         * and CAUGHT_UP. */
+        /* Caught up: a third connection sends nothing but CAUGHT_UP. */
         link_up(&l);
-        assert_int_equal(catch_up(&l, a, b, &w, 0, &max_wire), 1);
+        assert_int_equal(catch_up(&l, a, b, &w, 0, &max_wire), 0);
         link_down(&l);
 }
 
