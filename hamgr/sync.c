@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sodium.h>
@@ -354,6 +355,11 @@ static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const str
 
 static void sync_save(struct hamgr_sync *s) {
         int r = replica_store_save(s->daemon->config->state_dir, s->private_key, s->replica);
+
+        /* The encoding of a large state (12 MB at 100,000 peers) lands on
+         * the heap once glibc raised its mmap threshold; give it back
+         * instead of keeping it resident until the next save. */
+        malloc_trim(0);
 
         if (r < 0) {
                 s->save_errors++;
