@@ -1204,11 +1204,22 @@ void sync_local_peer(struct hamgr_daemon *d, const char *ifname, const struct wg
         sync_save(s);
 }
 
+/* The next poll comes one interval after this one started, but never
+ * sooner than three times its own duration after it ended: reading a
+ * device of 50,000 peers from a starved wireguard-go can take seconds, and
+ * back-to-back polls would then leave the event loop (VRRP adverts,
+ * heartbeats) no time at all. On a machine that keeps up this never
+ * stretches the interval. */
 static int on_poll(sd_event_source *src, uint64_t usec, void *userdata) {
         struct hamgr_sync *s = userdata;
+        uint64_t interval = (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC, t0 = mono_usec(), t1, next;
 
         sync_poll_now(s->daemon);
-        sd_event_source_set_time(src, usec + (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC);
+        t1 = mono_usec();
+        next = usec + interval;
+        if (t1 + 3 * (t1 - t0) > next)
+                next = t1 + 3 * (t1 - t0);
+        sd_event_source_set_time(src, next);
         return sd_event_source_set_enabled(src, SD_EVENT_ON);
 }
 
