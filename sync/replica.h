@@ -44,12 +44,12 @@
  * the caller confirms with replica_device_applied().
  *
  * Catch-up after a reconnect: each side streams bounded batches from
- * replica_changes_batch(), starting at the other's watermark: the highest
- * record key (replica_changes_last_key()) the receiver merged from this
- * sender's stream. Records go in key order and a batch is merged whole or
- * not at all, so everything below the watermark is already held (records
- * tied at it are sent again). A zero watermark sends everything (a first
- * sync, or a node that restarted) and is always correct.
+ * replica_changes_batch(), starting just after the other's watermark: the
+ * position (replica_changes_last_cursor()) of the last record the receiver
+ * merged from this sender's stream. Records go in stream order and a batch
+ * is merged whole or not at all, so everything up to the watermark is
+ * already held. A zero watermark sends everything (a first sync, or a node
+ * that restarted) and is always correct.
  *
  * The encoding (for the wire and, encrypted, the state file; big endian):
  *   u8 format (1), u32 count, then count records, each
