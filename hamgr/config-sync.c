@@ -12,7 +12,7 @@
 #include "wg/wg.h"
 
 static const char *const sync_keys[] = {
-        "listen", "private_key_file", "poll_interval_ms", "bootstrap_grace_s", "rekey_interval_ms", "peers", NULL,
+        "listen", "private_key_file", "poll_interval_ms", "bootstrap_grace_s", "rekey_interval_ms", "tombstone_retention_s", "peers", NULL,
 };
 
 static const char *const sync_peer_keys[] = {
@@ -281,6 +281,7 @@ int parse_sync(struct loader *l, config_setting_t *root, struct hamgr_config *c)
         sc->poll_interval_ms = 1000;
         sc->bootstrap_grace_s = 30;
         sc->rekey_interval_ms = 120000;
+        sc->tombstone_retention_s = 7 * 24 * 3600;
         sc->line = line_of(grp);
         check_keys(l, grp, sync_keys, "in sync");
 
@@ -304,6 +305,7 @@ int parse_sync(struct loader *l, config_setting_t *root, struct hamgr_config *c)
         (void) get_uint(l, grp, "poll_interval_ms", 100, 3600000, &sc->poll_interval_ms);
         (void) get_uint(l, grp, "bootstrap_grace_s", 0, 86400, &sc->bootstrap_grace_s);
         (void) get_uint(l, grp, "rekey_interval_ms", 1000, 86400000, &sc->rekey_interval_ms);
+        (void) get_uint(l, grp, "tombstone_retention_s", 0, 10 * 365 * 24 * 3600, &sc->tombstone_retention_s);
         r = PARSE_LIST(l, grp, &sync_peers_spec, "in sync", &w, sc->peers, sc->n_peers);
         free(w.meta);
         if (r < 0)

@@ -191,6 +191,7 @@ struct hamgr_sync_config {
         uint32_t poll_interval_ms;   /* 100..3600000 (default 1000) */
         uint32_t bootstrap_grace_s;  /* 0..86400 (default 30): without a state, wait this long for a peer's */
         uint32_t rekey_interval_ms;  /* 1000..86400000 (default 120000): fresh handshake */
+        uint32_t tombstone_retention_s; /* minimum age of a collected tombstone (default 7 days) */
         struct hamgr_sync_peer_config *peers;
         size_t n_peers;
         int line;

@@ -310,7 +310,7 @@ static bool replicated_interface(struct hamgr_daemon *d, const char *ifname) {
 }
 
 /* A parsed PEER ADD or PEER REMOVE: applied to the local device, then
- * polled at once so the change is versioned and pushed to the other nodes.
+ * versioned at once (sync_local_peer()) and pushed to the other nodes.
  * Takes REQ's allowed IPs. */
 static char *peer_request(struct hamgr_daemon *d, struct control_request *req) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
@@ -338,7 +338,7 @@ static char *peer_request(struct hamgr_daemon *d, struct control_request *req) {
         r = wg_set_device(backend, dev);
         if (r < 0)
                 return asprintf(&reply, "ERROR %s: %s\n", req->ifname, strerror(-r)) < 0 ? NULL : reply;
-        sync_poll_now(d);
+        sync_local_peer(d, req->ifname, p);
         return strdup("OK\n");
 }
 

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sodium.h>
@@ -62,6 +63,16 @@
 #define SYNC_ACCEPT_PAUSE_USEC (100 * USEC_PER_MSEC)
 /* At most one summary line of refused connections per this interval. */
 #define SYNC_REFUSED_LOG_USEC (10 * USEC_PER_SEC)
+/* A catch-up goes as a stream of batches this large at most (a record of
+ * 10000 allowed IPs still fits one), at most SYNC_WINDOW of them unacknowledged:
+ * neither side ever holds the whole state as one message. The receiver writes
+ * each batch to its device before it reads the next, and wireguard-go takes
+ * about 100 µs per new peer: 1024 keep the event loop (VRRP adverts,
+ * heartbeats) turning every ~0.1-0.2 s. */
+#define SYNC_BATCH_RECORDS    1024
+#define SYNC_BATCH_BYTES      (1024u * 1024u)
+#define SYNC_WINDOW           8
+#define SYNC_GC_USEC          (60 * USEC_PER_SEC)
 
 struct sync_conn;
 
@@ -77,10 +88,22 @@ struct sync_peer_rt {
         bool offset_known;
         bool offset_warned;
         uint64_t last_frame_usec;
-        uint64_t tx_seq;                     /* last CHANGES sequence sent */
+        uint64_t tx_seq;                     /* last CHANGES (or CAUGHT_UP) sequence sent */
         uint64_t acked_seq;
         struct hlc_ts acked_version;         /* newest record the peer confirmed */
-        struct hlc_ts sent_version[64];      /* per in-flight seq (mod 64): newest record in it */
+        struct hlc_ts durable_version;       /* ... and saved: what tombstone collection trusts */
+        struct hlc_ts sent_version[64];      /* per in-flight seq (mod 64): last key in it */
+        bool sent_complete[64];              /* ... and every record up to that key was sent */
+        /* Our stream to the peer on the current connection. */
+        struct replica_cursor tx_cursor;     /* position of the last record sent */
+        bool tx_resumed;                     /* the peer's RESUME arrived: streaming */
+        uint64_t tx_caught_up_seq;           /* seq of our CAUGHT_UP; 0 while catching up */
+        uint64_t tx_skip_node;               /* records only the peer wrote are not sent back */
+        /* The peer's stream to us; the watermark outlives connections. */
+        struct replica_cursor rx_watermark;  /* last position merged from the peer's stream */
+        bool rx_catching_up;                 /* its CAUGHT_UP has not arrived yet */
+        uint64_t rx_catchup_start;           /* monotonic µs, for the log */
+        uint64_t rx_catchup_records;
         uint64_t frames_rx, frames_tx, refused;
         uint64_t refused_batches;            /* by the rules of replica_merge_from() */
         struct ratelimit refusal_log;
@@ -103,6 +126,7 @@ struct sync_conn {
         uint64_t last_rx, last_tx;
         bool merge_failed;                   /* a CHANGES frame of this connection was not merged */
         bool peer_caught_up;                 /* the peer sent CAUGHT_UP: it is not bootstrapping */
+        bool rx_from_zero;                   /* our RESUME asked for the peer's full state */
         bool registered;                    /* the first authenticated frame arrived */
         bool hello_sent;
         bool pending;                       /* accepted, counted in n_pending */
@@ -139,7 +163,30 @@ struct hamgr_sync {
         uint64_t handshakes, rekeys;         /* connections authenticated; of them, replacing one */
         struct ratelimit refused_log;
         char last_refusal[128];
+        /* Merged during a catch-up, not yet saved and applied. */
+        unsigned rx_catchups;
+        bool deferred;
+        sd_event_source *gc_timer;
+        uint64_t tombstones_collected;
+        struct sync_poll_state *polls;       /* per interface polled */
+        size_t n_polls;
 };
+
+/* What the last full poll of an interface saw, to skip the next one. */
+struct sync_poll_state {
+        char ifname[IFNAMSIZ];
+        uint8_t digest[WG_DIGEST_LEN];
+        bool valid;
+        bool endpoints;                      /* polled with may_write_endpoints */
+};
+
+/* Not the event loop's cached time: for durations inside one handler. */
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
 
 static uint64_t wall_usec(void) {
         struct timespec ts;
@@ -231,6 +278,141 @@ static int sync_apply_device(struct hamgr_sync *s, const char *ifname, bool keep
         return replica_device_applied(s->replica, ifname);
 }
 
+/* Write to IFNAME's device only the peers a live merge changed (APPLIED),
+ * without reading the device: at many peers a full read and compare costs
+ * far more than the change. The device already matched the replica for
+ * everything else. A local edit of the same peer not yet polled is
+ * overwritten (a concurrent edit: the merged one is what both nodes hold
+ * now). BEFORE is IFNAME's device record before the merge (NULL: none). */
+/* A peer a merge is about to turn into a tombstone while it is live here,
+ * so on the device. */
+struct sync_removal {
+        char ifname[IFNAMSIZ];
+        uint8_t public_key[WG_KEY_LEN];
+};
+
+static int removal_cmp(const void *x, const void *y) {
+        const struct sync_removal *a = x, *b = y;
+        int r = strncmp(a->ifname, b->ifname, IFNAMSIZ);
+
+        return r != 0 ? r : memcmp(a->public_key, b->public_key, WG_KEY_LEN);
+}
+
+/* The live peers REMOTE removes, sorted; only these are removed from the
+ * device (a tombstone of a peer never held here would make wireguard-go
+ * create the peer only to remove it). */
+static int removals_before_merge(struct hamgr_sync *s, const struct replica_changes *remote,
+                                 struct sync_removal **ret, size_t *ret_n) {
+        struct sync_removal *v = NULL;
+        size_t n = 0;
+
+        for (size_t i = 0; i < remote->n; i++) {
+                const struct replica_rec *rec = &remote->recs[i];
+
+                if (rec->type != REPLICA_REC_PEER || !rec->peer.deleted ||
+                    !replica_peer_live(s->replica, rec->ifname, rec->peer.public_key))
+                        continue;
+                if (!v) {
+                        v = calloc(remote->n, sizeof(*v));
+                        if (!v)
+                                return -ENOMEM;
+                }
+                snprintf(v[n].ifname, sizeof(v[n].ifname), "%s", rec->ifname);
+                memcpy(v[n].public_key, rec->peer.public_key, WG_KEY_LEN);
+                n++;
+        }
+        if (n > 1)
+                qsort(v, n, sizeof(*v), removal_cmp);
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const struct replica_changes *applied,
+                             const struct replica_device *before, const struct sync_removal *removals,
+                             size_t n_removals) {
+        _cleanup_(wg_device_freep) struct wg_device *change = calloc(1, sizeof(*change)),
+                                                    *learn = calloc(1, sizeof(*learn));
+        _cleanup_(freep) uint64_t *learned = calloc(applied->n + 1, sizeof(*learned));
+        enum wg_backend b = backend_of(s->daemon, ifname);
+        int r;
+
+        if (!change || !learn || !learned)
+                return -ENOMEM;
+        for (size_t i = 0; i < applied->n; i++) {
+                const struct replica_rec *rec = &applied->recs[i];
+                const struct replica_peer *rp = &rec->peer;
+                struct wg_peer *p;
+
+                if (!streq(rec->ifname, ifname))
+                        continue;
+                if (rec->type != REPLICA_REC_PEER) {
+                        /* Only what changed: wireguard-go rebinds its socket
+                         * on any listen_port line, even the same port. */
+                        const struct replica_device *dv = &rec->device;
+
+                        if (!before || memcmp(dv->private_key, before->private_key, WG_KEY_LEN) != 0) {
+                                memcpy(change->private_key, dv->private_key, WG_KEY_LEN);
+                                change->flags |= WG_DEVICE_HAS_PRIVATE_KEY;
+                        }
+                        if (!before || dv->listen_port != before->listen_port) {
+                                change->listen_port = dv->listen_port;
+                                change->flags |= WG_DEVICE_HAS_LISTEN_PORT;
+                        }
+                        if (!before || dv->fwmark != before->fwmark) {
+                                change->fwmark = dv->fwmark;
+                                change->flags |= WG_DEVICE_HAS_FWMARK;
+                        }
+                        continue;
+                }
+                if (rp->deleted) {
+                        struct sync_removal key = {};
+
+                        snprintf(key.ifname, sizeof(key.ifname), "%s", ifname);
+                        memcpy(key.public_key, rp->public_key, WG_KEY_LEN);
+                        if (n_removals == 0 ||
+                            !bsearch(&key, removals, n_removals, sizeof(*removals), removal_cmp))
+                                continue;
+                }
+                p = wg_device_add_peer(change);
+                if (!p)
+                        return -ENOMEM;
+                memcpy(p->public_key, rp->public_key, WG_KEY_LEN);
+                if (rp->deleted) {
+                        p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
+                        continue;
+                }
+                p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_HAS_PRESHARED_KEY |
+                           WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL | WG_PEER_REPLACE_ALLOWEDIPS;
+                memcpy(p->preshared_key, rp->preshared_key, WG_KEY_LEN);
+                p->persistent_keepalive_interval = rp->keepalive;
+                for (size_t k = 0; k < rp->n_allowedips; k++)
+                        if (wg_peer_add_allowedip(p, &rp->allowedips[k]) < 0)
+                                return -ENOMEM;
+                if (!hlc_ts_is_zero(rp->endpoint_version)) {
+                        struct wg_peer *e = wg_device_add_peer(learn);
+
+                        if (!e)
+                                return -ENOMEM;
+                        memcpy(e->public_key, rp->public_key, WG_KEY_LEN);
+                        e->endpoint = rp->endpoint;
+                        e->persistent_keepalive_interval = rp->keepalive;
+                        learned[learn->n_peers - 1] = rp->endpoint_version.wall_ms;
+                }
+        }
+        if (change->n_peers > 0 || change->flags != 0) {
+                snprintf(change->name, sizeof(change->name), "%s", ifname);
+                r = wg_set_device(b, change);
+                if (r < 0)
+                        return r;
+                log_fields(LOG_INFO, 0, NULL, 0, NULL, NULL, "sync: applied %zu peer change%s to %s", change->n_peers,
+                           change->n_peers == 1 ? "" : "s", ifname);
+        }
+        if (learn->n_peers > 0)
+                wg_follower_learn(s->daemon, ifname, learn, learned);
+        return replica_device_applied(s->replica, ifname);
+}
+
 static void sync_save(struct hamgr_sync *s) {
         int r;
 
@@ -239,6 +421,11 @@ static void sync_save(struct hamgr_sync *s) {
         if (replica_bootstrapping(s->replica))
                 return;
         r = replica_store_save(s->daemon->config->state_dir, s->private_key, s->replica);
+        /* The encoding of a large state (12 MB at 100,000 peers) lands on
+         * the heap once glibc raised its mmap threshold; give it back
+         * instead of keeping it resident until the next save. */
+        malloc_trim(0);
+
         if (r < 0) {
                 s->save_errors++;
                 log_error_errno(r, "sync: cannot save the replicated state in %s: %m", s->daemon->config->state_dir);
@@ -301,10 +488,11 @@ static int conn_send(struct sync_conn *c, const struct sync_frame *f) {
         return conn_queue(c, buf, len);
 }
 
-static int send_changes(struct sync_conn *c, const struct replica_changes *changes) {
+/* Send one batch of the stream, which ends at LAST. */
+static int send_changes(struct sync_conn *c, const struct replica_changes *changes, const struct replica_cursor *last,
+                        bool key_complete) {
         struct sync_peer_rt *p = c->peer;
         struct sync_frame f = { .type = SYNC_FRAME_CHANGES };
-        struct hlc_ts newest = {};
         uint8_t *buf = NULL;
         size_t len = 0;
         int r;
@@ -314,30 +502,69 @@ static int send_changes(struct sync_conn *c, const struct replica_changes *chang
         r = replica_changes_encode(changes, &buf, &len);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < changes->n; i++) {
-                const struct replica_rec *rec = &changes->recs[i];
-                struct hlc_ts v = rec->type == REPLICA_REC_PEER ? rec->peer.version : rec->device.version;
-
-                if (hlc_compare(v, newest) > 0)
-                        newest = v;
-                if (rec->type == REPLICA_REC_PEER && hlc_compare(rec->peer.endpoint_version, newest) > 0)
-                        newest = rec->peer.endpoint_version;
-        }
         f.changes.seq = ++p->tx_seq;
         f.changes.data = buf;
         f.changes.len = len;
-        p->sent_version[f.changes.seq % ELEMENTSOF(p->sent_version)] = newest;
+        p->sent_version[f.changes.seq % ELEMENTSOF(p->sent_version)] = last->key;
+        p->sent_complete[f.changes.seq % ELEMENTSOF(p->sent_complete)] = key_complete;
+        p->tx_cursor = *last;
         r = conn_send(c, &f);
         sodium_memzero(buf, len);
         free(buf);
         return r;
 }
 
-static void broadcast_changes(struct hamgr_sync *s, const struct replica_changes *changes) {
+/* Keep the stream to C's peer going: batches after the cursor while the
+ * window has room, then (once) CAUGHT_UP. Local changes get keys above
+ * every key held, so after the catch-up the same loop sends them live. */
+static int conn_pump(struct sync_conn *c) {
+        struct hamgr_sync *s = c->sync;
+        struct sync_peer_rt *p = c->peer;
+        int r;
+
+        if (!c->registered || !p || p->conn != c || !p->tx_resumed)
+                return 0;
+        while (p->tx_seq - p->acked_seq < SYNC_WINDOW) {
+                _cleanup_(replica_changes_done) struct replica_changes batch = {};
+                struct replica_cursor last;
+                bool complete = false;
+
+                r = replica_changes_batch(s->replica, &p->tx_cursor, p->tx_skip_node, SYNC_BATCH_RECORDS,
+                                          SYNC_BATCH_BYTES, &batch, &last, &complete);
+                if (r < 0)
+                        return r;
+                if (batch.n == 0) {
+                        /* A bootstrapping node holds no complete state to
+                         * vouch for: its stream ends without CAUGHT_UP,
+                         * which sync_bootstrap_end() sends later. */
+                        if (p->tx_caught_up_seq == 0 && !replica_bootstrapping(s->replica)) {
+                                struct sync_frame f = { .type = SYNC_FRAME_CAUGHT_UP };
+
+                                /* Numbered like a batch, so its ACK says the
+                                 * peer saved the whole catch-up. */
+                                f.caught_up.seq = p->tx_caught_up_seq = ++p->tx_seq;
+                                p->sent_version[f.caught_up.seq % ELEMENTSOF(p->sent_version)] = p->tx_cursor.key;
+                                p->sent_complete[f.caught_up.seq % ELEMENTSOF(p->sent_complete)] = true;
+                                /* It holds what it wrote itself (or newer). */
+                                p->tx_skip_node = p->node;
+                                r = conn_send(c, &f);
+                                if (r < 0)
+                                        return r;
+                        }
+                        return 0;
+                }
+                r = send_changes(c, &batch, &last, complete);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void pump_all(struct hamgr_sync *s) {
         for (size_t i = 0; i < s->n_peers; i++) {
                 struct sync_conn *c = s->peers[i].conn;
 
-                if (c && send_changes(c, changes) < 0)
+                if (c && conn_pump(c) < 0)
                         conn_close(c, "send failed");
         }
 }
@@ -369,6 +596,7 @@ static bool peer_has_successor(struct hamgr_sync *s, const struct sync_peer_rt *
                         return true;
         return false;
 }
+static void sync_catchup_done(struct hamgr_sync *s);
 
 static void conn_close(struct sync_conn *c, const char *why) {
         struct hamgr_sync *s = c->sync;
@@ -385,6 +613,10 @@ static void conn_close(struct sync_conn *c, const char *why) {
         }
         if (c->peer && c->peer->conn == c) {
                 c->peer->conn = NULL;
+                if (c->peer->rx_catching_up) {
+                        c->peer->rx_catching_up = false;
+                        sync_catchup_done(s);
+                }
                 if (peer_has_successor(s, c->peer, c))
                         log_peer(c->peer, LOG_INFO, "old connection closed (%s), a new one is taking over", why);
                 else {
@@ -402,15 +634,6 @@ static void conn_close(struct sync_conn *c, const char *why) {
                 close(c->fd);
         free(c->out);
         free(c);
-}
-
-/* After the catch-up: CAUGHT_UP tells a bootstrapping peer that it now
- * holds a complete state, which a bootstrapping node cannot claim (it
- * sends its catch-up again, with the marker, when its bootstrap ends). */
-static int send_caught_up(struct sync_conn *c) {
-        if (replica_bootstrapping(c->sync->replica))
-                return 0;
-        return conn_send(c, &(struct sync_frame) { .type = SYNC_FRAME_CAUGHT_UP });
 }
 
 static void peer_dial(struct sync_peer_rt *p);
@@ -442,7 +665,7 @@ static bool conn_register(struct sync_conn *c) {
         struct hamgr_sync *s = c->sync;
         struct sync_peer_rt *p = c->peer;
         struct sync_conn *old = p->conn && p->conn != c ? p->conn : NULL;
-        _cleanup_(replica_changes_done) struct replica_changes all = {};
+        struct sync_frame resume = { .type = SYNC_FRAME_RESUME };
         int r;
 
         if (old && old->initiator != c->initiator &&
@@ -477,17 +700,48 @@ static bool conn_register(struct sync_conn *c) {
                 if (r < 0)
                         return false;
         }
-        /* Everything, the first time on each connection (a re-handshake's
-         * too: what was in flight on the old one is covered): simple and
-         * always correct; the peer's merge drops what it already has. The
-         * sequence numbers and acknowledgements live in the peer, not the
-         * connection, so they continue. */
-        if (replica_changes_since(s->replica, (struct hlc_ts) {}, &all) < 0 || send_changes(c, &all) < 0)
-                return false;
-        return send_caught_up(c) >= 0;
+        /* Our HELLO went out when the keys were there (on_conn_io()). Each
+         * connection, a re-handshake's too, resumes the peer's stream to us
+         * from our watermark: what the old connection carried and we merged
+         * is not sent again. Batches of the last connection that were never
+         * acknowledged are resent from the peer's watermark. The sequence
+         * numbers live in the peer, not the connection, so they continue. */
+        p->acked_seq = p->tx_seq;
+        p->tx_resumed = false;
+        p->tx_caught_up_seq = 0;
+        p->tx_cursor = (struct replica_cursor) {};
+        if (!p->rx_catching_up) {
+                p->rx_catching_up = true;
+                s->rx_catchups++;
+        }
+        p->rx_catchup_start = mono_usec();
+        p->rx_catchup_records = 0;
+        /* A bootstrapping node needs a full state, which only a stream from
+         * zero is (see the CAUGHT_UP case of handle_frame()). */
+        c->rx_from_zero = replica_bootstrapping(s->replica) || hlc_ts_is_zero(p->rx_watermark.key);
+        if (!c->rx_from_zero) {
+                resume.resume.wall_ms = p->rx_watermark.key.wall_ms;
+                resume.resume.logical = p->rx_watermark.key.logical;
+                resume.resume.node = p->rx_watermark.key.node;
+                if (p->rx_watermark.ifname[0]) {
+                        resume.resume.kind = p->rx_watermark.peer ? SYNC_RESUME_AT_PEER : SYNC_RESUME_AT_DEVICE;
+                        memcpy(resume.resume.ifname, p->rx_watermark.ifname,
+                               strnlen(p->rx_watermark.ifname, IFNAMSIZ - 1));
+                        if (p->rx_watermark.peer)
+                                memcpy(resume.resume.public_key, p->rx_watermark.public_key, WG_KEY_LEN);
+                }
+        }
+        return conn_send(c, &resume) >= 0;
 }
 
 /* ---- what a peer may send ------------------------------------------------ */
+
+static bool conn_alive(const struct hamgr_sync *s, const struct sync_conn *c) {
+        for (const struct sync_conn *k = s->conns; k; k = k->next)
+                if (k == c)
+                        return true;
+        return false;
+}
 
 /* Merge a batch from P under the rules of replica_merge_from(): P writes
  * for itself and relays for the other configured nodes; versions may be as
@@ -531,6 +785,79 @@ static void peer_batch_refused(struct sync_peer_rt *p, const char *reason) {
                    reason ? reason : "?", more);
 }
 
+/* Save and apply what catch-ups merged, once none is running: a full state
+ * arrives as many batches, and neither a save nor a device write per batch. */
+static void sync_flush_deferred(struct hamgr_sync *s) {
+        if (!s->deferred || s->rx_catchups > 0)
+                return;
+        s->deferred = false;
+        sync_save(s);
+        for (size_t i = 0; i < s->daemon->config->n_wireguard; i++) {
+                const char *ifname = s->daemon->config->wireguard[i].interface;
+                int r;
+
+                if (!replica_device_needs_apply(s->replica, ifname))
+                        continue;
+                r = sync_apply_device(s, ifname, false);
+                if (r < 0)
+                        log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "sync: cannot apply changes to %s: %m", ifname);
+        }
+}
+
+static void sync_catchup_done(struct hamgr_sync *s) {
+        if (s->rx_catchups > 0)
+                s->rx_catchups--;
+        sync_flush_deferred(s);
+}
+
+/* The peer says where our stream to it resumes. */
+static int handle_resume(struct sync_conn *c, const struct sync_frame *f) {
+        struct sync_peer_rt *p = c->peer;
+        struct hlc_ts w = { .wall_ms = f->resume.wall_ms, .logical = f->resume.logical, .node = f->resume.node };
+
+        if (p->tx_resumed)
+                return -EBADMSG;
+        p->tx_resumed = true;
+        p->tx_cursor = replica_cursor_at(w);
+        if (f->resume.kind != SYNC_RESUME_BEFORE_KEY) {
+                /* Just after the last record it merged: nothing twice. */
+                snprintf(p->tx_cursor.ifname, sizeof(p->tx_cursor.ifname), "%.*s", IFNAMSIZ - 1, f->resume.ifname);
+                p->tx_cursor.peer = f->resume.kind == SYNC_RESUME_AT_PEER;
+                memcpy(p->tx_cursor.public_key, f->resume.public_key, WG_KEY_LEN);
+        }
+        /* A peer with nothing from us may lack its own records too (a lost
+         * state file): send it everything. */
+        p->tx_skip_node = hlc_ts_is_zero(w) ? 0 : p->node;
+        /* A peer that forgot (restarted) has not got what it acknowledged. */
+        if (hlc_compare(w, p->acked_version) < 0)
+                p->acked_version = w;
+        if (hlc_compare(w, p->durable_version) < 0)
+                p->durable_version = w;
+        return conn_pump(c);
+}
+
+static void handle_ack(struct sync_conn *c, uint64_t seq) {
+        struct sync_peer_rt *p = c->peer;
+        struct hlc_ts v;
+
+        if (seq > p->tx_seq || seq <= p->acked_seq)
+                return;
+        v = p->sent_version[seq % ELEMENTSOF(p->sent_version)];
+        p->acked_seq = seq;
+        /* A batch that ended inside a run of records of one key proves
+         * nothing about that key yet; the batch that ends the run does. */
+        if (p->sent_complete[seq % ELEMENTSOF(p->sent_complete)]) {
+                if (hlc_compare(v, p->acked_version) > 0)
+                        p->acked_version = v;
+                /* Batches of the catch-up are merged but saved only at its
+                 * end; from the ack of CAUGHT_UP on, the peer saves first. */
+                if (p->tx_caught_up_seq != 0 && seq >= p->tx_caught_up_seq && hlc_compare(v, p->durable_version) > 0)
+                        p->durable_version = v;
+        }
+        if (conn_pump(c) < 0)
+                conn_close(c, "send failed");
+}
+
 static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
         struct hamgr_sync *s = c->sync;
         struct sync_peer_rt *p = c->peer;
@@ -558,7 +885,17 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                 } else if (offset <= (int64_t) SYNC_OFFSET_WARN_USEC && offset >= -(int64_t) SYNC_OFFSET_WARN_USEC)
                         p->offset_warned = false;
                 return;
-        case SYNC_FRAME_CHANGES:
+        case SYNC_FRAME_CHANGES: {
+                size_t n_wg = s->daemon->config->n_wireguard;
+                _cleanup_(freep) bool *pending = calloc(n_wg + 1, sizeof(bool)), *had_device = calloc(n_wg + 1, sizeof(bool));
+                _cleanup_(freep) struct replica_device *before = calloc(n_wg + 1, sizeof(*before));
+                _cleanup_(freep) struct sync_removal *removals = NULL;
+                size_t n_removals = 0;
+
+                if (!pending || !had_device || !before) {
+                        conn_close(c, "out of memory");
+                        return;
+                }
                 r = replica_changes_decode(f->changes.data, f->changes.len, &remote, &reason);
                 if (r < 0) {
                         p->refused++;
@@ -566,18 +903,39 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                         conn_close(c, "bad change batch");
                         return;
                 }
-                /* Record local edits first: applying the merged state must
-                 * not undo a peer added by hand since the last poll. */
-                for (size_t i = 0; i < s->daemon->config->n_wireguard; i++)
-                        sync_poll_interface(s, s->daemon->config->wireguard[i].interface);
-                r = merge_from_peer(p, &remote, &applied, &reason);
+                /* Outside a catch-up, record local edits first (a digest
+                 * read when nothing changed): a peer added by hand since
+                 * the last poll is versioned and sent now, not at the next
+                 * poll, however long its interval. During a catch-up the
+                 * devices change with every batch and are not polled. */
+                if (s->rx_catchups == 0)
+                        for (size_t i = 0; i < n_wg; i++)
+                                sync_poll_interface(s, s->daemon->config->wireguard[i].interface);
+                for (size_t i = 0; i < n_wg; i++) {
+                        const char *ifname = s->daemon->config->wireguard[i].interface;
+
+                        /* A batch is written to the device by itself (below),
+                         * unless the interface already waits for a whole
+                         * write; no read of the device, no poll first. While
+                         * bootstrapping, always a whole write: only it finds
+                         * a revoked peer on the device that the replica never
+                         * held live, to remove it. */
+                        pending[i] = replica_device_needs_apply(s->replica, ifname) ||
+                                     replica_bootstrapping(s->replica);
+                        had_device[i] = replica_device_record(s->replica, ifname, &before[i]) >= 0;
+                }
+                r = removals_before_merge(s, &remote, &removals, &n_removals);
+                if (r >= 0)
+                        r = merge_from_peer(p, &remote, &applied, &reason);
                 if (r == -EPERM) {
                         char why[sizeof(p->last_error)];
 
                         /* Not acknowledged, and the connection restarts:
-                         * a batch is merged whole or not at all, so the
-                         * next catch-up sends it again rather than
-                         * something after it. */
+                         * a batch is merged whole or not at all and the
+                         * watermark stays before it, so the next
+                         * connection's stream resumes with it again rather
+                         * than with something after it. */
+                        sodium_memzero(before, (n_wg + 1) * sizeof(*before));
                         peer_batch_refused(p, reason);
                         snprintf(why, sizeof(why), "change batch refused: %s", reason);
                         p->backoff_usec = SYNC_BACKOFF_MAX_USEC;
@@ -585,52 +943,105 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                         return;
                 }
                 if (r < 0) {
+                        /* Not merged, so not acknowledged: the watermark
+                         * must not pass it. The next connection resends. */
+                        sodium_memzero(before, (n_wg + 1) * sizeof(*before));
                         c->merge_failed = true;
                         log_peer(p, LOG_WARNING, "cannot merge changes: %s", strerror(-r));
+                        conn_close(c, "cannot merge a change batch");
                         return;
+                }
+                if (p->rx_catching_up)
+                        p->rx_catchup_records += remote.n;
+                {
+                        struct replica_cursor last = replica_changes_last_cursor(&remote);
+
+                        if (replica_cursor_compare(&last, &p->rx_watermark) > 0)
+                                p->rx_watermark = last;
                 }
                 if (applied.n > 0) {
                         s->merges++;
-                        sync_save(s);
-                        for (size_t i = 0; i < s->daemon->config->n_wireguard; i++) {
+                        /* The device first (that is the latency that counts),
+                         * then the state file (once per catch-up, at its end),
+                         * then the ack (which promises the save). An interface
+                         * that waits for a whole write gets it when no
+                         * catch-up runs (sync_flush_deferred(), or a poll). */
+                        for (size_t i = 0; i < n_wg; i++) {
                                 const char *ifname = s->daemon->config->wireguard[i].interface;
 
                                 if (!replica_device_needs_apply(s->replica, ifname))
                                         continue;
-                                r = sync_apply_device(s, ifname, false);
+                                if (pending[i] && s->rx_catchups > 0)
+                                        continue;
+                                if (pending[i])
+                                        r = sync_apply_device(s, ifname, false);
+                                else
+                                        r = sync_apply_merged(s, ifname, &applied, had_device[i] ? &before[i] : NULL,
+                                                              removals, n_removals);
                                 if (r < 0)
                                         log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL,
                                                    "sync: cannot apply changes to %s: %m", ifname);
                         }
+                        if (p->rx_catching_up)
+                                s->deferred = true;
+                        else
+                                sync_save(s);
                 }
+                sodium_memzero(before, (n_wg + 1) * sizeof(*before));
                 {
                         struct sync_frame ack = { .type = SYNC_FRAME_ACK, .ack.seq = f->changes.seq };
                         if (conn_send(c, &ack) < 0)
                                 conn_close(c, "send failed");
                 }
                 return;
+        }
         case SYNC_FRAME_ACK:
-                if (f->ack.seq <= p->tx_seq && f->ack.seq > p->acked_seq) {
-                        struct hlc_ts v = p->sent_version[f->ack.seq % ELEMENTSOF(p->sent_version)];
+                handle_ack(c, f->ack.seq);
+                return;
+        case SYNC_FRAME_RESUME:
+                if (handle_resume(c, f) < 0)
+                        conn_close(c, "bad resume");
+                return;
+        case SYNC_FRAME_CAUGHT_UP:
+                c->peer_caught_up = true;
+                if (p->rx_catching_up) {
+                        uint64_t t = mono_usec();
 
-                        p->acked_seq = f->ack.seq;
-                        if (hlc_compare(v, p->acked_version) > 0)
-                                p->acked_version = v;
+                        p->rx_catching_up = false;
+                        /* Saved now even if another catch-up still runs: the
+                         * ack below promises it. */
+                        if (s->deferred)
+                                sync_save(s);
+                        sync_catchup_done(s);
+                        log_peer(p, LOG_INFO, "caught up: %" PRIu64 " records received in %" PRIu64 " ms, saved and "
+                                 "applied in %" PRIu64 " ms (%zu records held)", p->rx_catchup_records,
+                                 (t - p->rx_catchup_start) / USEC_PER_MSEC, (mono_usec() - t) / USEC_PER_MSEC,
+                                 replica_n_records(s->replica));
+                }
+                /* A full state: the stream started from zero and every batch
+                 * of it merged (a refused one closed the connection). */
+                if (replica_bootstrapping(s->replica)) {
+                        if (c->merge_failed || !c->rx_from_zero)
+                                log_peer(p, LOG_WARNING, "full state incomplete (a change batch did not merge); "
+                                         "still waiting");
+                        else {
+                                log_peer(p, LOG_NOTICE, "merged its full state: the devices are versioned from now on");
+                                sync_bootstrap_end(s);
+                                /* It may have closed C (a failed send). */
+                                if (!conn_alive(s, c))
+                                        return;
+                        }
+                }
+                {
+                        /* After the save: the sender may now trust our acks
+                         * for tombstone collection. */
+                        struct sync_frame ack = { .type = SYNC_FRAME_ACK, .ack.seq = f->caught_up.seq };
+                        if (conn_send(c, &ack) < 0)
+                                conn_close(c, "send failed");
                 }
                 return;
         case SYNC_FRAME_CLOSE:
                 conn_close(c, "closed by the peer");
-                return;
-        case SYNC_FRAME_CAUGHT_UP:
-                c->peer_caught_up = true;
-                if (!replica_bootstrapping(s->replica))
-                        return;
-                if (c->merge_failed) {
-                        log_peer(p, LOG_WARNING, "full state incomplete (a change batch did not merge); still waiting");
-                        return;
-                }
-                log_peer(p, LOG_NOTICE, "merged its full state: the devices are versioned from now on");
-                sync_bootstrap_end(s);
                 return;
         default:
                 return;
@@ -1089,23 +1500,72 @@ static void peer_schedule_dial(struct sync_peer_rt *p, uint64_t delay) {
 
 /* ---- polling -------------------------------------------------------------- */
 
+static struct sync_poll_state *poll_state(struct hamgr_sync *s, const char *ifname) {
+        struct sync_poll_state *grown;
+
+        for (size_t i = 0; i < s->n_polls; i++)
+                if (streq(s->polls[i].ifname, ifname))
+                        return &s->polls[i];
+        grown = realloc(s->polls, (s->n_polls + 1) * sizeof(*grown));
+        if (!grown)
+                return NULL;
+        s->polls = grown;
+        grown = &s->polls[s->n_polls++];
+        *grown = (struct sync_poll_state) {};
+        snprintf(grown->ifname, sizeof(grown->ifname), "%s", ifname);
+        return grown;
+}
+
+/* Whether IFNAME's configuration is what the last complete poll saw, so
+ * parsing and comparing it again would find nothing. DIGEST gets the digest
+ * read now (valid when *ret_have). A digest is only trusted when the last
+ * poll read the device after it was last written and compared it under
+ * the same endpoint rule. */
+static bool poll_unchanged(struct hamgr_sync *s, struct sync_poll_state *ps, enum wg_backend b, bool endpoints,
+                           uint8_t digest[static WG_DIGEST_LEN], bool *ret_have) {
+        *ret_have = ps && wg_get_digest(b, ps->ifname, digest) >= 0;
+        return *ret_have && ps->valid && ps->endpoints == endpoints &&
+               sodium_memcmp(ps->digest, digest, WG_DIGEST_LEN) == 0;
+}
+
 static void sync_poll_interface(struct hamgr_sync *s, const char *ifname) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
         _cleanup_(replica_changes_done) struct replica_changes changes = {};
+        struct sync_poll_state *ps = poll_state(s, ifname);
+        enum wg_backend b = backend_of(s->daemon, ifname);
+        uint8_t digest[WG_DIGEST_LEN];
+        bool endpoints, have_digest;
         int r;
 
+        /* While a catch-up runs, the device changes with every batch: reading
+         * it whole each interval would cost more than the catch-up. Local
+         * edits are found by the first poll after it. */
+        if (s->rx_catchups > 0)
+                return;
         if (replica_device_needs_apply(s->replica, ifname)) {
+                if (ps)
+                        ps->valid = false;
                 r = sync_apply_device(s, ifname, false);
                 if (r < 0)
                         return;
         }
         if (wg_follower_busy(s->daemon, ifname))
                 return; /* the next poll, after the takeover, sees the real values */
-        r = wg_get_device(backend_of(s->daemon, ifname), ifname, &dev);
+        endpoints = wg_follower_active(s->daemon, ifname);
+        if (poll_unchanged(s, ps, b, endpoints, digest, &have_digest))
+                return;
+        r = wg_get_device(b, ifname, &dev);
         if (r < 0)
                 return;
-        r = replica_apply_local_device(s->replica, ifname, dev, wall_usec() / 1000, wg_follower_active(s->daemon, ifname),
-                                       &changes);
+        r = replica_apply_local_device(s->replica, ifname, dev, wall_usec() / 1000, endpoints, &changes);
+        if (ps) {
+                /* The digest was read before the device: if it changed in
+                 * between, the next digest differs and the next poll reads. */
+                ps->valid = r >= 0 && have_digest;
+                ps->endpoints = endpoints;
+                memcpy(ps->digest, digest, WG_DIGEST_LEN);
+        }
+        sodium_memzero(digest, sizeof(digest));
         if (r == -EOVERFLOW) {
                 uint64_t suppressed = 0;
                 char more[64] = "";
@@ -1129,8 +1589,37 @@ static void sync_poll_interface(struct hamgr_sync *s, const char *ifname) {
         s->local_changes += changes.n;
         log_fields(LOG_INFO, 0, NULL, 0, NULL, NULL, "sync: %zu local change%s on %s", changes.n,
                    changes.n == 1 ? "" : "s", ifname);
+        /* Sent before saved: a crash in between only means the next poll
+         * versions the same edit again. */
+        pump_all(s);
         sync_save(s);
-        broadcast_changes(s, &changes);
+}
+
+/* Drop the tombstones every configured node has acknowledged (and saved)
+ * and that are older than the retention period. */
+static void sync_collect(struct hamgr_sync *s) {
+        _cleanup_(freep) struct replica_ack *acks = calloc(s->n_peers + 1, sizeof(*acks));
+        uint64_t now_ms = wall_usec() / 1000, keep_ms = (uint64_t) s->config->tombstone_retention_s * 1000;
+        size_t n = 0;
+
+        if (!acks)
+                return;
+        for (size_t i = 0; i < s->n_peers; i++)
+                acks[i] = (struct replica_ack) { s->peers[i].node, s->peers[i].durable_version };
+        if (replica_collect_tombstones(s->replica, now_ms > keep_ms ? now_ms - keep_ms : 0, acks, s->n_peers, &n) < 0 ||
+            n == 0)
+                return;
+        s->tombstones_collected += n;
+        log_info("sync: collected %zu tombstone%s acknowledged by every node", n, n == 1 ? "" : "s");
+        sync_save(s);
+}
+
+static int on_gc(sd_event_source *src, uint64_t usec, void *userdata) {
+        struct hamgr_sync *s = userdata;
+
+        sync_collect(s);
+        sd_event_source_set_time(src, usec + SYNC_GC_USEC);
+        return sd_event_source_set_enabled(src, SD_EVENT_ON);
 }
 
 void sync_poll_now(struct hamgr_daemon *d) {
@@ -1142,11 +1631,89 @@ void sync_poll_now(struct hamgr_daemon *d) {
                 sync_poll_interface(s, d->config->wireguard[i].interface);
 }
 
+/* CHANGE applied to DEV (the replicated device), as wg(8) set would. */
+static int device_apply_peer(struct wg_device *dev, const struct wg_peer *change) {
+        struct wg_peer *p = NULL;
+
+        for (size_t i = 0; i < dev->n_peers; i++)
+                if (memcmp(dev->peers[i].public_key, change->public_key, WG_KEY_LEN) == 0)
+                        p = &dev->peers[i];
+        if (change->flags & WG_PEER_REMOVE_ME) {
+                if (p) {
+                        size_t i = (size_t) (p - dev->peers);
+
+                        free(p->allowedips);
+                        memmove(p, p + 1, (dev->n_peers - i - 1) * sizeof(*p));
+                        dev->n_peers--;
+                }
+                return 0;
+        }
+        if (!p) {
+                p = wg_device_add_peer(dev);
+                if (!p)
+                        return -ENOMEM;
+                memcpy(p->public_key, change->public_key, WG_KEY_LEN);
+                p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_HAS_PRESHARED_KEY | WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
+        }
+        if (change->flags & WG_PEER_HAS_PRESHARED_KEY)
+                memcpy(p->preshared_key, change->preshared_key, WG_KEY_LEN);
+        if (change->flags & WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL)
+                p->persistent_keepalive_interval = change->persistent_keepalive_interval;
+        if (change->flags & WG_PEER_REPLACE_ALLOWEDIPS)
+                p->n_allowedips = 0;
+        for (size_t k = 0; k < change->n_allowedips; k++)
+                if (wg_peer_add_allowedip(p, &change->allowedips[k]) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+void sync_local_peer(struct hamgr_daemon *d, const char *ifname, const struct wg_peer *change) {
+        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+        _cleanup_(replica_changes_done) struct replica_changes changes = {};
+        struct hamgr_sync *s = d->sync;
+        bool endpoints;
+        int r;
+
+        if (!s)
+                return;
+        endpoints = wg_follower_active(d, ifname);
+        /* The device is the replica plus edits not polled yet; the
+         * replica plus this change is what a poll would have compared. */
+        if (replica_device_needs_apply(s->replica, ifname) || wg_follower_busy(d, ifname) ||
+            replica_device_for(s->replica, ifname, endpoints, &dev) < 0 || device_apply_peer(dev, change) < 0) {
+                sync_poll_now(d);
+                return;
+        }
+        r = replica_apply_local_device(s->replica, ifname, dev, wall_usec() / 1000, endpoints, &changes);
+        if (r < 0) {
+                sync_poll_now(d);
+                return;
+        }
+        if (changes.n == 0)
+                return;
+        s->local_changes += changes.n;
+        log_fields(LOG_INFO, 0, NULL, 0, NULL, NULL, "sync: %zu local change%s on %s", changes.n,
+                   changes.n == 1 ? "" : "s", ifname);
+        pump_all(s);
+        sync_save(s);
+}
+
+/* The next poll comes one interval after this one started, but never
+ * sooner than three times its own duration after it ended: reading a
+ * device of 50,000 peers from a starved wireguard-go can take seconds, and
+ * back-to-back polls would then leave the event loop (VRRP adverts,
+ * heartbeats) no time at all. On a machine that keeps up this never
+ * stretches the interval. */
 static int on_poll(sd_event_source *src, uint64_t usec, void *userdata) {
         struct hamgr_sync *s = userdata;
+        uint64_t interval = (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC, t0 = mono_usec(), t1, next;
 
         sync_poll_now(s->daemon);
-        sd_event_source_set_time(src, usec + (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC);
+        t1 = mono_usec();
+        next = usec + interval;
+        if (t1 + 3 * (t1 - t0) > next)
+                next = t1 + 3 * (t1 - t0);
+        sd_event_source_set_time(src, next);
         return sd_event_source_set_enabled(src, SD_EVENT_ON);
 }
 
@@ -1166,16 +1733,22 @@ static void sync_bootstrap_end(struct hamgr_sync *s) {
         replica_bootstrap_end(s->replica);
         sync_save(s);
         sync_poll_now(s->daemon);
-        /* A peer that has not said it holds a complete state may be waiting
-         * for ours: the catch-up of conn_register() again, now complete. */
+        /* Our streams ended without CAUGHT_UP meanwhile. A peer that has not
+         * said it holds a complete state may be waiting for ours: its stream
+         * starts again from zero (the full state, in batches as any
+         * catch-up), now ending with CAUGHT_UP. The others get the rest of
+         * their stream and CAUGHT_UP. */
         for (size_t i = 0; i < s->n_peers; i++) {
-                _cleanup_(replica_changes_done) struct replica_changes all = {};
-                struct sync_conn *c = s->peers[i].conn;
+                struct sync_peer_rt *p = &s->peers[i];
+                struct sync_conn *c = p->conn;
 
-                if (!c || c->peer_caught_up)
-                        continue;
-                if (replica_changes_since(s->replica, (struct hlc_ts) {}, &all) < 0 || send_changes(c, &all) < 0 ||
-                    send_caught_up(c) < 0)
+                if (!c || !p->tx_resumed)
+                        continue; /* its RESUME starts the stream */
+                if (!c->peer_caught_up) {
+                        p->tx_cursor = (struct replica_cursor) {};
+                        p->tx_skip_node = 0;
+                }
+                if (conn_pump(c) < 0)
                         conn_close(c, "send failed");
         }
 }
@@ -1355,6 +1928,9 @@ int sync_start(struct hamgr_daemon *d) {
                                        (uint64_t) cfg->poll_interval_ms * USEC_PER_MSEC, 10 * USEC_PER_MSEC, on_poll, s);
         if (r < 0)
                 return r;
+        r = sd_event_add_time_relative(d->event, &s->gc_timer, CLOCK_MONOTONIC, SYNC_GC_USEC, USEC_PER_SEC, on_gc, s);
+        if (r < 0)
+                return r;
         log_info("sync: listening on %s, %zu peer%s", cfg->listen, cfg->n_peers, cfg->n_peers == 1 ? "" : "s");
         return 0;
 }
@@ -1380,6 +1956,7 @@ void sync_stop(struct hamgr_daemon *d) {
         sd_event_source_disable_unref(s->accept_pause);
         sd_event_source_disable_unref(s->poll_timer);
         sd_event_source_disable_unref(s->bootstrap_timer);
+        sd_event_source_disable_unref(s->gc_timer);
         if (s->listen_fd >= 0)
                 close(s->listen_fd);
         if (s->replica)
@@ -1388,6 +1965,7 @@ void sync_stop(struct hamgr_daemon *d) {
         sodium_memzero(s->private_key, sizeof(s->private_key));
         free(s->peers);
         free(s->pinned);
+        free(s->polls);
         free(s);
         d->sync = NULL;
 }
@@ -1413,6 +1991,7 @@ int sync_status_json(struct hamgr_daemon *d, struct json_object **ret) {
         json_add_u64(o, "merges", s->merges, &ok);
         json_add_u64(o, "local_changes", s->local_changes, &ok);
         json_add_u64(o, "save_errors", s->save_errors, &ok);
+        json_add_u64(o, "tombstones_collected", s->tombstones_collected, &ok);
         json_add_bool(o, "bootstrapping", replica_bootstrapping(s->replica), &ok);
         json_add_u64(o, "refused_batches", s->refused_batches, &ok);
         json_add_u64(o, "refused_local_changes", s->refused_local_changes, &ok);
@@ -1434,6 +2013,7 @@ int sync_status_json(struct hamgr_daemon *d, struct json_object **ret) {
                 json_add_string(po, "name", p->config->name, &ok);
                 json_add_string(po, "address", p->config->address, &ok);
                 json_add_bool(po, "connected", p->conn != NULL, &ok);
+                json_add_bool(po, "caught_up", p->conn && !p->rx_catching_up, &ok);
                 if (p->last_frame_usec)
                         json_add_u64(po, "last_frame_ms_ago", (daemon_now(d) - p->last_frame_usec) / USEC_PER_MSEC,
                                      &ok);

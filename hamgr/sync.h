@@ -28,6 +28,14 @@ void sync_poll_now(struct hamgr_daemon *d);
  * versioned meanwhile, so the control socket refuses peer edits. */
 bool sync_bootstrapping(struct hamgr_daemon *d);
 
+struct wg_peer;
+/* The control socket just wrote CHANGE (one peer, set semantics:
+ * REMOVE_ME, or flagged fields) to IFNAME's device: version and push it
+ * without reading the device, which at many peers costs far more than the
+ * change. Falls back to sync_poll_now() when the interface waits for a
+ * merged state to be applied or anything fails. */
+void sync_local_peer(struct hamgr_daemon *d, const char *ifname, const struct wg_peer *change);
+
 struct json_object;
 
 /* The sync status as a new JSON object in *ret; NULL (JSON null) without a

@@ -1688,6 +1688,31 @@ struct hlc_ts replica_endpoint_version(const struct replica *r, const char *ifna
         return p && !p->deleted ? p->endpoint_version : (struct hlc_ts) {};
 }
 
+bool replica_peer_live(const struct replica *r, const char *ifname, const uint8_t public_key[static WG_KEY_LEN]) {
+        const struct replica_iface *f;
+        const struct replica_peer *p;
+
+        if (!r || !ifname || !public_key)
+                return false;
+        f = iface_find(r, ifname);
+        if (!f || f->n_peers == 0)
+                return false;
+        p = bsearch(public_key, f->peers, f->n_peers, sizeof(*f->peers), peer_key_cmp);
+        return p && !p->deleted;
+}
+
+int replica_device_record(const struct replica *r, const char *ifname, struct replica_device *ret) {
+        const struct replica_iface *f;
+
+        if (!r || !ifname || !ret)
+                return -EINVAL;
+        f = iface_find(r, ifname);
+        if (!f || hlc_ts_is_zero(f->device.version))
+                return -ENOENT;
+        *ret = f->device;
+        return 0;
+}
+
 int replica_device_applied(struct replica *r, const char *ifname) {
         struct replica_iface *f;
 
@@ -1875,5 +1900,322 @@ int replica_decode(const uint8_t *buf, size_t len, uint64_t node, struct replica
         if (k < 0)
                 return k;
         *ret = TAKE_PTR(r);
+        return 0;
+}
+
+/* ---- streaming catch-up ---- */
+
+/* The stream key of a peer record: what replica_changes_since() orders by. */
+static struct hlc_ts peer_key(const struct replica_peer *p) {
+        return ts_max(p->version, p->endpoint_version);
+}
+
+/* Whether every version in the record was written by NODE (nonzero). */
+static bool peer_written_by(const struct replica_peer *p, uint64_t node) {
+        return p->version.node == node && (hlc_ts_is_zero(p->endpoint_version) || p->endpoint_version.node == node);
+}
+
+/* Stream order: key, then interface name, then the device record before
+ * the peers, then public key. Keys alone may tie (one poll versions all its
+ * changes alike), positions never do. */
+static int ref_pos_cmp(const struct since_ref *a, const struct since_ref *b) {
+        int r = hlc_compare(a->key, b->key);
+
+        if (r != 0)
+                return r;
+        r = strncmp(a->iface->name, b->iface->name, IFNAMSIZ);
+        if (r != 0)
+                return r;
+        if (!a->peer || !b->peer)
+                return (a->peer != NULL) - (b->peer != NULL);
+        return memcmp(a->peer->public_key, b->peer->public_key, WG_KEY_LEN);
+}
+
+static int ref_pos_qsort_cmp(const void *x, const void *y) {
+        return ref_pos_cmp(x, y);
+}
+
+/* Whether REF comes after the cursor C. */
+static bool ref_after(const struct since_ref *ref, const struct replica_cursor *c) {
+        int r = hlc_compare(ref->key, c->key);
+
+        if (r != 0)
+                return r > 0;
+        r = strncmp(ref->iface->name, c->ifname, IFNAMSIZ);
+        if (r != 0)
+                return r > 0;
+        if (!ref->peer)
+                return false; /* a device record is never after its own interface's position */
+        if (!c->peer)
+                return true;
+        return memcmp(ref->peer->public_key, c->public_key, WG_KEY_LEN) > 0;
+}
+
+static void cursor_from_ref(const struct since_ref *ref, struct replica_cursor *ret) {
+        *ret = (struct replica_cursor) { .key = ref->key, .peer = ref->peer != NULL };
+        ifname_copy(ret->ifname, ref->iface->name);
+        if (ref->peer)
+                memcpy(ret->public_key, ref->peer->public_key, WG_KEY_LEN);
+}
+
+struct replica_cursor replica_cursor_at(struct hlc_ts watermark) {
+        return (struct replica_cursor) { .key = watermark };
+}
+
+/* A max-heap of at most CAP refs by position: after a pass over all records
+ * it holds the CAP first positions after the cursor, without sorting all. */
+struct ref_heap {
+        struct since_ref *v;
+        size_t n, cap;
+};
+
+static void ref_swap(struct since_ref *a, struct since_ref *b) {
+        struct since_ref t = *a;
+
+        *a = *b;
+        *b = t;
+}
+
+static void heap_sift_down(struct ref_heap *h, size_t i) {
+        for (;;) {
+                size_t l = 2 * i + 1, m = i;
+
+                if (l < h->n && ref_pos_cmp(&h->v[l], &h->v[m]) > 0)
+                        m = l;
+                if (l + 1 < h->n && ref_pos_cmp(&h->v[l + 1], &h->v[m]) > 0)
+                        m = l + 1;
+                if (m == i)
+                        return;
+                ref_swap(&h->v[i], &h->v[m]);
+                i = m;
+        }
+}
+
+static void heap_offer(struct ref_heap *h, struct since_ref ref) {
+        if (h->n < h->cap) {
+                size_t i = h->n++;
+
+                h->v[i] = ref;
+                while (i > 0 && ref_pos_cmp(&h->v[(i - 1) / 2], &h->v[i]) < 0) {
+                        ref_swap(&h->v[i], &h->v[(i - 1) / 2]);
+                        i = (i - 1) / 2;
+                }
+                return;
+        }
+        if (ref_pos_cmp(&ref, &h->v[0]) >= 0)
+                return;
+        h->v[0] = ref;
+        heap_sift_down(h, 0);
+}
+
+size_t replica_rec_encoded_size(const struct replica_rec *rec) {
+        struct writer w = {};
+
+        if (!rec)
+                return 0;
+        if (rec->type == REPLICA_REC_DEVICE)
+                put_device(&w, rec->ifname, &rec->device);
+        else
+                put_peer(&w, rec->ifname, &rec->peer);
+        return w.pos;
+}
+
+/* Call FN for every record after AFTER that SKIP_NODE does not exclude. */
+static void refs_after(const struct replica *r, const struct replica_cursor *after, uint64_t skip_node,
+                       void (*fn)(void *userdata, struct since_ref ref), void *userdata) {
+        for (size_t i = 0; i < r->n_ifaces; i++) {
+                const struct replica_iface *f = &r->ifaces[i];
+
+                if (!hlc_ts_is_zero(f->device.version) && (skip_node == 0 || f->device.version.node != skip_node)) {
+                        struct since_ref ref = { f, NULL, f->device.version };
+
+                        if (ref_after(&ref, after))
+                                fn(userdata, ref);
+                }
+                for (size_t j = 0; j < f->n_peers; j++) {
+                        const struct replica_peer *p = &f->peers[j];
+                        struct since_ref ref = { f, p, peer_key(p) };
+
+                        if ((skip_node == 0 || !peer_written_by(p, skip_node)) && ref_after(&ref, after))
+                                fn(userdata, ref);
+                }
+        }
+}
+
+static void offer_cb(void *userdata, struct since_ref ref) {
+        heap_offer(userdata, ref);
+}
+
+struct tie_check {
+        struct hlc_ts key;
+        bool found;
+};
+
+static void tie_cb(void *userdata, struct since_ref ref) {
+        struct tie_check *t = userdata;
+
+        if (hlc_compare(ref.key, t->key) == 0)
+                t->found = true;
+}
+
+int replica_changes_batch(const struct replica *r, const struct replica_cursor *after, uint64_t skip_node,
+                          size_t max_records, size_t max_bytes, struct replica_changes *ret,
+                          struct replica_cursor *ret_last, bool *ret_key_complete) {
+        _cleanup_(freep) struct since_ref *refs = NULL;
+        struct replica_changes out = {};
+        struct ref_heap h = {};
+        struct tie_check tie = {};
+        size_t bytes = 5; /* format byte and count */
+        struct replica_cursor last;
+        int k;
+
+        if (!r || !after || !ret || max_records == 0)
+                return -EINVAL;
+        h.cap = MIN(max_records, replica_n_records(r));
+        if (h.cap == 0)
+                return 0;
+        refs = h.v = malloc(h.cap * sizeof(*h.v));
+        if (!refs)
+                return -ENOMEM;
+        refs_after(r, after, skip_node, offer_cb, &h);
+        if (h.n == 0)
+                return 0;
+        qsort(h.v, h.n, sizeof(*h.v), ref_pos_qsort_cmp);
+        k = changes_reserve(&out, h.n);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; i < h.n; i++) {
+                struct replica_rec *rec = &out.recs[out.n];
+                size_t size;
+
+                if (!h.v[i].peer)
+                        rec_from_device(h.v[i].iface->name, &h.v[i].iface->device, rec);
+                else {
+                        k = rec_from_peer(h.v[i].iface->name, h.v[i].peer, rec);
+                        if (k < 0)
+                                goto fail;
+                }
+                size = replica_rec_encoded_size(rec);
+                /* The first record always goes: any one record fits a frame. */
+                if (out.n > 0 && bytes + size > max_bytes) {
+                        peer_done(&rec->peer);
+                        sodium_memzero(rec, sizeof(*rec));
+                        break;
+                }
+                bytes += size;
+                out.n++;
+        }
+        cursor_from_ref(&h.v[out.n - 1], &last);
+        /* Whether anything of the last key is left for a later batch. */
+        tie.key = last.key;
+        refs_after(r, &last, skip_node, tie_cb, &tie);
+        k = changes_append(ret, &out);
+        if (k < 0)
+                goto fail;
+        if (ret_last)
+                *ret_last = last;
+        if (ret_key_complete)
+                *ret_key_complete = !tie.found;
+        return 0;
+fail:
+        replica_changes_done(&out);
+        return k;
+}
+
+static struct replica_cursor cursor_of_rec(const struct replica_rec *rec) {
+        struct replica_cursor c = { .peer = rec->type == REPLICA_REC_PEER };
+
+        c.key = c.peer ? peer_key(&rec->peer) : rec->device.version;
+        ifname_copy(c.ifname, rec->ifname);
+        if (c.peer)
+                memcpy(c.public_key, rec->peer.public_key, WG_KEY_LEN);
+        return c;
+}
+
+int replica_cursor_compare(const struct replica_cursor *a, const struct replica_cursor *b) {
+        int r = hlc_compare(a->key, b->key);
+
+        if (r != 0)
+                return r;
+        r = strncmp(a->ifname, b->ifname, IFNAMSIZ);
+        if (r != 0)
+                return r;
+        if (a->peer != b->peer)
+                return a->peer ? 1 : -1;
+        return a->peer ? memcmp(a->public_key, b->public_key, WG_KEY_LEN) : 0;
+}
+
+struct replica_cursor replica_changes_last_cursor(const struct replica_changes *c) {
+        struct replica_cursor best = {};
+
+        for (size_t i = 0; c && i < c->n; i++) {
+                struct replica_cursor k = cursor_of_rec(&c->recs[i]);
+
+                if (replica_cursor_compare(&k, &best) > 0)
+                        best = k;
+        }
+        return best;
+}
+
+struct hlc_ts replica_changes_last_key(const struct replica_changes *c) {
+        struct hlc_ts best = {};
+
+        if (!c)
+                return best;
+        for (size_t i = 0; i < c->n; i++) {
+                const struct replica_rec *rec = &c->recs[i];
+
+                best = ts_max(best, rec->type == REPLICA_REC_PEER ? peer_key(&rec->peer) : rec->device.version);
+        }
+        return best;
+}
+
+/* ---- tombstone collection ---- */
+
+static bool tombstone_collectable(const struct replica *r, const struct replica_peer *p, uint64_t before_wall_ms,
+                                  const struct replica_ack *acks, size_t n_acks) {
+        struct hlc_ts key = peer_key(p);
+        uint64_t origin = p->version.node;
+
+        if (!p->deleted || key.wall_ms >= before_wall_ms)
+                return false;
+        /* Records are not relayed: another node's acknowledgement of our
+         * stream proves it holds this tombstone only if we wrote it, or if
+         * that node wrote it itself. A third node's tombstone may not have
+         * reached a fourth through us. */
+        if (origin != r->clock.node && !(n_acks == 1 && acks[0].node == origin))
+                return false;
+        for (size_t i = 0; i < n_acks; i++)
+                if (acks[i].node != origin && hlc_compare(acks[i].acked, key) < 0)
+                        return false;
+        return true;
+}
+
+int replica_collect_tombstones(struct replica *r, uint64_t before_wall_ms, const struct replica_ack *acks,
+                               size_t n_acks, size_t *ret_collected) {
+        size_t collected = 0;
+
+        if (!r || (n_acks > 0 && !acks))
+                return -EINVAL;
+        for (size_t i = 0; i < r->n_ifaces; i++) {
+                struct replica_iface *f = &r->ifaces[i];
+                size_t kept = 0;
+
+                for (size_t j = 0; j < f->n_peers; j++) {
+                        if (tombstone_collectable(r, &f->peers[j], before_wall_ms, acks, n_acks)) {
+                                peer_done(&f->peers[j]);
+                                collected++;
+                                continue;
+                        }
+                        if (kept != j) {
+                                f->peers[kept] = f->peers[j];
+                                sodium_memzero(&f->peers[j], sizeof(f->peers[j]));
+                        }
+                        kept++;
+                }
+                f->n_peers = kept;
+        }
+        if (ret_collected)
+                *ret_collected = collected;
         return 0;
 }

@@ -27,13 +27,13 @@
  * version it merges.
  *
  * A removed peer becomes a tombstone (its version, no keys, no allowed IPs)
- * and stays: a stale node that replays the old record loses against it, so
- * a revoked peer never comes back. A later re-add (a newer version, from
- * any node) wins over the tombstone. Tombstones are never collected in this
- * version: each costs about 110 bytes encoded (in every full sync and in
- * the state file) and about 200 in memory, for as long as the state lives. Collecting them
- * needs both nodes to have acknowledged the removal, which only the channel
- * knows.
+ * and stays while any node may still hold the live record: a stale node
+ * that replays the old record loses against it, so a revoked peer never
+ * comes back. A later re-add (a newer version, from any node) wins over the
+ * tombstone. Each costs about 110 bytes encoded and about 200 in memory.
+ * replica_collect_tombstones() drops the ones every configured node has
+ * acknowledged and that are older than a retention period; the channel
+ * supplies the acknowledgements (docs/sync-protocol.md, "Tombstones").
  *
  * The echo rule: hamgr applies merged state to the device with
  * replica_device_for() and wg_device_diff(); the next poll then shows
@@ -54,12 +54,17 @@
  * caller gives up waiting (replica_bootstrap_end()); see
  * docs/sync-protocol.md, "Revocation and bootstrap".
  *
- * Catch-up after a reconnect: each side sends replica_changes_since(the
- * other's watermark). The receiver's watermark is replica_max_version()
- * of the sender's node id; records are sent in version order and a batch
- * is merged whole or not at all, so everything at or below the watermark
- * is already held. A zero watermark sends everything (a first sync, or a
- * node that restarted from an older state file) and is always correct.
+ * Catch-up after a reconnect: each side streams bounded batches from
+ * replica_changes_batch(), starting just after the other's watermark: the
+ * position (replica_changes_last_cursor()) of the last record the receiver
+ * merged from this sender's stream. Records go in stream order and a batch
+ * is merged whole or not at all, so everything up to the watermark is
+ * already held. A zero watermark sends everything (a first sync, or a node
+ * that restarted) and is always correct.
+ * The watermark is a position in one sender's stream, taken only from
+ * batches that sender sent directly; it is no per-writer watermark, so a
+ * record relayed by a third node never moves it past records the receiver
+ * lacks.
  *
  * The encoding (for the wire and, encrypted, the state file; big endian):
  *   u8 format (1), u32 count, then count records, each
@@ -346,6 +351,14 @@ int replica_device_for(struct replica *r, const char *ifname, bool include_endpo
 struct hlc_ts replica_endpoint_version(const struct replica *r, const char *ifname,
                                        const uint8_t public_key[static WG_KEY_LEN]);
 
+/* Whether R holds IFNAME's peer PUBLIC_KEY as a live record (not a
+ * tombstone). */
+bool replica_peer_live(const struct replica *r, const char *ifname, const uint8_t public_key[static WG_KEY_LEN]);
+
+/* A copy of IFNAME's device record (holds the private key: wipe it).
+ * Returns 0, -ENOENT when there is none, or -EINVAL. */
+int replica_device_record(const struct replica *r, const char *ifname, struct replica_device *ret);
+
 /* The caller wrote IFNAME's replicated state to the device: local polls of
  * it are accepted again. Returns 0, or -ENOENT. */
 int replica_device_applied(struct replica *r, const char *ifname);
@@ -376,6 +389,79 @@ bool replica_bootstrapping(const struct replica *r);
  * than SINCE, in increasing order of that version (the zero timestamp:
  * everything). Returns 0 or -ENOMEM (*ret as it was). */
 int replica_changes_since(const struct replica *r, struct hlc_ts since, struct replica_changes *ret);
+
+/* The size of REC in an encoding (without the 5-byte list header); 0 for
+ * NULL. */
+size_t replica_rec_encoded_size(const struct replica_rec *rec);
+
+/*
+ * A position in a catch-up stream. Records go in order of key (the greater
+ * of version and endpoint version), then interface name, then the device
+ * record before the peers, then public key: keys may tie (one poll
+ * versions all its changes alike), positions do not.
+ */
+struct replica_cursor {
+        struct hlc_ts key;
+        char ifname[IFNAMSIZ];
+        bool peer;                            /* false: at the device record */
+        uint8_t public_key[WG_KEY_LEN];
+};
+
+/* The cursor before every record whose key is WATERMARK or greater: where
+ * a stream resumes from a receiver's watermark (replica_changes_last_key()
+ * of its last merged batch). Records tied at WATERMARK are sent again. */
+struct replica_cursor replica_cursor_at(struct hlc_ts watermark);
+
+/*
+ * One batch of a catch-up stream: append to *ret the records after AFTER,
+ * in stream order, at most MAX_RECORDS of them and, encoded with
+ * replica_changes_encode(), at most MAX_BYTES long (the first record is
+ * always included, whatever its size). Records every version of which was
+ * written by SKIP_NODE (nonzero) are passed over: that node holds them or
+ * newer. *ret_last (may be NULL) gets the position of the last record
+ * appended, the next call's AFTER; *ret_key_complete (may be NULL) whether
+ * no record with that last key is left after it, i.e. whether every record
+ * up to and including that key has now been returned. Nothing appended
+ * (both outputs untouched) means the stream is caught up. Costs two passes
+ * over all records and a heap of MAX_RECORDS, not a sort of everything.
+ * Returns 0, -EINVAL (MAX_RECORDS 0) or -ENOMEM (*ret as it was).
+ */
+int replica_changes_batch(const struct replica *r, const struct replica_cursor *after, uint64_t skip_node,
+                          size_t max_records, size_t max_bytes, struct replica_changes *ret,
+                          struct replica_cursor *ret_last, bool *ret_key_complete);
+
+/* Stream order of two positions: <0, 0, >0. A cursor at a key with an
+ * empty interface name is before every record of that key. */
+int replica_cursor_compare(const struct replica_cursor *a, const struct replica_cursor *b);
+
+/* The greatest position of a record in C (the zero cursor when C is
+ * empty). After merging a batch whole, the receiver holds everything up to
+ * it: where the stream resumes without sending anything twice. */
+struct replica_cursor replica_changes_last_cursor(const struct replica_changes *c);
+
+/* The greatest key (as replica_changes_batch() orders) in C; zero when C
+ * is empty. After merging a batch whole, the receiver's new watermark. */
+struct hlc_ts replica_changes_last_key(const struct replica_changes *c);
+
+/* What one other configured node has acknowledged of our stream: every
+ * record with a key up to ACKED. */
+struct replica_ack {
+        uint64_t node;
+        struct hlc_ts acked;
+};
+
+/*
+ * Drop the tombstones that no configured node can still need. A tombstone
+ * goes when its key's wall time is before BEFORE_WALL_MS (now minus the
+ * retention period) and every node in ACKS (all configured nodes, N_ACKS
+ * of them) other than its writer acknowledged it, and when it was written
+ * by R's own node or (in a pair) by the only other node: records are not
+ * relayed, so another node's acknowledgement of our stream proves nothing
+ * about a third node's tombstone. Cannot fail for valid arguments: returns 0 and the
+ * number dropped in *ret_collected (may be NULL), or -EINVAL.
+ */
+int replica_collect_tombstones(struct replica *r, uint64_t before_wall_ms, const struct replica_ack *acks,
+                               size_t n_acks, size_t *ret_collected);
 
 /* The highest version (of a record or endpoint register) written by NODE
  * that R holds; zero when none. The receiver's watermark for catch-up. */

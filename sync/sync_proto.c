@@ -107,6 +107,7 @@ static const char *const frame_type_names[_SYNC_FRAME_TYPE_MAX] = {
         [SYNC_FRAME_CHANGES] = "changes",
         [SYNC_FRAME_ACK] = "ack",
         [SYNC_FRAME_CLOSE] = "close",
+        [SYNC_FRAME_RESUME] = "resume",
         [SYNC_FRAME_CAUGHT_UP] = "caught-up",
 };
 
@@ -131,6 +132,28 @@ static bool name_valid(const char *name, size_t len) {
         for (size_t i = 0; i < len; i++)
                 if (name[i] < 0x21 || name[i] > 0x7e)
                         return false;
+        return true;
+}
+
+/* A stream position: a replication version (wall time below 2^48 and a
+ * writer, or all zero), then as its kind says an interface name and a key. */
+static bool resume_valid(const struct sync_frame *f) {
+        const char *n = f->resume.ifname;
+        size_t len = strnlen(n, SYNC_RESUME_IFNAME_LEN);
+
+        if (f->resume.wall_ms >= UINT64_C(1) << 48)
+                return false;
+        if (f->resume.node == 0 && (f->resume.wall_ms != 0 || f->resume.logical != 0))
+                return false;
+        if ((unsigned) f->resume.kind >= _SYNC_RESUME_KIND_MAX || len == SYNC_RESUME_IFNAME_LEN)
+                return false;
+        for (size_t i = len; i < SYNC_RESUME_IFNAME_LEN; i++)
+                if (n[i] != '\0')
+                        return false;
+        if ((f->resume.kind == SYNC_RESUME_BEFORE_KEY) != (len == 0) || (len > 0 && !name_valid(n, len)))
+                return false;
+        if (f->resume.kind != SYNC_RESUME_AT_PEER && !sodium_is_zero(f->resume.public_key, 32))
+                return false;
         return true;
 }
 
@@ -200,6 +223,29 @@ int sync_frame_parse(const uint8_t *buf, size_t len, struct sync_frame *ret, con
                 }
                 f.ack.seq = get_be64(p);
                 break;
+        case SYNC_FRAME_RESUME:
+                if (plen != SYNC_RESUME_LEN) {
+                        set_reason(ret_reason, "resume length mismatch");
+                        return -EBADMSG;
+                }
+                f.resume.wall_ms = get_be64(p);
+                f.resume.logical = (uint16_t) ((p[8] << 8) | p[9]);
+                f.resume.node = get_be64(p + 10);
+                f.resume.kind = p[18];
+                memcpy(f.resume.ifname, p + 19, SYNC_RESUME_IFNAME_LEN);
+                memcpy(f.resume.public_key, p + 19 + SYNC_RESUME_IFNAME_LEN, 32);
+                if (!resume_valid(&f)) {
+                        set_reason(ret_reason, "invalid resume watermark");
+                        return -EBADMSG;
+                }
+                break;
+        case SYNC_FRAME_CAUGHT_UP:
+                if (plen != 8) {
+                        set_reason(ret_reason, "caught-up length mismatch");
+                        return -EBADMSG;
+                }
+                f.caught_up.seq = get_be64(p);
+                break;
         case SYNC_FRAME_CLOSE:
                 if (plen != 1) {
                         set_reason(ret_reason, "close length mismatch");
@@ -210,12 +256,6 @@ int sync_frame_parse(const uint8_t *buf, size_t len, struct sync_frame *ret, con
                         return -EBADMSG;
                 }
                 f.close.reason = p[0];
-                break;
-        case SYNC_FRAME_CAUGHT_UP:
-                if (plen != 0) {
-                        set_reason(ret_reason, "caught-up length mismatch");
-                        return -EBADMSG;
-                }
                 break;
         default:
                 set_reason(ret_reason, "unknown frame type");
@@ -236,15 +276,16 @@ static size_t frame_size(const struct sync_frame *f) {
         }
         case SYNC_FRAME_HEARTBEAT:
         case SYNC_FRAME_ACK:
+        case SYNC_FRAME_CAUGHT_UP:
                 return 2 + 8;
+        case SYNC_FRAME_RESUME:
+                return resume_valid(f) ? 2 + SYNC_RESUME_LEN : 0;
         case SYNC_FRAME_CHANGES:
                 if (f->changes.len > SYNC_FRAME_MAX - 2 - 8 || (f->changes.len > 0 && !f->changes.data))
                         return 0;
                 return 2 + 8 + f->changes.len;
         case SYNC_FRAME_CLOSE:
                 return (unsigned) f->close.reason < _SYNC_CLOSE_REASON_MAX ? 2 + 1 : 0;
-        case SYNC_FRAME_CAUGHT_UP:
-                return 2;
         default:
                 return 0;
         }
@@ -275,6 +316,18 @@ static void frame_write(const struct sync_frame *f, uint8_t *buf) {
                 break;
         case SYNC_FRAME_ACK:
                 put_be64(p, f->ack.seq);
+                break;
+        case SYNC_FRAME_RESUME:
+                put_be64(p, f->resume.wall_ms);
+                p[8] = (uint8_t) (f->resume.logical >> 8);
+                p[9] = (uint8_t) f->resume.logical;
+                put_be64(p + 10, f->resume.node);
+                p[18] = (uint8_t) f->resume.kind;
+                memcpy(p + 19, f->resume.ifname, SYNC_RESUME_IFNAME_LEN);
+                memcpy(p + 19 + SYNC_RESUME_IFNAME_LEN, f->resume.public_key, 32);
+                break;
+        case SYNC_FRAME_CAUGHT_UP:
+                put_be64(p, f->caught_up.seq);
                 break;
         case SYNC_FRAME_CLOSE:
                 p[0] = (uint8_t) f->close.reason;

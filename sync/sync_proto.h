@@ -36,6 +36,17 @@
 /* sync_session_feed() refuses to buffer more than this many unread bytes:
  * a whole maximal frame plus one generous read. */
 #define SYNC_FEED_MAX (4 + SYNC_FRAME_MAX + SYNC_FRAME_OVERHEAD + 1024u * 1024u)
+/* RESUME payload: a version (u64 wall ms, u16 logical, u64 node), a kind
+ * (u8), an interface name (16 bytes, NUL-padded) and a public key (32). */
+#define SYNC_RESUME_IFNAME_LEN 16
+#define SYNC_RESUME_LEN (8 + 2 + 8 + 1 + SYNC_RESUME_IFNAME_LEN + 32)
+
+enum sync_resume_kind {
+        SYNC_RESUME_BEFORE_KEY = 0,   /* before every record of the version */
+        SYNC_RESUME_AT_DEVICE = 1,    /* after the device record of the interface */
+        SYNC_RESUME_AT_PEER = 2,      /* after that peer of the interface */
+        _SYNC_RESUME_KIND_MAX,
+};
 /* Node names in HELLO: 1..63 bytes of printable ASCII without spaces. */
 #define SYNC_NAME_MAX 63
 
@@ -56,7 +67,8 @@ enum sync_frame_type {
         SYNC_FRAME_CHANGES = 3,
         SYNC_FRAME_ACK = 4,
         SYNC_FRAME_CLOSE = 5,
-        SYNC_FRAME_CAUGHT_UP = 6,  /* no payload: the sender's full state was sent before it */
+        SYNC_FRAME_CAUGHT_UP = 6,  /* no payload: ends a catch-up stream; see sync_frame_caught_up() */
+        SYNC_FRAME_RESUME = 7,     /* watermark: where the receiver's catch-up stream starts */
         _SYNC_FRAME_TYPE_MAX,
 };
 
@@ -91,12 +103,34 @@ struct sync_frame {
                 struct {
                         uint64_t seq;
                 } ack;
+                /* Sent once per connection after HELLO, by each side as a
+                 * receiver: stream me the records after this position in the
+                 * stream order (the last record merged from the other node's
+                 * stream; all zero: everything). Wall below 2^48; node
+                 * nonzero unless the version is zero; BEFORE_KEY has no
+                 * interface and no key, AT_DEVICE an interface (1..15
+                 * printable bytes, NUL-padded) and no key, AT_PEER both. */
+                struct {
+                        uint64_t wall_ms;
+                        uint16_t logical;
+                        uint64_t node;
+                        enum sync_resume_kind kind;
+                        char ifname[SYNC_RESUME_IFNAME_LEN];
+                        uint8_t public_key[32];
+                } resume;
+                /* The catch-up stream since RESUME is complete: every record
+                 * the sender held when it found nothing more to send went in
+                 * the CHANGES frames up to and including SEQ (0: none); what
+                 * follows are live changes. Numbered like CHANGES and
+                 * acknowledged once the receiver saved. A bootstrapping
+                 * sender holds no complete state: it sends none until its
+                 * bootstrap ends, then streams again and sends it. */
+                struct {
+                        uint64_t seq;
+                } caught_up;
                 struct {
                         enum sync_close_reason reason;
                 } close;
-                /* CAUGHT_UP has no payload: the CHANGES frames sent on this
-                 * connection before it hold every record the sender has, and
-                 * the sender is not itself waiting for a state (bootstrap). */
         };
 };
 

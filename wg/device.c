@@ -59,6 +59,17 @@ int wg_get_device(enum wg_backend b, const char *ifname, struct wg_device **ret)
         }
 }
 
+int wg_get_digest(enum wg_backend b, const char *ifname, uint8_t ret[static WG_DIGEST_LEN]) {
+        switch (wg_backend_resolve(b, ifname)) {
+        case WG_BACKEND_KERNEL:
+                return -EOPNOTSUPP;
+        case WG_BACKEND_UAPI:
+                return wg_uapi_get_digest(ifname, ret);
+        default:
+                return -EINVAL;
+        }
+}
+
 int wg_set_device(enum wg_backend b, const struct wg_device *dev) {
         if (!dev)
                 return -EINVAL;

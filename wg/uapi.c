@@ -38,8 +38,23 @@ static int64_t now_usec(void) {
         return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int64_t exchange_deadline(void) {
-        return now_usec() + (int64_t) WG_UAPI_TIMEOUT_MSEC * 1000;
+/* The bounds of one exchange (monotonic usec): it fails when no byte went
+ * either way for WG_UAPI_TIMEOUT_MSEC, or at WG_UAPI_TOTAL_MSEC in all. A
+ * get of 50,000 peers from a loaded wireguard-go takes seconds but keeps
+ * moving; a stalled daemon does not. */
+struct exchange {
+        int64_t progress;                     /* last byte sent or received */
+        int64_t cap;
+};
+
+static struct exchange exchange_start(void) {
+        int64_t now = now_usec();
+
+        return (struct exchange) { .progress = now, .cap = now + (int64_t) WG_UAPI_TOTAL_MSEC * 1000 };
+}
+
+static void exchange_progress(struct exchange *ex) {
+        ex->progress = now_usec();
 }
 
 /* Sockets whose daemon let an exchange time out, and until when they are
@@ -101,11 +116,13 @@ static int wedged_note(const char *path, int r) {
         return r;
 }
 
-/* Arm FD's send or receive timeout (OPT) with what is left until DEADLINE,
- * so one exchange as a whole, not each call, is bounded: a daemon that
- * trickles a byte now and then cannot stretch it. */
-static int sock_arm(int fd, int opt, int64_t deadline) {
-        int64_t left = deadline - now_usec();
+/* Arm FD's send or receive timeout (OPT) with what is left of EX: the
+ * stall bound from the last progress, and never past the total cap, so a
+ * daemon that trickles a byte now and then cannot stretch the exchange
+ * beyond it. */
+static int sock_arm(int fd, int opt, const struct exchange *ex) {
+        int64_t stall = ex->progress + (int64_t) WG_UAPI_TIMEOUT_MSEC * 1000;
+        int64_t left = MIN(stall, ex->cap) - now_usec();
         struct timeval tv;
 
         if (left <= 0)
@@ -261,8 +278,8 @@ static int parse_lines(const uint8_t *buf, size_t len, line_fn fn, void *userdat
         return -EBADMSG;
 }
 
-/* Read lines from FD until FN sees the final blank line, or DEADLINE. */
-static int read_lines(int fd, int64_t deadline, line_fn fn, void *userdata, const char **reason) {
+/* Read lines from FD until FN sees the final blank line, or EX runs out. */
+static int read_lines(int fd, struct exchange *ex, line_fn fn, void *userdata, const char **reason) {
         _cleanup_(freep) uint8_t *buf = NULL;
         size_t start = 0, end = 0;
         bool got_any = false;
@@ -290,10 +307,12 @@ static int read_lines(int fd, int64_t deadline, line_fn fn, void *userdata, cons
                 memmove(buf, buf + start, end - start);
                 end -= start;
                 start = 0;
-                r = sock_arm(fd, SO_RCVTIMEO, deadline);
+                r = sock_arm(fd, SO_RCVTIMEO, ex);
                 if (r < 0)
                         break;
                 n = recv(fd, buf + end, IO_CHUNK - end, 0);
+                if (n > 0)
+                        exchange_progress(ex);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -628,7 +647,7 @@ int wg_uapi_parse_set_reply(const uint8_t *buf, size_t len, const char **ret_rea
  * wiped before they are freed or reused: they hold keys. */
 struct writer {
         int fd;
-        int64_t deadline;                     /* with fd >= 0 */
+        struct exchange *ex;                  /* with fd >= 0 */
         char *buf;
         size_t len, cap;
         int error;
@@ -642,10 +661,12 @@ static void writer_flush(struct writer *w) {
         while (off < w->len) {
                 ssize_t n;
 
-                w->error = sock_arm(w->fd, SO_SNDTIMEO, w->deadline);
+                w->error = sock_arm(w->fd, SO_SNDTIMEO, w->ex);
                 if (w->error < 0)
                         break;
                 n = send(w->fd, w->buf + off, w->len - off, MSG_NOSIGNAL);
+                if (n > 0)
+                        exchange_progress(w->ex);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -978,7 +999,7 @@ int wg_uapi_socket_path(const char *ifname, char *buf, size_t len) {
         return 0;
 }
 
-static int uapi_connect(const char *ifname, int64_t deadline, int *ret_fd) {
+static int uapi_connect(const char *ifname, const struct exchange *ex, int *ret_fd) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_(closep) int fd = -1;
         int r;
@@ -990,7 +1011,7 @@ static int uapi_connect(const char *ifname, int64_t deadline, int *ret_fd) {
         if (fd < 0)
                 return -errno;
         /* A daemon whose accept queue is full makes connect() wait. */
-        r = sock_arm(fd, SO_SNDTIMEO, deadline);
+        r = sock_arm(fd, SO_SNDTIMEO, ex);
         if (r < 0)
                 return r;
         if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
@@ -1034,12 +1055,12 @@ int wg_uapi_socket_probe(const char *ifname) {
         return 0;
 }
 
-static int send_all(int fd, int64_t deadline, const char *s, size_t n) {
+static int send_all(int fd, struct exchange *ex, const char *s, size_t n) {
         while (n > 0) {
                 ssize_t k;
                 int r;
 
-                r = sock_arm(fd, SO_SNDTIMEO, deadline);
+                r = sock_arm(fd, SO_SNDTIMEO, ex);
                 if (r < 0)
                         return r;
                 k = send(fd, s, n, MSG_NOSIGNAL);
@@ -1048,6 +1069,7 @@ static int send_all(int fd, int64_t deadline, const char *s, size_t n) {
                                 continue;
                         return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
                 }
+                exchange_progress(ex);
                 s += k;
                 n -= (size_t) k;
         }
@@ -1057,7 +1079,7 @@ static int send_all(int fd, int64_t deadline, const char *s, size_t n) {
 static int uapi_get_exchange(const char *ifname, struct wg_device **ret) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
         _cleanup_(closep) int fd = -1;
-        int64_t deadline = exchange_deadline();
+        struct exchange ex = exchange_start();
         const char *reason = NULL;
         struct get_parser p;
         struct timespec ts;
@@ -1065,10 +1087,10 @@ static int uapi_get_exchange(const char *ifname, struct wg_device **ret) {
 
         if (!ret)
                 return -EINVAL;
-        r = uapi_connect(ifname, deadline, &fd);
+        r = uapi_connect(ifname, &ex, &fd);
         if (r < 0)
                 return r;
-        r = send_all(fd, deadline, "get=1\n\n", 7);
+        r = send_all(fd, &ex, "get=1\n\n", 7);
         if (r < 0)
                 return r;
         dev = calloc(1, sizeof(*dev));
@@ -1077,7 +1099,7 @@ static int uapi_get_exchange(const char *ifname, struct wg_device **ret) {
         if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
                 return -errno;
         p = (struct get_parser) { .dev = dev, .now = ts.tv_sec };
-        r = get_parser_status(&p, read_lines(fd, deadline, get_line, &p, &reason));
+        r = get_parser_status(&p, read_lines(fd, &ex, get_line, &p, &reason));
         if (r < 0)
                 return r;
         memcpy(dev->name, ifname, strlen(ifname) + 1);
@@ -1111,10 +1133,238 @@ int wg_uapi_get_device(const char *ifname, struct wg_device **ret) {
         return uapi_note(ifname, uapi_get_exchange(ifname, ret));
 }
 
+/* ---- configuration digest ---- */
+
+/*
+ * wireguard-go lists peers in Go map order, which changes from one get to
+ * the next, so the digest is order-independent over peers: each section
+ * (the device lines, then each peer from its public_key line on) is hashed
+ * alone, and the section hashes are added up as four 64-bit lanes. A line
+ * order inside a section is kept as the daemon gives it.
+ */
+struct digest_state {
+        crypto_generichash_state h;           /* the current section */
+        bool in_section;
+        uint64_t sum[4];
+        bool have_errno, done;
+        int error;
+        const char *reason;
+};
+
+static void digest_section_end(struct digest_state *d) {
+        uint8_t out[32];
+
+        if (!d->in_section)
+                return;
+        crypto_generichash_final(&d->h, out, sizeof(out));
+        for (size_t i = 0; i < 4; i++) {
+                uint64_t v;
+
+                memcpy(&v, out + 8 * i, 8);
+                d->sum[i] += v;
+        }
+        d->in_section = false;
+}
+
+static bool has_prefix(const uint8_t *line, size_t len, const char *prefix) {
+        size_t n = strlen(prefix);
+
+        return len >= n && memcmp(line, prefix, n) == 0;
+}
+
+/* Lines that change without anyone editing the device. */
+static bool line_volatile(const uint8_t *line, size_t len) {
+        switch (line[0]) {
+        case 'l':
+                return has_prefix(line, len, "last_handshake_time_");
+        case 'r':
+                return has_prefix(line, len, "rx_bytes=");
+        case 't':
+                return has_prefix(line, len, "tx_bytes=");
+        default:
+                return false;
+        }
+}
+
+/* One line (without its newline). Returns 1 after the final blank line, 0
+ * to go on, -EBADMSG with d->reason. */
+static int digest_line(struct digest_state *d, const uint8_t *line, size_t len) {
+        if (len == 0) {
+                if (!d->have_errno) {
+                        d->reason = "no errno line";
+                        return -EBADMSG;
+                }
+                digest_section_end(d);
+                d->done = true;
+                return 1;
+        }
+        if (len > WG_UAPI_LINE_MAX) {
+                d->reason = "line too long";
+                return -EBADMSG;
+        }
+        if (memchr(line, '\0', len)) {
+                d->reason = "NUL byte in line";
+                return -EBADMSG;
+        }
+        if (has_prefix(line, len, "errno=")) {
+                char v[16] = {};
+
+                memcpy(v, line + 6, MIN(len - 6, sizeof(v) - 1));
+                d->have_errno = true;
+                d->error = len - 6 < sizeof(v) ? parse_errno(v) : 1;
+                if (d->error > 0) {
+                        d->reason = "bad errno value";
+                        return -EBADMSG;
+                }
+                return 0;
+        }
+        if (line_volatile(line, len))
+                return 0;
+        if (has_prefix(line, len, "public_key="))
+                digest_section_end(d);
+        if (!d->in_section) {
+                crypto_generichash_init(&d->h, NULL, 0, 32);
+                d->in_section = true;
+        }
+        /* With its newline, so that lines cannot run together. */
+        crypto_generichash_update(&d->h, line, len);
+        crypto_generichash_update(&d->h, (const uint8_t *) "\n", 1);
+        return 0;
+}
+
+/* Feed BUF[0..LEN): every complete line. Returns the bytes consumed, or
+ * <0; d->done after the final blank line (anything after it is an error). */
+static ssize_t digest_feed(struct digest_state *d, const uint8_t *buf, size_t len) {
+        size_t pos = 0;
+
+        while (pos < len) {
+                const uint8_t *nl = memchr(buf + pos, '\n', len - pos);
+                int r;
+
+                if (!nl)
+                        break;
+                if (d->done) {
+                        d->reason = "data after the end of the reply";
+                        return -EBADMSG;
+                }
+                r = digest_line(d, buf + pos, (size_t) (nl - (buf + pos)));
+                pos = (size_t) (nl - buf) + 1;
+                if (r < 0)
+                        return r;
+        }
+        if (d->done && pos < len) {
+                d->reason = "data after the end of the reply";
+                return -EBADMSG;
+        }
+        return (ssize_t) pos;
+}
+
+static int digest_finish(struct digest_state *d, int r, uint8_t ret[static WG_DIGEST_LEN]) {
+        if (r >= 0 && !d->done) {
+                d->reason = "reply does not end with a blank line";
+                r = -EBADMSG;
+        }
+        if (r >= 0 && d->error != 0)
+                r = d->error;
+        if (r >= 0)
+                crypto_generichash(ret, WG_DIGEST_LEN, (const uint8_t *) d->sum, sizeof(d->sum), NULL, 0);
+        if (d->in_section)
+                crypto_generichash_final(&d->h, (uint8_t[32]) {}, 32);
+        return r;
+}
+
+int wg_uapi_parse_digest(const uint8_t *buf, size_t len, uint8_t ret[static WG_DIGEST_LEN], const char **ret_reason) {
+        struct digest_state d = {};
+        ssize_t n;
+        int r;
+
+        if (!ret || (!buf && len > 0) || sodium_init() < 0)
+                return -EINVAL;
+        n = digest_feed(&d, buf, len);
+        if (n >= 0 && (size_t) n < len) {
+                d.reason = len - (size_t) n > WG_UAPI_LINE_MAX ? "line too long" : "last line not terminated";
+                n = -EBADMSG;
+        }
+        r = digest_finish(&d, n < 0 ? (int) n : 0, ret);
+        if (r == -EBADMSG && ret_reason)
+                *ret_reason = d.reason;
+        sodium_memzero(&d, sizeof(d));
+        return r;
+}
+
+static int uapi_digest_exchange(const char *ifname, uint8_t ret[static WG_DIGEST_LEN]) {
+        _cleanup_(closep) int fd = -1;
+        struct exchange ex = exchange_start();
+        _cleanup_(freep) uint8_t *buf = NULL;
+        struct digest_state d = {};
+        size_t end = 0;
+        bool got_any = false;
+        int r;
+
+        if (!ret || sodium_init() < 0)
+                return -EINVAL;
+        r = uapi_connect(ifname, &ex, &fd);
+        if (r < 0)
+                return r;
+        r = send_all(fd, &ex, "get=1\n\n", 7);
+        if (r < 0)
+                return r;
+        buf = malloc(IO_CHUNK);
+        if (!buf)
+                return -ENOMEM;
+        /* Lines are hashed straight from the read buffer: no copy, no
+         * parse, no allocation per peer. */
+        while (!d.done) {
+                ssize_t n;
+
+                r = sock_arm(fd, SO_RCVTIMEO, &ex);
+                if (r < 0)
+                        break;
+                n = recv(fd, buf + end, IO_CHUNK - end, 0);
+                if (n > 0)
+                        exchange_progress(&ex);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+                        break;
+                }
+                if (n == 0) {
+                        r = got_any ? -EBADMSG : -ECONNRESET;
+                        break;
+                }
+                got_any = true;
+                end += (size_t) n;
+                n = digest_feed(&d, buf, end);
+                if (n < 0) {
+                        r = (int) n;
+                        break;
+                }
+                memmove(buf, buf + n, end - (size_t) n);
+                end -= (size_t) n;
+                if (end > WG_UAPI_LINE_MAX) {
+                        r = -EBADMSG;
+                        break;
+                }
+        }
+        r = digest_finish(&d, r, ret);
+        sodium_memzero(buf, IO_CHUNK);
+        sodium_memzero(&d, sizeof(d));
+        return r;
+}
+
+int wg_uapi_get_digest(const char *ifname, uint8_t ret[static WG_DIGEST_LEN]) {
+        if (!ret)
+                return -EINVAL;
+        if (uapi_held_off(ifname))
+                return -ETIMEDOUT;
+        return uapi_note(ifname, uapi_digest_exchange(ifname, ret));
+}
+
 /* One set request, one exchange. */
 static int uapi_set_exchange(const struct wg_device *dev) {
         _cleanup_(closep) int fd = -1;
-        int64_t deadline = exchange_deadline();
+        struct exchange ex = exchange_start();
         struct writer w = {};
         struct reply_parser p = {};
         const char *reason = NULL;
@@ -1123,10 +1373,10 @@ static int uapi_set_exchange(const struct wg_device *dev) {
         r = validate_set(dev);
         if (r < 0)
                 return r;
-        r = uapi_connect(dev->name, deadline, &fd);
+        r = uapi_connect(dev->name, &ex, &fd);
         if (r < 0)
                 return r;
-        w = (struct writer) { .fd = fd, .deadline = deadline, .cap = IO_CHUNK, .buf = malloc(IO_CHUNK) };
+        w = (struct writer) { .fd = fd, .ex = &ex, .cap = IO_CHUNK, .buf = malloc(IO_CHUNK) };
         if (!w.buf)
                 return -ENOMEM;
         format_set(dev, &w);
@@ -1138,7 +1388,7 @@ static int uapi_set_exchange(const struct wg_device *dev) {
         /* wireguard-go stops reading at the first bad line, answers, and
          * drops the connection: our write fails, yet its answer may be
          * waiting, and it says more than EPIPE. */
-        r = read_lines(fd, deadline, reply_line, &p, &reason);
+        r = read_lines(fd, &ex, reply_line, &p, &reason);
         if (r < 0)
                 return rw < 0 ? rw : r;
         return p.error;

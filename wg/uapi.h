@@ -6,11 +6,13 @@
  * WG_UAPI_SOCKET_DIR/IFNAME.sock, as wireguard-go and boringtun serve it.
  *
  * The text parser and formatter are pure and exposed for tests and the
- * fuzzer; the socket functions use them. Each exchange (connect, request,
- * whole reply) must finish within WG_UAPI_TIMEOUT_MSEC, else it fails with
- * -ETIMEDOUT: a wedged daemon cannot hang the caller, and hamgr, which
- * talks to it from its event loop, stays well inside its systemd watchdog
- * (WatchdogSec=10s) even with a few exchanges in a row. After a timeout,
+ * fuzzer; the socket functions use them. An exchange (connect, request,
+ * whole reply) fails with -ETIMEDOUT when no byte went either way for
+ * WG_UAPI_TIMEOUT_MSEC, and when it is not over after WG_UAPI_TOTAL_MSEC
+ * in all, however it trickles: a wedged daemon cannot hang the caller, a
+ * large device (a get of 50,000 peers from a loaded wireguard-go takes
+ * seconds) is still read, and hamgr, which talks to it from its event
+ * loop, stays inside its systemd watchdog (WatchdogSec=10s). After a timeout,
  * exchanges with the same socket fail at once with -ETIMEDOUT for
  * WG_UAPI_HOLDOFF_MSEC (process-wide state; the first exchange after that
  * asks the daemon again): a hung daemon costs one stall per hold-off, not
@@ -27,7 +29,8 @@
 #define WG_UAPI_MAX_ALLOWEDIPS 1000000
 /* Longest accepted line, without its newline. */
 #define WG_UAPI_LINE_MAX 4096
-#define WG_UAPI_TIMEOUT_MSEC 2000
+#define WG_UAPI_TIMEOUT_MSEC 2000      /* without progress */
+#define WG_UAPI_TOTAL_MSEC 8000        /* in all: below WatchdogSec=10s */
 #define WG_UAPI_HOLDOFF_MSEC 10000
 /* Environment variable that replaces WG_UAPI_SOCKET_DIR, for tests only
  * (ignored in set-uid programs: secure_getenv()). */
@@ -36,6 +39,25 @@
 /* Read IFNAME ("get=1"). Returns 0 and *ret, -ENODEV when there is no
  * socket, or -errno (an errno= reply of either sign becomes -|errno|). */
 int wg_uapi_get_device(const char *ifname, struct wg_device **ret);
+
+/*
+ * A digest of IFNAME's configuration as a get reply shows it, without
+ * handshake times and transfer counters: equal digests mean the same keys,
+ * port, fwmark, peers, preshared keys, endpoints, keepalives and allowed
+ * IPs. Peers may come in any order (wireguard-go lists them in Go map
+ * order, new each time): each peer's lines are hashed alone and the hashes
+ * summed. Cheaper than wg_uapi_get_device(): lines are hashed from the read
+ * buffer, nothing is parsed or allocated per peer. Returns 0, -ENODEV,
+ * -ECONNRESET, -ETIMEDOUT, -EBADMSG for a malformed reply, or -|errno| of
+ * an errno= reply.
+ */
+int wg_uapi_get_digest(const char *ifname, uint8_t ret[static WG_DIGEST_LEN]);
+
+/* The same digest of a get reply in BUF (as for wg_uapi_parse_get(), but
+ * lines are only checked for length, NUL bytes, the errno line and the
+ * final blank line). Returns 0, -|errno| for an errno= reply other than
+ * 0, -EBADMSG with *ret_reason (may be NULL). */
+int wg_uapi_parse_digest(const uint8_t *buf, size_t len, uint8_t ret[static WG_DIGEST_LEN], const char **ret_reason);
 
 /* Apply DEV ("set=1") in one request, with wireguard-go's semantics
  * (update_only, changes to existing peers). Returns 0 or -errno. */

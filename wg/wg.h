@@ -142,6 +142,15 @@ int wg_interface_check(enum wg_backend b, const char *ifname, char *ret_kind, si
  * WireGuard interface). */
 int wg_get_device(enum wg_backend b, const char *ifname, struct wg_device **ret);
 
+/* Size of a configuration digest (wg_get_digest()). */
+#define WG_DIGEST_LEN 32
+
+/* A digest of IFNAME's configuration, without handshake times and
+ * counters: equal digests mean wg_get_device() would show the same
+ * configuration, so a poll may skip reading and comparing it. Returns 0,
+ * -EOPNOTSUPP for the kernel backend (read the device instead), or -errno. */
+int wg_get_digest(enum wg_backend b, const char *ifname, uint8_t ret[static WG_DIGEST_LEN]);
+
 /* Apply DEV (its flags say what to change) to DEV->name through backend B.
  * Returns 0 or -errno. */
 int wg_set_device(enum wg_backend b, const struct wg_device *dev);

@@ -16,21 +16,30 @@
 #     plus 1 s.
 #  2. `hamgr peer add` on gw1 -> the peer listed on gw2's wg0: median of
 #     BENCH_SYNC_ADDS adds, gw2 polled every 20 ms (plus the time one
-#     `wg show` takes at that size, printed as the resolution).
+#     `wg show` takes at that size, printed as the resolution). At 50,000
+#     peers one `wg show` takes seconds, so a second column times the same
+#     adds by gw2's replicated record count (`hamgr status --json`, which
+#     costs milliseconds): hamgr writes a merged peer to the device before
+#     it answers anything else, so a higher count means the device has it.
 #  3. idle cost at every size >= BENCH_SYNC_IDLE_MIN: after the sync
 #     settled (no pending change batches, 5 s of quiet), utime+stime of hamgr and wireguard-go
 #     on both gateways over BENCH_SYNC_IDLE_S, and their VmRSS/VmHWM.
+#  4. an edit made with `wg set` on gw1 (a peer added behind hamgr's back)
+#     -> the peer listed on gw2's device: median and maximum of
+#     BENCH_SYNC_EDITS edits, spread over the poll interval. The bound to
+#     meet is the poll interval + 50 ms.
 #
-# wireguard-go refuses a device's 65,537th peer ("too many peers"): the
-# 100,000 row then says how many it took and the sizes that need no more
-# run (65,000 leaves room for the peer adds). This kernel has no WireGuard
-# module to compare with.
+# wireguard-go refuses a device's 65,537th peer ("too many peers"), so a
+# size above BENCH_SYNC_PER_DEV (50000) is split over several interfaces
+# (wg0, wg1, ... each its own wireguard-go, all replicated); peer counts
+# are summed over them. This kernel has no WireGuard module to compare with.
 #
 # hamgr runs with the default poll interval (1000 ms) and a 1000 ms advert
 # interval, no notify script, WireGuard backend uapi.
 #
 # Environment: BENCH_SYNC_SIZES ("1000 10000 65000 100000"),
 # BENCH_SYNC_CAP_S (600, per size), BENCH_SYNC_ADDS (20),
+# BENCH_SYNC_EDITS (10), BENCH_SYNC_PER_DEV (50000),
 # BENCH_SYNC_IDLE_S (30), BENCH_SYNC_IDLE_MIN (50000),
 # BENCH_SYNC_POLL_MS (unset: the default), HAMGR_BIN (else built into
 # build/bench, Release).
@@ -42,6 +51,9 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SIZES=${BENCH_SYNC_SIZES:-"1000 10000 65000 100000"}
 CAP_S=${BENCH_SYNC_CAP_S:-600}
 ADDS=${BENCH_SYNC_ADDS:-20}
+EDITS=${BENCH_SYNC_EDITS:-10}
+PER_DEV=${BENCH_SYNC_PER_DEV:-50000}
+NIF=1
 IDLE_S=${BENCH_SYNC_IDLE_S:-30}
 IDLE_MIN=${BENCH_SYNC_IDLE_MIN:-50000}
 SYNC_PORT=7789
@@ -93,8 +105,38 @@ one_key() {
         gen_peers 1 0 | awk '/^PublicKey/ { print $3 }'
 }
 
+# Over every interface of the current size.
 peer_count() {
-        node_exec "$1" wg show wg0 peers | wc -l
+        local i total=0 c
+        for ((i = 0; i < NIF; i++)); do
+                c=$(node_exec "$1" wg show "wg$i" peers | wc -l)
+                total=$((total + c))
+        done
+        echo "$total"
+}
+
+# The extra interfaces wg1.. of a size above PER_DEV: one wireguard-go each.
+declare -A WG_GO_EXTRA=()
+extra_wg_start() {
+        local node=$1 i
+        for ((i = 1; i < NIF; i++)); do
+                WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 \
+                        node_spawn "$node" "$HI_TMP/$node.wireguard-go.wg$i.log" wireguard-go -f "wg$i"
+                WG_GO_EXTRA[$node.$i]=$HI_LAST_PID
+                wait_until 5 node_exec "$node" test -S "/var/run/wireguard/wg$i.sock" ||
+                        die "wireguard-go wg$i did not come up on $node"
+                node_exec "$node" wg set "wg$i" private-key "$HI_TMP/gw.key" listen-port $((WG_PORT + i))
+        done
+}
+
+extra_wg_stop() {
+        local node=$1 k
+        for k in "${!WG_GO_EXTRA[@]}"; do
+                [[ "$k" == "$node".* ]] || continue
+                stop_pid "${WG_GO_EXTRA[$k]}" TERM
+                unset 'WG_GO_EXTRA[$k]'
+        done
+        [ -z "$(node_holder "$node")" ] || node_exec "$node" sh -c 'rm -f /var/run/wireguard/wg[1-9]*.sock'
 }
 
 # ---- processes ------------------------------------------------------------
@@ -121,11 +163,14 @@ mb() {
 # ---- the pair ---------------------------------------------------------------
 
 write_conf() {
-        local node=$1 prio=$2 me=$3 other=$4 poll=""
+        local node=$1 prio=$2 me=$3 other=$4 poll="" wgs="" i
         [ -z "${BENCH_SYNC_POLL_MS:-}" ] || poll="poll_interval_ms = $BENCH_SYNC_POLL_MS;"
+        for ((i = 0; i < NIF; i++)); do
+                wgs+="${wgs:+, }{ interface = \"wg$i\"; backend = \"uapi\"; follow = \"wan\"; source_address = \"$VIP\"; }"
+        done
         HC_TRACK='' HC_INTERVAL_MS=1000 HC_NOTIFY_SCRIPT='' \
                 write_hamgr_conf "$HI_TMP/$node.conf" "$node" "$prio" "$(cat <<EOF
-wireguard = ( { interface = "wg0"; backend = "uapi"; follow = "wan"; source_address = "$VIP"; } );
+wireguard = ( $wgs );
 sync = {
     listen = "10.77.0.$me:$SYNC_PORT";
     private_key_file = "$HI_TMP/$node.sync.key";
@@ -148,6 +193,7 @@ no_wg0() {
 fresh_gateway() {
         local node=$1
         hamgr_stop "$node" TERM
+        extra_wg_stop "$node"
         wg_go_stop "$node"
         wait_until 5 no_wg0 "$node" || die "$node: wg0 outlived wireguard-go"
         # Never outside the node's own tmpfs (there is none before its holder).
@@ -157,6 +203,7 @@ fresh_gateway() {
         wg_go_start "$node"
         node_exec "$node" wg set wg0 private-key "$HI_TMP/gw.key" listen-port "$WG_PORT"
         node_exec "$node" ip addr add "$WG_GW_TUN/24" dev wg0
+        extra_wg_start "$node"
 }
 
 has_n_peers() {
@@ -177,7 +224,45 @@ synced() {
 
 # ---- results ------------------------------------------------------------------
 
-declare -A R_STREAMS R_LOAD R_START R_SYNC R_TX R_RX R_STATE R_RSS1 R_RSS2 R_HWM2 R_ADD R_ADD_RANGE R_ADD_RES
+declare -A R_STREAMS R_LOAD R_START R_SYNC R_TX R_RX R_STATE R_RSS1 R_RSS2 R_HWM2 R_ADD R_ADD_RANGE R_ADD_RES R_EDIT
+declare -A R_ADD_REC R_EDIT_REC
+
+records_of() {
+        hamgr_status "$1" | jq -r .sync.records
+}
+
+# wait_records NODE ABOVE: until NODE holds more than ABOVE records (60 s).
+wait_records() {
+        local deadline=$(($(hi_now_ms) + 60000))
+        while [ "$(records_of "$1")" -le "$2" ]; do
+                [ "$(hi_now_ms)" -lt "$deadline" ] || return 1
+                sleep 0.005
+        done
+}
+
+median_max() {
+        sort -n | awk '{ v[NR] = $1 } END { printf "%d ms (max %d ms)", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[NR] }'
+}
+
+# timed_by_records N WHAT: WHAT (add or edit) ADDS times, timed by gw2's record count.
+timed_by_records() {
+        local n=$1 what=$2 i key t0 before lat=()
+        for ((i = 0; i < ADDS; i++)); do
+                key=$(one_key)
+                before=$(records_of gw2)
+                sleep "0.$((RANDOM % 1000))"
+                t0=$(hi_now_ms)
+                if [ "$what" = add ]; then
+                        node_exec gw1 "$HAMGR_BIN" peer add wg0 "$key" --allowed-ips "10.252.$((n % 200)).$i/32" \
+                                -s /run/hamgr/control.sock >/dev/null
+                else
+                        node_exec gw1 wg set wg0 peer "$key" allowed-ips "10.253.$((n % 200)).$i/32"
+                fi
+                wait_records gw2 "$before" || say "   $what $i: not on gw2 after 60 s"
+                lat+=($(($(hi_now_ms) - t0)))
+        done
+        printf '%s\n' "${lat[@]}" | median_max
+}
 IDLE_ROWS=()
 
 # capture_sync NODE FILE: tcpdump -w of the sync port on NODE's eth0; PID
@@ -214,13 +299,20 @@ bulk_streams() {
 
 # initial_sync N: steps 1, 3 and 2 for N peers.
 initial_sync() {
-        local n=$1 t0 t1 got pcap deadline status="" c why
-        say "== $n peers"
+        local n=$1 t0 t1 got pcap deadline status="" c why i per loaded=1
+        NIF=$(((n + PER_DEV - 1) / PER_DEV))
+        say "== $n peers ($NIF interface$([ "$NIF" = 1 ] || echo s))"
+        write_conf gw1 150 1 2
+        write_conf gw2 100 2 1
         fresh_gateway gw1
         fresh_gateway gw2
-        gen_peers "$n" 0 >"$HI_TMP/peers.conf"
+        per=$(((n + NIF - 1) / NIF))
         t0=$(hi_now_ms)
-        if ! node_exec gw1 wg addconf wg0 "$HI_TMP/peers.conf" 2>"$HI_TMP/addconf.err"; then
+        for ((i = 0; i < NIF; i++)); do
+                gen_peers $((i == NIF - 1 ? n - i * per : per)) $((i * per)) >"$HI_TMP/peers.conf"
+                node_exec gw1 wg addconf "wg$i" "$HI_TMP/peers.conf" 2>"$HI_TMP/addconf.err" || loaded=0
+        done
+        if [ "$loaded" = 0 ]; then
                 got=$(peer_count gw1)
                 R_LOAD[$n]="-"
                 why=$(grep -o 'failed to create new peer: .*' "$HI_TMP/gw1.wireguard-go.log" | tail -n 1 || true)
@@ -298,9 +390,37 @@ initial_sync() {
         fi
         if [ -z "$status" ]; then
                 peer_adds "$n"
+                wg_edits "$n"
+                R_ADD_REC[$n]=$(timed_by_records "$n" add)
+                say "   peer add by record count: ${R_ADD_REC[$n]}"
+                R_EDIT_REC[$n]=$(timed_by_records "$n" edit)
+                say "   wg set by record count: ${R_EDIT_REC[$n]}"
         else
                 R_ADD[$n]="-"
         fi
+}
+
+# wg_edits N: step 4. Each edit is a peer added with wg(8) on gw1's wg0 at
+# a random point of the poll cycle.
+wg_edits() {
+        local n=$1 i key t0 t1 lat=() deadline
+        say "   wg set: $EDITS edits on gw1"
+        for ((i = 0; i < EDITS; i++)); do
+                key=$(one_key)
+                sleep "0.$((RANDOM % 1000))"
+                t0=$(hi_now_ms)
+                node_exec gw1 wg set wg0 peer "$key" allowed-ips "10.251.$((n % 200)).$i/32"
+                deadline=$((t0 + 60000))
+                while ! has_peer gw2 "$key" && [ "$(hi_now_ms)" -lt "$deadline" ]; do
+                        sleep 0.01
+                done
+                t1=$(hi_now_ms)
+                lat+=($((t1 - t0)))
+        done
+        R_EDIT[$n]=$(printf '%s\n' "${lat[@]}" | sort -n | awk '
+                { v[NR] = $1 }
+                END { printf "%d ms (max %d ms)", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[NR] }')
+        say "   wg set: median ${R_EDIT[$n]}"
 }
 
 # idle N: step 3.
@@ -390,9 +510,6 @@ for i in 1 2; do
         chmod 600 "$HI_TMP/gw$i.sync.key"
         SYNC_PUB[$i]=$("$HAMGR_BIN" pubkey <"$HI_TMP/gw$i.sync.key")
 done
-write_conf gw1 150 1 2
-write_conf gw2 100 2 1
-
 started=$(hi_now_ms)
 for n in $SIZES; do
         initial_sync "$n"
@@ -402,12 +519,12 @@ printf '\n## hamgr sync benchmark (%s, %s cores, wireguard-go %s)\n\n' "$(uname 
         "$(wireguard-go --version 2>/dev/null | awk 'NR == 1 { print $2 }')"
 printf 'Initial sync: gw2 starts empty, gw1 holds N peers; time from gw2'"'"'s hamgr start until gw2'"'"'s wg0 lists N peers.\n'
 printf 'Bytes: TCP payload on port %s captured on gw2'"'"'s eth0 (tcpdump), per direction.\n\n' "$SYNC_PORT"
-printf '| peers | wg addconf on gw1 | initial sync | gw1 -> gw2 (bulk connections) | gw2 -> gw1 | gw1 -> gw2 per peer | gw2 state file | hamgr RSS gw1 / gw2 (gw2 peak) | peer add -> other node, median of %s (range) | poll resolution |\n' "$ADDS"
-printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+printf '| peers | wg addconf on gw1 | initial sync | gw1 -> gw2 (bulk connections) | gw2 -> gw1 | gw1 -> gw2 per peer | gw2 state file | hamgr RSS gw1 / gw2 (gw2 peak) | peer add -> other node, median of %s (range) | poll resolution | wg set on gw1 -> gw2, median of %s | peer add, by record count (%s) | wg set, by record count (%s) |\n' "$ADDS" "$EDITS" "$ADDS" "$ADDS"
+printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 for n in $SIZES; do
         sync=${R_SYNC[$n]}
         if [[ "$sync" == "not run"* ]]; then
-                printf '| %s | - | %s | - | - | - | - | - | - | - |\n' "$n" "$sync"
+                printf '| %s | - | %s | - | - | - | - | - | - | - | - | - | - |\n' "$n" "$sync"
                 continue
         fi
         [[ "$sync" =~ ^[0-9]+$ ]] && sync="$sync ms"
@@ -418,9 +535,9 @@ for n in $SIZES; do
         [ "$rss2" = - ] || rss2="$(mb "$rss2") MiB ($(mb "$hwm2") MiB)"
         res=${R_ADD_RES[$n]:-}
         [ -z "$res" ] || res="~$res ms"
-        printf '| %s | %s ms | %s | %s B (%s) | %s B | %s B | %s B | %s / %s | %s | %s |\n' "$n" "${R_LOAD[$n]}" "$sync" \
-                "${R_TX[$n]}" "${R_STREAMS[$n]}" "${R_RX[$n]}" "$((R_TX[$n] / n))" "${R_STATE[$n]}" "$rss1" "$rss2" \
-                "$add" "${res:--}"
+        printf '| %s | %s ms | %s | %s B (%s) | %s B | %s B | %s B | %s / %s | %s | %s | %s | %s | %s |\n' "$n" "${R_LOAD[$n]}" \
+                "$sync" "${R_TX[$n]}" "${R_STREAMS[$n]}" "${R_RX[$n]}" "$((R_TX[$n] / n))" "${R_STATE[$n]}" "$rss1" "$rss2" \
+                "$add" "${res:--}" "${R_EDIT[$n]:--}" "${R_ADD_REC[$n]:--}" "${R_EDIT_REC[$n]:--}"
 done
 if [ "${#IDLE_ROWS[@]}" -gt 0 ]; then
         printf '\nIdle after the sync settled, same N peers on both devices, poll interval %s ms, advert interval 1000 ms, CPU over %s s:\n\n' \

@@ -5,7 +5,8 @@
 # wireguard-go, sync re-handshaking every 1.5 s):
 #  - re-handshake: the node that dialled opens a fresh connection every
 #    rekey_interval_ms; the handshakes and rekeys counters rise, no
-#    "disconnected" is logged, replication goes on;
+#    "disconnected" is logged, replication goes on, and the new connection
+#    resumes the stream (its catch-up carries no record again);
 #  - a flood of 2,000 slow connections to gw1's sync port, each trickling
 #    the start of a message 1, half from gw2's own address (a configured
 #    peer: through the handshake limits) and half from the client (not a
@@ -121,6 +122,12 @@ assert_true "gw1: handshakes rise with a ${REKEY_MS} ms interval" wait_until 10 
 assert_true "gw1: counted as rekeys" num_at_least gw1 rekeys 2
 assert_true "gw2 (the dialler): rekeys too" wait_until 5 num_at_least gw2 rekeys 2
 assert_true "still connected after re-handshakes" connected gw1
+# Each new connection resumes the stream where the old one left it: after
+# the first catch-up, a re-handshake's catch-up carries no record again.
+for g in gw1 gw2; do
+        assert_contains "$(cat "$(hamgr_log "$g")")" "caught up: 0 records received" \
+                "$g: a re-handshake resumes the stream instead of resending the state"
+done
 k0=$(wg genkey | wg pubkey)
 node_exec gw2 "$HAMGR_BIN" peer add wg0 "$k0" --allowed-ips 10.99.7.7/32 -s /run/hamgr/control.sock
 assert_true "replication goes on across re-handshakes" wait_until 2 has_peer gw1 "$k0"

@@ -2049,6 +2049,7 @@ static void test_sync_defaults(void **state) {
         assert_int_equal(c->sync.poll_interval_ms, 1000);
         assert_int_equal(c->sync.bootstrap_grace_s, 30);
         assert_int_equal(c->sync.rekey_interval_ms, 120000);
+        assert_int_equal(c->sync.tombstone_retention_s, 7 * 24 * 3600);
         assert_int_equal(c->sync.n_peers, 0);
         assert_null(c->sync.peers);
         assert_int_equal(c->sync.line, 3);
@@ -2077,6 +2078,13 @@ static void test_sync_defaults(void **state) {
         hamgr_config_free(TAKE_PTR(lim));
         lim = load_ok(SYNC_HEAD "sync = { " SYNC_LISTEN SYNC_KEYFILE "rekey_interval_ms = 86400000; };\n");
         assert_int_equal(lim->sync.rekey_interval_ms, 86400000);
+        hamgr_config_free(TAKE_PTR(lim));
+        /* Tombstone retention: 0 (collect once acknowledged) to ten years. */
+        lim = load_ok(SYNC_HEAD "sync = { " SYNC_LISTEN SYNC_KEYFILE "tombstone_retention_s = 0; };\n");
+        assert_int_equal(lim->sync.tombstone_retention_s, 0);
+        hamgr_config_free(TAKE_PTR(lim));
+        lim = load_ok(SYNC_HEAD "sync = { " SYNC_LISTEN SYNC_KEYFILE "tombstone_retention_s = 315360000; };\n");
+        assert_int_equal(lim->sync.tombstone_retention_s, 315360000);
         hamgr_config_free(TAKE_PTR(lim));
         /* A peer on the listen address's host but another port is another node. */
         lim = load_ok(SYNC_HEAD "sync = { " SYNC_LISTEN SYNC_KEYFILE
@@ -2110,6 +2118,8 @@ static const struct sync_case sync_section_cases[] = {
         { SYNC_LISTEN "private_key_file = [ \"/k\" ];", 4, "private_key_file must be a string" },
         { SYNC_LISTEN SYNC_KEYFILE "poll_interval_ms = 99;", 4, "poll_interval_ms 99 out of range 100..3600000" },
         { SYNC_LISTEN SYNC_KEYFILE "poll_interval_ms = 0;", 4, "poll_interval_ms 0 out of range 100..3600000" },
+        { SYNC_LISTEN SYNC_KEYFILE "tombstone_retention_s = 315360001;", 4,
+          "tombstone_retention_s 315360001 out of range 0..315360000" },
         { SYNC_LISTEN SYNC_KEYFILE "poll_interval_ms = -1;", 4, "poll_interval_ms -1 out of range 100..3600000" },
         { SYNC_LISTEN SYNC_KEYFILE "poll_interval_ms = 3600001;", 4,
           "poll_interval_ms 3600001 out of range 100..3600000" },

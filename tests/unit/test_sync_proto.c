@@ -16,6 +16,7 @@
 
 #include "common/macro.h"
 #include "hamgr/sync-file.h"
+#include "sync/replica.h"
 #include "sync/sync_proto.h"
 
 #define T0 UINT64_C(1700000000000000)
@@ -173,8 +174,16 @@ static void check_roundtrip(const struct sync_frame *f) {
         case SYNC_FRAME_CLOSE:
                 assert_int_equal(g.close.reason, f->close.reason);
                 break;
+        case SYNC_FRAME_RESUME:
+                assert_true(g.resume.wall_ms == f->resume.wall_ms);
+                assert_int_equal(g.resume.logical, f->resume.logical);
+                assert_true(g.resume.node == f->resume.node);
+                assert_int_equal(g.resume.kind, f->resume.kind);
+                assert_memory_equal(g.resume.ifname, f->resume.ifname, SYNC_RESUME_IFNAME_LEN);
+                assert_memory_equal(g.resume.public_key, f->resume.public_key, 32);
+                break;
         case SYNC_FRAME_CAUGHT_UP:
-                assert_int_equal(len, 2);
+                assert_true(g.caught_up.seq == f->caught_up.seq);
                 break;
         default:
                 fail();
@@ -198,6 +207,20 @@ static void test_frame_roundtrip(void **state) {
         f = (struct sync_frame) { .type = SYNC_FRAME_CHANGES, .changes = { 42, payload, sizeof(payload) } };
         check_roundtrip(&f);
         f = (struct sync_frame) { .type = SYNC_FRAME_ACK, .ack.seq = 0x0102030405060708 };
+        check_roundtrip(&f);
+        f = (struct sync_frame) { .type = SYNC_FRAME_RESUME };
+        check_roundtrip(&f);
+        f.resume.wall_ms = (UINT64_C(1) << 48) - 1;
+        f.resume.logical = 0xfffe;
+        f.resume.node = UINT64_MAX;
+        check_roundtrip(&f);
+        f.resume.kind = SYNC_RESUME_AT_DEVICE;
+        strcpy(f.resume.ifname, "wg-longname0123");
+        check_roundtrip(&f);
+        f.resume.kind = SYNC_RESUME_AT_PEER;
+        memset(f.resume.public_key, 0xab, 32);
+        check_roundtrip(&f);
+        f = (struct sync_frame) { .type = SYNC_FRAME_CAUGHT_UP, .caught_up.seq = 77 };
         check_roundtrip(&f);
         for (int r = 0; r < _SYNC_CLOSE_REASON_MAX; r++) {
                 f = (struct sync_frame) { .type = SYNC_FRAME_CLOSE, .close.reason = r };
@@ -227,6 +250,21 @@ static void test_frame_build_invalid(void **state) {
         assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
         f = (struct sync_frame) { .type = 0 };
         assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
+        f = (struct sync_frame) { .type = SYNC_FRAME_RESUME, .resume = { 5, 0, 0 } };  /* writer missing */
+        assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
+        f = (struct sync_frame) { .type = SYNC_FRAME_RESUME, .resume = { UINT64_C(1) << 48, 0, 1 } };
+        assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
+        f = (struct sync_frame) { .type = SYNC_FRAME_RESUME, .resume = { 5, 0, 1, SYNC_RESUME_AT_PEER } }; /* no name */
+        assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
+        f = (struct sync_frame) { .type = SYNC_FRAME_RESUME, .resume = { 5, 0, 1, SYNC_RESUME_BEFORE_KEY, "wg0" } };
+        assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
+        f = (struct sync_frame) { .type = SYNC_FRAME_RESUME, .resume = { 5, 0, 1, SYNC_RESUME_AT_DEVICE, "wg0" } };
+        f.resume.public_key[3] = 1;                                                 /* key on a device */
+        assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
+        f = (struct sync_frame) { .type = SYNC_FRAME_RESUME, .resume = { 5, 0, 1, _SYNC_RESUME_KIND_MAX, "wg0" } };
+        assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
+        f = (struct sync_frame) { .type = SYNC_FRAME_RESUME, .resume = { 5, 0, 1, SYNC_RESUME_AT_DEVICE, "wg 0" } };
+        assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
         f = (struct sync_frame) { .type = SYNC_FRAME_CHANGES, .changes = { 1, NULL, 5 } };
         assert_int_equal(sync_frame_build(&f, &buf, &len), -EINVAL);
         f.changes.data = (const uint8_t *) "x";
@@ -246,8 +284,13 @@ static void test_frame_parse_rejects(void **state) {
                 { "\x02\x02\0\0\0\0\0\0\0\0", 10, "unknown frame version" },
                 { "\x00\x02\0\0\0\0\0\0\0\0", 10, "unknown frame version" },
                 { "\x01\x00", 2, "unknown frame type" },
-                { "\x01\x07", 2, "unknown frame type" },
-                { "\x01\x06\x00", 3, "caught-up length mismatch" },
+                { "\x01\x08", 2, "unknown frame type" },
+                { "\x01\x07\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 19, "resume length mismatch" },
+                { "\x01\x07\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 18, "resume length mismatch" },
+                { "\x01\x07\0\0\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0", 20, "resume length mismatch" },
+                { "\x01\x06\0\0\0\0\0\0\0", 9, "caught-up length mismatch" },
+                /* CAUGHT_UP carries the sequence number that ends the stream. */
+                { "\x01\x06", 2, "caught-up length mismatch" },
                 { "\x01\xff", 2, "unknown frame type" },
                 { "\x01\x01\0\0\0\0\0\0\0\0", 10, "truncated hello" },
                 { "\x01\x01\0\0\0\0\0\0\0\0\x00", 11, "invalid node name in hello" },
@@ -272,6 +315,25 @@ static void test_frame_parse_rejects(void **state) {
                 assert_string_equal(reason, bad[i].reason);
                 assert_int_equal(f.type, SYNC_FRAME_ACK);
                 assert_true(f.ack.seq == 99);
+        }
+        /* A RESUME with a logical count but no writer, then with a bad kind. */
+        {
+                uint8_t r[2 + SYNC_RESUME_LEN] = { 1, SYNC_FRAME_RESUME };
+                const char *reason = NULL;
+
+                assert_int_equal(sync_frame_parse(r, sizeof(r), &f, &reason), 0);
+                r[2 + 9] = 1;
+                assert_int_equal(sync_frame_parse(r, sizeof(r), &f, &reason), -EBADMSG);
+                assert_string_equal(reason, "invalid resume watermark");
+                r[2 + 9] = 0;
+                r[2 + 18] = 3;
+                assert_int_equal(sync_frame_parse(r, sizeof(r), &f, &reason), -EBADMSG);
+                r[2 + 18] = 1; /* at a device, but no interface */
+                assert_int_equal(sync_frame_parse(r, sizeof(r), &f, &reason), -EBADMSG);
+                memcpy(r + 2 + 19, "wg0", 3);
+                assert_int_equal(sync_frame_parse(r, sizeof(r), &f, &reason), 0);
+                r[2 + 19 + 5] = 'x'; /* not NUL-padded */
+                assert_int_equal(sync_frame_parse(r, sizeof(r), &f, &reason), -EBADMSG);
         }
         /* A 64-byte name does not fit. */
         uint8_t big[2 + 9 + 64];
@@ -705,6 +767,149 @@ static void test_session_frames(void **state) {
         reason = NULL;
         assert_int_equal(sync_session_end(l.a, &reason), -EBADMSG);
         assert_string_equal(reason, "stream truncated (no close frame)");
+        link_down(&l);
+}
+
+
+/* ---- Catch-up through the framed channel --------------------------------- */
+
+#define NODE_A UINT64_C(0xa0a0a0a0a0a0a0a0)
+#define NODE_B UINT64_C(0x0b0b0b0b0b0b0b0b)
+#define STREAM_BATCH_RECORDS 4096
+#define STREAM_BATCH_BYTES (1024u * 1024u)
+
+/* N tombstones of interface wg0 written by NODE. */
+static void add_tombstones(struct replica *r, size_t n, uint64_t node) {
+        struct replica_changes c = { .recs = calloc(n, sizeof(*c.recs)), .n = n };
+
+        assert_non_null(c.recs);
+        for (size_t i = 0; i < n; i++) {
+                struct replica_rec *rec = &c.recs[i];
+
+                rec->type = REPLICA_REC_PEER;
+                strcpy(rec->ifname, "wg0");
+                rec->peer.public_key[0] = (uint8_t) (i >> 24);
+                rec->peer.public_key[1] = (uint8_t) (i >> 16);
+                rec->peer.public_key[2] = (uint8_t) (i >> 8);
+                rec->peer.public_key[3] = (uint8_t) i;
+                rec->peer.public_key[31] = 0x99;
+                rec->peer.version = (struct hlc_ts) { 1000 + i / 4, (uint16_t) (i % 4), node };
+                rec->peer.deleted = true;
+        }
+        assert_int_equal(replica_merge(r, &c, NULL), 0);
+        replica_changes_done(&c);
+}
+
+/* One frame X -> Y through the encrypted channel; returns it parsed (valid
+ * until the next call on Y). Checks the wire size. */
+static struct sync_frame relay(struct sync_session *x, struct sync_session *y, const struct sync_frame *f,
+                               size_t *ret_wire) {
+        _cleanup_(freep) uint8_t *wire = NULL;
+        struct sync_frame got;
+        const char *reason = NULL;
+        size_t len = 0;
+
+        encode_to(x, f, &wire, &len);
+        if (ret_wire)
+                *ret_wire = len;
+        for (size_t off = 0; off < len; off += 65536)
+                assert_int_equal(sync_session_feed(y, wire + off, MIN((size_t) 65536, len - off)), 0);
+        assert_int_equal(sync_session_next_frame(y, &got, &reason), 1);
+        assert_int_equal(got.type, f->type);
+        return got;
+}
+
+/* A streams to B from B's RESUME watermark *W as the daemon does (CHANGES
+ * in key order, each merged whole and acknowledged, then CAUGHT_UP), for at
+ * most STOP batches (0: to the end). Returns the records sent. */
+static size_t catch_up(struct link *l, struct replica *a, struct replica *b, struct replica_cursor *w, size_t stop,
+                       size_t *ret_max_wire) {
+        struct sync_frame f = { .type = SYNC_FRAME_RESUME, .resume = { w->key.wall_ms, w->key.logical, w->key.node } },
+                          got;
+        struct replica_cursor cursor;
+        uint64_t seq = 0;
+        size_t sent = 0, batches = 0;
+
+        if (w->ifname[0]) {
+                f.resume.kind = w->peer ? SYNC_RESUME_AT_PEER : SYNC_RESUME_AT_DEVICE;
+                strcpy(f.resume.ifname, w->ifname);
+                memcpy(f.resume.public_key, w->public_key, 32);
+        }
+        got = relay(l->b, l->a, &f, NULL);
+        cursor = replica_cursor_at((struct hlc_ts) { got.resume.wall_ms, got.resume.logical, got.resume.node });
+        if (got.resume.kind != SYNC_RESUME_BEFORE_KEY) {
+                strcpy(cursor.ifname, got.resume.ifname);
+                cursor.peer = got.resume.kind == SYNC_RESUME_AT_PEER;
+                memcpy(cursor.public_key, got.resume.public_key, 32);
+        }
+        for (;;) {
+                struct replica_changes batch = {}, in = {};
+                _cleanup_(freep) uint8_t *enc = NULL;
+                const char *reason = NULL;
+                size_t len, wire;
+
+                assert_int_equal(replica_changes_batch(a, &cursor, 0, STREAM_BATCH_RECORDS, STREAM_BATCH_BYTES, &batch,
+                                                       &cursor, NULL), 0);
+                if (batch.n == 0) {
+                        f = (struct sync_frame) { .type = SYNC_FRAME_CAUGHT_UP, .caught_up.seq = ++seq };
+                        relay(l->a, l->b, &f, NULL);
+                        return sent;
+                }
+                assert_int_equal(replica_changes_encode(&batch, &enc, &len), 0);
+                assert_true(len <= STREAM_BATCH_BYTES);
+                sent += batch.n;
+                replica_changes_done(&batch);
+                f = (struct sync_frame) { .type = SYNC_FRAME_CHANGES, .changes = { ++seq, enc, len } };
+                got = relay(l->a, l->b, &f, &wire);
+                *ret_max_wire = MAX(*ret_max_wire, wire);
+                assert_int_equal(replica_changes_decode(got.changes.data, got.changes.len, &in, &reason), 0);
+                assert_int_equal(replica_merge(b, &in, NULL), 0);
+                *w = replica_changes_last_cursor(&in);
+                replica_changes_done(&in);
+                f = (struct sync_frame) { .type = SYNC_FRAME_ACK, .ack.seq = got.changes.seq };
+                assert_true(relay(l->b, l->a, &f, NULL).ack.seq == seq);
+                if (++batches == stop)
+                        return sent;
+        }
+}
+
+/*
+ * 200,000 tombstones: as one message they exceed the frame cap (the
+ * connection used to fail and reconnect forever). Streamed, every frame
+ * stays below 1 MiB and the receiver ends with the same state; a
+ * connection cut halfway resumes from the receiver's watermark and sends
+ * only the rest. A pure simulation through the real session codec.
+ */
+static void test_stream_many_tombstones(void **state) {
+        _cleanup_(replica_freep) struct replica *a = NULL, *b = NULL;
+        _cleanup_(freep) uint8_t *ea = NULL, *eb = NULL;
+        struct replica_cursor w = {};
+        size_t la, lb, max_wire = 0, first, rest;
+        struct link l;
+
+        assert_int_equal(replica_new(NODE_A, &a), 0);
+        assert_int_equal(replica_new(NODE_B, &b), 0);
+        add_tombstones(a, 200000, NODE_A);
+        assert_int_equal(replica_encode(a, &ea, &la), 0);
+        assert_true(la > SYNC_FRAME_MAX);
+
+        link_up(&l);
+        first = catch_up(&l, a, b, &w, 20, &max_wire);
+        assert_int_equal(first, replica_n_records(b));
+        link_down(&l);
+        /* A new connection: B resumes from its watermark. */
+        link_up(&l);
+        rest = catch_up(&l, a, b, &w, 0, &max_wire);
+        link_down(&l);
+        /* Resumed just after the last record merged: nothing twice. */
+        assert_int_equal(first + rest, 200000);
+        assert_true(max_wire <= 4 + 2 + 8 + STREAM_BATCH_BYTES + SYNC_FRAME_OVERHEAD);
+        assert_int_equal(replica_encode(b, &eb, &lb), 0);
+        assert_int_equal(la, lb);
+        assert_memory_equal(ea, eb, la);
+        /* Caught up: a third connection sends nothing but CAUGHT_UP. */
+        link_up(&l);
+        assert_int_equal(catch_up(&l, a, b, &w, 0, &max_wire), 0);
         link_down(&l);
 }
 
@@ -1319,6 +1524,7 @@ int main(void) {
                 cmocka_unit_test(test_handshake_malformed),
                 cmocka_unit_test(test_session_frames),
                 cmocka_unit_test(test_session_one_byte_chunks),
+                cmocka_unit_test(test_stream_many_tombstones),
                 cmocka_unit_test(test_session_handshake_refused),
                 cmocka_unit_test(test_stream_rejects),
                 cmocka_unit_test(test_stream_lengths),

@@ -533,7 +533,8 @@ enum fake_mode {
         FAKE_CLOSE,          /* hangs up at once */
         FAKE_EIO,            /* answers every request with errno=5 */
         FAKE_HANG,           /* accepts, reads, never answers */
-        FAKE_TRICKLE,        /* answers a get one byte every 100 ms */
+        FAKE_TRICKLE,        /* answers a get one byte every 200 ms: 10 s */
+        FAKE_SLOW,           /* answers a get one byte every 60 ms: 3 s */
 };
 
 /* fake_set_boringtun(): the request crashed, no answer. */
@@ -955,14 +956,14 @@ static void *fake_thread(void *userdata) {
                                 (void) recv(c, junk, sizeof(junk), MSG_DONTWAIT);
                                 poll(NULL, 0, 20);
                         }
-                else if (f->mode == FAKE_TRICKLE) {
+                else if (f->mode == FAKE_TRICKLE || f->mode == FAKE_SLOW) {
                         static const char reply[] = "listen_port=51820\nfwmark=0\nfwmark=0\nfwmark=0\n"
                                                     "fwmark=0\nfwmark=0\nerrno=0\n\n";
 
                         for (size_t i = 0; i < sizeof(reply) - 1 && !atomic_load(&f->stop); i++) {
                                 if (send(c, reply + i, 1, MSG_NOSIGNAL) != 1)
                                         break;
-                                poll(NULL, 0, 100);
+                                poll(NULL, 0, f->mode == FAKE_TRICKLE ? 200 : 60);
                         }
                 } else if (f->mode != FAKE_CLOSE)
                         fake_serve(f, c);
@@ -1060,12 +1061,96 @@ static void sync_and_check(struct fake *f, enum wg_backend backend, int want_set
         assert_true(after->peers[0].flags & WG_PEER_HAS_ENDPOINT);
 }
 
+
+/* ---- configuration digest ---- */
+
+static int digest_of(const char *text, uint8_t out[static WG_DIGEST_LEN], const char **reason) {
+        return wg_uapi_parse_digest((const uint8_t *) text, strlen(text), out, reason);
+}
+
+/* TEXT with the first occurrence of FROM replaced by TO. */
+static char *edited(const char *text, const char *from, const char *to) {
+        const char *at = strstr(text, from);
+        char *out;
+
+        assert_non_null(at);
+        assert_true(asprintf(&out, "%.*s%s%s", (int) (at - text), text, to, at + strlen(from)) > 0);
+        return out;
+}
+
+static void test_digest(void **state) {
+        uint8_t base[WG_DIGEST_LEN], d[WG_DIGEST_LEN];
+        const char *reason = NULL;
+        static const struct {
+                const char *from, *to;
+                bool same;
+        } edits[] = {
+                /* Traffic and handshakes are not configuration. */
+                { "last_handshake_time_sec=1699999990", "last_handshake_time_sec=1700000100", true },
+                { "last_handshake_time_nsec=5", "last_handshake_time_nsec=999", true },
+                { "tx_bytes=1000", "tx_bytes=2000", true },
+                { "rx_bytes=0", "rx_bytes=77", true },
+                /* Everything else is. */
+                { "persistent_keepalive_interval=25", "persistent_keepalive_interval=26", false },
+                { "allowed_ip=10.1.0.0/24", "allowed_ip=10.1.0.0/25", false },
+                { "endpoint=192.0.2.1:51820", "endpoint=192.0.2.9:51820", false },
+                { "listen_port=51820", "listen_port=51821", false },
+                { "fwmark=4660", "fwmark=0", false },
+                { "allowed_ip=fd01::/64\n", "", false },
+                { "preshared_key=AAAA", "preshared_key=BAAA", false },
+        };
+
+        assert_int_equal(digest_of(wggo_reply, base, &reason), 0);
+        for (size_t i = 0; i < ELEMENTSOF(edits); i++) {
+                _cleanup_(freep) char *text = edited(wggo_reply, edits[i].from, edits[i].to);
+
+                assert_int_equal(digest_of(text, d, &reason), 0);
+                assert_int_equal(memcmp(base, d, WG_DIGEST_LEN) == 0, edits[i].same);
+        }
+        /* Peers in another order (wireguard-go lists them in map order). */
+        {
+                const char *p1 = strstr(wggo_reply, "public_key="), *p2 = strstr(p1 + 1, "public_key="),
+                           *end = strstr(wggo_reply, "errno=");
+                _cleanup_(freep) char *swapped = NULL;
+
+                assert_true(asprintf(&swapped, "%.*s%.*s%.*s%s", (int) (p1 - wggo_reply), wggo_reply, (int) (end - p2), p2,
+                                     (int) (p2 - p1), p1, end) > 0);
+                assert_int_equal(strlen(swapped), strlen(wggo_reply));
+                assert_int_equal(digest_of(swapped, d, &reason), 0);
+                assert_memory_equal(base, d, WG_DIGEST_LEN);
+        }
+        /* Moving a line from one peer to the other is a change. */
+        {
+                _cleanup_(freep) char *a = edited(wggo_reply, "allowed_ip=fd01::/64\n", "");
+                _cleanup_(freep) char *b = edited(a, "persistent_keepalive_interval=0\n",
+                                                  "persistent_keepalive_interval=0\nallowed_ip=fd01::/64\n");
+
+                assert_int_equal(digest_of(b, d, &reason), 0);
+                assert_memory_not_equal(base, d, WG_DIGEST_LEN);
+        }
+        assert_int_equal(digest_of("errno=-19\n\n", d, &reason), -ENODEV);
+        assert_int_equal(digest_of("listen_port=1\nerrno=0\n", d, &reason), -EBADMSG);
+        assert_int_equal(digest_of("listen_port=1\n\n", d, &reason), -EBADMSG);
+        assert_string_equal(reason, "no errno line");
+        assert_int_equal(digest_of("errno=x\n\n", d, &reason), -EBADMSG);
+        assert_int_equal(digest_of("errno=0\n\nx\n", d, &reason), -EBADMSG);
+        assert_int_equal(digest_of("errno=0\n", d, &reason), -EBADMSG);
+        assert_int_equal(digest_of("errno=0\n\n", d, &reason), 0);
+        assert_int_equal(wg_get_digest(WG_BACKEND_KERNEL, "wg0", d), -EOPNOTSUPP);
+}
+
 static void test_socket_wireguard_go(void **state) {
         struct fake *f = fake_start(FAKE_WIREGUARD_GO);
+        uint8_t d1[WG_DIGEST_LEN], d2[WG_DIGEST_LEN];
 
         fake_seed(f);
         assert_int_equal(wg_backend_resolve(WG_BACKEND_AUTO, "wgt0"), WG_BACKEND_UAPI);
-        sync_and_check(f, WG_BACKEND_AUTO, 1, 1);
+        assert_int_equal(wg_get_digest(WG_BACKEND_AUTO, "wgt0", d1), 0);
+        assert_int_equal(wg_uapi_get_digest("wgt0", d2), 0);
+        assert_memory_equal(d1, d2, WG_DIGEST_LEN);
+        sync_and_check(f, WG_BACKEND_AUTO, 1, 3); /* two gets were the digests */
+        assert_int_equal(wg_uapi_get_digest("wgt0", d2), 0);
+        assert_memory_not_equal(d1, d2, WG_DIGEST_LEN);
         assert_int_equal(atomic_load(&f->n_refused), 0);
         assert_true(f->state->flags & WG_DEVICE_HAS_PRIVATE_KEY);
         fake_stop(f);
@@ -1143,25 +1228,40 @@ static int64_t mono_ms(void) {
         return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A daemon that never answers, and one that answers too slowly in total
- * while every single read gets a byte: both end after one exchange bound. */
+/* A daemon that never answers ends after the bound without progress; one
+ * that answers too slowly in total while every single read gets a byte
+ * ends at the total cap; one that is slow but done within the cap (a large
+ * device under load) is read. */
 static void test_socket_timeout(void **state) {
         _cleanup_(wg_device_freep) struct wg_device *d = NULL, *rm = calloc(1, sizeof(struct wg_device));
         enum fake_mode modes[] = { FAKE_HANG, FAKE_TRICKLE };
+        const int64_t bound[] = { WG_UAPI_TIMEOUT_MSEC, WG_UAPI_TOTAL_MSEC };
+        struct fake *slow;
+        int64_t t0;
 
         strcpy(rm->name, "wgt0");
         peer_add(rm, 2)->flags |= WG_PEER_REMOVE_ME;
 
+        /* 3 s in all, longer than the bound without progress. */
+        slow = fake_start(FAKE_SLOW);
+        t0 = mono_ms();
+        assert_int_equal(wg_uapi_get_device("wgt0", &d), 0);
+        assert_true(mono_ms() - t0 > WG_UAPI_TIMEOUT_MSEC);
+        assert_int_equal(d->listen_port, 51820);
+        d = wg_device_free(d);
+        fake_stop(slow);
+
         for (size_t i = 0; i < ELEMENTSOF(modes); i++) {
                 struct fake *f = fake_start(modes[i]);
-                int64_t t0 = mono_ms(), t;
+                int64_t t;
 
+                t0 = mono_ms();
                 assert_int_equal(wg_uapi_get_device("wgt0", &d), -ETIMEDOUT);
                 t = mono_ms() - t0;
-                assert_true(t >= WG_UAPI_TIMEOUT_MSEC - 50);
-                /* The trickle's whole reply takes 5 s; per-read timeouts
+                assert_true(t >= bound[i] - 50);
+                /* The trickle's whole reply takes 10 s; per-read timeouts
                  * would wait for it. */
-                assert_true(t < WG_UAPI_TIMEOUT_MSEC + 1500);
+                assert_true(t < bound[i] + 1500);
                 assert_null(d);
                 /* Held off: the next exchanges fail at once. */
                 t0 = mono_ms();
@@ -1230,6 +1330,7 @@ int main(void) {
                 cmocka_unit_test(test_format_set_invalid),
                 cmocka_unit_test(test_format_parse_round_trip),
                 cmocka_unit_test(test_readd_peers),
+                cmocka_unit_test(test_digest),
                 cmocka_unit_test(test_socket_wireguard_go),
                 cmocka_unit_test(test_socket_boringtun_as_wireguard_go),
                 cmocka_unit_test(test_socket_boringtun),
