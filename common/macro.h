@@ -47,3 +47,11 @@ static inline void closep(int *fd) {
 /* Look up NAME in a NULL-padded name table; returns NULL for out-of-range values. */
 #define ENUM_NAME(table, v) \
         ((unsigned) (v) < ELEMENTSOF(table) ? (table)[(unsigned) (v)] : NULL)
+
+/* qsort() with an empty (possibly NULL) or one-element array: nothing to
+ * do, and glibc declares the array non-null. */
+static inline void qsort_safe(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) {
+        if (n <= 1)
+                return;
+        qsort(base, n, size, cmp);
+}

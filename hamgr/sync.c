@@ -322,7 +322,7 @@ static int removals_before_merge(struct hamgr_sync *s, const struct replica_chan
                 n++;
         }
         if (n > 1)
-                qsort(v, n, sizeof(*v), removal_cmp);
+                qsort_safe(v, n, sizeof(*v), removal_cmp);
         *ret = v;
         *ret_n = n;
         return 0;

@@ -218,7 +218,7 @@ static int known_add(struct wg_follower *f, const struct known_peer *add, size_t
         memcpy(grown + f->n_known, add, n * sizeof(*add));
         f->known = grown;
         f->n_known += n;
-        qsort(f->known, f->n_known, sizeof(*f->known), known_cmp);
+        qsort_safe(f->known, f->n_known, sizeof(*f->known), known_cmp);
         return 0;
 }
 
@@ -326,7 +326,7 @@ static int store_load(struct wg_follower *f) {
                 }
                 known[n++] = k;
         }
-        qsort(known, n, sizeof(*known), known_cmp);
+        qsort_safe(known, n, sizeof(*known), known_cmp);
         free(f->known);
         f->known = TAKE_PTR(known);
         f->n_known = n;
@@ -356,6 +356,13 @@ static void follower_snapshot(struct wg_follower *f, bool force) {
                            f->config->interface);
                 return;
         }
+        /* No peers at all is a device being (re)created (wireguard-go
+         * restarted, wg-quick still to configure it): forgetting every
+         * endpoint now would leave the next takeover nothing to kick. A
+         * peer removed for good is forgotten by the next snapshot that sees
+         * the others. */
+        if (dev->n_peers == 0 && f->n_known > 0)
+                return;
         known = calloc(dev->n_peers ? dev->n_peers : 1, sizeof(*known));
         if (!known)
                 return;
@@ -380,7 +387,7 @@ static void follower_snapshot(struct wg_follower *f, bool force) {
                         k.keepalive = old->keepalive;
                 known[n++] = k;
         }
-        qsort(known, n, sizeof(*known), known_cmp);
+        qsort_safe(known, n, sizeof(*known), known_cmp);
         changed = n != f->n_known;
         for (size_t i = 0; !changed && i < n; i++) {
                 changed = !known_equal(&known[i], &f->known[i]);
@@ -985,7 +992,7 @@ static int follower_prepare_work(struct wg_follower *f, const struct wg_device *
                 f->work[f->n_work++] = w;
         }
         /* Busy clients first: they notice the outage, idle ones may not. */
-        qsort(f->work, f->n_work, sizeof(*f->work), recency_cmp);
+        qsort_safe(f->work, f->n_work, sizeof(*f->work), recency_cmp);
         f->batch = WG_BATCH_FIRST;
         f->requests = 0;
         f->stage_usec = f->kick_usec = 0;

@@ -870,7 +870,7 @@ static void pendings_commit(struct replica *r, struct pending *pend, size_t n, b
                 pending_commit(&pend[i], f, needs_apply);
         }
         if (added)
-                qsort(r->ifaces, r->n_ifaces, sizeof(*r->ifaces), iface_cmp);
+                qsort_safe(r->ifaces, r->n_ifaces, sizeof(*r->ifaces), iface_cmp);
 }
 
 /* Room for N_NEW more interfaces. Pointers into r->ifaces (the pendings')
@@ -1055,7 +1055,7 @@ int replica_merge(struct replica *r, const struct replica_changes *remote, struc
                 return -ENOMEM;
         for (size_t i = 0; i < remote->n; i++)
                 v[i] = &remote->recs[i];
-        qsort(v, remote->n, sizeof(*v), rec_ptr_cmp);
+        qsort_safe(v, remote->n, sizeof(*v), rec_ptr_cmp);
         for (size_t i = 0; i < remote->n; i++)
                 if (i == 0 || strncmp(v[i]->ifname, v[i - 1]->ifname, IFNAMSIZ) != 0)
                         n_groups++;
@@ -1191,7 +1191,7 @@ static int held_writers(const struct replica *r, uint64_t **ret, size_t *ret_n) 
                                 ids[n++] = f->peers[j].endpoint_version.node;
                 }
         }
-        qsort(ids, n, sizeof(*ids), u64_cmp);
+        qsort_safe(ids, n, sizeof(*ids), u64_cmp);
         *ret_n = 0;
         for (size_t i = 0; i < n; i++)
                 if (*ret_n == 0 || ids[*ret_n - 1] != ids[i])
@@ -1800,7 +1800,7 @@ int replica_changes_since(const struct replica *r, struct hlc_ts since, struct r
         }
         if (n == 0)
                 return 0;
-        qsort(refs, n, sizeof(*refs), since_ref_cmp);
+        qsort_safe(refs, n, sizeof(*refs), since_ref_cmp);
         k = changes_reserve(&out, n);
         if (k < 0)
                 return k;
@@ -2080,7 +2080,7 @@ int replica_changes_batch(const struct replica *r, const struct replica_cursor *
         refs_after(r, after, skip_node, offer_cb, &h);
         if (h.n == 0)
                 return 0;
-        qsort(h.v, h.n, sizeof(*h.v), ref_pos_qsort_cmp);
+        qsort_safe(h.v, h.n, sizeof(*h.v), ref_pos_qsort_cmp);
         k = changes_reserve(&out, h.n);
         if (k < 0)
                 return k;

@@ -198,7 +198,7 @@ static void allowedips_canonicalize(struct wg_allowedip *a, size_t *n) {
                 return;
         for (size_t i = 0; i < *n; i++)
                 allowedip_mask(&a[i]);
-        qsort(a, *n, sizeof(*a), allowedip_compare);
+        qsort_safe(a, *n, sizeof(*a), allowedip_compare);
         for (size_t i = 1; i < *n; i++)
                 if (allowedip_compare(&a[k], &a[i]) != 0)
                         a[++k] = a[i];
@@ -234,7 +234,7 @@ void wg_device_sort(struct wg_device *dev) {
         for (size_t i = 0; i < dev->n_peers; i++)
                 allowedips_canonicalize(dev->peers[i].allowedips, &dev->peers[i].n_allowedips);
         if (dev->n_peers > 1)
-                qsort(dev->peers, dev->n_peers, sizeof(*dev->peers), peer_compare);
+                qsort_safe(dev->peers, dev->n_peers, sizeof(*dev->peers), peer_compare);
 }
 
 static int key_compare(const void *key, const void *elem) {
