@@ -22,6 +22,7 @@
 #include "endpoints.h"
 #include "health.h"
 #include "instance-routes.h"
+#include "wg/kernel.h"
 #include "wg/key.h"
 #include "wg/wg.h"
 
@@ -310,8 +311,14 @@ static char *peer_request(struct hamgr_daemon *d, struct control_request *req) {
         req->peer.allowedips = NULL;
         req->peer.n_allowedips = 0;
         r = wg_set_device(backend, dev);
-        if (r < 0)
-                return asprintf(&reply, "ERROR %s: %s\n", req->ifname, strerror(-r)) < 0 ? NULL : reply;
+        if (r < 0) {
+                const char *why = wg_backend_resolve(backend, req->ifname) == WG_BACKEND_KERNEL ? wg_kernel_last_error() : "";
+
+                return asprintf(&reply, "ERROR %s: %s%s%s%s\n", req->ifname, strerror(-r), why[0] ? " (" : "", why,
+                                why[0] ? ")" : "") < 0 ?
+                               NULL :
+                               reply;
+        }
         sync_poll_now(d);
         return strdup("OK\n");
 }

@@ -119,7 +119,7 @@ conf 0 "$NPEERS" 0 0 >"$HI_TMP/big.conf"
 t0=$(hi_now_ms)
 out=$(tool -b kernel -e sync "$IFACE" "$HI_TMP/big.conf") || die "sync to $NPEERS peers failed"
 hi_log "sync of $NPEERS peers: $(($(hi_now_ms) - t0)) ms (TCG)"
-assert_eq "$out" "diff: $NPEERS peers, flags 0x7" "sync: $NPEERS new peers, key, port and fwmark"
+assert_eq "$out" "diff: $NPEERS peers, flags 0x1a" "sync: $NPEERS new peers, private key, port and fwmark (0x2|0x8|0x10)"
 assert_eq "$(node_exec "$NODE" wg show "$IFACE" peers | wc -l)" "$NPEERS" "wg counts $NPEERS peers"
 want=$(expected 0 "$NPEERS" 0 0)
 t0=$(hi_now_ms)
