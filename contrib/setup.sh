@@ -11,6 +11,8 @@ packages=(
   iproute2 wireguard-go wireguard-tools keepalived iputils-ping tcpdump
   procps util-linux psmisc jq systemd netcat-openbsd
   nftables
+  # tests/vm: Debian's kernel (WireGuard module) booted under qemu
+  qemu-system-x86 busybox-static kmod cpio
 )
 
 missing=()
