@@ -53,7 +53,15 @@ fi
 ip link del hamgrprobe0
 vm_log "kernel $(uname -r), wireguard module $(cat /sys/module/wireguard/version 2>/dev/null || echo built-in), up $(cut -d' ' -f1 /proc/uptime) s"
 
+# The guest's /tmp goes with it: a test keeps its files (logs, state,
+# captures), and they are copied out when it fails.
+export HI_KEEP_TMP=1
 "${HAMGR_VM_CMD[@]}"
 rc=$?
 vm_log "exit status $rc, up $(cut -d' ' -f1 /proc/uptime) s"
+if [ "$rc" -ne 0 ]; then
+        mkdir -p "$share/guest-tmp"
+        # Sockets and FIFOs cannot be created on the share; logs are what matters.
+        (cd /tmp && find . -type f -size -64M -print0 | cpio -0 -pdm --quiet "$share/guest-tmp") 2>/dev/null || true
+fi
 vm_end "$rc"

@@ -132,9 +132,14 @@ flock -u 9
 # ---- the shared directory: what to run, and where its results go.
 share=$(mktemp -d /tmp/hamgr-vm.XXXXXX)
 qemu_pid=""
+keep_share=0
 cleanup() {
         [ -z "$qemu_pid" ] || kill "$qemu_pid" 2>/dev/null || true
-        rm -rf "$share"
+        if [ "$keep_share" = 1 ]; then
+                echo "run-in-vm: the guest's /tmp (test logs) is in $share/guest-tmp" >&2
+        else
+                rm -rf "$share"
+        fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -180,4 +185,6 @@ if [ ! -f "$share/rc" ]; then
         echo "run-in-vm: the guest ended (qemu status $qrc) without an exit status" >&2
         exit 1
 fi
-exit "$(cat "$share/rc")"
+rc=$(cat "$share/rc")
+[ "$rc" = 0 ] || [ ! -d "$share/guest-tmp" ] || keep_share=1
+exit "$rc"
