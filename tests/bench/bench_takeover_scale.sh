@@ -212,7 +212,7 @@ read -r kick_pkts kick_peers kick_first kick_all <<<"$(
                 END { printf "%d %d %d %d\n", pkts, peers, first, all }')"
 
 echo
-echo "Takeover at scale: $PEERS peers (+1 real client), wireguard-go (UAPI), advert interval $INTERVAL_MS ms, failure: $FAILURE"
+echo "Takeover at scale: $PEERS peers (+1 real client), backend $WG_BACKEND, advert interval $INTERVAL_MS ms, failure: $FAILURE"
 echo
 echo "| figure | value |"
 echo "|---|---|"
