@@ -66,7 +66,7 @@ prepare_kernel() {
         [ -n "$pkg" ] || die "cannot tell which kernel linux-image-amd64 depends on"
         KVER=${pkg#linux-image-}
         if [ ! -f "$cache/$KVER/ready" ]; then
-                rm -rf "$cache/$KVER" "$cache/dl"
+                rm -rf "${cache:?}/$KVER" "${cache:?}/dl"
                 mkdir -p "$cache/dl"
                 # _apt cannot write into a root-owned build tree.
                 chmod 0777 "$cache/dl"
@@ -133,6 +133,7 @@ flock -u 9
 share=$(mktemp -d /tmp/hamgr-vm.XXXXXX)
 qemu_pid=""
 keep_share=0
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
         [ -z "$qemu_pid" ] || kill "$qemu_pid" 2>/dev/null || true
         if [ "$keep_share" = 1 ]; then

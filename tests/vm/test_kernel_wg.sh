@@ -15,6 +15,7 @@
 #  - the errors the kernel answers: a missing link is -ENODEV.
 # Needs HAMGR_WG_TOOL (tests/integration/wg_tool.c).
 set -euo pipefail
+# shellcheck source=../integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
 
 require_root
