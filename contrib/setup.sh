@@ -10,7 +10,9 @@ packages=(
   debhelper lintian fakeroot dpkg-dev
   iproute2 wireguard-go wireguard-tools keepalived iputils-ping tcpdump
   procps util-linux psmisc jq systemd netcat-openbsd
-  nftables frr python3
+  nftables frr python3 strace
+  # tests/vm: Debian's kernel (WireGuard module) booted under qemu
+  qemu-system-x86 busybox-static kmod cpio
 )
 
 missing=()

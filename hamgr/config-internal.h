@@ -133,3 +133,11 @@ void free_virtual_routes(struct hamgr_vrrp_config *v);
 
 /* 1 to IFNAMSIZ-1 characters, none of '/', ':' or whitespace, not "." or "..". */
 bool ifname_is_valid(const char *s);
+
+/* Why P cannot be a virtual IP (unspecified, multicast, loopback, IPv4
+ * link-local or broadcast, the network or broadcast address of its prefix),
+ * as words to follow "is", or NULL when it can. For hamgr import-keepalived,
+ * which leaves such addresses out rather than write a file check refuses. */
+const char *hamgr_vip_unusable(const struct ip_prefix *p);
+/* The same for a unicast peer's address. */
+const char *hamgr_peer_unusable(const struct ip_address *a);

@@ -430,6 +430,24 @@ static int prefix_edge(const struct ip_prefix *p) {
         return one && p->address.family == AF_INET ? 1 : 0;
 }
 
+const char *hamgr_vip_unusable(const struct ip_prefix *p) {
+        const char *why = address_unusable(&p->address, true);
+        int edge;
+
+        if (why)
+                return why;
+        edge = prefix_edge(p);
+        if (edge < 0)
+                return "the network address of its prefix";
+        if (edge > 0)
+                return "the broadcast address of its prefix";
+        return NULL;
+}
+
+const char *hamgr_peer_unusable(const struct ip_address *a) {
+        return address_unusable(a, false);
+}
+
 /* Why S, which ip_prefix_parse() refused, is wrong, as exactly as we can. */
 static void vip_syntax_error(struct loader *l, int line, const char *s) {
         const char *slash = strrchr(s, '/');

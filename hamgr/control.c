@@ -23,6 +23,7 @@
 #include "health.h"
 #include "instance-routes.h"
 #include "json-util.h"
+#include "wg/kernel.h"
 #include "wg/key.h"
 #include "wg/wg.h"
 
@@ -336,8 +337,14 @@ static char *peer_request(struct hamgr_daemon *d, struct control_request *req) {
         req->peer.allowedips = NULL;
         req->peer.n_allowedips = 0;
         r = wg_set_device(backend, dev);
-        if (r < 0)
-                return asprintf(&reply, "ERROR %s: %s\n", req->ifname, strerror(-r)) < 0 ? NULL : reply;
+        if (r < 0) {
+                const char *why = wg_backend_resolve(backend, req->ifname) == WG_BACKEND_KERNEL ? wg_kernel_last_error() : "";
+
+                return asprintf(&reply, "ERROR %s: %s%s%s%s\n", req->ifname, strerror(-r), why[0] ? " (" : "", why,
+                                why[0] ? ")" : "") < 0 ?
+                               NULL :
+                               reply;
+        }
         sync_local_peer(d, req->ifname, p);
         return strdup("OK\n");
 }

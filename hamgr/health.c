@@ -197,7 +197,7 @@ static bool probe_wireguard(struct check_rt *c) {
                 if (p->endpoint.addr.sa_family != AF_UNSPEC)
                         c->peers_with_endpoint++;
         }
-        if (wg_follower_active(d, ifname) && !li.up) {
+        if (wg_follower_link_expected_up(d, ifname) && !li.up) {
                 snprintf(c->detail, sizeof(c->detail), "interface %s is down although this node serves it", ifname);
                 return false;
         }

@@ -568,6 +568,11 @@ static int parse_vips(struct instance *in, const struct kconf_stmt *b, bool excl
                         r = note(&in->comments, s, "not an address[/prefix]; left out");
                         continue;
                 }
+                if (hamgr_vip_unusable(&p)) {
+                        r = note(&in->comments, s, "%s is %s, which cannot be a virtual router's address; left out",
+                                 s->words[0], hamgr_vip_unusable(&p));
+                        continue;
+                }
                 for (size_t j = 1; j < s->n_words && r >= 0; j += 2) {
                         const char *o = s->words[j], *a = word(s, j + 1);
 
@@ -624,6 +629,8 @@ static int parse_peers(struct instance *in, const struct kconf_stmt *b) {
 
                 if (ip_address_parse(s->words[0], &a) < 0)
                         r = note(&in->comments, s, "not an address; left out");
+                else if (hamgr_peer_unusable(&a))
+                        r = note(&in->comments, s, "%s is %s; left out", s->words[0], hamgr_peer_unusable(&a));
                 else {
                         if (s->n_words > 1)
                                 r = note(&in->comments, s, "per-peer options are not supported; hamgr does not "

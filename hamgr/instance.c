@@ -473,25 +473,34 @@ static void instance_announce_once(struct hamgr_instance *inst) {
 static int on_announce_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct hamgr_instance *inst = userdata;
         const struct hamgr_garp_config *g = &inst->config->garp;
+        uint64_t second_at = inst->announce_started_usec + (uint64_t) g->delay_s * USEC_PER_SEC, next = 0;
 
         if (inst->fsm.state != VRRP_STATE_MASTER)
                 return 0;
         if (inst->announce_left == 0) {
-                /* a new burst: the second one or a refresh */
-                inst->announce_left = inst->announce_second_due ? g->delay_repeat : g->repeat;
-                inst->announce_second_due = false;
+                /* a new burst: the second one once due, else a refresh */
+                bool second = inst->announce_second_due && usec >= second_at;
+
+                inst->announce_left = second ? g->delay_repeat : g->repeat;
+                if (second)
+                        inst->announce_second_due = false;
         }
         instance_announce_once(inst);
         inst->announce_left--;
         if (inst->announce_left > 0)
-                sd_event_source_set_time(s, usec + (uint64_t) g->interval_ms * USEC_PER_MSEC);
-        else if (inst->announce_second_due)
-                sd_event_source_set_time(s, MAX(usec, inst->announce_started_usec +
-                                                              (uint64_t) g->delay_s * USEC_PER_SEC));
-        else if (g->refresh_s > 0)
-                sd_event_source_set_time(s, usec + (uint64_t) g->refresh_s * USEC_PER_SEC);
-        else
+                next = usec + (uint64_t) g->interval_ms * USEC_PER_MSEC;
+        else {
+                /* Refreshes go on while the second burst is still to come:
+                 * they count from the end of each burst, the second burst
+                 * from the start of the first. */
+                if (inst->announce_second_due)
+                        next = MAX(usec, second_at);
+                if (g->refresh_s > 0 && (next == 0 || usec + (uint64_t) g->refresh_s * USEC_PER_SEC < next))
+                        next = usec + (uint64_t) g->refresh_s * USEC_PER_SEC;
+        }
+        if (next == 0)
                 return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        sd_event_source_set_time(s, next);
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 

@@ -34,6 +34,7 @@
 #include "sync/replica.h"
 #include "sync/store.h"
 #include "sync/sync_proto.h"
+#include "wg/kernel.h"
 #include "wg/key.h"
 #include "wg/wg.h"
 #include "wireguard.h"
@@ -259,8 +260,12 @@ static int sync_apply_device(struct hamgr_sync *s, const char *ifname, bool keep
         if (change->n_peers > 0 || change->flags != 0) {
                 snprintf(change->name, sizeof(change->name), "%s", ifname);
                 r = wg_set_device(b, change);
-                if (r < 0)
+                if (r < 0) {
+                        if (wg_backend_resolve(b, ifname) == WG_BACKEND_KERNEL && wg_kernel_last_error()[0])
+                                log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "sync: the kernel refused the change to %s: %s",
+                                           ifname, wg_kernel_last_error());
                         return r;
+                }
                 log_fields(LOG_INFO, 0, NULL, 0, NULL, NULL, "sync: applied %zu peer change%s to %s", change->n_peers,
                            change->n_peers == 1 ? "" : "s", ifname);
         }

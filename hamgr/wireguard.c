@@ -1432,6 +1432,19 @@ bool wg_follower_active(struct hamgr_daemon *d, const char *ifname) {
         return false;
 }
 
+bool wg_follower_link_expected_up(struct hamgr_daemon *d, const char *ifname) {
+        for (size_t i = 0; i < d->n_followers; i++)
+                if (streq(d->followers[i]->config->interface, ifname))
+                        switch (d->followers[i]->phase) {
+                        case PHASE_KICK:
+                        case PHASE_ACTIVE:
+                                return true;
+                        default:
+                                return false;
+                        }
+        return false;
+}
+
 int wg_followers_status_json(struct hamgr_daemon *d, struct json_object **ret) {
         _cleanup_(json_object_putp) json_object *a = json_object_new_array();
         char addr[INET6_ADDRSTRLEN];

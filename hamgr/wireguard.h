@@ -73,6 +73,12 @@ bool wg_follower_busy(struct hamgr_daemon *d, const char *ifname);
 /* True when the follower of IFNAME is active (this node serves its tunnels). */
 bool wg_follower_active(struct hamgr_daemon *d, const char *ifname);
 
+/* True when the follower of IFNAME has brought its link up (a takeover
+ * past its link-up step, or active): only then is a down link a fault. A
+ * takeover keeps the link down on purpose while it stages endpoints, which
+ * takes long with many peers or a slow machine. */
+bool wg_follower_link_expected_up(struct hamgr_daemon *d, const char *ifname);
+
 /* Endpoints replicated from the master: remember those of DEV's peers for
  * the next takeover of IFNAME (saved with the follower's store), each
  * unless this node learned another endpoint for that peer later (one set

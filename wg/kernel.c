@@ -680,6 +680,42 @@ int wg_kernel_dump_finish(struct wg_kernel_dump *d, struct wg_device **ret) {
 
 /* ---- the socket ---- */
 
+/* Why the last kernel request of this thread failed, in words: the
+ * kernel's extended ACK message, or what resolving the family ran into. */
+static _Thread_local char last_error[256];
+
+const char *wg_kernel_last_error(void) {
+        return last_error;
+}
+
+static void last_error_set(const char *text, size_t len) {
+        if (len >= sizeof(last_error))
+                len = sizeof(last_error) - 1;
+        memcpy(last_error, text, len);
+        last_error[len] = '\0';
+}
+
+/* Keep NLMSGERR_ATTR_MSG of the error or DONE message H, whose TLVs start
+ * OFF bytes into it (after the error, and the echoed request unless the
+ * kernel capped it). */
+static void ext_ack_note(const struct nlmsghdr *h, size_t off) {
+        const uint8_t *p = (const uint8_t *) h;
+        const struct nlattr *msg;
+
+        if (!(h->nlmsg_flags & NLM_F_ACK_TLVS))
+                return;
+        if (off >= h->nlmsg_len)
+                return;
+        off = (off + NLMSG_ALIGNTO - 1) & ~(size_t) (NLMSG_ALIGNTO - 1);
+        if (off >= h->nlmsg_len)
+                return;
+        msg = nla_find((const struct nlattr *) (p + off), (int) (h->nlmsg_len - off), NLMSGERR_ATTR_MSG);
+        if (!msg || nla_len(msg) <= 0)
+                return;
+        /* A string attribute: NUL-terminated within its length, or cut. */
+        last_error_set(nla_data(msg), strnlen(nla_data(msg), (size_t) nla_len(msg)));
+}
+
 /* libnl has no public mapping back to errno; these are the ones that
  * connecting and resolving a family produce. */
 static int nlerr_to_errno(int e) {
@@ -706,22 +742,43 @@ static int nlerr_to_errno(int e) {
 static int kernel_open(struct nl_sock **ret_sk, int *ret_family) {
         _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
         int r, family, one = 1;
+        const char *why;
 
+        last_error[0] = '\0';
         sk = nl_socket_alloc();
         if (!sk)
                 return -ENOMEM;
         r = genl_connect(sk);
-        if (r < 0)
-                return nlerr_to_errno(r);
+        if (r < 0) {
+                r = nlerr_to_errno(r);
+                why = "cannot open a generic netlink socket";
+                last_error_set(why, strlen(why));
+                return r;
+        }
         family = genl_ctrl_resolve(sk, WG_GENL_NAME);
-        if (family == -NLE_OBJ_NOTFOUND)
+        /* Only the controller's "no such family" (ENOENT), or a kernel
+         * without the lookup, says there is no WireGuard module; being
+         * refused the question (a sandbox, an LSM) says nothing about it. */
+        if (family == -NLE_OBJ_NOTFOUND || family == -NLE_OPNOTSUPP) {
+                why = "no \"" WG_GENL_NAME "\" generic netlink family: the WireGuard module is not loaded";
+                last_error_set(why, strlen(why));
                 return -EPROTONOSUPPORT;
-        if (family < 0)
-                return nlerr_to_errno(family);
+        }
+        if (family < 0) {
+                r = nlerr_to_errno(family);
+                why = r == -EPERM || r == -EACCES ?
+                              "not allowed to resolve the \"" WG_GENL_NAME "\" generic netlink family" :
+                              "resolving the \"" WG_GENL_NAME "\" generic netlink family failed";
+                last_error_set(why, strlen(why));
+                return r;
+        }
         /* Our requests say themselves whether they want an ACK. */
         nl_socket_disable_auto_ack(sk);
         /* Error replies would otherwise echo the request, keys included. */
         (void) setsockopt(nl_socket_get_fd(sk), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+        /* The kernel's own words on a refusal (which attribute, why); a
+         * kernel without extended ACKs just sends none. */
+        (void) setsockopt(nl_socket_get_fd(sk), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
 
         *ret_sk = TAKE_PTR(sk);
         *ret_family = family;
@@ -795,6 +852,11 @@ static int kernel_recv(struct nl_sock *sk, uint32_t seq, struct wg_kernel_dump *
                                 if (h->nlmsg_len < NLMSG_LENGTH(sizeof(e)))
                                         return -EBADMSG;
                                 memcpy(&e, NLMSG_DATA(h), sizeof(e));
+                                if (e.error != 0)
+                                        ext_ack_note(h, NLMSG_HDRLEN + sizeof(e) +
+                                                                (h->nlmsg_flags & NLM_F_CAPPED ?
+                                                                         0 :
+                                                                         (size_t) e.msg.nlmsg_len - NLMSG_HDRLEN));
                                 return e.error > 0 ? -e.error : e.error;
                         }
                         case NLMSG_DONE: {
@@ -803,6 +865,8 @@ static int kernel_recv(struct nl_sock *sk, uint32_t seq, struct wg_kernel_dump *
                                 /* A dump that failed half way says so here. */
                                 if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(err)))
                                         memcpy(&err, NLMSG_DATA(h), sizeof(err));
+                                if (err < 0)
+                                        ext_ack_note(h, NLMSG_LENGTH(sizeof(err)));
                                 return err < 0 ? err : 0;
                         }
                         default:

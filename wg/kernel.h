@@ -35,8 +35,10 @@ struct nl_msg;
 /* Read IFNAME with a WG_CMD_GET_DEVICE dump, coalescing peers split across
  * messages and retrying when the dump is interrupted (NLM_F_DUMP_INTR), at
  * most 8 times, then -EAGAIN. Returns 0 and *ret, -ENODEV (no such
- * interface, or not a WireGuard one), -EPROTONOSUPPORT (no wireguard
- * family: module not loaded), -EBADMSG (a reply that does not follow the
+ * interface, or not a WireGuard one), -EPROTONOSUPPORT (the generic
+ * netlink controller has no "wireguard" family: the module is not loaded),
+ * -EPERM/-EACCES (not allowed to ask: says nothing about the module),
+ * -EBADMSG (a reply that does not follow the
  * documented layout), or -errno. */
 int wg_kernel_get_device(const char *ifname, struct wg_device **ret);
 
@@ -46,6 +48,13 @@ int wg_kernel_get_device(const char *ifname, struct wg_device **ret);
  * fails, those before it stay applied. Returns 0, -ENODEV,
  * -EPROTONOSUPPORT, -EINVAL (see wg_kernel_build_set()), or -errno. */
 int wg_kernel_set_device(const struct wg_device *dev);
+
+/* Why the last wg_kernel_get_device() or wg_kernel_set_device() of the
+ * calling thread failed, in words, or "" when there is nothing to add to
+ * its -errno: the kernel's extended ACK message (NETLINK_EXT_ACK, e.g. the
+ * attribute it refused), or what resolving the generic netlink family ran
+ * into. Cleared when the next call starts; valid until then. */
+const char *wg_kernel_last_error(void);
 
 /* The largest SET message wg_kernel_set_device() sends: a page, capped at
  * 8 KiB, as wireguard-tools sizes its netlink buffer. */

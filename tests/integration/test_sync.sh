@@ -38,7 +38,7 @@ done
 write_conf() {
         local node=$1 prio=$2 me=$3 other=$4 other_pub=$5 port=${6:-7789}
         HC_TRACK= HC_INTERVAL_MS=100 HC_SOCKET=/run/hamgr/${SOCK:-control}.sock write_hamgr_conf "$HI_TMP/$node.conf" "$node" "$prio" "$(cat <<EOF
-wireguard = ( { interface = "${WGIF:-wg0}"; backend = "uapi"; follow = "wan"; source_address = "$VIP"; } );
+wireguard = ( { interface = "${WGIF:-wg0}"; backend = "$WG_BACKEND"; follow = "wan"; source_address = "$VIP"; } );
 sync = {
     listen = "10.77.0.$me:$port";
     private_key_file = "$HI_TMP/$node.sync.key";
@@ -158,11 +158,7 @@ fi
 # 50) stays BACKUP behind gw1.
 "$HAMGR_BIN" genkey >"$HI_TMP/rogue.sync.key"
 chmod 600 "$HI_TMP/rogue.sync.key"
-WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 \
-        node_spawn gw2 "$HI_TMP/gw2.wg9.wireguard-go.log" wireguard-go -f wg9
-rogue_wg=$HI_LAST_PID
-wait_until 5 node_exec gw2 test -S /var/run/wireguard/wg9.sock ||
-        die "wireguard-go wg9 did not come up: $(cat "$HI_TMP/gw2.wg9.wireguard-go.log")"
+wg_dev_start gw2 wg9
 kR=$(wg genkey | wg pubkey)
 node_exec gw2 wg set wg9 private-key "$HI_TMP/gw.key" peer "$kR" allowed-ips 10.99.66.6/32
 SOCK=rogue WGIF=wg9 write_conf rogue 50 2 1 "${pub[1]}" 7790
@@ -198,7 +194,7 @@ assert_eq "$(node_exec gw2 "$HAMGR_BIN" peers --json -s /run/hamgr/rogue.sock | 
         "$kR" "rogue: its replica holds only its own peer"
 assert_eq "$(node_exec gw2 wg show wg9 peers | tr '\n' ' ')" "$kR " "rogue: its device got none of gw1's peers"
 stop_pid "$rogue" TERM
-stop_pid "$rogue_wg" TERM
+wg_dev_stop gw2 wg9
 assert_eq "$(sync_of gw1 "" .merges):$(sync_of gw1 "" .records)" "$merges0:$records0" "gw1: no merge, same records"
 assert_eq "$(devices)" "$devices0" "gw1 and gw2: devices unchanged"
 assert_false "gw1: the rogue's peer is not on its device" has_peer gw1 "$kR"

@@ -33,7 +33,7 @@ write_conf() {
         HC_TRACK= HC_INTERVAL_MS=100 HC_INSTANCE_EXTRA='track_checks = ( { check = "wg0"; weight = 0; } );' \
                 write_hamgr_conf "$(conf_of "$node")" "$node" "$prio" "$(cat <<EOF
 checks = ( { name = "wg0"; type = "wireguard"; interface = "wg0"; interval_ms = 200; rise = 1; fall = 2; } );
-wireguard = ( { interface = "wg0"; backend = "uapi"; follow = "wan"; source_address = "$VIP"; } );
+wireguard = ( { interface = "wg0"; backend = "$WG_BACKEND"; follow = "wan"; source_address = "$VIP"; } );
 EOF
 )"
         "$HAMGR_BIN" check -c "$(conf_of "$node")" >/dev/null || die "hamgr check refuses $HI_TMP/$node.conf: $("$HAMGR_BIN" check -c "$(conf_of "$node")" 2>&1)"

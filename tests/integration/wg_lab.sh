@@ -9,11 +9,24 @@
 #             (allowed 10.99.0.2/32, no endpoint: learned or restored)
 #   client:   wg0 10.99.0.2/24, peer = the gateways at VIP:51820
 #             (allowed 10.99.0.0/24)
+#
+# HAMGR_WG_BACKEND=kernel (tests/vm/run-in-vm.sh sets it, in a guest whose
+# kernel has the module): the devices are the kernel's (ip link add ...
+# type wireguard) instead of wireguard-go, and $WG_BACKEND, which tests
+# write as the config's backend, is "kernel". Stopping a device then
+# deletes the link, as wireguard-go's death removes its TUN. Default: uapi.
 
 WG_PORT=51820
 WG_GW_TUN=10.99.0.1
 WG_CLIENT_TUN=10.99.0.2
 declare -A WG_GO_PID=()
+WG_BACKEND=${HAMGR_WG_BACKEND:-uapi}
+case $WG_BACKEND in
+uapi|kernel) ;;
+*) die "HAMGR_WG_BACKEND=$WG_BACKEND: expected uapi or kernel" ;;
+esac
+declare -A WG_DEV_PID=()     # "NODE IFACE" -> wireguard-go pid (uapi)
+declare -A WG_DEV_KERNEL=()  # "NODE IFACE" -> 1: a kernel link we added
 
 wg_keys() {
         WG_GW_KEY=$(wg genkey)
@@ -25,22 +38,50 @@ wg_keys() {
         chmod 600 "$HI_TMP/gw.key" "$HI_TMP/client.key"
 }
 
-# wg_go_start NODE: wireguard-go for wg0 in NODE; waits for its UAPI socket.
-wg_go_start() {
-        local node=$1
+# wg_dev_start NODE [IFACE]: an empty WireGuard device IFACE (default wg0)
+# in NODE, of $WG_BACKEND's kind: wireguard-go (then waits for its UAPI
+# socket) or the kernel's link.
+wg_dev_start() {
+        local node=$1 ifname=${2:-wg0} log
         node_start "$node"
+        if [ "$WG_BACKEND" = kernel ]; then
+                node_exec "$node" ip link add "$ifname" type wireguard ||
+                        die "cannot add a kernel wireguard link $ifname on $node"
+                WG_DEV_KERNEL["$node $ifname"]=1
+                return 0
+        fi
+        log=$HI_TMP/$node.wireguard-go.log
+        [ "$ifname" = wg0 ] || log=$HI_TMP/$node.$ifname.wireguard-go.log
         WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 \
-                node_spawn "$node" "$HI_TMP/$node.wireguard-go.log" wireguard-go -f wg0
-        WG_GO_PID[$node]=$HI_LAST_PID
-        wait_until 5 node_exec "$node" test -S /var/run/wireguard/wg0.sock ||
-                die "wireguard-go did not come up on $node: $(cat "$HI_TMP/$node.wireguard-go.log")"
+                node_spawn "$node" "$log" wireguard-go -f "$ifname"
+        WG_DEV_PID["$node $ifname"]=$HI_LAST_PID
+        [ "$ifname" != wg0 ] || WG_GO_PID[$node]=$HI_LAST_PID
+        wait_until 5 node_exec "$node" test -S "/var/run/wireguard/$ifname.sock" ||
+                die "wireguard-go did not come up on $node: $(cat "$log")"
+}
+
+# wg_dev_stop NODE [IFACE [SIGNAL]]: the device goes away: wireguard-go
+# stopped with SIGNAL (default TERM), or the kernel link deleted.
+wg_dev_stop() {
+        local node=$1 ifname=${2:-wg0} sig=${3:-TERM} key="$1 ${2:-wg0}"
+        if [ -n "${WG_DEV_KERNEL[$key]:-}" ]; then
+                unset 'WG_DEV_KERNEL[$key]'
+                node_exec "$node" ip link del "$ifname"
+                return
+        fi
+        [ -n "${WG_DEV_PID[$key]:-}" ] || return 0
+        stop_pid "${WG_DEV_PID[$key]}" "$sig"
+        unset 'WG_DEV_PID[$key]'
+        [ "$ifname" != wg0 ] || unset 'WG_GO_PID[$node]'
+}
+
+# wg_go_start NODE: wg0 in NODE (named for wireguard-go, the default).
+wg_go_start() {
+        wg_dev_start "$1" wg0
 }
 
 wg_go_stop() {
-        local node=$1 sig=${2:-TERM}
-        [ -n "${WG_GO_PID[$node]:-}" ] || return 0
-        stop_pid "${WG_GO_PID[$node]}" "$sig"
-        unset 'WG_GO_PID[$node]'
+        wg_dev_stop "$1" wg0 "${2:-TERM}"
 }
 
 # wg_gateway_setup NODE: the shared gateway identity, link left down (hamgr

@@ -31,6 +31,7 @@
 #include <sodium.h>
 
 #include "common/macro.h"
+#include "wg/kernel.h"
 #include "wg/wg.h"
 
 static enum wg_backend backend = WG_BACKEND_AUTO;
@@ -257,13 +258,23 @@ static void print_dump(const struct wg_device *d) {
         }
 }
 
+/* The kernel's words on the failure just seen, as ": TEXT", or "". */
+static const char *why(const char *ifname) {
+        static char buf[300];
+
+        if (wg_backend_resolve(backend, ifname) != WG_BACKEND_KERNEL || !wg_kernel_last_error()[0])
+                return "";
+        snprintf(buf, sizeof(buf), " (%s)", wg_kernel_last_error());
+        return buf;
+}
+
 static int cmd_get(const char *ifname, bool dump) {
         _cleanup_(wg_device_freep) struct wg_device *d = NULL;
         int r;
 
         r = wg_get_device(backend, ifname, &d);
         if (r < 0) {
-                fprintf(stderr, "wg_tool: get %s: %s\n", ifname, strerror(-r));
+                fprintf(stderr, "wg_tool: get %s: %s%s\n", ifname, strerror(-r), why(ifname));
                 return 1;
         }
         wg_device_sort(d);
@@ -289,7 +300,7 @@ static int cmd_set(const char *ifname, int n, char **tokens) {
         }
         r = wg_set_device(backend, d);
         if (r < 0) {
-                fprintf(stderr, "wg_tool: set %s: %s\n", ifname, strerror(-r));
+                fprintf(stderr, "wg_tool: set %s: %s%s\n", ifname, strerror(-r), why(ifname));
                 return 1;
         }
         return 0;
@@ -327,7 +338,7 @@ static int cmd_sync(const char *ifname, const char *path) {
 
         r = wg_get_device(backend, ifname, &cur);
         if (r < 0) {
-                fprintf(stderr, "wg_tool: get %s: %s\n", ifname, strerror(-r));
+                fprintf(stderr, "wg_tool: get %s: %s%s\n", ifname, strerror(-r), why(ifname));
                 return 1;
         }
         r = wg_device_diff(cur, want, compare_endpoints, &d);
@@ -340,7 +351,7 @@ static int cmd_sync(const char *ifname, const char *path) {
                 return 0;
         r = wg_set_device(backend, d);
         if (r < 0) {
-                fprintf(stderr, "wg_tool: set %s: %s\n", ifname, strerror(-r));
+                fprintf(stderr, "wg_tool: set %s: %s%s\n", ifname, strerror(-r), why(ifname));
                 return 1;
         }
         return 0;
