@@ -1203,6 +1203,9 @@ static int finish_instance(struct importer *imp, size_t idx) {
                 if (a.family != in->family)
                         r = strv_pushf(&in->comments, MARK "unicast peer %s left out: not of the instance's "
                                        "family", in->peers.v[i]);
+                else if (vip_listed(&in->vips, &(struct ip_prefix) { .address = a }))
+                        r = strv_pushf(&in->comments, MARK "unicast peer %s left out: it is one of the virtual "
+                                       "IPs (whoever is MASTER would advertise to itself)", in->peers.v[i]);
                 else if (a.family == AF_INET6 && !ip_address_is_link_local(&a) && !global_src)
                         r = strv_pushf(&in->comments, MARK "unicast peer %s left out: IPv6 adverts leave from "
                                        "the link-local address, so peers are link-local unless unicast_src_ip "
