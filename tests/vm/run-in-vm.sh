@@ -8,7 +8,8 @@
 # The guest has no disk image: its root is this host's root filesystem,
 # shared read-only over 9p, with tmpfs on /tmp, /run (so /var/run) and
 # /root. The build and source trees are therefore at the same paths inside,
-# and so are the binaries the tests use. A second, writable 9p share (a
+# and so are the binaries the tests use; a tree under one of those (a clone
+# in /tmp) is shared again on its own and mounted back at its path. A second, writable 9p share (a
 # temporary directory here) carries CMD, its environment, its output and
 # its exit status; the output is also printed as it comes, through the
 # serial console.
@@ -27,7 +28,10 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-src=$(cd "$here/../.." && pwd)
+src=$(cd "$here/../.." && pwd -P)
+case $src in
+*[[:space:]]*) echo "run-in-vm: the tree's path must not contain spaces: $src" >&2; exit 2 ;;
+esac
 timeout_s=900
 while getopts t: opt; do
         case $opt in
@@ -116,6 +120,16 @@ for d in tmp run root; do
         /bin/busybox mount -t tmpfs -o mode=0755 tmpfs "/newroot/$d"
 done
 /bin/busybox chmod 1777 /newroot/tmp
+# The tree under test (sources, builds, the kernel cache) lives in a
+# directory the tmpfs above may hide (a clone in /tmp): mount it again.
+top=$(/bin/busybox sed -n 's/.*hamgr_top=\([^ ]*\).*/\1/p' /proc/cmdline)
+case $top in
+/tmp/*|/run/*|/root/*)
+        /bin/busybox mkdir -p "/newroot$top"
+        /bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hamgrtop "/newroot$top" ||
+                echo "initramfs: cannot mount $top"
+        ;;
+esac
 /bin/busybox mkdir -p /newroot/run/hamgr-vm
 /bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 vmshare /newroot/run/hamgr-vm
 /bin/busybox mount --move /dev /newroot/dev
@@ -166,11 +180,13 @@ mem=${HAMGR_VM_MEM:-2048}
 timeout --signal=KILL "$timeout_s" qemu-system-x86_64 -accel tcg -smp 2 -m "$mem" \
         -nographic -no-reboot -nodefaults -serial stdio -monitor none \
         -kernel "$KROOT/boot/vmlinuz-$KVER" -initrd "$initrd" \
-        -append "console=ttyS0 panic=-1 quiet loglevel=3" \
+        -append "console=ttyS0 panic=-1 quiet loglevel=3 hamgr_top=$src" \
         -fsdev local,id=r,path=/,security_model=none,readonly=on,multidevs=remap \
         -device virtio-9p-pci,fsdev=r,mount_tag=hostroot \
         -fsdev local,id=s,path="$share",security_model=none \
         -device virtio-9p-pci,fsdev=s,mount_tag=vmshare \
+        -fsdev local,id=t,path="$src",security_model=none,readonly=on,multidevs=remap \
+        -device virtio-9p-pci,fsdev=t,mount_tag=hamgrtop \
         </dev/null &
 qemu_pid=$!
 set +e
