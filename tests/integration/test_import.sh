@@ -194,9 +194,12 @@ wait_until 10 eval 'hamgr_state_is "$H" VI_1 MASTER' || fail "hamgr did not take
 before=$(auth_drops)
 ka_start "$HI_TMP/gw2-wrong.keepalived.conf"
 # keepalived starts as BACKUP: its first advert comes after its
-# Master_Down_Interval (about 3.6 s), then one a second.
+# Master_Down_Interval (about 3.6 s). keepalived 2.2.7 sometimes sends no
+# other as MASTER while it hears adverts with a password it refuses (seen
+# in captures here), so one drop is what it guarantees; test_drop_causes
+# counts a burst of injected ones.
 assert_true "hamgr drops keepalived's adverts with another password (drops.auth)" \
-        wait_until 20 auth_drops_above "$((before + 1))"
+        wait_until 20 auth_drops_above "$before"
 assert_true "keepalived refuses hamgr's adverts too" \
         wait_until 5 eval '[ "$(ka_log | grep -c "invalid passwd")" -gt 0 ]'
 assert_true "hamgr logs the dropped adverts" test "$(hamgr_log_count "$H" "wrong auth_pass")" -ge 1
