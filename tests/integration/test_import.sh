@@ -200,6 +200,14 @@ ka_start "$HI_TMP/gw2-wrong.keepalived.conf"
 # counts a burst of injected ones.
 assert_true "hamgr drops keepalived's adverts with another password (drops.auth)" \
         wait_until 20 auth_drops_above "$before"
+# Every one keepalived sent is counted, as many as the capture saw.
+wrong_sent() {
+        capture_count "$CAP" "10.77.0.2 > 224.0.0.18" 'auth "wrong"' | awk '{ print $1 }'
+}
+counted_all() {
+        [ "$(($(auth_drops) - before))" -eq "$(wrong_sent)" ]
+}
+assert_true "drops.auth counts each advert keepalived sent with the other password" wait_until 3 counted_all
 assert_true "keepalived refuses hamgr's adverts too" \
         wait_until 5 eval '[ "$(ka_log | grep -c "invalid passwd")" -gt 0 ]'
 assert_true "hamgr logs the dropped adverts" test "$(hamgr_log_count "$H" "wrong auth_pass")" -ge 1
