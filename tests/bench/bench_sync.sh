@@ -506,7 +506,7 @@ lab_create 2
 wg_keys
 declare -A SYNC_PUB=()
 for i in 1 2; do
-        "$HAMGR_BIN" genkey >"$HI_TMP/gw$i.sync.key"
+        (umask 077; "$HAMGR_BIN" genkey >"$HI_TMP/gw$i.sync.key")
         chmod 600 "$HI_TMP/gw$i.sync.key"
         SYNC_PUB[$i]=$("$HAMGR_BIN" pubkey <"$HI_TMP/gw$i.sync.key")
 done

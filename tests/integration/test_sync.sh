@@ -28,7 +28,7 @@ VIP=10.77.0.10
 lab_create 2
 wg_keys
 for g in gw1 gw2; do
-        "$HAMGR_BIN" genkey >"$HI_TMP/$g.sync.key"
+        (umask 077; "$HAMGR_BIN" genkey >"$HI_TMP/$g.sync.key")
         chmod 600 "$HI_TMP/$g.sync.key"
         pub[$([ "$g" = gw1 ] && echo 1 || echo 2)]=$("$HAMGR_BIN" pubkey <"$HI_TMP/$g.sync.key")
 done
@@ -156,7 +156,7 @@ fi
 # it), with a device wg9 of its own that holds one peer: had it been let
 # in, that peer would have been merged on gw1. Its VRRP instance (priority
 # 50) stays BACKUP behind gw1.
-"$HAMGR_BIN" genkey >"$HI_TMP/rogue.sync.key"
+(umask 077; "$HAMGR_BIN" genkey >"$HI_TMP/rogue.sync.key")
 chmod 600 "$HI_TMP/rogue.sync.key"
 wg_dev_start gw2 wg9
 kR=$(wg genkey | wg pubkey)

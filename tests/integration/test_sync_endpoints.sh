@@ -26,7 +26,7 @@ declare -A pub=()
 lab_create 2
 wg_keys
 for g in gw1 gw2; do
-        "$HAMGR_BIN" genkey >"$HI_TMP/$g.sync.key"
+        (umask 077; "$HAMGR_BIN" genkey >"$HI_TMP/$g.sync.key")
         chmod 600 "$HI_TMP/$g.sync.key"
         pub[$g]=$("$HAMGR_BIN" pubkey <"$HI_TMP/$g.sync.key")
 done

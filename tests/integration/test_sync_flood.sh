@@ -45,16 +45,20 @@ keyhex() {
         base64 -d <<<"$1" | od -An -tx1 | tr -d ' \n'
 }
 declare -A SYNC_PUB=()
-"$HAMGR_BIN" genkey >"$HI_TMP/gw1.sync.key"
-SYNC_PUB[gw1]=$("$HAMGR_BIN" pubkey <"$HI_TMP/gw1.sync.key")
 # gw2's key must sort below gw1's: then gw2's connection is the one kept and
-# its re-handshakes must get through while its own address floods gw1.
-for _ in $(seq 1 64); do
-        "$HAMGR_BIN" genkey >"$HI_TMP/gw2.sync.key"
+# its re-handshakes must get through while its own address floods gw1. Two
+# fresh keys, the lower one gw2's (never two equal keys).
+(umask 077; "$HAMGR_BIN" genkey >"$HI_TMP/gw1.sync.key"; "$HAMGR_BIN" genkey >"$HI_TMP/gw2.sync.key")
+SYNC_PUB[gw1]=$("$HAMGR_BIN" pubkey <"$HI_TMP/gw1.sync.key")
+SYNC_PUB[gw2]=$("$HAMGR_BIN" pubkey <"$HI_TMP/gw2.sync.key")
+if [[ "$(keyhex "${SYNC_PUB[gw1]}")" < "$(keyhex "${SYNC_PUB[gw2]}")" ]]; then
+        mv "$HI_TMP/gw1.sync.key" "$HI_TMP/swap.key"
+        mv "$HI_TMP/gw2.sync.key" "$HI_TMP/gw1.sync.key"
+        mv "$HI_TMP/swap.key" "$HI_TMP/gw2.sync.key"
+        SYNC_PUB[gw1]=$("$HAMGR_BIN" pubkey <"$HI_TMP/gw1.sync.key")
         SYNC_PUB[gw2]=$("$HAMGR_BIN" pubkey <"$HI_TMP/gw2.sync.key")
-        [[ "$(keyhex "${SYNC_PUB[gw2]}")" < "$(keyhex "${SYNC_PUB[gw1]}")" ]] && break
-done
-[[ "$(keyhex "${SYNC_PUB[gw2]}")" < "$(keyhex "${SYNC_PUB[gw1]}")" ]] || die "no gw2 key below gw1's in 64 tries"
+fi
+[[ "$(keyhex "${SYNC_PUB[gw2]}")" < "$(keyhex "${SYNC_PUB[gw1]}")" ]] || die "gw2's sync key does not sort below gw1's"
 chmod 600 "$HI_TMP"/gw*.sync.key
 
 # write_conf NODE PRIORITY OTHER

@@ -34,7 +34,7 @@ lab_create 2
 wg_keys
 declare -A SYNC_PUB=()
 for g in gw1 gw2; do
-        "$HAMGR_BIN" genkey >"$HI_TMP/$g.sync.key"
+        (umask 077; "$HAMGR_BIN" genkey >"$HI_TMP/$g.sync.key")
         chmod 600 "$HI_TMP/$g.sync.key"
         SYNC_PUB[$g]=$("$HAMGR_BIN" pubkey <"$HI_TMP/$g.sync.key")
         # The partition is a blackhole route to the other gateway. Reverse

@@ -24,7 +24,7 @@ GRACE=8
 lab_create 2
 wg_keys
 for g in gw1 gw2; do
-        "$HAMGR_BIN" genkey >"$HI_TMP/$g.sync.key"
+        (umask 077; "$HAMGR_BIN" genkey >"$HI_TMP/$g.sync.key")
         chmod 600 "$HI_TMP/$g.sync.key"
         pub[$([ "$g" = gw1 ] && echo 1 || echo 2)]=$("$HAMGR_BIN" pubkey <"$HI_TMP/$g.sync.key")
 done

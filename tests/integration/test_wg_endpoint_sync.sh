@@ -28,7 +28,7 @@ OLD_EP=10.77.0.100:51821
 NEW_EP=10.77.0.100:51822
 
 for g in gw1 gw2; do
-        "$HAMGR_BIN" genkey >"$HI_TMP/$g.sync.key"
+        (umask 077; "$HAMGR_BIN" genkey >"$HI_TMP/$g.sync.key")
         chmod 600 "$HI_TMP/$g.sync.key"
 done
 declare -A SYNC_PUB=([gw1]=$("$HAMGR_BIN" pubkey <"$HI_TMP/gw1.sync.key")
