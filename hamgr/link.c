@@ -3,6 +3,8 @@
 #include <net/if.h>
 #include <netlink/cache.h>
 #include <netlink/netlink.h>
+#include <netlink/object.h>
+#include <sys/socket.h>
 #include <netlink/route/link.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +96,27 @@ struct link_monitor *link_monitor_free(struct link_monitor *m) {
         return NULL;
 }
 
+/*
+ * The link's own (AF_UNSPEC) object. The cache also keeps per-family
+ * objects of the same index (an AF_INET6 one from the kernel's IPv6 link
+ * notifications, an AF_BRIDGE one for a bridge port) whose flags are not
+ * refreshed by later AF_UNSPEC events; rtnl_link_get() returns whichever
+ * comes first, so after the first up/down of an IPv6-enabled interface a
+ * later down went unseen (a tracked interface failed once, never again).
+ */
+static struct rtnl_link *link_lookup(struct nl_cache *links, unsigned ifindex) {
+        struct rtnl_link *needle, *link;
+
+        needle = rtnl_link_alloc();
+        if (!needle)
+                return NULL;
+        rtnl_link_set_ifindex(needle, (int) ifindex);
+        rtnl_link_set_family(needle, AF_UNSPEC);
+        link = (struct rtnl_link *) nl_cache_search(links, OBJ_CAST(needle));
+        rtnl_link_put(needle);
+        return link;
+}
+
 int link_monitor_get(struct link_monitor *m, const char *name, struct link_info *ret) {
         struct rtnl_link *link;
         struct link_info info = {};
@@ -107,7 +130,7 @@ int link_monitor_get(struct link_monitor *m, const char *name, struct link_info 
         ifindex = if_nametoindex(name);
         if (ifindex == 0)
                 return -ENODEV;
-        link = rtnl_link_get(m->links, (int) ifindex);
+        link = link_lookup(m->links, ifindex);
         if (!link)
                 return -ENODEV; /* not announced yet: a change event follows */
         info.ifindex = rtnl_link_get_ifindex(link);
