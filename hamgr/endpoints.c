@@ -193,16 +193,18 @@ static int peer_move(struct endpoint_rt *e, const union wg_endpoint *to) {
                 return -ENOMEM;
         snprintf(change->name, sizeof(change->name), "%s", c->interface);
         /* Removing drops the session, so the re-added peer must handshake
-         * with the new endpoint instead of sending on stale keys. */
+         * with the new endpoint instead of sending on stale keys. The
+         * removal and the re-creation go in one request (wg.h): a crash
+         * between them would lose the peer. */
         p = wg_device_add_peer(change);
         if (!p)
                 return -ENOMEM;
         memcpy(p->public_key, c->peer, WG_KEY_LEN);
         p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
-        r = wg_set_device(ep_backend(e), change);
-        if (r < 0)
-                return r;
-
+        p = wg_device_add_peer(change);
+        if (!p)
+                return -ENOMEM;
+        memcpy(p->public_key, c->peer, WG_KEY_LEN);
         p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_HAS_ENDPOINT | WG_PEER_REPLACE_ALLOWEDIPS |
                    WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
         p->endpoint = *to;
@@ -221,6 +223,9 @@ static int peer_move(struct endpoint_rt *e, const union wg_endpoint *to) {
         if (r < 0)
                 return r;
         if (cur->persistent_keepalive_interval == 0) {
+                /* One entry (the removal must not run again), same key. */
+                change->n_peers = 1;
+                p = &change->peers[0];
                 p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_UPDATE_ONLY | WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
                 p->persistent_keepalive_interval = 0;
                 r = wg_set_device(ep_backend(e), change);

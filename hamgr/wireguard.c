@@ -1036,31 +1036,34 @@ static void follower_takeover(struct wg_follower *f) {
  * their keys, allowed IPs and keepalives.
  */
 static int follower_strip_endpoints(struct wg_follower *f) {
-        _cleanup_(wg_device_freep) struct wg_device *dev = NULL, *removals = NULL, *readds = NULL;
+        _cleanup_(wg_device_freep) struct wg_device *dev = NULL, *change = NULL;
         int r;
 
         r = wg_get_device(f->config->backend, f->config->interface, &dev);
         if (r < 0)
                 return r;
         follower_note_device(f, dev);
-        removals = calloc(1, sizeof(*removals));
-        readds = calloc(1, sizeof(*readds));
-        if (!removals || !readds)
+        change = calloc(1, sizeof(*change));
+        if (!change)
                 return -ENOMEM;
-        snprintf(removals->name, sizeof(removals->name), "%s", f->config->interface);
-        snprintf(readds->name, sizeof(readds->name), "%s", f->config->interface);
+        snprintf(change->name, sizeof(change->name), "%s", f->config->interface);
+        /* Each removal is followed at once by the peer's re-creation: the
+         * backends apply such a pair together (wg.h), so hamgr killed
+         * here cannot leave a peer removed. */
         for (size_t i = 0; i < dev->n_peers; i++) {
                 const struct wg_peer *p = &dev->peers[i];
                 struct wg_peer *rm, *add;
 
                 if (p->endpoint.addr.sa_family == AF_UNSPEC)
                         continue;
-                rm = wg_device_add_peer(removals);
-                add = wg_device_add_peer(readds);
-                if (!rm || !add)
+                rm = wg_device_add_peer(change);
+                if (!rm)
                         return -ENOMEM;
                 memcpy(rm->public_key, p->public_key, WG_KEY_LEN);
                 rm->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
+                add = wg_device_add_peer(change);
+                if (!add)
+                        return -ENOMEM;
                 memcpy(add->public_key, p->public_key, WG_KEY_LEN);
                 add->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REPLACE_ALLOWEDIPS |
                              WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
@@ -1075,12 +1078,9 @@ static int follower_strip_endpoints(struct wg_follower *f) {
                                 return r;
                 }
         }
-        if (removals->n_peers == 0)
+        if (change->n_peers == 0)
                 return 0;
-        r = wg_set_device(f->config->backend, removals);
-        if (r < 0)
-                return r;
-        return wg_set_device(f->config->backend, readds);
+        return wg_set_device(f->config->backend, change);
 }
 
 static void follower_release(struct wg_follower *f, const char *why) {

@@ -232,6 +232,16 @@ none:
         return PUT_NONE;
 }
 
+/* Whether peer I removes a peer that peer I + 1 creates again. */
+static bool is_readd_pair(const struct wg_device *dev, size_t i) {
+        const struct wg_peer *rm = &dev->peers[i], *add;
+
+        if (i + 1 >= dev->n_peers || !(rm->flags & WG_PEER_REMOVE_ME))
+                return false;
+        add = &dev->peers[i + 1];
+        return !(add->flags & WG_PEER_REMOVE_ME) && memcmp(rm->public_key, add->public_key, WG_KEY_LEN) == 0;
+}
+
 struct msg_array {
         struct nl_msg **v;
         size_t n;
@@ -281,10 +291,41 @@ int wg_kernel_build_set(const struct wg_device *dev, int family_id, size_t max_m
                 peers_nest = i < dev->n_peers ? nest_start(msg, WGDEVICE_A_PEERS) : NULL;
                 if (peers_nest) {
                         while (i < dev->n_peers) {
+                                struct nlattr *mark = nlmsg_tail(nlmsg_hdr(msg));
+                                bool had_peers = any;
                                 enum put_result res = put_peer(msg, &dev->peers[i], started, &j);
 
                                 if (res == PUT_NONE)
                                         break;
+                                /* A removal and the re-creation of the same
+                                 * peer go in one message: the kernel applies
+                                 * a message whole, so no crash of ours can
+                                 * leave the peer removed. If the re-creation
+                                 * does not begin here, both move on. */
+                                if (res == PUT_DONE && is_readd_pair(dev, i)) {
+                                        size_t k = 0;
+
+                                        res = put_peer(msg, &dev->peers[i + 1], false, &k);
+                                        if (res == PUT_NONE && had_peers) {
+                                                nla_nest_cancel(msg, mark);
+                                                break;
+                                        }
+                                        any = true;
+                                        if (res == PUT_NONE) {
+                                                /* Alone in a message it still does
+                                                 * not fit: sent apart after all. */
+                                                i++;
+                                                j = 0;
+                                                started = false;
+                                                continue;
+                                        }
+                                        i++;
+                                        j = k;
+                                        if (res == PUT_PARTIAL) {
+                                                started = true;
+                                                break;
+                                        }
+                                }
                                 any = true;
                                 if (res == PUT_PARTIAL) {
                                         started = true;

@@ -946,7 +946,14 @@ int wg_uapi_readd_peers(const struct wg_device *dev, struct wg_device *current, 
                                 return r;
                         continue;
                 }
-                cur = (dev->flags & WG_DEVICE_REPLACE_PEERS) ? NULL : wg_device_find_peer(current, p->public_key);
+                /* Right after its own removal, the peer is new: nothing of
+                 * the current one carries over. */
+                if ((dev->flags & WG_DEVICE_REPLACE_PEERS) ||
+                    (i > 0 && (dev->peers[i - 1].flags & WG_PEER_REMOVE_ME) &&
+                     memcmp(dev->peers[i - 1].public_key, p->public_key, WG_KEY_LEN) == 0))
+                        cur = NULL;
+                else
+                        cur = wg_device_find_peer(current, p->public_key);
                 if (!cur) {
                         if (p->flags & WG_PEER_UPDATE_ONLY)
                                 continue;

@@ -136,8 +136,9 @@ char *wg_uapi_text_free(char *text);
 /*
  * The plan of wg_uapi_boringtun_set_device(), from the changes DEV and
  * the device as it is now, CURRENT (sorted in place). Device fields and
- * removals are copied; a peer absent from CURRENT is copied (or dropped if
- * UPDATE_ONLY); a peer present in CURRENT becomes a removal followed by the
+ * removals are copied; a peer absent from CURRENT, or right after DEV's
+ * removal of the same key, is copied (or dropped if UPDATE_ONLY); a peer
+ * present in CURRENT becomes a removal followed by the
  * peer in full: CURRENT's preshared key, keepalive, endpoint and allowed
  * IPs with DEV's changes applied (REPLACE_ALLOWEDIPS replaces the list,
  * else DEV's allowed IPs are added). Pure. Returns the number of peers

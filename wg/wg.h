@@ -31,7 +31,12 @@ enum wg_device_flags {
 };
 
 enum wg_peer_flags {
-        WG_PEER_REMOVE_ME = 1u << 0,          /* set: remove this peer */
+        /* set: remove this peer. A REMOVE_ME entry followed at once by an
+         * entry of the same key re-creates the peer from that entry alone
+         * (endpoint and session gone); every backend applies such a pair
+         * in one kernel message or one UAPI request (boringtun: two, back
+         * to back), so a crash of the caller cannot fall between them. */
+        WG_PEER_REMOVE_ME = 1u << 0,
         WG_PEER_REPLACE_ALLOWEDIPS = 1u << 1, /* set: allowed IPs replace, not add */
         WG_PEER_HAS_PUBLIC_KEY = 1u << 2,
         WG_PEER_HAS_PRESHARED_KEY = 1u << 3,

@@ -1072,6 +1072,69 @@ static void test_set_remove_me_only_key(void **state) {
         wg_kernel_msgs_free(msgs, n);
 }
 
+/* Removals each followed by the re-creation of the same peer (how hamgr
+ * clears an endpoint): at every message size, a removal is never the last
+ * peer of a message, its re-creation begins in the same one, and every
+ * entry is sent once, in order. */
+static void test_set_readd_pairs_together(void **state) {
+        _cleanup_(wg_device_freep) struct wg_device *dev = device_new("wg0");
+        size_t splits_seen = 0;
+
+        for (uint32_t i = 0; i < 60; i++) {
+                struct wg_peer *rm = wg_device_add_peer(dev), *add;
+
+                assert_non_null(rm);
+                key_fill(rm->public_key, i, 'K');
+                rm->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
+                add = wg_device_add_peer(dev);
+                assert_non_null(add);
+                key_fill(add->public_key, i, 'K');
+                add->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REPLACE_ALLOWEDIPS |
+                             WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
+                add->persistent_keepalive_interval = (uint16_t) i;
+                for (uint32_t j = 0; j < 1 + i % 4; j++)
+                        add_ip(add, j % 2 ? AF_INET6 : AF_INET, i * 8 + j, j % 2 ? 128 : 32);
+        }
+        for (size_t max = 200; max <= 2000; max += 7) {
+                struct nl_msg **msgs = NULL;
+                size_t n = 0, next = 0;
+
+                assert_int_equal(wg_kernel_build_set(dev, FAMILY, max, &msgs, &n), 0);
+                for (size_t m = 0; m < n; m++) {
+                        struct nlattr *peers = nlmsg_find_attr(nlmsg_hdr(msgs[m]), GENL_HDRLEN, WGDEVICE_A_PEERS);
+                        struct nlattr *peer;
+                        bool last_was_removal = false;
+                        int rem;
+
+                        assert_non_null(peers);
+                        nla_for_each_nested(peer, peers, rem) {
+                                struct nlattr *key = nla_find(nla_data(peer), nla_len(peer), WGPEER_A_PUBLIC_KEY);
+                                struct nlattr *fl = nla_find(nla_data(peer), nla_len(peer), WGPEER_A_FLAGS);
+                                uint32_t flags = fl ? nla_get_u32(fl) : 0;
+                                bool removal = flags & WGPEER_F_REMOVE_ME;
+                                bool head = nla_find(nla_data(peer), nla_len(peer),
+                                                     WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL) != NULL;
+
+                                assert_non_null(key);
+                                if (!removal && !head) /* the continuation of a cut re-creation */
+                                        continue;
+                                assert_true(next < dev->n_peers);
+                                assert_memory_equal(nla_data(key), dev->peers[next].public_key, WG_KEY_LEN);
+                                assert_int_equal(removal, (dev->peers[next].flags & WG_PEER_REMOVE_ME) != 0);
+                                next++;
+                                last_was_removal = removal;
+                        }
+                        assert_false(last_was_removal);
+                        if (m > 0)
+                                splits_seen++;
+                }
+                assert_int_equal(next, dev->n_peers);
+                wg_kernel_msgs_free(msgs, n);
+        }
+        /* The sizes did cut the set into many messages. */
+        assert_true(splits_seen > 1000);
+}
+
 static void test_set_device_only(void **state) {
         _cleanup_(wg_device_freep) struct wg_device *dev = device_new("");
         _cleanup_(set_decoded_done) struct set_decoded s = {};
@@ -1228,6 +1291,7 @@ int main(void) {
                 cmocka_unit_test(test_set_one_peer_5000_ips),
                 cmocka_unit_test(test_set_cut_after_head),
                 cmocka_unit_test(test_set_remove_me_only_key),
+                cmocka_unit_test(test_set_readd_pairs_together),
                 cmocka_unit_test(test_set_device_only),
                 cmocka_unit_test(test_set_invalid),
                 cmocka_unit_test(test_set_too_small),

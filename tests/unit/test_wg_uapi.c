@@ -525,6 +525,48 @@ static void test_readd_peers(void **state) {
         assert_int_equal(wg_uapi_readd_peers(chg, cur, &r2), 0);
 }
 
+/* A removal followed by the same key (how hamgr clears an endpoint): the
+ * second entry is a new peer, nothing of the current one (endpoint,
+ * keepalive, preshared key, allowed IPs) carries over, and an update-only
+ * entry right after its removal is dropped. */
+static void test_readd_after_removal(void **state) {
+        _cleanup_(wg_device_freep) struct wg_device *cur = calloc(1, sizeof(struct wg_device));
+        _cleanup_(wg_device_freep) struct wg_device *chg = calloc(1, sizeof(struct wg_device));
+        _cleanup_(wg_device_freep) struct wg_device *r = NULL;
+        struct wg_peer *p;
+
+        for (uint8_t k = 1; k <= 2; k++) {
+                p = peer_add(cur, k);
+                p->flags |= WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL | WG_PEER_HAS_ENDPOINT | WG_PEER_HAS_PRESHARED_KEY;
+                p->persistent_keepalive_interval = 25;
+                memset(p->preshared_key, 0x11, WG_KEY_LEN);
+                assert_int_equal(wg_endpoint_parse("192.0.2.1:51820", &p->endpoint), 0);
+                aip_add(p, AF_INET, "10.1.0.0", 24);
+        }
+        strcpy(chg->name, "wgt0");
+        p = peer_add(chg, 1);
+        p->flags |= WG_PEER_REMOVE_ME;
+        p = peer_add(chg, 1);
+        p->flags |= WG_PEER_REPLACE_ALLOWEDIPS;
+        aip_add(p, AF_INET, "10.9.0.0", 16);
+        p = peer_add(chg, 2);
+        p->flags |= WG_PEER_REMOVE_ME;
+        p = peer_add(chg, 2);
+        p->flags |= WG_PEER_UPDATE_ONLY | WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
+
+        assert_int_equal(wg_uapi_readd_peers(chg, cur, &r), 0);
+        assert_int_equal(r->n_peers, 3);
+        assert_int_equal(r->peers[0].public_key[0], 1);
+        assert_int_equal(r->peers[0].flags, WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME);
+        p = &r->peers[1];
+        assert_int_equal(p->public_key[0], 1);
+        assert_int_equal(p->flags, WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REPLACE_ALLOWEDIPS);
+        assert_int_equal(p->n_allowedips, 1);
+        assert_int_equal(ntohl(p->allowedips[0].ip.in.s_addr), 0x0a090000);
+        assert_int_equal(r->peers[2].public_key[0], 2);
+        assert_int_equal(r->peers[2].flags, WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME);
+}
+
 /* ---- fake daemon ---- */
 
 enum fake_mode {
@@ -1330,6 +1372,7 @@ int main(void) {
                 cmocka_unit_test(test_format_set_invalid),
                 cmocka_unit_test(test_format_parse_round_trip),
                 cmocka_unit_test(test_readd_peers),
+                cmocka_unit_test(test_readd_after_removal),
                 cmocka_unit_test(test_digest),
                 cmocka_unit_test(test_socket_wireguard_go),
                 cmocka_unit_test(test_socket_boringtun_as_wireguard_go),
