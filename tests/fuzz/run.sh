@@ -6,7 +6,7 @@
 #
 #   tests/fuzz/run.sh 600
 #
-# Builds (or reuses) build/test with the flags of tests/run.sh (clang,
+# Builds (or reuses) build/test ($HAMGR_FUZZ_BUILD_DIR) with the flags of tests/run.sh (clang,
 # ASan, UBSan, libFuzzer), but only the fuzz targets. The corpus grows in
 # build/test/tests/fuzz/corpus_NAME, as under ctest; a crash, leak or
 # timeout leaves its input in build/fuzz-artifacts/ (libFuzzer stops a
@@ -21,7 +21,7 @@ if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
         exit 2
 fi
 
-build=build/test
+build=${HAMGR_FUZZ_BUILD_DIR:-build/test}
 artifacts=build/fuzz-artifacts
 mapfile -t names < <(ls tests/fuzz/fuzz_*.c | sed 's|.*/fuzz_||; s|\.c$||')
 
