@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <netlink/route/link.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "common/macro.h"
@@ -143,4 +145,19 @@ int link_monitor_get(struct link_monitor *m, const char *name, struct link_info 
         rtnl_link_put(link);
         *ret = info;
         return 0;
+}
+
+int link_admin_up_now(const char *name) {
+        struct ifreq ifr = {};
+        int fd, r;
+
+        if (strlen(name) >= sizeof(ifr.ifr_name))
+                return -EINVAL;
+        strncpy(ifr.ifr_name, name, sizeof(ifr.ifr_name) - 1);
+        fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        r = ioctl(fd, SIOCGIFFLAGS, &ifr) < 0 ? -errno : !!(ifr.ifr_flags & IFF_UP);
+        close(fd);
+        return r;
 }

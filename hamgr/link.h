@@ -30,3 +30,8 @@ struct link_monitor *link_monitor_free(struct link_monitor *m);
 /* Current state of the interface called NAME. Returns 0 and *ret, or
  * -ENODEV if there is no such interface. */
 int link_monitor_get(struct link_monitor *m, const char *name, struct link_info *ret);
+
+/* Whether the interface called NAME is administratively up now, asked of
+ * the kernel directly (SIOCGIFFLAGS), not of the cache, which lags behind
+ * a change hamgr itself has just made. Returns 1, 0, or -errno (-ENODEV). */
+int link_admin_up_now(const char *name);

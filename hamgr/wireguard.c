@@ -1314,8 +1314,13 @@ void wg_followers_links_changed(struct hamgr_daemon *d) {
 
                 /* A passive interface brought up by someone else (wg-quick,
                  * a restarted wireguard-go) would answer clients too. */
+                /* The cache can still show the link up that this node took
+                 * down a moment ago (the events of its own change not read
+                 * yet): the kernel confirms, or the node would release,
+                 * and strip every peer, twice. */
                 if (f->phase == PHASE_PASSIVE && link_monitor_get(d->links, f->config->interface, &li) >= 0 &&
-                    li.up_admin && li.ifindex != f->link_refused_ifindex) {
+                    li.up_admin && li.ifindex != f->link_refused_ifindex &&
+                    link_admin_up_now(f->config->interface) != 0) {
                         log_wg(f, LOG_NOTICE, "interface came up while this node is passive, taking it down");
                         f->phase = PHASE_LINK_UP;
                         follower_release(f, "interface came up while passive");
