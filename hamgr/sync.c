@@ -89,6 +89,7 @@ struct sync_peer_rt {
         bool offset_known;
         bool offset_warned;
         uint64_t last_frame_usec;
+        uint64_t disconnected_usec;          /* when the kept connection last closed */
         uint64_t tx_seq;                     /* last CHANGES (or CAUGHT_UP) sequence sent */
         uint64_t acked_seq;
         struct hlc_ts acked_version;         /* newest record the peer confirmed */
@@ -618,6 +619,7 @@ static void conn_close(struct sync_conn *c, const char *why) {
         }
         if (c->peer && c->peer->conn == c) {
                 c->peer->conn = NULL;
+                c->peer->disconnected_usec = daemon_now(s->daemon);
                 if (c->peer->rx_catching_up) {
                         c->peer->rx_catching_up = false;
                         sync_catchup_done(s);
@@ -2024,6 +2026,13 @@ int sync_status_json(struct hamgr_daemon *d, struct json_object **ret) {
                                      &ok);
                 else
                         json_add_null(po, "last_frame_ms_ago", &ok);
+                /* With last_frame_ms_ago, how long the peer was silent
+                 * before the connection was given up. */
+                if (!p->conn && p->disconnected_usec)
+                        json_add_u64(po, "disconnected_ms_ago",
+                                     (daemon_now(d) - p->disconnected_usec) / USEC_PER_MSEC, &ok);
+                else
+                        json_add_null(po, "disconnected_ms_ago", &ok);
                 if (p->offset_known)
                         json_add_i64(po, "clock_offset_ms", p->offset_usec / 1000, &ok);
                 else

@@ -188,8 +188,9 @@ transitions1=$(inst_field gw1 wan .counters.transitions)
 transitions2=$(inst_field gw2 wan .counters.transitions)
 adverts2=$(inst_field gw2 wan .counters.adverts_received)
 # Both nodes are polled in one loop until each first reads connected =
-# false; last_frame_ms_ago at that poll is how long after its last frame
-# the connection was declared dead (plus the poll's own lag).
+# false; last_frame_ms_ago - disconnected_ms_ago at that poll is how long
+# after its last frame the connection was declared dead (the poll's own
+# lag cancels out).
 # last_error of that poll names the cause, unless a redial (250 ms later,
 # refused by the blackhole route) has already replaced it.
 declare -A DEAD_AFTER=() DEAD_WHY=()
@@ -198,11 +199,15 @@ cut_sync
 while [ "${#DEAD_AFTER[@]}" -lt 2 ] && [ $(($(hi_now_ms) - t_cut)) -lt 12000 ]; do
         for g in gw1 gw2; do
                 [ -z "${DEAD_AFTER[$g]:-}" ] || continue
-                st=$(hamgr_status "$g" | jq -r '.sync.peers[0] | "\(.connected) \(.last_frame_ms_ago) \(.last_error)"') || continue
+                st=$(hamgr_status "$g" | jq -r '.sync.peers[0] | "\(.connected) \(.last_frame_ms_ago) \(.disconnected_ms_ago) \(.last_error)"') || continue
                 if [ "${st%% *}" = false ]; then
-                        st=${st#* }
-                        DEAD_AFTER[$g]=${st%% *}
-                        DEAD_WHY[$g]=${st#* }
+                        read -r _ last_ms disc_ms why <<<"$st"
+                        if [[ "$last_ms" =~ ^[0-9]+$ ]] && [[ "$disc_ms" =~ ^[0-9]+$ ]]; then
+                                DEAD_AFTER[$g]=$((last_ms - disc_ms))
+                        else
+                                DEAD_AFTER[$g]="last_frame_ms_ago=$last_ms disconnected_ms_ago=$disc_ms"
+                        fi
+                        DEAD_WHY[$g]=$why
                 fi
         done
         sleep 0.02
