@@ -26,7 +26,9 @@
 # which this machine may lack: the lab's VM has it),
 # SCALE_FAILURE (graceful: SIGTERM; crash: eth0 down + kill -9),
 # SCALE_OBSERVE_S (11: how long to keep watching after the takeover, long
-# enough for two endpoint snapshots), HAMGR_BIN.
+# enough for two endpoint snapshots), SCALE_TAKEOVER_WAIT_S (120: how long
+# the takeover may take before the bench gives up; the qemu guest needs
+# more), HAMGR_BIN.
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=bench_lib.sh
@@ -43,6 +45,7 @@ WG_BACKEND=$BACKEND # wg_lab.sh: kernel devices instead of wireguard-go
 INTERVAL_MS=${SCALE_INTERVAL_MS:-100}
 FAILURE=${SCALE_FAILURE:-graceful}
 OBSERVE_S=${SCALE_OBSERVE_S:-11}
+TAKEOVER_WAIT_S=${SCALE_TAKEOVER_WAIT_S:-120}
 VIP=10.77.0.10
 CLIENT_PORT=51821
 PORT_BASE=20000
@@ -195,7 +198,7 @@ else
         hamgr_stop gw1 TERM
 fi
 wait_until 30 hamgr_state_is gw2 wan MASTER || die "gw2 did not take over"
-wait_until 120 follower_phase_is gw2 active || die "gw2's takeover did not finish within 120 s"
+wait_until "$TAKEOVER_WAIT_S" follower_phase_is gw2 active || die "gw2's takeover did not finish within $TAKEOVER_WAIT_S s"
 t_active=$(hi_now_ms)
 sleep "$OBSERVE_S"
 stop_pid "$ping_pid" INT
