@@ -37,6 +37,7 @@
 #include "wg/key.h"
 #include "wg/uapi.h"
 #include "wg/wg.h"
+#include "endpoint-store.h"
 #include "wireguard.h"
 
 /* Batches are sized to about this much of WireGuard's work: leaving
@@ -62,8 +63,8 @@
  * coming up before it kicks anyway, and how often it looks. */
 #define WG_KICK_WAIT_USEC      (2 * USEC_PER_SEC)
 #define WG_KICK_POLL_USEC      (10 * USEC_PER_MSEC)
-#define WG_STORE_MAGIC_V1     "hamgr-endpoints 1"
-#define WG_STORE_MAGIC        "hamgr-endpoints 2"
+/* 100,000 peers take about 12 MB. */
+#define WG_STORE_SIZE_MAX     (256u << 20)
 
 enum follower_phase {
         PHASE_PASSIVE,
@@ -228,39 +229,47 @@ static int known_add(struct wg_follower *f, const struct known_peer *add, size_t
 
 /* ---- the endpoint store ------------------------------------------------- */
 
-/* Text, one peer a line: "BASE64KEY ENDPOINT KEEPALIVE LEARNED_MS
- * HANDSHAKE_MS" (the first version had no LEARNED_MS; it is still read;
- * HANDSHAKE_MS, the peer's last handshake, is optional, and hamgr versions
- * that do not know it ignore it). Written to a
- * temporary file, synced and renamed over the old one, so a crash leaves
- * either the old or the new file, never half of one. */
+/* The store's format is endpoint-store.h's. Written to a temporary file,
+ * synced and renamed over the old one, so a crash leaves either the old or
+ * the new file, never half of one. */
 static int store_save(struct wg_follower *f) {
-        _cleanup_(freep) char *tmp = NULL;
-        char key[WG_KEY_B64_LEN], ep[64];
-        FILE *out;
+        _cleanup_(freep) char *tmp = NULL, *text = NULL;
+        _cleanup_(freep) struct endpoint_record *recs = NULL;
+        size_t len = 0, done = 0;
         int fd, r = 0;
 
+        recs = calloc(f->n_known ? f->n_known : 1, sizeof(*recs));
+        if (!recs)
+                return -ENOMEM;
+        for (size_t i = 0; i < f->n_known; i++) {
+                memcpy(recs[i].public_key, f->known[i].public_key, WG_KEY_LEN);
+                recs[i].endpoint = f->known[i].endpoint;
+                recs[i].keepalive = f->known[i].keepalive;
+                recs[i].learned_ms = f->known[i].learned_ms;
+                recs[i].handshake_ms = f->known[i].handshake_ms;
+        }
+        r = endpoint_store_format(recs, f->n_known, &text, &len);
+        if (r < 0)
+                return r;
         if (asprintf(&tmp, "%s.tmp", f->store_path) < 0)
                 return -ENOMEM;
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0)
                 return -errno;
-        out = fdopen(fd, "w");
-        if (!out) {
-                r = -errno;
-                close(fd);
-                goto fail;
+        while (done < len) {
+                ssize_t w = write(fd, text + done, len - done);
+
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        break;
+                }
+                done += (size_t) w;
         }
-        fprintf(out, "%s\n", WG_STORE_MAGIC);
-        for (size_t i = 0; i < f->n_known; i++) {
-                wg_key_to_base64(key, f->known[i].public_key);
-                fprintf(out, "%s %s %u %" PRIu64 " %" PRIu64 "\n", key,
-                        wg_endpoint_to_string(&f->known[i].endpoint, ep, sizeof(ep)), f->known[i].keepalive,
-                        f->known[i].learned_ms, f->known[i].handshake_ms);
-        }
-        if (fflush(out) != 0 || fsync(fileno(out)) < 0)
+        if (r == 0 && fsync(fd) < 0)
                 r = -errno;
-        if (fclose(out) != 0 && r == 0)
+        if (close(fd) < 0 && r == 0)
                 r = -errno;
         if (r < 0)
                 goto fail;
@@ -275,66 +284,93 @@ fail:
         return r;
 }
 
-static int store_load(struct wg_follower *f) {
-        _cleanup_(freep) struct known_peer *known = NULL;
-        size_t n = 0, cap = 0;
-        char line[256];
-        FILE *in;
-        bool v1;
-        int r = 0, lineno = 0;
+/* The whole of PATH, up to MAX bytes (more is -EFBIG). */
+static int read_file_bounded(const char *path, size_t max, uint8_t **ret, size_t *ret_len) {
+        _cleanup_(freep) uint8_t *buf = NULL;
+        size_t len = 0, cap = 0;
+        int fd, r = 0;
 
-        in = fopen(f->store_path, "re");
-        if (!in)
-                return errno == ENOENT ? 0 : -errno;
-        if (!fgets(line, sizeof(line), in)) {
-                r = -EBADMSG;
-                goto out;
-        }
-        v1 = streq(line, WG_STORE_MAGIC_V1 "\n");
-        if (!v1 && !streq(line, WG_STORE_MAGIC "\n")) {
-                r = -EBADMSG;
-                goto out;
-        }
-        lineno = 1;
-        while (fgets(line, sizeof(line), in)) {
-                char key[64], ep[80];
-                unsigned keepalive;
-                uint64_t learned = 0, handshake = 0;
-                struct known_peer k = {};
-                int fields;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        for (;;) {
+                ssize_t n;
 
-                lineno++;
-                fields = v1 ? sscanf(line, "%63s %79s %u", key, ep, &keepalive)
-                            : sscanf(line, "%63s %79s %u %" SCNu64 " %" SCNu64, key, ep, &keepalive, &learned,
-                                     &handshake);
-                if ((v1 ? fields != 3 : fields != 4 && fields != 5) ||
-                    keepalive > UINT16_MAX || wg_key_from_base64(k.public_key, key) < 0 ||
-                    wg_endpoint_parse(ep, &k.endpoint) < 0) {
-                        r = -EBADMSG;
-                        goto out;
-                }
-                k.keepalive = (uint16_t) keepalive;
-                k.learned_ms = learned;
-                k.handshake_ms = handshake;
-                if (n == cap) {
-                        struct known_peer *g = realloc(known, (cap = cap ? cap * 2 : 64) * sizeof(*known));
+                if (len == cap) {
+                        uint8_t *g;
+
+                        if (cap >= max) {
+                                r = -EFBIG;
+                                break;
+                        }
+                        cap = MIN(max, cap ? cap * 2 : 4096);
+                        g = realloc(buf, cap);
                         if (!g) {
                                 r = -ENOMEM;
-                                goto out;
+                                break;
                         }
-                        known = g;
+                        buf = g;
                 }
-                known[n++] = k;
+                n = read(fd, buf + len, cap - len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        break;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+        }
+        close(fd);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+}
+
+static int store_load(struct wg_follower *f) {
+        _cleanup_(freep) uint8_t *buf = NULL;
+        _cleanup_(freep) struct endpoint_record *recs = NULL;
+        _cleanup_(freep) struct known_peer *known = NULL;
+        const char *reason = NULL;
+        unsigned line = 0;
+        size_t len = 0, n = 0;
+        int r;
+
+        r = read_file_bounded(f->store_path, WG_STORE_SIZE_MAX, &buf, &len);
+        if (r == -ENOENT)
+                return 0;
+        if (r == -EFBIG) {
+                log_wg(f, LOG_WARNING, "%s: endpoint store larger than %u MiB, ignoring it", f->store_path,
+                       (unsigned) (WG_STORE_SIZE_MAX >> 20));
+                return -EBADMSG;
+        }
+        if (r < 0)
+                return r;
+        r = endpoint_store_parse(buf, len, &recs, &n, &line, &reason);
+        if (r == -EBADMSG) {
+                log_wg(f, LOG_WARNING, "%s:%u: corrupt endpoint store (%s), ignoring it", f->store_path, line, reason);
+                return r;
+        }
+        if (r < 0)
+                return r;
+        known = calloc(n ? n : 1, sizeof(*known));
+        if (!known)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                memcpy(known[i].public_key, recs[i].public_key, WG_KEY_LEN);
+                known[i].endpoint = recs[i].endpoint;
+                known[i].keepalive = recs[i].keepalive;
+                known[i].learned_ms = recs[i].learned_ms;
+                known[i].handshake_ms = recs[i].handshake_ms;
         }
         qsort_safe(known, n, sizeof(*known), known_cmp);
         free(f->known);
         f->known = TAKE_PTR(known);
         f->n_known = n;
-out:
-        if (r == -EBADMSG)
-                log_wg(f, LOG_WARNING, "%s:%d: corrupt endpoint store, ignoring it", f->store_path, lineno);
-        fclose(in);
-        return r;
+        return 0;
 }
 
 /* Learn endpoints, keepalives and handshake times from the device (while
