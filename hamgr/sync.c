@@ -2125,6 +2125,11 @@ void sync_status_text(struct hamgr_daemon *d, struct buf *b) {
         if (replica_bootstrapping(s->replica))
                 buf_printf(b, "sync: no state of its own yet: waiting for a peer's full state (bootstrap_grace_s %" PRIu32
                               ")\n", s->config->bootstrap_grace_s);
+        buf_printf(b, "sync: %" PRIu64 " handshakes (%" PRIu64 " rekeys), %zu pending; refused: %" PRIu64
+                      " unknown source, %" PRIu64 " handshake timeouts, %" PRIu64 " failed, %" PRIu64 " evicted, %" PRIu64
+                      " for the descriptor reserve\n",
+                   s->handshakes, s->rekeys, s->n_pending, s->refused_unknown_source, s->handshake_timeouts,
+                   s->handshakes_failed, s->handshakes_evicted, s->refused_fd_reserve);
         for (size_t i = 0; i < s->n_peers; i++) {
                 const struct sync_peer_rt *p = &s->peers[i];
 

@@ -192,6 +192,13 @@ pending_zero() {
         [ "$(sync_num gw1 handshakes_pending)" = 0 ]
 }
 assert_true "after the flood no handshake is left pending" wait_until 8 pending_zero
+# The text status says the same as the JSON (the refusal counters are
+# still once the flood is over; the handshake counters are not: gw2
+# re-handshakes every 1.5 s).
+st=$(hamgr_status gw1)
+text=$(node_exec gw1 "$HAMGR_BIN" status -s /run/hamgr/control.sock || true)
+assert_contains "$text" "$(jq -r '.sync | "pending; refused: \(.refused_unknown_source) unknown source, \(.handshake_timeouts) handshake timeouts, \(.handshakes_failed) failed, \(.handshakes_evicted) evicted, \(.refused_fd_reserve) for the descriptor reserve"' <<<"$st")" \
+        "hamgr status (text) shows the refusal counters"
 log=$(cat "$(hamgr_log gw1)")
 lines=$(grep -c "sync: refused connection" <<<"$log" || true)
 assert_true "refusals are logged as a summary, not per connection ($lines lines)" \
