@@ -34,6 +34,7 @@
 #include "log.h"
 #include "route.h"
 #include "strbuf.h"
+#include "sync.h"
 #include "wg/key.h"
 #include "wg/uapi.h"
 #include "wg/wg.h"
@@ -675,6 +676,8 @@ static int follower_start_request(struct wg_follower *f, struct wg_device *req) 
         f->req_got = wg_device_free(f->req_got);
         f->req_backend = f->config->backend;
         snprintf(f->req_name, sizeof(f->req_name), "%s", f->config->interface);
+        if (req)
+                sync_device_written(f->daemon, f->config->interface);
         r = -pthread_create(&f->worker, NULL, batch_worker, f);
         if (r < 0) {
                 f->req = wg_device_free(f->req);
@@ -929,6 +932,9 @@ static int on_batch_done(sd_event_source *s, int fd, uint32_t revents, void *use
         if (read(fd, &v, sizeof(v)) < 0 || !f->in_flight)
                 return 0;
         r = follower_join_batch(f);
+        /* A read of sync's may have started while the batch ran. */
+        if (f->phase != PHASE_READ_DEVICE)
+                sync_device_written(f->daemon, f->config->interface);
         if (f->phase == PHASE_READ_DEVICE) {
                 _cleanup_(wg_device_freep) struct wg_device *dev = TAKE_PTR(f->req_got);
 
@@ -1008,6 +1014,7 @@ static void follower_takeover(struct wg_follower *f) {
         int r;
 
         follower_cancel_request(f);
+        sync_device_written(f->daemon, f->config->interface);
         f->takeover_started_usec = daemon_now(f->daemon);
         f->last_error = 0;
         free(f->work);
@@ -1080,6 +1087,7 @@ static int follower_strip_endpoints(struct wg_follower *f) {
         }
         if (change->n_peers == 0)
                 return 0;
+        sync_device_written(f->daemon, f->config->interface);
         return wg_set_device(f->config->backend, change);
 }
 
