@@ -38,6 +38,7 @@
 #include "wg/key.h"
 #include "wg/uapi.h"
 #include "wg/wg.h"
+#include "wg-io.h"
 #include "wireguard.h"
 
 /* Batches are sized to about this much of WireGuard's work: leaving
@@ -125,6 +126,8 @@ struct wg_follower {
         int done_fd;
         sd_event_source *done_source;
         sd_event_source *snapshot_timer;
+        struct wg_io *snapshot_io;       /* the periodic snapshot's read */
+        uint64_t snapshot_takeover;      /* TAKEOVER_STARTED_USEC when it started */
         sd_event_source *retake_timer;
         sd_event_source *kick_timer;     /* waiting for the daemon to be up before the kick */
         uint64_t kick_wait_until;        /* 0: not waiting yet */
@@ -343,20 +346,13 @@ out:
  * one did and the store was last written WG_HANDSHAKE_SAVE_USEC ago or
  * FORCE (leaving the master role: the next takeover may be elsewhere, but
  * this node's store should be fresh for the one after). */
-static void follower_snapshot(struct wg_follower *f, bool force) {
-        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+static void follower_snapshot_from(struct wg_follower *f, const struct wg_device *dev, bool force) {
         struct known_peer *known;
         uint64_t now = wall_ms();
         size_t n = 0;
         bool changed, handshakes = false;
         int r;
 
-        r = wg_get_device(f->config->backend, f->config->interface, &dev);
-        if (r < 0) {
-                log_fields(LOG_DEBUG, r, NULL, 0, NULL, NULL, "wireguard %s: cannot read device: %m",
-                           f->config->interface);
-                return;
-        }
         /* No peers at all is a device being (re)created (wireguard-go
          * restarted, wg-quick still to configure it): forgetting every
          * endpoint now would leave the next takeover nothing to kick. A
@@ -472,11 +468,52 @@ static void follower_note_device(struct wg_follower *f, const struct wg_device *
                            f->config->interface, f->store_path);
 }
 
-static int on_snapshot(sd_event_source *s, uint64_t usec, void *userdata) {
+static void follower_snapshot(struct wg_follower *f, bool force) {
+        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+        int r;
+
+        r = wg_get_device(f->config->backend, f->config->interface, &dev);
+        if (r < 0) {
+                log_fields(LOG_DEBUG, r, NULL, 0, NULL, NULL, "wireguard %s: cannot read device: %m",
+                           f->config->interface);
+                return;
+        }
+        follower_snapshot_from(f, dev, force);
+}
+
+static void on_snapshot_read(struct wg_io *io, struct wg_io_result *res, void *userdata) {
         struct wg_follower *f = userdata;
 
-        if (f->phase == PHASE_ACTIVE)
-                follower_snapshot(f, false);
+        f->snapshot_io = NULL;
+        if (res->r < 0) {
+                log_fields(LOG_DEBUG, res->r, NULL, 0, NULL, NULL, "wireguard %s: cannot read device: %m",
+                           f->config->interface);
+                return;
+        }
+        /* A takeover since the read started sets keepalives to 0 on
+         * purpose and endpoints from the store: what the read saw is of
+         * another time. */
+        if (f->phase != PHASE_ACTIVE || f->takeover_started_usec != f->snapshot_takeover)
+                return;
+        follower_snapshot_from(f, res->device, false);
+}
+
+/* The periodic snapshot reads in a worker (wg-io.h): megabytes with
+ * thousands of peers, and the loop sends VRRP adverts meanwhile. A
+ * snapshot still running when the next comes due is not doubled. */
+static int on_snapshot(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct wg_follower *f = userdata;
+        int r;
+
+        if (f->phase == PHASE_ACTIVE && !f->snapshot_io) {
+                r = wg_io_read(f->daemon->event, f->config->backend, f->config->interface, WG_IO_DEVICE, NULL,
+                               on_snapshot_read, f, &f->snapshot_io);
+                if (r < 0)
+                        log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "wireguard %s: cannot start a snapshot: %m",
+                                   f->config->interface);
+                else
+                        f->snapshot_takeover = f->takeover_started_usec;
+        }
         sd_event_source_set_time(s, usec + WG_SNAPSHOT_USEC);
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
@@ -1096,6 +1133,7 @@ static void follower_release(struct wg_follower *f, const char *why) {
 
         /* A request still running could kick a peer after the strip. */
         follower_cancel_request(f);
+        f->snapshot_io = wg_io_cancel(f->snapshot_io);
         if (f->phase == PHASE_ACTIVE)
                 follower_snapshot(f, true);
         f->work_source = sd_event_source_disable_unref(f->work_source);
@@ -1143,6 +1181,7 @@ static struct wg_follower *follower_free(struct wg_follower *f) {
         if (!f)
                 return NULL;
         follower_cancel_request(f);
+        f->snapshot_io = wg_io_cancel(f->snapshot_io);
         sd_event_source_disable_unref(f->work_source);
         sd_event_source_disable_unref(f->snapshot_timer);
         sd_event_source_disable_unref(f->retake_timer);
