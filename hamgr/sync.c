@@ -1701,8 +1701,15 @@ static void poll_local_device(struct hamgr_sync *s, struct sync_poll_state *ps, 
                    changes.n == 1 ? "" : "s", ifname);
         /* Sent before saved: a crash in between only means the next poll
          * versions the same edit again. */
-        pump_all(s);
-        sync_save(s);
+        {
+                uint64_t t0 = mono_usec(), t1;
+
+                pump_all(s);
+                t1 = mono_usec();
+                sync_save(s);
+                log_fields(LOG_DEBUG, 0, NULL, 0, NULL, NULL, "sync: pushed in %" PRIu64 " ms, saved in %" PRIu64 " ms",
+                           (t1 - t0) / USEC_PER_MSEC, (mono_usec() - t1) / USEC_PER_MSEC);
+        }
 }
 
 static void on_poll_read(struct wg_io *io, struct wg_io_result *res, void *userdata) {
@@ -1724,8 +1731,15 @@ static void on_poll_read(struct wg_io *io, struct wg_io_result *res, void *userd
                 log_fields(LOG_DEBUG, 0, NULL, 0, NULL, NULL, "sync: read of %s overtaken by a write, reading again",
                            ps->ifname);
                 ps->again = true;
-        } else
+        } else {
+                uint64_t t = mono_usec();
+
                 poll_local_device(s, ps, res);
+                log_fields(LOG_DEBUG, 0, NULL, 0, NULL, NULL,
+                           "sync: polled %s: read in %" PRIu64 " ms beside the loop%s, compared in %" PRIu64 " ms",
+                           ps->ifname, res->usec / USEC_PER_MSEC, res->unchanged ? " (unchanged)" : "",
+                           (mono_usec() - t) / USEC_PER_MSEC);
+        }
         if (ps->again && !s->daemon->stopping) {
                 ps->again = false;
                 sync_poll_interface(s, ps->ifname, true);
