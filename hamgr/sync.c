@@ -204,18 +204,22 @@ struct sync_poll_state {
         uint64_t not_before;                 /* CLOCK_MONOTONIC: no periodic read before */
 };
 
-/* hamgr wrote IFNAME's device or its replicated state (NULL: any): a read
- * in flight predates it, and the digest of the last one is no proof of
- * anything. */
-static void poll_invalidate(struct hamgr_sync *s, const char *ifname) {
-        for (size_t i = 0; i < s->n_polls; i++) {
-                struct sync_poll_state *ps = s->polls[i];
+/* hamgr changed IFNAME's replicated state (NULL: any interface's): a
+ * read in flight predates it. The digest of the last read still stands
+ * for the device, which only an apply changes (and that writes it). */
+static void poll_overtake(struct hamgr_sync *s, const char *ifname) {
+        for (size_t i = 0; i < s->n_polls; i++)
+                if (!ifname || streq(s->polls[i]->ifname, ifname))
+                        s->polls[i]->generation++;
+}
 
-                if (ifname && !streq(ps->ifname, ifname))
-                        continue;
-                ps->generation++;
-                ps->valid = false;
-        }
+/* hamgr wrote IFNAME's device (NULL: any): a read in flight predates it,
+ * and the digest of the last one is no proof of anything. */
+static void poll_invalidate(struct hamgr_sync *s, const char *ifname) {
+        poll_overtake(s, ifname);
+        for (size_t i = 0; i < s->n_polls; i++)
+                if (!ifname || streq(s->polls[i]->ifname, ifname))
+                        s->polls[i]->valid = false;
 }
 
 void sync_device_written(struct hamgr_daemon *d, const char *ifname) {
@@ -816,7 +820,7 @@ static int merge_from_peer(struct sync_peer_rt *p, const struct replica_changes 
         }
         /* Even a merge that writes no device (a catch-up defers it)
          * changes what a read in flight would be compared with. */
-        poll_invalidate(s, NULL);
+        poll_overtake(s, NULL);
         return replica_merge_from(s->replica, remote, &src, applied, reason);
 }
 
@@ -1805,7 +1809,7 @@ static void sync_collect(struct hamgr_sync *s) {
         if (replica_collect_tombstones(s->replica, now_ms > keep_ms ? now_ms - keep_ms : 0, acks, s->n_peers, &n) < 0 ||
             n == 0)
                 return;
-        poll_invalidate(s, NULL);
+        poll_overtake(s, NULL);
         s->tombstones_collected += n;
         log_info("sync: collected %zu tombstone%s acknowledged by every node", n, n == 1 ? "" : "s");
         sync_save(s);
@@ -1918,7 +1922,7 @@ static void sync_bootstrap_end(struct hamgr_sync *s) {
 
         s->bootstrap_timer = sd_event_source_disable_unref(s->bootstrap_timer);
         /* A read started while bootstrapping was not to be versioned. */
-        poll_invalidate(s, NULL);
+        poll_overtake(s, NULL);
         /* Merged changes still waiting go out as during the bootstrap, so
          * that peers added here while hamgr waited are polled, not dropped. */
         for (size_t i = 0; i < cfg->n_wireguard; i++)
