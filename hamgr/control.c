@@ -336,6 +336,7 @@ static char *peer_request(struct hamgr_daemon *d, struct control_request *req) {
         *p = req->peer;
         req->peer.allowedips = NULL;
         req->peer.n_allowedips = 0;
+        sync_device_written(d, req->ifname);
         r = wg_set_device(backend, dev);
         if (r < 0) {
                 const char *why = wg_backend_resolve(backend, req->ifname) == WG_BACKEND_KERNEL ? wg_kernel_last_error() : "";

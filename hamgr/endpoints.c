@@ -25,6 +25,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "strbuf.h"
+#include "sync.h"
 #include "wg/key.h"
 #include "wg/wg.h"
 
@@ -217,6 +218,7 @@ static int peer_move(struct endpoint_rt *e, const union wg_endpoint *to) {
                 cur->persistent_keepalive_interval ? cur->persistent_keepalive_interval : ENDPOINT_KICK_KEEPALIVE;
         p->allowedips = cur->allowedips;
         p->n_allowedips = cur->n_allowedips;
+        sync_device_written(e->daemon, c->interface);
         r = wg_set_device(ep_backend(e), change);
         p->allowedips = NULL; /* borrowed from dev */
         p->n_allowedips = 0;

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "strbuf.h"
 #include "wg/wg.h"
+#include "wg-io.h"
 #include "wireguard.h"
 
 struct check_rt {
@@ -47,6 +48,7 @@ struct check_rt {
         char detail[160];
         /* wireguard: figures from the last successful read */
         size_t peers, fresh_peers, peers_with_endpoint;
+        struct wg_io *wg_io;            /* its read in flight, maybe past timeout_ms */
         uint64_t probes, failures;
 };
 
@@ -158,32 +160,22 @@ static enum wg_backend backend_for(struct hamgr_daemon *d, const char *ifname) {
         return WG_BACKEND_AUTO;
 }
 
-/* The interface exists; it is up where this node serves its tunnels; the
- * backend (the kernel or the userspace daemon) answers. Freshness figures
- * are reported, not judged: a quiet night is not a failure. */
-static bool probe_wireguard(struct check_rt *c) {
-        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+static void on_wireguard_read(struct wg_io *io, struct wg_io_result *res, void *userdata) {
+        struct check_rt *c = userdata;
         struct hamgr_daemon *d = c->daemon;
         const char *ifname = c->config->interface;
+        const struct wg_device *dev = res->device;
         struct link_info li;
         struct timespec now;
-        int r;
 
-        if (link_monitor_get(d->links, ifname, &li) < 0) {
-                snprintf(c->detail, sizeof(c->detail), "interface %s missing", ifname);
-                return false;
-        }
-        /* A takeover in progress talks to the backend in batches that must
-         * come before anything but VRRP: a full dump (megabytes with
-         * thousands of peers) would hold both up. The takeover's requests
-         * answering is the proof of life meanwhile; a failed one ends it. */
-        if (wg_follower_busy(d, ifname))
-                return true;
-        r = wg_get_device(backend_for(d, ifname), ifname, &dev);
-        if (r < 0) {
+        c->wg_io = NULL;
+        if (!c->running)
+                return; /* past timeout_ms: counted as a failure then */
+        if (res->r < 0) {
                 snprintf(c->detail, sizeof(c->detail), "the WireGuard backend does not answer for %s: %s", ifname,
-                         strerror(-r));
-                return false;
+                         strerror(-res->r));
+                check_finish(c, false);
+                return;
         }
         clock_gettime(CLOCK_REALTIME, &now);
         c->peers = dev->n_peers;
@@ -197,13 +189,47 @@ static bool probe_wireguard(struct check_rt *c) {
                 if (p->endpoint.addr.sa_family != AF_UNSPEC)
                         c->peers_with_endpoint++;
         }
+        if (link_monitor_get(d->links, ifname, &li) < 0) {
+                snprintf(c->detail, sizeof(c->detail), "interface %s missing", ifname);
+                check_finish(c, false);
+                return;
+        }
         if (wg_follower_link_expected_up(d, ifname) && !li.up) {
                 snprintf(c->detail, sizeof(c->detail), "interface %s is down although this node serves it", ifname);
-                return false;
+                check_finish(c, false);
+                return;
         }
         snprintf(c->detail, sizeof(c->detail), "%zu peers, %zu with a handshake younger than %u s", c->peers,
                  c->fresh_peers, c->config->max_handshake_age_s);
-        return true;
+        check_finish(c, true);
+}
+
+/* The interface exists; it is up where this node serves its tunnels; the
+ * backend (the kernel or the userspace daemon) answers. Freshness figures
+ * are reported, not judged: a quiet night is not a failure. The device is
+ * read in a worker (wg-io.h): with thousands of peers that takes long
+ * enough to hold up VRRP. Returns 1 when the probe finished at once, 0
+ * when the read runs (on_wireguard_read() finishes it), or -errno. */
+static int probe_wireguard(struct check_rt *c) {
+        struct hamgr_daemon *d = c->daemon;
+        const char *ifname = c->config->interface;
+        struct link_info li;
+
+        if (link_monitor_get(d->links, ifname, &li) < 0) {
+                snprintf(c->detail, sizeof(c->detail), "interface %s missing", ifname);
+                check_finish(c, false);
+                return 1;
+        }
+        /* A takeover in progress talks to the backend in batches that must
+         * come before anything but VRRP: a full dump (megabytes with
+         * thousands of peers) would hold both up. The takeover's requests
+         * answering is the proof of life meanwhile; a failed one ends it. */
+        if (wg_follower_busy(d, ifname)) {
+                check_finish(c, true);
+                return 1;
+        }
+        return wg_io_read(d->event, backend_for(d, ifname), ifname, WG_IO_DEVICE, NULL, on_wireguard_read, c,
+                          &c->wg_io);
 }
 
 static int start_exec(struct check_rt *c) {
@@ -244,16 +270,18 @@ static int on_check_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
         sd_event_source_set_time(s, usec + (uint64_t) cfg->interval_ms * USEC_PER_MSEC);
         sd_event_source_set_enabled(s, SD_EVENT_ON);
-        if (c->running)
-                return 0; /* the previous probe is still within its timeout */
+        if (c->running || c->wg_io)
+                return 0; /* the previous probe is still within its timeout, or its read runs on */
         c->timed_out = false;
         switch (cfg->type) {
         case HEALTH_CHECK_LINK:
                 check_finish(c, probe_link(c));
                 return 0;
         case HEALTH_CHECK_WIREGUARD:
-                check_finish(c, probe_wireguard(c));
-                return 0;
+                r = probe_wireguard(c);
+                if (r > 0)
+                        return 0;
+                break;
         case HEALTH_CHECK_ICMP:
                 c->seq++;
                 r = health_icmp_send(&cfg->target, c->id, c->seq, &c->fd);
@@ -291,6 +319,7 @@ static struct check_rt *check_free(struct check_rt *c) {
                 kill(-c->pid, SIGKILL);
                 waitpid(c->pid, NULL, 0);
         }
+        wg_io_cancel(c->wg_io);
         sd_event_source_disable_unref(c->timer);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timeout);

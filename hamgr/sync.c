@@ -37,6 +37,7 @@
 #include "wg/kernel.h"
 #include "wg/key.h"
 #include "wg/wg.h"
+#include "wg-io.h"
 #include "wireguard.h"
 
 #define SYNC_HEARTBEAT_USEC   USEC_PER_SEC
@@ -135,6 +136,13 @@ struct sync_conn {
         struct in6_addr source;             /* accepted: the remote address (IPv4 mapped) */
         uint64_t started;                   /* accept or dial */
         sd_event_source *rekey;             /* we dialled it: time for a fresh handshake */
+        /* A CHANGES frame waits for reads of the devices that started
+         * after it arrived (sync_hold()): nothing more is read from the
+         * connection meanwhile. FRESH: every frame buffered now arrived
+         * before a read that completed. */
+        bool hold, fresh;
+        struct sync_frame held;
+        uint8_t *held_data;
 };
 
 struct hamgr_sync {
@@ -170,17 +178,55 @@ struct hamgr_sync {
         bool deferred;
         sd_event_source *gc_timer;
         uint64_t tombstones_collected;
-        struct sync_poll_state *polls;       /* per interface polled */
+        struct sync_poll_state **polls;      /* per interface polled */
         size_t n_polls;
+        uint64_t polls_dropped;              /* reads overtaken by a write of hamgr's */
 };
 
-/* What the last full poll of an interface saw, to skip the next one. */
+/*
+ * What the last full poll of an interface saw, to skip the next one, and
+ * the read in flight. The read runs beside the event loop (wg-io.h), so
+ * hamgr may write the device or change the replica while it runs: such a
+ * read may show the device before the write, and versioned, it would undo
+ * the write (a revoked peer coming back). GENERATION counts those writes;
+ * a read that finds it moved on is dropped and another one started.
+ */
 struct sync_poll_state {
+        struct hamgr_sync *sync;
         char ifname[IFNAMSIZ];
         uint8_t digest[WG_DIGEST_LEN];
         bool valid;
         bool endpoints;                      /* polled with may_write_endpoints */
+        struct wg_io *io;                    /* the read in flight */
+        uint64_t generation;                 /* writes by hamgr to the device or its replica */
+        uint64_t io_generation;              /* GENERATION when the read in flight started */
+        bool io_endpoints;                   /* its may_write_endpoints */
+        bool again;                          /* a poll was asked for while one ran */
+        uint64_t not_before;                 /* CLOCK_MONOTONIC: no periodic read before */
 };
+
+/* hamgr changed IFNAME's replicated state (NULL: any interface's): a
+ * read in flight predates it. The digest of the last read still stands
+ * for the device, which only an apply changes (and that writes it). */
+static void poll_overtake(struct hamgr_sync *s, const char *ifname) {
+        for (size_t i = 0; i < s->n_polls; i++)
+                if (!ifname || streq(s->polls[i]->ifname, ifname))
+                        s->polls[i]->generation++;
+}
+
+/* hamgr wrote IFNAME's device (NULL: any): a read in flight predates it,
+ * and the digest of the last one is no proof of anything. */
+static void poll_invalidate(struct hamgr_sync *s, const char *ifname) {
+        poll_overtake(s, ifname);
+        for (size_t i = 0; i < s->n_polls; i++)
+                if (!ifname || streq(s->polls[i]->ifname, ifname))
+                        s->polls[i]->valid = false;
+}
+
+void sync_device_written(struct hamgr_daemon *d, const char *ifname) {
+        if (d->sync)
+                poll_invalidate(d->sync, ifname);
+}
 
 /* Not the event loop's cached time: for durations inside one handler. */
 static uint64_t mono_usec(void) {
@@ -219,6 +265,7 @@ static int sync_apply_device(struct hamgr_sync *s, const char *ifname, bool keep
         enum wg_backend b = backend_of(s->daemon, ifname);
         int r;
 
+        poll_invalidate(s, ifname);
         r = replica_device_for(s->replica, ifname, false, &desired);
         if (r == -ENOENT)
                 return 0;
@@ -343,6 +390,7 @@ static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const str
         enum wg_backend b = backend_of(s->daemon, ifname);
         int r;
 
+        poll_invalidate(s, ifname);
         if (!change || !learn || !learned)
                 return -ENOMEM;
         for (size_t i = 0; i < applied->n; i++) {
@@ -448,7 +496,7 @@ static int conn_flush(struct sync_conn *c) {
 
                 if (n < 0) {
                         if (errno == EAGAIN || errno == EWOULDBLOCK)
-                                return sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLOUT);
+                                return sd_event_source_set_io_events(c->io, (c->hold ? 0 : EPOLLIN) | EPOLLOUT);
                         if (errno == EINTR)
                                 continue;
                         return -errno;
@@ -458,7 +506,7 @@ static int conn_flush(struct sync_conn *c) {
         free(c->out);
         c->out = NULL;
         c->out_len = c->out_off = 0;
-        return sd_event_source_set_io_events(c->io, EPOLLIN);
+        return sd_event_source_set_io_events(c->io, c->hold ? 0 : EPOLLIN);
 }
 
 static int conn_queue(struct sync_conn *c, uint8_t *buf, size_t len) {
@@ -576,7 +624,8 @@ static void pump_all(struct hamgr_sync *s) {
 }
 
 static void peer_schedule_dial(struct sync_peer_rt *p, uint64_t delay);
-static void sync_poll_interface(struct hamgr_sync *s, const char *ifname);
+static void sync_poll_interface(struct hamgr_sync *s, const char *ifname, bool now);
+static bool sync_hold(struct sync_conn *c, const struct sync_frame *f);
 static void sync_bootstrap_end(struct hamgr_sync *s);
 
 /* The pinned peer at the other end once the handshake told us (our dial:
@@ -640,6 +689,7 @@ static void conn_close(struct sync_conn *c, const char *why) {
         if (c->fd >= 0)
                 close(c->fd);
         free(c->out);
+        free(c->held_data);
         free(c);
 }
 
@@ -770,6 +820,9 @@ static int merge_from_peer(struct sync_peer_rt *p, const struct replica_changes 
                 if (o->offset_known && o->offset_usec / 1000 > src.offset_ms)
                         src.offset_ms = o->offset_usec / 1000;
         }
+        /* Even a merge that writes no device (a catch-up defers it)
+         * changes what a read in flight would be compared with. */
+        poll_overtake(s, NULL);
         return replica_merge_from(s->replica, remote, &src, applied, reason);
 }
 
@@ -899,6 +952,14 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                 _cleanup_(freep) struct sync_removal *removals = NULL;
                 size_t n_removals = 0;
 
+                /* Outside a catch-up, local edits are recorded first: a
+                 * peer added or removed by hand since the last poll is
+                 * versioned now, not overwritten by the batch (nor, once
+                 * removed, brought back by it). The batch waits for reads
+                 * that started after it arrived. During a catch-up the
+                 * devices change with every batch and are not polled. */
+                if (s->rx_catchups == 0 && !c->fresh && sync_hold(c, f))
+                        return;
                 if (!pending || !had_device || !before) {
                         conn_close(c, "out of memory");
                         return;
@@ -910,14 +971,6 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                         conn_close(c, "bad change batch");
                         return;
                 }
-                /* Outside a catch-up, record local edits first (a digest
-                 * read when nothing changed): a peer added by hand since
-                 * the last poll is versioned and sent now, not at the next
-                 * poll, however long its interval. During a catch-up the
-                 * devices change with every batch and are not polled. */
-                if (s->rx_catchups == 0)
-                        for (size_t i = 0; i < n_wg; i++)
-                                sync_poll_interface(s, s->daemon->config->wireguard[i].interface);
                 for (size_t i = 0; i < n_wg; i++) {
                         const char *ifname = s->daemon->config->wireguard[i].interface;
 
@@ -1078,6 +1131,9 @@ static int on_liveness(sd_event_source *src, uint64_t usec, void *userdata) {
                 sd_event_source_set_time(src, c->started + SYNC_HANDSHAKE_USEC);
                 return sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
         }
+        /* Its frames wait unread behind a held batch: no sign of death. */
+        if (c->hold)
+                c->last_rx = now;
         what = sync_liveness(c->last_rx, c->last_tx, now, SYNC_HEARTBEAT_USEC, SYNC_DEAD_USEC);
         if (what & SYNC_LIVENESS_DEAD) {
                 conn_close(c, "no frame for 5 s");
@@ -1092,6 +1148,93 @@ static int on_liveness(sd_event_source *src, uint64_t usec, void *userdata) {
         }
         sd_event_source_set_time(src, sync_liveness_next(c->last_rx, c->last_tx, SYNC_HEARTBEAT_USEC, SYNC_DEAD_USEC));
         return sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+}
+
+static bool conn_open(const struct hamgr_sync *s, const struct sync_conn *c) {
+        for (const struct sync_conn *k = s->conns; k; k = k->next)
+                if (k == c)
+                        return true;
+        return false;
+}
+
+/* Handle the frames buffered in C's session, until one holds it. */
+static void conn_read_frames(struct sync_conn *c) {
+        struct hamgr_sync *s = c->sync;
+        const char *reason = NULL;
+        uint8_t *out = NULL;
+        size_t out_len = 0;
+        int r;
+
+        for (;;) {
+                struct sync_frame f;
+
+                if (c->hold)
+                        return;
+                r = sync_session_next_frame(c->session, &f, &reason);
+                /* The handshake may have produced bytes to send (message 2,
+                 * our stream header). */
+                out = NULL;
+                out_len = 0;
+                if (sync_session_take_output(c->session, &out, &out_len) >= 0 && conn_queue(c, out, out_len) < 0) {
+                        conn_close(c, "send failed");
+                        return;
+                }
+                /* Each side's HELLO goes out as soon as it has keys: the
+                 * other side registers the connection when it arrives.
+                 * Sent to a replayer it is unreadable (no one has e_i). */
+                if (!c->hello_sent && sync_session_is_established(c->session)) {
+                        struct sync_frame hello = { .type = SYNC_FRAME_HELLO };
+
+                        c->hello_sent = true;
+                        hello.hello.clock_usec = wall_usec();
+                        snprintf(hello.hello.name, sizeof(hello.hello.name), "%s", s->daemon->config->node_name);
+                        if (conn_send(c, &hello) < 0) {
+                                conn_close(c, "send failed");
+                                return;
+                        }
+                }
+                if (r < 0) {
+                        const char *why = reason ? reason : "protocol error";
+
+                        if (c->peer && (c->registered || c->initiator)) {
+                                c->peer->refused++;
+                                log_peer(c->peer, LOG_WARNING, "connection refused: %s", why);
+                        } else {
+                                /* Anyone at a peer's address gets here: one
+                                 * summary line now and then, not one per try. */
+                                s->handshakes_failed++;
+                                note_refused(s, why, &c->source);
+                        }
+                        conn_close(c, why);
+                        return;
+                }
+                if (r == 0)
+                        return;
+                /* Only a frame that authenticated is a sign of life. */
+                c->last_rx = daemon_now(s->daemon);
+                if (!c->registered) {
+                        c->peer = conn_claimed_peer(c);
+                        if (!c->peer) {
+                                conn_close(c, "unknown peer");
+                                return;
+                        }
+                        if (f.type == SYNC_FRAME_CLOSE) {
+                                conn_close(c, "closed by the peer");
+                                return;
+                        }
+                        if (!conn_register(c)) {
+                                conn_close(c, "duplicate connection");
+                                return;
+                        }
+                        sd_event_source_set_time(c->liveness, sync_liveness_next(c->last_rx, c->last_tx,
+                                                                                 SYNC_HEARTBEAT_USEC, SYNC_DEAD_USEC));
+                        sd_event_source_set_enabled(c->liveness, SD_EVENT_ONESHOT);
+                }
+                handle_frame(c, &f);
+                /* handle_frame may have closed C. */
+                if (!conn_open(s, c))
+                        return;
+        }
 }
 
 static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
@@ -1160,77 +1303,8 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
                 conn_close(c, "input refused");
                 return 0;
         }
-        for (;;) {
-                struct sync_frame f;
-
-                r = sync_session_next_frame(c->session, &f, &reason);
-                /* The handshake may have produced bytes to send (message 2,
-                 * our stream header). */
-                out = NULL;
-                out_len = 0;
-                if (sync_session_take_output(c->session, &out, &out_len) >= 0 && conn_queue(c, out, out_len) < 0) {
-                        conn_close(c, "send failed");
-                        return 0;
-                }
-                /* Each side's HELLO goes out as soon as it has keys: the
-                 * other side registers the connection when it arrives.
-                 * Sent to a replayer it is unreadable (no one has e_i). */
-                if (!c->hello_sent && sync_session_is_established(c->session)) {
-                        struct sync_frame hello = { .type = SYNC_FRAME_HELLO };
-
-                        c->hello_sent = true;
-                        hello.hello.clock_usec = wall_usec();
-                        snprintf(hello.hello.name, sizeof(hello.hello.name), "%s", s->daemon->config->node_name);
-                        if (conn_send(c, &hello) < 0) {
-                                conn_close(c, "send failed");
-                                return 0;
-                        }
-                }
-                if (r < 0) {
-                        const char *why = reason ? reason : "protocol error";
-
-                        if (c->peer && (c->registered || c->initiator)) {
-                                c->peer->refused++;
-                                log_peer(c->peer, LOG_WARNING, "connection refused: %s", why);
-                        } else {
-                                /* Anyone at a peer's address gets here: one
-                                 * summary line now and then, not one per try. */
-                                s->handshakes_failed++;
-                                note_refused(s, why, &c->source);
-                        }
-                        conn_close(c, why);
-                        return 0;
-                }
-                if (r == 0)
-                        return 0;
-                /* Only a frame that authenticated is a sign of life. */
-                c->last_rx = daemon_now(s->daemon);
-                if (!c->registered) {
-                        c->peer = conn_claimed_peer(c);
-                        if (!c->peer) {
-                                conn_close(c, "unknown peer");
-                                return 0;
-                        }
-                        if (f.type == SYNC_FRAME_CLOSE) {
-                                conn_close(c, "closed by the peer");
-                                return 0;
-                        }
-                        if (!conn_register(c)) {
-                                conn_close(c, "duplicate connection");
-                                return 0;
-                        }
-                        sd_event_source_set_time(c->liveness, sync_liveness_next(c->last_rx, c->last_tx,
-                                                                                 SYNC_HEARTBEAT_USEC, SYNC_DEAD_USEC));
-                        sd_event_source_set_enabled(c->liveness, SD_EVENT_ONESHOT);
-                }
-                handle_frame(c, &f);
-                /* handle_frame may have closed C. */
-                for (struct sync_conn *k = s->conns; k; k = k->next)
-                        if (k == c)
-                                goto still_open;
-                return 0;
-        still_open:;
-        }
+        conn_read_frames(c);
+        return 0;
 }
 
 static int conn_new(struct hamgr_sync *s, int fd, bool initiator, struct sync_peer_rt *peer, struct sync_conn **ret) {
@@ -1508,71 +1582,106 @@ static void peer_schedule_dial(struct sync_peer_rt *p, uint64_t delay) {
 /* ---- polling -------------------------------------------------------------- */
 
 static struct sync_poll_state *poll_state(struct hamgr_sync *s, const char *ifname) {
-        struct sync_poll_state *grown;
+        struct sync_poll_state **grown, *ps;
 
         for (size_t i = 0; i < s->n_polls; i++)
-                if (streq(s->polls[i].ifname, ifname))
-                        return &s->polls[i];
+                if (streq(s->polls[i]->ifname, ifname))
+                        return s->polls[i];
+        /* Pointers, not structs: a read in flight holds its state. */
         grown = realloc(s->polls, (s->n_polls + 1) * sizeof(*grown));
         if (!grown)
                 return NULL;
         s->polls = grown;
-        grown = &s->polls[s->n_polls++];
-        *grown = (struct sync_poll_state) {};
-        snprintf(grown->ifname, sizeof(grown->ifname), "%s", ifname);
-        return grown;
+        ps = calloc(1, sizeof(*ps));
+        if (!ps)
+                return NULL;
+        ps->sync = s;
+        snprintf(ps->ifname, sizeof(ps->ifname), "%s", ifname);
+        s->polls[s->n_polls++] = ps;
+        return ps;
 }
 
-/* Whether IFNAME's configuration is what the last complete poll saw, so
- * parsing and comparing it again would find nothing. DIGEST gets the digest
- * read now (valid when *ret_have). A digest is only trusted when the last
- * poll read the device after it was last written and compared it under
- * the same endpoint rule. */
-static bool poll_unchanged(struct hamgr_sync *s, struct sync_poll_state *ps, enum wg_backend b, bool endpoints,
-                           uint8_t digest[static WG_DIGEST_LEN], bool *ret_have) {
-        *ret_have = ps && wg_get_digest(b, ps->ifname, digest) >= 0;
-        return *ret_have && ps->valid && ps->endpoints == endpoints &&
-               sodium_memcmp(ps->digest, digest, WG_DIGEST_LEN) == 0;
+/* Wait for the reads in flight and drop them: at stop, or at a reload,
+ * which may remove an interface or change its backend. */
+static void polls_cancel(struct hamgr_sync *s) {
+        for (size_t i = 0; i < s->n_polls; i++) {
+                s->polls[i]->io = wg_io_cancel(s->polls[i]->io);
+                s->polls[i]->again = false;
+                s->polls[i]->generation++;
+                s->polls[i]->valid = false;
+        }
 }
 
-static void sync_poll_interface(struct hamgr_sync *s, const char *ifname) {
-        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+static bool polls_in_flight(const struct hamgr_sync *s) {
+        for (size_t i = 0; i < s->n_polls; i++)
+                if (s->polls[i]->io)
+                        return true;
+        return false;
+}
+
+/* Batches held for reads (sync_hold()) go on once none is in flight:
+ * each started after the batch arrived and was versioned, or dropped
+ * and followed by another. */
+static void sync_resume_held(struct hamgr_sync *s) {
+        for (;;) {
+                _cleanup_(freep) uint8_t *data = NULL;
+                struct sync_conn *c;
+                struct sync_frame f;
+
+                for (c = s->conns; c && !c->hold; c = c->next)
+                        ;
+                if (!c)
+                        return;
+                c->hold = false;
+                c->fresh = true;
+                data = TAKE_PTR(c->held_data);
+                f = c->held;
+                (void) sd_event_source_set_io_events(c->io, EPOLLIN | (c->out_off < c->out_len ? EPOLLOUT : 0));
+                handle_frame(c, &f);
+                if (conn_open(s, c))
+                        conn_read_frames(c);
+                if (conn_open(s, c))
+                        c->fresh = false;
+        }
+}
+
+/* Hold F, a CHANGES frame of C, until the devices were read (true); false
+ * when nothing is read (the frame is handled now). */
+static bool sync_hold(struct sync_conn *c, const struct sync_frame *f) {
+        struct hamgr_sync *s = c->sync;
+
+        sync_poll_now(s->daemon);
+        if (!polls_in_flight(s))
+                return false;
+        c->held_data = malloc(f->changes.len ? f->changes.len : 1);
+        if (!c->held_data)
+                return false;
+        memcpy(c->held_data, f->changes.data, f->changes.len);
+        c->held = *f;
+        c->held.changes.data = c->held_data;
+        c->hold = true;
+        (void) sd_event_source_set_io_events(c->io, c->out_off < c->out_len ? EPOLLOUT : 0);
+        return true;
+}
+
+static void sync_poll_interface(struct hamgr_sync *s, const char *ifname, bool now);
+
+/* Version what the read of PS found, as the poll on the loop did before
+ * it moved to a worker. */
+static void poll_local_device(struct hamgr_sync *s, struct sync_poll_state *ps, struct wg_io_result *res) {
+        _cleanup_(wg_device_freep) struct wg_device *dev = TAKE_PTR(res->device);
         _cleanup_(replica_changes_done) struct replica_changes changes = {};
-        struct sync_poll_state *ps = poll_state(s, ifname);
-        enum wg_backend b = backend_of(s->daemon, ifname);
-        uint8_t digest[WG_DIGEST_LEN];
-        bool endpoints, have_digest;
+        const char *ifname = ps->ifname;
         int r;
 
-        /* While a catch-up runs, the device changes with every batch: reading
-         * it whole each interval would cost more than the catch-up. Local
-         * edits are found by the first poll after it. */
-        if (s->rx_catchups > 0)
+        if (res->unchanged || res->r < 0)
                 return;
-        if (replica_device_needs_apply(s->replica, ifname)) {
-                if (ps)
-                        ps->valid = false;
-                r = sync_apply_device(s, ifname, false);
-                if (r < 0)
-                        return;
-        }
-        if (wg_follower_busy(s->daemon, ifname))
-                return; /* the next poll, after the takeover, sees the real values */
-        endpoints = wg_follower_active(s->daemon, ifname);
-        if (poll_unchanged(s, ps, b, endpoints, digest, &have_digest))
-                return;
-        r = wg_get_device(b, ifname, &dev);
-        if (r < 0)
-                return;
-        r = replica_apply_local_device(s->replica, ifname, dev, wall_usec() / 1000, endpoints, &changes);
-        if (ps) {
-                /* The digest was read before the device: if it changed in
-                 * between, the next digest differs and the next poll reads. */
-                ps->valid = r >= 0 && have_digest;
-                ps->endpoints = endpoints;
-                memcpy(ps->digest, digest, WG_DIGEST_LEN);
-        }
-        sodium_memzero(digest, sizeof(digest));
+        r = replica_apply_local_device(s->replica, ifname, dev, wall_usec() / 1000, ps->io_endpoints, &changes);
+        /* The digest was read before the device: if it changed in between,
+         * the next digest differs and the next poll reads. */
+        ps->valid = r >= 0 && res->have_digest;
+        ps->endpoints = ps->io_endpoints;
+        memcpy(ps->digest, res->digest, WG_DIGEST_LEN);
         if (r == -EOVERFLOW) {
                 uint64_t suppressed = 0;
                 char more[64] = "";
@@ -1598,8 +1707,94 @@ static void sync_poll_interface(struct hamgr_sync *s, const char *ifname) {
                    changes.n == 1 ? "" : "s", ifname);
         /* Sent before saved: a crash in between only means the next poll
          * versions the same edit again. */
-        pump_all(s);
-        sync_save(s);
+        {
+                uint64_t t0 = mono_usec(), t1;
+
+                pump_all(s);
+                t1 = mono_usec();
+                sync_save(s);
+                log_fields(LOG_DEBUG, 0, NULL, 0, NULL, NULL, "sync: pushed in %" PRIu64 " ms, saved in %" PRIu64 " ms",
+                           (t1 - t0) / USEC_PER_MSEC, (mono_usec() - t1) / USEC_PER_MSEC);
+        }
+}
+
+static void on_poll_read(struct wg_io *io, struct wg_io_result *res, void *userdata) {
+        struct sync_poll_state *ps = userdata;
+        struct hamgr_sync *s = ps->sync;
+
+        ps->io = NULL;
+        /* The worker's time again before the next periodic read: a starved
+         * wireguard-go answering back-to-back reads of 50,000 peers would
+         * have no time left for the tunnels. */
+        ps->not_before = mono_usec() + res->usec;
+        /* What the read saw may predate a write of hamgr's, or the device
+         * may be hamgr's to write now (a merge waiting, a catch-up, a
+         * takeover): nothing of it is a local edit. */
+        if (ps->generation != ps->io_generation || s->rx_catchups > 0 ||
+            replica_device_needs_apply(s->replica, ps->ifname) || wg_follower_busy(s->daemon, ps->ifname) ||
+            wg_follower_active(s->daemon, ps->ifname) != ps->io_endpoints) {
+                s->polls_dropped++;
+                log_fields(LOG_DEBUG, 0, NULL, 0, NULL, NULL, "sync: read of %s overtaken by a write, reading again",
+                           ps->ifname);
+                ps->again = true;
+        } else {
+                uint64_t t = mono_usec();
+
+                poll_local_device(s, ps, res);
+                log_fields(LOG_DEBUG, 0, NULL, 0, NULL, NULL,
+                           "sync: polled %s: read in %" PRIu64 " ms beside the loop%s, compared in %" PRIu64 " ms",
+                           ps->ifname, res->usec / USEC_PER_MSEC, res->unchanged ? " (unchanged)" : "",
+                           (mono_usec() - t) / USEC_PER_MSEC);
+        }
+        if (ps->again && !s->daemon->stopping) {
+                ps->again = false;
+                sync_poll_interface(s, ps->ifname, true);
+        }
+        if (!polls_in_flight(s))
+                sync_resume_held(s);
+}
+
+/* Read IFNAME in a worker; on_poll_read() versions what changed. NOW: a
+ * poll asked for (after a local change, at start): one in flight reads
+ * again when it is done. Otherwise the periodic one: skipped while one is
+ * in flight or too soon after the last. */
+static void sync_poll_interface(struct hamgr_sync *s, const char *ifname, bool now) {
+        struct sync_poll_state *ps = poll_state(s, ifname);
+        enum wg_backend b = backend_of(s->daemon, ifname);
+        bool endpoints;
+        int r;
+
+        if (!ps)
+                return;
+        if (ps->io) {
+                ps->again |= now;
+                return;
+        }
+        if (!now && mono_usec() < ps->not_before)
+                return;
+        /* While a catch-up runs, the device changes with every batch: reading
+         * it whole each interval would cost more than the catch-up. Local
+         * edits are found by the first poll after it. */
+        if (s->rx_catchups > 0)
+                return;
+        if (replica_device_needs_apply(s->replica, ifname)) {
+                r = sync_apply_device(s, ifname, false);
+                if (r < 0)
+                        return;
+        }
+        if (wg_follower_busy(s->daemon, ifname))
+                return; /* the next poll, after the takeover, sees the real values */
+        endpoints = wg_follower_active(s->daemon, ifname);
+        /* A digest is only trusted when the last poll read the device after
+         * it was last written and compared it under the same endpoint rule. */
+        r = wg_io_read(s->daemon->event, b, ifname, WG_IO_DIGEST_DEVICE,
+                       ps->valid && ps->endpoints == endpoints ? ps->digest : NULL, on_poll_read, ps, &ps->io);
+        if (r < 0) {
+                log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "sync: cannot start reading %s: %m", ifname);
+                return;
+        }
+        ps->io_generation = ps->generation;
+        ps->io_endpoints = endpoints;
 }
 
 /* Drop the tombstones every configured node has acknowledged (and saved)
@@ -1616,6 +1811,7 @@ static void sync_collect(struct hamgr_sync *s) {
         if (replica_collect_tombstones(s->replica, now_ms > keep_ms ? now_ms - keep_ms : 0, acks, s->n_peers, &n) < 0 ||
             n == 0)
                 return;
+        poll_overtake(s, NULL);
         s->tombstones_collected += n;
         log_info("sync: collected %zu tombstone%s acknowledged by every node", n, n == 1 ? "" : "s");
         sync_save(s);
@@ -1635,7 +1831,7 @@ void sync_poll_now(struct hamgr_daemon *d) {
         if (!s)
                 return;
         for (size_t i = 0; i < d->config->n_wireguard; i++)
-                sync_poll_interface(s, d->config->wireguard[i].interface);
+                sync_poll_interface(s, d->config->wireguard[i].interface, true);
 }
 
 /* CHANGE applied to DEV (the replicated device), as wg(8) set would. */
@@ -1683,6 +1879,7 @@ void sync_local_peer(struct hamgr_daemon *d, const char *ifname, const struct wg
 
         if (!s)
                 return;
+        poll_invalidate(s, ifname); /* the control socket just wrote the device */
         endpoints = wg_follower_active(d, ifname);
         /* The device is the replica plus edits not polled yet; the
          * replica plus this change is what a poll would have compared. */
@@ -1705,22 +1902,16 @@ void sync_local_peer(struct hamgr_daemon *d, const char *ifname, const struct wg
         sync_save(s);
 }
 
-/* The next poll comes one interval after this one started, but never
- * sooner than three times its own duration after it ended: reading a
- * device of 50,000 peers from a starved wireguard-go can take seconds, and
- * back-to-back polls would then leave the event loop (VRRP adverts,
- * heartbeats) no time at all. On a machine that keeps up this never
- * stretches the interval. */
+/* Every interval, each interface whose last read is not still running
+ * and did not end too recently (on_poll_read()). The reads run beside the
+ * loop: VRRP adverts and heartbeats do not wait for them. */
 static int on_poll(sd_event_source *src, uint64_t usec, void *userdata) {
         struct hamgr_sync *s = userdata;
-        uint64_t interval = (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC, t0 = mono_usec(), t1, next;
+        const struct hamgr_config *cfg = s->daemon->config;
 
-        sync_poll_now(s->daemon);
-        t1 = mono_usec();
-        next = usec + interval;
-        if (t1 + 3 * (t1 - t0) > next)
-                next = t1 + 3 * (t1 - t0);
-        sd_event_source_set_time(src, next);
+        for (size_t i = 0; i < cfg->n_wireguard; i++)
+                sync_poll_interface(s, cfg->wireguard[i].interface, false);
+        sd_event_source_set_time(src, usec + (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC);
         return sd_event_source_set_enabled(src, SD_EVENT_ON);
 }
 
@@ -1732,6 +1923,8 @@ static void sync_bootstrap_end(struct hamgr_sync *s) {
         const struct hamgr_config *cfg = s->daemon->config;
 
         s->bootstrap_timer = sd_event_source_disable_unref(s->bootstrap_timer);
+        /* A read started while bootstrapping was not to be versioned. */
+        poll_overtake(s, NULL);
         /* Merged changes still waiting go out as during the bootstrap, so
          * that peers added here while hamgr waited are polled, not dropped. */
         for (size_t i = 0; i < cfg->n_wireguard; i++)
@@ -1929,7 +2122,7 @@ int sync_start(struct hamgr_daemon *d) {
                 if (r < 0 && r != -ENODEV)
                         log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "sync: cannot restore %s: %m", ifname);
                 else
-                        sync_poll_interface(s, ifname); /* versions for what was added while we were down */
+                        sync_poll_interface(s, ifname, true); /* versions for what was added while we were down */
         }
         r = sd_event_add_time_relative(d->event, &s->poll_timer, CLOCK_MONOTONIC,
                                        (uint64_t) cfg->poll_interval_ms * USEC_PER_MSEC, 10 * USEC_PER_MSEC, on_poll, s);
@@ -1964,6 +2157,7 @@ void sync_stop(struct hamgr_daemon *d) {
         sd_event_source_disable_unref(s->poll_timer);
         sd_event_source_disable_unref(s->bootstrap_timer);
         sd_event_source_disable_unref(s->gc_timer);
+        polls_cancel(s);
         if (s->listen_fd >= 0)
                 close(s->listen_fd);
         if (s->replica)
@@ -1972,6 +2166,8 @@ void sync_stop(struct hamgr_daemon *d) {
         sodium_memzero(s->private_key, sizeof(s->private_key));
         free(s->peers);
         free(s->pinned);
+        for (size_t i = 0; i < s->n_polls; i++)
+                free(s->polls[i]);
         free(s->polls);
         free(s);
         d->sync = NULL;
@@ -2167,6 +2363,10 @@ int sync_reload(struct hamgr_daemon *d) {
                 s->config = &d->config->sync;
                 for (size_t i = 0; i < s->n_peers; i++)
                         s->peers[i].config = &d->config->sync.peers[i];
+                /* A read in flight may be of an interface gone or moved to
+                 * another backend. Batches held for one go on now. */
+                polls_cancel(s);
+                sync_resume_held(s);
                 return 0;
         }
         sync_stop(d);

@@ -20,13 +20,21 @@ int sync_start(struct hamgr_daemon *d);
 void sync_stop(struct hamgr_daemon *d);
 
 /* Poll the WireGuard devices now (after a local change through the
- * control socket), pushing what changed to the peers at once. */
+ * control socket), pushing what changed to the peers as soon as the read
+ * is done: reads run in worker threads, and one in flight is followed by
+ * another. */
 void sync_poll_now(struct hamgr_daemon *d);
 
 /* Whether replication started without its state and still waits for a
  * peer's full state (or bootstrap_grace_s): local changes are not
  * versioned meanwhile, so the control socket refuses peer edits. */
 bool sync_bootstrapping(struct hamgr_daemon *d);
+
+/* hamgr is about to write IFNAME's device (the control socket, the
+ * takeover, the endpoint watchers): a read of it started before, still in
+ * flight, shows it from before and must not be versioned. NULL: every
+ * interface. */
+void sync_device_written(struct hamgr_daemon *d, const char *ifname);
 
 struct wg_peer;
 /* The control socket just wrote CHANGE (one peer, set semantics:

@@ -34,10 +34,12 @@
 #include "log.h"
 #include "route.h"
 #include "strbuf.h"
+#include "sync.h"
 #include "wg/key.h"
 #include "wg/uapi.h"
 #include "wg/wg.h"
 #include "endpoint-store.h"
+#include "wg-io.h"
 #include "wireguard.h"
 
 /* Batches are sized to about this much of WireGuard's work: leaving
@@ -69,6 +71,7 @@
 enum follower_phase {
         PHASE_PASSIVE,
         PHASE_READ_DEVICE,       /* which peers, their keepalives (in the worker) */
+        PHASE_RESET_SESSIONS,    /* a re-kick: endpoints and sessions dropped (in the worker) */
         PHASE_STAGE_ENDPOINTS,   /* endpoints in, keepalive 0, link still down */
         PHASE_LINK_UP,
         PHASE_KICK,              /* keepalive 0 -> N -> own: one initiation per peer */
@@ -79,6 +82,7 @@ enum follower_phase {
 static const char *const phase_names[_PHASE_MAX] = {
         [PHASE_PASSIVE] = "passive",
         [PHASE_READ_DEVICE] = "reading-device",
+        [PHASE_RESET_SESSIONS] = "resetting-sessions",
         [PHASE_STAGE_ENDPOINTS] = "staging-endpoints",
         [PHASE_LINK_UP] = "link-up",
         [PHASE_KICK] = "kicking",
@@ -125,6 +129,12 @@ struct wg_follower {
         int done_fd;
         sd_event_source *done_source;
         sd_event_source *snapshot_timer;
+        bool rekick;                     /* this takeover re-kicks: sessions go first */
+        struct wg_device *rekick_dev;    /* the device as read, while the sessions are reset */
+        struct wg_io *snapshot_io;       /* the periodic snapshot's read */
+        struct wg_io *release_io;        /* the read before the endpoints are stripped */
+        bool release_snapshot;           /* it is also the last snapshot of the active node */
+        uint64_t snapshot_takeover;      /* TAKEOVER_STARTED_USEC when it started */
         sd_event_source *retake_timer;
         sd_event_source *kick_timer;     /* waiting for the daemon to be up before the kick */
         uint64_t kick_wait_until;        /* 0: not waiting yet */
@@ -378,20 +388,13 @@ static int store_load(struct wg_follower *f) {
  * one did and the store was last written WG_HANDSHAKE_SAVE_USEC ago or
  * FORCE (leaving the master role: the next takeover may be elsewhere, but
  * this node's store should be fresh for the one after). */
-static void follower_snapshot(struct wg_follower *f, bool force) {
-        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+static void follower_snapshot_from(struct wg_follower *f, const struct wg_device *dev, bool force, bool settled) {
         struct known_peer *known;
         uint64_t now = wall_ms();
         size_t n = 0;
         bool changed, handshakes = false;
         int r;
 
-        r = wg_get_device(f->config->backend, f->config->interface, &dev);
-        if (r < 0) {
-                log_fields(LOG_DEBUG, r, NULL, 0, NULL, NULL, "wireguard %s: cannot read device: %m",
-                           f->config->interface);
-                return;
-        }
         /* No peers at all is a device being (re)created (wireguard-go
          * restarted, wg-quick still to configure it): forgetting every
          * endpoint now would leave the next takeover nothing to kick. A
@@ -419,7 +422,7 @@ static void follower_snapshot(struct wg_follower *f, bool force) {
                 } else
                         continue;
                 /* A takeover in progress has keepalives at 0 on purpose. */
-                if (f->phase != PHASE_ACTIVE && old)
+                if (!settled && old)
                         k.keepalive = old->keepalive;
                 known[n++] = k;
         }
@@ -507,11 +510,52 @@ static void follower_note_device(struct wg_follower *f, const struct wg_device *
                            f->config->interface, f->store_path);
 }
 
-static int on_snapshot(sd_event_source *s, uint64_t usec, void *userdata) {
+static void follower_snapshot(struct wg_follower *f, bool force) {
+        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+        int r;
+
+        r = wg_get_device(f->config->backend, f->config->interface, &dev);
+        if (r < 0) {
+                log_fields(LOG_DEBUG, r, NULL, 0, NULL, NULL, "wireguard %s: cannot read device: %m",
+                           f->config->interface);
+                return;
+        }
+        follower_snapshot_from(f, dev, force, f->phase == PHASE_ACTIVE);
+}
+
+static void on_snapshot_read(struct wg_io *io, struct wg_io_result *res, void *userdata) {
         struct wg_follower *f = userdata;
 
-        if (f->phase == PHASE_ACTIVE)
-                follower_snapshot(f, false);
+        f->snapshot_io = NULL;
+        if (res->r < 0) {
+                log_fields(LOG_DEBUG, res->r, NULL, 0, NULL, NULL, "wireguard %s: cannot read device: %m",
+                           f->config->interface);
+                return;
+        }
+        /* A takeover since the read started sets keepalives to 0 on
+         * purpose and endpoints from the store: what the read saw is of
+         * another time. */
+        if (f->phase != PHASE_ACTIVE || f->takeover_started_usec != f->snapshot_takeover)
+                return;
+        follower_snapshot_from(f, res->device, false, true);
+}
+
+/* The periodic snapshot reads in a worker (wg-io.h): megabytes with
+ * thousands of peers, and the loop sends VRRP adverts meanwhile. A
+ * snapshot still running when the next comes due is not doubled. */
+static int on_snapshot(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct wg_follower *f = userdata;
+        int r;
+
+        if (f->phase == PHASE_ACTIVE && !f->snapshot_io) {
+                r = wg_io_read(f->daemon->event, f->config->backend, f->config->interface, WG_IO_DEVICE, NULL,
+                               on_snapshot_read, f, &f->snapshot_io);
+                if (r < 0)
+                        log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "wireguard %s: cannot start a snapshot: %m",
+                                   f->config->interface);
+                else
+                        f->snapshot_takeover = f->takeover_started_usec;
+        }
         sd_event_source_set_time(s, usec + WG_SNAPSHOT_USEC);
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
@@ -700,6 +744,8 @@ static int follower_join_batch(struct wg_follower *f) {
 static void follower_cancel_request(struct wg_follower *f) {
         (void) follower_join_batch(f);
         f->req_got = wg_device_free(f->req_got);
+        f->rekick_dev = wg_device_free(f->rekick_dev);
+        f->release_io = wg_io_cancel(f->release_io);
 }
 
 /* Run REQ (a batch), or a read of the device when NULL, in the worker. */
@@ -711,6 +757,8 @@ static int follower_start_request(struct wg_follower *f, struct wg_device *req) 
         f->req_got = wg_device_free(f->req_got);
         f->req_backend = f->config->backend;
         snprintf(f->req_name, sizeof(f->req_name), "%s", f->config->interface);
+        if (req)
+                sync_device_written(f->daemon, f->config->interface);
         r = -pthread_create(&f->worker, NULL, batch_worker, f);
         if (r < 0) {
                 f->req = wg_device_free(f->req);
@@ -784,7 +832,7 @@ static int follower_source_routes(struct wg_follower *f) {
         return 0;
 }
 
-static void follower_release(struct wg_follower *f, const char *why);
+static void follower_release(struct wg_follower *f, const char *why, bool wait);
 
 static void follower_finish_takeover(struct wg_follower *f) {
         uint64_t now = daemon_now(f->daemon);
@@ -954,6 +1002,7 @@ static int on_work(sd_event_source *s, void *userdata) {
 }
 
 static int follower_prepare_work(struct wg_follower *f, const struct wg_device *dev);
+static int follower_strip_change(struct wg_follower *f, const struct wg_device *dev, struct wg_device **ret);
 
 static int on_batch_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct wg_follower *f = userdata;
@@ -965,12 +1014,50 @@ static int on_batch_done(sd_event_source *s, int fd, uint32_t revents, void *use
         if (read(fd, &v, sizeof(v)) < 0 || !f->in_flight)
                 return 0;
         r = follower_join_batch(f);
-        if (f->phase == PHASE_READ_DEVICE) {
-                _cleanup_(wg_device_freep) struct wg_device *dev = TAKE_PTR(f->req_got);
+        /* A read of sync's may have started while the batch ran. */
+        if (f->phase != PHASE_READ_DEVICE)
+                sync_device_written(f->daemon, f->config->interface);
+        if (f->phase == PHASE_READ_DEVICE || f->phase == PHASE_RESET_SESSIONS) {
+                _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
 
-                log_fields(LOG_DEBUG, r, f->config->follow, 0, NULL, NULL,
-                           "wireguard %s: device read for the takeover in %" PRIu64 " us", f->config->interface,
-                           f->req_usec);
+                if (f->phase == PHASE_RESET_SESSIONS) {
+                        /* The takeover goes on without: as with no endpoint to reset. */
+                        if (r < 0)
+                                log_fields(LOG_WARNING, r, f->config->follow, 0, NULL, NULL,
+                                           "wireguard %s: cannot reset the sessions: %m", f->config->interface);
+                        dev = TAKE_PTR(f->rekick_dev);
+                        r = dev ? 0 : -EINVAL;
+                } else {
+                        dev = TAKE_PTR(f->req_got);
+                        log_fields(LOG_DEBUG, r, f->config->follow, 0, NULL, NULL,
+                                   "wireguard %s: device read for the takeover in %" PRIu64 " us",
+                                   f->config->interface, f->req_usec);
+                }
+                if (r >= 0 && f->rekick) {
+                        _cleanup_(wg_device_freep) struct wg_device *change = NULL;
+
+                        /* The device's endpoints are the freshest: into the
+                         * store first, which the takeover prefers. Then the
+                         * sessions go: with one still valid the kick sends a
+                         * keepalive on it instead of a handshake, and the
+                         * client, whose newest session is with the other
+                         * node, would not answer on it. */
+                        f->rekick = false;
+                        follower_snapshot_from(f, dev, true, true);
+                        r = follower_strip_change(f, dev, &change);
+                        if (r >= 0 && change) {
+                                f->phase = PHASE_RESET_SESSIONS;
+                                f->rekick_dev = TAKE_PTR(dev);
+                                r = follower_start_request(f, TAKE_PTR(change));
+                                if (r >= 0)
+                                        return 0;
+                                dev = TAKE_PTR(f->rekick_dev);
+                        }
+                        if (r < 0)
+                                log_fields(LOG_WARNING, r, f->config->follow, 0, NULL, NULL,
+                                           "wireguard %s: cannot reset the sessions: %m", f->config->interface);
+                        r = 0;
+                }
                 if (r >= 0)
                         r = follower_prepare_work(f, dev);
                 if (r < 0) {
@@ -1044,6 +1131,8 @@ static void follower_takeover(struct wg_follower *f) {
         int r;
 
         follower_cancel_request(f);
+        sync_device_written(f->daemon, f->config->interface);
+        f->rekick = false;
         f->takeover_started_usec = daemon_now(f->daemon);
         f->last_error = 0;
         free(f->work);
@@ -1071,13 +1160,12 @@ static void follower_takeover(struct wg_follower *f) {
  * session keys, so a passive node has nobody to send to. The peers keep
  * their keys, allowed IPs and keepalives.
  */
-static int follower_strip_endpoints(struct wg_follower *f) {
-        _cleanup_(wg_device_freep) struct wg_device *dev = NULL, *change = NULL;
+/* The request that strips the endpoints of DEV's peers into *RET (NULL
+ * when none has one). */
+static int follower_strip_change(struct wg_follower *f, const struct wg_device *dev, struct wg_device **ret) {
+        _cleanup_(wg_device_freep) struct wg_device *change = NULL;
         int r;
 
-        r = wg_get_device(f->config->backend, f->config->interface, &dev);
-        if (r < 0)
-                return r;
         follower_note_device(f, dev);
         change = calloc(1, sizeof(*change));
         if (!change)
@@ -1114,18 +1202,73 @@ static int follower_strip_endpoints(struct wg_follower *f) {
                                 return r;
                 }
         }
-        if (change->n_peers == 0)
-                return 0;
+        *ret = change->n_peers > 0 ? TAKE_PTR(change) : NULL;
+        return 0;
+}
+
+static int follower_strip_endpoints(struct wg_follower *f) {
+        _cleanup_(wg_device_freep) struct wg_device *dev = NULL, *change = NULL;
+        int r;
+
+        r = wg_get_device(f->config->backend, f->config->interface, &dev);
+        if (r < 0)
+                return r;
+        r = follower_strip_change(f, dev, &change);
+        if (r < 0 || !change)
+                return r;
+        sync_device_written(f->daemon, f->config->interface);
         return wg_set_device(f->config->backend, change);
 }
 
-static void follower_release(struct wg_follower *f, const char *why) {
+static void follower_strip_from(struct wg_follower *f, const struct wg_device *dev) {
+        _cleanup_(wg_device_freep) struct wg_device *change = NULL;
+        int r;
+
+        r = follower_strip_change(f, dev, &change);
+        if (r >= 0 && change) {
+                sync_device_written(f->daemon, f->config->interface);
+                r = wg_set_device(f->config->backend, change);
+        }
+        if (r < 0 && r != -ENODEV)
+                log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL,
+                           "wireguard %s: cannot clear the peers' endpoints: %m", f->config->interface);
+}
+
+static void on_release_read(struct wg_io *io, struct wg_io_result *res, void *userdata) {
+        struct wg_follower *f = userdata;
+
+        f->release_io = NULL;
+        if (f->phase != PHASE_PASSIVE)
+                return; /* taken over again meanwhile (which cancels this read: not reached) */
+        if (res->r < 0) {
+                if (res->r != -ENODEV)
+                        log_fields(LOG_WARNING, res->r, NULL, 0, NULL, NULL,
+                                   "wireguard %s: cannot clear the peers' endpoints: %m", f->config->interface);
+                return;
+        }
+        if (f->release_snapshot)
+                follower_snapshot_from(f, res->device, true, true);
+        follower_strip_from(f, res->device);
+}
+
+/* Link down, then the endpoints go. WAIT: the device is read here (at
+ * start, stopping, an interface removed by a reload); otherwise in a
+ * worker (wg-io.h), which a takeover starting meanwhile cancels: with
+ * thousands of peers the read takes long enough for this node, now
+ * BACKUP, to miss the master's adverts. Link down already keeps the
+ * tunnels quiet; wireguard-go's own handshake comes seconds later. */
+static void follower_release(struct wg_follower *f, const char *why, bool wait) {
+        bool was_active = f->phase == PHASE_ACTIVE, snapshot_due = was_active;
         int r;
 
         /* A request still running could kick a peer after the strip. */
         follower_cancel_request(f);
-        if (f->phase == PHASE_ACTIVE)
+        f->snapshot_io = wg_io_cancel(f->snapshot_io);
+        f->rekick = false;
+        if (wait && snapshot_due) {
                 follower_snapshot(f, true);
+                snapshot_due = false;
+        }
         f->work_source = sd_event_source_disable_unref(f->work_source);
         f->retake_timer = sd_event_source_disable_unref(f->retake_timer);
         f->kick_timer = sd_event_source_disable_unref(f->kick_timer);
@@ -1137,10 +1280,22 @@ static void follower_release(struct wg_follower *f, const char *why) {
         if (r < 0 && r != -ENODEV && f->link_checked_ifindex == follower_ifindex(f))
                 log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "wireguard %s: cannot set the link down: %m",
                            f->config->interface);
-        r = follower_strip_endpoints(f);
-        if (r < 0 && r != -ENODEV)
-                log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL,
-                           "wireguard %s: cannot clear the peers' endpoints: %m", f->config->interface);
+        if (!wait) {
+                r = wg_io_read(f->daemon->event, f->config->backend, f->config->interface, WG_IO_DEVICE, NULL,
+                               on_release_read, f, &f->release_io);
+                if (r >= 0)
+                        f->release_snapshot = was_active;
+                else
+                        wait = true;
+        }
+        if (wait) {
+                if (snapshot_due)
+                        follower_snapshot(f, true);
+                r = follower_strip_endpoints(f);
+                if (r < 0 && r != -ENODEV)
+                        log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL,
+                                   "wireguard %s: cannot clear the peers' endpoints: %m", f->config->interface);
+        }
         route_src_restore(f->daemon->nl, f->routes);
         f->routes = NULL;
         if (f->phase != PHASE_PASSIVE)
@@ -1171,6 +1326,7 @@ static struct wg_follower *follower_free(struct wg_follower *f) {
         if (!f)
                 return NULL;
         follower_cancel_request(f);
+        f->snapshot_io = wg_io_cancel(f->snapshot_io);
         sd_event_source_disable_unref(f->work_source);
         sd_event_source_disable_unref(f->snapshot_timer);
         sd_event_source_disable_unref(f->retake_timer);
@@ -1223,7 +1379,7 @@ static int follower_new(struct hamgr_daemon *d, struct hamgr_wireguard_config *c
         /* Start passive whatever the link was: a node only serves tunnels
          * once VRRP made it master. Not PASSIVE yet, so release acts. */
         f->phase = PHASE_LINK_UP;
-        follower_release(f, "starting");
+        follower_release(f, "starting", true);
         log_wg(f, LOG_INFO, "following %s, %zu known endpoint%s, backend %s", config->follow, f->n_known,
                f->n_known == 1 ? "" : "s", wg_backend_to_string(wg_backend_resolve(config->backend, config->interface)));
         *ret = f;
@@ -1279,7 +1435,7 @@ int wg_followers_reload(struct hamgr_daemon *d) {
         }
         for (size_t k = 0; k < d->n_followers; k++)
                 if (d->followers[k]) {
-                        follower_release(d->followers[k], "removed by reload");
+                        follower_release(d->followers[k], "removed by reload", true);
                         follower_free(d->followers[k]);
                 }
         free(d->followers);
@@ -1309,7 +1465,7 @@ void wg_followers_update(struct hamgr_daemon *d) {
                 if (master && f->phase == PHASE_PASSIVE)
                         follower_takeover(f);
                 else if (!master && f->phase != PHASE_PASSIVE)
-                        follower_release(f, d->stopping ? "stopping" : "no longer master");
+                        follower_release(f, d->stopping ? "stopping" : "no longer master", d->stopping);
         }
 }
 
@@ -1359,14 +1515,13 @@ void wg_followers_links_changed(struct hamgr_daemon *d) {
                     link_admin_up_now(f->config->interface) != 0) {
                         log_wg(f, LOG_NOTICE, "interface came up while this node is passive, taking it down");
                         f->phase = PHASE_LINK_UP;
-                        follower_release(f, "interface came up while passive");
+                        follower_release(f, "interface came up while passive", false);
                 }
         }
 }
 
 void wg_followers_rekick(struct hamgr_daemon *d, const char *instance, const char *group) {
         uint64_t now = daemon_now(d);
-        int r;
 
         for (size_t i = 0; i < d->n_followers; i++) {
                 struct wg_follower *f = d->followers[i];
@@ -1376,17 +1531,12 @@ void wg_followers_rekick(struct hamgr_daemon *d, const char *instance, const cha
                 if (!streq(f->config->follow, instance) && !(group && streq(f->config->follow, group)))
                         continue;
                 log_wg(f, LOG_NOTICE, "another master served meanwhile, kicking the peers into a handshake again");
-                /* The device's endpoints are the freshest: into the store
-                 * first, which the takeover prefers. Then the sessions go:
-                 * with one still valid the kick sends a keepalive on it
-                 * instead of a handshake, and the client, whose newest
-                 * session is with the other node, would not answer on it. */
-                follower_snapshot(f, true);
-                r = follower_strip_endpoints(f);
-                if (r < 0)
-                        log_fields(LOG_WARNING, r, f->config->follow, 0, NULL, NULL,
-                                   "wireguard %s: cannot reset the sessions: %m", f->config->interface);
+                /* The device is read, its endpoints remembered and the
+                 * sessions reset in the worker (on_batch_done()): with
+                 * thousands of peers that takes long enough to hold up
+                 * VRRP. */
                 follower_takeover(f);
+                f->rekick = true;
         }
 }
 
@@ -1395,13 +1545,13 @@ void wg_followers_release_lost(struct hamgr_daemon *d) {
                 struct wg_follower *f = d->followers[i];
 
                 if (f->phase != PHASE_PASSIVE && (d->stopping || !follow_is_master(d, f->config->follow)))
-                        follower_release(f, d->stopping ? "stopping" : "no longer master");
+                        follower_release(f, d->stopping ? "stopping" : "no longer master", d->stopping);
         }
 }
 
 void wg_followers_stop(struct hamgr_daemon *d) {
         for (size_t i = 0; i < d->n_followers; i++) {
-                follower_release(d->followers[i], "stopping");
+                follower_release(d->followers[i], "stopping", true);
                 follower_free(d->followers[i]);
         }
         free(d->followers);

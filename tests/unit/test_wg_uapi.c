@@ -22,8 +22,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <systemd/sd-event.h>
 
 #include "common/macro.h"
+#include "hamgr/wg-io.h"
 #include "wg/uapi.h"
 #include "wg/wg.h"
 
@@ -1357,6 +1359,87 @@ static void test_socket_errors(void **state) {
         fake_stop(f);
 }
 
+/* ---- reads beside an event loop (hamgr/wg-io.c) ---- */
+
+struct io_seen {
+        int calls, r;
+        bool unchanged, have_digest, had_device;
+        size_t n_peers;
+        uint8_t digest[WG_DIGEST_LEN];
+};
+
+static void io_done(struct wg_io *io, struct wg_io_result *res, void *userdata) {
+        struct io_seen *seen = userdata;
+
+        seen->calls++;
+        seen->r = res->r;
+        seen->unchanged = res->unchanged;
+        seen->have_digest = res->have_digest;
+        seen->had_device = res->device != NULL;
+        seen->n_peers = res->device ? res->device->n_peers : 0;
+        memcpy(seen->digest, res->digest, WG_DIGEST_LEN);
+}
+
+static void io_wait(sd_event *e, const struct io_seen *seen, int calls) {
+        while (seen->calls < calls)
+                assert_true(sd_event_run(e, 5 * USEC_PER_SEC) >= 0);
+        assert_int_equal(seen->calls, calls);
+}
+
+static void test_io(void **state) {
+        struct fake *f = fake_start(FAKE_WIREGUARD_GO);
+        struct io_seen seen = {};
+        struct wg_io *io = NULL;
+        uint8_t first[WG_DIGEST_LEN];
+        sd_event *e = NULL;
+        int gets;
+
+        fake_seed(f);
+        assert_int_equal(sd_event_new(&e), 0);
+
+        /* Digest, then the device. */
+        assert_int_equal(wg_io_read(e, WG_BACKEND_UAPI, "wgt0", WG_IO_DIGEST_DEVICE, NULL, io_done, &seen, &io), 0);
+        io_wait(e, &seen, 1);
+        assert_int_equal(seen.r, 0);
+        assert_true(seen.have_digest);
+        assert_false(seen.unchanged);
+        assert_int_equal(seen.n_peers, 2);
+        memcpy(first, seen.digest, WG_DIGEST_LEN);
+
+        /* The same digest: the device is not read again. */
+        gets = atomic_load(&f->n_get);
+        assert_int_equal(wg_io_read(e, WG_BACKEND_UAPI, "wgt0", WG_IO_DIGEST_DEVICE, first, io_done, &seen, &io), 0);
+        io_wait(e, &seen, 2);
+        assert_int_equal(seen.r, 0);
+        assert_true(seen.unchanged);
+        assert_false(seen.had_device);
+        assert_int_equal(atomic_load(&f->n_get), gets + 1);
+
+        /* Another digest: read. */
+        first[0] ^= 1;
+        assert_int_equal(wg_io_read(e, WG_BACKEND_UAPI, "wgt0", WG_IO_DIGEST_DEVICE, first, io_done, &seen, &io), 0);
+        io_wait(e, &seen, 3);
+        assert_false(seen.unchanged);
+        assert_int_equal(seen.n_peers, 2);
+
+        /* Cancelled: joined, never called back. */
+        assert_int_equal(wg_io_read(e, WG_BACKEND_UAPI, "wgt0", WG_IO_DEVICE, NULL, io_done, &seen, &io), 0);
+        assert_null(wg_io_cancel(io));
+        assert_true(sd_event_run(e, 100 * USEC_PER_MSEC) >= 0);
+        assert_int_equal(seen.calls, 3);
+        assert_null(wg_io_cancel(NULL));
+
+        /* No such device: the error comes back, no device. */
+        assert_int_equal(wg_io_read(e, WG_BACKEND_UAPI, "wgt9", WG_IO_DEVICE, NULL, io_done, &seen, &io), 0);
+        io_wait(e, &seen, 4);
+        assert_true(seen.r < 0);
+        assert_false(seen.had_device);
+
+        assert_int_equal(wg_io_read(e, WG_BACKEND_UAPI, "wgt0", _WG_IO_READ_MAX, NULL, io_done, &seen, &io), -EINVAL);
+        sd_event_unref(e);
+        fake_stop(f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_wireguard_go),
@@ -1379,6 +1462,7 @@ int main(void) {
                 cmocka_unit_test(test_socket_boringtun),
                 cmocka_unit_test(test_socket_timeout),
                 cmocka_unit_test(test_socket_errors),
+                cmocka_unit_test(test_io),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * One thread per read, as the takeover's batches: a poll every few
+ * hundred milliseconds does not make creating one costly, and a request
+ * that owns its thread, eventfd and buffers can be cancelled alone. The
+ * worker writes only its request's result, then the eventfd; the loop
+ * reads the result only after joining the thread.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "common/macro.h"
+#include "wg-io.h"
+
+#define WG_IO_NICE 10
+
+struct wg_io {
+        /* Set before the worker starts, then read-only for both sides. */
+        enum wg_backend backend;
+        char ifname[sizeof(((struct wg_device *) NULL)->name)];
+        enum wg_io_read what;
+        bool have_skip;
+        uint8_t skip_if[WG_DIGEST_LEN];
+        wg_io_callback_t cb;
+        void *userdata;
+        int done_fd;
+        /* The loop's. */
+        pthread_t worker;
+        bool running;
+        sd_event_source *done_source;
+        /* The worker's until joined. */
+        struct wg_io_result result;
+};
+
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+static void *io_worker(void *userdata) {
+        struct wg_io *io = userdata;
+        struct wg_io_result *res = &io->result;
+        uint64_t t = mono_usec(), one = 1;
+
+        /* Parsing 100,000 peers is CPU work: on a busy machine the event
+         * loop's thread (VRRP) goes first. Linux sets a thread's own nice
+         * value this way; failing is harmless. */
+        (void) setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), WG_IO_NICE);
+
+        if (io->what == WG_IO_DIGEST_DEVICE) {
+                res->have_digest = wg_get_digest(io->backend, io->ifname, res->digest) >= 0;
+                res->unchanged = res->have_digest && io->have_skip &&
+                                 sodium_memcmp(res->digest, io->skip_if, WG_DIGEST_LEN) == 0;
+        }
+        if (!res->unchanged)
+                res->r = wg_get_device(io->backend, io->ifname, &res->device);
+        res->usec = mono_usec() - t;
+        if (write(io->done_fd, &one, sizeof(one)) < 0) {
+                /* Cannot happen (a counter far from overflow); a cancel
+                 * still joins. */
+        }
+        return NULL;
+}
+
+static void io_free(struct wg_io *io) {
+        sd_event_source_disable_unref(io->done_source);
+        if (io->done_fd >= 0)
+                close(io->done_fd);
+        wg_device_free(io->result.device);
+        sodium_memzero(io->result.digest, sizeof(io->result.digest));
+        sodium_memzero(io->skip_if, sizeof(io->skip_if));
+        free(io);
+}
+
+struct wg_io *wg_io_cancel(struct wg_io *io) {
+        if (!io)
+                return NULL;
+        if (io->running)
+                (void) pthread_join(io->worker, NULL);
+        io_free(io);
+        return NULL;
+}
+
+static int on_io_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct wg_io *io = userdata;
+        uint64_t v;
+
+        if (read(fd, &v, sizeof(v)) < 0)
+                return 0; /* spurious: the worker has not written yet */
+        (void) pthread_join(io->worker, NULL);
+        io->running = false;
+        io->cb(io, &io->result, io->userdata);
+        io_free(io);
+        return 0;
+}
+
+int wg_io_read(sd_event *e, enum wg_backend b, const char *ifname, enum wg_io_read what, const uint8_t *skip_if,
+               wg_io_callback_t cb, void *userdata, struct wg_io **ret) {
+        struct wg_io *io;
+        int r;
+
+        if (!e || !ifname || !cb || !ret || what < 0 || what >= _WG_IO_READ_MAX)
+                return -EINVAL;
+        io = calloc(1, sizeof(*io));
+        if (!io)
+                return -ENOMEM;
+        io->backend = b;
+        snprintf(io->ifname, sizeof(io->ifname), "%s", ifname);
+        io->what = what;
+        if (skip_if) {
+                io->have_skip = true;
+                memcpy(io->skip_if, skip_if, WG_DIGEST_LEN);
+        }
+        io->cb = cb;
+        io->userdata = userdata;
+        io->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (io->done_fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = sd_event_add_io(e, &io->done_source, io->done_fd, EPOLLIN, on_io_done, io);
+        if (r >= 0)
+                r = sd_event_source_set_priority(io->done_source, SD_EVENT_PRIORITY_IDLE);
+        if (r < 0)
+                goto fail;
+        r = -pthread_create(&io->worker, NULL, io_worker, io);
+        if (r < 0)
+                goto fail;
+        io->running = true;
+        *ret = io;
+        return 0;
+fail:
+        io_free(io);
+        return r;
+}

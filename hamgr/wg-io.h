@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * WireGuard device reads beside the event loop. Reading a device of
+ * 10,000 peers or more from wireguard-go takes 100 ms to seconds; done on
+ * the loop, no VRRP advert would go out or be processed meanwhile. A read
+ * runs in a thread of its own, which touches nothing but its request; the
+ * result comes back on the loop, in a callback.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "wg/wg.h"
+
+struct wg_io;
+
+struct wg_io_result {
+        int r;                          /* 0 or -errno of the read */
+        struct wg_device *device;       /* the callback's to take (TAKE_PTR); NULL when not read */
+        bool have_digest;               /* DIGEST was read (not the kernel backend) */
+        bool unchanged;                 /* the digest was SKIP_IF: the device was not read */
+        uint8_t digest[WG_DIGEST_LEN];
+        uint64_t usec;                  /* time the read took in the worker */
+};
+
+/* Called on the loop with the finished read of IO. IO is freed when it
+ * returns: the owner forgets its pointer here (and may start another
+ * read, or cancel others, but not IO itself). RES is only valid during
+ * the call. */
+typedef void (*wg_io_callback_t)(struct wg_io *io, struct wg_io_result *res, void *userdata);
+
+enum wg_io_read {
+        WG_IO_DEVICE,                   /* the whole device */
+        WG_IO_DIGEST_DEVICE,            /* its digest (wg_get_digest()), then the whole device */
+        _WG_IO_READ_MAX,
+};
+
+/*
+ * Read IFNAME through backend B in a worker thread; CB(USERDATA) runs on
+ * E when it is done. With WG_IO_DIGEST_DEVICE and SKIP_IF (WG_DIGEST_LEN
+ * bytes, copied) the device is only read when its digest differs. The
+ * completion runs at idle priority, after timers and packets. Returns 0
+ * and the request in *RET (to cancel it), or -errno.
+ */
+int wg_io_read(sd_event *e, enum wg_backend b, const char *ifname, enum wg_io_read what, const uint8_t *skip_if,
+               wg_io_callback_t cb, void *userdata, struct wg_io **ret);
+
+/* Wait for IO's worker, drop its result without calling back, free.
+ * Blocks for as long as the read still runs. Accepts NULL; returns NULL. */
+struct wg_io *wg_io_cancel(struct wg_io *io);
