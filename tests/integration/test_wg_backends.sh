@@ -127,6 +127,9 @@ fi
 # and not in between: a few connections per 10 s, not one per read.
 asked=$(($(grep -c asked "$HI_TMP/hung.log" || true) - asked0))
 hi_log "hung daemon: ${stalls:-0} advert gaps over 1.5 s, $asked requests in 25 s"
+# With the reads on the loop, each one that timed out (2 s) held an advert
+# back by that much; beside the loop, not one gap reaches 1.5 intervals.
+assert_eq "${stalls:-0}" 0 "hung daemon: no gap between adverts over 1.5 s (1 s interval): no read runs on the loop"
 assert_true "hung daemon: asked again after the hold-off ($asked requests in 25 s)" \
         test "$asked" -ge 1 -a "$asked" -le 9
 

@@ -3,27 +3,36 @@
 #
 # Reading a large WireGuard device does not hold up VRRP (hamgr.conf(5),
 # sync, poll_interval_ms: "The devices are read in worker threads"): gw1
-# (MASTER, 200 ms adverts) has N peers (20,000) on its wireguard-go
-# device, replicated to gw2, and polls it every 200 ms; a wireguard
-# health check reads it every second too. While a peer is added to gw1's
-# device with `wg set` every half second (each one makes the next poll
-# read and compare the whole device, on both nodes), gw1's adverts keep
-# coming: on the wire, no gap between two of them reaches three
-# intervals (600 ms, just under gw2's Master_Down_Interval of 722 ms);
-# gw2 never leaves BACKUP, and every edit reaches gw2's device.
-# With the reads on the event loop (seen, ASan build on a loaded 2-core
-# machine) a 20,000-peer get=1 from wireguard-go sits between two adverts:
-# 36 adverts in 10 s, gaps up to 1072 ms (eight of them over 680 ms), gw2
-# taking over. With the reads in workers: 95 adverts, largest gap 505 ms.
-# What is left on the loop is the comparison with the replica and the
-# save after an edit (100-500 ms there at 20,000 peers): hence 200 ms
-# adverts, not 100 ms. The largest gaps are logged.
+# (MASTER, RESPONSIVE_INTERVAL_MS = 200 ms adverts) has RESPONSIVE_N
+# (20,000) peers on its wireguard-go device, replicated to gw2, and polls it
+# every 200 ms; a wireguard health check reads it every second too. While
+# a peer is added to gw1's device with `wg set` every half second
+# (RESPONSIVE_EDITS, 20; each makes the next poll read and compare the
+# whole device, on both nodes), the benchmark prints gw1's adverts as seen
+# on the wire (count, largest gaps) and whether either node changed state.
+# Prints figures; not a pass/fail test, not run by ctest (the margin left
+# depends on the machine's load). Root. HAMGR_BIN (default: a Release build
+# in build/bench).
+#
+# Seen on the 2-core development machine, ASan build: with the reads on the
+# event loop, a 20,000-peer get=1 from wireguard-go sat between two adverts:
+# 36 adverts in 10 s, gaps up to 1072 ms (eight over 680 ms), gw2 taking
+# over. With the reads in workers: 95 adverts, largest gap 505 ms (and
+# 638-788 ms with two fuzzers running beside it). What is left on the loop
+# is the comparison with the replica and the save after an edit (100-500 ms
+# there at 20,000 peers).
 # shellcheck disable=SC2317 # small predicates run through wait_until
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/wg_lab.sh"
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench_lib.sh
+. "$BENCH_DIR/bench_lib.sh"
+# shellcheck source=../integration/lib.sh
+. "$BENCH_DIR/../integration/lib.sh"
+# shellcheck source=../integration/wg_lab.sh
+. "$BENCH_DIR/../integration/wg_lab.sh"
 
-require_hamgr
+require_root
+bench_hamgr_bin
 require_cmd wireguard-go wg tcpdump python3 jq
 
 VIP=10.77.0.10
@@ -103,14 +112,14 @@ start_pair() {
 # has replicated: each restores its device before VRRP starts, and the
 # reconnection resumes the stream where it was.
 start_pair
-assert_true "gw1's $N peers reach gw2" wait_until 240 replicated
+wait_until 240 replicated || die "gw1's $N peers did not reach gw2 in 240 s"
 hamgr_stop gw2
 hamgr_stop gw1
 start_pair
 steady() {
         hamgr_state_is gw1 wan MASTER && hamgr_state_is gw2 wan BACKUP
 }
-assert_true "after the restart, gw1 MASTER and gw2 BACKUP hold" holds_for 5 steady
+holds_for 5 steady || die "after the restart, gw1 MASTER and gw2 BACKUP did not hold"
 t1=$(inst_field gw1 wan .counters.transitions)
 t2=$(inst_field gw2 wan .counters.transitions)
 
@@ -133,7 +142,7 @@ missing() {
 all_there() {
         ! missing
 }
-assert_true "each of the $EDITS edits made with wg set on gw1 reaches gw2" wait_until 30 all_there
+wait_until 30 all_there || die "not every edit made with wg set on gw1 reached gw2 in 30 s"
 capture_stop "$CAP"
 
 # Gaps between gw1's consecutive adverts (tcpdump's clock).
@@ -141,16 +150,16 @@ gaps=$(capture_records "$CAP" | awk -v src="10.77.0.1 > $GROUP:" '
         function ms(rec,  t) { split(rec, t, /[: ]/); return ((t[1] * 60 + t[2]) * 60 + t[3]) * 1000 }
         index($0, src) { t = ms($0); if (n++) printf "%d\n", t - prev; prev = t }')
 count=$(printf '%s\n' "$gaps" | grep -c . || true)
-max=$(printf '%s\n' "$gaps" | sort -n | tail -n 1)
-hi_log "gw1 adverts: $((count + 1)), largest gaps: $(printf '%s\n' "$gaps" | sort -n | tail -n 8 | tr '\n' ' ')ms"
-if [ "$count" -ge $((EDITS * 500 / INTERVAL_MS / 2)) ] && [ "$max" -lt $((3 * INTERVAL_MS)) ]; then
-        pass "gw1's adverts kept coming while it polled $N peers: $((count + 1)) adverts, largest gap ${max} ms (interval ${INTERVAL_MS} ms)"
-else
-        fail "gw1's adverts while it polled $N peers: $((count + 1)), largest gap '${max}' ms, want < $((3 * INTERVAL_MS)) ms"
-fi
-assert_eq "$(inst_field gw2 wan .counters.transitions)" "$t2" "gw2 never left BACKUP"
-assert_eq "$(inst_field gw1 wan .counters.transitions)" "$t1" "gw1 never left MASTER"
+t2_after=$(inst_field gw2 wan .counters.transitions)
+t1_after=$(inst_field gw1 wan .counters.transitions)
 polls=$(hamgr_log_count gw1 "local change")
-hi_log "gw1 logged $polls local-change lines"
-
+printf '\nLoop responsiveness: %s peers, adverts every %s ms, sync poll 200 ms, %s edits with wg set\n\n' \
+        "$N" "$INTERVAL_MS" "$EDITS"
+printf '| figure | value |\n|---|---|\n'
+printf '| gw1 adverts on the wire during the edits | %s |\n' "$((count + 1))"
+printf '| largest gaps between them | %s ms |\n' "$(printf '%s\n' "$gaps" | sort -n | tail -n 8 | tr '\n' ' ')"
+printf '| gaps of 3 intervals or more (gw2 Master_Down near) | %s |\n' \
+        "$(printf '%s\n' "$gaps" | awk -v b=$((3 * INTERVAL_MS)) '$1 >= b' | grep -c . || true)"
+printf '| gw1 / gw2 state transitions meanwhile | %s / %s |\n' "$((t1_after - t1))" "$((t2_after - t2))"
+printf '| local-change lines gw1 logged | %s |\n' "$polls"
 finish
