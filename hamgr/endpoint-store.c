@@ -7,29 +7,10 @@
 #include <string.h>
 
 #include "common/macro.h"
+#include "common/parse.h"
 #include "endpoint-store.h"
 
 #define FIELDS_MAX 6
-
-/* Decimal digits only (no sign, no space), fitting 64 bits. */
-static int parse_u64(const char *s, uint64_t *ret) {
-        uint64_t v = 0;
-
-        if (!*s)
-                return -EINVAL;
-        for (; *s; s++) {
-                unsigned d;
-
-                if (*s < '0' || *s > '9')
-                        return -EINVAL;
-                d = (unsigned) (*s - '0');
-                if (v > (UINT64_MAX - d) / 10)
-                        return -ERANGE;
-                v = v * 10 + d;
-        }
-        *ret = v;
-        return 0;
-}
 
 /* Split LINE (NUL-terminated, modified) at spaces and tabs. Returns the
  * number of fields, FIELDS_MAX + 1 when there are more. */
@@ -70,16 +51,16 @@ static int parse_record(char *line, bool v1, struct endpoint_record *ret, const 
                 *ret_reason = "not a numeric endpoint";
                 return -EBADMSG;
         }
-        if (parse_u64(f[2], &keepalive) < 0 || keepalive > UINT16_MAX) {
+        if (parse_u64_decimal(f[2], UINT16_MAX, &keepalive) < 0) {
                 *ret_reason = "keepalive not a number of 0..65535";
                 return -EBADMSG;
         }
         rec.keepalive = (uint16_t) keepalive;
-        if (n >= 4 && parse_u64(f[3], &rec.learned_ms) < 0) {
+        if (n >= 4 && parse_u64_decimal(f[3], UINT64_MAX, &rec.learned_ms) < 0) {
                 *ret_reason = "learned time not a 64-bit number";
                 return -EBADMSG;
         }
-        if (n == 5 && parse_u64(f[4], &rec.handshake_ms) < 0) {
+        if (n == 5 && parse_u64_decimal(f[4], UINT64_MAX, &rec.handshake_ms) < 0) {
                 *ret_reason = "handshake time not a 64-bit number";
                 return -EBADMSG;
         }

@@ -89,14 +89,7 @@ static const char *const phase_names[_PHASE_MAX] = {
         [PHASE_ACTIVE] = "active",
 };
 
-struct known_peer {
-        uint8_t public_key[WG_KEY_LEN];
-        union wg_endpoint endpoint;
-        uint16_t keepalive;              /* the peer's configured persistent keepalive */
-        uint64_t learned_ms;             /* wall clock when this endpoint was learned; 0: unknown */
-        uint64_t handshake_ms;           /* wall clock of the last handshake seen; 0: unknown */
-};
-
+/* What a follower knows of a peer is a record of endpoint-store.h. */
 struct wg_follower {
         struct hamgr_daemon *daemon;
         struct hamgr_wireguard_config *config;
@@ -104,10 +97,10 @@ struct wg_follower {
         enum follower_phase phase;
         bool want_active;
 
-        struct known_peer *known;        /* sorted by public key */
+        struct endpoint_record *known;        /* sorted by public key */
         size_t n_known;
 
-        struct known_peer *work;         /* peers of the takeover in progress */
+        struct endpoint_record *work;         /* peers of the takeover in progress */
         size_t n_work, work_pos;
         size_t batch;                    /* peers in the next batch */
         uint64_t stage_usec, kick_usec;  /* phases of the takeover in progress */
@@ -152,12 +145,12 @@ struct wg_follower {
 };
 
 static int known_cmp(const void *a, const void *b) {
-        return memcmp(((const struct known_peer *) a)->public_key, ((const struct known_peer *) b)->public_key,
+        return memcmp(((const struct endpoint_record *) a)->public_key, ((const struct endpoint_record *) b)->public_key,
                       WG_KEY_LEN);
 }
 
-static struct known_peer *known_find(struct wg_follower *f, const uint8_t key[static WG_KEY_LEN]) {
-        struct known_peer k;
+static struct endpoint_record *known_find(struct wg_follower *f, const uint8_t key[static WG_KEY_LEN]) {
+        struct endpoint_record k;
 
         memcpy(k.public_key, key, WG_KEY_LEN);
         return f->n_known ? bsearch(&k, f->known, f->n_known, sizeof(k), known_cmp) : NULL;
@@ -185,13 +178,13 @@ static uint64_t peer_handshake_ms(const struct wg_peer *p) {
 
 /* When the peer was last seen alive: its last handshake, or when its
  * endpoint was learned (from a packet of it, here or on the other node). */
-static uint64_t known_recency(const struct known_peer *k) {
+static uint64_t known_recency(const struct endpoint_record *k) {
         return MAX(k->handshake_ms, k->learned_ms);
 }
 
 /* Most recent first; the key breaks ties so the order is reproducible. */
 static int recency_cmp(const void *a, const void *b) {
-        const struct known_peer *x = a, *y = b;
+        const struct endpoint_record *x = a, *y = b;
         uint64_t rx = known_recency(x), ry = known_recency(y);
 
         if (rx != ry)
@@ -211,15 +204,15 @@ static bool endpoint_same(const union wg_endpoint *a, const union wg_endpoint *b
 }
 
 /* Equal but for the handshake time. */
-static bool known_equal(const struct known_peer *a, const struct known_peer *b) {
+static bool known_equal(const struct endpoint_record *a, const struct endpoint_record *b) {
         return memcmp(a->public_key, b->public_key, WG_KEY_LEN) == 0 && endpoint_same(&a->endpoint, &b->endpoint) &&
                a->keepalive == b->keepalive && a->learned_ms == b->learned_ms;
 }
 
 /* Add the N peers of ADD, whose keys F does not know yet, keeping the
  * known peers sorted. */
-static int known_add(struct wg_follower *f, const struct known_peer *add, size_t n) {
-        struct known_peer *grown;
+static int known_add(struct wg_follower *f, const struct endpoint_record *add, size_t n) {
+        struct endpoint_record *grown;
 
         if (n == 0)
                 return 0;
@@ -244,21 +237,10 @@ static int known_add(struct wg_follower *f, const struct known_peer *add, size_t
  * the new file, never half of one. */
 static int store_save(struct wg_follower *f) {
         _cleanup_(freep) char *tmp = NULL, *text = NULL;
-        _cleanup_(freep) struct endpoint_record *recs = NULL;
         size_t len = 0, done = 0;
         int fd, r = 0;
 
-        recs = calloc(f->n_known ? f->n_known : 1, sizeof(*recs));
-        if (!recs)
-                return -ENOMEM;
-        for (size_t i = 0; i < f->n_known; i++) {
-                memcpy(recs[i].public_key, f->known[i].public_key, WG_KEY_LEN);
-                recs[i].endpoint = f->known[i].endpoint;
-                recs[i].keepalive = f->known[i].keepalive;
-                recs[i].learned_ms = f->known[i].learned_ms;
-                recs[i].handshake_ms = f->known[i].handshake_ms;
-        }
-        r = endpoint_store_format(recs, f->n_known, &text, &len);
+        r = endpoint_store_format(f->known, f->n_known, &text, &len);
         if (r < 0)
                 return r;
         if (asprintf(&tmp, "%s.tmp", f->store_path) < 0)
@@ -342,8 +324,7 @@ static int read_file_bounded(const char *path, size_t max, uint8_t **ret, size_t
 
 static int store_load(struct wg_follower *f) {
         _cleanup_(freep) uint8_t *buf = NULL;
-        _cleanup_(freep) struct endpoint_record *recs = NULL;
-        _cleanup_(freep) struct known_peer *known = NULL;
+        _cleanup_(freep) struct endpoint_record *known = NULL;
         const char *reason = NULL;
         unsigned line = 0;
         size_t len = 0, n = 0;
@@ -359,23 +340,13 @@ static int store_load(struct wg_follower *f) {
         }
         if (r < 0)
                 return r;
-        r = endpoint_store_parse(buf, len, &recs, &n, &line, &reason);
+        r = endpoint_store_parse(buf, len, &known, &n, &line, &reason);
         if (r == -EBADMSG) {
                 log_wg(f, LOG_WARNING, "%s:%u: corrupt endpoint store (%s), ignoring it", f->store_path, line, reason);
                 return r;
         }
         if (r < 0)
                 return r;
-        known = calloc(n ? n : 1, sizeof(*known));
-        if (!known)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                memcpy(known[i].public_key, recs[i].public_key, WG_KEY_LEN);
-                known[i].endpoint = recs[i].endpoint;
-                known[i].keepalive = recs[i].keepalive;
-                known[i].learned_ms = recs[i].learned_ms;
-                known[i].handshake_ms = recs[i].handshake_ms;
-        }
         qsort_safe(known, n, sizeof(*known), known_cmp);
         free(f->known);
         f->known = TAKE_PTR(known);
@@ -389,7 +360,7 @@ static int store_load(struct wg_follower *f) {
  * FORCE (leaving the master role: the next takeover may be elsewhere, but
  * this node's store should be fresh for the one after). */
 static void follower_snapshot_from(struct wg_follower *f, const struct wg_device *dev, bool force, bool settled) {
-        struct known_peer *known;
+        struct endpoint_record *known;
         uint64_t now = wall_ms();
         size_t n = 0;
         bool changed, handshakes = false;
@@ -407,8 +378,8 @@ static void follower_snapshot_from(struct wg_follower *f, const struct wg_device
                 return;
         for (size_t i = 0; i < dev->n_peers; i++) {
                 const struct wg_peer *p = &dev->peers[i];
-                struct known_peer *old = known_find(f, p->public_key);
-                struct known_peer k = {};
+                struct endpoint_record *old = known_find(f, p->public_key);
+                struct endpoint_record k = {};
 
                 memcpy(k.public_key, p->public_key, WG_KEY_LEN);
                 k.keepalive = p->persistent_keepalive_interval;
@@ -457,7 +428,7 @@ static void follower_snapshot_from(struct wg_follower *f, const struct wg_device
  * The newer of it and the known one wins.
  */
 static void follower_note_device(struct wg_follower *f, const struct wg_device *dev) {
-        _cleanup_(freep) struct known_peer *add = NULL;
+        _cleanup_(freep) struct endpoint_record *add = NULL;
         uint64_t now = wall_ms();
         size_t n_add = 0, changed = 0;
         int r;
@@ -467,7 +438,7 @@ static void follower_note_device(struct wg_follower *f, const struct wg_device *
                 return;
         for (size_t i = 0; i < dev->n_peers; i++) {
                 const struct wg_peer *p = &dev->peers[i];
-                struct known_peer *old;
+                struct endpoint_record *old;
                 uint64_t learned;
 
                 if (p->endpoint.addr.sa_family == AF_UNSPEC)
@@ -779,7 +750,7 @@ static int follower_apply_batch(struct wg_follower *f) {
                 return -ENOMEM;
         snprintf(dev->name, sizeof(dev->name), "%s", f->config->interface);
         for (size_t i = f->work_pos; i < end; i++) {
-                const struct known_peer *k = &f->work[i];
+                const struct endpoint_record *k = &f->work[i];
                 struct wg_peer *p;
 
                 p = wg_device_add_peer(dev);
@@ -1096,8 +1067,8 @@ static int follower_prepare_work(struct wg_follower *f, const struct wg_device *
                 return -ENOMEM;
         for (size_t i = 0; i < dev->n_peers; i++) {
                 const struct wg_peer *p = &dev->peers[i];
-                const struct known_peer *k = known_find(f, p->public_key);
-                struct known_peer w = {};
+                const struct endpoint_record *k = known_find(f, p->public_key);
+                struct endpoint_record w = {};
 
                 memcpy(w.public_key, p->public_key, WG_KEY_LEN);
                 if (k)
@@ -1563,7 +1534,7 @@ void wg_follower_learn(struct hamgr_daemon *d, const char *ifname, const struct 
                        const uint64_t *learned_ms) {
         for (size_t i = 0; i < d->n_followers; i++) {
                 struct wg_follower *f = d->followers[i];
-                _cleanup_(freep) struct known_peer *add = NULL;
+                _cleanup_(freep) struct endpoint_record *add = NULL;
                 uint64_t now = wall_ms();
                 size_t n_add = 0;
                 bool changed = false;
@@ -1575,7 +1546,7 @@ void wg_follower_learn(struct hamgr_daemon *d, const char *ifname, const struct 
                         return;
                 for (size_t k = 0; k < dev->n_peers; k++) {
                         const struct wg_peer *p = &dev->peers[k];
-                        struct known_peer *old = known_find(f, p->public_key);
+                        struct endpoint_record *old = known_find(f, p->public_key);
                         uint64_t learned = learned_ms ? learned_ms[k] : now;
 
                         if (p->endpoint.addr.sa_family == AF_UNSPEC)

@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "common/macro.h"
+#include "common/parse.h"
 #include "wg/uapi.h"
 
 #define NSEC_PER_SEC INT64_C(1000000000)
@@ -135,27 +136,6 @@ static int sock_arm(int fd, int opt, const struct exchange *ex) {
 
 /* ---- small parsers ---- */
 
-static int parse_u64(const char *s, uint64_t max, uint64_t *ret) {
-        uint64_t v = 0;
-
-        if (*s == '\0')
-                return -EINVAL;
-        for (; *s; s++) {
-                unsigned d;
-
-                if (*s < '0' || *s > '9')
-                        return -EINVAL;
-                d = (unsigned) (*s - '0');
-                if (v > (UINT64_MAX - d) / 10)
-                        return -EINVAL;
-                v = v * 10 + d;
-        }
-        if (v > max)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
 /* errno=N of either sign (boringtun answers positive values, wireguard-go
  * negative ones); returns the value as -|N|, or 1 when malformed. */
 static int parse_errno(const char *s) {
@@ -163,7 +143,7 @@ static int parse_errno(const char *s) {
 
         if (*s == '-')
                 s++;
-        if (parse_u64(s, 4095, &v) < 0)
+        if (parse_u64_decimal(s, 4095, &v) < 0)
                 return 1;
         return -(int) v;
 }
@@ -215,7 +195,7 @@ static int parse_allowedip(const char *s, struct wg_allowedip *ret) {
         a.family = strchr(host, ':') ? AF_INET6 : AF_INET;
         if (inet_pton(a.family, host, &a.ip) != 1)
                 return -EINVAL;
-        if (parse_u64(slash + 1, a.family == AF_INET ? 32 : 128, &cidr) < 0)
+        if (parse_u64_decimal(slash + 1, a.family == AF_INET ? 32 : 128, &cidr) < 0)
                 return -EINVAL;
         a.cidr = (uint8_t) cidr;
         *ret = a;
@@ -388,12 +368,12 @@ static int get_device_line(struct get_parser *p, const char *key, const char *va
                         goto bad;
                 dev->flags |= WG_DEVICE_HAS_PUBLIC_KEY;
         } else if (streq(key, "listen_port")) {
-                if (parse_u64(value, UINT16_MAX, &v) < 0)
+                if (parse_u64_decimal(value, UINT16_MAX, &v) < 0)
                         goto bad;
                 dev->listen_port = (uint16_t) v;
                 dev->flags |= WG_DEVICE_HAS_LISTEN_PORT;
         } else if (streq(key, "fwmark")) {
-                if (parse_u64(value, UINT32_MAX, &v) < 0)
+                if (parse_u64_decimal(value, UINT32_MAX, &v) < 0)
                         goto bad;
                 dev->fwmark = (uint32_t) v;
                 dev->flags |= WG_DEVICE_HAS_FWMARK;
@@ -421,7 +401,7 @@ static int get_peer_line(struct get_parser *p, const char *key, const char *valu
                         goto bad;
                 peer->flags |= WG_PEER_HAS_ENDPOINT;
         } else if (streq(key, "persistent_keepalive_interval")) {
-                if (parse_u64(value, UINT16_MAX, &v) < 0)
+                if (parse_u64_decimal(value, UINT16_MAX, &v) < 0)
                         goto bad;
                 peer->persistent_keepalive_interval = (uint16_t) v;
                 peer->flags |= WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
@@ -436,22 +416,22 @@ static int get_peer_line(struct get_parser *p, const char *key, const char *valu
                         return -ENOMEM;
                 p->n_allowedips++;
         } else if (streq(key, "last_handshake_time_sec")) {
-                if (parse_u64(value, INT64_MAX / NSEC_PER_SEC - 1, &v) < 0)
+                if (parse_u64_decimal(value, INT64_MAX / NSEC_PER_SEC - 1, &v) < 0)
                         goto bad;
                 peer->last_handshake_time_sec = (int64_t) v;
         } else if (streq(key, "last_handshake_time_nsec")) {
-                if (parse_u64(value, NSEC_PER_SEC - 1, &v) < 0)
+                if (parse_u64_decimal(value, NSEC_PER_SEC - 1, &v) < 0)
                         goto bad;
                 peer->last_handshake_time_nsec = (int64_t) v;
         } else if (streq(key, "rx_bytes")) {
-                if (parse_u64(value, UINT64_MAX, &peer->rx_bytes) < 0)
+                if (parse_u64_decimal(value, UINT64_MAX, &peer->rx_bytes) < 0)
                         goto bad;
         } else if (streq(key, "tx_bytes")) {
-                if (parse_u64(value, UINT64_MAX, &peer->tx_bytes) < 0)
+                if (parse_u64_decimal(value, UINT64_MAX, &peer->tx_bytes) < 0)
                         goto bad;
         } else if (streq(key, "protocol_version")) {
                 /* Any later version is still a peer we can describe. */
-                if (parse_u64(value, UINT64_MAX, &v) < 0)
+                if (parse_u64_decimal(value, UINT64_MAX, &v) < 0)
                         goto bad;
         }
         return 0;
