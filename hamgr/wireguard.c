@@ -1129,10 +1129,9 @@ static void follower_takeover(struct wg_follower *f) {
  * node's own address, making clients roam away from the VIP. Removing and
  * re-adding every peer that has an endpoint drops the endpoint and the
  * session keys, so a passive node has nobody to send to. The peers keep
- * their keys, allowed IPs and keepalives.
+ * their keys, allowed IPs and keepalives. This builds that request from
+ * DEV into *RET (NULL when no peer has an endpoint).
  */
-/* The request that strips the endpoints of DEV's peers into *RET (NULL
- * when none has one). */
 static int follower_strip_change(struct wg_follower *f, const struct wg_device *dev, struct wg_device **ret) {
         _cleanup_(wg_device_freep) struct wg_device *change = NULL;
         int r;
