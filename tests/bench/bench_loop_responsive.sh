@@ -69,15 +69,7 @@ EOF
 }
 
 # N peers: random public keys, one /32 each, no endpoint.
-python3 - "$N" >"$HI_TMP/peers.conf" <<'EOF'
-import base64, os, sys
-n = int(sys.argv[1])
-for i in range(n):
-    print("[Peer]")
-    print("PublicKey = " + base64.b64encode(os.urandom(32)).decode())
-    print("AllowedIPs = 10.%d.%d.%d/32" % (100 + i // 62500, i // 250 % 250, i % 250 + 1))
-    print()
-EOF
+wg_random_peers "$N" >"$HI_TMP/peers.conf"
 wg_gateway_setup gw1
 wg_gateway_setup gw2
 node_exec gw1 wg addconf wg0 "$HI_TMP/peers.conf"

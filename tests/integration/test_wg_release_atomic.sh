@@ -28,16 +28,7 @@ ROUNDS=3
 
 lab_create 1
 wg_keys
-python3 - "$N" >"$HI_TMP/peers.conf" <<'EOF'
-import base64, os, sys
-n = int(sys.argv[1])
-for i in range(n):
-    print("[Peer]")
-    print("PublicKey = " + base64.b64encode(os.urandom(32)).decode())
-    print("AllowedIPs = 10.%d.%d.%d/32, fd00::%x/128" % (100 + i // 62500, i // 250 % 250, i % 250 + 1, i + 1))
-    print("Endpoint = 10.77.0.100:%d" % (20000 + i))
-    print()
-EOF
+wg_random_peers "$N" endpoint v6 >"$HI_TMP/peers.conf"
 wg_gateway_setup gw1
 WANT=$((N + 1)) # and the client's peer
 

@@ -42,16 +42,7 @@ lab_create 2
 wg_keys
 # N peers: random public keys, each with a /32 and an endpoint at the
 # client (nothing listens there).
-python3 - "$N" >"$HI_TMP/peers.conf" <<'EOF'
-import base64, os, sys
-n = int(sys.argv[1])
-for i in range(n):
-    print("[Peer]")
-    print("PublicKey = " + base64.b64encode(os.urandom(32)).decode())
-    print("AllowedIPs = 10.%d.%d.%d/32" % (100 + i // 62500, i // 250 % 250, i % 250 + 1))
-    print("Endpoint = 10.77.0.100:%d" % (20000 + i))
-    print()
-EOF
+wg_random_peers "$N" endpoint >"$HI_TMP/peers.conf"
 for g in gw1 gw2; do
         wg_gateway_setup "$g"
         node_exec "$g" wg addconf wg0 "$HI_TMP/peers.conf"

@@ -122,3 +122,26 @@ tunnel_ping() {
 wg_peer_endpoint() {
         node_exec "$1" wg show wg0 endpoints | awk '{ print $2 }'
 }
+
+# wg_random_peers N [endpoint] [v6]: N [Peer] sections for `wg addconf`,
+# random public keys (they never answer), AllowedIPs 10.100.0.1/32 and up
+# (with "v6" also fd00::I/128), and with "endpoint" an endpoint at the
+# client's address, port 20000 + I, where nothing listens.
+wg_random_peers() {
+        python3 - "$@" <<'PY'
+import base64, os, sys
+n = int(sys.argv[1])
+endpoint = "endpoint" in sys.argv[2:]
+v6 = "v6" in sys.argv[2:]
+for i in range(n):
+    print("[Peer]")
+    print("PublicKey = " + base64.b64encode(os.urandom(32)).decode())
+    ips = "10.%d.%d.%d/32" % (100 + i // 62500, i // 250 % 250, i % 250 + 1)
+    if v6:
+        ips += ", fd00::%x/128" % (i + 1)
+    print("AllowedIPs = " + ips)
+    if endpoint:
+        print("Endpoint = 10.77.0.100:%d" % (20000 + i))
+    print()
+PY
+}
