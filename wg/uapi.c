@@ -1126,28 +1126,67 @@ int wg_uapi_get_device(const char *ifname, struct wg_device **ret) {
  * wireguard-go lists peers in Go map order, which changes from one get to
  * the next, so the digest is order-independent over peers: each section
  * (the device lines, then each peer from its public_key line on) is hashed
- * alone, and the section hashes are added up as four 64-bit lanes. A line
+ * alone, and the section hashes are added up as two 64-bit lanes. A line
  * order inside a section is kept as the daemon gives it.
+ *
+ * The section hash is SipHash (128-bit output) under a key drawn once per
+ * process: it only tells one read of this process from the next, and it
+ * is three times as fast as BLAKE2b over a reply of 50,000 peers, which
+ * an idle poll hashes every interval. A section longer than the buffer
+ * (a peer with hundreds of allowed IPs) is hashed in chunks, each prefixed
+ * with the hash of the chunks before it.
  */
+#define DIGEST_CHAIN_LEN crypto_shorthash_siphashx24_BYTES
+
 struct digest_state {
-        crypto_generichash_state h;           /* the current section */
+        uint8_t pend[4096];                   /* the current section: the chain value, then lines */
+        size_t n_pend;
         bool in_section;
-        uint64_t sum[4];
+        uint64_t sum[2];
         bool have_errno, done;
         int error;
         const char *reason;
 };
 
-static void digest_section_end(struct digest_state *d) {
-        uint8_t out[32];
+static uint8_t digest_key[crypto_shorthash_siphashx24_KEYBYTES];
+static pthread_once_t digest_key_once = PTHREAD_ONCE_INIT;
 
+static void digest_key_init(void) {
+        randombytes_buf(digest_key, sizeof(digest_key));
+}
+
+/* The chunk so far becomes the chain value of the next one. */
+static void digest_chain(struct digest_state *d) {
+        uint8_t h[DIGEST_CHAIN_LEN];
+
+        crypto_shorthash_siphashx24(h, d->pend, d->n_pend, digest_key);
+        memcpy(d->pend, h, sizeof(h));
+        d->n_pend = sizeof(h);
+}
+
+/* LEN bytes of the current section. */
+static void digest_add(struct digest_state *d, const uint8_t *buf, size_t len) {
+        while (len > 0) {
+                size_t n;
+
+                if (d->n_pend == sizeof(d->pend))
+                        digest_chain(d);
+                n = MIN(len, sizeof(d->pend) - d->n_pend);
+                memcpy(d->pend + d->n_pend, buf, n);
+                d->n_pend += n;
+                buf += n;
+                len -= n;
+        }
+}
+
+static void digest_section_end(struct digest_state *d) {
         if (!d->in_section)
                 return;
-        crypto_generichash_final(&d->h, out, sizeof(out));
-        for (size_t i = 0; i < 4; i++) {
+        digest_chain(d);
+        for (size_t i = 0; i < 2; i++) {
                 uint64_t v;
 
-                memcpy(&v, out + 8 * i, 8);
+                memcpy(&v, d->pend + 8 * i, 8);
                 d->sum[i] += v;
         }
         d->in_section = false;
@@ -1210,12 +1249,14 @@ static int digest_line(struct digest_state *d, const uint8_t *line, size_t len) 
         if (has_prefix(line, len, "public_key="))
                 digest_section_end(d);
         if (!d->in_section) {
-                crypto_generichash_init(&d->h, NULL, 0, 32);
+                /* The first chunk's chain value: zero. */
+                memset(d->pend, 0, DIGEST_CHAIN_LEN);
+                d->n_pend = DIGEST_CHAIN_LEN;
                 d->in_section = true;
         }
         /* With its newline, so that lines cannot run together. */
-        crypto_generichash_update(&d->h, line, len);
-        crypto_generichash_update(&d->h, (const uint8_t *) "\n", 1);
+        digest_add(d, line, len);
+        digest_add(d, (const uint8_t *) "\n", 1);
         return 0;
 }
 
@@ -1255,8 +1296,7 @@ static int digest_finish(struct digest_state *d, int r, uint8_t ret[static WG_DI
                 r = d->error;
         if (r >= 0)
                 crypto_generichash(ret, WG_DIGEST_LEN, (const uint8_t *) d->sum, sizeof(d->sum), NULL, 0);
-        if (d->in_section)
-                crypto_generichash_final(&d->h, (uint8_t[32]) {}, 32);
+        sodium_memzero(d->pend, sizeof(d->pend));
         return r;
 }
 
@@ -1267,6 +1307,7 @@ int wg_uapi_parse_digest(const uint8_t *buf, size_t len, uint8_t ret[static WG_D
 
         if (!ret || (!buf && len > 0) || sodium_init() < 0)
                 return -EINVAL;
+        (void) pthread_once(&digest_key_once, digest_key_init);
         n = digest_feed(&d, buf, len);
         if (n >= 0 && (size_t) n < len) {
                 d.reason = len - (size_t) n > WG_UAPI_LINE_MAX ? "line too long" : "last line not terminated";
@@ -1290,6 +1331,7 @@ static int uapi_digest_exchange(const char *ifname, uint8_t ret[static WG_DIGEST
 
         if (!ret || sodium_init() < 0)
                 return -EINVAL;
+        (void) pthread_once(&digest_key_once, digest_key_init);
         r = uapi_connect(ifname, &ex, &fd);
         if (r < 0)
                 return r;

@@ -1172,6 +1172,37 @@ static void test_digest(void **state) {
                 assert_int_equal(digest_of(b, d, &reason), 0);
                 assert_memory_not_equal(base, d, WG_DIGEST_LEN);
         }
+        /* A section longer than the hasher's buffer (a peer with 1,000
+         * allowed IPs) is hashed in chained chunks: an edit in its first
+         * chunk or its last still shows, the peers' order still does not. */
+        {
+                _cleanup_(freep) char *ips = NULL, *big = NULL, *first = NULL, *last = NULL, *swapped = NULL;
+                uint8_t big_d[WG_DIGEST_LEN];
+                const char *p1, *p2, *end;
+                size_t len = 0;
+
+                ips = calloc(1000, 32);
+                assert_non_null(ips);
+                for (unsigned i = 0; i < 1000; i++)
+                        len += (size_t) sprintf(ips + len, "allowed_ip=10.%u.%u.0/24\n", i / 256, i % 256);
+                big = edited(wggo_reply, "allowed_ip=fd01::/64\n", ips);
+                assert_true(strlen(big) > 3 * 4096);
+                assert_int_equal(digest_of(big, big_d, &reason), 0);
+                assert_memory_not_equal(base, big_d, WG_DIGEST_LEN);
+                first = edited(big, "allowed_ip=10.0.0.0/24\n", "allowed_ip=10.0.0.0/25\n");
+                assert_int_equal(digest_of(first, d, &reason), 0);
+                assert_memory_not_equal(big_d, d, WG_DIGEST_LEN);
+                last = edited(big, "allowed_ip=10.3.231.0/24\n", "allowed_ip=10.3.231.0/25\n");
+                assert_int_equal(digest_of(last, d, &reason), 0);
+                assert_memory_not_equal(big_d, d, WG_DIGEST_LEN);
+                p1 = strstr(big, "public_key=");
+                p2 = strstr(p1 + 1, "public_key=");
+                end = strstr(big, "errno=");
+                assert_true(asprintf(&swapped, "%.*s%.*s%.*s%s", (int) (p1 - big), big, (int) (end - p2), p2,
+                                     (int) (p2 - p1), p1, end) > 0);
+                assert_int_equal(digest_of(swapped, d, &reason), 0);
+                assert_memory_equal(big_d, d, WG_DIGEST_LEN);
+        }
         assert_int_equal(digest_of("errno=-19\n\n", d, &reason), -ENODEV);
         assert_int_equal(digest_of("listen_port=1\nerrno=0\n", d, &reason), -EBADMSG);
         assert_int_equal(digest_of("listen_port=1\n\n", d, &reason), -EBADMSG);
