@@ -7,6 +7,7 @@
  * reads the result only after joining the thread.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,9 @@ struct wg_io {
         /* The worker's until joined. */
         struct wg_io_result result;
 };
+
+/* A read of at least this many peers is followed by malloc_trim(). */
+#define WG_IO_TRIM_PEERS 5000
 
 static uint64_t mono_usec(void) {
         struct timespec ts;
@@ -97,13 +101,20 @@ struct wg_io *wg_io_cancel(struct wg_io *io) {
 static int on_io_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct wg_io *io = userdata;
         uint64_t v;
+        bool large;
 
         if (read(fd, &v, sizeof(v)) < 0)
                 return 0; /* spurious: the worker has not written yet */
         (void) pthread_join(io->worker, NULL);
         io->running = false;
+        large = io->result.device && io->result.device->n_peers >= WG_IO_TRIM_PEERS;
         io->cb(io, &io->result, io->userdata);
         io_free(io);
+        /* A read of 50,000 peers allocates tens of megabytes; freed, they
+         * stay resident until something trims the heap. Once per large
+         * read is cheap beside the read. */
+        if (large)
+                malloc_trim(0);
         return 0;
 }
 
