@@ -136,13 +136,6 @@ struct sync_conn {
         struct in6_addr source;             /* accepted: the remote address (IPv4 mapped) */
         uint64_t started;                   /* accept or dial */
         sd_event_source *rekey;             /* we dialled it: time for a fresh handshake */
-        /* A CHANGES frame waits for reads of the devices that started
-         * after it arrived (sync_hold()): nothing more is read from the
-         * connection meanwhile. FRESH: every frame buffered now arrived
-         * before a read that completed. */
-        bool hold, fresh;
-        struct sync_frame held;
-        uint8_t *held_data;
 };
 
 struct hamgr_sync {
@@ -202,7 +195,7 @@ struct sync_poll_state {
         uint64_t io_generation;              /* GENERATION when the read in flight started */
         bool io_endpoints;                   /* its may_write_endpoints */
         bool again;                          /* a poll was asked for while one ran */
-        uint64_t not_before;                 /* CLOCK_MONOTONIC: no periodic read before */
+        uint64_t due;                        /* CLOCK_MONOTONIC: the next periodic read starts */
 };
 
 /* hamgr changed IFNAME's replicated state (NULL: any interface's): a
@@ -331,38 +324,31 @@ static int sync_apply_device(struct hamgr_sync *s, const char *ifname, bool keep
         return replica_device_applied(s->replica, ifname);
 }
 
-/* Write to IFNAME's device only the peers a live merge changed (APPLIED),
- * without reading the device: at many peers a full read and compare costs
- * far more than the change. The device already matched the replica for
- * everything else. A local edit of the same peer not yet polled is
- * overwritten (a concurrent edit: the merged one is what both nodes hold
- * now). BEFORE is IFNAME's device record before the merge (NULL: none). */
-/* A peer a merge is about to turn into a tombstone while it is live here,
- * so on the device. */
-struct sync_removal {
+/* A peer live here (so on the device, unless removed by hand since the
+ * last poll) that a batch is about to change. */
+struct sync_live {
         char ifname[IFNAMSIZ];
         uint8_t public_key[WG_KEY_LEN];
 };
 
-static int removal_cmp(const void *x, const void *y) {
-        const struct sync_removal *a = x, *b = y;
+static int live_cmp(const void *x, const void *y) {
+        const struct sync_live *a = x, *b = y;
         int r = strncmp(a->ifname, b->ifname, IFNAMSIZ);
 
         return r != 0 ? r : memcmp(a->public_key, b->public_key, WG_KEY_LEN);
 }
 
-/* The live peers REMOTE removes, sorted; only these are removed from the
- * device (a tombstone of a peer never held here would make wireguard-go
- * create the peer only to remove it). */
-static int removals_before_merge(struct hamgr_sync *s, const struct replica_changes *remote,
-                                 struct sync_removal **ret, size_t *ret_n) {
-        struct sync_removal *v = NULL;
+/* The peers REMOTE touches that are live here before it is merged,
+ * sorted. */
+static int live_before_merge(struct hamgr_sync *s, const struct replica_changes *remote, struct sync_live **ret,
+                             size_t *ret_n) {
+        struct sync_live *v = NULL;
         size_t n = 0;
 
         for (size_t i = 0; i < remote->n; i++) {
                 const struct replica_rec *rec = &remote->recs[i];
 
-                if (rec->type != REPLICA_REC_PEER || !rec->peer.deleted ||
+                if (rec->type != REPLICA_REC_PEER ||
                     !replica_peer_live(s->replica, rec->ifname, rec->peer.public_key))
                         continue;
                 if (!v) {
@@ -375,15 +361,30 @@ static int removals_before_merge(struct hamgr_sync *s, const struct replica_chan
                 n++;
         }
         if (n > 1)
-                qsort_safe(v, n, sizeof(*v), removal_cmp);
+                qsort_safe(v, n, sizeof(*v), live_cmp);
         *ret = v;
         *ret_n = n;
         return 0;
 }
 
+/*
+ * Write to IFNAME's device only the peers a live merge changed (APPLIED),
+ * without reading the device: at many peers a full read costs far more
+ * than the change, and the device matched the replica for everything
+ * else. BEFORE is IFNAME's device record before the merge (NULL: none),
+ * LIVE the peers live here before it (live_before_merge()).
+ *
+ * Edits made by hand since the last poll are not read first. A peer live
+ * before is written update-only and removed only if it was live (a
+ * tombstone of a peer never held here would make wireguard-go create the
+ * peer only to remove it): one removed by hand meanwhile stays removed,
+ * and the poll that follows versions its removal, newer than the batch.
+ * A hand edit of a peer the batch changes is overwritten (concurrent
+ * edits of one peer: the merged one is what both nodes hold); every other
+ * hand edit stays, for the poll to find.
+ */
 static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const struct replica_changes *applied,
-                             const struct replica_device *before, const struct sync_removal *removals,
-                             size_t n_removals) {
+                             const struct replica_device *before, const struct sync_live *live, size_t n_live) {
         _cleanup_(wg_device_freep) struct wg_device *change = calloc(1, sizeof(*change)),
                                                     *learn = calloc(1, sizeof(*learn));
         _cleanup_(freep) uint64_t *learned = calloc(applied->n + 1, sizeof(*learned));
@@ -397,6 +398,7 @@ static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const str
                 const struct replica_rec *rec = &applied->recs[i];
                 const struct replica_peer *rp = &rec->peer;
                 struct wg_peer *p;
+                bool was_live;
 
                 if (!streq(rec->ifname, ifname))
                         continue;
@@ -419,15 +421,15 @@ static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const str
                         }
                         continue;
                 }
-                if (rp->deleted) {
-                        struct sync_removal key = {};
+                {
+                        struct sync_live key = {};
 
                         snprintf(key.ifname, sizeof(key.ifname), "%s", ifname);
                         memcpy(key.public_key, rp->public_key, WG_KEY_LEN);
-                        if (n_removals == 0 ||
-                            !bsearch(&key, removals, n_removals, sizeof(*removals), removal_cmp))
-                                continue;
+                        was_live = n_live > 0 && bsearch(&key, live, n_live, sizeof(*live), live_cmp);
                 }
+                if (rp->deleted && !was_live)
+                        continue;
                 p = wg_device_add_peer(change);
                 if (!p)
                         return -ENOMEM;
@@ -437,7 +439,8 @@ static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const str
                         continue;
                 }
                 p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_HAS_PRESHARED_KEY |
-                           WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL | WG_PEER_REPLACE_ALLOWEDIPS;
+                           WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL | WG_PEER_REPLACE_ALLOWEDIPS |
+                           (was_live ? WG_PEER_UPDATE_ONLY : 0);
                 memcpy(p->preshared_key, rp->preshared_key, WG_KEY_LEN);
                 p->persistent_keepalive_interval = rp->keepalive;
                 for (size_t k = 0; k < rp->n_allowedips; k++)
@@ -496,7 +499,7 @@ static int conn_flush(struct sync_conn *c) {
 
                 if (n < 0) {
                         if (errno == EAGAIN || errno == EWOULDBLOCK)
-                                return sd_event_source_set_io_events(c->io, (c->hold ? 0 : EPOLLIN) | EPOLLOUT);
+                                return sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLOUT);
                         if (errno == EINTR)
                                 continue;
                         return -errno;
@@ -506,7 +509,7 @@ static int conn_flush(struct sync_conn *c) {
         free(c->out);
         c->out = NULL;
         c->out_len = c->out_off = 0;
-        return sd_event_source_set_io_events(c->io, c->hold ? 0 : EPOLLIN);
+        return sd_event_source_set_io_events(c->io, EPOLLIN);
 }
 
 static int conn_queue(struct sync_conn *c, uint8_t *buf, size_t len) {
@@ -625,7 +628,6 @@ static void pump_all(struct hamgr_sync *s) {
 
 static void peer_schedule_dial(struct sync_peer_rt *p, uint64_t delay);
 static void sync_poll_interface(struct hamgr_sync *s, const char *ifname, bool now);
-static bool sync_hold(struct sync_conn *c, const struct sync_frame *f);
 static void sync_bootstrap_end(struct hamgr_sync *s);
 
 /* The pinned peer at the other end once the handshake told us (our dial:
@@ -689,7 +691,6 @@ static void conn_close(struct sync_conn *c, const char *why) {
         if (c->fd >= 0)
                 close(c->fd);
         free(c->out);
-        free(c->held_data);
         free(c);
 }
 
@@ -949,17 +950,9 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                 size_t n_wg = s->daemon->config->n_wireguard;
                 _cleanup_(freep) bool *pending = calloc(n_wg + 1, sizeof(bool)), *had_device = calloc(n_wg + 1, sizeof(bool));
                 _cleanup_(freep) struct replica_device *before = calloc(n_wg + 1, sizeof(*before));
-                _cleanup_(freep) struct sync_removal *removals = NULL;
-                size_t n_removals = 0;
+                _cleanup_(freep) struct sync_live *live = NULL;
+                size_t n_live = 0;
 
-                /* Outside a catch-up, local edits are recorded first: a
-                 * peer added or removed by hand since the last poll is
-                 * versioned now, not overwritten by the batch (nor, once
-                 * removed, brought back by it). The batch waits for reads
-                 * that started after it arrived. During a catch-up the
-                 * devices change with every batch and are not polled. */
-                if (s->rx_catchups == 0 && !c->fresh && sync_hold(c, f))
-                        return;
                 if (!pending || !had_device || !before) {
                         conn_close(c, "out of memory");
                         return;
@@ -984,7 +977,7 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                                      replica_bootstrapping(s->replica);
                         had_device[i] = replica_device_record(s->replica, ifname, &before[i]) >= 0;
                 }
-                r = removals_before_merge(s, &remote, &removals, &n_removals);
+                r = live_before_merge(s, &remote, &live, &n_live);
                 if (r >= 0)
                         r = merge_from_peer(p, &remote, &applied, &reason);
                 if (r == -EPERM) {
@@ -1037,15 +1030,20 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                                         r = sync_apply_device(s, ifname, false);
                                 else
                                         r = sync_apply_merged(s, ifname, &applied, had_device[i] ? &before[i] : NULL,
-                                                              removals, n_removals);
+                                                              live, n_live);
                                 if (r < 0)
                                         log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL,
                                                    "sync: cannot apply changes to %s: %m", ifname);
                         }
                         if (p->rx_catching_up)
                                 s->deferred = true;
-                        else
+                        else {
                                 sync_save(s);
+                                /* Edits made by hand since the last poll are
+                                 * versioned now rather than at the next one
+                                 * (which may be an hour away). */
+                                sync_poll_now(s->daemon);
+                        }
                 }
                 sodium_memzero(before, (n_wg + 1) * sizeof(*before));
                 {
@@ -1131,9 +1129,6 @@ static int on_liveness(sd_event_source *src, uint64_t usec, void *userdata) {
                 sd_event_source_set_time(src, c->started + SYNC_HANDSHAKE_USEC);
                 return sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
         }
-        /* Its frames wait unread behind a held batch: no sign of death. */
-        if (c->hold)
-                c->last_rx = now;
         what = sync_liveness(c->last_rx, c->last_tx, now, SYNC_HEARTBEAT_USEC, SYNC_DEAD_USEC);
         if (what & SYNC_LIVENESS_DEAD) {
                 conn_close(c, "no frame for 5 s");
@@ -1157,7 +1152,7 @@ static bool conn_open(const struct hamgr_sync *s, const struct sync_conn *c) {
         return false;
 }
 
-/* Handle the frames buffered in C's session, until one holds it. */
+/* Handle the frames buffered in C's session. */
 static void conn_read_frames(struct sync_conn *c) {
         struct hamgr_sync *s = c->sync;
         const char *reason = NULL;
@@ -1168,8 +1163,6 @@ static void conn_read_frames(struct sync_conn *c) {
         for (;;) {
                 struct sync_frame f;
 
-                if (c->hold)
-                        return;
                 r = sync_session_next_frame(c->session, &f, &reason);
                 /* The handshake may have produced bytes to send (message 2,
                  * our stream header). */
@@ -1612,58 +1605,6 @@ static void polls_cancel(struct hamgr_sync *s) {
         }
 }
 
-static bool polls_in_flight(const struct hamgr_sync *s) {
-        for (size_t i = 0; i < s->n_polls; i++)
-                if (s->polls[i]->io)
-                        return true;
-        return false;
-}
-
-/* Batches held for reads (sync_hold()) go on once none is in flight:
- * each started after the batch arrived and was versioned, or dropped
- * and followed by another. */
-static void sync_resume_held(struct hamgr_sync *s) {
-        for (;;) {
-                _cleanup_(freep) uint8_t *data = NULL;
-                struct sync_conn *c;
-                struct sync_frame f;
-
-                for (c = s->conns; c && !c->hold; c = c->next)
-                        ;
-                if (!c)
-                        return;
-                c->hold = false;
-                c->fresh = true;
-                data = TAKE_PTR(c->held_data);
-                f = c->held;
-                (void) sd_event_source_set_io_events(c->io, EPOLLIN | (c->out_off < c->out_len ? EPOLLOUT : 0));
-                handle_frame(c, &f);
-                if (conn_open(s, c))
-                        conn_read_frames(c);
-                if (conn_open(s, c))
-                        c->fresh = false;
-        }
-}
-
-/* Hold F, a CHANGES frame of C, until the devices were read (true); false
- * when nothing is read (the frame is handled now). */
-static bool sync_hold(struct sync_conn *c, const struct sync_frame *f) {
-        struct hamgr_sync *s = c->sync;
-
-        sync_poll_now(s->daemon);
-        if (!polls_in_flight(s))
-                return false;
-        c->held_data = malloc(f->changes.len ? f->changes.len : 1);
-        if (!c->held_data)
-                return false;
-        memcpy(c->held_data, f->changes.data, f->changes.len);
-        c->held = *f;
-        c->held.changes.data = c->held_data;
-        c->hold = true;
-        (void) sd_event_source_set_io_events(c->io, c->out_off < c->out_len ? EPOLLOUT : 0);
-        return true;
-}
-
 static void sync_poll_interface(struct hamgr_sync *s, const char *ifname, bool now);
 
 /* Version what the read of PS found, as the poll on the loop did before
@@ -1718,15 +1659,61 @@ static void poll_local_device(struct hamgr_sync *s, struct sync_poll_state *ps, 
         }
 }
 
+/*
+ * When PS's next periodic read starts, its last one having just ended
+ * after READ_USEC. poll_interval_ms is the time between the ends of
+ * reads, which is what bounds how late an edit is found: the next read
+ * starts as long before its end is due as this one took. But never sooner
+ * after this one ended than it took: a starved wireguard-go answering
+ * back-to-back reads of 50,000 peers would have no time left for the
+ * tunnels.
+ */
+static void poll_schedule(struct hamgr_sync *s, struct sync_poll_state *ps, uint64_t read_usec) {
+        uint64_t interval = (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC;
+
+        ps->due = mono_usec() + MAX(interval > read_usec ? interval - read_usec : 0, read_usec);
+}
+
+/* The poll timer at the earliest due read of an interface not being read;
+ * off while every interface is being read, whose ends arm it again.
+ * TRIED (on_poll() just started the due reads): a read that was due and
+ * did not start (during a catch-up or a takeover, or it failed to) is due
+ * again an interval later. */
+static void poll_timer_arm(struct hamgr_sync *s, bool tried) {
+        const struct hamgr_config *cfg = s->daemon->config;
+        uint64_t now = mono_usec(), interval = (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC,
+                 next = UINT64_MAX;
+
+        if (!s->poll_timer)
+                return;
+        for (size_t i = 0; i < cfg->n_wireguard; i++) {
+                struct sync_poll_state *ps = NULL;
+
+                for (size_t k = 0; k < s->n_polls && !ps; k++)
+                        if (streq(s->polls[k]->ifname, cfg->wireguard[i].interface))
+                                ps = s->polls[k];
+                if (!ps)
+                        next = MIN(next, now + interval); /* never read yet: sync_poll_interface() makes one */
+                else if (!ps->io) {
+                        if (tried && ps->due <= now)
+                                ps->due = now + interval;
+                        next = MIN(next, ps->due);
+                }
+        }
+        if (next == UINT64_MAX) {
+                (void) sd_event_source_set_enabled(s->poll_timer, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(s->poll_timer, next);
+        (void) sd_event_source_set_enabled(s->poll_timer, SD_EVENT_ONESHOT);
+}
+
 static void on_poll_read(struct wg_io *io, struct wg_io_result *res, void *userdata) {
         struct sync_poll_state *ps = userdata;
         struct hamgr_sync *s = ps->sync;
 
         ps->io = NULL;
-        /* The worker's time again before the next periodic read: a starved
-         * wireguard-go answering back-to-back reads of 50,000 peers would
-         * have no time left for the tunnels. */
-        ps->not_before = mono_usec() + res->usec;
+        poll_schedule(s, ps, res->usec);
         /* What the read saw may predate a write of hamgr's, or the device
          * may be hamgr's to write now (a merge waiting, a catch-up, a
          * takeover): nothing of it is a local edit. */
@@ -1750,8 +1737,7 @@ static void on_poll_read(struct wg_io *io, struct wg_io_result *res, void *userd
                 ps->again = false;
                 sync_poll_interface(s, ps->ifname, true);
         }
-        if (!polls_in_flight(s))
-                sync_resume_held(s);
+        poll_timer_arm(s, false);
 }
 
 /* Read IFNAME in a worker; on_poll_read() versions what changed. NOW: a
@@ -1770,7 +1756,7 @@ static void sync_poll_interface(struct hamgr_sync *s, const char *ifname, bool n
                 ps->again |= now;
                 return;
         }
-        if (!now && mono_usec() < ps->not_before)
+        if (!now && mono_usec() < ps->due)
                 return;
         /* While a catch-up runs, the device changes with every batch: reading
          * it whole each interval would cost more than the catch-up. Local
@@ -1902,17 +1888,16 @@ void sync_local_peer(struct hamgr_daemon *d, const char *ifname, const struct wg
         sync_save(s);
 }
 
-/* Every interval, each interface whose last read is not still running
- * and did not end too recently (on_poll_read()). The reads run beside the
- * loop: VRRP adverts and heartbeats do not wait for them. */
+/* Each interface whose periodic read is due (poll_schedule()). The reads
+ * run beside the loop: VRRP adverts and heartbeats do not wait for them. */
 static int on_poll(sd_event_source *src, uint64_t usec, void *userdata) {
         struct hamgr_sync *s = userdata;
         const struct hamgr_config *cfg = s->daemon->config;
 
         for (size_t i = 0; i < cfg->n_wireguard; i++)
                 sync_poll_interface(s, cfg->wireguard[i].interface, false);
-        sd_event_source_set_time(src, usec + (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC);
-        return sd_event_source_set_enabled(src, SD_EVENT_ON);
+        poll_timer_arm(s, true);
+        return 0;
 }
 
 /* ---- bootstrap ------------------------------------------------------------ */
@@ -2125,9 +2110,10 @@ int sync_start(struct hamgr_daemon *d) {
                         sync_poll_interface(s, ifname, true); /* versions for what was added while we were down */
         }
         r = sd_event_add_time_relative(d->event, &s->poll_timer, CLOCK_MONOTONIC,
-                                       (uint64_t) cfg->poll_interval_ms * USEC_PER_MSEC, 10 * USEC_PER_MSEC, on_poll, s);
+                                       (uint64_t) cfg->poll_interval_ms * USEC_PER_MSEC, USEC_PER_MSEC, on_poll, s);
         if (r < 0)
                 return r;
+        poll_timer_arm(s, false);
         r = sd_event_add_time_relative(d->event, &s->gc_timer, CLOCK_MONOTONIC, SYNC_GC_USEC, USEC_PER_SEC, on_gc, s);
         if (r < 0)
                 return r;
@@ -2364,9 +2350,8 @@ int sync_reload(struct hamgr_daemon *d) {
                 for (size_t i = 0; i < s->n_peers; i++)
                         s->peers[i].config = &d->config->sync.peers[i];
                 /* A read in flight may be of an interface gone or moved to
-                 * another backend. Batches held for one go on now. */
+                 * another backend. */
                 polls_cancel(s);
-                sync_resume_held(s);
                 return 0;
         }
         sync_stop(d);

@@ -10,10 +10,12 @@
 #    whose local port is 7789 on the node with the larger key), and it is
 #    dialled from the listen address even by a master whose routes prefer
 #    the VIP as source;
-#  - before changes from the other node are written to a device, the local
-#    device is read: a peer added by hand on gw2 (which polls once an hour
-#    here) is neither removed by applying gw1's change nor lost: it reaches
-#    gw1 at once;
+#  - changes from the other node are written to the device without reading
+#    it first, and the device is read right after: a peer added by hand on
+#    gw2 (which polls once an hour here) is neither removed by applying
+#    gw1's change nor lost: it reaches gw1 at once; a peer removed by hand
+#    on gw2 is not brought back by gw1's change to it, and its removal
+#    (the newer edit) reaches gw1;
 #  - a stream cut without a close frame (kill -9) is logged and counted
 #    (truncated); a clean stop is not;
 #  - a wire error from an unknown node is logged with its reason and
@@ -138,7 +140,7 @@ assert_eq "$(sync_conns "$small" | awk '{ print $2 }')" "$large_ip:7789" \
 assert_eq "$(sync_conns gw1 | awk '{ sub(/:[0-9]+$/, "", $1); print $1 }')" 10.77.0.1 \
         "gw1 dialled from its listen address, not from the VIP"
 
-# ============================= local devices read before remote changes apply
+# ====================== hand edits on the receiving side survive a batch
 k_hand=$(wg genkey | wg pubkey)
 k_remote=$(wg genkey | wg pubkey)
 node_exec gw2 wg set wg0 peer "$k_hand" allowed-ips 10.99.7.7/32
@@ -147,6 +149,16 @@ assert_true "gw1's change reaches gw2" wait_until 5 has_peer gw2 "$k_remote"
 assert_true "the peer added by hand on gw2 is not undone by applying it" holds_for 1 has_peer gw2 "$k_hand"
 # gw2 polls once an hour: only the read before applying can have seen it.
 assert_true "the peer added by hand on gw2 reaches gw1" wait_until 3 has_peer gw1 "$k_hand"
+# Removed by hand on gw2, then changed on gw1 before gw2 polls (an hour):
+# written as it is, the batch would create the peer again on gw2.
+k_gone=$(wg genkey | wg pubkey)
+node_exec gw1 wg set wg0 peer "$k_gone" allowed-ips 10.99.9.9/32
+wait_until 5 has_peer gw2 "$k_gone" || die "gw1's peer $k_gone did not reach gw2"
+node_exec gw2 wg set wg0 peer "$k_gone" remove
+node_exec gw1 wg set wg0 peer "$k_gone" allowed-ips 10.99.9.9/32,10.99.9.10/32
+assert_true "a peer removed by hand on gw2 is not brought back by gw1's change to it" holds_for 2 no_peer gw2 "$k_gone"
+# gw2 polls only after applying a batch: gw1's change arrived.
+assert_true "its removal on gw2, the newer edit, reaches gw1" wait_until 3 no_peer gw1 "$k_gone"
 
 # ====================================== a wire error before the peer is known
 # From gw2's address, so that it gets past the source filter and reaches the
