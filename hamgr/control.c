@@ -326,6 +326,9 @@ static char *peer_request(struct hamgr_daemon *d, struct control_request *req) {
         if (!replicated_interface(d, req->ifname))
                 return asprintf(&reply, "ERROR %s is not in the wireguard section of the configuration\n",
                                 req->ifname) < 0 ? NULL : reply;
+        if (sync_device_busy(d, req->ifname))
+                return asprintf(&reply, "ERROR replication is writing changes from the other node to %s; an edit now "
+                                "could be undone: try again in a moment\n", req->ifname) < 0 ? NULL : reply;
         for (size_t i = 0; i < d->config->n_wireguard; i++)
                 if (streq(d->config->wireguard[i].interface, req->ifname))
                         backend = d->config->wireguard[i].backend;

@@ -195,6 +195,13 @@ struct sync_poll_state {
         uint64_t io_generation;              /* GENERATION when the read in flight started */
         bool io_endpoints;                   /* its may_write_endpoints */
         bool again;                          /* a poll was asked for while one ran */
+        /* A whole write (sync_apply_device()) in flight: its read, then
+         * its write. */
+        struct wg_io *apply_io;
+        bool apply_keep_extra, apply_again;
+        uint64_t apply_generation;           /* replica_device_generation() it wrote */
+        size_t apply_peers;
+        bool apply_whole;                    /* the whole state, not one merged batch */
         uint64_t due;                        /* CLOCK_MONOTONIC: the next periodic read starts */
 };
 
@@ -248,23 +255,21 @@ static enum wg_backend backend_of(struct hamgr_daemon *d, const char *ifname) {
         return WG_BACKEND_AUTO;
 }
 
-/* Write the replicated state of IFNAME to the device. Endpoints are never
+static struct sync_poll_state *poll_state(struct hamgr_sync *s, const char *ifname);
+static void sync_poll_interface(struct hamgr_sync *s, const char *ifname, bool now);
+static void poll_timer_arm(struct hamgr_sync *s, bool tried);
+
+/* What CURRENT (a read of IFNAME; sorted here) lacks of the replicated
+ * state, as a change into *RET (NULL: nothing). Endpoints are never
  * written here: a passive device has none, and an active one learns its
  * own; remote endpoints go to the takeover instead. KEEP_EXTRA_PEERS (at
  * start, and while bootstrapping): peers the replica does not know stay. */
-static int sync_apply_device(struct hamgr_sync *s, const char *ifname, bool keep_extra_peers) {
-        _cleanup_(wg_device_freep) struct wg_device *desired = NULL, *current = NULL, *change = NULL,
-                                                      *with_endpoints = NULL;
-        enum wg_backend b = backend_of(s->daemon, ifname);
+static int apply_change(struct hamgr_sync *s, const char *ifname, struct wg_device *current,
+                        bool keep_extra_peers, struct wg_device **ret) {
+        _cleanup_(wg_device_freep) struct wg_device *desired = NULL, *change = NULL;
         int r;
 
-        poll_invalidate(s, ifname);
         r = replica_device_for(s->replica, ifname, false, &desired);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return r;
-        r = wg_get_device(b, ifname, &current);
         if (r < 0)
                 return r;
         r = wg_device_diff(current, desired, false, &change);
@@ -298,30 +303,172 @@ static int sync_apply_device(struct hamgr_sync *s, const char *ifname, bool keep
                 }
                 change->n_peers = kept;
         }
-        if (change->n_peers > 0 || change->flags != 0) {
-                snprintf(change->name, sizeof(change->name), "%s", ifname);
-                r = wg_set_device(b, change);
-                if (r < 0) {
-                        if (wg_backend_resolve(b, ifname) == WG_BACKEND_KERNEL && wg_kernel_last_error()[0])
-                                log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "sync: the kernel refused the change to %s: %s",
-                                           ifname, wg_kernel_last_error());
-                        return r;
-                }
-                log_fields(LOG_INFO, 0, NULL, 0, NULL, NULL, "sync: applied %zu peer change%s to %s", change->n_peers,
-                           change->n_peers == 1 ? "" : "s", ifname);
-        }
-        if (replica_device_for(s->replica, ifname, true, &with_endpoints) >= 0) {
-                _cleanup_(freep) uint64_t *learned = calloc(with_endpoints->n_peers + 1, sizeof(*learned));
+        if (change->n_peers == 0 && change->flags == 0)
+                return 0;
+        snprintf(change->name, sizeof(change->name), "%s", ifname);
+        *ret = TAKE_PTR(change);
+        return 0;
+}
 
-                /* Versions order the replica; their wall part is when the
-                 * endpoint was seen, to compare with what this node saw. */
-                for (size_t i = 0; learned && i < with_endpoints->n_peers; i++)
-                        learned[i] = replica_endpoint_version(s->replica, ifname,
-                                                              with_endpoints->peers[i].public_key).wall_ms;
-                if (learned)
-                        wg_follower_learn(s->daemon, ifname, with_endpoints, learned);
+/* The endpoints the replica holds for IFNAME go to its follower, for a
+ * takeover. */
+static void apply_learn(struct hamgr_sync *s, const char *ifname) {
+        _cleanup_(wg_device_freep) struct wg_device *with_endpoints = NULL;
+        _cleanup_(freep) uint64_t *learned = NULL;
+
+        if (replica_device_for(s->replica, ifname, true, &with_endpoints) < 0)
+                return;
+        learned = calloc(with_endpoints->n_peers + 1, sizeof(*learned));
+        if (!learned)
+                return;
+        /* Versions order the replica; their wall part is when the endpoint
+         * was seen, to compare with what this node saw. */
+        for (size_t i = 0; i < with_endpoints->n_peers; i++)
+                learned[i] = replica_endpoint_version(s->replica, ifname, with_endpoints->peers[i].public_key).wall_ms;
+        wg_follower_learn(s->daemon, ifname, with_endpoints, learned);
+}
+
+static void apply_begin(struct sync_poll_state *ps);
+
+/* Whether a whole write of IFNAME is in flight (sync_apply_device()). */
+static bool apply_running(const struct hamgr_sync *s, const char *ifname) {
+        for (size_t i = 0; i < s->n_polls; i++)
+                if (streq(s->polls[i]->ifname, ifname))
+                        return s->polls[i]->apply_io;
+        return false;
+}
+
+/* The end of a write of PS's interface, whole or of one merged batch
+ * (WRITTEN: it succeeded, or there was nothing to write). The state is
+ * confirmed only if it did not move on meanwhile; otherwise, or when
+ * asked again, a whole write follows. Then the poll that was held back. */
+static void apply_end(struct sync_poll_state *ps, bool written) {
+        struct hamgr_sync *s = ps->sync;
+
+        if (written) {
+                if (ps->apply_whole)
+                        apply_learn(s, ps->ifname);
+                if (replica_device_generation(s->replica, ps->ifname) != ps->apply_generation)
+                        ps->apply_again = true;
+                else if (!ps->apply_again)
+                        (void) replica_device_applied(s->replica, ps->ifname);
+        } else {
+                /* The interface still waits for a whole write (a merge, or
+                 * the load at start, set it), which the poll that comes due
+                 * retries; polls wait for it. KEEP_EXTRA stays: a restore
+                 * that failed at start (no device yet) keeps, once retried,
+                 * the peers added while hamgr was down. */
+                ps->due = mono_usec() + (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC;
         }
-        return replica_device_applied(s->replica, ifname);
+        if (s->daemon->stopping)
+                return;
+        if (ps->apply_again) {
+                ps->apply_again = false;
+                apply_begin(ps);
+                return;
+        }
+        if (written) {
+                ps->apply_keep_extra = false;
+                ps->again = false;
+                sync_poll_interface(s, ps->ifname, true);
+        }
+        poll_timer_arm(s, false);
+}
+
+static void on_apply_written(struct wg_io *io, struct wg_io_result *res, void *userdata) {
+        struct sync_poll_state *ps = userdata;
+        struct hamgr_sync *s = ps->sync;
+
+        ps->apply_io = NULL;
+        /* Reads in flight started before the write landed. */
+        poll_invalidate(s, ps->ifname);
+        if (res->r < 0) {
+                if (res->kernel_error[0])
+                        log_fields(LOG_WARNING, res->r, NULL, 0, NULL, NULL, "sync: the kernel refused the change to %s: %s",
+                                   ps->ifname, res->kernel_error);
+                log_fields(LOG_WARNING, res->r, NULL, 0, NULL, NULL, "sync: cannot apply changes to %s: %m", ps->ifname);
+                apply_end(ps, false);
+                return;
+        }
+        log_fields(LOG_INFO, 0, NULL, 0, NULL, NULL, "sync: applied %zu peer change%s to %s in %" PRIu64 " ms",
+                   ps->apply_peers, ps->apply_peers == 1 ? "" : "s", ps->ifname, res->usec / USEC_PER_MSEC);
+        apply_end(ps, true);
+}
+
+static void on_apply_read(struct wg_io *io, struct wg_io_result *res, void *userdata) {
+        struct sync_poll_state *ps = userdata;
+        struct hamgr_sync *s = ps->sync;
+        _cleanup_(wg_device_freep) struct wg_device *change = NULL;
+        int r;
+
+        ps->apply_io = NULL;
+        r = res->r;
+        if (r == -ENODEV) {
+                /* No device (yet): not worth a warning every interval. */
+                log_fields(LOG_DEBUG, r, NULL, 0, NULL, NULL, "sync: cannot read %s to apply changes: %m", ps->ifname);
+                apply_end(ps, false);
+                return;
+        }
+        if (r >= 0) {
+                /* What the change is computed from; see apply_end(). */
+                ps->apply_generation = replica_device_generation(s->replica, ps->ifname);
+                r = apply_change(s, ps->ifname, res->device, ps->apply_keep_extra, &change);
+        }
+        if (r == -ENOENT || (r >= 0 && !change)) {
+                apply_end(ps, true);
+                return;
+        }
+        if (r >= 0) {
+                ps->apply_peers = change->n_peers;
+                poll_invalidate(s, ps->ifname);
+                r = wg_io_write(s->daemon->event, backend_of(s->daemon, ps->ifname), TAKE_PTR(change), on_apply_written,
+                                ps, &ps->apply_io);
+        }
+        if (r < 0) {
+                log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "sync: cannot apply changes to %s: %m", ps->ifname);
+                apply_end(ps, false);
+        }
+}
+
+static void apply_begin(struct sync_poll_state *ps) {
+        struct hamgr_sync *s = ps->sync;
+        int r;
+
+        ps->apply_whole = true;
+        poll_invalidate(s, ps->ifname);
+        r = wg_io_read(s->daemon->event, backend_of(s->daemon, ps->ifname), ps->ifname, WG_IO_DEVICE, NULL,
+                       on_apply_read, ps, &ps->apply_io);
+        if (r < 0) {
+                log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "sync: cannot read %s to apply changes: %m", ps->ifname);
+                apply_end(ps, false);
+        }
+}
+
+/*
+ * Write the replicated state of IFNAME to its device, whole: read the
+ * device, write what it lacks, both beside the event loop (50,000 new
+ * peers take wireguard-go seconds, and a backup whose loop stood still
+ * that long would take over). Meanwhile nothing else of sync's writes the
+ * device: a merged batch leaves the interface waiting for a whole write,
+ * which runs again once this one ends; polls of it wait, and hamgr peer
+ * edits are refused (sync_device_busy()). Returns false when the replica
+ * holds nothing of IFNAME (nothing to do), true otherwise.
+ */
+static bool sync_apply_device(struct hamgr_sync *s, const char *ifname, bool keep_extra_peers) {
+        struct sync_poll_state *ps;
+
+        if (replica_device_generation(s->replica, ifname) == 0)
+                return false;
+        ps = poll_state(s, ifname);
+        if (!ps)
+                return true; /* out of memory: the next poll asks again */
+        ps->apply_keep_extra |= keep_extra_peers;
+        if (ps->apply_io) {
+                ps->apply_again = true;
+                return true;
+        }
+        apply_begin(ps);
+        return true;
 }
 
 /* A peer live here (so on the device, unless removed by hand since the
@@ -389,7 +536,7 @@ static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const str
                                                     *learn = calloc(1, sizeof(*learn));
         _cleanup_(freep) uint64_t *learned = calloc(applied->n + 1, sizeof(*learned));
         enum wg_backend b = backend_of(s->daemon, ifname);
-        int r;
+        struct sync_poll_state *ps;
 
         poll_invalidate(s, ifname);
         if (!change || !learn || !learned)
@@ -457,17 +604,27 @@ static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const str
                         learned[learn->n_peers - 1] = rp->endpoint_version.wall_ms;
                 }
         }
-        if (change->n_peers > 0 || change->flags != 0) {
-                snprintf(change->name, sizeof(change->name), "%s", ifname);
-                r = wg_set_device(b, change);
-                if (r < 0)
-                        return r;
-                log_fields(LOG_INFO, 0, NULL, 0, NULL, NULL, "sync: applied %zu peer change%s to %s", change->n_peers,
-                           change->n_peers == 1 ? "" : "s", ifname);
-        }
         if (learn->n_peers > 0)
                 wg_follower_learn(s->daemon, ifname, learn, learned);
-        return replica_device_applied(s->replica, ifname);
+        if (change->n_peers == 0 && change->flags == 0)
+                return replica_device_applied(s->replica, ifname);
+        /* Beside the loop too: a slow or hung daemon would hold VRRP up.
+         * The interface stays waiting for an apply until it is written
+         * (apply_end()). */
+        ps = poll_state(s, ifname);
+        if (!ps)
+                return -ENOMEM;
+        if (ps->apply_io) {
+                /* Not expected (the caller sends such a batch to
+                 * sync_apply_device()); the same outcome. */
+                ps->apply_again = true;
+                return 0;
+        }
+        snprintf(change->name, sizeof(change->name), "%s", ifname);
+        ps->apply_generation = replica_device_generation(s->replica, ifname);
+        ps->apply_peers = change->n_peers;
+        ps->apply_whole = false;
+        return wg_io_write(s->daemon->event, b, TAKE_PTR(change), on_apply_written, ps, &ps->apply_io);
 }
 
 static void sync_save(struct hamgr_sync *s) {
@@ -855,13 +1012,9 @@ static void sync_flush_deferred(struct hamgr_sync *s) {
         sync_save(s);
         for (size_t i = 0; i < s->daemon->config->n_wireguard; i++) {
                 const char *ifname = s->daemon->config->wireguard[i].interface;
-                int r;
 
-                if (!replica_device_needs_apply(s->replica, ifname))
-                        continue;
-                r = sync_apply_device(s, ifname, false);
-                if (r < 0)
-                        log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "sync: cannot apply changes to %s: %m", ifname);
+                if (replica_device_needs_apply(s->replica, ifname))
+                        (void) sync_apply_device(s, ifname, false);
         }
 }
 
@@ -974,7 +1127,7 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                          * a revoked peer on the device that the replica never
                          * held live, to remove it. */
                         pending[i] = replica_device_needs_apply(s->replica, ifname) ||
-                                     replica_bootstrapping(s->replica);
+                                     replica_bootstrapping(s->replica) || apply_running(s, ifname);
                         had_device[i] = replica_device_record(s->replica, ifname, &before[i]) >= 0;
                 }
                 r = live_before_merge(s, &remote, &live, &n_live);
@@ -1026,24 +1179,20 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                                         continue;
                                 if (pending[i] && s->rx_catchups > 0)
                                         continue;
-                                if (pending[i])
-                                        r = sync_apply_device(s, ifname, false);
-                                else
-                                        r = sync_apply_merged(s, ifname, &applied, had_device[i] ? &before[i] : NULL,
-                                                              live, n_live);
+                                if (pending[i]) {
+                                        (void) sync_apply_device(s, ifname, false);
+                                        continue;
+                                }
+                                r = sync_apply_merged(s, ifname, &applied, had_device[i] ? &before[i] : NULL, live,
+                                                      n_live);
                                 if (r < 0)
                                         log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL,
                                                    "sync: cannot apply changes to %s: %m", ifname);
                         }
                         if (p->rx_catching_up)
                                 s->deferred = true;
-                        else {
+                        else
                                 sync_save(s);
-                                /* Edits made by hand since the last poll are
-                                 * versioned now rather than at the next one
-                                 * (which may be an hour away). */
-                                sync_poll_now(s->daemon);
-                        }
                 }
                 sodium_memzero(before, (n_wg + 1) * sizeof(*before));
                 {
@@ -1594,14 +1743,21 @@ static struct sync_poll_state *poll_state(struct hamgr_sync *s, const char *ifna
         return ps;
 }
 
-/* Wait for the reads in flight and drop them: at stop, or at a reload,
- * which may remove an interface or change its backend. */
+/* Wait for the reads and writes in flight and drop them: at stop, or at
+ * a reload, which may remove an interface or change its backend. A whole
+ * write dropped leaves its interface waiting for one (the next poll). */
 static void polls_cancel(struct hamgr_sync *s) {
         for (size_t i = 0; i < s->n_polls; i++) {
-                s->polls[i]->io = wg_io_cancel(s->polls[i]->io);
-                s->polls[i]->again = false;
-                s->polls[i]->generation++;
-                s->polls[i]->valid = false;
+                struct sync_poll_state *ps = s->polls[i];
+
+                ps->io = wg_io_cancel(ps->io);
+                ps->again = false;
+                ps->generation++;
+                ps->valid = false;
+                if (ps->apply_io) {
+                        ps->apply_io = wg_io_cancel(ps->apply_io);
+                        ps->apply_again = ps->apply_keep_extra = false;
+                }
         }
 }
 
@@ -1694,7 +1850,7 @@ static void poll_timer_arm(struct hamgr_sync *s, bool tried) {
                                 ps = s->polls[k];
                 if (!ps)
                         next = MIN(next, now + interval); /* never read yet: sync_poll_interface() makes one */
-                else if (!ps->io) {
+                else if (!ps->io && !ps->apply_io) {
                         if (tried && ps->due <= now)
                                 ps->due = now + interval;
                         next = MIN(next, ps->due);
@@ -1717,7 +1873,7 @@ static void on_poll_read(struct wg_io *io, struct wg_io_result *res, void *userd
         /* What the read saw may predate a write of hamgr's, or the device
          * may be hamgr's to write now (a merge waiting, a catch-up, a
          * takeover): nothing of it is a local edit. */
-        if (ps->generation != ps->io_generation || s->rx_catchups > 0 ||
+        if (ps->generation != ps->io_generation || s->rx_catchups > 0 || ps->apply_io ||
             replica_device_needs_apply(s->replica, ps->ifname) || wg_follower_busy(s->daemon, ps->ifname) ||
             wg_follower_active(s->daemon, ps->ifname) != ps->io_endpoints) {
                 s->polls_dropped++;
@@ -1752,7 +1908,8 @@ static void sync_poll_interface(struct hamgr_sync *s, const char *ifname, bool n
 
         if (!ps)
                 return;
-        if (ps->io) {
+        /* A whole write polls when it ends. */
+        if (ps->io || ps->apply_io) {
                 ps->again |= now;
                 return;
         }
@@ -1764,9 +1921,8 @@ static void sync_poll_interface(struct hamgr_sync *s, const char *ifname, bool n
         if (s->rx_catchups > 0)
                 return;
         if (replica_device_needs_apply(s->replica, ifname)) {
-                r = sync_apply_device(s, ifname, false);
-                if (r < 0)
-                        return;
+                (void) sync_apply_device(s, ifname, false);
+                return;
         }
         if (wg_follower_busy(s->daemon, ifname))
                 return; /* the next poll, after the takeover, sees the real values */
@@ -1952,6 +2108,10 @@ bool sync_bootstrapping(struct hamgr_daemon *d) {
         return d->sync && replica_bootstrapping(d->sync->replica);
 }
 
+bool sync_device_busy(struct hamgr_daemon *d, const char *ifname) {
+        return d->sync && replica_device_needs_apply(d->sync->replica, ifname);
+}
+
 /* ---- setup -------------------------------------------------------------- */
 
 static int listen_on(struct hamgr_sync *s) {
@@ -2098,16 +2258,14 @@ int sync_start(struct hamgr_daemon *d) {
         r = listen_on(s);
         if (r < 0)
                 return r;
-        /* What was replicated before the restart goes to the devices first;
-         * the first poll then sees no difference. */
+        /* What was replicated before the restart goes to the devices first
+         * (beside the loop); the first poll, when that is done, versions
+         * what was added while we were down. */
         for (size_t i = 0; i < d->config->n_wireguard; i++) {
                 const char *ifname = d->config->wireguard[i].interface;
 
-                r = sync_apply_device(s, ifname, true);
-                if (r < 0 && r != -ENODEV)
-                        log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "sync: cannot restore %s: %m", ifname);
-                else
-                        sync_poll_interface(s, ifname, true); /* versions for what was added while we were down */
+                if (!sync_apply_device(s, ifname, true))
+                        sync_poll_interface(s, ifname, true);
         }
         r = sd_event_add_time_relative(d->event, &s->poll_timer, CLOCK_MONOTONIC,
                                        (uint64_t) cfg->poll_interval_ms * USEC_PER_MSEC, USEC_PER_MSEC, on_poll, s);

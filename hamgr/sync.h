@@ -30,6 +30,11 @@ void sync_poll_now(struct hamgr_daemon *d);
  * versioned meanwhile, so the control socket refuses peer edits. */
 bool sync_bootstrapping(struct hamgr_daemon *d);
 
+/* Whether IFNAME's device waits for a whole write of the replicated state
+ * (after a catch-up, or changes merged while one ran): that write would
+ * undo a peer edit made now, so the control socket refuses them. */
+bool sync_device_busy(struct hamgr_daemon *d, const char *ifname);
+
 /* hamgr is about to write IFNAME's device (the control socket, the
  * takeover, the endpoint watchers): a read of it started before, still in
  * flight, shows it from before and must not be versioned. NULL: every

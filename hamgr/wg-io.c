@@ -23,6 +23,7 @@
 
 #include "common/macro.h"
 #include "wg-io.h"
+#include "wg/kernel.h"
 
 #define WG_IO_NICE 10
 
@@ -31,6 +32,7 @@ struct wg_io {
         enum wg_backend backend;
         char ifname[sizeof(((struct wg_device *) NULL)->name)];
         enum wg_io_read what;
+        struct wg_device *change;             /* a write: what to write */
         bool have_skip;
         uint8_t skip_if[WG_DIGEST_LEN];
         wg_io_callback_t cb;
@@ -46,6 +48,38 @@ struct wg_io {
 
 /* A read of at least this many peers is followed by malloc_trim(). */
 #define WG_IO_TRIM_PEERS 5000
+
+/* A write goes to the device in requests of at most this many peers:
+ * wireguard-go spends ~100 us on a new peer, and one UAPI exchange is cut
+ * off after 8 s. */
+#define WG_IO_WRITE_CHUNK 2048
+
+/* CHANGE in requests of at most WG_IO_WRITE_CHUNK peers, in order; the
+ * device's own settings go with the first, and a peer's removal with its
+ * re-creation right after it (wg/wg.h: they must not be split). Stops at
+ * the first failure. */
+static int write_chunked(enum wg_backend b, const struct wg_device *change) {
+        size_t pos = 0;
+
+        do {
+                struct wg_device view = *change;
+                size_t end = MIN(change->n_peers, pos + WG_IO_WRITE_CHUNK);
+                int r;
+
+                if (end < change->n_peers && (change->peers[end - 1].flags & WG_PEER_REMOVE_ME) &&
+                    memcmp(change->peers[end - 1].public_key, change->peers[end].public_key, WG_KEY_LEN) == 0)
+                        end++;
+                view.peers = change->peers + pos;
+                view.n_peers = end - pos;
+                if (pos > 0)
+                        view.flags = 0;
+                r = wg_set_device(b, &view);
+                if (r < 0)
+                        return r;
+                pos = end;
+        } while (pos < change->n_peers);
+        return 0;
+}
 
 static uint64_t mono_usec(void) {
         struct timespec ts;
@@ -64,6 +98,13 @@ static void *io_worker(void *userdata) {
          * value this way; failing is harmless. */
         (void) setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), WG_IO_NICE);
 
+        if (io->change) {
+                res->r = write_chunked(io->backend, io->change);
+                /* Kept per thread: the loop's thread would not see it. */
+                if (res->r < 0)
+                        snprintf(res->kernel_error, sizeof(res->kernel_error), "%s", wg_kernel_last_error());
+                goto done;
+        }
         if (io->what == WG_IO_DIGEST_DEVICE) {
                 res->have_digest = wg_get_digest(io->backend, io->ifname, res->digest) >= 0;
                 res->unchanged = res->have_digest && io->have_skip &&
@@ -71,6 +112,7 @@ static void *io_worker(void *userdata) {
         }
         if (!res->unchanged)
                 res->r = wg_get_device(io->backend, io->ifname, &res->device);
+done:
         res->usec = mono_usec() - t;
         if (write(io->done_fd, &one, sizeof(one)) < 0) {
                 /* Cannot happen (a counter far from overflow); a cancel
@@ -84,6 +126,7 @@ static void io_free(struct wg_io *io) {
         if (io->done_fd >= 0)
                 close(io->done_fd);
         wg_device_free(io->result.device);
+        wg_device_free(io->change);
         sodium_memzero(io->result.digest, sizeof(io->result.digest));
         sodium_memzero(io->skip_if, sizeof(io->skip_if));
         free(io);
@@ -118,25 +161,10 @@ static int on_io_done(sd_event_source *s, int fd, uint32_t revents, void *userda
         return 0;
 }
 
-int wg_io_read(sd_event *e, enum wg_backend b, const char *ifname, enum wg_io_read what, const uint8_t *skip_if,
-               wg_io_callback_t cb, void *userdata, struct wg_io **ret) {
-        struct wg_io *io;
+/* Start IO (filled in but for its worker) on E; frees it on failure. */
+static int io_start(sd_event *e, struct wg_io *io, struct wg_io **ret) {
         int r;
 
-        if (!e || !ifname || !cb || !ret || what < 0 || what >= _WG_IO_READ_MAX)
-                return -EINVAL;
-        io = calloc(1, sizeof(*io));
-        if (!io)
-                return -ENOMEM;
-        io->backend = b;
-        snprintf(io->ifname, sizeof(io->ifname), "%s", ifname);
-        io->what = what;
-        if (skip_if) {
-                io->have_skip = true;
-                memcpy(io->skip_if, skip_if, WG_DIGEST_LEN);
-        }
-        io->cb = cb;
-        io->userdata = userdata;
         io->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (io->done_fd < 0) {
                 r = -errno;
@@ -156,4 +184,46 @@ int wg_io_read(sd_event *e, enum wg_backend b, const char *ifname, enum wg_io_re
 fail:
         io_free(io);
         return r;
+}
+
+int wg_io_read(sd_event *e, enum wg_backend b, const char *ifname, enum wg_io_read what, const uint8_t *skip_if,
+               wg_io_callback_t cb, void *userdata, struct wg_io **ret) {
+        struct wg_io *io;
+
+        if (!e || !ifname || !cb || !ret || what < 0 || what >= _WG_IO_READ_MAX)
+                return -EINVAL;
+        io = calloc(1, sizeof(*io));
+        if (!io)
+                return -ENOMEM;
+        io->backend = b;
+        snprintf(io->ifname, sizeof(io->ifname), "%s", ifname);
+        io->what = what;
+        if (skip_if) {
+                io->have_skip = true;
+                memcpy(io->skip_if, skip_if, WG_DIGEST_LEN);
+        }
+        io->cb = cb;
+        io->userdata = userdata;
+        return io_start(e, io, ret);
+}
+
+int wg_io_write(sd_event *e, enum wg_backend b, struct wg_device *change, wg_io_callback_t cb, void *userdata,
+                struct wg_io **ret) {
+        struct wg_io *io;
+
+        if (!e || !change || !cb || !ret) {
+                wg_device_free(change);
+                return -EINVAL;
+        }
+        io = calloc(1, sizeof(*io));
+        if (!io) {
+                wg_device_free(change);
+                return -ENOMEM;
+        }
+        io->backend = b;
+        snprintf(io->ifname, sizeof(io->ifname), "%s", change->name);
+        io->change = change;
+        io->cb = cb;
+        io->userdata = userdata;
+        return io_start(e, io, ret);
 }

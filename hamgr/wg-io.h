@@ -2,11 +2,12 @@
 #pragma once
 
 /*
- * WireGuard device reads beside the event loop. Reading a device of
- * 10,000 peers or more from wireguard-go takes 100 ms to seconds; done on
- * the loop, no VRRP advert would go out or be processed meanwhile. A read
- * runs in a thread of its own, which touches nothing but its request; the
- * result comes back on the loop, in a callback.
+ * WireGuard device reads and writes beside the event loop. Reading a
+ * device of 10,000 peers or more from wireguard-go takes 100 ms to
+ * seconds, writing 50,000 new peers about 5 s; done on the loop, no VRRP
+ * advert would go out or be processed meanwhile. A request runs in a
+ * thread of its own, which touches nothing but the request; the result
+ * comes back on the loop, in a callback.
  */
 
 #include <stdbool.h>
@@ -18,15 +19,16 @@
 struct wg_io;
 
 struct wg_io_result {
-        int r;                          /* 0 or -errno of the read */
+        int r;                          /* 0 or -errno of the read or write */
         struct wg_device *device;       /* the callback's to take (TAKE_PTR); NULL when not read */
         bool have_digest;               /* DIGEST was read (not the kernel backend) */
         bool unchanged;                 /* the digest was SKIP_IF: the device was not read */
         uint8_t digest[WG_DIGEST_LEN];
-        uint64_t usec;                  /* time the read took in the worker */
+        uint64_t usec;                  /* time the request took in the worker */
+        char kernel_error[256];         /* a write the kernel refused: its extended ack message, or "" */
 };
 
-/* Called on the loop with the finished read of IO. IO is freed when it
+/* Called on the loop with the finished request IO. IO is freed when it
  * returns: the owner forgets its pointer here (and may start another
  * read, or cancel others, but not IO itself). RES is only valid during
  * the call. */
@@ -48,6 +50,19 @@ enum wg_io_read {
 int wg_io_read(sd_event *e, enum wg_backend b, const char *ifname, enum wg_io_read what, const uint8_t *skip_if,
                wg_io_callback_t cb, void *userdata, struct wg_io **ret);
 
+/*
+ * Write CHANGE (taken, freed with the request; its name says which
+ * interface) through backend B in a worker thread, as wg_set_device() in
+ * requests of at most 2,048 peers (one UAPI exchange is cut off after
+ * 8 s); CB(USERDATA) runs on E when it is done, RES->r its result (the
+ * first failure: the requests before it were applied). The caller
+ * keeps every other writer of the device away meanwhile. Returns 0 and the
+ * request in *RET, or -errno (CHANGE freed).
+ */
+int wg_io_write(sd_event *e, enum wg_backend b, struct wg_device *change, wg_io_callback_t cb, void *userdata,
+                struct wg_io **ret);
+
 /* Wait for IO's worker, drop its result without calling back, free.
- * Blocks for as long as the read still runs. Accepts NULL; returns NULL. */
+ * Blocks for as long as the request still runs (a write completes).
+ * Accepts NULL; returns NULL. */
 struct wg_io *wg_io_cancel(struct wg_io *io);

@@ -16,6 +16,7 @@ struct replica_iface {
         struct replica_peer *peers;           /* sorted by public key, tombstones included */
         size_t n_peers;
         bool needs_apply;
+        uint64_t generation;                  /* replica_device_generation() */
 };
 
 struct replica {
@@ -842,6 +843,7 @@ static void pending_commit(struct pending *p, struct replica_iface *f, bool need
         f->peers = TAKE_PTR(p->peers);
         f->n_peers = p->n_peers;
         f->device = p->device;
+        f->generation++;
         if (needs_apply)
                 f->needs_apply = true;
         free(p->fresh);
@@ -1725,6 +1727,15 @@ int replica_device_applied(struct replica *r, const char *ifname) {
         return 0;
 }
 
+uint64_t replica_device_generation(const struct replica *r, const char *ifname) {
+        const struct replica_iface *f;
+
+        if (!r || !ifname)
+                return 0;
+        f = iface_find(r, ifname);
+        return f ? f->generation : 0;
+}
+
 bool replica_device_needs_apply(const struct replica *r, const char *ifname) {
         const struct replica_iface *f;
 
@@ -2213,6 +2224,8 @@ int replica_collect_tombstones(struct replica *r, uint64_t before_wall_ms, const
                         }
                         kept++;
                 }
+                if (kept != f->n_peers)
+                        f->generation++;
                 f->n_peers = kept;
         }
         if (ret_collected)

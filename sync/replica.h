@@ -367,6 +367,13 @@ int replica_device_applied(struct replica *r, const char *ifname);
  * replica_device_applied(). */
 bool replica_device_needs_apply(const struct replica *r, const char *ifname);
 
+/* A number that changes whenever IFNAME's replicated state does (a merge,
+ * a local change, a collected tombstone), and only then; 0 for an
+ * interface R does not hold. A caller that wrote the state to the device
+ * beside the event loop compares it with the one it wrote from before it
+ * calls replica_device_applied(). */
+uint64_t replica_device_generation(const struct replica *r, const char *ifname);
+
 /* Whether R holds IFNAME's peer PUBLIC_KEY as a tombstone: it was removed,
  * and the device must not keep it. False for a live peer and for a key R
  * has never seen (a peer added while hamgr was not running). */

@@ -5,6 +5,9 @@
 #  - a peer removed on gw1 stays removed when gw2 restarts on a device
 #    recreated from an old configuration that still lists it (gw2 kept its
 #    state file: start-up drops the tombstoned peer);
+#  - the same when gw2's device appears only after hamgr started (the
+#    restore at start fails and is retried before any poll, still keeping
+#    the peers the device came up with);
 #  - the same with gw2's state file deleted: gw2 versions nothing until it
 #    merged gw1's full state, then matches it; a peer added to gw2's device
 #    while it was down still replicates afterwards;
@@ -120,6 +123,21 @@ assert_true "restart with state: reconnected" wait_until 10 connected gw1
 assert_true "restart with state: the peer stays revoked on both nodes for 5 s" holds_for 5 revoked "$kr"
 assert_true "restart with state: the client peer is still on gw2" has_peer gw2 "$WG_CLIENT_PUB"
 assert_contains "$(cat "$(hamgr_log gw2)")" "it was revoked" "gw2 logged the removal of the revoked peer"
+
+# ---- the same, gw2's device created only after hamgr started (its
+# wireguard-go started later): the restore at start fails and is retried,
+# and no poll versions the device before it succeeded
+hamgr_stop gw2 TERM
+wg_go_stop gw2
+hamgr_start gw2 "$HI_TMP/gw2.conf"
+assert_true "late device: gw2 reconnects without its device" wait_until 10 connected gw1
+kd=$(wg genkey | wg pubkey) # on the device as it comes up: added while hamgr could not see it
+recreate_gw2 "$kr" "$kd"
+assert_true "late device: gw2 drops the revoked peer once its device is there" wait_until 5 no_peer gw2 "$kr"
+assert_true "late device: the peer stays revoked on both nodes for 5 s" holds_for 5 revoked "$kr"
+assert_true "late device: the client peer is on gw2" has_peer gw2 "$WG_CLIENT_PUB"
+assert_true "late device: the peer it came up with stays on gw2 and reaches gw1" wait_until 5 has_peer gw1 "$kd"
+assert_true "late device: and is still on gw2" has_peer gw2 "$kd"
 
 # ---- the same with gw2's state file deleted
 hamgr_stop gw2 TERM

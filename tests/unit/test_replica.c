@@ -664,6 +664,48 @@ static void test_merge_idempotent(void **state) {
         node_done(&b);
 }
 
+/* The generation moves with every change of the interface's state (a
+ * local poll that found one, a merge that changed something) and with
+ * nothing else (reads, an idle poll, a merge of what is held, the apply's
+ * confirmation): an apply written beside the loop trusts it to tell
+ * whether the state moved on meanwhile. */
+static void test_device_generation(void **state) {
+        struct node a, b;
+        struct replica_changes c = {}, applied = {};
+        _cleanup_(wg_device_freep) struct wg_device *d = NULL;
+        uint64_t g;
+
+        node_init(&a, NODE_A);
+        node_init(&b, NODE_B);
+        assert_int_equal(replica_device_generation(a.r, IF), 0);
+        dev_set(a.dev, 1, 1);
+        assert_int_equal(poll(a.r, a.dev, 100, false), 2);
+        g = replica_device_generation(a.r, IF);
+        assert_true(g > 0);
+        assert_int_equal(poll(a.r, a.dev, 200, false), 0);
+        assert_int_equal(replica_device_for(a.r, IF, false, &d), 0);
+        assert_true(replica_peer_live(a.r, IF, d->peers[0].public_key));
+        assert_int_equal(replica_device_generation(a.r, IF), g);
+        dev_set(a.dev, 1, 2);
+        assert_int_equal(poll(a.r, a.dev, 300, false), 1);
+        assert_true(replica_device_generation(a.r, IF) > g);
+
+        assert_int_equal(replica_changes_since(a.r, (struct hlc_ts) {}, &c), 0);
+        assert_int_equal(replica_merge(b.r, &c, &applied), 0);
+        g = replica_device_generation(b.r, IF);
+        assert_true(g > 0);
+        replica_changes_done(&applied);
+        assert_int_equal(replica_device_applied(b.r, IF), 0);
+        assert_int_equal(replica_merge(b.r, &c, &applied), 0);
+        assert_int_equal(applied.n, 0);
+        assert_int_equal(replica_device_generation(b.r, IF), g);
+        replica_changes_done(&applied);
+        replica_changes_done(&c);
+        assert_int_equal(replica_device_generation(b.r, "other0"), 0);
+        node_done(&a);
+        node_done(&b);
+}
+
 /* Several versions of one peer in one batch, in either order: the newest
  * of each register wins. */
 static void test_merge_batch_duplicates(void **state) {
@@ -2151,6 +2193,7 @@ int main(void) {
                 cmocka_unit_test(test_merge_scenarios),
                 cmocka_unit_test(test_merge_order_independent),
                 cmocka_unit_test(test_merge_idempotent),
+                cmocka_unit_test(test_device_generation),
                 cmocka_unit_test(test_merge_batch_duplicates),
                 cmocka_unit_test(test_tombstone_beats_stale_node),
                 cmocka_unit_test(test_echo_rule),
