@@ -1976,7 +1976,8 @@ void sync_poll_now(struct hamgr_daemon *d) {
                 sync_poll_interface(s, d->config->wireguard[i].interface, true);
 }
 
-/* CHANGE applied to DEV (the replicated device), as wg(8) set would. */
+/* CHANGE applied to DEV (the replicated peer it changes, or none), as
+ * wg(8) set would; a removal is flagged, for replica_apply_local_peers(). */
 static int device_apply_peer(struct wg_device *dev, const struct wg_peer *change) {
         struct wg_peer *p = NULL;
 
@@ -1984,13 +1985,8 @@ static int device_apply_peer(struct wg_device *dev, const struct wg_peer *change
                 if (memcmp(dev->peers[i].public_key, change->public_key, WG_KEY_LEN) == 0)
                         p = &dev->peers[i];
         if (change->flags & WG_PEER_REMOVE_ME) {
-                if (p) {
-                        size_t i = (size_t) (p - dev->peers);
-
-                        free(p->allowedips);
-                        memmove(p, p + 1, (dev->n_peers - i - 1) * sizeof(*p));
-                        dev->n_peers--;
-                }
+                if (p)
+                        p->flags |= WG_PEER_REMOVE_ME;
                 return 0;
         }
         if (!p) {
@@ -2023,14 +2019,15 @@ void sync_local_peer(struct hamgr_daemon *d, const char *ifname, const struct wg
                 return;
         poll_invalidate(s, ifname); /* the control socket just wrote the device */
         endpoints = wg_follower_active(d, ifname);
-        /* The device is the replica plus edits not polled yet; the
-         * replica plus this change is what a poll would have compared. */
+        /* The replicated peer plus this change is what a poll would find
+         * of it; nothing else moved (edits by hand wait for the poll). */
         if (replica_device_needs_apply(s->replica, ifname) || wg_follower_busy(d, ifname) ||
-            replica_device_for(s->replica, ifname, endpoints, &dev) < 0 || device_apply_peer(dev, change) < 0) {
+            replica_peer_for(s->replica, ifname, change->public_key, endpoints, &dev) < 0 ||
+            device_apply_peer(dev, change) < 0) {
                 sync_poll_now(d);
                 return;
         }
-        r = replica_apply_local_device(s->replica, ifname, dev, wall_usec() / 1000, endpoints, &changes);
+        r = replica_apply_local_peers(s->replica, ifname, dev, wall_usec() / 1000, endpoints, &changes);
         if (r < 0) {
                 sync_poll_now(d);
                 return;

@@ -1469,7 +1469,10 @@ static bool peer_main_equal(const struct replica_peer *a, const struct replica_p
                allowedips_equal(a->allowedips, a->n_allowedips, b->allowedips, b->n_allowedips);
 }
 
-static int poll_peers(struct pending *p, const struct wg_device *obs, struct hlc_ts ts, bool may_write_endpoints) {
+/* PARTIAL: OBS holds only the peers to change, a removed one flagged
+ * WG_PEER_REMOVE_ME; the others stay as they are. */
+static int poll_peers(struct pending *p, const struct wg_device *obs, struct hlc_ts ts, bool may_write_endpoints,
+                      bool partial) {
         const struct replica_iface *f = p->iface;
         size_t n_old = f ? f->n_peers : 0, i = 0, j = 0;
         int r = 0;
@@ -1495,6 +1498,14 @@ static int poll_peers(struct pending *p, const struct wg_device *obs, struct hlc
                          * the first entry stands for it. */
                         while (j < obs->n_peers && memcmp(obs->peers[j].public_key, o->public_key, WG_KEY_LEN) == 0)
                                 j++;
+                }
+                if (o && (o->flags & WG_PEER_REMOVE_ME)) {
+                        if (!old)
+                                continue; /* never held: nothing to remove */
+                        o = NULL;
+                } else if (!o && partial) {
+                        pending_keep(p, old);
+                        continue;
                 }
 
                 if (!o) {
@@ -1555,8 +1566,8 @@ fail:
         return r;
 }
 
-int replica_apply_local_device(struct replica *r, const char *ifname, const struct wg_device *observed,
-                               uint64_t wall_ms, bool may_write_endpoints, struct replica_changes *ret) {
+static int apply_local(struct replica *r, const char *ifname, const struct wg_device *observed, bool partial,
+                       uint64_t wall_ms, bool may_write_endpoints, struct replica_changes *ret) {
         _cleanup_(wg_device_freep) struct wg_device *obs = NULL;
         struct replica_changes made = {};
         struct replica_device dev;
@@ -1586,7 +1597,7 @@ int replica_apply_local_device(struct replica *r, const char *ifname, const stru
         k = pending_init(&p, f, ifname, (f ? f->n_peers : 0) + obs->n_peers);
         if (k < 0)
                 return k;
-        if (observed_device(observed, &p.device, &dev)) {
+        if (!partial && observed_device(observed, &p.device, &dev)) {
                 if (hlc_ts_is_zero(p.device.version) || !device_equal(&dev, &p.device)) {
                         p.device = dev;
                         p.device.version = ts;
@@ -1594,7 +1605,7 @@ int replica_apply_local_device(struct replica *r, const char *ifname, const stru
                 }
                 sodium_memzero(&dev, sizeof(dev));
         }
-        k = poll_peers(&p, obs, ts, may_write_endpoints);
+        k = poll_peers(&p, obs, ts, may_write_endpoints, partial);
         if (k < 0)
                 goto fail;
         if (!p.changed) {
@@ -1623,9 +1634,22 @@ fail:
         return k;
 }
 
+int replica_apply_local_device(struct replica *r, const char *ifname, const struct wg_device *observed,
+                               uint64_t wall_ms, bool may_write_endpoints, struct replica_changes *ret) {
+        return apply_local(r, ifname, observed, false, wall_ms, may_write_endpoints, ret);
+}
+
+int replica_apply_local_peers(struct replica *r, const char *ifname, const struct wg_device *peers, uint64_t wall_ms,
+                              bool may_write_endpoints, struct replica_changes *ret) {
+        return apply_local(r, ifname, peers, true, wall_ms, may_write_endpoints, ret);
+}
+
 /* ---- reading the replica ---- */
 
-int replica_device_for(struct replica *r, const char *ifname, bool include_endpoints, struct wg_device **ret) {
+/* The live peers of IFNAME as a device; with KEY, only that peer (none
+ * when it is not live). */
+static int device_for(struct replica *r, const char *ifname, bool include_endpoints, const uint8_t *key,
+                      struct wg_device **ret) {
         _cleanup_(wg_device_freep) struct wg_device *d = NULL;
         const struct replica_iface *f;
 
@@ -1650,7 +1674,7 @@ int replica_device_for(struct replica *r, const char *ifname, bool include_endpo
                 const struct replica_peer *src = &f->peers[i];
                 struct wg_peer *p;
 
-                if (src->deleted)
+                if (src->deleted || (key && memcmp(src->public_key, key, WG_KEY_LEN) != 0))
                         continue;
                 p = wg_device_add_peer(d);
                 if (!p)
@@ -1670,6 +1694,17 @@ int replica_device_for(struct replica *r, const char *ifname, bool include_endpo
         }
         *ret = TAKE_PTR(d);
         return 0;
+}
+
+int replica_device_for(struct replica *r, const char *ifname, bool include_endpoints, struct wg_device **ret) {
+        return device_for(r, ifname, include_endpoints, NULL, ret);
+}
+
+int replica_peer_for(struct replica *r, const char *ifname, const uint8_t public_key[static WG_KEY_LEN],
+                     bool include_endpoints, struct wg_device **ret) {
+        if (!public_key)
+                return -EINVAL;
+        return device_for(r, ifname, include_endpoints, public_key, ret);
 }
 
 static int peer_key_cmp(const void *key, const void *elem) {

@@ -249,6 +249,17 @@ int replica_apply_local_device(struct replica *r, const char *ifname, const stru
                                uint64_t wall_ms, bool may_write_endpoints, struct replica_changes *ret);
 
 /*
+ * replica_apply_local_device() for an edit of a few peers that hamgr made
+ * itself (hamgr peer add / remove), in O(peers held) without a read of the
+ * device: PEERS holds only the peers to change, each as the device now
+ * shows it in full (replica_peer_for() with the edit applied), or flagged
+ * WG_PEER_REMOVE_ME when it was removed. Peers not in PEERS, and the
+ * device record, are left as they are. Same returns.
+ */
+int replica_apply_local_peers(struct replica *r, const char *ifname, const struct wg_device *peers, uint64_t wall_ms,
+                              bool may_write_endpoints, struct replica_changes *ret);
+
+/*
  * Merge REMOTE (records in any order, duplicates allowed) into R: per
  * record and per endpoint register the higher version wins. R's clock
  * moves past every version seen, however far ahead: for records from
@@ -345,6 +356,11 @@ int replica_adopt_orphans(struct replica *r, const uint64_t *known, size_t n_kno
  * device, -ENOENT when nothing is replicated for IFNAME, or -ENOMEM.
  */
 int replica_device_for(struct replica *r, const char *ifname, bool include_endpoints, struct wg_device **ret);
+
+/* replica_device_for() with only the peer PUBLIC_KEY (no peer when it is
+ * not live). Same returns. */
+int replica_peer_for(struct replica *r, const char *ifname, const uint8_t public_key[static WG_KEY_LEN],
+                     bool include_endpoints, struct wg_device **ret);
 
 /* The version of the endpoint of IFNAME's peer PUBLIC_KEY: zero when no
  * endpoint is known (or no such live peer). */

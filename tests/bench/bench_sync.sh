@@ -391,6 +391,10 @@ initial_sync() {
         if [ -z "$status" ]; then
                 peer_adds "$n"
                 wg_edits "$n"
+                q0=$(hi_now_ms)
+                records_of gw2 >/dev/null
+                q1=$(hi_now_ms)
+                say "   (one record count read on gw2, the floor of the next two figures: $((q1 - q0)) ms)"
                 R_ADD_REC[$n]=$(timed_by_records "$n" add)
                 say "   peer add by record count: ${R_ADD_REC[$n]}"
                 R_EDIT_REC[$n]=$(timed_by_records "$n" edit)

@@ -664,6 +664,95 @@ static void test_merge_idempotent(void **state) {
         node_done(&b);
 }
 
+/* An edit of a few peers applied alone (hamgr peer add / remove) leaves
+ * the replica exactly as a poll of the whole device with that edit would:
+ * a changed peer, a new one, a removed one; a removal of a peer never
+ * held, or a peer as it already is, changes nothing; the device record is
+ * not touched; and like a poll it waits while merged changes wait. */
+static void test_apply_local_peers(void **state) {
+        struct replica *full = NULL, *part = NULL;
+        _cleanup_(wg_device_freep) struct wg_device *dev = dev_new(), *edit = NULL, *one = NULL;
+        struct replica_changes c = {};
+        struct wg_peer *p;
+        uint8_t k3[WG_KEY_LEN], k9[WG_KEY_LEN];
+        size_t n_full;
+
+        assert_int_equal(replica_new(NODE_A, &full), 0);
+        assert_int_equal(replica_new(NODE_A, &part), 0);
+        for (uint32_t id = 1; id <= 3; id++)
+                dev_set(dev, id, (uint8_t) id);
+        assert_int_equal(poll(full, dev, 100, false), 4);
+        assert_int_equal(poll(part, dev, 100, false), 4);
+        assert_same_state(full, part);
+
+        /* The edit: peer 2 changed, peer 4 new, peer 3 gone. */
+        dev_set(dev, 2, 9);
+        dev_set(dev, 4, 4);
+        dev_del(dev, 3);
+        n_full = poll(full, dev, 200, false);
+        assert_int_equal(n_full, 3);
+
+        edit = dev_new();
+        assert_int_equal(replica_peer_for(part, IF, dev_peer(dev, 2)->public_key, false, &one), 0);
+        assert_int_equal(one->n_peers, 1);
+        key_fill(one->peers[0].preshared_key, 0x5000 + 9, 9); /* as dev_set() tags it */
+        p = wg_device_add_peer(edit);
+        assert_non_null(p);
+        *p = one->peers[0];
+        one->peers[0].allowedips = NULL;
+        one->peers[0].n_allowedips = 0;
+        p = wg_device_add_peer(edit);
+        assert_non_null(p);
+        *p = *dev_peer(dev, 4);
+        p->allowedips = calloc(1, sizeof(*p->allowedips));
+        assert_non_null(p->allowedips);
+        p->allowedips[0] = dev_peer(dev, 4)->allowedips[0];
+        key_fill(k3, 3, 0x77);
+        p = wg_device_add_peer(edit);
+        assert_non_null(p);
+        memcpy(p->public_key, k3, WG_KEY_LEN);
+        p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
+        assert_int_equal(replica_apply_local_peers(part, IF, edit, 200, false, &c), 0);
+        assert_int_equal(c.n, n_full);
+        replica_changes_done(&c);
+        assert_same_state(full, part);
+
+        /* No change: the same edit again, a removal of a key never held. */
+        assert_int_equal(replica_apply_local_peers(part, IF, edit, 300, false, &c), 0);
+        assert_int_equal(c.n, 0);
+        wg_device_free(edit);
+        edit = dev_new();
+        key_fill(k9, 99, 0x77);
+        p = wg_device_add_peer(edit);
+        assert_non_null(p);
+        memcpy(p->public_key, k9, WG_KEY_LEN);
+        p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
+        assert_int_equal(replica_apply_local_peers(part, IF, edit, 300, false, &c), 0);
+        assert_int_equal(c.n, 0);
+        one = wg_device_free(one);
+        assert_int_equal(replica_peer_for(part, IF, k3, false, &one), 0);
+        assert_int_equal(one->n_peers, 0); /* removed: not live */
+        assert_same_state(full, part);
+
+        /* A merge waiting for the device: refused, as a poll is. */
+        {
+                struct replica *other = NULL;
+                struct replica_changes all = {};
+
+                assert_int_equal(replica_new(NODE_B, &other), 0);
+                dev_set(dev, 5, 5);
+                assert_int_equal(poll(other, dev, 400, false), 5);
+                assert_int_equal(replica_changes_since(other, (struct hlc_ts) {}, &all), 0);
+                assert_int_equal(replica_merge(part, &all, NULL), 0);
+                assert_true(replica_device_needs_apply(part, IF));
+                assert_int_equal(replica_apply_local_peers(part, IF, edit, 500, false, &c), -EAGAIN);
+                replica_changes_done(&all);
+                replica_free(other);
+        }
+        replica_free(full);
+        replica_free(part);
+}
+
 /* The generation moves with every change of the interface's state (a
  * local poll that found one, a merge that changed something) and with
  * nothing else (reads, an idle poll, a merge of what is held, the apply's
@@ -2194,6 +2283,7 @@ int main(void) {
                 cmocka_unit_test(test_merge_order_independent),
                 cmocka_unit_test(test_merge_idempotent),
                 cmocka_unit_test(test_device_generation),
+                cmocka_unit_test(test_apply_local_peers),
                 cmocka_unit_test(test_merge_batch_duplicates),
                 cmocka_unit_test(test_tombstone_beats_stale_node),
                 cmocka_unit_test(test_echo_rule),
