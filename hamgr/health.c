@@ -228,7 +228,7 @@ static int probe_wireguard(struct check_rt *c) {
                 check_finish(c, true);
                 return 1;
         }
-        return wg_io_read(d->event, backend_for(d, ifname), ifname, WG_IO_DEVICE, NULL, on_wireguard_read, c,
+        return wg_io_read(d->event, backend_for(d, ifname), ifname, WG_IO_ENDPOINTS, NULL, on_wireguard_read, c,
                           &c->wg_io);
 }
 

@@ -110,7 +110,9 @@ static void *io_worker(void *userdata) {
                 res->unchanged = res->have_digest && io->have_skip &&
                                  sodium_memcmp(res->digest, io->skip_if, WG_DIGEST_LEN) == 0;
         }
-        if (!res->unchanged)
+        if (io->what == WG_IO_ENDPOINTS)
+                res->r = wg_get_endpoints(io->backend, io->ifname, &res->device);
+        else if (!res->unchanged)
                 res->r = wg_get_device(io->backend, io->ifname, &res->device);
 done:
         res->usec = mono_usec() - t;

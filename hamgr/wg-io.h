@@ -37,6 +37,7 @@ typedef void (*wg_io_callback_t)(struct wg_io *io, struct wg_io_result *res, voi
 enum wg_io_read {
         WG_IO_DEVICE,                   /* the whole device */
         WG_IO_DIGEST_DEVICE,            /* its digest (wg_get_digest()), then the whole device */
+        WG_IO_ENDPOINTS,                /* what the endpoint store needs (wg_get_endpoints()) */
         _WG_IO_READ_MAX,
 };
 

@@ -519,7 +519,7 @@ static int on_snapshot(sd_event_source *s, uint64_t usec, void *userdata) {
         int r;
 
         if (f->phase == PHASE_ACTIVE && !f->snapshot_io) {
-                r = wg_io_read(f->daemon->event, f->config->backend, f->config->interface, WG_IO_DEVICE, NULL,
+                r = wg_io_read(f->daemon->event, f->config->backend, f->config->interface, WG_IO_ENDPOINTS, NULL,
                                on_snapshot_read, f, &f->snapshot_io);
                 if (r < 0)
                         log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "wireguard %s: cannot start a snapshot: %m",

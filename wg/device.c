@@ -59,6 +59,18 @@ int wg_get_device(enum wg_backend b, const char *ifname, struct wg_device **ret)
         }
 }
 
+int wg_get_endpoints(enum wg_backend b, const char *ifname, struct wg_device **ret) {
+        switch (wg_backend_resolve(b, ifname)) {
+        case WG_BACKEND_KERNEL:
+                return wg_kernel_get_device(ifname, ret);
+        case WG_BACKEND_UAPI:
+        case WG_BACKEND_BORINGTUN:
+                return wg_uapi_get_endpoints(ifname, ret);
+        default:
+                return -EINVAL;
+        }
+}
+
 int wg_get_digest(enum wg_backend b, const char *ifname, uint8_t ret[static WG_DIGEST_LEN]) {
         switch (wg_backend_resolve(b, ifname)) {
         case WG_BACKEND_KERNEL:

@@ -317,6 +317,70 @@ static int read_lines(int fd, struct exchange *ex, line_fn fn, void *userdata, c
 
 /* ---- get ---- */
 
+/* The keys of a get reply, looked up once per line: a reply of 50,000
+ * peers has half a million lines. */
+enum get_key {
+        GET_KEY_UNKNOWN,
+        GET_KEY_ERRNO,
+        GET_KEY_PUBLIC_KEY,
+        /* the device's */
+        GET_KEY_PRIVATE_KEY,
+        GET_KEY_OWN_PUBLIC_KEY,
+        GET_KEY_LISTEN_PORT,
+        GET_KEY_FWMARK,
+        /* a peer's */
+        GET_KEY_PRESHARED_KEY,
+        GET_KEY_ENDPOINT,
+        GET_KEY_PERSISTENT_KEEPALIVE_INTERVAL,
+        GET_KEY_ALLOWED_IP,
+        GET_KEY_LAST_HANDSHAKE_TIME_SEC,
+        GET_KEY_LAST_HANDSHAKE_TIME_NSEC,
+        GET_KEY_RX_BYTES,
+        GET_KEY_TX_BYTES,
+        GET_KEY_PROTOCOL_VERSION,
+        _GET_KEY_MAX,
+};
+
+static const char *const get_key_names[_GET_KEY_MAX] = {
+        [GET_KEY_ERRNO] = "errno",
+        [GET_KEY_PUBLIC_KEY] = "public_key",
+        [GET_KEY_PRIVATE_KEY] = "private_key",
+        [GET_KEY_OWN_PUBLIC_KEY] = "own_public_key",
+        [GET_KEY_LISTEN_PORT] = "listen_port",
+        [GET_KEY_FWMARK] = "fwmark",
+        [GET_KEY_PRESHARED_KEY] = "preshared_key",
+        [GET_KEY_ENDPOINT] = "endpoint",
+        [GET_KEY_PERSISTENT_KEEPALIVE_INTERVAL] = "persistent_keepalive_interval",
+        [GET_KEY_ALLOWED_IP] = "allowed_ip",
+        [GET_KEY_LAST_HANDSHAKE_TIME_SEC] = "last_handshake_time_sec",
+        [GET_KEY_LAST_HANDSHAKE_TIME_NSEC] = "last_handshake_time_nsec",
+        [GET_KEY_RX_BYTES] = "rx_bytes",
+        [GET_KEY_TX_BYTES] = "tx_bytes",
+        [GET_KEY_PROTOCOL_VERSION] = "protocol_version",
+};
+
+static enum get_key get_key_lookup(const char *key) {
+        static const enum get_key by_letter[][6] = {
+                ['a' - 'a'] = { GET_KEY_ALLOWED_IP },
+                ['e' - 'a'] = { GET_KEY_ENDPOINT, GET_KEY_ERRNO },
+                ['f' - 'a'] = { GET_KEY_FWMARK },
+                ['l' - 'a'] = { GET_KEY_LAST_HANDSHAKE_TIME_SEC, GET_KEY_LAST_HANDSHAKE_TIME_NSEC, GET_KEY_LISTEN_PORT },
+                ['o' - 'a'] = { GET_KEY_OWN_PUBLIC_KEY },
+                ['p'
+                 - 'a'] = { GET_KEY_PUBLIC_KEY, GET_KEY_PRESHARED_KEY, GET_KEY_PERSISTENT_KEEPALIVE_INTERVAL,
+                            GET_KEY_PRIVATE_KEY, GET_KEY_PROTOCOL_VERSION },
+                ['r' - 'a'] = { GET_KEY_RX_BYTES },
+                ['t' - 'a'] = { GET_KEY_TX_BYTES },
+        };
+
+        if (key[0] < 'a' || key[0] > 't')
+                return GET_KEY_UNKNOWN;
+        for (size_t i = 0; i < ELEMENTSOF(by_letter[0]) && by_letter[key[0] - 'a'][i] != GET_KEY_UNKNOWN; i++)
+                if (streq(key, get_key_names[by_letter[key[0] - 'a'][i]]))
+                        return by_letter[key[0] - 'a'][i];
+        return GET_KEY_UNKNOWN;
+}
+
 struct get_parser {
         struct wg_device *dev;
         int64_t now;
@@ -324,6 +388,9 @@ struct get_parser {
         bool in_peer;
         bool have_errno;
         int error;
+        /* Only what the endpoint store needs (wg_uapi_get_endpoints()):
+         * preshared keys and allowed IPs are skipped. */
+        bool light;
 };
 
 /* boringtun's time since the handshake becomes wall-clock time. */
@@ -348,12 +415,12 @@ static void get_parser_finish_peer(struct get_parser *p) {
         peer->last_handshake_time_nsec = abs % NSEC_PER_SEC;
 }
 
-static int get_device_line(struct get_parser *p, const char *key, const char *value, const char **reason) {
+static int get_device_line(struct get_parser *p, enum get_key key, const char *value, const char **reason) {
         struct wg_device *dev = p->dev;
         uint64_t v;
         int r;
 
-        if (streq(key, "private_key")) {
+        if (key == GET_KEY_PRIVATE_KEY) {
                 if (parse_hex_key(value, dev->private_key) < 0)
                         goto bad;
                 dev->flags &= ~(uint32_t) (WG_DEVICE_HAS_PRIVATE_KEY | WG_DEVICE_HAS_PUBLIC_KEY);
@@ -363,16 +430,16 @@ static int get_device_line(struct get_parser *p, const char *key, const char *va
                 if (r < 0)
                         return r;
                 dev->flags |= WG_DEVICE_HAS_PRIVATE_KEY | WG_DEVICE_HAS_PUBLIC_KEY;
-        } else if (streq(key, "own_public_key")) {
+        } else if (key == GET_KEY_OWN_PUBLIC_KEY) {
                 if (parse_hex_key(value, dev->public_key) < 0)
                         goto bad;
                 dev->flags |= WG_DEVICE_HAS_PUBLIC_KEY;
-        } else if (streq(key, "listen_port")) {
+        } else if (key == GET_KEY_LISTEN_PORT) {
                 if (parse_u64_decimal(value, UINT16_MAX, &v) < 0)
                         goto bad;
                 dev->listen_port = (uint16_t) v;
                 dev->flags |= WG_DEVICE_HAS_LISTEN_PORT;
-        } else if (streq(key, "fwmark")) {
+        } else if (key == GET_KEY_FWMARK) {
                 if (parse_u64_decimal(value, UINT32_MAX, &v) < 0)
                         goto bad;
                 dev->fwmark = (uint32_t) v;
@@ -384,28 +451,30 @@ bad:
         return -EBADMSG;
 }
 
-static int get_peer_line(struct get_parser *p, const char *key, const char *value, const char **reason) {
+static int get_peer_line(struct get_parser *p, enum get_key key, const char *value, const char **reason) {
         struct wg_peer *peer = &p->dev->peers[p->dev->n_peers - 1];
         struct wg_allowedip a;
         uint64_t v;
 
-        if (streq(key, "preshared_key")) {
+        if (p->light && (key == GET_KEY_PRESHARED_KEY || key == GET_KEY_ALLOWED_IP))
+                return 0;
+        if (key == GET_KEY_PRESHARED_KEY) {
                 if (parse_hex_key(value, peer->preshared_key) < 0)
                         goto bad;
                 if (wg_key_is_zero(peer->preshared_key))
                         peer->flags &= ~(uint32_t) WG_PEER_HAS_PRESHARED_KEY;
                 else
                         peer->flags |= WG_PEER_HAS_PRESHARED_KEY;
-        } else if (streq(key, "endpoint")) {
+        } else if (key == GET_KEY_ENDPOINT) {
                 if (wg_endpoint_parse(value, &peer->endpoint) < 0)
                         goto bad;
                 peer->flags |= WG_PEER_HAS_ENDPOINT;
-        } else if (streq(key, "persistent_keepalive_interval")) {
+        } else if (key == GET_KEY_PERSISTENT_KEEPALIVE_INTERVAL) {
                 if (parse_u64_decimal(value, UINT16_MAX, &v) < 0)
                         goto bad;
                 peer->persistent_keepalive_interval = (uint16_t) v;
                 peer->flags |= WG_PEER_HAS_PERSISTENT_KEEPALIVE_INTERVAL;
-        } else if (streq(key, "allowed_ip")) {
+        } else if (key == GET_KEY_ALLOWED_IP) {
                 if (p->n_allowedips >= WG_UAPI_MAX_ALLOWEDIPS) {
                         *reason = "too many allowed IPs";
                         return -EBADMSG;
@@ -415,21 +484,21 @@ static int get_peer_line(struct get_parser *p, const char *key, const char *valu
                 if (wg_peer_add_allowedip(peer, &a) < 0)
                         return -ENOMEM;
                 p->n_allowedips++;
-        } else if (streq(key, "last_handshake_time_sec")) {
+        } else if (key == GET_KEY_LAST_HANDSHAKE_TIME_SEC) {
                 if (parse_u64_decimal(value, INT64_MAX / NSEC_PER_SEC - 1, &v) < 0)
                         goto bad;
                 peer->last_handshake_time_sec = (int64_t) v;
-        } else if (streq(key, "last_handshake_time_nsec")) {
+        } else if (key == GET_KEY_LAST_HANDSHAKE_TIME_NSEC) {
                 if (parse_u64_decimal(value, NSEC_PER_SEC - 1, &v) < 0)
                         goto bad;
                 peer->last_handshake_time_nsec = (int64_t) v;
-        } else if (streq(key, "rx_bytes")) {
+        } else if (key == GET_KEY_RX_BYTES) {
                 if (parse_u64_decimal(value, UINT64_MAX, &peer->rx_bytes) < 0)
                         goto bad;
-        } else if (streq(key, "tx_bytes")) {
+        } else if (key == GET_KEY_TX_BYTES) {
                 if (parse_u64_decimal(value, UINT64_MAX, &peer->tx_bytes) < 0)
                         goto bad;
-        } else if (streq(key, "protocol_version")) {
+        } else if (key == GET_KEY_PROTOCOL_VERSION) {
                 /* Any later version is still a peer we can describe. */
                 if (parse_u64_decimal(value, UINT64_MAX, &v) < 0)
                         goto bad;
@@ -440,28 +509,19 @@ bad:
         return -EBADMSG;
 }
 
-static bool is_device_key(const char *key) {
-        return streq(key, "private_key") || streq(key, "own_public_key") || streq(key, "listen_port") ||
-               streq(key, "fwmark");
+static bool is_device_key(enum get_key key) {
+        return key >= GET_KEY_PRIVATE_KEY && key <= GET_KEY_FWMARK;
 }
 
-static bool is_peer_key(const char *key) {
-        static const char *const keys[] = {
-                "preshared_key",   "endpoint",         "persistent_keepalive_interval", "allowed_ip",
-                "last_handshake_time_sec", "last_handshake_time_nsec", "rx_bytes", "tx_bytes",
-                "protocol_version",
-        };
-
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
-                if (streq(key, keys[i]))
-                        return true;
-        return false;
+static bool is_peer_key(enum get_key key) {
+        return key >= GET_KEY_PRESHARED_KEY && key <= GET_KEY_PROTOCOL_VERSION;
 }
 
 static int get_line(void *userdata, char *line, size_t len, const char **reason) {
         struct get_parser *p = userdata;
         struct wg_peer *peer;
         uint8_t key[WG_KEY_LEN];
+        enum get_key k;
         char *eq;
 
         if (len == 0) {
@@ -485,8 +545,9 @@ static int get_line(void *userdata, char *line, size_t len, const char **reason)
                 return -EBADMSG;
         }
         *eq = '\0';
+        k = get_key_lookup(line);
 
-        if (streq(line, "errno")) {
+        if (k == GET_KEY_ERRNO) {
                 int e = parse_errno(eq + 1);
 
                 if (e > 0) {
@@ -498,7 +559,7 @@ static int get_line(void *userdata, char *line, size_t len, const char **reason)
                 p->error = e;
                 return 0;
         }
-        if (streq(line, "public_key")) {
+        if (k == GET_KEY_PUBLIC_KEY) {
                 if (parse_hex_key(eq + 1, key) < 0) {
                         *reason = "bad public key";
                         return -EBADMSG;
@@ -516,19 +577,19 @@ static int get_line(void *userdata, char *line, size_t len, const char **reason)
                 p->in_peer = true;
                 return 0;
         }
-        if (is_device_key(line)) {
+        if (is_device_key(k)) {
                 if (p->in_peer) {
                         *reason = "device key after a peer";
                         return -EBADMSG;
                 }
-                return get_device_line(p, line, eq + 1, reason);
+                return get_device_line(p, k, eq + 1, reason);
         }
-        if (is_peer_key(line)) {
+        if (is_peer_key(k)) {
                 if (!p->in_peer) {
                         *reason = "peer key before public_key";
                         return -EBADMSG;
                 }
-                return get_peer_line(p, line, eq + 1, reason);
+                return get_peer_line(p, k, eq + 1, reason);
         }
         /* Unknown keys: a newer daemon may report more than we know. */
         return 0;
@@ -539,8 +600,8 @@ static int get_parser_status(const struct get_parser *p, int r) {
         return r < 0 ? r : p->error;
 }
 
-int wg_uapi_parse_get(const uint8_t *buf, size_t len, int64_t now_realtime_sec, struct wg_device **ret,
-                      const char **ret_reason) {
+static int parse_get(const uint8_t *buf, size_t len, int64_t now_realtime_sec, bool light, struct wg_device **ret,
+                     const char **ret_reason) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
         const char *reason = NULL;
         struct get_parser p;
@@ -551,7 +612,7 @@ int wg_uapi_parse_get(const uint8_t *buf, size_t len, int64_t now_realtime_sec, 
         dev = calloc(1, sizeof(*dev));
         if (!dev)
                 return -ENOMEM;
-        p = (struct get_parser) { .dev = dev, .now = now_realtime_sec };
+        p = (struct get_parser) { .dev = dev, .now = now_realtime_sec, .light = light };
         r = parse_lines(buf, len, get_line, &p, &reason);
         if (r >= 0 && p.error < 0) {
                 /* Keeps "-EBADMSG comes with a reason" true for errno=74. */
@@ -565,6 +626,16 @@ int wg_uapi_parse_get(const uint8_t *buf, size_t len, int64_t now_realtime_sec, 
         }
         *ret = TAKE_PTR(dev);
         return 0;
+}
+
+int wg_uapi_parse_get(const uint8_t *buf, size_t len, int64_t now_realtime_sec, struct wg_device **ret,
+                      const char **ret_reason) {
+        return parse_get(buf, len, now_realtime_sec, false, ret, ret_reason);
+}
+
+int wg_uapi_parse_get_endpoints(const uint8_t *buf, size_t len, int64_t now_realtime_sec, struct wg_device **ret,
+                                const char **ret_reason) {
+        return parse_get(buf, len, now_realtime_sec, true, ret, ret_reason);
 }
 
 /* ---- set reply ---- */
@@ -1063,7 +1134,7 @@ static int send_all(int fd, struct exchange *ex, const char *s, size_t n) {
         return 0;
 }
 
-static int uapi_get_exchange(const char *ifname, struct wg_device **ret) {
+static int uapi_get_exchange(const char *ifname, bool light, struct wg_device **ret) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
         _cleanup_(closep) int fd = -1;
         struct exchange ex = exchange_start();
@@ -1085,7 +1156,7 @@ static int uapi_get_exchange(const char *ifname, struct wg_device **ret) {
                 return -ENOMEM;
         if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
                 return -errno;
-        p = (struct get_parser) { .dev = dev, .now = ts.tv_sec };
+        p = (struct get_parser) { .dev = dev, .now = ts.tv_sec, .light = light };
         r = get_parser_status(&p, read_lines(fd, &ex, get_line, &p, &reason));
         if (r < 0)
                 return r;
@@ -1117,7 +1188,13 @@ static int uapi_note(const char *ifname, int r) {
 int wg_uapi_get_device(const char *ifname, struct wg_device **ret) {
         if (uapi_held_off(ifname))
                 return -ETIMEDOUT;
-        return uapi_note(ifname, uapi_get_exchange(ifname, ret));
+        return uapi_note(ifname, uapi_get_exchange(ifname, false, ret));
+}
+
+int wg_uapi_get_endpoints(const char *ifname, struct wg_device **ret) {
+        if (uapi_held_off(ifname))
+                return -ETIMEDOUT;
+        return uapi_note(ifname, uapi_get_exchange(ifname, true, ret));
 }
 
 /* ---- configuration digest ---- */

@@ -147,6 +147,11 @@ int wg_interface_check(enum wg_backend b, const char *ifname, char *ret_kind, si
  * WireGuard interface). */
 int wg_get_device(enum wg_backend b, const char *ifname, struct wg_device **ret);
 
+/* wg_get_device() for the endpoint store: the peers' keys, endpoints,
+ * handshake times and keepalives; a userspace backend leaves out their
+ * preshared keys and allowed IPs (a kernel read has everything). */
+int wg_get_endpoints(enum wg_backend b, const char *ifname, struct wg_device **ret);
+
 /* Size of a configuration digest (wg_get_digest()). */
 #define WG_DIGEST_LEN 32
 

@@ -131,6 +131,32 @@ static void test_parse_wireguard_go(void **state) {
         assert_int_equal(p->n_allowedips, 0);
 }
 
+/* The endpoint store's read: the same peers with the same endpoints,
+ * handshakes and keepalives, and neither preshared keys nor allowed IPs. */
+static void test_parse_endpoints_only(void **state) {
+        _cleanup_(wg_device_freep) struct wg_device *full = NULL, *light = NULL;
+
+        assert_int_equal(parse(wggo_reply, &full, NULL), 0);
+        assert_int_equal(wg_uapi_parse_get_endpoints((const uint8_t *) wggo_reply, strlen(wggo_reply), NOW, &light, NULL),
+                         0);
+        assert_int_equal(light->n_peers, full->n_peers);
+        assert_int_equal(light->listen_port, full->listen_port);
+        for (size_t i = 0; i < full->n_peers; i++) {
+                const struct wg_peer *f = &full->peers[i], *l = &light->peers[i];
+
+                assert_memory_equal(l->public_key, f->public_key, WG_KEY_LEN);
+                assert_memory_equal(&l->endpoint, &f->endpoint, sizeof(l->endpoint));
+                assert_int_equal(l->last_handshake_time_sec, f->last_handshake_time_sec);
+                assert_int_equal(l->last_handshake_time_nsec, f->last_handshake_time_nsec);
+                assert_int_equal(l->persistent_keepalive_interval, f->persistent_keepalive_interval);
+                assert_int_equal(l->n_allowedips, 0);
+                assert_false(l->flags & WG_PEER_HAS_PRESHARED_KEY);
+                assert_true(wg_key_is_zero(l->preshared_key));
+        }
+        assert_true(full->peers[0].n_allowedips > 0);
+        assert_true(full->peers[1].flags & WG_PEER_HAS_PRESHARED_KEY);
+}
+
 static void test_parse_boringtun(void **state) {
         static const char reply[] =
                 "own_public_key=8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a\n"
@@ -1474,6 +1500,7 @@ static void test_io(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_wireguard_go),
+                cmocka_unit_test(test_parse_endpoints_only),
                 cmocka_unit_test(test_parse_boringtun),
                 cmocka_unit_test(test_parse_relative_clock_before),
                 cmocka_unit_test(test_parse_errno),
