@@ -1817,17 +1817,17 @@ static void poll_local_device(struct hamgr_sync *s, struct sync_poll_state *ps, 
 
 /*
  * When PS's next periodic read starts, its last one having just ended
- * after READ_USEC. poll_interval_ms is the time between the ends of
+ * after READ_USEC. poll_interval_ms is the most time between the ends of
  * reads, which is what bounds how late an edit is found: the next read
- * starts as long before its end is due as this one took. But never sooner
- * after this one ended than it took: a starved wireguard-go answering
- * back-to-back reads of 50,000 peers would have no time left for the
- * tunnels.
+ * starts twice as long before its end is due as this one took (the next
+ * may take longer). But never sooner after this one ended than it took:
+ * a starved wireguard-go answering back-to-back reads of 50,000 peers
+ * would have no time left for the tunnels.
  */
 static void poll_schedule(struct hamgr_sync *s, struct sync_poll_state *ps, uint64_t read_usec) {
-        uint64_t interval = (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC;
+        uint64_t interval = (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC, lead = 2 * read_usec;
 
-        ps->due = mono_usec() + MAX(interval > read_usec ? interval - read_usec : 0, read_usec);
+        ps->due = mono_usec() + MAX(interval > lead ? interval - lead : 0, read_usec);
 }
 
 /* The poll timer at the earliest due read of an interface not being read;
