@@ -198,7 +198,7 @@ struct sync_poll_state {
         /* A whole write (sync_apply_device()) in flight: its read, then
          * its write. */
         struct wg_io *apply_io;
-        bool apply_keep_extra, apply_again;
+        bool apply_again;
         uint64_t apply_generation;           /* replica_device_generation() it wrote */
         size_t apply_peers;
         bool apply_whole;                    /* the whole state, not one merged batch */
@@ -259,13 +259,22 @@ static struct sync_poll_state *poll_state(struct hamgr_sync *s, const char *ifna
 static void sync_poll_interface(struct hamgr_sync *s, const char *ifname, bool now);
 static void poll_timer_arm(struct hamgr_sync *s, bool tried);
 
-/* What CURRENT (a read of IFNAME; sorted here) lacks of the replicated
+/*
+ * What CURRENT (a read of IFNAME; sorted here) lacks of the replicated
  * state, as a change into *RET (NULL: nothing). Endpoints are never
  * written here: a passive device has none, and an active one learns its
- * own; remote endpoints go to the takeover instead. KEEP_EXTRA_PEERS (at
- * start, and while bootstrapping): peers the replica does not know stay. */
-static int apply_change(struct hamgr_sync *s, const char *ifname, struct wg_device *current,
-                        bool keep_extra_peers, struct wg_device **ret) {
+ * own; remote endpoints go to the takeover instead.
+ *
+ * A peer on the device that the replica does not know stays: it was added
+ * while hamgr was not running, or by hand since the last poll (or during a
+ * catch-up, which is not polled), and the next poll versions it. Removing
+ * it would lose that edit, as it once did when the write after a
+ * catch-up came before the first poll after a start. But a peer the
+ * replica holds as a tombstone was revoked: it goes, or the poll would
+ * give it a version newer than the removal (a device recreated from an
+ * old configuration) and revive it on every node.
+ */
+static int apply_change(struct hamgr_sync *s, const char *ifname, struct wg_device *current, struct wg_device **ret) {
         _cleanup_(wg_device_freep) struct wg_device *desired = NULL, *change = NULL;
         int r;
 
@@ -275,14 +284,7 @@ static int apply_change(struct hamgr_sync *s, const char *ifname, struct wg_devi
         r = wg_device_diff(current, desired, false, &change);
         if (r < 0)
                 return r;
-        if (keep_extra_peers || replica_bootstrapping(s->replica)) {
-                /* At start, peers on the device that the store does not know
-                 * were added while hamgr was not running: keep them, the
-                 * first poll replicates them. But a peer the replica holds
-                 * as a tombstone was revoked: it goes, or the poll would
-                 * give it a version newer than the removal (a device
-                 * recreated from an old configuration) and revive it on
-                 * every node. */
+        {
                 size_t kept = 0;
 
                 for (size_t i = 0; i < change->n_peers; i++) {
@@ -355,9 +357,7 @@ static void apply_end(struct sync_poll_state *ps, bool written) {
         } else {
                 /* The interface still waits for a whole write (a merge, or
                  * the load at start, set it), which the poll that comes due
-                 * retries; polls wait for it. KEEP_EXTRA stays: a restore
-                 * that failed at start (no device yet) keeps, once retried,
-                 * the peers added while hamgr was down. */
+                 * retries; polls wait for it. */
                 ps->due = mono_usec() + (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC;
         }
         if (s->daemon->stopping)
@@ -368,7 +368,6 @@ static void apply_end(struct sync_poll_state *ps, bool written) {
                 return;
         }
         if (written) {
-                ps->apply_keep_extra = false;
                 ps->again = false;
                 sync_poll_interface(s, ps->ifname, true);
         }
@@ -412,7 +411,7 @@ static void on_apply_read(struct wg_io *io, struct wg_io_result *res, void *user
         if (r >= 0) {
                 /* What the change is computed from; see apply_end(). */
                 ps->apply_generation = replica_device_generation(s->replica, ps->ifname);
-                r = apply_change(s, ps->ifname, res->device, ps->apply_keep_extra, &change);
+                r = apply_change(s, ps->ifname, res->device, &change);
         }
         if (r == -ENOENT || (r >= 0 && !change)) {
                 apply_end(ps, true);
@@ -454,7 +453,7 @@ static void apply_begin(struct sync_poll_state *ps) {
  * edits are refused (sync_device_busy()). Returns false when the replica
  * holds nothing of IFNAME (nothing to do), true otherwise.
  */
-static bool sync_apply_device(struct hamgr_sync *s, const char *ifname, bool keep_extra_peers) {
+static bool sync_apply_device(struct hamgr_sync *s, const char *ifname) {
         struct sync_poll_state *ps;
 
         if (replica_device_generation(s->replica, ifname) == 0)
@@ -462,7 +461,6 @@ static bool sync_apply_device(struct hamgr_sync *s, const char *ifname, bool kee
         ps = poll_state(s, ifname);
         if (!ps)
                 return true; /* out of memory: the next poll asks again */
-        ps->apply_keep_extra |= keep_extra_peers;
         if (ps->apply_io) {
                 ps->apply_again = true;
                 return true;
@@ -1014,7 +1012,7 @@ static void sync_flush_deferred(struct hamgr_sync *s) {
                 const char *ifname = s->daemon->config->wireguard[i].interface;
 
                 if (replica_device_needs_apply(s->replica, ifname))
-                        (void) sync_apply_device(s, ifname, false);
+                        (void) sync_apply_device(s, ifname);
         }
 }
 
@@ -1180,7 +1178,7 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                                 if (pending[i] && s->rx_catchups > 0)
                                         continue;
                                 if (pending[i]) {
-                                        (void) sync_apply_device(s, ifname, false);
+                                        (void) sync_apply_device(s, ifname);
                                         continue;
                                 }
                                 r = sync_apply_merged(s, ifname, &applied, had_device[i] ? &before[i] : NULL, live,
@@ -1756,7 +1754,7 @@ static void polls_cancel(struct hamgr_sync *s) {
                 ps->valid = false;
                 if (ps->apply_io) {
                         ps->apply_io = wg_io_cancel(ps->apply_io);
-                        ps->apply_again = ps->apply_keep_extra = false;
+                        ps->apply_again = false;
                 }
         }
 }
@@ -1921,7 +1919,7 @@ static void sync_poll_interface(struct hamgr_sync *s, const char *ifname, bool n
         if (s->rx_catchups > 0)
                 return;
         if (replica_device_needs_apply(s->replica, ifname)) {
-                (void) sync_apply_device(s, ifname, false);
+                (void) sync_apply_device(s, ifname);
                 return;
         }
         if (wg_follower_busy(s->daemon, ifname))
@@ -2067,7 +2065,7 @@ static void sync_bootstrap_end(struct hamgr_sync *s) {
          * that peers added here while hamgr waited are polled, not dropped. */
         for (size_t i = 0; i < cfg->n_wireguard; i++)
                 if (replica_device_needs_apply(s->replica, cfg->wireguard[i].interface))
-                        (void) sync_apply_device(s, cfg->wireguard[i].interface, true);
+                        (void) sync_apply_device(s, cfg->wireguard[i].interface);
         replica_bootstrap_end(s->replica);
         sync_save(s);
         sync_poll_now(s->daemon);
@@ -2261,7 +2259,7 @@ int sync_start(struct hamgr_daemon *d) {
         for (size_t i = 0; i < d->config->n_wireguard; i++) {
                 const char *ifname = d->config->wireguard[i].interface;
 
-                if (!sync_apply_device(s, ifname, true))
+                if (!sync_apply_device(s, ifname))
                         sync_poll_interface(s, ifname, true);
         }
         r = sd_event_add_time_relative(d->event, &s->poll_timer, CLOCK_MONOTONIC,
