@@ -514,7 +514,8 @@ static int live_before_merge(struct hamgr_sync *s, const struct replica_changes 
 
 /*
  * Write to IFNAME's device only the peers a live merge changed (APPLIED),
- * without reading the device: at many peers a full read costs far more
+ * in a worker (apply_end() confirms the write and polls the device), and
+ * without reading the device first: at many peers a full read costs far more
  * than the change, and the device matched the replica for everything
  * else. BEFORE is IFNAME's device record before the merge (NULL: none),
  * LIVE the peers live here before it (live_before_merge()).
