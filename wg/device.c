@@ -158,6 +158,29 @@ struct wg_peer *wg_device_add_peer(struct wg_device *dev) {
         return p;
 }
 
+int wg_device_reserve_peers(struct wg_device *dev, size_t n) {
+        size_t cap;
+        struct wg_peer *p;
+
+        if (!dev)
+                return -EINVAL;
+        cap = dev->peers ? malloc_usable_size(dev->peers) / sizeof(*dev->peers) : 0;
+        if (n <= cap)
+                return 0;
+        if (n > SIZE_MAX / sizeof(*dev->peers))
+                return -ENOMEM;
+        p = malloc(n * sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        if (dev->peers) {
+                memcpy(p, dev->peers, dev->n_peers * sizeof(*p));
+                sodium_memzero(dev->peers, malloc_usable_size(dev->peers));
+                free(dev->peers);
+        }
+        dev->peers = p;
+        return 0;
+}
+
 int wg_peer_add_allowedip(struct wg_peer *peer, const struct wg_allowedip *a) {
         if (!peer || !a)
                 return -EINVAL;

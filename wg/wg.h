@@ -174,6 +174,11 @@ static inline void wg_device_freep(struct wg_device **d) {
 /* Append a zeroed peer to DEV (peers array grows, so earlier peer pointers
  * become invalid); returns it or NULL. */
 struct wg_peer *wg_device_add_peer(struct wg_device *dev);
+/* Make room for N peers in all in DEV's array, so that appending up to N
+ * neither moves nor copies it (a read of 50,000 peers would otherwise
+ * copy and wipe its array a dozen times as it doubles); never shrinks.
+ * Returns 0 or -ENOMEM (DEV unchanged). */
+int wg_device_reserve_peers(struct wg_device *dev, size_t n);
 /* Append an allowed IP to PEER (the array may move); returns 0 or -ENOMEM. */
 int wg_peer_add_allowedip(struct wg_peer *peer, const struct wg_allowedip *a);
 

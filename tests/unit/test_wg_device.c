@@ -305,6 +305,35 @@ static void test_grow(void **state) {
         }
 }
 
+/* Reserved room keeps the peers already there and takes appends without
+ * moving the array; a smaller reservation changes nothing. */
+static void test_reserve(void **state) {
+        _cleanup_(wg_device_freep) struct wg_device *d = dev_new();
+        struct wg_peer *first;
+
+        for (uint32_t i = 0; i < 5; i++)
+                aip4(peer_add(d, i), 0x0a000000 | i, 32);
+        assert_int_equal(wg_device_reserve_peers(d, 1000), 0);
+        first = d->peers;
+        assert_int_equal(wg_device_reserve_peers(d, 10), 0);
+        assert_ptr_equal(d->peers, first);
+        for (uint32_t i = 5; i < 1000; i++)
+                peer_add(d, i);
+        assert_ptr_equal(d->peers, first);
+        assert_int_equal(d->n_peers, 1000);
+        for (uint32_t i = 0; i < 1000; i++) {
+                uint8_t key[WG_KEY_LEN];
+
+                key_fill(key, i);
+                assert_memory_equal(d->peers[i].public_key, key, WG_KEY_LEN);
+        }
+        for (uint32_t i = 0; i < 5; i++)
+                assert_int_equal(ntohl(d->peers[i].allowedips[0].ip.in.s_addr), 0x0a000000 | i);
+        assert_int_equal(wg_device_reserve_peers(NULL, 1), -EINVAL);
+        assert_int_equal(wg_device_reserve_peers(d, SIZE_MAX), -ENOMEM);
+        assert_ptr_equal(d->peers, first);
+}
+
 /* Arrays allocated by other code to their exact size grow safely too. */
 static void test_grow_foreign_array(void **state) {
         _cleanup_(wg_device_freep) struct wg_device *d = dev_new();
@@ -767,6 +796,7 @@ int main(void) {
                 cmocka_unit_test(test_free_null),
                 cmocka_unit_test(test_grow),
                 cmocka_unit_test(test_grow_foreign_array),
+                cmocka_unit_test(test_reserve),
                 cmocka_unit_test(test_sort_and_find),
                 cmocka_unit_test(test_backend_names),
                 cmocka_unit_test(test_backend_resolve),

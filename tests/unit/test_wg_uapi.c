@@ -252,6 +252,10 @@ static void test_parse_malformed(void **state) {
                 { "listen_port=\nerrno=0\n\n", "bad device value" },
                 { "fwmark=4294967296\nerrno=0\n\n", "bad device value" },
                 { "public_key=zz\nerrno=0\n\n", "bad public key" },
+                { "public_key=x303030303030303030303030303030303030303030303030303030303030303\nerrno=0\n\n",
+                  "bad public key" },
+                { "public_key=03030303030303030303030303030303030303030303030303030303030303-3\nerrno=0\n\n",
+                  "bad public key" },
                 { "allowed_ip=10.0.0.0/8\nerrno=0\n\n", "peer key before public_key" },
                 { "public_key=0303030303030303030303030303030303030303030303030303030303030303\n"
                   "listen_port=1\nerrno=0\n\n", "device key after a peer" },
