@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,8 @@ struct wg_io {
         wg_io_callback_t cb;
         void *userdata;
         int done_fd;
+        /* Set by the loop, read by the worker between write requests. */
+        atomic_bool cancelled;
         /* The loop's. */
         pthread_t worker;
         bool running;
@@ -57,8 +60,9 @@ struct wg_io {
 /* CHANGE in requests of at most WG_IO_WRITE_CHUNK peers, in order; the
  * device's own settings go with the first, and a peer's removal with its
  * re-creation right after it (wg/wg.h: they must not be split). Stops at
- * the first failure. */
-static int write_chunked(enum wg_backend b, const struct wg_device *change) {
+ * the first failure, and with -ECANCELED before the next request once IO
+ * is cancelled: a stop then waits for one request, not for 50,000 peers. */
+static int write_chunked(struct wg_io *io, enum wg_backend b, const struct wg_device *change) {
         size_t pos = 0;
 
         do {
@@ -69,6 +73,8 @@ static int write_chunked(enum wg_backend b, const struct wg_device *change) {
                 if (end < change->n_peers && (change->peers[end - 1].flags & WG_PEER_REMOVE_ME) &&
                     memcmp(change->peers[end - 1].public_key, change->peers[end].public_key, WG_KEY_LEN) == 0)
                         end++;
+                if (atomic_load(&io->cancelled))
+                        return -ECANCELED;
                 view.peers = change->peers + pos;
                 view.n_peers = end - pos;
                 if (pos > 0)
@@ -99,7 +105,7 @@ static void *io_worker(void *userdata) {
         (void) setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), WG_IO_NICE);
 
         if (io->change) {
-                res->r = write_chunked(io->backend, io->change);
+                res->r = write_chunked(io, io->backend, io->change);
                 /* Kept per thread: the loop's thread would not see it. */
                 if (res->r < 0)
                         snprintf(res->kernel_error, sizeof(res->kernel_error), "%s", wg_kernel_last_error());
@@ -137,6 +143,7 @@ static void io_free(struct wg_io *io) {
 struct wg_io *wg_io_cancel(struct wg_io *io) {
         if (!io)
                 return NULL;
+        atomic_store(&io->cancelled, true);
         if (io->running)
                 (void) pthread_join(io->worker, NULL);
         io_free(io);

@@ -64,6 +64,8 @@ int wg_io_write(sd_event *e, enum wg_backend b, struct wg_device *change, wg_io_
                 struct wg_io **ret);
 
 /* Wait for IO's worker, drop its result without calling back, free.
- * Blocks for as long as the request still runs (a write completes).
- * Accepts NULL; returns NULL. */
+ * Blocks for as long as the request still runs: a read to its end, a
+ * write to the end of the request of up to 2,048 peers in flight (the
+ * rest is not sent; a caller that cancels a write must treat the device
+ * as partly written). Accepts NULL; returns NULL. */
 struct wg_io *wg_io_cancel(struct wg_io *io);
