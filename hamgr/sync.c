@@ -2245,10 +2245,13 @@ int sync_start(struct hamgr_daemon *d) {
                         return log_error_errno(r, "sync: peer %s: address '%s' is not IP:port", p->config->name,
                                                p->config->address);
                 /* Both nodes dial; the connection the lower key initiates is
-                 * the one kept, so the other node waits a little first and
-                 * usually finds it already there: one full-state send, not two. */
+                 * the one kept, so the other node waits a little first and,
+                 * when both start together, usually finds it already there:
+                 * one full-state send, not two. A little: when the other
+                 * node has run for a while, its dials are in backoff, and
+                 * this wait is all a catch-up from it waits for. */
                 peer_schedule_dial(p, sync_connection_preferred(s->public_key, p->config->public_key, true)
-                                              ? 0 : SYNC_BACKOFF_MAX_USEC / 10);
+                                              ? 0 : SYNC_BACKOFF_MIN_USEC);
         }
         adopt_orphans(s);
         r = listen_on(s);
@@ -2319,7 +2322,7 @@ int sync_status_json(struct hamgr_daemon *d, struct json_object **ret) {
         _cleanup_(json_object_putp) json_object *o = NULL;
         struct hamgr_sync *s = d->sync;
         char key[WG_KEY_B64_LEN];
-        json_object *peers;
+        json_object *peers, *devices;
         bool ok = true;
 
         if (!s) {
@@ -2347,6 +2350,16 @@ int sync_status_json(struct hamgr_daemon *d, struct json_object **ret) {
         json_add_u64(o, "handshakes_evicted", s->handshakes_evicted, &ok);
         json_add_u64(o, "refused_fd_reserve", s->refused_fd_reserve, &ok);
         json_add_u64(o, "rekey_interval_ms", s->config->rekey_interval_ms, &ok);
+        devices = json_object_new_array();
+        json_add(o, "devices", devices, &ok);
+        for (size_t i = 0; ok && i < d->config->n_wireguard; i++) {
+                const char *ifname = d->config->wireguard[i].interface;
+                json_object *dv = json_object_new_object();
+
+                json_add_string(dv, "interface", ifname, &ok);
+                json_add_bool(dv, "write_pending", replica_device_needs_apply(s->replica, ifname), &ok);
+                json_push(devices, dv, &ok);
+        }
         peers = json_object_new_array();
         json_add(o, "peers", peers, &ok);
         for (size_t i = 0; ok && i < s->n_peers; i++) {

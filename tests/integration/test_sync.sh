@@ -4,7 +4,10 @@
 # Replication between two gateways with wireguard-go:
 #  - a peer added with `wg set` on the master appears on the backup's device;
 #  - removal and an allowed-IPs change propagate;
-#  - `hamgr peer add` on one node reaches the other node's device;
+#  - `hamgr peer add` on one node reaches the other node's device; while a
+#    change from the other node waits to be written to the device (its
+#    wireguard-go stopped), it is refused with the reason, and status shows
+#    sync.devices[].write_pending;
 #  - the replicated state survives a restart (encrypted file, 0600, no keys
 #    in the clear);
 #  - a node with an unknown key (the "rogue", at gw2's address so that it
@@ -138,6 +141,34 @@ node_exec gw2 "$HAMGR_BIN" peer remove wg0 "$k2" -s /run/hamgr/control.sock
 assert_true "hamgr peer remove on gw2 reaches gw1" wait_until 5 no_peer gw1 "$k2"
 removed_flag=$(node_exec gw1 "$HAMGR_BIN" peers --json -s /run/hamgr/control.sock | jq -r --arg k "$k2" '.[] | select(.public_key == $k) | .removed')
 assert_eq "$removed_flag" true "the removal is kept as a tombstone"
+
+# ---- hamgr peer add while a change from the other node waits to be written
+# gw2's wireguard-go stopped (SIGSTOP): gw1's change, merged on gw2, cannot
+# reach gw2's device yet, and the write that will bring it could undo an
+# edit made there now (hamgr(8)): such an edit is refused, and accepted
+# once the write is done.
+write_pending() {
+        [ "$(hamgr_status gw2 | jq -r '.sync.devices[] | select(.interface == "wg0") | .write_pending')" = "$1" ]
+}
+assert_true "status: no write pending on gw2" wait_until 5 write_pending false
+k3=$(wg genkey | wg pubkey)
+k4=$(wg genkey | wg pubkey)
+kill -STOP "${WG_GO_PID[gw2]}"
+node_exec gw1 wg set wg0 peer "$k3" allowed-ips 10.99.4.4/32
+pending_seen=1
+wait_until 5 write_pending true || pending_seen=0
+rc=0
+err=$(node_exec gw2 "$HAMGR_BIN" peer add wg0 "$k4" --allowed-ips 10.99.5.5/32 -s /run/hamgr/control.sock 2>&1) || rc=$?
+kill -CONT "${WG_GO_PID[gw2]}"
+assert_eq "$pending_seen" 1 "gw1's change merged on gw2 waits to be written (status: write_pending)"
+assert_eq "$rc" 1 "hamgr peer add on gw2 meanwhile is refused"
+assert_contains "$err" "replication is writing changes from the other node to wg0" "and says why"
+# Within 2 s the stalled write gets its answer; later, it timed out, and the
+# poll retries once the 10 s hold-off of a stalled daemon is over.
+assert_true "gw1's change reaches gw2's device once wireguard-go runs again" wait_until 20 has_peer gw2 "$k3"
+assert_true "status: the write is no longer pending" wait_until 5 write_pending false
+node_exec gw2 "$HAMGR_BIN" peer add wg0 "$k4" --allowed-ips 10.99.5.5/32 -s /run/hamgr/control.sock
+assert_true "then hamgr peer add on gw2 is accepted and reaches gw1" wait_until 5 has_peer gw1 "$k4"
 
 # ---- the state file
 state=$HI_TMP/gw2.state/replica.state
