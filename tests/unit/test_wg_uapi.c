@@ -1145,10 +1145,18 @@ static int digest_of(const char *text, uint8_t out[static WG_DIGEST_LEN], const 
 /* TEXT with the first occurrence of FROM replaced by TO. */
 static char *edited(const char *text, const char *from, const char *to) {
         const char *at = strstr(text, from);
+        size_t pre, n_to, rest;
         char *out;
 
         assert_non_null(at);
-        assert_true(asprintf(&out, "%.*s%s%s", (int) (at - text), text, to, at + strlen(from)) > 0);
+        pre = (size_t) (at - text);
+        n_to = strlen(to);
+        rest = strlen(at + strlen(from));
+        out = malloc(pre + n_to + rest + 1);
+        assert_non_null(out);
+        memcpy(out, text, pre);
+        memcpy(out + pre, to, n_to);
+        memcpy(out + pre + n_to, at + strlen(from), rest + 1);
         return out;
 }
 
