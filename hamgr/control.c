@@ -29,17 +29,33 @@
 
 #include <sodium.h>
 #include "sync.h"
+#include "wg-io.h"
 #include "wireguard.h"
 
 /* A PEER ADD line carries the allowed IPs: room for a few thousand. */
 #define CONTROL_MAX_REQUEST 65536
 #define CONTROL_IO_TIMEOUT_MS 2000
 
+struct peer_edit;
+
 struct control_server {
         struct hamgr_daemon *daemon;
         char *path;
         int fd;
         sd_event_source *io;
+        struct peer_edit *edits;              /* being written; their clients wait */
+};
+
+/* A PEER ADD or REMOVE being written to the device beside the loop (the
+ * daemon may be answering a read of 50,000 peers, or stalled, and VRRP
+ * must not wait for it); the client waits on CONN for the reply. */
+struct peer_edit {
+        struct control_server *srv;
+        struct peer_edit *next;
+        int conn;
+        char ifname[IFNAMSIZ];
+        struct wg_peer peer;                  /* as requested; owns its allowed IPs */
+        struct wg_io *io;
 };
 
 /* ---- status ------------------------------------------------------------- */
@@ -310,11 +326,62 @@ static bool replicated_interface(struct hamgr_daemon *d, const char *ifname) {
         return false;
 }
 
-/* A parsed PEER ADD or PEER REMOVE: applied to the local device, then
- * versioned at once (sync_local_peer()) and pushed to the other nodes.
- * Takes REQ's allowed IPs. */
-static char *peer_request(struct hamgr_daemon *d, struct control_request *req) {
+/* Cancels (joins) its write; accepts NULL; returns NULL. */
+static struct peer_edit *peer_edit_free(struct peer_edit *e) {
+        if (!e)
+                return NULL;
+        e->io = wg_io_cancel(e->io);
+        if (e->conn >= 0)
+                close(e->conn);
+        free(e->peer.allowedips);
+        sodium_memzero(e, sizeof(*e));
+        free(e);
+        return NULL;
+}
+
+static void peer_edit_unlink(struct peer_edit *e) {
+        for (struct peer_edit **pp = &e->srv->edits; *pp; pp = &(*pp)->next)
+                if (*pp == e) {
+                        *pp = e->next;
+                        return;
+                }
+}
+
+/* The device answered: version and push the edit (sync_local_peer()),
+ * then reply. */
+static void on_peer_written(struct wg_io *io, struct wg_io_result *res, void *userdata) {
+        struct peer_edit *e = userdata;
+        struct hamgr_daemon *d = e->srv->daemon;
+        char *reply = NULL;
+
+        e->io = NULL; /* wg-io frees it when this returns */
+        if (res->r < 0) {
+                const char *why = res->kernel_error;
+
+                if (asprintf(&reply, "ERROR %s: %s%s%s%s\n", e->ifname, strerror(-res->r), why[0] ? " (" : "", why,
+                             why[0] ? ")" : "") < 0)
+                        reply = NULL;
+        } else {
+                sync_local_peer(d, e->ifname, &e->peer);
+                reply = strdup("OK\n");
+        }
+        sync_local_write_end(d, e->ifname);
+        if (reply)
+                write_all(e->conn, reply, strlen(reply));
+        free(reply);
+        peer_edit_unlink(e);
+        peer_edit_free(e);
+}
+
+/* A parsed PEER ADD or PEER REMOVE: written to the local device beside
+ * the loop, then versioned (sync_local_peer()) and pushed to the other
+ * nodes, then answered. Returns the reply when the request ends here (a
+ * refusal), or NULL with *CONN taken when the write started (NULL with
+ * *CONN left: out of memory). Takes REQ's allowed IPs. */
+static char *peer_request(struct control_server *srv, struct control_request *req, int *conn) {
+        struct hamgr_daemon *d = srv->daemon;
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+        struct peer_edit *e;
         char *reply = NULL;
         struct wg_peer *p;
         enum wg_backend backend = WG_BACKEND_AUTO;
@@ -332,25 +399,40 @@ static char *peer_request(struct hamgr_daemon *d, struct control_request *req) {
         for (size_t i = 0; i < d->config->n_wireguard; i++)
                 if (streq(d->config->wireguard[i].interface, req->ifname))
                         backend = d->config->wireguard[i].backend;
+        e = calloc(1, sizeof(*e));
         dev = calloc(1, sizeof(*dev));
-        if (!dev || !(p = wg_device_add_peer(dev)))
+        if (!e || !dev || !(p = wg_device_add_peer(dev))) {
+                free(e);
                 return NULL;
+        }
         snprintf(dev->name, sizeof(dev->name), "%s", req->ifname);
         *p = req->peer;
+        p->allowedips = NULL;
+        p->n_allowedips = 0;
+        for (size_t k = 0; k < req->peer.n_allowedips; k++)
+                if (wg_peer_add_allowedip(p, &req->peer.allowedips[k]) < 0) {
+                        free(e);
+                        return NULL;
+                }
+        e->srv = srv;
+        e->conn = -1;
+        snprintf(e->ifname, sizeof(e->ifname), "%s", req->ifname);
+        e->peer = req->peer;
         req->peer.allowedips = NULL;
         req->peer.n_allowedips = 0;
         sync_device_written(d, req->ifname);
-        r = wg_set_device(backend, dev);
+        sync_local_write_begin(d, req->ifname);
+        r = wg_io_write(d->event, backend, TAKE_PTR(dev), on_peer_written, e, &e->io);
         if (r < 0) {
-                const char *why = wg_backend_resolve(backend, req->ifname) == WG_BACKEND_KERNEL ? wg_kernel_last_error() : "";
-
-                return asprintf(&reply, "ERROR %s: %s%s%s%s\n", req->ifname, strerror(-r), why[0] ? " (" : "", why,
-                                why[0] ? ")" : "") < 0 ?
-                               NULL :
-                               reply;
+                sync_local_write_end(d, req->ifname);
+                peer_edit_free(e);
+                return asprintf(&reply, "ERROR %s: %s\n", req->ifname, strerror(-r)) < 0 ? NULL : reply;
         }
-        sync_local_peer(d, req->ifname, p);
-        return strdup("OK\n");
+        e->conn = *conn;
+        *conn = -1;
+        e->next = srv->edits;
+        srv->edits = e;
+        return NULL;
 }
 
 static char *peers_render(struct hamgr_daemon *d) {
@@ -392,7 +474,7 @@ static int on_connection(sd_event_source *s, int fd, uint32_t revents, void *use
         switch (cr.type) {
         case CONTROL_REQUEST_PEER_ADD:
         case CONTROL_REQUEST_PEER_REMOVE:
-                reply = peer_request(srv->daemon, &cr);
+                reply = peer_request(srv, &cr, &conn);
                 break;
         case CONTROL_REQUEST_PEERS_JSON:
                 reply = peers_render(srv->daemon);
@@ -405,7 +487,7 @@ static int on_connection(sd_event_source *s, int fd, uint32_t revents, void *use
                 break;
         }
         control_request_done(&cr);
-        if (reply)
+        if (reply && conn >= 0)
                 write_all(conn, reply, strlen(reply));
         free(reply);
         return 0;
@@ -480,6 +562,13 @@ fail:
 struct control_server *control_server_free(struct control_server *s) {
         if (!s)
                 return NULL;
+        /* Their clients get no reply: the connection closes. */
+        while (s->edits) {
+                struct peer_edit *e = s->edits;
+
+                s->edits = e->next;
+                peer_edit_free(e);
+        }
         sd_event_source_disable_unref(s->io);
         if (s->fd >= 0) {
                 close(s->fd);

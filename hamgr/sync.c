@@ -198,6 +198,7 @@ struct sync_poll_state {
         /* A whole write (sync_apply_device()) in flight: its read, then
          * its write. */
         struct wg_io *apply_io;
+        unsigned local_writes;               /* the control socket's, in flight */
         bool apply_again;
         uint64_t apply_generation;           /* replica_device_generation() it wrote */
         size_t apply_peers;
@@ -461,7 +462,7 @@ static bool sync_apply_device(struct hamgr_sync *s, const char *ifname) {
         ps = poll_state(s, ifname);
         if (!ps)
                 return true; /* out of memory: the next poll asks again */
-        if (ps->apply_io) {
+        if (ps->apply_io || ps->local_writes > 0) {
                 ps->apply_again = true;
                 return true;
         }
@@ -613,9 +614,10 @@ static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const str
         ps = poll_state(s, ifname);
         if (!ps)
                 return -ENOMEM;
-        if (ps->apply_io) {
-                /* Not expected (the caller sends such a batch to
-                 * sync_apply_device()); the same outcome. */
+        if (ps->apply_io || ps->local_writes > 0) {
+                /* A whole write after the one in flight: the caller sends
+                 * a batch to sync_apply_device() when one of hamgr's own
+                 * is in flight, but not when the control socket's is. */
                 ps->apply_again = true;
                 return 0;
         }
@@ -2007,6 +2009,33 @@ static int device_apply_peer(struct wg_device *dev, const struct wg_peer *change
         return 0;
 }
 
+void sync_local_write_begin(struct hamgr_daemon *d, const char *ifname) {
+        struct sync_poll_state *ps;
+
+        if (!d->sync)
+                return;
+        poll_invalidate(d->sync, ifname);
+        ps = poll_state(d->sync, ifname);
+        if (ps)
+                ps->local_writes++;
+}
+
+void sync_local_write_end(struct hamgr_daemon *d, const char *ifname) {
+        struct sync_poll_state *ps;
+
+        if (!d->sync)
+                return;
+        poll_invalidate(d->sync, ifname);
+        ps = poll_state(d->sync, ifname);
+        if (!ps || ps->local_writes == 0)
+                return;
+        ps->local_writes--;
+        if (ps->local_writes == 0 && ps->apply_again && !ps->apply_io && !d->stopping) {
+                ps->apply_again = false;
+                apply_begin(ps);
+        }
+}
+
 void sync_local_peer(struct hamgr_daemon *d, const char *ifname, const struct wg_peer *change) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
         _cleanup_(replica_changes_done) struct replica_changes changes = {};
@@ -2019,8 +2048,11 @@ void sync_local_peer(struct hamgr_daemon *d, const char *ifname, const struct wg
         poll_invalidate(s, ifname); /* the control socket just wrote the device */
         endpoints = wg_follower_active(d, ifname);
         /* The replicated peer plus this change is what a poll would find
-         * of it; nothing else moved (edits by hand wait for the poll). */
-        if (replica_device_needs_apply(s->replica, ifname) || wg_follower_busy(d, ifname) ||
+         * of it; nothing else moved (edits by hand wait for the poll).
+         * Merged changes waiting to be written (they arrived during the
+         * control socket's write) do not stop it: versioned now, the
+         * edit wins over them, and the whole write that follows keeps it. */
+        if (wg_follower_busy(d, ifname) ||
             replica_peer_for(s->replica, ifname, change->public_key, endpoints, &dev) < 0 ||
             device_apply_peer(dev, change) < 0) {
                 sync_poll_now(d);
@@ -2355,9 +2387,14 @@ int sync_status_json(struct hamgr_daemon *d, struct json_object **ret) {
         for (size_t i = 0; ok && i < d->config->n_wireguard; i++) {
                 const char *ifname = d->config->wireguard[i].interface;
                 json_object *dv = json_object_new_object();
+                unsigned edits = 0;
 
                 json_add_string(dv, "interface", ifname, &ok);
                 json_add_bool(dv, "write_pending", replica_device_needs_apply(s->replica, ifname), &ok);
+                for (size_t k = 0; k < s->n_polls; k++)
+                        if (streq(s->polls[k]->ifname, ifname))
+                                edits = s->polls[k]->local_writes;
+                json_add_u64(dv, "edits_writing", edits, &ok);
                 json_push(devices, dv, &ok);
         }
         peers = json_object_new_array();

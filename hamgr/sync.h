@@ -41,12 +41,22 @@ bool sync_device_busy(struct hamgr_daemon *d, const char *ifname);
  * interface. */
 void sync_device_written(struct hamgr_daemon *d, const char *ifname);
 
+/* The control socket starts / ended a write of IFNAME's device beside
+ * the loop. Meanwhile merged changes wait for a whole write after the last
+ * such write ends (written at once, they could land before it and be
+ * undone by it), and reads in flight are not versioned. Each begin takes
+ * one end; an end without a begin (a reload restarted replication) is
+ * ignored. */
+void sync_local_write_begin(struct hamgr_daemon *d, const char *ifname);
+void sync_local_write_end(struct hamgr_daemon *d, const char *ifname);
+
 struct wg_peer;
 /* The control socket just wrote CHANGE (one peer, set semantics:
  * REMOVE_ME, or flagged fields) to IFNAME's device: version and push it
  * without reading the device, which at many peers costs far more than the
- * change. Falls back to sync_poll_now() when the interface waits for a
- * merged state to be applied or anything fails. */
+ * change (also when merged changes wait to be written: the edit is newer
+ * and wins). Falls back to sync_poll_now() during a takeover of IFNAME or
+ * when anything fails. */
 void sync_local_peer(struct hamgr_daemon *d, const char *ifname, const struct wg_peer *change);
 
 struct json_object;

@@ -1583,7 +1583,9 @@ static int apply_local(struct replica *r, const char *ifname, const struct wg_de
         if (r->bootstrapping)
                 return -EAGAIN;
         f = iface_find(r, ifname);
-        if (f && f->needs_apply)
+        /* A poll would take the device from before the merge for local
+         * edits; an edit hamgr made itself is known exactly. */
+        if (f && f->needs_apply && !partial)
                 return -EAGAIN;
         k = observed_sorted(observed, &obs);
         if (k < 0)

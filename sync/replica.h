@@ -254,7 +254,10 @@ int replica_apply_local_device(struct replica *r, const char *ifname, const stru
  * device: PEERS holds only the peers to change, each as the device now
  * shows it in full (replica_peer_for() with the edit applied), or flagged
  * WG_PEER_REMOVE_ME when it was removed. Peers not in PEERS, and the
- * device record, are left as they are. Same returns.
+ * device record, are left as they are. Same returns, but for one: merged
+ * changes waiting for replica_device_applied() do not refuse it (the edit
+ * is known exactly, not read from a device that predates them; its
+ * version, newer than theirs, wins when the state is written).
  */
 int replica_apply_local_peers(struct replica *r, const char *ifname, const struct wg_device *peers, uint64_t wall_ms,
                               bool may_write_endpoints, struct replica_changes *ret);

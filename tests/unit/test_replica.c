@@ -734,10 +734,14 @@ static void test_apply_local_peers(void **state) {
         assert_int_equal(one->n_peers, 0); /* removed: not live */
         assert_same_state(full, part);
 
-        /* A merge waiting for the device: refused, as a poll is. */
+        /* A merge waiting for the device refuses a poll, which would take
+         * the device from before it for local edits, but not an edit
+         * hamgr made itself: it is known exactly, and its version, newer
+         * than the merged one, wins when the state is written. */
         {
                 struct replica *other = NULL;
                 struct replica_changes all = {};
+                _cleanup_(wg_device_freep) struct wg_device *mine = dev_new();
 
                 assert_int_equal(replica_new(NODE_B, &other), 0);
                 dev_set(dev, 5, 5);
@@ -745,7 +749,16 @@ static void test_apply_local_peers(void **state) {
                 assert_int_equal(replica_changes_since(other, (struct hlc_ts) {}, &all), 0);
                 assert_int_equal(replica_merge(part, &all, NULL), 0);
                 assert_true(replica_device_needs_apply(part, IF));
-                assert_int_equal(replica_apply_local_peers(part, IF, edit, 500, false, &c), -EAGAIN);
+                assert_int_equal(replica_apply_local_device(part, IF, dev, 500, false, &c), -EAGAIN);
+                dev_set(mine, 5, 6);
+                assert_int_equal(replica_apply_local_peers(part, IF, mine, 500, false, &c), 0);
+                assert_int_equal(c.n, 1);
+                replica_changes_done(&c);
+                assert_true(replica_device_needs_apply(part, IF));
+                one = wg_device_free(one);
+                assert_int_equal(replica_peer_for(part, IF, dev_peer(mine, 5)->public_key, false, &one), 0);
+                assert_int_equal(one->n_peers, 1);
+                assert_memory_equal(one->peers[0].preshared_key, dev_peer(mine, 5)->preshared_key, WG_KEY_LEN);
                 replica_changes_done(&all);
                 replica_free(other);
         }
