@@ -125,7 +125,7 @@ struct wg_follower {
         bool rekick;                     /* this takeover re-kicks: sessions go first */
         struct wg_device *rekick_dev;    /* the device as read, while the sessions are reset */
         struct wg_io *snapshot_io;       /* the periodic snapshot's read */
-        struct wg_io *release_io;        /* the read before the endpoints are stripped */
+        struct wg_io *release_io;        /* the read before the endpoints are stripped, then the strip */
         bool release_snapshot;           /* it is also the last snapshot of the active node */
         uint64_t snapshot_takeover;      /* TAKEOVER_STARTED_USEC when it started */
         sd_event_source *retake_timer;
@@ -1190,6 +1190,20 @@ static int follower_strip_endpoints(struct wg_follower *f) {
         return wg_set_device(f->config->backend, change);
 }
 
+static void on_strip_written(struct wg_io *io, struct wg_io_result *res, void *userdata) {
+        struct wg_follower *f = userdata;
+
+        f->release_io = NULL;
+        sync_device_written(f->daemon, f->config->interface);
+        if (res->r < 0 && res->r != -ENODEV)
+                log_fields(LOG_WARNING, res->r, NULL, 0, NULL, NULL,
+                           "wireguard %s: cannot clear the peers' endpoints: %m", f->config->interface);
+}
+
+/* Beside the loop, in F's release slot: a re-creation of thousands of
+ * peers takes wireguard-go seconds, and this node, BACKUP now, must go on
+ * hearing the master's adverts. A takeover cancels it (follower_cancel_
+ * request()) before its own writes. */
 static void follower_strip_from(struct wg_follower *f, const struct wg_device *dev) {
         _cleanup_(wg_device_freep) struct wg_device *change = NULL;
         int r;
@@ -1197,7 +1211,8 @@ static void follower_strip_from(struct wg_follower *f, const struct wg_device *d
         r = follower_strip_change(f, dev, &change);
         if (r >= 0 && change) {
                 sync_device_written(f->daemon, f->config->interface);
-                r = wg_set_device(f->config->backend, change);
+                r = wg_io_write(f->daemon->event, f->config->backend, TAKE_PTR(change), on_strip_written, f,
+                                &f->release_io);
         }
         if (r < 0 && r != -ENODEV)
                 log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL,
