@@ -112,21 +112,19 @@ struct wg_device *wg_device_free(struct wg_device *dev) {
         return NULL;
 }
 
-/* Room for element N of SIZE bytes in *ARRAY. The structs carry no
- * capacity, so the allocator's usable size is the capacity: arrays built
- * with plain malloc() by other code grow correctly too. Growth doubles, so
- * appending n elements costs O(n). When WIPE, the old block is wiped before
- * it is freed, as realloc() would leave secrets behind in freed memory. */
-static int array_reserve(void **array, size_t n, size_t size, bool wipe) {
+/* Capacity for WANT elements of SIZE bytes in *ARRAY, N of them in use.
+ * The structs carry no capacity, so the allocator's usable size is the
+ * capacity: arrays built with plain malloc() by other code grow correctly
+ * too. When WIPE, the old block is wiped before it is freed, as realloc()
+ * would leave secrets behind in freed memory. Never shrinks. */
+static int array_grow(void **array, size_t n, size_t want, size_t size, bool wipe) {
         size_t cap = *array ? malloc_usable_size(*array) / size : 0;
-        size_t want;
         void *p;
 
-        if (n < cap)
+        if (want <= cap)
                 return 0;
-        if (n > SIZE_MAX / 2 / size)
+        if (want > SIZE_MAX / size)
                 return -ENOMEM;
-        want = n < 4 ? 4 : n * 2;
         if (!wipe) {
                 p = realloc(*array, want * size);
                 if (!p)
@@ -146,6 +144,16 @@ static int array_reserve(void **array, size_t n, size_t size, bool wipe) {
         return 0;
 }
 
+/* Room for element N: when full, the capacity doubles, so appending n
+ * elements costs O(n). */
+static int array_reserve(void **array, size_t n, size_t size, bool wipe) {
+        if (*array && n < malloc_usable_size(*array) / size)
+                return 0;
+        if (n > SIZE_MAX / 2 / size)
+                return -ENOMEM;
+        return array_grow(array, n, n < 4 ? 4 : n * 2, size, wipe);
+}
+
 struct wg_peer *wg_device_add_peer(struct wg_device *dev) {
         struct wg_peer *p;
 
@@ -159,26 +167,9 @@ struct wg_peer *wg_device_add_peer(struct wg_device *dev) {
 }
 
 int wg_device_reserve_peers(struct wg_device *dev, size_t n) {
-        size_t cap;
-        struct wg_peer *p;
-
         if (!dev)
                 return -EINVAL;
-        cap = dev->peers ? malloc_usable_size(dev->peers) / sizeof(*dev->peers) : 0;
-        if (n <= cap)
-                return 0;
-        if (n > SIZE_MAX / sizeof(*dev->peers))
-                return -ENOMEM;
-        p = malloc(n * sizeof(*p));
-        if (!p)
-                return -ENOMEM;
-        if (dev->peers) {
-                memcpy(p, dev->peers, dev->n_peers * sizeof(*p));
-                sodium_memzero(dev->peers, malloc_usable_size(dev->peers));
-                free(dev->peers);
-        }
-        dev->peers = p;
-        return 0;
+        return array_grow((void **) &dev->peers, dev->n_peers, n, sizeof(*dev->peers), true);
 }
 
 int wg_peer_add_allowedip(struct wg_peer *peer, const struct wg_allowedip *a) {

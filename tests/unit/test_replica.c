@@ -669,6 +669,15 @@ static void test_merge_idempotent(void **state) {
  * a changed peer, a new one, a removed one; a removal of a peer never
  * held, or a peer as it already is, changes nothing; the device record is
  * not touched; and like a poll it waits while merged changes wait. */
+/* Append KEY's removal to EDIT, as hamgr peer remove makes it. */
+static void edit_remove(struct wg_device *edit, const uint8_t key[static WG_KEY_LEN]) {
+        struct wg_peer *p = wg_device_add_peer(edit);
+
+        assert_non_null(p);
+        memcpy(p->public_key, key, WG_KEY_LEN);
+        p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
+}
+
 static void test_apply_local_peers(void **state) {
         struct replica *full = NULL, *part = NULL;
         _cleanup_(wg_device_freep) struct wg_device *dev = dev_new(), *edit = NULL, *one = NULL;
@@ -708,10 +717,7 @@ static void test_apply_local_peers(void **state) {
         assert_non_null(p->allowedips);
         p->allowedips[0] = dev_peer(dev, 4)->allowedips[0];
         key_fill(k3, 3, 0x77);
-        p = wg_device_add_peer(edit);
-        assert_non_null(p);
-        memcpy(p->public_key, k3, WG_KEY_LEN);
-        p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
+        edit_remove(edit, k3);
         assert_int_equal(replica_apply_local_peers(part, IF, edit, 200, false, &c), 0);
         assert_int_equal(c.n, n_full);
         replica_changes_done(&c);
@@ -723,10 +729,7 @@ static void test_apply_local_peers(void **state) {
         wg_device_free(edit);
         edit = dev_new();
         key_fill(k9, 99, 0x77);
-        p = wg_device_add_peer(edit);
-        assert_non_null(p);
-        memcpy(p->public_key, k9, WG_KEY_LEN);
-        p->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
+        edit_remove(edit, k9);
         assert_int_equal(replica_apply_local_peers(part, IF, edit, 300, false, &c), 0);
         assert_int_equal(c.n, 0);
         one = wg_device_free(one);
