@@ -420,7 +420,6 @@ static char *peer_request(struct control_server *srv, struct control_request *re
         e->peer = req->peer;
         req->peer.allowedips = NULL;
         req->peer.n_allowedips = 0;
-        sync_device_written(d, req->ifname);
         sync_local_write_begin(d, req->ifname);
         r = wg_io_write(d->event, backend, TAKE_PTR(dev), on_peer_written, e, &e->io);
         if (r < 0) {

@@ -333,6 +333,13 @@ static void apply_learn(struct hamgr_sync *s, const char *ifname) {
 
 static void apply_begin(struct sync_poll_state *ps);
 
+/* Whether anything writes PS's device beside the loop: sync's own write,
+ * or hamgr peer edits (sync_local_write_begin()). A write of sync's waits
+ * for them to end (PS->apply_again). */
+static bool device_writing(const struct sync_poll_state *ps) {
+        return ps->apply_io || ps->local_writes > 0;
+}
+
 /* Whether a whole write of IFNAME is in flight (sync_apply_device()). */
 static bool apply_running(const struct hamgr_sync *s, const char *ifname) {
         for (size_t i = 0; i < s->n_polls; i++)
@@ -462,7 +469,7 @@ static bool sync_apply_device(struct hamgr_sync *s, const char *ifname) {
         ps = poll_state(s, ifname);
         if (!ps)
                 return true; /* out of memory: the next poll asks again */
-        if (ps->apply_io || ps->local_writes > 0) {
+        if (device_writing(ps)) {
                 ps->apply_again = true;
                 return true;
         }
@@ -614,7 +621,7 @@ static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const str
         ps = poll_state(s, ifname);
         if (!ps)
                 return -ENOMEM;
-        if (ps->apply_io || ps->local_writes > 0) {
+        if (device_writing(ps)) {
                 /* A whole write after the one in flight: the caller sends
                  * a batch to sync_apply_device() when one of hamgr's own
                  * is in flight, but not when the control socket's is. */
@@ -2045,7 +2052,6 @@ void sync_local_peer(struct hamgr_daemon *d, const char *ifname, const struct wg
 
         if (!s)
                 return;
-        poll_invalidate(s, ifname); /* the control socket just wrote the device */
         endpoints = wg_follower_active(d, ifname);
         /* The replicated peer plus this change is what a poll would find
          * of it; nothing else moved (edits by hand wait for the poll).

@@ -35,10 +35,10 @@ bool sync_bootstrapping(struct hamgr_daemon *d);
  * undo a peer edit made now, so the control socket refuses them. */
 bool sync_device_busy(struct hamgr_daemon *d, const char *ifname);
 
-/* hamgr is about to write IFNAME's device (the control socket, the
- * takeover, the endpoint watchers): a read of it started before, still in
- * flight, shows it from before and must not be versioned. NULL: every
- * interface. */
+/* hamgr is about to write IFNAME's device (the takeover, the release,
+ * the endpoint watchers; the control socket uses sync_local_write_begin()):
+ * a read of it started before, still in flight, shows it from before and
+ * must not be versioned. NULL: every interface. */
 void sync_device_written(struct hamgr_daemon *d, const char *ifname);
 
 /* The control socket starts / ended a write of IFNAME's device beside

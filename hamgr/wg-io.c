@@ -49,7 +49,8 @@ struct wg_io {
         struct wg_io_result result;
 };
 
-/* A read of at least this many peers is followed by malloc_trim(). */
+/* A full read (not the endpoint snapshot's) of at least this many peers
+ * is followed by malloc_trim(). */
 #define WG_IO_TRIM_PEERS 5000
 
 /* A write goes to the device in requests of at most this many peers:
@@ -159,8 +160,6 @@ static int on_io_done(sd_event_source *s, int fd, uint32_t revents, void *userda
                 return 0; /* spurious: the worker has not written yet */
         (void) pthread_join(io->worker, NULL);
         io->running = false;
-        large = io->result.device && io->result.device->n_peers >= WG_IO_TRIM_PEERS;
-        io->cb(io, &io->result, io->userdata);
         /* A read of 50,000 peers allocates tens of megabytes; freed, they
          * stay resident until something trims the heap. Once per large
          * full read is cheap beside the read. Not after the endpoint
@@ -168,8 +167,9 @@ static int on_io_done(sd_event_source *s, int fd, uint32_t revents, void *userda
          * size, which the heap then still holds; trimmed, its pages
          * would be faulted in and zeroed again each time (a fifth of the
          * master's idle CPU at 100,000 peers). */
-        if (large && io->what == WG_IO_ENDPOINTS)
-                large = false;
+        large = io->what != WG_IO_ENDPOINTS && io->result.device &&
+                io->result.device->n_peers >= WG_IO_TRIM_PEERS;
+        io->cb(io, &io->result, io->userdata);
         io_free(io);
         if (large)
                 malloc_trim(0);

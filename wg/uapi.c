@@ -148,9 +148,9 @@ static int parse_errno(const char *s) {
         return -(int) v;
 }
 
-/* A nibble's value, or 0xff: a lookup, because the digits of random keys
- * defeat branch prediction and every poll of a large device parses tens
- * of thousands of them. */
+/* A digit's value and whether it is one, by lookup: the digits of random
+ * keys defeat branch prediction, and every read of a large device parses
+ * tens of thousands of them. */
 static const uint8_t hex_value[256] = {
         ['0'] = 0,  ['1'] = 1,  ['2'] = 2,  ['3'] = 3,  ['4'] = 4,  ['5'] = 5,  ['6'] = 6,  ['7'] = 7,
         ['8'] = 8,  ['9'] = 9,  ['a'] = 10, ['b'] = 11, ['c'] = 12, ['d'] = 13, ['e'] = 14, ['f'] = 15,
