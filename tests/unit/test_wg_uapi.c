@@ -623,6 +623,7 @@ struct fake {
         atomic_bool stop;
         struct wg_device *state;
         atomic_int n_get, n_set, n_refused;
+        atomic_int set_delay_ms;             /* before a set's answer */
 };
 
 static struct wg_peer *fake_find(struct wg_device *s, const uint8_t key[static WG_KEY_LEN]) {
@@ -995,6 +996,7 @@ static void fake_serve(struct fake *f, int c) {
                                 atomic_fetch_add(&f->n_refused, 1);
                         if (err == FAKE_PANIC)
                                 break;
+                        poll(NULL, 0, atomic_load(&f->set_delay_ms));
                 } else
                         break;
                 fprintf(out, "errno=%d\n\n", f->mode == FAKE_WIREGUARD_GO ? -err : err);
@@ -1509,6 +1511,64 @@ static void test_io(void **state) {
         fake_stop(f);
 }
 
+/* A write to wgt0 of N new peers, their keys FILL but for a count. */
+static struct wg_device *write_of(uint32_t n, uint8_t fill) {
+        struct wg_device *d = calloc(1, sizeof(*d));
+
+        assert_non_null(d);
+        strcpy(d->name, "wgt0");
+        for (uint32_t i = 0; i < n; i++) {
+                struct wg_peer *p = wg_device_add_peer(d);
+
+                assert_non_null(p);
+                memset(p->public_key, fill, WG_KEY_LEN);
+                memcpy(p->public_key, &i, sizeof(i));
+                p->flags = WG_PEER_HAS_PUBLIC_KEY;
+        }
+        return d;
+}
+
+/* A write goes in requests of 2,048 peers; cancelled while the first is
+ * being answered, it sends no other: a stop waits for one request, not
+ * for the whole write. */
+static void test_io_write_cancel(void **state) {
+        struct fake *f = fake_start(FAKE_WIREGUARD_GO);
+        struct wg_device *change = write_of(3 * 2048 + 1, 0x11);
+        struct io_seen seen = {};
+        struct wg_io *io = NULL;
+        sd_event *e = NULL;
+        int64_t t0;
+
+        assert_int_equal(sd_event_new(&e), 0);
+
+        /* Uncancelled: four requests, every peer. */
+        assert_int_equal(wg_io_write(e, WG_BACKEND_UAPI, change, io_done, &seen, &io), 0);
+        io_wait(e, &seen, 1);
+        assert_int_equal(seen.r, 0);
+        assert_int_equal(atomic_load(&f->n_set), 4);
+        assert_int_equal(f->state->n_peers, 3 * 2048 + 1);
+
+        wg_device_free(f->state);
+        f->state = calloc(1, sizeof(struct wg_device));
+        assert_non_null(f->state);
+        atomic_store(&f->n_set, 0);
+        atomic_store(&f->set_delay_ms, 200);
+        change = write_of(3 * 2048 + 1, 0x22);
+        assert_int_equal(wg_io_write(e, WG_BACKEND_UAPI, change, io_done, &seen, &io), 0);
+        t0 = mono_ms();
+        while (atomic_load(&f->n_set) < 1) {
+                assert_true(mono_ms() - t0 < 5000);
+                poll(NULL, 0, 1);
+        }
+        assert_null(wg_io_cancel(io));
+        assert_int_equal(atomic_load(&f->n_set), 1);
+        assert_int_equal(f->state->n_peers, 2048);
+        assert_true(sd_event_run(e, 100 * USEC_PER_MSEC) >= 0);
+        assert_int_equal(seen.calls, 1); /* never called back */
+        sd_event_unref(e);
+        fake_stop(f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_wireguard_go),
@@ -1533,6 +1593,7 @@ int main(void) {
                 cmocka_unit_test(test_socket_timeout),
                 cmocka_unit_test(test_socket_errors),
                 cmocka_unit_test(test_io),
+                cmocka_unit_test(test_io_write_cancel),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
