@@ -187,8 +187,8 @@ struct hamgr_sync {
 struct sync_poll_state {
         struct hamgr_sync *sync;
         char ifname[IFNAMSIZ];
-        uint8_t digest[WG_DIGEST_LEN];
-        bool valid;
+        struct wg_index *index;              /* of the last read, if it stands for the device (NULL: read whole) */
+        bool index_stale;                    /* hamgr wrote the device since the read in flight started */
         bool endpoints;                      /* polled with may_write_endpoints */
         struct wg_io *io;                    /* the read in flight */
         uint64_t generation;                 /* writes by hamgr to the device or its replica */
@@ -207,7 +207,7 @@ struct sync_poll_state {
 };
 
 /* hamgr changed IFNAME's replicated state (NULL: any interface's): a
- * read in flight predates it. The digest of the last read still stands
+ * read in flight predates it. The index of the last read still stands
  * for the device, which only an apply changes (and that writes it). */
 static void poll_overtake(struct hamgr_sync *s, const char *ifname) {
         for (size_t i = 0; i < s->n_polls; i++)
@@ -216,12 +216,15 @@ static void poll_overtake(struct hamgr_sync *s, const char *ifname) {
 }
 
 /* hamgr wrote IFNAME's device (NULL: any): a read in flight predates it,
- * and the digest of the last one is no proof of anything. */
+ * and the index of the last one is no proof of anything: the next read
+ * is whole. */
 static void poll_invalidate(struct hamgr_sync *s, const char *ifname) {
         poll_overtake(s, ifname);
         for (size_t i = 0; i < s->n_polls; i++)
-                if (!ifname || streq(s->polls[i]->ifname, ifname))
-                        s->polls[i]->valid = false;
+                if (!ifname || streq(s->polls[i]->ifname, ifname)) {
+                        s->polls[i]->index = wg_index_free(s->polls[i]->index);
+                        s->polls[i]->index_stale = true;
+                }
 }
 
 void sync_device_written(struct hamgr_daemon *d, const char *ifname) {
@@ -1761,7 +1764,7 @@ static void polls_cancel(struct hamgr_sync *s) {
                 ps->io = wg_io_cancel(ps->io);
                 ps->again = false;
                 ps->generation++;
-                ps->valid = false;
+                ps->index = wg_index_free(ps->index);
                 if (ps->apply_io) {
                         ps->apply_io = wg_io_cancel(ps->apply_io);
                         ps->apply_again = false;
@@ -1779,14 +1782,23 @@ static void poll_local_device(struct hamgr_sync *s, struct sync_poll_state *ps, 
         const char *ifname = ps->ifname;
         int r;
 
-        if (res->unchanged || res->r < 0)
+        if (res->r < 0 || res->unchanged) {
+                /* Nothing new read: the last index still stands. */
+                ps->index = TAKE_PTR(res->prev_index);
                 return;
-        r = replica_apply_local_device(s->replica, ifname, dev, wall_usec() / 1000, ps->io_endpoints, &changes);
-        /* The digest was read before the device: if it changed in between,
-         * the next digest differs and the next poll reads. */
-        ps->valid = r >= 0 && res->have_digest;
-        ps->endpoints = ps->io_endpoints;
-        memcpy(ps->digest, res->digest, WG_DIGEST_LEN);
+        }
+        /* A partial read lists every peer that differs from the last one,
+         * which was versioned whole: the rest matches the replica. */
+        if (res->partial)
+                r = replica_apply_local_peers(s->replica, ifname, dev, wall_usec() / 1000, ps->io_endpoints, &changes);
+        else
+                r = replica_apply_local_device(s->replica, ifname, dev, wall_usec() / 1000, ps->io_endpoints,
+                                               &changes);
+        /* Compared with from now on only if what it found is versioned. */
+        if (r >= 0) {
+                ps->index = TAKE_PTR(res->index);
+                ps->endpoints = ps->io_endpoints;
+        }
         if (r == -EOVERFLOW) {
                 uint64_t suppressed = 0;
                 char more[64] = "";
@@ -1888,13 +1900,22 @@ static void on_poll_read(struct wg_io *io, struct wg_io_result *res, void *userd
                 log_fields(LOG_DEBUG, 0, NULL, 0, NULL, NULL, "sync: read of %s overtaken by a write, reading again",
                            ps->ifname);
                 ps->again = true;
+                /* What it found is not versioned: the next read compares
+                 * with the same index again, unless hamgr wrote the
+                 * device meanwhile. */
+                if (!ps->index_stale)
+                        ps->index = TAKE_PTR(res->prev_index);
         } else {
                 uint64_t t = mono_usec();
+
+                size_t n = res->device ? res->device->n_peers : 0;
+                bool partial = res->partial;
 
                 poll_local_device(s, ps, res);
                 log_fields(LOG_DEBUG, 0, NULL, 0, NULL, NULL,
                            "sync: polled %s: read in %" PRIu64 " ms beside the loop%s, compared in %" PRIu64 " ms",
-                           ps->ifname, res->usec / USEC_PER_MSEC, res->unchanged ? " (unchanged)" : "",
+                           ps->ifname, res->usec / USEC_PER_MSEC,
+                           res->unchanged ? " (unchanged)" : partial ? (n == 1 ? " (1 peer changed)" : " (peers changed)") : "",
                            (mono_usec() - t) / USEC_PER_MSEC);
         }
         if (ps->again && !s->daemon->stopping) {
@@ -1935,10 +1956,13 @@ static void sync_poll_interface(struct hamgr_sync *s, const char *ifname, bool n
         if (wg_follower_busy(s->daemon, ifname))
                 return; /* the next poll, after the takeover, sees the real values */
         endpoints = wg_follower_active(s->daemon, ifname);
-        /* A digest is only trusted when the last poll read the device after
-         * it was last written and compared it under the same endpoint rule. */
-        r = wg_io_read(s->daemon->event, b, ifname, WG_IO_DIGEST_DEVICE,
-                       ps->valid && ps->endpoints == endpoints ? ps->digest : NULL, on_poll_read, ps, &ps->io);
+        /* An index is only compared with when the last poll read the device
+         * after it was last written and versioned it under the same
+         * endpoint rule. */
+        if (ps->endpoints != endpoints)
+                ps->index = wg_index_free(ps->index);
+        ps->index_stale = false;
+        r = wg_io_read(s->daemon->event, b, ifname, WG_IO_CHANGES, TAKE_PTR(ps->index), on_poll_read, ps, &ps->io);
         if (r < 0) {
                 log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "sync: cannot start reading %s: %m", ifname);
                 return;
@@ -2347,8 +2371,10 @@ void sync_stop(struct hamgr_daemon *d) {
         sodium_memzero(s->private_key, sizeof(s->private_key));
         free(s->peers);
         free(s->pinned);
-        for (size_t i = 0; i < s->n_polls; i++)
+        for (size_t i = 0; i < s->n_polls; i++) {
+                wg_index_free(s->polls[i]->index);
                 free(s->polls[i]);
+        }
         free(s->polls);
         free(s);
         d->sync = NULL;

@@ -34,8 +34,7 @@ struct wg_io {
         char ifname[sizeof(((struct wg_device *) NULL)->name)];
         enum wg_io_read what;
         struct wg_device *change;             /* a write: what to write */
-        bool have_skip;
-        uint8_t skip_if[WG_DIGEST_LEN];
+        struct wg_index *index;               /* WG_IO_CHANGES: what to compare with (the worker's) */
         wg_io_callback_t cb;
         void *userdata;
         int done_fd;
@@ -112,14 +111,22 @@ static void *io_worker(void *userdata) {
                         snprintf(res->kernel_error, sizeof(res->kernel_error), "%s", wg_kernel_last_error());
                 goto done;
         }
-        if (io->what == WG_IO_DIGEST_DEVICE) {
-                res->have_digest = wg_get_digest(io->backend, io->ifname, res->digest) >= 0;
-                res->unchanged = res->have_digest && io->have_skip &&
-                                 sodium_memcmp(res->digest, io->skip_if, WG_DIGEST_LEN) == 0;
-        }
-        if (io->what == WG_IO_ENDPOINTS)
+        if (io->what == WG_IO_CHANGES) {
+                bool partial = false;
+                int r;
+
+                r = wg_get_indexed(io->backend, io->ifname, io->index, &res->index, &res->device, &partial);
+                if (r == -ESTALE) /* more than peers changed: the whole device */
+                        r = wg_get_indexed(io->backend, io->ifname, NULL, &res->index, &res->device, &partial);
+                if (r == -EOPNOTSUPP)
+                        r = wg_get_device(io->backend, io->ifname, &res->device);
+                res->r = r;
+                res->unchanged = r >= 0 && !res->device;
+                res->partial = r >= 0 && partial;
+                res->prev_index = TAKE_PTR(io->index);
+        } else if (io->what == WG_IO_ENDPOINTS)
                 res->r = wg_get_endpoints(io->backend, io->ifname, &res->device);
-        else if (!res->unchanged)
+        else
                 res->r = wg_get_device(io->backend, io->ifname, &res->device);
 done:
         res->usec = mono_usec() - t;
@@ -136,8 +143,9 @@ static void io_free(struct wg_io *io) {
                 close(io->done_fd);
         wg_device_free(io->result.device);
         wg_device_free(io->change);
-        sodium_memzero(io->result.digest, sizeof(io->result.digest));
-        sodium_memzero(io->skip_if, sizeof(io->skip_if));
+        wg_index_free(io->result.index);
+        wg_index_free(io->result.prev_index);
+        wg_index_free(io->index);
         free(io);
 }
 
@@ -201,22 +209,23 @@ fail:
         return r;
 }
 
-int wg_io_read(sd_event *e, enum wg_backend b, const char *ifname, enum wg_io_read what, const uint8_t *skip_if,
+int wg_io_read(sd_event *e, enum wg_backend b, const char *ifname, enum wg_io_read what, struct wg_index *index,
                wg_io_callback_t cb, void *userdata, struct wg_io **ret) {
         struct wg_io *io;
 
-        if (!e || !ifname || !cb || !ret || what < 0 || what >= _WG_IO_READ_MAX)
+        if (!e || !ifname || !cb || !ret || what < 0 || what >= _WG_IO_READ_MAX || (index && what != WG_IO_CHANGES)) {
+                wg_index_free(index);
                 return -EINVAL;
+        }
         io = calloc(1, sizeof(*io));
-        if (!io)
+        if (!io) {
+                wg_index_free(index);
                 return -ENOMEM;
+        }
         io->backend = b;
         snprintf(io->ifname, sizeof(io->ifname), "%s", ifname);
         io->what = what;
-        if (skip_if) {
-                io->have_skip = true;
-                memcpy(io->skip_if, skip_if, WG_DIGEST_LEN);
-        }
+        io->index = index;
         io->cb = cb;
         io->userdata = userdata;
         return io_start(e, io, ret);

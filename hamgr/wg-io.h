@@ -21,9 +21,11 @@ struct wg_io;
 struct wg_io_result {
         int r;                          /* 0 or -errno of the read or write */
         struct wg_device *device;       /* the callback's to take (TAKE_PTR); NULL when not read */
-        bool have_digest;               /* DIGEST was read (not the kernel backend) */
-        bool unchanged;                 /* the digest was SKIP_IF: the device was not read */
-        uint8_t digest[WG_DIGEST_LEN];
+        /* WG_IO_CHANGES: */
+        bool unchanged;                 /* the same configuration as INDEX described: DEVICE is NULL */
+        bool partial;                   /* DEVICE holds only the peers new, changed or gone (REMOVE_ME) */
+        struct wg_index *index;         /* of this read (NULL: unchanged, or none, as for the kernel) */
+        struct wg_index *prev_index;    /* the INDEX it was given back; the callback may take both */
         uint64_t usec;                  /* time the request took in the worker */
         char kernel_error[256];         /* a write the kernel refused: its extended ack message, or "" */
 };
@@ -36,19 +38,21 @@ typedef void (*wg_io_callback_t)(struct wg_io *io, struct wg_io_result *res, voi
 
 enum wg_io_read {
         WG_IO_DEVICE,                   /* the whole device */
-        WG_IO_DIGEST_DEVICE,            /* its digest (wg_get_digest()), then the whole device */
+        WG_IO_CHANGES,                  /* what changed since INDEX, or the whole device (wg_get_indexed()) */
         WG_IO_ENDPOINTS,                /* what the endpoint store needs (wg_get_endpoints()) */
         _WG_IO_READ_MAX,
 };
 
 /*
  * Read IFNAME through backend B in a worker thread; CB(USERDATA) runs on
- * E when it is done. With WG_IO_DIGEST_DEVICE and SKIP_IF (WG_DIGEST_LEN
- * bytes, copied) the device is only read when its digest differs. The
+ * E when it is done. WG_IO_CHANGES takes INDEX (may be NULL; freed with
+ * the request), the index of the last read, and reads once: the result
+ * is unchanged, partial or whole, and carries the new index (a device
+ * whose own settings changed is read a second time, whole). The
  * completion runs at idle priority, after timers and packets. Returns 0
  * and the request in *RET (to cancel it), or -errno.
  */
-int wg_io_read(sd_event *e, enum wg_backend b, const char *ifname, enum wg_io_read what, const uint8_t *skip_if,
+int wg_io_read(sd_event *e, enum wg_backend b, const char *ifname, enum wg_io_read what, struct wg_index *index,
                wg_io_callback_t cb, void *userdata, struct wg_io **ret);
 
 /*

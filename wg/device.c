@@ -71,12 +71,14 @@ int wg_get_endpoints(enum wg_backend b, const char *ifname, struct wg_device **r
         }
 }
 
-int wg_get_digest(enum wg_backend b, const char *ifname, uint8_t ret[static WG_DIGEST_LEN]) {
+int wg_get_indexed(enum wg_backend b, const char *ifname, const struct wg_index *prev, struct wg_index **ret_index,
+                   struct wg_device **ret, bool *ret_partial) {
         switch (wg_backend_resolve(b, ifname)) {
         case WG_BACKEND_KERNEL:
+        case WG_BACKEND_BORINGTUN:
                 return -EOPNOTSUPP;
         case WG_BACKEND_UAPI:
-                return wg_uapi_get_digest(ifname, ret);
+                return wg_uapi_get_indexed(ifname, prev, ret_index, ret, ret_partial);
         default:
                 return -EINVAL;
         }

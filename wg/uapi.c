@@ -1178,6 +1178,21 @@ static void peer_hint_note(const char *ifname, size_t n_peers) {
         pthread_mutex_unlock(&peer_hint_lock);
 }
 
+/* Connected to IFNAME's daemon with a get request sent: *RET_FD. */
+static int uapi_get_start(const char *ifname, struct exchange *ex, int *ret_fd) {
+        _cleanup_(closep) int fd = -1;
+        int r;
+
+        r = uapi_connect(ifname, ex, &fd);
+        if (r < 0)
+                return r;
+        r = send_all(fd, ex, "get=1\n\n", 7);
+        if (r < 0)
+                return r;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
 static int uapi_get_exchange(const char *ifname, bool light, struct wg_device **ret) {
         _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
         _cleanup_(closep) int fd = -1;
@@ -1190,10 +1205,7 @@ static int uapi_get_exchange(const char *ifname, bool light, struct wg_device **
 
         if (!ret)
                 return -EINVAL;
-        r = uapi_connect(ifname, &ex, &fd);
-        if (r < 0)
-                return r;
-        r = send_all(fd, &ex, "get=1\n\n", 7);
+        r = uapi_get_start(ifname, &ex, &fd);
         if (r < 0)
                 return r;
         dev = calloc(1, sizeof(*dev));
@@ -1270,10 +1282,22 @@ struct digest_state {
         uint8_t pend[4096];                   /* the current section: the chain value, then lines */
         size_t n_pend;
         bool in_section;
+        bool section_ended;                   /* by the last line: its hash is in SECTION_HASH */
+        uint64_t section_hash;
         uint64_t sum[2];
         bool have_errno, done;
         int error;
         const char *reason;
+};
+
+struct index_build;
+
+/* A whole get parsed, hashed and its sections listed in one pass
+ * (wg_uapi_get_indexed() without an index). */
+struct get_digest_parser {
+        struct get_parser get;
+        struct digest_state digest;
+        struct index_build *index;
 };
 
 static uint8_t digest_key[crypto_shorthash_siphashx24_KEYBYTES];
@@ -1316,8 +1340,11 @@ static void digest_section_end(struct digest_state *d) {
 
                 memcpy(&v, d->pend + 8 * i, 8);
                 d->sum[i] += v;
+                if (i == 0)
+                        d->section_hash = v;
         }
         d->in_section = false;
+        d->section_ended = true;
 }
 
 static bool has_prefix(const uint8_t *line, size_t len, const char *prefix) {
@@ -1428,6 +1455,46 @@ static int digest_finish(struct digest_state *d, int r, uint8_t ret[static WG_DI
         return r;
 }
 
+static int digest_begin(void) {
+        if (sodium_init() < 0)
+                return -EINVAL;
+        (void) pthread_once(&digest_key_once, digest_key_init);
+        return 0;
+}
+
+static int digest_end(struct digest_state *d, int r, uint8_t ret[static WG_DIGEST_LEN]) {
+        r = digest_finish(d, r, ret);
+        sodium_memzero(d, sizeof(*d));
+        return r;
+}
+
+/* Each line to the digest as the daemon sent it, then to the parser
+ * (which may cut it up). */
+static int index_add(struct index_build *b, uint64_t hash, const uint8_t *key);
+
+static int get_digest_line(void *userdata, char *line, size_t len, const char **reason) {
+        struct get_digest_parser *p = userdata;
+        int r;
+
+        p->digest.section_ended = false;
+        r = digest_line(&p->digest, (const uint8_t *) line, len);
+        if (r < 0) {
+                *reason = p->digest.reason;
+                return r;
+        }
+        /* The section that ended is the parser's current peer, or the
+         * device's own lines before the first peer (no key). */
+        if (p->index && p->digest.section_ended) {
+                const struct wg_device *dev = p->get.dev;
+
+                r = index_add(p->index, p->digest.section_hash,
+                              p->get.in_peer ? dev->peers[dev->n_peers - 1].public_key : NULL);
+                if (r < 0)
+                        return r;
+        }
+        return get_line(&p->get, line, len, reason);
+}
+
 int wg_uapi_parse_digest(const uint8_t *buf, size_t len, uint8_t ret[static WG_DIGEST_LEN], const char **ret_reason) {
         struct digest_state d = {};
         ssize_t n;
@@ -1448,38 +1515,546 @@ int wg_uapi_parse_digest(const uint8_t *buf, size_t len, uint8_t ret[static WG_D
         return r;
 }
 
-static int uapi_digest_exchange(const char *ifname, uint8_t ret[static WG_DIGEST_LEN]) {
-        _cleanup_(closep) int fd = -1;
-        struct exchange ex = exchange_start();
-        _cleanup_(freep) uint8_t *buf = NULL;
-        struct digest_state d = {};
-        size_t end = 0;
-        bool got_any = false;
+/* ---- what changed since the last read ---- */
+
+/*
+ * The sections of one get reply (the device's own lines, then each peer's,
+ * as the digest cuts them): each peer's section hash under its key. The
+ * next read hashes its sections as they arrive and keeps the text of
+ * those that differ: a change to a few of 50,000 peers then costs one get
+ * and parsing those few, not a digest read, a second full get and
+ * comparing every peer. Keys are kept whole, so a removed peer is named
+ * exactly.
+ */
+
+/* A section as a read lists it. */
+struct wg_index_entry {
+        uint64_t hash;
+        uint8_t key[WG_KEY_LEN];              /* zero: the device's own lines */
+};
+
+/* A peer's slot: its key's first 8 bytes, where a read can find it from
+ * its public_key= line (and fetch it from memory while the section is
+ * hashed: looked up by section hash instead, every section of an idle
+ * read of 50,000 peers was a cache miss). */
+struct index_slot {
+        uint64_t key;                         /* 0: empty */
+        uint64_t hash;
+};
+
+struct wg_index {
+        uint8_t digest[WG_DIGEST_LEN];
+        bool have_device;                     /* the reply had the device's own lines, hashed DEVICE_HASH */
+        uint64_t device_hash;
+        size_t n;
+        uint8_t (*key)[WG_KEY_LEN];           /* the peers' whole keys, for those that go */
+        struct index_slot *slot;              /* by key, open addressing */
+        uint32_t *slot_entry;                 /* into KEY */
+        size_t mask;
+};
+
+struct wg_index *wg_index_free(struct wg_index *x) {
+        if (!x)
+                return NULL;
+        free(x->key);
+        free(x->slot);
+        free(x->slot_entry);
+        sodium_memzero(x->digest, sizeof(x->digest));
+        free(x);
+        return NULL;
+}
+
+static uint64_t key_slot_id(const uint8_t key[static WG_KEY_LEN]) {
+        uint64_t v;
+
+        memcpy(&v, key, sizeof(v));
+        return v;
+}
+
+/* Where ID's probe starts. Keys are random but chosen by whoever holds
+ * them: mixed with a secret of the process (the digest's key) so that
+ * nobody can line theirs up in one long probe run. */
+static size_t slot_of(uint64_t id, size_t mask) {
+        uint64_t salt;
+
+        memcpy(&salt, digest_key, sizeof(salt));
+        return (size_t) (((id ^ salt) * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & mask;
+}
+
+/* Sections collected during one read. */
+struct index_build {
+        const struct wg_index *prev;          /* a read compared with it; NULL: a full read */
+        uint8_t *found;                       /* PREV's slots seen again unchanged */
+        bool found_device;                    /* PREV's device lines seen again unchanged */
+        uint64_t sec_key;                     /* the current section's key_slot_id() (0: none or unreadable) */
+        struct wg_index_entry *e;             /* a full read's sections; a compared one's new or changed */
+        size_t n, cap;
+        struct writer text;                   /* a compared read: the lines of its new or changed sections */
+        bool sec_is_peer;                     /* the current section began with public_key= */
+        bool stale;                           /* not describable as peer changes: read again in full */
+};
+
+static void index_build_done(struct index_build *b) {
+        free(b->found);
+        free(b->e);
+        writer_done(&b->text); /* wipes: preshared keys */
+}
+
+static int index_add(struct index_build *b, uint64_t hash, const uint8_t *key) {
+        if (b->n == b->cap) {
+                size_t cap = b->cap ? 2 * b->cap : 1024;
+                struct wg_index_entry *e = reallocarray(b->e, cap, sizeof(*e));
+
+                if (!e)
+                        return -ENOMEM;
+                b->e = e;
+                b->cap = cap;
+        }
+        b->e[b->n].hash = hash;
+        if (key)
+                memcpy(b->e[b->n].key, key, WG_KEY_LEN);
+        else
+                memset(b->e[b->n].key, 0, WG_KEY_LEN);
+        b->n++;
+        return 0;
+}
+
+static int key_cmp(const void *x, const void *y) {
+        return memcmp(x, y, WG_KEY_LEN);
+}
+
+/* ENTRIES (taken) as an index with DIGEST; NULL when two peers' keys
+ * share their first 8 bytes or the device's lines come twice (then
+ * sections could not be told apart), or out of memory. */
+static struct wg_index *index_make(struct wg_index_entry *entries, size_t n, const uint8_t digest[static WG_DIGEST_LEN]) {
+        struct wg_index *x = NULL;
+        size_t slots = 64, kept = 0;
+
+        if (n > UINT32_MAX / 4)
+                goto fail;
+        /* At most 4 in 5 slots used: 65,536 for 50,000 peers. */
+        while (slots < n + n / 4)
+                slots *= 2;
+        x = calloc(1, sizeof(*x));
+        if (!x)
+                goto fail;
+        x->slot = calloc(slots, sizeof(*x->slot));
+        x->slot_entry = malloc(slots * sizeof(*x->slot_entry));
+        x->key = malloc((n + 1) * sizeof(*x->key));
+        if (!x->slot || !x->slot_entry || !x->key)
+                goto fail;
+        x->mask = slots - 1;
+        for (size_t i = 0; i < n; i++) {
+                uint64_t id = key_slot_id(entries[i].key);
+                size_t k;
+
+                if (wg_key_is_zero(entries[i].key)) {
+                        if (x->have_device)
+                                goto fail;
+                        x->have_device = true;
+                        x->device_hash = entries[i].hash;
+                        continue;
+                }
+                if (id == 0)
+                        goto fail;
+                for (k = slot_of(id, x->mask); x->slot[k].key != 0; k = (k + 1) & x->mask)
+                        if (x->slot[k].key == id)
+                                goto fail;
+                memcpy(x->key[kept], entries[i].key, WG_KEY_LEN);
+                x->slot[k] = (struct index_slot) { .key = id, .hash = entries[i].hash };
+                x->slot_entry[k] = (uint32_t) kept++;
+        }
+        free(entries);
+        x->n = kept;
+        memcpy(x->digest, digest, WG_DIGEST_LEN);
+        return x;
+fail:
+        free(entries);
+        return wg_index_free(x);
+}
+
+static int text_append(struct index_build *b, const char *s, size_t len) {
+        writer_append(&b->text, s, len);
+        return b->text.error;
+}
+
+/* Whether the section that ended, hashed HASH, is as the last read had
+ * it: marked seen. */
+static bool delta_seen(struct index_build *b, bool peer, uint64_t hash) {
+        const struct index_slot *slot = b->prev->slot;
+        size_t mask = b->prev->mask;
+
+        if (!peer) {
+                if (!b->prev->have_device || b->prev->device_hash != hash || b->found_device)
+                        return false;
+                b->found_device = true;
+                return true;
+        }
+        if (b->sec_key == 0)
+                return false;
+        for (size_t k = slot_of(b->sec_key, mask); slot[k].key != 0; k = (k + 1) & mask)
+                if (slot[k].key == b->sec_key) {
+                        if (slot[k].hash != hash)
+                                return false;
+                        if (b->found[k])
+                                b->stale = true; /* a section twice */
+                        b->found[k] = 1;
+                        return true;
+                }
+        return false;
+}
+
+/* The key_slot_id() of a public_key= line (0: unreadable), its slot
+ * fetched from memory meanwhile. */
+static uint64_t delta_section_key(struct index_build *b, const uint8_t *line, size_t len) {
+        const uint8_t *hex = line + strlen("public_key=");
+        uint8_t id[8];
+        uint64_t v;
+
+        if (len < strlen("public_key=") + 2 * sizeof(id))
+                return 0;
+        for (size_t i = 0; i < sizeof(id); i++) {
+                if (!hex_valid[hex[2 * i]] || !hex_valid[hex[2 * i + 1]])
+                        return 0;
+                id[i] = (uint8_t) (hex_value[hex[2 * i]] << 4 | hex_value[hex[2 * i + 1]]);
+        }
+        memcpy(&v, id, sizeof(v));
+        __builtin_prefetch(&b->prev->slot[slot_of(v, b->prev->mask)]);
+        return v;
+}
+
+#define NO_SECTION SIZE_MAX
+
+/* A compared read. A section's lines stay where they were read until its
+ * hash says whether it is new: only then are they copied (most are not),
+ * or, when a section outgrows the read buffer, its start is (SPILLED). */
+struct delta_reader {
+        struct digest_state digest;
+        struct index_build *index;
+        size_t sec_off;                       /* where the current section starts in the buffer, or NO_SECTION */
+        size_t errno_off;                     /* where the errno line starts, or NO_SECTION */
+        bool spilled;                         /* the section's start was copied to the index's text */
+        size_t spill_start;                   /* where in the text */
+};
+
+/* The current section, ended by the line at END_OFF in BUF. */
+static int delta_section_end(struct delta_reader *p, const uint8_t *buf, size_t end_off) {
+        struct index_build *b = p->index;
+        bool peer = b->sec_is_peer, spilled = p->spilled;
+        size_t from = p->sec_off;
+
+        b->sec_is_peer = false;
+        p->spilled = false;
+        p->sec_off = NO_SECTION;
+        if (delta_seen(b, peer, p->digest.section_hash)) {
+                if (spilled)
+                        b->text.len = p->spill_start;
+                return 0;
+        }
+        if (!peer)
+                b->stale = true; /* the device's own settings: a whole read versions them */
+        if (from != NO_SECTION && end_off > from) {
+                int r = text_append(b, (const char *) buf + from, end_off - from);
+
+                if (r < 0)
+                        return r;
+        }
+        return index_add(b, p->digest.section_hash, NULL);
+}
+
+/* The line at OFF in BUF, LEN bytes (BUF[OFF + LEN] is its newline). */
+static int delta_line(struct delta_reader *p, const uint8_t *buf, size_t off, size_t len) {
+        const uint8_t *line = buf + off;
+        int r, k;
+
+        p->digest.section_ended = false;
+        r = digest_line(&p->digest, line, len);
+        if (r < 0)
+                return r;
+        if (p->digest.section_ended) {
+                k = delta_section_end(p, buf, p->errno_off != NO_SECTION ? p->errno_off : off);
+                if (k < 0)
+                        return k;
+        }
+        if (len == 0)
+                return r;
+        if (line[0] == 'e' && has_prefix(line, len, "errno=")) {
+                p->errno_off = off;
+                return r;
+        }
+        if (line[0] == 'p' && has_prefix(line, len, "public_key=")) {
+                p->sec_off = off;
+                p->index->sec_is_peer = true;
+                p->index->sec_key = delta_section_key(p->index, line, len);
+        } else if (p->sec_off == NO_SECTION && !p->spilled)
+                p->sec_off = off; /* the device's own lines */
+        return r;
+}
+
+/* Every complete line of BUF[*POS..LEN), *POS moved past them. Returns
+ * where what must stay in the buffer starts (the current section), or <0. */
+static ssize_t delta_feed(struct delta_reader *p, const uint8_t *buf, size_t len, size_t *pos) {
+        while (*pos < len) {
+                const uint8_t *nl = memchr(buf + *pos, '\n', len - *pos);
+                size_t off = *pos;
+                int r;
+
+                if (!nl)
+                        break;
+                if (p->digest.done) {
+                        p->digest.reason = "data after the end of the reply";
+                        return -EBADMSG;
+                }
+                *pos = (size_t) (nl - buf) + 1;
+                r = delta_line(p, buf, off, (size_t) (nl - (buf + off)));
+                if (r < 0)
+                        return r;
+        }
+        if (p->digest.done && *pos < len) {
+                p->digest.reason = "data after the end of the reply";
+                return -EBADMSG;
+        }
+        return (ssize_t) MIN(*pos, MIN(p->sec_off, p->errno_off));
+}
+
+/* BUF[KEEP..) moves to the start of the buffer: offsets follow. */
+static void delta_shift(struct delta_reader *p, size_t keep) {
+        if (p->sec_off != NO_SECTION)
+                p->sec_off -= keep;
+        if (p->errno_off != NO_SECTION)
+                p->errno_off -= keep;
+}
+
+/* The buffer is full of one section: its start goes to the text. */
+static int delta_spill(struct delta_reader *p, const uint8_t *buf, size_t pos) {
+        struct index_build *b = p->index;
         int r;
 
-        if (!ret || sodium_init() < 0)
+        if (p->sec_off == NO_SECTION)
+                return 0;
+        if (!p->spilled) {
+                p->spill_start = b->text.len;
+                p->spilled = true;
+        }
+        r = text_append(b, (const char *) buf + p->sec_off, pos - p->sec_off);
+        p->sec_off = pos;
+        return r;
+}
+
+/*
+ * The end of a read compared with B->prev whose digest was DIGEST: into
+ * *RET the peers it found new or changed, whole, and those gone as
+ * WG_PEER_REMOVE_ME; into *RET_INDEX the index of this read. -ESTALE when
+ * the change is more than peers (the device's own settings) or the read
+ * does not add up.
+ */
+static int delta_finish(struct index_build *b, const uint8_t digest[static WG_DIGEST_LEN], int64_t now,
+                        struct wg_device **ret, struct wg_index **ret_index) {
+        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+        _cleanup_(freep) uint8_t *keys = NULL;
+        struct wg_index_entry *all;
+        size_t n_all = 0, n_keys;
+        const char *reason;
+        int r;
+
+        if (b->stale)
+                return -ESTALE;
+        r = text_append(b, "errno=0\n\n", 9);
+        if (r < 0)
+                return r;
+        r = parse_get((const uint8_t *) b->text.buf, b->text.len, now, false, &dev, &reason);
+        if (r < 0)
+                return r == -ENOMEM ? r : -ESTALE;
+        if (dev->n_peers != b->n)
+                return -ESTALE;
+        n_keys = dev->n_peers;
+        keys = malloc(n_keys * WG_KEY_LEN + 1);
+        if (!keys)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_keys; i++) {
+                if (wg_key_is_zero(dev->peers[i].public_key))
+                        return -ESTALE;
+                memcpy(b->e[i].key, dev->peers[i].public_key, WG_KEY_LEN);
+                memcpy(keys + i * WG_KEY_LEN, dev->peers[i].public_key, WG_KEY_LEN);
+        }
+        qsort_safe(keys, n_keys, WG_KEY_LEN, key_cmp);
+        if (b->prev->have_device && !b->found_device)
+                return -ESTALE; /* the device's own lines went */
+        for (size_t k = 0; k <= b->prev->mask; k++) {
+                const uint8_t *o;
+                struct wg_peer *gone;
+
+                if (b->prev->slot[k].key == 0)
+                        continue;
+                if (b->found[k]) {
+                        n_all++;
+                        continue;
+                }
+                o = b->prev->key[b->prev->slot_entry[k]];
+                if (n_keys > 0 && bsearch(o, keys, n_keys, WG_KEY_LEN, key_cmp))
+                        continue; /* changed, not gone */
+                gone = wg_device_add_peer(dev);
+                if (!gone)
+                        return -ENOMEM;
+                memcpy(gone->public_key, o, WG_KEY_LEN);
+                gone->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
+        }
+        all = malloc((n_all + b->n + 2) * sizeof(*all));
+        if (!all)
+                return -ENOMEM;
+        n_all = 0;
+        if (b->found_device)
+                all[n_all++] = (struct wg_index_entry) { .hash = b->prev->device_hash };
+        for (size_t k = 0; k <= b->prev->mask; k++)
+                if (b->prev->slot[k].key != 0 && b->found[k]) {
+                        all[n_all].hash = b->prev->slot[k].hash;
+                        memcpy(all[n_all++].key, b->prev->key[b->prev->slot_entry[k]], WG_KEY_LEN);
+                }
+        if (b->n > 0)
+                memcpy(all + n_all, b->e, b->n * sizeof(*all));
+        *ret_index = index_make(all, n_all + b->n, digest);
+        *ret = TAKE_PTR(dev);
+        return 0;
+}
+
+/* Where a reply comes from: a buffer, or a socket (wg_uapi_parse_indexed(),
+ * wg_uapi_get_indexed()). LINES feeds its lines to a line function, RAW
+ * to a compared read. */
+struct reply_source {
+        int (*lines)(const struct reply_source *src, line_fn fn, void *userdata, const char **reason);
+        int (*raw)(const struct reply_source *src, struct delta_reader *p);
+        const uint8_t *buf;
+        size_t len;
+        int fd;
+        struct exchange *ex;
+        size_t hint;                          /* peers the last read of the device listed */
+};
+
+static int indexed(const struct reply_source *src, int64_t now, const struct wg_index *prev,
+                   struct wg_index **ret_index, struct wg_device **ret, bool *ret_partial, const char **ret_reason) {
+        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+        struct index_build b = { .prev = prev, .text.fd = -1 };
+        struct wg_index *next = NULL;
+        uint8_t digest[WG_DIGEST_LEN];
+        const char *reason = NULL;
+        int r;
+
+        if (digest_begin() < 0)
                 return -EINVAL;
-        (void) pthread_once(&digest_key_once, digest_key_init);
-        r = uapi_connect(ifname, &ex, &fd);
+        if (b.prev) {
+                struct delta_reader d = { .index = &b, .sec_off = NO_SECTION, .errno_off = NO_SECTION };
+
+                b.found = calloc(b.prev->mask + 1, 1);
+                if (!b.found)
+                        return -ENOMEM;
+                r = src->raw(src, &d);
+                if (!reason)
+                        reason = d.digest.reason;
+                r = digest_end(&d.digest, r, digest);
+                if (r >= 0 && sodium_memcmp(digest, b.prev->digest, WG_DIGEST_LEN) == 0) {
+                        index_build_done(&b);
+                        *ret_index = NULL;
+                        *ret = NULL;
+                        *ret_partial = false;
+                        return 0;
+                }
+                if (r >= 0)
+                        r = delta_finish(&b, digest, now, &dev, &next);
+                index_build_done(&b);
+                if (r < 0)
+                        goto fail;
+                *ret_index = next;
+                *ret = TAKE_PTR(dev);
+                *ret_partial = true;
+                return 0;
+        }
+        {
+                struct get_digest_parser gd = { .index = &b };
+
+                dev = calloc(1, sizeof(*dev));
+                /* Sized at once from the last read, as uapi_get_exchange(). */
+                if (dev && src->hint > 0) {
+                        b.cap = src->hint + src->hint / 8 + 16;
+                        b.e = malloc(b.cap * sizeof(*b.e));
+                }
+                if (!dev || (src->hint > 0 && (!b.e || wg_device_reserve_peers(dev, b.cap) < 0))) {
+                        index_build_done(&b);
+                        return -ENOMEM;
+                }
+                gd.get = (struct get_parser) { .dev = dev, .now = now };
+                r = src->lines(src, get_digest_line, &gd, &reason);
+                if (r >= 0 && gd.get.error < 0) {
+                        reason = "the daemon reported an error";
+                        r = gd.get.error;
+                }
+                if (!reason)
+                        reason = gd.digest.reason;
+                r = digest_end(&gd.digest, r, digest);
+        }
+        if (r >= 0) {
+                next = index_make(TAKE_PTR(b.e), b.n, digest);
+                b.n = 0;
+        }
+        index_build_done(&b);
         if (r < 0)
-                return r;
-        r = send_all(fd, &ex, "get=1\n\n", 7);
-        if (r < 0)
-                return r;
-        buf = malloc(IO_CHUNK);
+                goto fail;
+        *ret_index = next;
+        *ret = TAKE_PTR(dev);
+        *ret_partial = false;
+        return 0;
+fail:
+        if (r == -EBADMSG && ret_reason)
+                *ret_reason = reason ? reason : "malformed reply";
+        return r;
+}
+
+static int buffer_lines(const struct reply_source *src, line_fn fn, void *userdata, const char **reason) {
+        return parse_lines(src->buf, src->len, fn, userdata, reason);
+}
+
+static int buffer_raw(const struct reply_source *src, struct delta_reader *p) {
+        size_t pos = 0;
+        ssize_t n = delta_feed(p, src->buf, src->len, &pos);
+
+        if (n >= 0 && pos < src->len) {
+                p->digest.reason = src->len - pos > WG_UAPI_LINE_MAX ? "line too long" : "last line not terminated";
+                n = -EBADMSG;
+        }
+        return n < 0 ? (int) n : 0;
+}
+
+int wg_uapi_parse_indexed(const uint8_t *buf, size_t len, int64_t now_realtime_sec, const struct wg_index *prev,
+                          struct wg_index **ret_index, struct wg_device **ret, bool *ret_partial,
+                          const char **ret_reason) {
+        struct reply_source src = { .lines = buffer_lines, .raw = buffer_raw, .buf = buf, .len = len, .fd = -1 };
+
+        if (!ret_index || !ret || !ret_partial || (!buf && len > 0))
+                return -EINVAL;
+        return indexed(&src, now_realtime_sec, prev, ret_index, ret, ret_partial, ret_reason);
+}
+
+static int socket_lines(const struct reply_source *src, line_fn fn, void *userdata, const char **reason) {
+        return read_lines(src->fd, src->ex, fn, userdata, reason);
+}
+
+/* As uapi_digest_exchange() reads. */
+static int socket_raw(const struct reply_source *src, struct delta_reader *p) {
+        _cleanup_(freep) uint8_t *buf = malloc(IO_CHUNK);
+        size_t end = 0, pos = 0;
+        bool got_any = false;
+        int r = 0;
+
         if (!buf)
                 return -ENOMEM;
-        /* Lines are hashed straight from the read buffer: no copy, no
-         * parse, no allocation per peer. */
-        while (!d.done) {
+        while (!p->digest.done) {
                 ssize_t n;
 
-                r = sock_arm(fd, SO_RCVTIMEO, &ex);
+                r = sock_arm(src->fd, SO_RCVTIMEO, src->ex);
                 if (r < 0)
                         break;
-                n = recv(fd, buf + end, IO_CHUNK - end, 0);
+                n = recv(src->fd, buf + end, IO_CHUNK - end, 0);
                 if (n > 0)
-                        exchange_progress(&ex);
+                        exchange_progress(src->ex);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -1488,34 +2063,72 @@ static int uapi_digest_exchange(const char *ifname, uint8_t ret[static WG_DIGEST
                 }
                 if (n == 0) {
                         r = got_any ? -EBADMSG : -ECONNRESET;
+                        if (got_any)
+                                p->digest.reason = "reply truncated";
                         break;
                 }
                 got_any = true;
                 end += (size_t) n;
-                n = digest_feed(&d, buf, end);
+                n = delta_feed(p, buf, end, &pos);
+                if (n >= 0 && n == 0 && end == IO_CHUNK && pos > 0) {
+                        /* One section fills the buffer. */
+                        r = delta_spill(p, buf, pos);
+                        if (r < 0)
+                                break;
+                        n = (ssize_t) MIN(pos, MIN(p->sec_off, p->errno_off));
+                }
                 if (n < 0) {
                         r = (int) n;
                         break;
                 }
                 memmove(buf, buf + n, end - (size_t) n);
                 end -= (size_t) n;
-                if (end > WG_UAPI_LINE_MAX) {
+                pos -= (size_t) n;
+                delta_shift(p, (size_t) n);
+                if (end - pos > WG_UAPI_LINE_MAX) {
+                        p->digest.reason = "line too long";
                         r = -EBADMSG;
                         break;
                 }
         }
-        r = digest_finish(&d, r, ret);
         sodium_memzero(buf, IO_CHUNK);
-        sodium_memzero(&d, sizeof(d));
         return r;
 }
 
-int wg_uapi_get_digest(const char *ifname, uint8_t ret[static WG_DIGEST_LEN]) {
-        if (!ret)
+static int uapi_indexed_exchange(const char *ifname, const struct wg_index *prev, struct wg_index **ret_index,
+                                 struct wg_device **ret, bool *ret_partial) {
+        _cleanup_(closep) int fd = -1;
+        struct exchange ex = exchange_start();
+        struct reply_source src = { .lines = socket_lines, .raw = socket_raw, .ex = &ex, .hint = peer_hint(ifname) };
+        struct timespec ts;
+        const char *reason = NULL;
+        int r;
+
+        r = uapi_get_start(ifname, &ex, &fd);
+        if (r < 0)
+                return r;
+        if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
+                return -errno;
+        src.fd = fd;
+        r = indexed(&src, ts.tv_sec, prev, ret_index, ret, ret_partial, &reason);
+        if (r < 0)
+                return r;
+        if (*ret) {
+                memcpy((*ret)->name, ifname, strlen(ifname) + 1);
+                (*ret)->ifindex = if_nametoindex(ifname);
+                if (!*ret_partial)
+                        peer_hint_note(ifname, (*ret)->n_peers);
+        }
+        return 0;
+}
+
+int wg_uapi_get_indexed(const char *ifname, const struct wg_index *prev, struct wg_index **ret_index,
+                        struct wg_device **ret, bool *ret_partial) {
+        if (!ret_index || !ret || !ret_partial)
                 return -EINVAL;
         if (uapi_held_off(ifname))
                 return -ETIMEDOUT;
-        return uapi_note(ifname, uapi_digest_exchange(ifname, ret));
+        return uapi_note(ifname, uapi_indexed_exchange(ifname, prev, ret_index, ret, ret_partial));
 }
 
 /* One set request, one exchange. */

@@ -46,23 +46,38 @@ int wg_uapi_get_device(const char *ifname, struct wg_device **ret);
 int wg_uapi_get_endpoints(const char *ifname, struct wg_device **ret);
 
 /*
- * A digest of IFNAME's configuration as a get reply shows it, without
+ * A digest of the configuration a get reply in BUF shows, without
  * handshake times and transfer counters: equal digests mean the same keys,
  * port, fwmark, peers, preshared keys, endpoints, keepalives and allowed
  * IPs. Peers may come in any order (wireguard-go lists them in Go map
  * order, new each time): each peer's lines are hashed alone and the hashes
- * summed. Cheaper than wg_uapi_get_device(): lines are hashed from the read
- * buffer, nothing is parsed or allocated per peer. Returns 0, -ENODEV,
- * -ECONNRESET, -ETIMEDOUT, -EBADMSG for a malformed reply, or -|errno| of
- * an errno= reply.
+ * summed; an index (wg_uapi_get_indexed()) keeps the digest of its read.
+ * Lines are only checked for length, NUL bytes, the errno line and the
+ * final blank line. Returns 0, -|errno| for an errno= reply other than 0,
+ * -EBADMSG with *ret_reason (may be NULL).
  */
-int wg_uapi_get_digest(const char *ifname, uint8_t ret[static WG_DIGEST_LEN]);
-
-/* The same digest of a get reply in BUF (as for wg_uapi_parse_get(), but
- * lines are only checked for length, NUL bytes, the errno line and the
- * final blank line). Returns 0, -|errno| for an errno= reply other than
- * 0, -EBADMSG with *ret_reason (may be NULL). */
 int wg_uapi_parse_digest(const uint8_t *buf, size_t len, uint8_t ret[static WG_DIGEST_LEN], const char **ret_reason);
+
+/*
+ * One get of IFNAME, compared with an earlier one (wg_get_indexed() in
+ * wg.h): without PREV, the whole device into *RET; with it, the sections
+ * are hashed as they arrive and only those PREV lacks are parsed: *RET is
+ * NULL when the configuration is the same, else the peers new or changed
+ * (whole, as wg_uapi_get_device() gives them) and those gone
+ * (WG_PEER_REMOVE_ME), with *RET_PARTIAL set. *RET_INDEX is the index of
+ * this read unless it is unchanged (NULL then, and when sections cannot
+ * be told apart). PREV is not changed. Returns 0, -ESTALE when the change
+ * is not only peers (the device's own settings), or as
+ * wg_uapi_get_device(); on failure nothing is set.
+ */
+int wg_uapi_get_indexed(const char *ifname, const struct wg_index *prev, struct wg_index **ret_index,
+                        struct wg_device **ret, bool *ret_partial);
+
+/* The same for a get reply in BUF; -EBADMSG comes with *RET_REASON (may be
+ * NULL). */
+int wg_uapi_parse_indexed(const uint8_t *buf, size_t len, int64_t now_realtime_sec, const struct wg_index *prev,
+                          struct wg_index **ret_index, struct wg_device **ret, bool *ret_partial,
+                          const char **ret_reason);
 
 /* Apply DEV ("set=1") in one request, with wireguard-go's semantics
  * (update_only, changes to existing peers). Returns 0 or -errno. */

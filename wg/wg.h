@@ -152,14 +152,30 @@ int wg_get_device(enum wg_backend b, const char *ifname, struct wg_device **ret)
  * preshared keys and allowed IPs (a kernel read has everything). */
 int wg_get_endpoints(enum wg_backend b, const char *ifname, struct wg_device **ret);
 
-/* Size of a configuration digest (wg_get_digest()). */
+/* Size of a configuration digest (wg_uapi_parse_digest()): what an index
+ * compares a whole read with. */
 #define WG_DIGEST_LEN 32
 
-/* A digest of IFNAME's configuration, without handshake times and
- * counters: equal digests mean wg_get_device() would show the same
- * configuration, so a poll may skip reading and comparing it. Returns 0,
- * -EOPNOTSUPP for the kernel backend (read the device instead), or -errno. */
-int wg_get_digest(enum wg_backend b, const char *ifname, uint8_t ret[static WG_DIGEST_LEN]);
+/* The sections of a device's last read (userspace backends): what the
+ * next read is compared with. */
+struct wg_index;
+struct wg_index *wg_index_free(struct wg_index *x);
+static inline void wg_index_freep(struct wg_index **x) {
+        wg_index_free(*x);
+}
+
+/*
+ * Read IFNAME and tell what changed since the read PREV describes, in one
+ * read: *RET NULL (nothing), or the peers new or changed, whole, and those
+ * gone as WG_PEER_REMOVE_ME (*RET_PARTIAL); without PREV the whole device
+ * (*RET_PARTIAL false). *RET_INDEX: the index of this read, NULL when it is
+ * unchanged (PREV still stands) or none can be made. Returns 0,
+ * -EOPNOTSUPP for the kernel and boringtun (wg_get_device()), -ESTALE
+ * when the device's own settings changed (read again without PREV), or
+ * -errno; on failure nothing is set.
+ */
+int wg_get_indexed(enum wg_backend b, const char *ifname, const struct wg_index *prev, struct wg_index **ret_index,
+                   struct wg_device **ret, bool *ret_partial);
 
 /* Apply DEV (its flags say what to change) to DEV->name through backend B.
  * Returns 0 or -errno. */

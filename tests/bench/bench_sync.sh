@@ -25,9 +25,11 @@
 #     BENCH_SYNC_ADDS adds, gw2 polled every 20 ms (plus the time one
 #     `wg show` takes at that size, printed as the resolution). At 50,000
 #     peers one `wg show` takes seconds, so a second column times the same
-#     adds by gw2's replicated record count (`hamgr status --json`, which
-#     costs milliseconds): hamgr writes a merged peer to the device before
-#     it answers anything else, so a higher count means the device has it.
+#     adds by gw2's `hamgr status --json` (which costs milliseconds): a
+#     higher replicated record count and no device write pending, i.e.
+#     wireguard-go has answered the set request that carries the peer
+#     (hamgr writes merged peers beside its event loop, so the count alone
+#     would stop the clock before the device has it).
 #  3. idle cost at every size >= BENCH_SYNC_IDLE_MIN: after the sync
 #     settled (no pending change batches, 5 s of quiet), utime+stime of hamgr and wireguard-go
 #     on both gateways over BENCH_SYNC_IDLE_S, and their VmRSS/VmHWM.
@@ -250,10 +252,13 @@ written_all() {
                 '.sync.records >= $r and ([.sync.devices[].write_pending] | any | not)' >/dev/null
 }
 
-# wait_records NODE ABOVE: until NODE holds more than ABOVE records (60 s).
-wait_records() {
+# wait_written NODE ABOVE: until NODE holds more than ABOVE records and has
+# no device write pending (60 s): a merged record is written beside the
+# event loop, so its count alone does not say the device has it.
+wait_written() {
         local deadline=$(($(hi_now_ms) + 60000))
-        while [ "$(records_of "$1")" -le "$2" ]; do
+        until hamgr_status "$1" | jq -e --argjson r "$2" \
+                '.sync.records > $r and ([.sync.devices[].write_pending] | any | not)' >/dev/null; do
                 [ "$(hi_now_ms)" -lt "$deadline" ] || return 1
                 sleep 0.005
         done
@@ -263,7 +268,8 @@ median_max() {
         sort -n | awk '{ v[NR] = $1 } END { printf "%d ms (max %d ms)", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[NR] }'
 }
 
-# timed_by_records N WHAT: WHAT (add or edit) ADDS times, timed by gw2's record count.
+# timed_by_records N WHAT: WHAT (add or edit) ADDS times, timed by gw2's
+# record count and pending writes (wait_written).
 timed_by_records() {
         local n=$1 what=$2 i key t0 before lat=()
         for ((i = 0; i < ADDS; i++)); do
@@ -277,7 +283,7 @@ timed_by_records() {
                 else
                         node_exec gw1 wg set wg0 peer "$key" allowed-ips "10.253.$((n % 200)).$i/32"
                 fi
-                wait_records gw2 "$before" || say "   $what $i: not on gw2 after 60 s"
+                wait_written gw2 "$before" || say "   $what $i: not on gw2 after 60 s"
                 lat+=($(($(hi_now_ms) - t0)))
         done
         printf '%s\n' "${lat[@]}" | median_max
@@ -418,11 +424,11 @@ initial_sync() {
                 q0=$(hi_now_ms)
                 records_of gw2 >/dev/null
                 q1=$(hi_now_ms)
-                say "   (one record count read on gw2, the floor of the next two figures: $((q1 - q0)) ms)"
+                say "   (one status read on gw2, the floor of the next two figures: $((q1 - q0)) ms)"
                 R_ADD_REC[$n]=$(timed_by_records "$n" add)
-                say "   peer add by record count: ${R_ADD_REC[$n]}"
+                say "   peer add, merged and written on gw2: ${R_ADD_REC[$n]}"
                 R_EDIT_REC[$n]=$(timed_by_records "$n" edit)
-                say "   wg set by record count: ${R_EDIT_REC[$n]}"
+                say "   wg set, merged and written on gw2: ${R_EDIT_REC[$n]}"
         else
                 R_ADD[$n]="-"
         fi
@@ -547,7 +553,7 @@ printf '\n## hamgr sync benchmark (%s, %s cores, wireguard-go %s)\n\n' "$(uname 
         "$(wireguard-go --version 2>/dev/null | awk 'NR == 1 { print $2 }')"
 printf 'Initial sync: gw2 starts empty, gw1 holds N peers; time from gw2'"'"'s hamgr start until gw2'"'"'s hamgr holds all records and has written them to its devices (then checked: they list N peers).\n'
 printf 'Bytes: TCP payload on port %s captured on gw2'"'"'s eth0 (tcpdump), per direction.\n\n' "$SYNC_PORT"
-printf '| peers | wg addconf on gw1 | initial sync | gw1 -> gw2 (bulk connections) | gw2 -> gw1 | gw1 -> gw2 per peer | gw2 state file | hamgr RSS gw1 / gw2 (gw2 peak) | peer add -> other node, median of %s (range) | poll resolution | wg set on gw1 -> gw2, median of %s | peer add, by record count (%s) | wg set, by record count (%s) |\n' "$ADDS" "$EDITS" "$ADDS" "$EDITS"
+printf '| peers | wg addconf on gw1 | initial sync | gw1 -> gw2 (bulk connections) | gw2 -> gw1 | gw1 -> gw2 per peer | gw2 state file | hamgr RSS gw1 / gw2 (gw2 peak) | peer add -> other node, median of %s (range) | poll resolution | wg set on gw1 -> gw2, median of %s | peer add, merged and written on gw2 (%s) | wg set, merged and written on gw2 (%s) |\n' "$ADDS" "$EDITS" "$ADDS" "$EDITS"
 printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 for n in $SIZES; do
         sync=${R_SYNC[$n]}

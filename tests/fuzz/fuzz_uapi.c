@@ -78,6 +78,80 @@ static void check_same(const struct wg_device *a, const struct wg_device *b) {
         }
 }
 
+static const struct wg_peer *peer_by_key(const struct wg_device *d, const uint8_t *key) {
+        const struct wg_peer *found = NULL;
+
+        for (size_t i = 0; i < d->n_peers; i++)
+                if (memcmp(d->peers[i].public_key, key, WG_KEY_LEN) == 0) {
+                        if (found)
+                                return NULL; /* a key twice: no daemon does that */
+                        found = &d->peers[i];
+                }
+        return found;
+}
+
+static bool peers_same(const struct wg_peer *p, const struct wg_peer *q) {
+        return p->n_allowedips == q->n_allowedips &&
+               (p->n_allowedips == 0 || memcmp(p->allowedips, q->allowedips, p->n_allowedips * sizeof(*p->allowedips)) == 0) &&
+               memcmp(&p->endpoint, &q->endpoint, sizeof(p->endpoint)) == 0 &&
+               memcmp(p->preshared_key, q->preshared_key, WG_KEY_LEN) == 0 &&
+               p->persistent_keepalive_interval == q->persistent_keepalive_interval;
+}
+
+/* DATA is two replies A and B around a NUL byte: the changes a read of B
+ * reports against A's index, applied to A, are B's peers. */
+static void check_indexed(const uint8_t *data, size_t size) {
+        const uint8_t *nul = memchr(data, 0, size), *b;
+        struct wg_device *da = NULL, *db = NULL, *delta = NULL;
+        struct wg_index *ia = NULL, *ib = NULL;
+        const char *reason = NULL;
+        size_t na, nb;
+        bool partial;
+        int r;
+
+        if (!nul)
+                return;
+        na = (size_t) (nul - data);
+        b = nul + 1;
+        nb = size - na - 1;
+        if (wg_uapi_parse_indexed(data, na, NOW, NULL, &ia, &da, &partial, &reason) < 0)
+                return;
+        if (!ia || wg_uapi_parse_get(b, nb, NOW, &db, &reason) < 0)
+                goto finish;
+        r = wg_uapi_parse_indexed(b, nb, NOW, ia, &ib, &delta, &partial, &reason);
+        if (r < 0)
+                goto finish;
+        for (size_t i = 0; i < da->n_peers; i++)
+                if (!peer_by_key(da, da->peers[i].public_key))
+                        goto finish;
+        for (size_t i = 0; i < db->n_peers; i++) {
+                const struct wg_peer *want = &db->peers[i], *got;
+
+                if (!peer_by_key(db, want->public_key))
+                        goto finish;
+                got = delta ? peer_by_key(delta, want->public_key) : NULL;
+                if (!got)
+                        got = peer_by_key(da, want->public_key);
+                if (!got || (got->flags & WG_PEER_REMOVE_ME) || !peers_same(got, want))
+                        abort();
+        }
+        for (size_t i = 0; i < da->n_peers; i++) {
+                const struct wg_peer *gone;
+
+                if (peer_by_key(db, da->peers[i].public_key))
+                        continue;
+                gone = delta ? peer_by_key(delta, da->peers[i].public_key) : NULL;
+                if (!gone || !(gone->flags & WG_PEER_REMOVE_ME))
+                        abort();
+        }
+finish:
+        wg_device_free(da);
+        wg_device_free(db);
+        wg_device_free(delta);
+        wg_index_free(ia);
+        wg_index_free(ib);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct wg_device *d = NULL, *back = NULL, *light = NULL;
         const char *reason = NULL;
@@ -90,6 +164,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         rl = wg_uapi_parse_get_endpoints(data, size, NOW, &light, &reason);
         if (rl < 0 && (light || (rl == -EBADMSG && !reason)))
                 abort();
+        check_indexed(data, size);
         reason = NULL;
         r = wg_uapi_parse_get(data, size, NOW, &d, &reason);
         if (r < 0) {

@@ -814,7 +814,7 @@ hamgr_start() {
         local node=$1 conf=$2
         [ -n "${HAMGR_BIN:-}" ] || die "HAMGR_BIN is not set"
         HAMGR_NOTIFY_LOG=$(hamgr_notify_log "$node") \
-                node_spawn "$node" "$(hamgr_log "$node")" "$HAMGR_BIN" run -c "$conf"
+                node_spawn "$node" "$(hamgr_log "$node")" "$HAMGR_BIN" run ${HAMGR_DEBUG:+-d} -c "$conf"
         HAMGR_PID[$node]=$HI_LAST_PID
 }
 

@@ -1251,21 +1251,32 @@ static void test_digest(void **state) {
         assert_int_equal(digest_of("errno=0\n\nx\n", d, &reason), -EBADMSG);
         assert_int_equal(digest_of("errno=0\n", d, &reason), -EBADMSG);
         assert_int_equal(digest_of("errno=0\n\n", d, &reason), 0);
-        assert_int_equal(wg_get_digest(WG_BACKEND_KERNEL, "wg0", d), -EOPNOTSUPP);
 }
 
 static void test_socket_wireguard_go(void **state) {
+        _cleanup_(wg_device_freep) struct wg_device *d1 = NULL, *d2 = NULL, *d3 = NULL;
+        _cleanup_(wg_index_freep) struct wg_index *i1 = NULL, *i2 = NULL, *i3 = NULL;
         struct fake *f = fake_start(FAKE_WIREGUARD_GO);
-        uint8_t d1[WG_DIGEST_LEN], d2[WG_DIGEST_LEN];
+        bool partial;
 
         fake_seed(f);
         assert_int_equal(wg_backend_resolve(WG_BACKEND_AUTO, "wgt0"), WG_BACKEND_UAPI);
-        assert_int_equal(wg_get_digest(WG_BACKEND_AUTO, "wgt0", d1), 0);
-        assert_int_equal(wg_uapi_get_digest("wgt0", d2), 0);
-        assert_memory_equal(d1, d2, WG_DIGEST_LEN);
-        sync_and_check(f, WG_BACKEND_AUTO, 1, 3); /* two gets were the digests */
-        assert_int_equal(wg_uapi_get_digest("wgt0", d2), 0);
-        assert_memory_not_equal(d1, d2, WG_DIGEST_LEN);
+        assert_int_equal(wg_get_indexed(WG_BACKEND_AUTO, "wgt0", NULL, &i1, &d1, &partial), 0);
+        assert_false(partial);
+        assert_int_equal(d1->n_peers, 2);
+        assert_int_equal(wg_uapi_get_indexed("wgt0", i1, &i2, &d2, &partial), 0);
+        assert_null(d2);
+        assert_null(i2);
+        sync_and_check(f, WG_BACKEND_AUTO, 1, 3); /* two gets were the indexed reads */
+        /* The device's own key and port changed too: that is not peers
+         * (read it whole). */
+        assert_int_equal(wg_uapi_get_indexed("wgt0", i1, &i3, &d3, &partial), -ESTALE);
+        assert_null(d3);
+        assert_null(i3);
+        assert_int_equal(wg_uapi_get_indexed("wgt0", NULL, &i3, &d3, &partial), 0);
+        assert_false(partial);
+        assert_int_equal(d3->n_peers, 2);
+        assert_non_null(i3);
         assert_int_equal(atomic_load(&f->n_refused), 0);
         assert_true(f->state->flags & WG_DEVICE_HAS_PRIVATE_KEY);
         fake_stop(f);
@@ -1430,13 +1441,242 @@ static void test_socket_errors(void **state) {
         fake_stop(f);
 }
 
+/* ---- what changed since the last read (wg_uapi_parse_indexed()) ---- */
+
+#define K1 "0101010101010101010101010101010101010101010101010101010101010101"
+#define K2 "0202020202020202020202020202020202020202020202020202020202020202"
+#define K3 "0303030303030303030303030303030303030303030303030303030303030303"
+#define DEV "private_key=e84b5a6d2717c1003a13b431570353dbaca9146cf150c5f8575680feba52027a\nlisten_port=51820\n"
+#define P1 "public_key=" K1 "\nendpoint=192.0.2.1:51820\nlast_handshake_time_sec=5\npersistent_keepalive_interval=25\n" \
+           "allowed_ip=10.1.0.0/24\n"
+#define P2 "public_key=" K2 "\nallowed_ip=10.2.0.0/24\nallowed_ip=fd02::/64\n"
+#define P3 "public_key=" K3 "\nallowed_ip=10.3.0.0/24\n"
+#define END "errno=0\n\n"
+
+static const struct wg_peer *peer_by_key(const struct wg_device *d, const uint8_t key[static WG_KEY_LEN]) {
+        for (size_t i = 0; i < d->n_peers; i++)
+                if (memcmp(d->peers[i].public_key, key, WG_KEY_LEN) == 0)
+                        return &d->peers[i];
+        return NULL;
+}
+
+static void assert_peer_same(const struct wg_peer *a, const struct wg_peer *b) {
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_int_equal(a->n_allowedips, b->n_allowedips);
+        if (a->n_allowedips > 0)
+                assert_memory_equal(a->allowedips, b->allowedips, a->n_allowedips * sizeof(*a->allowedips));
+        assert_memory_equal(&a->endpoint, &b->endpoint, sizeof(a->endpoint));
+        assert_memory_equal(a->preshared_key, b->preshared_key, WG_KEY_LEN);
+        assert_int_equal(a->persistent_keepalive_interval, b->persistent_keepalive_interval);
+}
+
+/* Index A, read B against it; the delta applied to A
+ * must give B's peers exactly. Returns what the compared read returned. */
+static int delta_of(const char *a, const char *b, bool *ret_unchanged, size_t *ret_n) {
+        _cleanup_(wg_device_freep) struct wg_device *da = NULL, *delta = NULL, *whole_b = NULL;
+        _cleanup_(wg_index_freep) struct wg_index *ia = NULL, *ib = NULL;
+        const char *reason = NULL;
+        bool partial;
+        int r;
+
+        assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) a, strlen(a), 0, NULL, &ia, &da, &partial, &reason), 0);
+        assert_false(partial);
+        assert_non_null(ia);
+        r = wg_uapi_parse_indexed((const uint8_t *) b, strlen(b), 0, ia, &ib, &delta, &partial, &reason);
+        if (r < 0)
+                return r;
+        assert_int_equal(wg_uapi_parse_get((const uint8_t *) b, strlen(b), 0, &whole_b, &reason), 0);
+        *ret_unchanged = !delta;
+        *ret_n = delta ? delta->n_peers : 0;
+        /* Every peer of B: from the delta if named there, else unchanged from A. */
+        for (size_t i = 0; i < whole_b->n_peers; i++) {
+                const struct wg_peer *want = &whole_b->peers[i], *got = delta ? peer_by_key(delta, want->public_key) : NULL;
+
+                if (got)
+                        assert_false(got->flags & WG_PEER_REMOVE_ME);
+                else
+                        got = peer_by_key(da, want->public_key);
+                assert_peer_same(got, want);
+        }
+        /* Every peer of A that B lacks is named gone. */
+        for (size_t i = 0; i < da->n_peers; i++) {
+                const struct wg_peer *gone;
+
+                if (peer_by_key(whole_b, da->peers[i].public_key))
+                        continue;
+                assert_non_null(delta);
+                gone = peer_by_key(delta, da->peers[i].public_key);
+                assert_non_null(gone);
+                assert_true(gone->flags & WG_PEER_REMOVE_ME);
+        }
+        if (delta) {
+                assert_true(partial);
+                assert_non_null(ib);
+                /* And B's index describes B: B again is unchanged. */
+                {
+                        _cleanup_(wg_device_freep) struct wg_device *again = NULL;
+                        _cleanup_(wg_index_freep) struct wg_index *ic = NULL;
+
+                        assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) b, strlen(b), 0, ib, &ic, &again,
+                                                               &partial, &reason), 0);
+                        assert_null(again);
+                        assert_null(ic);
+                }
+        } else
+                assert_null(ib);
+        return 0;
+}
+
+static void test_parse_indexed(void **state) {
+        bool unchanged;
+        size_t n;
+
+        /* The same peers in another order, other handshake times: unchanged. */
+        assert_int_equal(delta_of(DEV P1 P2 P3 END, DEV P3 P2 P1 END, &unchanged, &n), 0);
+        assert_true(unchanged);
+        assert_int_equal(delta_of(DEV P1 P2 END,
+                                  DEV "public_key=" K1 "\nendpoint=192.0.2.1:51820\nlast_handshake_time_sec=9\n"
+                                      "persistent_keepalive_interval=25\nallowed_ip=10.1.0.0/24\n" P2 END,
+                                  &unchanged, &n), 0);
+        assert_true(unchanged);
+        /* Added, removed, changed (an allowed IP, an endpoint). */
+        assert_int_equal(delta_of(DEV P1 P2 END, DEV P2 P3 P1 END, &unchanged, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(delta_of(DEV P1 P2 P3 END, DEV P3 P1 END, &unchanged, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(delta_of(DEV P1 P2 P3 END, DEV P1 "public_key=" K2 "\nallowed_ip=10.2.0.0/24\n" P3 END,
+                                  &unchanged, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(delta_of(DEV P1 P2 END,
+                                  DEV "public_key=" K1 "\nendpoint=192.0.2.7:51820\npersistent_keepalive_interval=25\n"
+                                      "allowed_ip=10.1.0.0/24\n" P2 END,
+                                  &unchanged, &n), 0);
+        assert_int_equal(n, 1);
+        /* Everything gone, everything new. */
+        assert_int_equal(delta_of(DEV P1 P2 END, DEV END, &unchanged, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(delta_of(DEV END, DEV P1 P2 P3 END, &unchanged, &n), 0);
+        assert_int_equal(n, 3);
+        /* The device's own settings: not peers, read whole. */
+        assert_int_equal(delta_of(DEV P1 END, "listen_port=51821\n" P1 END, &unchanged, &n), -ESTALE);
+        assert_int_equal(delta_of(DEV P1 END, P1 END, &unchanged, &n), -ESTALE);
+        /* A bad reply compared with an index: refused with a reason. */
+        {
+                _cleanup_(wg_device_freep) struct wg_device *da = NULL, *db = NULL;
+                _cleanup_(wg_index_freep) struct wg_index *ia = NULL, *ib = NULL;
+                const char *reason = NULL, *bad = DEV P1 "public_key=zz\n" END;
+                bool partial;
+
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) (DEV P1 END), strlen(DEV P1 END), 0, NULL, &ia,
+                                                       &da, &partial, &reason), 0);
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) bad, strlen(bad), 0, ia, &ib, &db, &partial,
+                                                       &reason), -ESTALE);
+                assert_null(db);
+                reason = NULL;
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) (DEV P1), strlen(DEV P1), 0, ia, &ib, &db,
+                                                       &partial, &reason), -EBADMSG);
+                assert_non_null(reason);
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) "errno=-19\n\n", 11, 0, ia, &ib, &db,
+                                                       &partial, &reason), -ENODEV);
+                assert_null(db);
+                assert_int_equal(wg_get_indexed(WG_BACKEND_KERNEL, "wg0", NULL, &ib, &db, &partial), -EOPNOTSUPP);
+        }
+}
+
+/* A read without an index parses what wg_uapi_parse_get() parses and
+ * fails where it or the digest would; compared with the index of another
+ * reply, it is unchanged exactly when the two digests are equal. */
+static void test_indexed_whole(void **state) {
+        static const char *const good[] = {
+                "private_key=e84b5a6d2717c1003a13b431570353dbaca9146cf150c5f8575680feba52027a\nlisten_port=12912\n"
+                "public_key=b85996fecc9c7f1fc6d2572a76eda11d59bcd20be8e543b15ce4bd85a8e75a33\n"
+                "preshared_key=188515093e952f5f22e865cef3012e72f8b5f0b598ac0309d5dacce3b70fcf52\n"
+                "endpoint=[abcd:23::33%2]:51820\nlast_handshake_time_sec=1\nlast_handshake_time_nsec=2\n"
+                "tx_bytes=3\nrx_bytes=4\npersistent_keepalive_interval=25\nallowed_ip=192.168.4.4/32\n"
+                "public_key=58402e695ba1772b1cc9309755f043251ea77fdcf10fbe63989ceb7e19321376\n"
+                "endpoint=182.122.22.19:3233\nallowed_ip=192.168.4.6/32\nallowed_ip=fd00::/64\nerrno=0\n\n",
+                /* The same but for the counters, and the peers swapped. */
+                "private_key=e84b5a6d2717c1003a13b431570353dbaca9146cf150c5f8575680feba52027a\nlisten_port=12912\n"
+                "public_key=58402e695ba1772b1cc9309755f043251ea77fdcf10fbe63989ceb7e19321376\n"
+                "endpoint=182.122.22.19:3233\nallowed_ip=192.168.4.6/32\nallowed_ip=fd00::/64\n"
+                "public_key=b85996fecc9c7f1fc6d2572a76eda11d59bcd20be8e543b15ce4bd85a8e75a33\n"
+                "preshared_key=188515093e952f5f22e865cef3012e72f8b5f0b598ac0309d5dacce3b70fcf52\n"
+                "endpoint=[abcd:23::33%2]:51820\nlast_handshake_time_sec=7\nlast_handshake_time_nsec=2\n"
+                "tx_bytes=99\nrx_bytes=4\npersistent_keepalive_interval=25\nallowed_ip=192.168.4.4/32\nerrno=0\n\n",
+                ("listen_port=12912\npublic_key=58402e695ba1772b1cc9309755f043251ea77fdcf10fbe63989ceb7e19321376\n"
+                 "allowed_ip=192.168.4.6/32\nerrno=0\n\n"),
+                "errno=0\n\n",
+        };
+        static const char *const bad[] = {
+                "listen_port=1\n\n", "errno=0\n\nx\n", "errno=0\n", "listen_port\nerrno=0\n\n",
+                "public_key=zz\nerrno=0\n\n", "errno=x\n\n",
+        };
+        const char *reason;
+        bool partial;
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                _cleanup_(wg_device_freep) struct wg_device *a = NULL, *b = NULL;
+                _cleanup_(wg_index_freep) struct wg_index *ia = NULL;
+                uint8_t di[WG_DIGEST_LEN];
+
+                assert_int_equal(wg_uapi_parse_get((const uint8_t *) good[i], strlen(good[i]), 1000, &a, &reason), 0);
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) good[i], strlen(good[i]), 1000, NULL, &ia, &b,
+                                                       &partial, &reason), 0);
+                assert_false(partial);
+                assert_non_null(ia);
+                assert_int_equal(a->n_peers, b->n_peers);
+                assert_int_equal(a->listen_port, b->listen_port);
+                for (size_t k = 0; k < a->n_peers; k++) {
+                        assert_memory_equal(a->peers[k].public_key, b->peers[k].public_key, WG_KEY_LEN);
+                        assert_peer_same(&a->peers[k], &b->peers[k]);
+                        assert_int_equal(a->peers[k].last_handshake_time_sec, b->peers[k].last_handshake_time_sec);
+                }
+                assert_int_equal(digest_of(good[i], di, &reason), 0);
+                for (size_t j = 0; j < ELEMENTSOF(good); j++) {
+                        _cleanup_(wg_device_freep) struct wg_device *c = NULL;
+                        _cleanup_(wg_index_freep) struct wg_index *ic = NULL;
+                        uint8_t dj[WG_DIGEST_LEN];
+                        int r;
+
+                        assert_int_equal(digest_of(good[j], dj, &reason), 0);
+                        r = wg_uapi_parse_indexed((const uint8_t *) good[j], strlen(good[j]), 1000, ia, &ic, &c, &partial,
+                                                  &reason);
+                        if (memcmp(di, dj, WG_DIGEST_LEN) == 0) {
+                                assert_int_equal(r, 0);
+                                assert_null(c);
+                        } else
+                                assert_true(r == -ESTALE || (r == 0 && c));
+                }
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_(wg_device_freep) struct wg_device *b = NULL;
+                _cleanup_(wg_index_freep) struct wg_index *ib = NULL;
+
+                reason = NULL;
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) bad[i], strlen(bad[i]), 1000, NULL, &ib, &b,
+                                                       &partial, &reason), -EBADMSG);
+                assert_non_null(reason);
+                assert_null(b);
+                assert_null(ib);
+        }
+        {
+                _cleanup_(wg_device_freep) struct wg_device *b = NULL;
+                _cleanup_(wg_index_freep) struct wg_index *ib = NULL;
+
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) "errno=-19\n\n", 11, 0, NULL, &ib, &b, &partial,
+                                                       &reason), -ENODEV);
+                assert_null(b);
+        }
+}
+
 /* ---- reads beside an event loop (hamgr/wg-io.c) ---- */
 
 struct io_seen {
         int calls, r;
-        bool unchanged, have_digest, had_device;
-        size_t n_peers;
-        uint8_t digest[WG_DIGEST_LEN];
+        bool unchanged, partial, had_device;
+        size_t n_peers, n_removed;
+        struct wg_index *index;         /* what the next WG_IO_CHANGES read compares with */
 };
 
 static void io_done(struct wg_io *io, struct wg_io_result *res, void *userdata) {
@@ -1445,10 +1685,21 @@ static void io_done(struct wg_io *io, struct wg_io_result *res, void *userdata) 
         seen->calls++;
         seen->r = res->r;
         seen->unchanged = res->unchanged;
-        seen->have_digest = res->have_digest;
+        seen->partial = res->partial;
         seen->had_device = res->device != NULL;
         seen->n_peers = res->device ? res->device->n_peers : 0;
-        memcpy(seen->digest, res->digest, WG_DIGEST_LEN);
+        seen->n_removed = 0;
+        for (size_t i = 0; i < seen->n_peers; i++)
+                if (res->device->peers[i].flags & WG_PEER_REMOVE_ME)
+                        seen->n_removed++;
+        if (res->unchanged) {
+                assert_null(res->index);
+                seen->index = wg_index_free(seen->index);
+                seen->index = TAKE_PTR(res->prev_index);
+        } else if (res->index) {
+                seen->index = wg_index_free(seen->index);
+                seen->index = TAKE_PTR(res->index);
+        }
 }
 
 static void io_wait(sd_event *e, const struct io_seen *seen, int calls) {
@@ -1457,56 +1708,105 @@ static void io_wait(sd_event *e, const struct io_seen *seen, int calls) {
         assert_int_equal(seen->calls, calls);
 }
 
+/* One WG_IO_CHANGES read of wgt0 compared with SEEN's index: gets it took. */
+static int io_changes(sd_event *e, struct fake *f, struct io_seen *seen) {
+        struct wg_io *io = NULL;
+        int gets = atomic_load(&f->n_get), calls = seen->calls;
+
+        assert_int_equal(wg_io_read(e, WG_BACKEND_UAPI, "wgt0", WG_IO_CHANGES, TAKE_PTR(seen->index), io_done, seen,
+                                    &io), 0);
+        io_wait(e, seen, calls + 1);
+        assert_int_equal(seen->r, 0);
+        return atomic_load(&f->n_get) - gets;
+}
+
 static void test_io(void **state) {
         struct fake *f = fake_start(FAKE_WIREGUARD_GO);
         struct io_seen seen = {};
         struct wg_io *io = NULL;
-        uint8_t first[WG_DIGEST_LEN];
         sd_event *e = NULL;
-        int gets;
 
         fake_seed(f);
         assert_int_equal(sd_event_new(&e), 0);
 
-        /* Digest, then the device. */
-        assert_int_equal(wg_io_read(e, WG_BACKEND_UAPI, "wgt0", WG_IO_DIGEST_DEVICE, NULL, io_done, &seen, &io), 0);
-        io_wait(e, &seen, 1);
-        assert_int_equal(seen.r, 0);
-        assert_true(seen.have_digest);
+        /* Nothing to compare with: the whole device, and its index, in one get. */
+        assert_int_equal(io_changes(e, f, &seen), 1);
         assert_false(seen.unchanged);
+        assert_false(seen.partial);
         assert_int_equal(seen.n_peers, 2);
-        memcpy(first, seen.digest, WG_DIGEST_LEN);
+        assert_non_null(seen.index);
 
-        /* The same digest: the device is not read again. */
-        gets = atomic_load(&f->n_get);
-        assert_int_equal(wg_io_read(e, WG_BACKEND_UAPI, "wgt0", WG_IO_DIGEST_DEVICE, first, io_done, &seen, &io), 0);
-        io_wait(e, &seen, 2);
-        assert_int_equal(seen.r, 0);
+        /* The same configuration: one get, nothing parsed. */
+        assert_int_equal(io_changes(e, f, &seen), 1);
         assert_true(seen.unchanged);
         assert_false(seen.had_device);
-        assert_int_equal(atomic_load(&f->n_get), gets + 1);
+        assert_non_null(seen.index);
 
-        /* Another digest: read. */
-        first[0] ^= 1;
-        assert_int_equal(wg_io_read(e, WG_BACKEND_UAPI, "wgt0", WG_IO_DIGEST_DEVICE, first, io_done, &seen, &io), 0);
-        io_wait(e, &seen, 3);
-        assert_false(seen.unchanged);
+        /* A new peer and a changed one: one get, just those two. */
+        {
+                _cleanup_(wg_device_freep) struct wg_device *d = calloc(1, sizeof(*d));
+                struct wg_peer *p;
+
+                assert_non_null(d);
+                strcpy(d->name, "wgt0");
+                aip_add(peer_add(d, 3), AF_INET, "10.3.0.0", 24);
+                p = peer_add(d, 2);
+                p->flags |= WG_PEER_REPLACE_ALLOWEDIPS;
+                aip_add(p, AF_INET, "10.22.0.0", 24);
+                assert_int_equal(wg_uapi_set_device(d), 0);
+        }
+        assert_int_equal(io_changes(e, f, &seen), 1);
+        assert_true(seen.partial);
         assert_int_equal(seen.n_peers, 2);
+        assert_int_equal(seen.n_removed, 0);
+
+        /* A peer gone: named, by its whole key. */
+        {
+                _cleanup_(wg_device_freep) struct wg_device *d = calloc(1, sizeof(*d));
+
+                assert_non_null(d);
+                strcpy(d->name, "wgt0");
+                peer_add(d, 1)->flags |= WG_PEER_REMOVE_ME;
+                assert_int_equal(wg_uapi_set_device(d), 0);
+        }
+        assert_int_equal(io_changes(e, f, &seen), 1);
+        assert_true(seen.partial);
+        assert_int_equal(seen.n_peers, 1);
+        assert_int_equal(seen.n_removed, 1);
+        assert_int_equal(io_changes(e, f, &seen), 1);
+        assert_true(seen.unchanged);
+
+        /* The device's own settings: read again, whole. */
+        {
+                _cleanup_(wg_device_freep) struct wg_device *d = calloc(1, sizeof(*d));
+
+                assert_non_null(d);
+                strcpy(d->name, "wgt0");
+                d->listen_port = 4242;
+                d->flags = WG_DEVICE_HAS_LISTEN_PORT;
+                assert_int_equal(wg_uapi_set_device(d), 0);
+        }
+        assert_int_equal(io_changes(e, f, &seen), 2);
+        assert_false(seen.partial);
+        assert_int_equal(seen.n_peers, 2);
+        assert_non_null(seen.index);
+        seen.index = wg_index_free(seen.index);
 
         /* Cancelled: joined, never called back. */
         assert_int_equal(wg_io_read(e, WG_BACKEND_UAPI, "wgt0", WG_IO_DEVICE, NULL, io_done, &seen, &io), 0);
         assert_null(wg_io_cancel(io));
         assert_true(sd_event_run(e, 100 * USEC_PER_MSEC) >= 0);
-        assert_int_equal(seen.calls, 3);
+        assert_int_equal(seen.calls, 6);
         assert_null(wg_io_cancel(NULL));
 
         /* No such device: the error comes back, no device. */
         assert_int_equal(wg_io_read(e, WG_BACKEND_UAPI, "wgt9", WG_IO_DEVICE, NULL, io_done, &seen, &io), 0);
-        io_wait(e, &seen, 4);
+        io_wait(e, &seen, 7);
         assert_true(seen.r < 0);
         assert_false(seen.had_device);
 
         assert_int_equal(wg_io_read(e, WG_BACKEND_UAPI, "wgt0", _WG_IO_READ_MAX, NULL, io_done, &seen, &io), -EINVAL);
+        wg_index_free(seen.index);
         sd_event_unref(e);
         fake_stop(f);
 }
@@ -1587,6 +1887,8 @@ int main(void) {
                 cmocka_unit_test(test_readd_peers),
                 cmocka_unit_test(test_readd_after_removal),
                 cmocka_unit_test(test_digest),
+                cmocka_unit_test(test_indexed_whole),
+                cmocka_unit_test(test_parse_indexed),
                 cmocka_unit_test(test_socket_wireguard_go),
                 cmocka_unit_test(test_socket_boringtun_as_wireguard_go),
                 cmocka_unit_test(test_socket_boringtun),
