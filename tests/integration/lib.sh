@@ -809,7 +809,8 @@ hamgr_notify_read() {
 }
 
 # hamgr_start NODE CONFIGFILE: "$HAMGR_BIN run -c CONFIGFILE" in NODE, output
-# to $(hamgr_log NODE), PID in HAMGR_PID[NODE].
+# to $(hamgr_log NODE), PID in HAMGR_PID[NODE]. HAMGR_DEBUG=1 adds -d
+# (debug messages: each poll's read and comparison times, for the benches).
 hamgr_start() {
         local node=$1 conf=$2
         [ -n "${HAMGR_BIN:-}" ] || die "HAMGR_BIN is not set"
