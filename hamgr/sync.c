@@ -1624,6 +1624,13 @@ static void sync_accepted(struct hamgr_sync *s, int cfd, const union wg_endpoint
         c->source = key;
         c->pending = true;
         s->n_pending++;
+        /* A real initiator sends its first message as soon as it is
+         * connected, so under a flood it is already here: answered now,
+         * the connection has keys and outlives the floods' connections
+         * from the same address (evict_before()). Left for the next turn
+         * of the loop, the rest of this accept burst could evict it. May
+         * close C. */
+        (void) on_conn_io(NULL, cfd, EPOLLIN, c);
 }
 
 static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
