@@ -1914,7 +1914,6 @@ static void on_poll_read(struct wg_io *io, struct wg_io_result *res, void *userd
                         ps->index = TAKE_PTR(res->prev_index);
         } else {
                 uint64_t t = mono_usec();
-
                 size_t n = res->device ? res->device->n_peers : 0;
                 bool partial = res->partial;
 

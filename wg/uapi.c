@@ -162,20 +162,27 @@ static const uint8_t hex_valid[256] = {
         ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
 };
 
+/* N bytes from the 2 * N hex digits at S into RET; whether all were
+ * digits. No early exit: one test at the end, no branch per digit. */
+static bool hex_bytes(const char *s, size_t n, uint8_t *ret) {
+        uint8_t valid = 1;
+
+        for (size_t i = 0; i < n; i++) {
+                uint8_t hi = (uint8_t) s[2 * i], lo = (uint8_t) s[2 * i + 1];
+
+                valid &= hex_valid[hi] & hex_valid[lo];
+                ret[i] = (uint8_t) (hex_value[hi] << 4 | hex_value[lo]);
+        }
+        return valid;
+}
+
 static int parse_hex_key(const char *s, uint8_t ret[static WG_KEY_LEN]) {
-        uint8_t k[WG_KEY_LEN], valid = 1;
+        uint8_t k[WG_KEY_LEN];
         int r = -EINVAL;
 
         if (strlen(s) != 2 * WG_KEY_LEN)
                 return -EINVAL;
-        /* No early exit: one test at the end, no branch per digit. */
-        for (size_t i = 0; i < WG_KEY_LEN; i++) {
-                uint8_t hi = (uint8_t) s[2 * i], lo = (uint8_t) s[2 * i + 1];
-
-                valid &= hex_valid[hi] & hex_valid[lo];
-                k[i] = (uint8_t) (hex_value[hi] << 4 | hex_value[lo]);
-        }
-        if (valid) {
+        if (hex_bytes(s, WG_KEY_LEN, k)) {
                 memcpy(ret, k, WG_KEY_LEN);
                 r = 0;
         }
@@ -1151,6 +1158,13 @@ static struct {
 } peer_hints[8];
 static size_t peer_hint_next;
 
+/* Peers to make room for in a read, from HINT (peer_hint()): a few more
+ * than last time, as peers added since cost no move, and pages never
+ * written are never faulted in. */
+static size_t peers_expected(size_t hint) {
+        return hint > 0 ? hint + hint / 8 + 16 : 0;
+}
+
 static size_t peer_hint(const char *ifname) {
         size_t n = 0;
 
@@ -1211,10 +1225,8 @@ static int uapi_get_exchange(const char *ifname, bool light, struct wg_device **
         dev = calloc(1, sizeof(*dev));
         if (!dev)
                 return -ENOMEM;
-        hint = peer_hint(ifname);
-        /* A few more than last time: peers added since cost no move, and
-         * pages never written are never faulted in. */
-        if (hint > 0 && wg_device_reserve_peers(dev, hint + hint / 8 + 16) < 0)
+        hint = peers_expected(peer_hint(ifname));
+        if (hint > 0 && wg_device_reserve_peers(dev, hint) < 0)
                 return -ENOMEM;
         if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
                 return -errno;
@@ -1711,13 +1723,8 @@ static uint64_t delta_section_key(struct index_build *b, const uint8_t *line, si
         uint8_t id[8];
         uint64_t v;
 
-        if (len < strlen("public_key=") + 2 * sizeof(id))
+        if (len < strlen("public_key=") + 2 * sizeof(id) || !hex_bytes((const char *) hex, sizeof(id), id))
                 return 0;
-        for (size_t i = 0; i < sizeof(id); i++) {
-                if (!hex_valid[hex[2 * i]] || !hex_valid[hex[2 * i + 1]])
-                        return 0;
-                id[i] = (uint8_t) (hex_value[hex[2 * i]] << 4 | hex_value[hex[2 * i + 1]]);
-        }
         memcpy(&v, id, sizeof(v));
         __builtin_prefetch(&b->prev->slot[slot_of(v, b->prev->mask)]);
         return v;
@@ -1973,11 +1980,10 @@ static int indexed(const struct reply_source *src, int64_t now, const struct wg_
 
                 dev = calloc(1, sizeof(*dev));
                 /* Sized at once from the last read, as uapi_get_exchange(). */
-                if (dev && src->hint > 0) {
-                        b.cap = src->hint + src->hint / 8 + 16;
+                b.cap = peers_expected(src->hint);
+                if (dev && b.cap > 0)
                         b.e = malloc(b.cap * sizeof(*b.e));
-                }
-                if (!dev || (src->hint > 0 && (!b.e || wg_device_reserve_peers(dev, b.cap) < 0))) {
+                if (!dev || (b.cap > 0 && (!b.e || wg_device_reserve_peers(dev, b.cap) < 0))) {
                         index_build_done(&b);
                         return -ENOMEM;
                 }
