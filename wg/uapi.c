@@ -1562,6 +1562,7 @@ struct wg_index {
         uint8_t (*key)[WG_KEY_LEN];           /* the peers' whole keys, for those that go */
         struct index_slot *slot;              /* by key, open addressing */
         uint32_t *slot_entry;                 /* into KEY */
+        uint8_t *forgotten;                   /* by slot: reported as changed (wg_index_forget()); NULL: none */
         size_t mask;
 };
 
@@ -1571,6 +1572,7 @@ struct wg_index *wg_index_free(struct wg_index *x) {
         free(x->key);
         free(x->slot);
         free(x->slot_entry);
+        free(x->forgotten);
         sodium_memzero(x->digest, sizeof(x->digest));
         free(x);
         return NULL;
@@ -1581,6 +1583,31 @@ static uint64_t key_slot_id(const uint8_t key[static WG_KEY_LEN]) {
 
         memcpy(&v, key, sizeof(v));
         return v;
+}
+
+static size_t slot_of(uint64_t id, size_t mask);
+
+int wg_index_forget(struct wg_index *x, const uint8_t key[static WG_KEY_LEN]) {
+        uint64_t id = key_slot_id(key);
+
+        if (!x)
+                return -EINVAL;
+        for (size_t k = slot_of(id, x->mask); x->slot[k].key != 0; k = (k + 1) & x->mask) {
+                if (x->slot[k].key != id)
+                        continue;
+                /* A key that only shares its first 8 bytes with one listed
+                 * cannot be on the device: index_make() refuses such pairs,
+                 * and a read that finds one is whole. */
+                if (!x->forgotten) {
+                        x->forgotten = calloc(x->mask + 1, 1);
+                        if (!x->forgotten)
+                                return -ENOMEM;
+                }
+                x->forgotten[k] = 1;
+                return 0;
+        }
+        /* Not listed: a read finds it new if the device has it. */
+        return 0;
 }
 
 /* Where ID's probe starts. Keys are random but chosen by whoever holds
@@ -1706,7 +1733,7 @@ static bool delta_seen(struct index_build *b, bool peer, uint64_t hash) {
                 return false;
         for (size_t k = slot_of(b->sec_key, mask); slot[k].key != 0; k = (k + 1) & mask)
                 if (slot[k].key == b->sec_key) {
-                        if (slot[k].hash != hash)
+                        if (slot[k].hash != hash || (b->prev->forgotten && b->prev->forgotten[k]))
                                 return false;
                         if (b->found[k])
                                 b->stale = true; /* a section twice */
@@ -1958,7 +1985,10 @@ static int indexed(const struct reply_source *src, int64_t now, const struct wg_
                 if (!reason)
                         reason = d.digest.reason;
                 r = digest_end(&d.digest, r, digest);
-                if (r >= 0 && sodium_memcmp(digest, b.prev->digest, WG_DIGEST_LEN) == 0) {
+                /* The same reply as before says nothing of a forgotten peer:
+                 * hamgr wrote it since, and an edit by hand may have put
+                 * back what the last read saw. */
+                if (r >= 0 && !b.prev->forgotten && sodium_memcmp(digest, b.prev->digest, WG_DIGEST_LEN) == 0) {
                         index_build_done(&b);
                         *ret_index = NULL;
                         *ret = NULL;

@@ -1584,6 +1584,73 @@ static void test_parse_indexed(void **state) {
         }
 }
 
+/* A peer hamgr wrote is listed by the next compared read whatever its
+ * lines are, changed or gone; the others only if they changed. */
+static void test_index_forget(void **state) {
+        _cleanup_(wg_device_freep) struct wg_device *da = NULL;
+        _cleanup_(wg_index_freep) struct wg_index *ia = NULL;
+        const char *a = DEV P1 P2 P3 END, *reason = NULL;
+        uint8_t k1[WG_KEY_LEN], k2[WG_KEY_LEN], k9[WG_KEY_LEN];
+        bool partial;
+
+        hex_key(k1, K1);
+        hex_key(k2, K2);
+        key_fill(k9, 9);
+        assert_int_equal(wg_index_forget(NULL, k2), -EINVAL);
+        /* Not listed: nothing to forget, and the same reply is still unchanged. */
+        assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) a, strlen(a), 0, NULL, &ia, &da, &partial, &reason), 0);
+        assert_int_equal(wg_index_forget(ia, k9), 0);
+        {
+                _cleanup_(wg_device_freep) struct wg_device *d = NULL;
+                _cleanup_(wg_index_freep) struct wg_index *ib = NULL;
+
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) a, strlen(a), 0, ia, &ib, &d, &partial, &reason), 0);
+                assert_null(d);
+        }
+        assert_int_equal(wg_index_forget(ia, k2), 0);
+        assert_int_equal(wg_index_forget(ia, k2), 0);
+        /* The same reply: K2 alone, as it is. Read against the new index,
+         * nothing. */
+        {
+                _cleanup_(wg_device_freep) struct wg_device *d = NULL, *again = NULL;
+                _cleanup_(wg_index_freep) struct wg_index *ib = NULL, *ic = NULL;
+
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) a, strlen(a), 0, ia, &ib, &d, &partial, &reason), 0);
+                assert_non_null(d);
+                assert_true(partial);
+                assert_int_equal(d->n_peers, 1);
+                assert_false(d->peers[0].flags & WG_PEER_REMOVE_ME);
+                assert_peer_same(&d->peers[0], peer_by_key(da, k2));
+                assert_non_null(ib);
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) a, strlen(a), 0, ib, &ic, &again, &partial,
+                                                       &reason), 0);
+                assert_null(again);
+        }
+        /* K2 gone: named gone. K1 changed too: both. */
+        {
+                _cleanup_(wg_device_freep) struct wg_device *d = NULL;
+                _cleanup_(wg_index_freep) struct wg_index *ib = NULL;
+                const char *b = DEV P1 P3 END;
+
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) b, strlen(b), 0, ia, &ib, &d, &partial, &reason), 0);
+                assert_non_null(d);
+                assert_int_equal(d->n_peers, 1);
+                assert_memory_equal(d->peers[0].public_key, k2, WG_KEY_LEN);
+                assert_true(d->peers[0].flags & WG_PEER_REMOVE_ME);
+        }
+        {
+                _cleanup_(wg_device_freep) struct wg_device *d = NULL;
+                _cleanup_(wg_index_freep) struct wg_index *ib = NULL;
+                const char *b = DEV "public_key=" K1 "\nallowed_ip=10.9.0.0/24\n" P2 P3 END;
+
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) b, strlen(b), 0, ia, &ib, &d, &partial, &reason), 0);
+                assert_non_null(d);
+                assert_int_equal(d->n_peers, 2);
+                assert_non_null(peer_by_key(d, k1));
+                assert_non_null(peer_by_key(d, k2));
+        }
+}
+
 /* A read without an index parses what wg_uapi_parse_get() parses and
  * fails where it or the digest would; compared with the index of another
  * reply, it is unchanged exactly when the two digests are equal. */
@@ -1889,6 +1956,7 @@ int main(void) {
                 cmocka_unit_test(test_digest),
                 cmocka_unit_test(test_indexed_whole),
                 cmocka_unit_test(test_parse_indexed),
+                cmocka_unit_test(test_index_forget),
                 cmocka_unit_test(test_socket_wireguard_go),
                 cmocka_unit_test(test_socket_boringtun_as_wireguard_go),
                 cmocka_unit_test(test_socket_boringtun),
