@@ -85,7 +85,6 @@ static int write_all(int fd, const uint8_t *p, size_t len) {
 
 int replica_store_save(const char *dir, const uint8_t sync_private_key[static REPLICA_STORE_KEY_LEN],
                        const struct replica *r) {
-        _cleanup_(closep) int dfd = -1, fd = -1;
         _cleanup_(freep) uint8_t *img = NULL;
         size_t len;
         int k;
@@ -95,6 +94,15 @@ int replica_store_save(const char *dir, const uint8_t sync_private_key[static RE
         k = replica_store_encode(sync_private_key, r, &img, &len);
         if (k < 0)
                 return k;
+        return replica_store_write(dir, img, len);
+}
+
+int replica_store_write(const char *dir, const uint8_t *img, size_t len) {
+        _cleanup_(closep) int dfd = -1, fd = -1;
+        int k;
+
+        if (!dir || (!img && len > 0))
+                return -EINVAL;
         dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return -errno;

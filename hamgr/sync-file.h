@@ -36,6 +36,12 @@ int sync_key_load(const char *path, uint8_t ret_private[static SYNC_KEY_LEN], co
 int replica_store_save(const char *dir, const uint8_t sync_private_key[static REPLICA_STORE_KEY_LEN],
                        const struct replica *r);
 
+/* Write IMG, an image replica_store_encode() or replica_store_seal()
+ * made, as DIR/replica.state atomically (above): what
+ * replica_store_save() does after encoding, for a caller that encodes on
+ * one thread and writes on another. Returns 0 or -errno. */
+int replica_store_write(const char *dir, const uint8_t *img, size_t len);
+
 /* Load DIR/replica.state as replica_store_decode() does. Returns 0;
  * -ENOENT when there is no state file; -EBADMSG with a reason (also for
  * a file that is not a regular file or is too big); other -errno. *ret is
