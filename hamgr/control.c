@@ -365,7 +365,7 @@ static void on_peer_written(struct wg_io *io, struct wg_io_result *res, void *us
                 sync_local_peer(d, e->ifname, &e->peer);
                 reply = strdup("OK\n");
         }
-        sync_local_write_end(d, e->ifname);
+        sync_local_write_end(d, e->ifname, e->peer.public_key);
         if (reply)
                 write_all(e->conn, reply, strlen(reply));
         free(reply);
@@ -420,10 +420,10 @@ static char *peer_request(struct control_server *srv, struct control_request *re
         e->peer = req->peer;
         req->peer.allowedips = NULL;
         req->peer.n_allowedips = 0;
-        sync_local_write_begin(d, req->ifname);
+        sync_local_write_begin(d, req->ifname, e->peer.public_key);
         r = wg_io_write(d->event, backend, TAKE_PTR(dev), on_peer_written, e, &e->io);
         if (r < 0) {
-                sync_local_write_end(d, req->ifname);
+                sync_local_write_end(d, req->ifname, e->peer.public_key);
                 peer_edit_free(e);
                 return asprintf(&reply, "ERROR %s: %s\n", req->ifname, strerror(-r)) < 0 ? NULL : reply;
         }

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "strbuf.h"
 #include "sync-file.h"
+#include "sync-save.h"
 #include "sync.h"
 #include "sync/replica.h"
 #include "sync/store.h"
@@ -74,6 +75,9 @@
 #define SYNC_BATCH_RECORDS    1024
 #define SYNC_BATCH_BYTES      (1024u * 1024u)
 #define SYNC_WINDOW           8
+/* Acknowledgements one connection may have waiting for a save: an honest
+ * sender waits for them after SYNC_WINDOW batches (and one CAUGHT_UP). */
+#define SYNC_ACKS_WAITING_MAX 64
 #define SYNC_GC_USEC          (60 * USEC_PER_SEC)
 
 struct sync_conn;
@@ -114,6 +118,12 @@ struct sync_peer_rt {
         char last_error[96];
 };
 
+/* An acknowledgement that promises a save, until the save ended. */
+struct conn_ack {
+        uint64_t seq;
+        uint64_t save;                      /* sync_saver_request()'s number; 0: none needed */
+};
+
 struct sync_conn {
         struct hamgr_sync *sync;
         struct sync_conn *next;
@@ -136,6 +146,8 @@ struct sync_conn {
         struct in6_addr source;             /* accepted: the remote address (IPv4 mapped) */
         uint64_t started;                   /* accept or dial */
         sd_event_source *rekey;             /* we dialled it: time for a fresh handshake */
+        struct conn_ack *acks;              /* waiting for a save, in order (conn_ack()) */
+        size_t n_acks;
 };
 
 struct hamgr_sync {
@@ -144,6 +156,7 @@ struct hamgr_sync {
         uint8_t private_key[SYNC_KEY_LEN];
         uint8_t public_key[SYNC_KEY_LEN];
         struct replica *replica;
+        struct sync_saver *saver;            /* its state file, written beside the loop */
         struct sync_peer *pinned;            /* for the responder: timestamps per peer */
         struct sync_peer_rt *peers;
         size_t n_peers;
@@ -184,16 +197,39 @@ struct hamgr_sync {
  * the write (a revoked peer coming back). GENERATION counts those writes;
  * a read that finds it moved on is dropped and another one started.
  */
+/* What a versioned read of a device found (status: reads_*). */
+enum poll_read {
+        POLL_READ_UNCHANGED,                 /* the same as the index: nothing parsed */
+        POLL_READ_PARTIAL,                   /* the peers that differ from the index */
+        POLL_READ_WHOLE,                     /* the whole device */
+        _POLL_READ_MAX,
+};
+
+static const char *const poll_read_names[_POLL_READ_MAX] = {
+        [POLL_READ_UNCHANGED] = "reads_unchanged",
+        [POLL_READ_PARTIAL] = "reads_partial",
+        [POLL_READ_WHOLE] = "reads_whole",
+};
+
 struct sync_poll_state {
         struct hamgr_sync *sync;
         char ifname[IFNAMSIZ];
         struct wg_index *index;              /* of the last read, if it stands for the device (NULL: read whole) */
         bool index_stale;                    /* hamgr wrote the device since the read in flight started */
+        uint8_t (*forget)[WG_KEY_LEN];       /* peers hamgr wrote while the read in flight holds INDEX */
+        size_t n_forget;
+        uint64_t reads[_POLL_READ_MAX];      /* versioned, by kind (status) */
+        /* The device was missing at the last read (ENODEV); once there, it
+         * is written whole twice, SYNC_SETTLE_USEC apart (SETTLING), before
+         * anything on it is versioned. */
+        bool device_gone;
+        bool settling;
         bool endpoints;                      /* polled with may_write_endpoints */
         struct wg_io *io;                    /* the read in flight */
         uint64_t generation;                 /* writes by hamgr to the device or its replica */
         uint64_t io_generation;              /* GENERATION when the read in flight started */
         bool io_endpoints;                   /* its may_write_endpoints */
+        bool io_passive;                     /* its device's follower was passive (poll_schedule()) */
         bool again;                          /* a poll was asked for while one ran */
         /* A whole write (sync_apply_device()) in flight: its read, then
          * its write. */
@@ -222,9 +258,52 @@ static void poll_invalidate(struct hamgr_sync *s, const char *ifname) {
         poll_overtake(s, ifname);
         for (size_t i = 0; i < s->n_polls; i++)
                 if (!ifname || streq(s->polls[i]->ifname, ifname)) {
-                        s->polls[i]->index = wg_index_free(s->polls[i]->index);
-                        s->polls[i]->index_stale = true;
+                        struct sync_poll_state *ps = s->polls[i];
+
+                        ps->index = wg_index_free(ps->index);
+                        ps->index_stale = true;
+                        free(ps->forget);
+                        ps->forget = NULL;
+                        ps->n_forget = 0;
                 }
+}
+
+/* hamgr writes the peer KEY of PS's device, and versions what it writes
+ * (or reads it whole if the write fails): the index stands for every
+ * other peer still, so the next read stays partial and lists KEY among
+ * the changed, for the replica to compare (wg_index_forget()). A read in
+ * flight holds the index: it is forgotten there when the read ends. */
+static void poll_forget(struct sync_poll_state *ps, const uint8_t key[static WG_KEY_LEN]) {
+        if (ps->index) {
+                if (wg_index_forget(ps->index, key) < 0)
+                        ps->index = wg_index_free(ps->index);
+                return;
+        }
+        if (!ps->io || ps->index_stale)
+                return; /* no index: the next read is whole anyway */
+        if (ps->n_forget % 16 == 0) {
+                uint8_t (*grown)[WG_KEY_LEN] = reallocarray(ps->forget, ps->n_forget + 16, sizeof(*grown));
+
+                if (!grown) {
+                        ps->index_stale = true;
+                        return;
+                }
+                ps->forget = grown;
+        }
+        memcpy(ps->forget[ps->n_forget++], key, WG_KEY_LEN);
+}
+
+/* INDEX (taken; NULL: none) is PS's again, with what was written meanwhile
+ * forgotten. */
+static void poll_keep_index(struct sync_poll_state *ps, struct wg_index *index) {
+        for (size_t i = 0; index && i < ps->n_forget; i++)
+                if (wg_index_forget(index, ps->forget[i]) < 0)
+                        index = wg_index_free(index);
+        free(ps->forget);
+        ps->forget = NULL;
+        ps->n_forget = 0;
+        wg_index_free(ps->index);
+        ps->index = index;
 }
 
 void sync_device_written(struct hamgr_daemon *d, const char *ifname) {
@@ -336,6 +415,14 @@ static void apply_learn(struct hamgr_sync *s, const char *ifname) {
 
 static void apply_begin(struct sync_poll_state *ps);
 
+/* A device that appears is usually being set up by a tool that creates
+ * the link first and adds the peers next (wg-quick: the link, then wg
+ * setconf; a test: wg set per peer). Written once at once, it might lack
+ * a revoked peer that the tool adds a moment later, which the next poll
+ * would take for a peer added by hand: written whole once more this much
+ * later, before any poll, the revoked peer is removed instead. */
+#define SYNC_SETTLE_USEC (2 * USEC_PER_SEC)
+
 /* Whether anything writes PS's device beside the loop: sync's own write,
  * or hamgr peer edits (sync_local_write_begin()). A write of sync's waits
  * for them to end (PS->apply_again). */
@@ -358,6 +445,14 @@ static bool apply_running(const struct hamgr_sync *s, const char *ifname) {
 static void apply_end(struct sync_poll_state *ps, bool written) {
         struct hamgr_sync *s = ps->sync;
 
+        if (written && ps->settling && ps->apply_whole) {
+                /* The first write since the device appeared: the second,
+                 * the one that confirms, comes when it has settled. */
+                ps->due = mono_usec() + SYNC_SETTLE_USEC;
+                if (!s->daemon->stopping)
+                        poll_timer_arm(s, false);
+                return;
+        }
         if (written) {
                 if (ps->apply_whole)
                         apply_learn(s, ps->ifname);
@@ -390,8 +485,14 @@ static void on_apply_written(struct wg_io *io, struct wg_io_result *res, void *u
         struct hamgr_sync *s = ps->sync;
 
         ps->apply_io = NULL;
-        /* Reads in flight started before the write landed. */
-        poll_invalidate(s, ps->ifname);
+        /* Reads in flight started before the write landed. A merged batch
+         * that landed leaves the index standing but for its peers, which
+         * sync_apply_merged() forgot; anything else makes the next read
+         * whole. */
+        if (ps->apply_whole || res->r < 0)
+                poll_invalidate(s, ps->ifname);
+        else
+                poll_overtake(s, ps->ifname);
         if (res->r < 0) {
                 if (res->kernel_error[0])
                         log_fields(LOG_WARNING, res->r, NULL, 0, NULL, NULL, "sync: the kernel refused the change to %s: %s",
@@ -413,7 +514,15 @@ static void on_apply_read(struct wg_io *io, struct wg_io_result *res, void *user
 
         ps->apply_io = NULL;
         r = res->r;
+        if (r >= 0) {
+                /* Appeared since the last read: this write, then one more
+                 * (apply_end()); after that one, none. */
+                ps->settling = ps->device_gone;
+                ps->device_gone = false;
+        }
         if (r == -ENODEV) {
+                ps->device_gone = true;
+                ps->settling = false;
                 /* No device (yet): not worth a warning every interval. */
                 log_fields(LOG_DEBUG, r, NULL, 0, NULL, NULL, "sync: cannot read %s to apply changes: %m", ps->ifname);
                 apply_end(ps, false);
@@ -548,7 +657,9 @@ static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const str
         enum wg_backend b = backend_of(s->daemon, ifname);
         struct sync_poll_state *ps;
 
-        poll_invalidate(s, ifname);
+        /* Until the write is under way, a read in flight is only out of
+         * date; what it is written over is then forgotten below. */
+        poll_overtake(s, ifname);
         if (!change || !learn || !learned)
                 return -ENOMEM;
         for (size_t i = 0; i < applied->n; i++) {
@@ -632,29 +743,95 @@ static int sync_apply_merged(struct hamgr_sync *s, const char *ifname, const str
                 return 0;
         }
         snprintf(change->name, sizeof(change->name), "%s", ifname);
+        for (size_t i = 0; i < change->n_peers; i++)
+                poll_forget(ps, change->peers[i].public_key);
         ps->apply_generation = replica_device_generation(s->replica, ifname);
         ps->apply_peers = change->n_peers;
         ps->apply_whole = false;
         return wg_io_write(s->daemon->event, b, TAKE_PTR(change), on_apply_written, ps, &ps->apply_io);
 }
 
-static void sync_save(struct hamgr_sync *s) {
-        int r;
-
+/* Save the replica's state as it is now, beside the loop (sync-save.h).
+ * Returns the number of the save that covers it, for conn_ack(); 0 when
+ * nothing is saved. */
+static uint64_t sync_save(struct hamgr_sync *s) {
         /* A bootstrapping replica is no state of this node yet: saved, it
          * would be loaded after a restart as if complete. */
         if (replica_bootstrapping(s->replica))
-                return;
-        r = replica_store_save(s->daemon->config->state_dir, s->private_key, s->replica);
-        /* The encoding of a large state (12 MB at 100,000 peers) lands on
-         * the heap once glibc raised its mmap threshold; give it back
-         * instead of keeping it resident until the next save. */
-        malloc_trim(0);
+                return 0;
+        return sync_saver_request(s->saver);
+}
+
+static void conn_close(struct sync_conn *c, const char *why);
+static int conn_send(struct sync_conn *c, const struct sync_frame *f);
+
+/* Send C's acknowledgements whose save has ended, in order. Returns
+ * false when C was closed (a failed send). */
+static bool conn_acks_flush(struct sync_conn *c) {
+        uint64_t done = sync_saver_done(c->sync->saver);
+        size_t n = 0;
+
+        while (n < c->n_acks && c->acks[n].save <= done) {
+                struct sync_frame ack = { .type = SYNC_FRAME_ACK, .ack.seq = c->acks[n].seq };
+
+                n++;
+                if (conn_send(c, &ack) < 0) {
+                        conn_close(c, "send failed");
+                        return false;
+                }
+        }
+        memmove(c->acks, c->acks + n, (c->n_acks - n) * sizeof(*c->acks));
+        c->n_acks -= n;
+        return true;
+}
+
+/* The save numbered GEN ended: acknowledgements it covers go out. */
+static void on_saved(uint64_t gen, int r, void *userdata) {
+        struct hamgr_sync *s = userdata;
 
         if (r < 0) {
                 s->save_errors++;
                 log_error_errno(r, "sync: cannot save the replicated state in %s: %m", s->daemon->config->state_dir);
         }
+        for (struct sync_conn *c = s->conns, *next; c; c = next) {
+                next = c->next;
+                if (c->n_acks > 0)
+                        (void) conn_acks_flush(c);
+        }
+}
+
+/*
+ * Acknowledge SEQ once the save numbered SAVE ended (0: none is promised),
+ * after the acknowledgements before it. An ack promises that what it
+ * covers is merged and, outside a catch-up, saved: the sender collects
+ * tombstones on that word. An honest sender has at most SYNC_WINDOW
+ * batches unacknowledged; one that sends more while a save runs is
+ * closed. Returns false when C was closed.
+ */
+static bool conn_ack(struct sync_conn *c, uint64_t seq, uint64_t save) {
+        struct conn_ack *grown;
+
+        if (c->n_acks == 0 && save <= sync_saver_done(c->sync->saver)) {
+                struct sync_frame ack = { .type = SYNC_FRAME_ACK, .ack.seq = seq };
+
+                if (conn_send(c, &ack) < 0) {
+                        conn_close(c, "send failed");
+                        return false;
+                }
+                return true;
+        }
+        if (c->n_acks >= SYNC_ACKS_WAITING_MAX) {
+                conn_close(c, "too many batches sent unacknowledged");
+                return false;
+        }
+        grown = reallocarray(c->acks, c->n_acks + 1, sizeof(*grown));
+        if (!grown) {
+                conn_close(c, "out of memory");
+                return false;
+        }
+        c->acks = grown;
+        c->acks[c->n_acks++] = (struct conn_ack) { .seq = seq, .save = save };
+        return true;
 }
 
 /* ---- connections ---------------------------------------------------------- */
@@ -859,6 +1036,7 @@ static void conn_close(struct sync_conn *c, const char *why) {
         if (c->fd >= 0)
                 close(c->fd);
         free(c->out);
+        free(c->acks);
         free(c);
 }
 
@@ -1116,6 +1294,7 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                 _cleanup_(freep) struct replica_device *before = calloc(n_wg + 1, sizeof(*before));
                 _cleanup_(freep) struct sync_live *live = NULL;
                 size_t n_live = 0;
+                uint64_t save = 0;
 
                 if (!pending || !had_device || !before) {
                         conn_close(c, "out of memory");
@@ -1203,14 +1382,10 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                         if (p->rx_catching_up)
                                 s->deferred = true;
                         else
-                                sync_save(s);
+                                save = sync_save(s);
                 }
                 sodium_memzero(before, (n_wg + 1) * sizeof(*before));
-                {
-                        struct sync_frame ack = { .type = SYNC_FRAME_ACK, .ack.seq = f->changes.seq };
-                        if (conn_send(c, &ack) < 0)
-                                conn_close(c, "send failed");
-                }
+                (void) conn_ack(c, f->changes.seq, save);
                 return;
         }
         case SYNC_FRAME_ACK:
@@ -1227,12 +1402,13 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
 
                         p->rx_catching_up = false;
                         /* Saved now even if another catch-up still runs: the
-                         * ack below promises it. */
+                         * ack below promises it, and waits for it. */
                         if (s->deferred)
-                                sync_save(s);
+                                (void) sync_save(s);
                         sync_catchup_done(s);
-                        log_peer(p, LOG_INFO, "caught up: %" PRIu64 " records received in %" PRIu64 " ms, saved and "
-                                 "applied in %" PRIu64 " ms (%zu records held)", p->rx_catchup_records,
+                        log_peer(p, LOG_INFO, "caught up: %" PRIu64 " records received in %" PRIu64 " ms, handed to "
+                                 "the state file and the devices in %" PRIu64 " ms (%zu records held)",
+                                 p->rx_catchup_records,
                                  (t - p->rx_catchup_start) / USEC_PER_MSEC, (mono_usec() - t) / USEC_PER_MSEC,
                                  replica_n_records(s->replica));
                 }
@@ -1251,11 +1427,10 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                         }
                 }
                 {
-                        /* After the save: the sender may now trust our acks
-                         * for tombstone collection. */
-                        struct sync_frame ack = { .type = SYNC_FRAME_ACK, .ack.seq = f->caught_up.seq };
-                        if (conn_send(c, &ack) < 0)
-                                conn_close(c, "send failed");
+                        /* After the saves asked for so far (the catch-up's, and
+                         * the end of a bootstrap's): the sender may now trust
+                         * our acks for tombstone collection. */
+                        (void) conn_ack(c, f->caught_up.seq, sync_saver_requested(s->saver));
                 }
                 return;
         case SYNC_FRAME_CLOSE:
@@ -1771,7 +1946,7 @@ static void polls_cancel(struct hamgr_sync *s) {
                 ps->io = wg_io_cancel(ps->io);
                 ps->again = false;
                 ps->generation++;
-                ps->index = wg_index_free(ps->index);
+                poll_keep_index(ps, NULL);
                 if (ps->apply_io) {
                         ps->apply_io = wg_io_cancel(ps->apply_io);
                         ps->apply_again = false;
@@ -1789,11 +1964,22 @@ static void poll_local_device(struct hamgr_sync *s, struct sync_poll_state *ps, 
         const char *ifname = ps->ifname;
         int r;
 
-        if (res->r < 0 || res->unchanged) {
-                /* Nothing new read: the last index still stands. */
-                ps->index = TAKE_PTR(res->prev_index);
+        if (res->r == -ENODEV && replica_device_generation(s->replica, ifname) != 0) {
+                /* Gone: when it comes back (recreated from a file that may
+                 * still list a revoked peer), it is written whole before
+                 * it is versioned again. */
+                ps->device_gone = true;
+                poll_keep_index(ps, NULL);
                 return;
         }
+        if (res->r < 0 || res->unchanged) {
+                /* Nothing new read: the last index still stands. */
+                if (res->r >= 0)
+                        ps->reads[POLL_READ_UNCHANGED]++;
+                poll_keep_index(ps, TAKE_PTR(res->prev_index));
+                return;
+        }
+        ps->reads[res->partial ? POLL_READ_PARTIAL : POLL_READ_WHOLE]++;
         /* A partial read lists every peer that differs from the last one,
          * which was versioned whole: the rest matches the replica. */
         if (res->partial)
@@ -1802,10 +1988,9 @@ static void poll_local_device(struct hamgr_sync *s, struct sync_poll_state *ps, 
                 r = replica_apply_local_device(s->replica, ifname, dev, wall_usec() / 1000, ps->io_endpoints,
                                                &changes);
         /* Compared with from now on only if what it found is versioned. */
-        if (r >= 0) {
-                ps->index = TAKE_PTR(res->index);
+        poll_keep_index(ps, r >= 0 ? TAKE_PTR(res->index) : NULL);
+        if (r >= 0)
                 ps->endpoints = ps->io_endpoints;
-        }
         if (r == -EOVERFLOW) {
                 uint64_t suppressed = 0;
                 char more[64] = "";
@@ -1850,9 +2035,20 @@ static void poll_local_device(struct hamgr_sync *s, struct sync_poll_state *ps, 
  * may take longer). But never sooner after this one ended than it took:
  * a starved wireguard-go answering back-to-back reads of 50,000 peers
  * would have no time left for the tunnels.
+ *
+ * A passive device (this node does not serve its tunnels: no endpoint is
+ * learnt there, only an edit by hand changes it) is read at most a tenth
+ * of the time: wireguard-go holds its configuration lock for a whole read
+ * (250 ms at 50,000 peers), and a change merged from the master waits for
+ * it. With fast reads (below 10,000 peers) that changes nothing.
  */
+#define SYNC_PASSIVE_READ_SHARE 10
+
 static void poll_schedule(struct hamgr_sync *s, struct sync_poll_state *ps, uint64_t read_usec) {
         uint64_t interval = (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC, lead = 2 * read_usec;
+
+        if (ps->io_passive)
+                interval = MAX(interval, SYNC_PASSIVE_READ_SHARE * read_usec);
 
         ps->due = mono_usec() + MAX(interval > lead ? interval - lead : 0, read_usec);
 }
@@ -1910,8 +2106,7 @@ static void on_poll_read(struct wg_io *io, struct wg_io_result *res, void *userd
                 /* What it found is not versioned: the next read compares
                  * with the same index again, unless hamgr wrote the
                  * device meanwhile. */
-                if (!ps->index_stale)
-                        ps->index = TAKE_PTR(res->prev_index);
+                poll_keep_index(ps, ps->index_stale ? NULL : TAKE_PTR(res->prev_index));
         } else {
                 uint64_t t = mono_usec();
                 size_t n = res->device ? res->device->n_peers : 0;
@@ -1955,9 +2150,14 @@ static void sync_poll_interface(struct hamgr_sync *s, const char *ifname, bool n
          * edits are found by the first poll after it. */
         if (s->rx_catchups > 0)
                 return;
-        if (replica_device_needs_apply(s->replica, ifname)) {
-                (void) sync_apply_device(s, ifname);
+        if (ps->settling && mono_usec() < ps->due) {
+                ps->again |= now;
                 return;
+        }
+        if (replica_device_needs_apply(s->replica, ifname) || ps->device_gone || ps->settling) {
+                if (sync_apply_device(s, ifname))
+                        return;
+                ps->device_gone = ps->settling = false; /* nothing replicated of it: nothing to keep off */
         }
         if (wg_follower_busy(s->daemon, ifname))
                 return; /* the next poll, after the takeover, sees the real values */
@@ -1975,6 +2175,7 @@ static void sync_poll_interface(struct hamgr_sync *s, const char *ifname, bool n
         }
         ps->io_generation = ps->generation;
         ps->io_endpoints = endpoints;
+        ps->io_passive = wg_follower_passive(s->daemon, ifname);
 }
 
 /* Drop the tombstones every configured node has acknowledged (and saved)
@@ -2046,24 +2247,32 @@ static int device_apply_peer(struct wg_device *dev, const struct wg_peer *change
         return 0;
 }
 
-void sync_local_write_begin(struct hamgr_daemon *d, const char *ifname) {
+void sync_local_write_begin(struct hamgr_daemon *d, const char *ifname, const uint8_t key[static WG_KEY_LEN]) {
         struct sync_poll_state *ps;
 
         if (!d->sync)
                 return;
-        poll_invalidate(d->sync, ifname);
+        poll_overtake(d->sync, ifname);
         ps = poll_state(d->sync, ifname);
-        if (ps)
-                ps->local_writes++;
+        if (!ps) {
+                poll_invalidate(d->sync, ifname);
+                return;
+        }
+        poll_forget(ps, key);
+        ps->local_writes++;
 }
 
-void sync_local_write_end(struct hamgr_daemon *d, const char *ifname) {
+void sync_local_write_end(struct hamgr_daemon *d, const char *ifname, const uint8_t key[static WG_KEY_LEN]) {
         struct sync_poll_state *ps;
 
         if (!d->sync)
                 return;
-        poll_invalidate(d->sync, ifname);
+        /* Whether it landed or not, the peer is what the next read
+         * compares; sync_local_peer() has versioned it if it landed. */
+        poll_overtake(d->sync, ifname);
         ps = poll_state(d->sync, ifname);
+        if (ps)
+                poll_forget(ps, key);
         if (!ps || ps->local_writes == 0)
                 return;
         ps->local_writes--;
@@ -2280,6 +2489,9 @@ int sync_start(struct hamgr_daemon *d) {
                          d->config->state_dir);
         if (r < 0)
                 return r;
+        r = sync_saver_new(d->event, d->config->state_dir, s->private_key, s->replica, on_saved, s, &s->saver);
+        if (r < 0)
+                return r;
         if (lost && cfg->n_peers > 0 && cfg->bootstrap_grace_s > 0) {
                 /* Without its state this node cannot tell a revoked peer
                  * still on its device from a new one: it versions nothing
@@ -2371,14 +2583,17 @@ void sync_stop(struct hamgr_daemon *d) {
         polls_cancel(s);
         if (s->listen_fd >= 0)
                 close(s->listen_fd);
-        if (s->replica)
-                sync_save(s);
+        /* On the loop, after the save in flight: nothing runs after this. */
+        if (s->saver && !replica_bootstrapping(s->replica))
+                (void) sync_saver_flush(s->saver);
+        s->saver = sync_saver_free(s->saver);
         replica_free(s->replica);
         sodium_memzero(s->private_key, sizeof(s->private_key));
         free(s->peers);
         free(s->pinned);
         for (size_t i = 0; i < s->n_polls; i++) {
                 wg_index_free(s->polls[i]->index);
+                free(s->polls[i]->forget);
                 free(s->polls[i]);
         }
         free(s->polls);
@@ -2425,14 +2640,18 @@ int sync_status_json(struct hamgr_daemon *d, struct json_object **ret) {
         for (size_t i = 0; ok && i < d->config->n_wireguard; i++) {
                 const char *ifname = d->config->wireguard[i].interface;
                 json_object *dv = json_object_new_object();
-                unsigned edits = 0;
+                const struct sync_poll_state *ps = NULL;
 
                 json_add_string(dv, "interface", ifname, &ok);
                 json_add_bool(dv, "write_pending", replica_device_needs_apply(s->replica, ifname), &ok);
                 for (size_t k = 0; k < s->n_polls; k++)
                         if (streq(s->polls[k]->ifname, ifname))
-                                edits = s->polls[k]->local_writes;
-                json_add_u64(dv, "edits_writing", edits, &ok);
+                                ps = s->polls[k];
+                json_add_u64(dv, "edits_writing", ps ? ps->local_writes : 0, &ok);
+                json_add_bool(dv, "missing", ps && ps->device_gone, &ok);
+                json_add_bool(dv, "settling", ps && ps->settling, &ok);
+                for (size_t k = 0; k < _POLL_READ_MAX; k++)
+                        json_add_u64(dv, poll_read_names[k], ps ? ps->reads[k] : 0, &ok);
                 json_push(devices, dv, &ok);
         }
         peers = json_object_new_array();

@@ -5,6 +5,7 @@
  * docs/sync-protocol.md and hamgr.conf(5), "sync"). */
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct hamgr_daemon;
 struct hamgr_sync;
@@ -41,14 +42,15 @@ bool sync_device_busy(struct hamgr_daemon *d, const char *ifname);
  * must not be versioned. NULL: every interface. */
 void sync_device_written(struct hamgr_daemon *d, const char *ifname);
 
-/* The control socket starts / ended a write of IFNAME's device beside
- * the loop. Meanwhile merged changes wait for a whole write after the last
- * such write ends (written at once, they could land before it and be
- * undone by it), and reads in flight are not versioned. Each begin takes
- * one end; an end without a begin (a reload restarted replication) is
- * ignored. */
-void sync_local_write_begin(struct hamgr_daemon *d, const char *ifname);
-void sync_local_write_end(struct hamgr_daemon *d, const char *ifname);
+/* The control socket starts / ended a write of the peer KEY of IFNAME's
+ * device beside the loop. Meanwhile merged changes wait for a whole write
+ * after the last such write ends (written at once, they could land before
+ * it and be undone by it), and reads in flight are not versioned; the next
+ * read compares KEY with the replica, and the other peers only if they
+ * changed. Each begin takes one end; an end without a begin (a reload
+ * restarted replication) is ignored. */
+void sync_local_write_begin(struct hamgr_daemon *d, const char *ifname, const uint8_t key[static 32]);
+void sync_local_write_end(struct hamgr_daemon *d, const char *ifname, const uint8_t key[static 32]);
 
 struct wg_peer;
 /* The control socket just wrote CHANGE (one peer, set semantics:

@@ -1608,6 +1608,13 @@ bool wg_follower_active(struct hamgr_daemon *d, const char *ifname) {
         return false;
 }
 
+bool wg_follower_passive(struct hamgr_daemon *d, const char *ifname) {
+        for (size_t i = 0; i < d->n_followers; i++)
+                if (streq(d->followers[i]->config->interface, ifname))
+                        return d->followers[i]->phase == PHASE_PASSIVE;
+        return false;
+}
+
 bool wg_follower_link_expected_up(struct hamgr_daemon *d, const char *ifname) {
         for (size_t i = 0; i < d->n_followers; i++)
                 if (streq(d->followers[i]->config->interface, ifname))

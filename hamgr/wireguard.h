@@ -73,6 +73,10 @@ bool wg_follower_busy(struct hamgr_daemon *d, const char *ifname);
 /* True when the follower of IFNAME is active (this node serves its tunnels). */
 bool wg_follower_active(struct hamgr_daemon *d, const char *ifname);
 
+/* True when IFNAME has a follower and it is passive (the link is down: this
+ * node does not serve its tunnels, and learns no endpoint on it). */
+bool wg_follower_passive(struct hamgr_daemon *d, const char *ifname);
+
 /* True when the follower of IFNAME has brought its link up (a takeover
  * past its link-up step, or active): only then is a down link a fault. A
  * takeover keeps the link down on purpose while it stages endpoints, which

@@ -11,6 +11,8 @@
 #    wireguard-go does not hold the event loop (the backup stays BACKUP),
 #    and a conflicting removal merged while it is written does not undo it
 #    (these three stop wireguard-go: not in the kernel module's run);
+#  - after hamgr's own peer writes (an edit, a merged change), the next poll
+#    of each device reads only what differs, not the whole device;
 #  - the replicated state survives a restart (encrypted file, 0600, no keys
 #    in the clear);
 #  - a node with an unknown key (the "rogue", at gw2's address so that it
@@ -144,6 +146,32 @@ node_exec gw2 "$HAMGR_BIN" peer remove wg0 "$k2" -s /run/hamgr/control.sock
 assert_true "hamgr peer remove on gw2 reaches gw1" wait_until 5 no_peer gw1 "$k2"
 removed_flag=$(node_exec gw1 "$HAMGR_BIN" peers --json -s /run/hamgr/control.sock | jq -r --arg k "$k2" '.[] | select(.public_key == $k) | .removed')
 assert_eq "$removed_flag" true "the removal is kept as a tombstone"
+
+# ---- hamgr's own peer writes keep the polls partial (wireguard-go): after
+# an add on gw2 and its merged write on gw1, the next read of each device
+# lists only what differs from its last one (the written peer among
+# them), and neither reads its whole device again (sync.devices[].reads_*).
+reads_of() {
+        hamgr_status "$1" | jq -r --arg k "reads_$2" '.sync.devices[] | select(.interface == "wg0") | .[$k]'
+}
+read_more() {
+        [ "$(reads_of "$1" "$2")" -gt "$3" ]
+}
+w1=$(reads_of gw1 whole) w2=$(reads_of gw2 whole) p1=$(reads_of gw1 partial) p2=$(reads_of gw2 partial)
+k_own=$(wg genkey | wg pubkey)
+node_exec gw2 "$HAMGR_BIN" peer add wg0 "$k_own" --allowed-ips 10.99.4.4/32 -s /run/hamgr/control.sock
+wait_until 5 has_peer gw1 "$k_own" || die "gw2's add of $k_own did not reach gw1"
+if [ "$WG_BACKEND" = uapi ]; then
+        assert_true "gw2 (the edit's node) reads its device partially after the write" wait_until 3 read_more gw2 partial "$p2"
+        assert_true "gw1 (the merge's node) reads its device partially after the write" wait_until 3 read_more gw1 partial "$p1"
+        assert_eq "$(reads_of gw2 whole)" "$w2" "gw2 did not read its whole device again"
+        assert_eq "$(reads_of gw1 whole)" "$w1" "gw1 did not read its whole device again"
+else
+        assert_true "kernel module: the device is read whole after the write" wait_until 3 read_more gw1 whole "$w1"
+        assert_eq "$(reads_of gw1 partial)" 0 "kernel module: no partial reads"
+fi
+node_exec gw2 "$HAMGR_BIN" peer remove wg0 "$k_own" -s /run/hamgr/control.sock
+wait_until 5 no_peer gw1 "$k_own" || die "gw2's removal of $k_own did not reach gw1"
 
 # The next three stall the device by stopping its wireguard-go (SIGSTOP).
 # The kernel module answers netlink at once and has no process to stop:

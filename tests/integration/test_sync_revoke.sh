@@ -8,6 +8,9 @@
 #  - the same when gw2's device appears only after hamgr started (the
 #    restore at start fails and is retried before any poll, still keeping
 #    the peers the device came up with);
+#  - the same when gw2's device is recreated while hamgr runs (status shows
+#    it missing, then settling): written whole twice, 2 s apart, before any
+#    poll, so a revoked peer the tool adds after creating the link goes;
 #  - the same with gw2's state file deleted: gw2 versions nothing until it
 #    merged gw1's full state, then matches it; a peer added to gw2's device
 #    while it was down still replicates afterwards;
@@ -138,6 +141,22 @@ assert_true "late device: the peer stays revoked on both nodes for 5 s" holds_fo
 assert_true "late device: the client peer is on gw2" has_peer gw2 "$WG_CLIENT_PUB"
 assert_true "late device: the peer it came up with stays on gw2 and reaches gw1" wait_until 5 has_peer gw1 "$kd"
 assert_true "late device: and is still on gw2" has_peer gw2 "$kd"
+
+# ---- the device recreated while hamgr runs (wg-quick down, then up from a
+# file that still lists the revoked peer): once gw2 has seen it gone, the
+# device that comes back is written whole, then again once it settled
+# (its tool adds peers after creating it), before anything is versioned.
+device_field() {
+        [ "$(hamgr_status gw2 | jq -r --arg f "$1" '.sync.devices[] | select(.interface == "wg0") | .[$f]')" = "$2" ]
+}
+wg_go_stop gw2
+assert_true "recreated while running: gw2 sees its device gone (status: missing)" wait_until 5 device_field missing true
+recreate_gw2 "$kr"
+assert_true "recreated while running: gw2 drops the revoked peer" wait_until 8 no_peer gw2 "$kr"
+assert_true "recreated while running: the peer stays revoked on both nodes for 5 s" holds_for 5 revoked "$kr"
+assert_true "recreated while running: settled (status)" device_field settling false
+assert_true "recreated while running: the client peer is on gw2" has_peer gw2 "$WG_CLIENT_PUB"
+assert_true "recreated while running: the peer it lacked comes back from the replica" wait_until 5 has_peer gw2 "$kd"
 
 # ---- the same with gw2's state file deleted
 hamgr_stop gw2 TERM
