@@ -189,14 +189,6 @@ struct hamgr_sync {
         uint64_t polls_dropped;              /* reads overtaken by a write of hamgr's */
 };
 
-/*
- * What the last full poll of an interface saw, to skip the next one, and
- * the read in flight. The read runs beside the event loop (wg-io.h), so
- * hamgr may write the device or change the replica while it runs: such a
- * read may show the device before the write, and versioned, it would undo
- * the write (a revoked peer coming back). GENERATION counts those writes;
- * a read that finds it moved on is dropped and another one started.
- */
 /* What a versioned read of a device found (status: reads_*). */
 enum poll_read {
         POLL_READ_UNCHANGED,                 /* the same as the index: nothing parsed */
@@ -211,6 +203,14 @@ static const char *const poll_read_names[_POLL_READ_MAX] = {
         [POLL_READ_WHOLE] = "reads_whole",
 };
 
+/*
+ * What the last full poll of an interface saw, to skip the next one, and
+ * the read in flight. The read runs beside the event loop (wg-io.h), so
+ * hamgr may write the device or change the replica while it runs: such a
+ * read may show the device before the write, and versioned, it would undo
+ * the write (a revoked peer coming back). GENERATION counts those writes;
+ * a read that finds it moved on is dropped and another one started.
+ */
 struct sync_poll_state {
         struct hamgr_sync *sync;
         char ifname[IFNAMSIZ];
