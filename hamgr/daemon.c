@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 
 #include "common/macro.h"
 #include "control.h"
@@ -25,7 +26,16 @@ uint64_t daemon_now(struct hamgr_daemon *d) {
         uint64_t now = 0;
 
         sd_event_now(d->event, CLOCK_MONOTONIC, &now);
-        return now;
+        return MAX(now, d->clock_floor_usec);
+}
+
+uint64_t daemon_now_fresh(struct hamgr_daemon *d) {
+        struct timespec ts;
+
+        if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
+                d->clock_floor_usec = MAX(d->clock_floor_usec,
+                                          (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000);
+        return daemon_now(d);
 }
 
 static struct hamgr_group_rt *group_rt_free(struct hamgr_group_rt *g) {

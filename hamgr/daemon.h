@@ -149,6 +149,7 @@ struct hamgr_daemon {
         bool stopping;
         uint64_t started_usec;
         sd_event_source *stop_timeout;
+        uint64_t clock_floor_usec;          /* latest daemon_now_fresh() */
 };
 
 /* daemon.c */
@@ -159,7 +160,13 @@ int daemon_run(struct hamgr_daemon *d);
 /* Reload the configuration file; instances whose settings are unchanged keep
  * their state. Returns 0, or -errno leaving the running config in place. */
 int daemon_reload(struct hamgr_daemon *d);
+/* CLOCK_MONOTONIC as of this loop iteration's wake-up (sd_event_now()), or
+ * the latest daemon_now_fresh() reading if that is later: never goes back. */
 uint64_t daemon_now(struct hamgr_daemon *d);
+/* CLOCK_MONOTONIC read now, for an input whose time matters more than the
+ * iteration's: the process may have been stopped or starved between the
+ * wake-up and this handler. Later daemon_now() calls return at least this. */
+uint64_t daemon_now_fresh(struct hamgr_daemon *d);
 /* Called by the notifier when its queues drain, to finish a shutdown. */
 void daemon_maybe_exit(struct hamgr_daemon *d);
 /* Refresh the systemd STATUS= line. */

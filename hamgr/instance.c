@@ -420,6 +420,11 @@ static void instance_drain(struct hamgr_instance *inst) {
                         log_inst_errno(inst, LOG_WARNING, r, "receive failed: %m");
                         break;
                 }
+                /* Heard as of now, not as of the loop's wake-up: had the
+                 * process been stopped in between, an advert dated then
+                 * would re-arm a Master_Down that has already run out, and
+                 * the next iteration would take over from a live master. */
+                daemon_now_fresh(inst->daemon);
                 instance_receive_one(inst, payload, len, &meta);
         }
 }

@@ -9,7 +9,9 @@
 # expired and gw1's adverts are queued on its sockets, unread; sd-event
 # makes all of them pending in one iteration and, with more than one
 # instance, may run a timer before its socket: the daemon must read the
-# queued adverts before acting on the timer. Asserted:
+# queued adverts before acting on the timer. Then five more stalls land
+# inside the socket handler (strace delays a recvmsg() by 1 s): the adverts
+# read after such a stall must count as heard after it. Asserted:
 #  - both of gw2's instances stay BACKUP (polled after each stall), their
 #    transition and became_master counters do not move, and gw2 notifies
 #    and logs nothing after startup;
@@ -23,9 +25,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 require_hamgr
-require_cmd tcpdump
+require_cmd tcpdump strace timeout
 
 ROUNDS=20
+HELD_ROUNDS=5
 STALL=1
 
 write_conf() {
@@ -114,6 +117,28 @@ for ((i = 1; i <= ROUNDS; i++)); do
         fi
 done
 assert_eq "$bad" 0 "after each of $ROUNDS stalls: gw2 BACKUP, gw1 MASTER (both instances)"
+
+# A stall that lands inside the socket handler, after the loop woke up and
+# read its clock: strace holds gw2's next recvmsg() for 1 s before it runs.
+# The adverts read then, and those queued behind them, were heard after the
+# stall; dated at the wake-up instead, they would leave a Master_Down that
+# has already run out, and the next iteration would take over. SIGSTOP
+# rarely lands in this window; this puts the stall in it every round.
+bad=0
+delayed=0
+for ((i = 1; i <= HELD_ROUNDS; i++)); do
+        trace="$HI_TMP/held.$i.strace"
+        timeout -s INT 3 strace -qq -o "$trace" -p "$gw2_pid" -e trace=recvmsg \
+                -e inject=recvmsg:delay_enter=$((STALL * 1000000)):when=1 || true
+        grep -q 'recvmsg(.*DELAYED' "$trace" && delayed=$((delayed + 1))
+        if ! steady; then
+                bad=$((bad + 1))
+                hi_log "held round $i: gw1 $(hamgr_state gw1 wan)/$(hamgr_state gw1 wan6), gw2 $(hamgr_state gw2 wan)/$(hamgr_state gw2 wan6)"
+                wait_until 5 steady || true
+        fi
+done
+assert_eq "$delayed" "$HELD_ROUNDS" "each held round delayed one of gw2's recvmsg() calls by ${STALL} s"
+assert_eq "$bad" 0 "after each of $HELD_ROUNDS stalls inside a receive: gw2 BACKUP, gw1 MASTER (both instances)"
 assert_eq "$(counters)" "$c0" "gw2 made no transition (transitions/became_master)"
 assert_eq "$(hamgr_notify_count gw2 MASTER)" "$n0" "gw2 notified no MASTER"
 assert_eq "$(hamgr_log_count gw2 ' -> ')" 2 "gw2 logged only its two startup transitions"
