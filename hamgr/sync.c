@@ -58,6 +58,11 @@
  * more than this many connections within that round trip. */
 #define SYNC_PENDING_PER_SOURCE 4
 #define SYNC_PENDING_MAX        64
+/* How long a new connection is safe from the per-source limit (only the
+ * total one can drop it). A peer's message 1 can come well after its
+ * connection was accepted (its loop writes it once the connect completes),
+ * and a flood from the same address would otherwise evict it meanwhile. */
+#define SYNC_PENDING_GRACE_USEC (100 * USEC_PER_MSEC)
 /* Accepts are refused while fewer descriptors than this remain below the
  * RLIMIT_NOFILE soft limit: VRRP sockets, health probes, netlink and the
  * control socket need them more. */
@@ -1029,6 +1034,18 @@ static void conn_close(struct sync_conn *c, const char *why) {
                 peer_schedule_dial(c->peer, c->peer->backoff_usec);
         } else if (c->initiator && c->peer && !c->peer->conn)
                 peer_schedule_dial(c->peer, c->peer->backoff_usec);
+        else if (c->initiator && c->peer && !c->registered && c->peer->conn && c->peer->conn->rekey &&
+                 !s->daemon->stopping) {
+                /* A re-handshake that failed (evicted by a flood, refused):
+                 * the old connection carries on. Try again after the
+                 * backoff, not at the attempt's deadline, so that forward
+                 * secrecy does not wait a whole interval more. */
+                struct sync_peer_rt *p = c->peer;
+
+                (void) sd_event_source_set_time_relative(p->conn->rekey, p->backoff_usec);
+                (void) sd_event_source_set_enabled(p->conn->rekey, SD_EVENT_ONESHOT);
+                p->backoff_usec = MIN(p->backoff_usec * 2, SYNC_BACKOFF_MAX_USEC);
+        }
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->liveness);
         sd_event_source_disable_unref(c->rekey);
@@ -1739,6 +1756,7 @@ static bool evict_before(const struct sync_conn *a, const struct sync_conn *b) {
 /* Make room for one more connection in handshake from FROM. */
 static void pending_make_room(struct hamgr_sync *s, const struct in6_addr *from) {
         struct sync_conn *same = NULL, *any = NULL, *victim = NULL;
+        uint64_t now = daemon_now(s->daemon);
         size_t n_same = 0;
 
         for (struct sync_conn *k = s->conns; k; k = k->next) {
@@ -1746,13 +1764,13 @@ static void pending_make_room(struct hamgr_sync *s, const struct in6_addr *from)
                         continue;
                 if (memcmp(&k->source, from, sizeof(*from)) == 0) {
                         n_same++;
-                        if (evict_before(k, same))
+                        if (now >= k->started + SYNC_PENDING_GRACE_USEC && evict_before(k, same))
                                 same = k;
                 }
                 if (evict_before(k, any))
                         any = k;
         }
-        if (n_same >= SYNC_PENDING_PER_SOURCE)
+        if (n_same >= SYNC_PENDING_PER_SOURCE && same)
                 victim = same;
         else if (s->n_pending >= SYNC_PENDING_MAX)
                 victim = any;

@@ -46,6 +46,7 @@ HI_LIB_SOURCED=1
 : "${HI_PREFIX:=hi$$}"
 HI_PASSED=0
 HI_FAILED=0
+HI_FAIL_MSGS=()
 HI_FINISHED=0
 HI_CLEANED=0
 HI_KEEP_TMP="${HI_KEEP_TMP:-0}"
@@ -86,6 +87,7 @@ pass() {
 
 fail() {
         HI_FAILED=$((HI_FAILED + 1))
+        HI_FAIL_MSGS+=("$*")
         printf 'FAIL: %s\n' "$*"
         return 0
 }
@@ -1092,9 +1094,17 @@ hi_dump_logs() {
         [ -n "$HI_TMP" ] && [ -d "$HI_TMP" ] || return 0
         for f in "$HI_TMP"/*.log; do
                 [ -s "$f" ] || continue
-                printf -- '---- %s (last 40 lines) ----\n' "${f##*/}"
-                tail -n 40 "$f"
+                printf -- '---- %s (last 40 lines, each cut at 400 characters) ----\n' "${f##*/}"
+                tail -n 40 "$f" | cut -c1-400
         done
+}
+
+# The failures again, after the logs: a CI excerpt that keeps only the
+# start and the end of the output still shows what failed.
+hi_print_failures() {
+        [ ${#HI_FAIL_MSGS[@]} -gt 0 ] || return 0
+        printf -- '---- failed (%d) ----\n' "${#HI_FAIL_MSGS[@]}"
+        printf 'FAIL: %s\n' "${HI_FAIL_MSGS[@]}"
 }
 
 hi_cleanup() {
@@ -1106,6 +1116,7 @@ hi_cleanup() {
                 hi_check_daemons
                 if [ "$status" -ne 0 ]; then
                         HI_FAILED=$((HI_FAILED + 1))
+                        HI_FAIL_MSGS+=("test aborted (exit status $status)")
                         printf 'FAIL: test aborted (exit status %s)\n' "$status"
                 fi
                 if [ "$status" -ne 0 ] || [ "$HI_FAILED" -gt 0 ]; then
@@ -1114,6 +1125,7 @@ hi_cleanup() {
         fi
         if [ "$HI_FAILED" -gt 0 ]; then
                 hi_dump_logs
+                hi_print_failures
         fi
         # Workers first (newest first), the holders they run in last.
         for ((i = ${#HI_PIDS[@]} - 1; i >= 0; i--)); do
