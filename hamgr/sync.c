@@ -83,6 +83,8 @@
 /* Acknowledgements one connection may have waiting for a save: an honest
  * sender waits for them after SYNC_WINDOW batches (and one CAUGHT_UP). */
 #define SYNC_ACKS_WAITING_MAX 64
+/* Tombstone collection runs this often, or every half retention period
+ * when that is shorter (at least every second): a pass reads every record. */
 #define SYNC_GC_USEC          (60 * USEC_PER_SEC)
 
 struct sync_conn;
@@ -2216,11 +2218,17 @@ static void sync_collect(struct hamgr_sync *s) {
         sync_save(s);
 }
 
+static uint64_t gc_interval(const struct hamgr_sync *s) {
+        uint64_t half = (uint64_t) s->config->tombstone_retention_s * USEC_PER_SEC / 2;
+
+        return MIN(SYNC_GC_USEC, MAX(half, USEC_PER_SEC));
+}
+
 static int on_gc(sd_event_source *src, uint64_t usec, void *userdata) {
         struct hamgr_sync *s = userdata;
 
         sync_collect(s);
-        sd_event_source_set_time(src, usec + SYNC_GC_USEC);
+        sd_event_source_set_time(src, usec + gc_interval(s));
         return sd_event_source_set_enabled(src, SD_EVENT_ON);
 }
 
@@ -2569,7 +2577,8 @@ int sync_start(struct hamgr_daemon *d) {
         if (r < 0)
                 return r;
         poll_timer_arm(s, false);
-        r = sd_event_add_time_relative(d->event, &s->gc_timer, CLOCK_MONOTONIC, SYNC_GC_USEC, USEC_PER_SEC, on_gc, s);
+        r = sd_event_add_time_relative(d->event, &s->gc_timer, CLOCK_MONOTONIC, gc_interval(s), USEC_PER_SEC / 10, on_gc,
+                                       s);
         if (r < 0)
                 return r;
         log_info("sync: listening on %s, %zu peer%s", cfg->listen, cfg->n_peers, cfg->n_peers == 1 ? "" : "s");
