@@ -29,61 +29,17 @@ GRACE=8
 
 lab_create 2
 wg_keys
-for g in gw1 gw2; do
-        (umask 077; "$HAMGR_BIN" genkey >"$HI_TMP/$g.sync.key")
-        chmod 600 "$HI_TMP/$g.sync.key"
-        pub[$([ "$g" = gw1 ] && echo 1 || echo 2)]=$("$HAMGR_BIN" pubkey <"$HI_TMP/$g.sync.key")
-done
+sync_pair_keys
 
-# write_conf NODE PRIORITY MY_INDEX OTHER_INDEX OTHER_PUB
-write_conf() {
-        local node=$1 prio=$2 me=$3 other=$4 other_pub=$5
-        HC_TRACK= HC_INTERVAL_MS=100 write_hamgr_conf "$HI_TMP/$node.conf" "$node" "$prio" "$(cat <<EOF
-wireguard = ( { interface = "wg0"; backend = "uapi"; follow = "wan"; source_address = "$VIP"; } );
-sync = {
-    listen = "10.77.0.$me:7789";
-    private_key_file = "$HI_TMP/$node.sync.key";
-    poll_interval_ms = 200;
-    bootstrap_grace_s = $GRACE;
-    peers = ( { name = "gw$other"; address = "10.77.0.$other:7789"; public_key = "$other_pub"; } );
-};
-EOF
-)"
-        "$HAMGR_BIN" check -c "$HI_TMP/$node.conf" >/dev/null || die "hamgr check: $("$HAMGR_BIN" check -c "$HI_TMP/$node.conf" 2>&1)"
-}
-
-ctl() {
-        local node=$1
-        shift
-        node_exec "$node" "$HAMGR_BIN" "$@" -s /run/hamgr/control.sock
-}
-connected() {
-        [ "$(hamgr_status "$1" | jq -r '.sync.peers[0].connected')" = true ]
-}
 bootstrapping() {
         [ "$(hamgr_status "$1" | jq -r '.sync.bootstrapping')" = true ]
 }
 not_bootstrapping() {
         [ "$(hamgr_status "$1" | jq -r '.sync.bootstrapping')" = false ]
 }
-has_peer() {
-        node_exec "$1" wg show wg0 peers | grep -xF "$2" >/dev/null
-}
-no_peer() {
-        ! has_peer "$1" "$2"
-}
 # listed NODE KEY: `hamgr peers` on NODE has KEY as a live peer.
 listed() {
         ctl "$1" peers --json | jq -e --arg k "$2" 'any(.[]; .public_key == $k and (.removed | not))' >/dev/null
-}
-# revoked KEY: on both nodes KEY is on neither device, and `hamgr peers`
-# shows it removed or not at all.
-revoked() {
-        local n
-        for n in gw1 gw2; do
-                no_peer "$n" "$1" || return 1
-                ctl "$n" peers --json | jq -e --arg k "$1" 'all(.[]; .public_key != $k or .removed)' >/dev/null || return 1
-        done
 }
 
 # recreate_gw2 KEY...: gw2's wg0 as a configuration file would bring it
@@ -100,31 +56,31 @@ recreate_gw2() {
 
 wg_gateway_setup gw1
 wg_gateway_setup gw2
-write_conf gw1 150 1 2 "${pub[2]}"
-write_conf gw2 100 2 1 "${pub[1]}"
+sync_pair_conf gw1 150 1 2 "$VIP" "    bootstrap_grace_s = $GRACE;"
+sync_pair_conf gw2 100 2 1 "$VIP" "    bootstrap_grace_s = $GRACE;"
 hamgr_start gw1 "$HI_TMP/gw1.conf"
 hamgr_start gw2 "$HI_TMP/gw2.conf"
 # A first start has no state either: the pair waits out the grace period
 # once (covered in detail at the end).
-assert_true "first start: gw1 and gw2 connect" wait_until 10 connected gw1
+assert_true "first start: gw1 and gw2 connect" wait_until 10 sync_connected gw1
 assert_true "first start: the bootstrap ends (grace ${GRACE} s)" wait_until $((GRACE + 10)) not_bootstrapping gw1
 assert_true "first start: gw2's bootstrap ends too" wait_until 10 not_bootstrapping gw2
 
 # ---- a revoked peer on a recreated device, gw2 kept its state
 kr=$(wg genkey | wg pubkey)
 ctl gw1 peer add wg0 "$kr" --allowed-ips 10.99.9.1/32
-assert_true "the peer reaches gw2" wait_until 5 has_peer gw2 "$kr"
+assert_true "the peer reaches gw2" wait_until 5 wg_has_peer gw2 "$kr"
 ctl gw1 peer remove wg0 "$kr"
-assert_true "hamgr peer remove on gw1: gone from gw2" wait_until 5 no_peer gw2 "$kr"
-assert_true "the removal is a tombstone on gw2" wait_until 5 revoked "$kr"
+assert_true "hamgr peer remove on gw1: gone from gw2" wait_until 5 wg_no_peer gw2 "$kr"
+assert_true "the removal is a tombstone on gw2" wait_until 5 sync_revoked "$kr"
 hamgr_stop gw2 TERM
 recreate_gw2 "$kr"
-assert_true "gw2's recreated device lists the revoked peer" has_peer gw2 "$kr"
+assert_true "gw2's recreated device lists the revoked peer" wg_has_peer gw2 "$kr"
 hamgr_start gw2 "$HI_TMP/gw2.conf"
-assert_true "restart with state: gw2 drops the revoked peer" wait_until 5 no_peer gw2 "$kr"
-assert_true "restart with state: reconnected" wait_until 10 connected gw1
-assert_true "restart with state: the peer stays revoked on both nodes for 5 s" holds_for 5 revoked "$kr"
-assert_true "restart with state: the client peer is still on gw2" has_peer gw2 "$WG_CLIENT_PUB"
+assert_true "restart with state: gw2 drops the revoked peer" wait_until 5 wg_no_peer gw2 "$kr"
+assert_true "restart with state: reconnected" wait_until 10 sync_connected gw1
+assert_true "restart with state: the peer stays revoked on both nodes for 5 s" holds_for 5 sync_revoked "$kr"
+assert_true "restart with state: the client peer is still on gw2" wg_has_peer gw2 "$WG_CLIENT_PUB"
 assert_contains "$(cat "$(hamgr_log gw2)")" "it was revoked" "gw2 logged the removal of the revoked peer"
 
 # ---- the same, gw2's device created only after hamgr started (its
@@ -133,14 +89,14 @@ assert_contains "$(cat "$(hamgr_log gw2)")" "it was revoked" "gw2 logged the rem
 hamgr_stop gw2 TERM
 wg_go_stop gw2
 hamgr_start gw2 "$HI_TMP/gw2.conf"
-assert_true "late device: gw2 reconnects without its device" wait_until 10 connected gw1
+assert_true "late device: gw2 reconnects without its device" wait_until 10 sync_connected gw1
 kd=$(wg genkey | wg pubkey) # on the device as it comes up: added while hamgr could not see it
 recreate_gw2 "$kr" "$kd"
-assert_true "late device: gw2 drops the revoked peer once its device is there" wait_until 5 no_peer gw2 "$kr"
-assert_true "late device: the peer stays revoked on both nodes for 5 s" holds_for 5 revoked "$kr"
-assert_true "late device: the client peer is on gw2" has_peer gw2 "$WG_CLIENT_PUB"
-assert_true "late device: the peer it came up with stays on gw2 and reaches gw1" wait_until 5 has_peer gw1 "$kd"
-assert_true "late device: and is still on gw2" has_peer gw2 "$kd"
+assert_true "late device: gw2 drops the revoked peer once its device is there" wait_until 5 wg_no_peer gw2 "$kr"
+assert_true "late device: the peer stays revoked on both nodes for 5 s" holds_for 5 sync_revoked "$kr"
+assert_true "late device: the client peer is on gw2" wg_has_peer gw2 "$WG_CLIENT_PUB"
+assert_true "late device: the peer it came up with stays on gw2 and reaches gw1" wait_until 5 wg_has_peer gw1 "$kd"
+assert_true "late device: and is still on gw2" wg_has_peer gw2 "$kd"
 
 # ---- the device recreated while hamgr runs (wg-quick down, then up from a
 # file that still lists the revoked peer): once gw2 has seen it gone, the
@@ -152,11 +108,11 @@ device_field() {
 wg_go_stop gw2
 assert_true "recreated while running: gw2 sees its device gone (status: missing)" wait_until 5 device_field missing true
 recreate_gw2 "$kr"
-assert_true "recreated while running: gw2 drops the revoked peer" wait_until 8 no_peer gw2 "$kr"
-assert_true "recreated while running: the peer stays revoked on both nodes for 5 s" holds_for 5 revoked "$kr"
+assert_true "recreated while running: gw2 drops the revoked peer" wait_until 8 wg_no_peer gw2 "$kr"
+assert_true "recreated while running: the peer stays revoked on both nodes for 5 s" holds_for 5 sync_revoked "$kr"
 assert_true "recreated while running: settled (status)" device_field settling false
-assert_true "recreated while running: the client peer is on gw2" has_peer gw2 "$WG_CLIENT_PUB"
-assert_true "recreated while running: the peer it lacked comes back from the replica" wait_until 5 has_peer gw2 "$kd"
+assert_true "recreated while running: the client peer is on gw2" wg_has_peer gw2 "$WG_CLIENT_PUB"
+assert_true "recreated while running: the peer it lacked comes back from the replica" wait_until 5 wg_has_peer gw2 "$kd"
 
 # ---- the same with gw2's state file deleted
 hamgr_stop gw2 TERM
@@ -165,14 +121,14 @@ kl=$(wg genkey | wg pubkey) # added on gw2 by hand while its hamgr was down
 recreate_gw2 "$kr" "$kl"
 : >"$(hamgr_log gw2)"
 hamgr_start gw2 "$HI_TMP/gw2.conf"
-assert_true "no state: reconnected" wait_until 10 connected gw1
-assert_true "no state: gw2 drops the revoked peer once it has gw1's state" wait_until 5 no_peer gw2 "$kr"
-assert_true "no state: the peer stays revoked on both nodes for 5 s" holds_for 5 revoked "$kr"
+assert_true "no state: reconnected" wait_until 10 sync_connected gw1
+assert_true "no state: gw2 drops the revoked peer once it has gw1's state" wait_until 5 wg_no_peer gw2 "$kr"
+assert_true "no state: the peer stays revoked on both nodes for 5 s" holds_for 5 sync_revoked "$kr"
 assert_true "no state: gw2 no longer bootstraps" not_bootstrapping gw2
 assert_contains "$(cat "$(hamgr_log gw2)")" "sync gw1: merged its full state" "gw2 ended its bootstrap with gw1's state"
 assert_not_contains "$(cat "$(hamgr_log gw2)")" "within $GRACE s" "gw2 did not wait out the grace period"
-assert_true "no state: the peer added on gw2 while down reaches gw1" wait_until 5 has_peer gw1 "$kl"
-assert_true "no state: the client peer is still on gw2" has_peer gw2 "$WG_CLIENT_PUB"
+assert_true "no state: the peer added on gw2 while down reaches gw1" wait_until 5 wg_has_peer gw1 "$kl"
+assert_true "no state: the client peer is still on gw2" wg_has_peer gw2 "$WG_CLIENT_PUB"
 same_peers() {
         [ "$(node_exec gw1 wg show wg0 peers | sort)" = "$(node_exec gw2 wg show wg0 peers | sort)" ]
 }
@@ -197,16 +153,16 @@ out=$(ctl gw1 peer add wg0 "$(wg genkey | wg pubkey)" --allowed-ips 10.99.8.9/32
 # Checked after the request: once over, a wait never starts again.
 assert_true "fresh pair: gw1 was still waiting during hamgr peer add" bootstrapping gw1
 assert_contains "$out" "waiting" "fresh pair: hamgr peer add is refused while waiting"
-assert_true "fresh pair: connected" wait_until 10 connected gw1
+assert_true "fresh pair: connected" wait_until 10 sync_connected gw1
 # While a node waits, nothing it finds is versioned, so nothing of it
 # reaches the other node.
 quiet_while_waiting() {
-        { ! bootstrapping gw1 || { no_peer gw2 "$k1" && ! listed gw2 "$k1"; }; } &&
-                { ! bootstrapping gw2 || { no_peer gw1 "$k2" && ! listed gw1 "$k2"; }; }
+        { ! bootstrapping gw1 || { wg_no_peer gw2 "$k1" && ! listed gw2 "$k1"; }; } &&
+                { ! bootstrapping gw2 || { wg_no_peer gw1 "$k2" && ! listed gw1 "$k2"; }; }
 }
 assert_true "fresh pair: nothing replicated while waiting" holds_for 2 quiet_while_waiting
 converged() {
-        has_peer gw1 "$k2" && has_peer gw2 "$k1" && same_peers
+        wg_has_peer gw1 "$k2" && wg_has_peer gw2 "$k1" && same_peers
 }
 assert_true "fresh pair: converged after the grace period" wait_until $((GRACE + 10)) converged
 assert_true "fresh pair: gw1 no longer waits" not_bootstrapping gw1

@@ -33,51 +33,18 @@ RETENTION=2
 
 lab_create 2
 wg_keys
-for g in gw1 gw2; do
-        (umask 077; "$HAMGR_BIN" genkey >"$HI_TMP/$g.sync.key")
-        pub[${g#gw}]=$("$HAMGR_BIN" pubkey <"$HI_TMP/$g.sync.key")
-done
+sync_pair_keys
+SYNC_LINES="    bootstrap_grace_s = 3;
+    tombstone_retention_s = $RETENTION;"
 
-# write_conf NODE PRIORITY MY_INDEX OTHER_INDEX
-write_conf() {
-        local node=$1 prio=$2 me=$3 other=$4
-        HC_TRACK= HC_INTERVAL_MS=100 write_hamgr_conf "$HI_TMP/$node.conf" "$node" "$prio" "$(cat <<EOF
-wireguard = ( { interface = "wg0"; backend = "uapi"; follow = "wan"; source_address = "$VIP"; } );
-sync = {
-    listen = "10.77.0.$me:7789";
-    private_key_file = "$HI_TMP/$node.sync.key";
-    poll_interval_ms = 200;
-    bootstrap_grace_s = 3;
-    tombstone_retention_s = $RETENTION;
-    peers = ( { name = "gw$other"; address = "10.77.0.$other:7789"; public_key = "${pub[$other]}"; } );
-};
-EOF
-)"
-        "$HAMGR_BIN" check -c "$HI_TMP/$node.conf" >/dev/null || die "hamgr check: $("$HAMGR_BIN" check -c "$HI_TMP/$node.conf" 2>&1)"
-}
-
-ctl() {
-        local node=$1
-        shift
-        node_exec "$node" "$HAMGR_BIN" "$@" -s /run/hamgr/control.sock
-}
-connected() {
-        [ "$(hamgr_status "$1" | jq -r '.sync.peers[0].connected')" = true ]
-}
-not_bootstrapping() {
-        [ "$(hamgr_status "$1" | jq -r '.sync.bootstrapping')" = false ]
-}
 collected() {
         hamgr_status "$1" | jq -r '.sync.tombstones_collected'
 }
 collected_at_least() {
         [ "$(collected "$1")" -ge "$2" ]
 }
-has_peer() {
-        node_exec "$1" wg show wg0 peers | grep -xF "$2" >/dev/null
-}
-no_peer() {
-        ! has_peer "$1" "$2"
+not_bootstrapping() {
+        [ "$(hamgr_status "$1" | jq -r '.sync.bootstrapping')" = false ]
 }
 # tombstone NODE KEY: `hamgr peers` on NODE lists KEY as removed.
 tombstone() {
@@ -87,27 +54,19 @@ tombstone() {
 unlisted() {
         ctl "$1" peers --json | jq -e --arg k "$2" 'all(.[]; .public_key != $k)' >/dev/null
 }
-# revoked KEY: on neither device, and on neither node a live peer.
-revoked() {
-        local n
-        for n in gw1 gw2; do
-                no_peer "$n" "$1" || return 1
-                ctl "$n" peers --json | jq -e --arg k "$1" 'all(.[]; .public_key != $k or .removed)' >/dev/null || return 1
-        done
-}
 # add_everywhere KEY N: added on gw1, on gw2's device too.
 add_everywhere() {
         ctl gw1 peer add wg0 "$1" --allowed-ips "10.99.9.$2/32"
-        wait_until 5 has_peer gw2 "$1" || die "peer $2 did not reach gw2"
+        wait_until 5 wg_has_peer gw2 "$1" || die "peer $2 did not reach gw2"
 }
 
 wg_gateway_setup gw1
 wg_gateway_setup gw2
-write_conf gw1 150 1 2
-write_conf gw2 100 2 1
+sync_pair_conf gw1 150 1 2 "$VIP" "$SYNC_LINES"
+sync_pair_conf gw2 100 2 1 "$VIP" "$SYNC_LINES"
 hamgr_start gw1 "$HI_TMP/gw1.conf"
 hamgr_start gw2 "$HI_TMP/gw2.conf"
-assert_true "gw1 and gw2 connect" wait_until 10 connected gw1
+assert_true "gw1 and gw2 connect" wait_until 10 sync_connected gw1
 assert_true "the first start's bootstrap ends" wait_until 15 not_bootstrapping gw1
 wait_until 10 not_bootstrapping gw2 || die "gw2 still bootstrapping"
 
@@ -116,7 +75,7 @@ ka=$(wg genkey | wg pubkey)
 add_everywhere "$ka" 1
 c0=$(collected gw1)
 ctl gw1 peer remove wg0 "$ka"
-assert_true "a removal on gw1 leaves gw2's device" wait_until 5 no_peer gw2 "$ka"
+assert_true "a removal on gw1 leaves gw2's device" wait_until 5 wg_no_peer gw2 "$ka"
 assert_true "gw1 holds it as a tombstone" tombstone gw1 "$ka"
 assert_true "acknowledged and ${RETENTION} s old: gw1 collects the tombstone" \
         wait_until $((RETENTION + 8)) collected_at_least gw1 $((c0 + 1))
@@ -135,7 +94,7 @@ tracer=$!
 HI_PIDS+=("$tracer")
 sleep 1
 ctl gw1 peer remove wg0 "$kb"
-assert_true "held save: gw2 merged the removal (off its device)" wait_until 5 no_peer gw2 "$kb"
+assert_true "held save: gw2 merged the removal (off its device)" wait_until 5 wg_no_peer gw2 "$kb"
 # The merge's save is now held in fsync(); give an early ack time to arrive.
 sleep 1
 assert_contains "$(cat "$HI_TMP/gw2.fsync.trace")" "fsync(" "held save: gw2's save reached fsync() and is held there"
@@ -145,11 +104,11 @@ sleep $((RETENTION + 2))
 assert_eq "$(collected gw1)" "$c1" "gw2 killed before its save ended: gw1 collected nothing, $((RETENTION + 2)) s on"
 assert_true "gw1 still holds the tombstone" tombstone gw1 "$kb"
 hamgr_start gw2 "$HI_TMP/gw2.conf"
-assert_true "gw2 restarted from its older state file: reconnected" wait_until 10 connected gw1
-assert_true "the revoked peer stays off both devices and both nodes' peers for 5 s" holds_for 5 revoked "$kb"
+assert_true "gw2 restarted from its older state file: reconnected" wait_until 10 sync_connected gw1
+assert_true "the revoked peer stays off both devices and both nodes' peers for 5 s" holds_for 5 sync_revoked "$kb"
 assert_true "saved and acknowledged after the restart: gw1 collects the tombstone" \
         wait_until $((RETENTION + 10)) collected_at_least gw1 $((c1 + 1))
-assert_true "and the peer is still revoked" revoked "$kb"
+assert_true "and the peer is still revoked" sync_revoked "$kb"
 
 # ---- a node away: nothing collected until it is back and acknowledged
 kc=$(wg genkey | wg pubkey)
@@ -161,10 +120,10 @@ ctl gw1 peer remove wg0 "$kc"
 sleep $((RETENTION + 3))
 assert_eq "$(collected gw1)" "$c2" "gw2 away: gw1 collected nothing, $((RETENTION + 3)) s after the removal"
 hamgr_start gw2 "$HI_TMP/gw2.conf"
-assert_true "gw2 back: it drops the peer removed while it was away" wait_until 10 no_peer gw2 "$kc"
+assert_true "gw2 back: it drops the peer removed while it was away" wait_until 10 wg_no_peer gw2 "$kc"
 assert_true "gw2 back: gw1 collects once it acknowledged" \
         wait_until $((RETENTION + 10)) collected_at_least gw1 $((c2 + 1))
-assert_true "gw2 back: the peer stays revoked for 5 s" holds_for 5 revoked "$kc"
+assert_true "gw2 back: the peer stays revoked for 5 s" holds_for 5 sync_revoked "$kc"
 
 hamgr_stop gw1
 hamgr_stop gw2

@@ -145,3 +145,63 @@ for i in range(n):
     print()
 PY
 }
+
+# ---- a replicating pair (gw1, gw2: sync on 10.77.0.N:7789, wg0 on uapi)
+
+# sync_pair_keys: a sync key per gateway in $HI_TMP/gwN.sync.key, the
+# public ones in SYNC_PUB[N].
+declare -gA SYNC_PUB=()
+sync_pair_keys() {
+        local g
+        for g in gw1 gw2; do
+                (umask 077; "$HAMGR_BIN" genkey >"$HI_TMP/$g.sync.key")
+                SYNC_PUB[${g#gw}]=$("$HAMGR_BIN" pubkey <"$HI_TMP/$g.sync.key")
+        done
+}
+
+# sync_pair_conf NODE PRIORITY MY_INDEX OTHER_INDEX VIP SYNC_LINES: NODE's
+# config in $HI_TMP/NODE.conf (checked with hamgr check): wg0 following
+# "wan" with VIP as source, polled every 200 ms, SYNC_LINES added to the
+# sync section.
+sync_pair_conf() {
+        local node=$1 prio=$2 me=$3 other=$4 vip=$5 extra=$6
+        HC_TRACK='' HC_INTERVAL_MS=100 write_hamgr_conf "$HI_TMP/$node.conf" "$node" "$prio" "$(cat <<EOF
+wireguard = ( { interface = "wg0"; backend = "uapi"; follow = "wan"; source_address = "$vip"; } );
+sync = {
+    listen = "10.77.0.$me:7789";
+    private_key_file = "$HI_TMP/$node.sync.key";
+    poll_interval_ms = 200;
+$extra
+    peers = ( { name = "gw$other"; address = "10.77.0.$other:7789"; public_key = "${SYNC_PUB[$other]}"; } );
+};
+EOF
+)"
+        "$HAMGR_BIN" check -c "$HI_TMP/$node.conf" >/dev/null || die "hamgr check: $("$HAMGR_BIN" check -c "$HI_TMP/$node.conf" 2>&1)"
+}
+
+# ctl NODE ARGS...: hamgr ARGS against NODE's daemon.
+ctl() {
+        local node=$1
+        shift
+        node_exec "$node" "$HAMGR_BIN" "$@" -s /run/hamgr/control.sock
+}
+# sync_connected NODE: its (one) sync peer is connected.
+sync_connected() {
+        [ "$(hamgr_status "$1" | jq -r '.sync.peers[0].connected')" = true ]
+}
+# wg_has_peer / wg_no_peer NODE KEY: on NODE's wg0 or not.
+wg_has_peer() {
+        node_exec "$1" wg show wg0 peers | grep -xF "$2" >/dev/null
+}
+wg_no_peer() {
+        ! wg_has_peer "$1" "$2"
+}
+# sync_revoked KEY: on neither gateway's wg0, and on neither a live peer in
+# `hamgr peers` (removed, or not listed at all).
+sync_revoked() {
+        local n
+        for n in gw1 gw2; do
+                wg_no_peer "$n" "$1" || return 1
+                ctl "$n" peers --json | jq -e --arg k "$1" 'all(.[]; .public_key != $k or .removed)' >/dev/null || return 1
+        done
+}
