@@ -143,7 +143,6 @@ assert_true "replication goes on across re-handshakes" wait_until 2 has_peer gw1
 # the old connection carries on. Retried after the dial backoff (0.25 s,
 # doubling), one gets through at most about 2 s after the resets end;
 # retried at the attempt's deadline instead, 7-10 s after.
-h1=$(sync_num gw1 handshakes)
 ip netns exec "$(ns_of gw1)" nft -f - <<'NFT'
 table inet hi_rekey {
         chain input {
@@ -152,6 +151,9 @@ table inet hi_rekey {
         }
 }
 NFT
+# A re-handshake whose SYN got through just before may still complete.
+sleep 0.5
+h1=$(sync_num gw1 handshakes)
 sleep 3
 resets=$(ip netns exec "$(ns_of gw1)" nft list table inet hi_rekey | sed -n 's/.*counter packets \([0-9]*\).*/\1/p')
 ip netns exec "$(ns_of gw1)" nft delete table inet hi_rekey
