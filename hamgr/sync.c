@@ -83,6 +83,9 @@
 /* Acknowledgements one connection may have waiting for a save: an honest
  * sender waits for them after SYNC_WINDOW batches (and one CAUGHT_UP). */
 #define SYNC_ACKS_WAITING_MAX 64
+/* A read follows a device write of hamgr's after this many times the
+ * last read's length (apply_end()). */
+#define SYNC_READ_AFTER_WRITE 10
 /* Tombstone collection runs this often, or every half retention period
  * when that is shorter (at least every second): a pass reads every record. */
 #define SYNC_GC_USEC          (60 * USEC_PER_SEC)
@@ -247,6 +250,7 @@ struct sync_poll_state {
         size_t apply_peers;
         bool apply_whole;                    /* the whole state, not one merged batch */
         uint64_t due;                        /* CLOCK_MONOTONIC: the next periodic read starts */
+        uint64_t last_read_usec;             /* how long the last read took */
 };
 
 /* hamgr changed IFNAME's replicated state (NULL: any interface's): a
@@ -480,9 +484,20 @@ static void apply_end(struct sync_poll_state *ps, bool written) {
                 apply_begin(ps);
                 return;
         }
+        /* A read follows each write: it finds what the write met (a peer
+         * added or removed by hand meanwhile), and it is the poll held back
+         * if one came due. Not at once but after ten times the last read's
+         * length: on a standby every merged batch would otherwise be
+         * followed by a read of the whole device, which holds wireguard-go's
+         * lock (250 ms at 50,000 peers) against the next batch's write. */
         if (written) {
-                ps->again = false;
-                sync_poll_interface(s, ps->ifname, true);
+                uint64_t now = mono_usec();
+
+                ps->due = MIN(ps->due, now + SYNC_READ_AFTER_WRITE * ps->last_read_usec);
+                if (ps->again || now >= ps->due) {
+                        ps->again = false;
+                        sync_poll_interface(s, ps->ifname, true);
+                }
         }
         poll_timer_arm(s, false);
 }
@@ -2067,6 +2082,7 @@ static void poll_local_device(struct hamgr_sync *s, struct sync_poll_state *ps, 
 static void poll_schedule(struct hamgr_sync *s, struct sync_poll_state *ps, uint64_t read_usec) {
         uint64_t interval = (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC, lead = 2 * read_usec;
 
+        ps->last_read_usec = read_usec;
         if (ps->io_passive)
                 interval = MAX(interval, SYNC_PASSIVE_READ_SHARE * read_usec);
 
