@@ -76,9 +76,6 @@ assert_true "gw2 sees the connection too" wait_until 5 connected gw2
 assert_contains "$(node_exec gw1 "$HAMGR_BIN" status -s /run/hamgr/control.sock)" "sync peer gw2 (10.77.0.2:7789): connected" \
         "text status shows the sync peer"
 
-has_peer() {
-        node_exec "$1" wg show wg0 peers | grep -xF "$2" >/dev/null
-}
 allowed_of() {
         node_exec "$1" wg show wg0 allowed-ips | awk -v k="$2" '$1 == k { $1 = ""; sub(/^ /, ""); print }'
 }
@@ -86,7 +83,7 @@ allowed_of() {
 # ---- wg set on the master reaches the backup
 k1=$(wg genkey | wg pubkey)
 node_exec gw1 wg set wg0 peer "$k1" allowed-ips 10.99.1.1/32
-assert_true "wg set on gw1: the peer appears on gw2" wait_until 5 has_peer gw2 "$k1"
+assert_true "wg set on gw1: the peer appears on gw2" wait_until 5 wg_has_peer gw2 "$k1"
 assert_eq "$(allowed_of gw2 "$k1")" "10.99.1.1/32" "its allowed IPs came along"
 
 node_exec gw1 wg set wg0 peer "$k1" allowed-ips 10.99.1.1/32,10.99.2.0/24
@@ -96,10 +93,7 @@ has_allowed() {
 assert_true "allowed-IPs change propagates" wait_until 5 has_allowed "10.99.1.1/32 10.99.2.0/24"
 
 node_exec gw1 wg set wg0 peer "$k1" remove
-no_peer() {
-        ! has_peer "$1" "$2"
-}
-assert_true "removal propagates" wait_until 5 no_peer gw2 "$k1"
+assert_true "removal propagates" wait_until 5 wg_no_peer gw2 "$k1"
 
 # ---- a reload with the same sync settings keeps replicating
 kill -HUP "${HAMGR_PID[gw1]}"
@@ -115,8 +109,8 @@ chmod 600 "$HI_TMP/k2.psk"
 t0=$(hi_now_ms)
 node_exec gw2 "$HAMGR_BIN" peer add wg0 "$k2" --allowed-ips 10.99.3.3/32 --keepalive 25 \
         --preshared-key-file "$HI_TMP/k2.psk" -s /run/hamgr/control.sock
-assert_true "hamgr peer add on gw2: the peer is on gw2's device" has_peer gw2 "$k2"
-assert_true "hamgr peer add on gw2: the peer reaches gw1" wait_until 5 has_peer gw1 "$k2"
+assert_true "hamgr peer add on gw2: the peer is on gw2's device" wg_has_peer gw2 "$k2"
+assert_true "hamgr peer add on gw2: the peer reaches gw1" wait_until 5 wg_has_peer gw1 "$k2"
 pass "hamgr peer add to the other node's device in $(($(hi_now_ms) - t0)) ms"
 peers=$(node_exec gw1 "$HAMGR_BIN" peers --json -s /run/hamgr/control.sock)
 json_schema_check "peers --json" "$HAMGR_SOURCE_DIR/tests/integration/peers-schema.txt" "$peers"
@@ -143,7 +137,7 @@ for g in gw1 gw2; do
         done
 done
 node_exec gw2 "$HAMGR_BIN" peer remove wg0 "$k2" -s /run/hamgr/control.sock
-assert_true "hamgr peer remove on gw2 reaches gw1" wait_until 5 no_peer gw1 "$k2"
+assert_true "hamgr peer remove on gw2 reaches gw1" wait_until 5 wg_no_peer gw1 "$k2"
 removed_flag=$(node_exec gw1 "$HAMGR_BIN" peers --json -s /run/hamgr/control.sock | jq -r --arg k "$k2" '.[] | select(.public_key == $k) | .removed')
 assert_eq "$removed_flag" true "the removal is kept as a tombstone"
 
@@ -160,7 +154,7 @@ read_more() {
 w1=$(reads_of gw1 whole) w2=$(reads_of gw2 whole) p1=$(reads_of gw1 partial) p2=$(reads_of gw2 partial)
 k_own=$(wg genkey | wg pubkey)
 node_exec gw2 "$HAMGR_BIN" peer add wg0 "$k_own" --allowed-ips 10.99.4.4/32 -s /run/hamgr/control.sock
-wait_until 5 has_peer gw1 "$k_own" || die "gw2's add of $k_own did not reach gw1"
+wait_until 5 wg_has_peer gw1 "$k_own" || die "gw2's add of $k_own did not reach gw1"
 if [ "$WG_BACKEND" = uapi ]; then
         assert_true "gw2 (the edit's node) reads its device partially after the write" wait_until 3 read_more gw2 partial "$p2"
         assert_true "gw1 (the merge's node) reads its device partially after the write" wait_until 3 read_more gw1 partial "$p1"
@@ -171,7 +165,7 @@ else
         assert_eq "$(reads_of gw1 partial)" 0 "kernel module: no partial reads"
 fi
 node_exec gw2 "$HAMGR_BIN" peer remove wg0 "$k_own" -s /run/hamgr/control.sock
-wait_until 5 no_peer gw1 "$k_own" || die "gw2's removal of $k_own did not reach gw1"
+wait_until 5 wg_no_peer gw1 "$k_own" || die "gw2's removal of $k_own did not reach gw1"
 
 # The next three stall the device by stopping its wireguard-go (SIGSTOP).
 # The kernel module answers netlink at once and has no process to stop:
@@ -201,10 +195,10 @@ if [ "$WG_BACKEND" = uapi ]; then
         assert_contains "$err" "replication is writing changes from the other node to wg0" "and says why"
         # Within 2 s the stalled write gets its answer; later, it timed out, and the
         # poll retries once the 10 s hold-off of a stalled daemon is over.
-        assert_true "gw1's change reaches gw2's device once wireguard-go runs again" wait_until 20 has_peer gw2 "$k3"
+        assert_true "gw1's change reaches gw2's device once wireguard-go runs again" wait_until 20 wg_has_peer gw2 "$k3"
         assert_true "status: the write is no longer pending" wait_until 5 write_pending false
         node_exec gw2 "$HAMGR_BIN" peer add wg0 "$k4" --allowed-ips 10.99.5.5/32 -s /run/hamgr/control.sock
-        assert_true "then hamgr peer add on gw2 is accepted and reaches gw1" wait_until 5 has_peer gw1 "$k4"
+        assert_true "then hamgr peer add on gw2 is accepted and reaches gw1" wait_until 5 wg_has_peer gw1 "$k4"
 
         # ---- hamgr peer add does not hold the event loop
         # gw1's wireguard-go stopped: the add waits for the device beside the loop,
@@ -224,7 +218,7 @@ if [ "$WG_BACKEND" = uapi ]; then
         wait "$add_pid" || rc=$?
         assert_eq "$held" 0 "gw2 stays BACKUP while gw1's hamgr peer add waits for its stopped wireguard-go"
         assert_eq "$rc" 0 "the add succeeds once wireguard-go runs again ($(cat "$HI_TMP/add5.out"))"
-        assert_true "and reaches gw2" wait_until 5 has_peer gw2 "$k5"
+        assert_true "and reaches gw2" wait_until 5 wg_has_peer gw2 "$k5"
         wait_until 10 hamgr_state_is gw1 wan MASTER || die "gw1 is not MASTER again"
 
         # ---- a change merged while an add is being written waits for it
@@ -236,7 +230,7 @@ if [ "$WG_BACKEND" = uapi ]; then
         # remove everywhere. It waits for the add, and the add wins on both nodes.
         k6=$(wg genkey | wg pubkey)
         node_exec gw1 wg set wg0 peer "$k6" allowed-ips 10.99.7.7/32
-        wait_until 5 has_peer gw2 "$k6" || die "gw1's peer $k6 did not reach gw2"
+        wait_until 5 wg_has_peer gw2 "$k6" || die "gw1's peer $k6 did not reach gw2"
         edits_writing() {
                 [ "$(hamgr_status gw2 | jq -r '.sync.devices[] | select(.interface == "wg0") | .edits_writing')" = "$1" ]
         }
@@ -326,7 +320,7 @@ stop_pid "$rogue" TERM
 wg_dev_stop gw2 wg9
 assert_eq "$(sync_of gw1 "" .merges):$(sync_of gw1 "" .records)" "$merges0:$records0" "gw1: no merge, same records"
 assert_eq "$(devices)" "$devices0" "gw1 and gw2: devices unchanged"
-assert_false "gw1: the rogue's peer is not on its device" has_peer gw1 "$kR"
+assert_false "gw1: the rogue's peer is not on its device" wg_has_peer gw1 "$kR"
 assert_eq "$(sync_of gw1 "" '.peers[0].refused')" 0 "gw1: the refusal is not blamed on gw2"
 assert_contains "$(cat "$(hamgr_log gw1)")" "sync: refused connection (" "gw1 logged the refused connection"
 assert_true "gw1 still connected to the real gw2" connected gw1
@@ -335,7 +329,7 @@ assert_true "gw1 still connected to the real gw2" connected gw1
 k3=$(wg genkey | wg pubkey)
 k4=$(wg genkey | wg pubkey)
 node_exec gw1 wg set wg0 peer "$k3" allowed-ips 10.99.4.4/32
-assert_true "k3 replicated before the partition" wait_until 5 has_peer gw2 "$k3"
+assert_true "k3 replicated before the partition" wait_until 5 wg_has_peer gw2 "$k3"
 disconnected() {
         [ "$(hamgr_status "$1" | jq -r '.sync.peers[0].connected')" = false ]
 }
@@ -345,9 +339,9 @@ node_exec gw1 wg set wg0 peer "$k3" remove
 node_exec gw2 wg set wg0 peer "$k4" allowed-ips 10.99.5.5/32
 hamgr_start gw2 "$HI_TMP/gw2.conf"
 assert_true "heal: the sync link is back" wait_until 10 connected gw1
-assert_true "heal: gw2's edit made while apart reached gw1" wait_until 5 has_peer gw1 "$k4"
-assert_true "heal: gw1's removal made while apart reached gw2" wait_until 5 no_peer gw2 "$k3"
-assert_true "heal: the removed peer stays removed on gw1" holds_for 1 no_peer gw1 "$k3"
+assert_true "heal: gw2's edit made while apart reached gw1" wait_until 5 wg_has_peer gw1 "$k4"
+assert_true "heal: gw1's removal made while apart reached gw2" wait_until 5 wg_no_peer gw2 "$k3"
+assert_true "heal: the removed peer stays removed on gw1" holds_for 1 wg_no_peer gw1 "$k3"
 
 # ---- restart of the backup while the master is down: every peer kept
 expected=$(node_exec gw1 wg show wg0 peers | sort | tr '\n' ' ')

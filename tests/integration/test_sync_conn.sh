@@ -77,12 +77,6 @@ sync_field() {
 connected() {
         [ "$(sync_field "$1" .connected 2>/dev/null)" = true ]
 }
-has_peer() {
-        node_exec "$1" wg show wg0 peers | grep -xF "$2" >/dev/null
-}
-no_peer() {
-        ! has_peer "$1" "$2"
-}
 
 wg_gateway_setup gw1
 wg_gateway_setup gw2
@@ -145,20 +139,20 @@ k_hand=$(wg genkey | wg pubkey)
 k_remote=$(wg genkey | wg pubkey)
 node_exec gw2 wg set wg0 peer "$k_hand" allowed-ips 10.99.7.7/32
 node_exec gw1 wg set wg0 peer "$k_remote" allowed-ips 10.99.8.8/32
-assert_true "gw1's change reaches gw2" wait_until 5 has_peer gw2 "$k_remote"
-assert_true "the peer added by hand on gw2 is not undone by applying it" holds_for 1 has_peer gw2 "$k_hand"
+assert_true "gw1's change reaches gw2" wait_until 5 wg_has_peer gw2 "$k_remote"
+assert_true "the peer added by hand on gw2 is not undone by applying it" holds_for 1 wg_has_peer gw2 "$k_hand"
 # gw2 polls once an hour: only the read before applying can have seen it.
-assert_true "the peer added by hand on gw2 reaches gw1" wait_until 3 has_peer gw1 "$k_hand"
+assert_true "the peer added by hand on gw2 reaches gw1" wait_until 3 wg_has_peer gw1 "$k_hand"
 # Removed by hand on gw2, then changed on gw1 before gw2 polls (an hour):
 # written as it is, the batch would create the peer again on gw2.
 k_gone=$(wg genkey | wg pubkey)
 node_exec gw1 wg set wg0 peer "$k_gone" allowed-ips 10.99.9.9/32
-wait_until 5 has_peer gw2 "$k_gone" || die "gw1's peer $k_gone did not reach gw2"
+wait_until 5 wg_has_peer gw2 "$k_gone" || die "gw1's peer $k_gone did not reach gw2"
 node_exec gw2 wg set wg0 peer "$k_gone" remove
 node_exec gw1 wg set wg0 peer "$k_gone" allowed-ips 10.99.9.9/32,10.99.9.10/32
-assert_true "a peer removed by hand on gw2 is not brought back by gw1's change to it" holds_for 2 no_peer gw2 "$k_gone"
+assert_true "a peer removed by hand on gw2 is not brought back by gw1's change to it" holds_for 2 wg_no_peer gw2 "$k_gone"
 # gw2 polls only after applying a batch: gw1's change arrived.
-assert_true "its removal on gw2, the newer edit, reaches gw1" wait_until 3 no_peer gw1 "$k_gone"
+assert_true "its removal on gw2, the newer edit, reaches gw1" wait_until 3 wg_no_peer gw1 "$k_gone"
 
 # ====================================== a wire error before the peer is known
 # From gw2's address, so that it gets past the source filter and reaches the

@@ -91,9 +91,6 @@ sync_num() {
 connected() {
         [ "$(hamgr_status "$1" | jq -r '.sync.peers[0].connected')" = true ]
 }
-has_peer() {
-        node_exec "$1" wg show wg0 peers | grep -xF "$2" >/dev/null
-}
 # Both health checks of NODE are up (the exec check needs new descriptors
 # for every probe).
 check_up() {
@@ -136,7 +133,7 @@ for g in gw1 gw2; do
 done
 k0=$(wg genkey | wg pubkey)
 node_exec gw2 "$HAMGR_BIN" peer add wg0 "$k0" --allowed-ips 10.99.7.7/32 -s /run/hamgr/control.sock
-assert_true "replication goes on across re-handshakes" wait_until 2 has_peer gw1 "$k0"
+assert_true "replication goes on across re-handshakes" wait_until 2 wg_has_peer gw1 "$k0"
 
 # A re-handshake that fails is tried again soon: gw1 resets new connections
 # to its sync port for 3 s, so each of gw2's attempts fails at once while
@@ -189,7 +186,7 @@ assert_true "slow handshakes from the peer's address are cut" wait_until 10 cut_
 for i in 1 2; do
         k=$(wg genkey | wg pubkey)
         node_exec gw1 "$HAMGR_BIN" peer add wg0 "$k" --allowed-ips "10.99.8.$i/32" -s /run/hamgr/control.sock
-        assert_true "during the flood: hamgr peer add on gw1 reaches gw2 within 1 s ($i)" wait_until 1 has_peer gw2 "$k"
+        assert_true "during the flood: hamgr peer add on gw1 reaches gw2 within 1 s ($i)" wait_until 1 wg_has_peer gw2 "$k"
         assert_true "during the flood: VRRP states and the health checks hold ($i)" holds_for 4 steady
 done
 h_during=$(($(sync_num gw1 handshakes) - h_before))

@@ -73,12 +73,6 @@ connected() {
 disconnected() {
         [ "$(sync_field "$1" connected)" = false ]
 }
-has_peer() {
-        node_exec "$1" wg show wg0 peers | grep -xF "$2" >/dev/null
-}
-no_peer() {
-        ! has_peer "$1" "$2"
-}
 # allowed_of NODE KEY: the peer's allowed IPs on NODE's device, sorted,
 # comma separated ("" when it has none or is not there).
 allowed_of() {
@@ -179,7 +173,7 @@ kF=$(newkey) # edited on both: gw2 first, gw1 a second later
 wg_on gw1 peer "$kC" allowed-ips 10.99.10.3/32 peer "$kD" allowed-ips 10.99.10.4/32 \
         peer "$kE" allowed-ips 10.99.10.5/32 peer "$kF" allowed-ips 10.99.10.6/32
 for k in "$kC" "$kD" "$kE" "$kF"; do
-        wait_until 5 has_peer gw2 "$k" || die "a peer added on gw1 did not reach gw2 before the partition"
+        wait_until 5 wg_has_peer gw2 "$k" || die "a peer added on gw1 did not reach gw2 before the partition"
 done
 assert_true "before the partition: the devices agree" wait_until 5 same_peer_set
 
@@ -246,9 +240,9 @@ wait_until 5 record_allowed_is gw2 "$kE" 10.99.14.2/32 || fail "gw2 did not reco
 wait_until 5 record_allowed_is gw1 "$kF" 10.99.15.1/32 || fail "gw1 did not record its edit of F"
 
 # Nothing crossed: the partition is real.
-assert_true "partition: gw1's new peer A is not on gw2" no_peer gw2 "$kA"
-assert_true "partition: gw2's new peer B is not on gw1" no_peer gw1 "$kB"
-assert_true "partition: C removed on gw1 is still on gw2" has_peer gw2 "$kC"
+assert_true "partition: gw1's new peer A is not on gw2" wg_no_peer gw2 "$kA"
+assert_true "partition: gw2's new peer B is not on gw1" wg_no_peer gw1 "$kB"
+assert_true "partition: C removed on gw1 is still on gw2" wg_has_peer gw2 "$kC"
 assert_true "partition: the edits are still apart" test "$(allowed_of gw1 "$kE")" != "$(allowed_of gw2 "$kE")"
 assert_true "partition: VRRP still flows (gw2 kept receiving adverts)" \
         test "$(inst_field gw2 wan .counters.adverts_received)" -gt "$adverts2"
@@ -268,16 +262,16 @@ for g in gw1 gw2; do
 done
 assert_true "heal: both devices end with the same peers and allowed IPs" wait_until 5 same_peer_set
 for g in gw1 gw2; do
-        assert_true "heal: $g has A (added on gw1 while apart)" has_peer "$g" "$kA"
-        assert_true "heal: $g has B (added on gw2 while apart)" has_peer "$g" "$kB"
-        assert_true "heal: $g has no C (removed on gw1 while apart)" no_peer "$g" "$kC"
+        assert_true "heal: $g has A (added on gw1 while apart)" wg_has_peer "$g" "$kA"
+        assert_true "heal: $g has B (added on gw2 while apart)" wg_has_peer "$g" "$kB"
+        assert_true "heal: $g has no C (removed on gw1 while apart)" wg_no_peer "$g" "$kC"
         assert_eq "$(allowed_of "$g" "$kD")" "10.99.10.4/32,10.99.13.0/24" "heal: $g: D's allowed IPs from gw2"
         assert_eq "$(allowed_of "$g" "$kE")" "10.99.14.2/32" "heal: $g: E, the later edit (gw2's) wins"
         assert_eq "$(allowed_of "$g" "$kF")" "10.99.15.1/32" "heal: $g: F, the later edit (gw1's) wins"
         assert_eq "$(allowed_of "$g" "$WG_CLIENT_PUB")" "$WG_CLIENT_TUN/32" "heal: $g: the untouched client peer kept"
 done
 c_gone() {
-        no_peer gw1 "$kC" && no_peer gw2 "$kC" && same_peer_set
+        wg_no_peer gw1 "$kC" && wg_no_peer gw2 "$kC" && same_peer_set
 }
 assert_true "heal: C stays removed and the sets stay equal" holds_for 2 c_gone
 assert_true "heal: hamgr peers shows the same records on both" wait_until 5 same_records
@@ -302,7 +296,7 @@ CLIENT2_PUB=$(printf '%s' "$CLIENT2_KEY" | wg pubkey)
 printf '%s\n' "$CLIENT2_KEY" >"$HI_TMP/client2.key"
 chmod 600 "$HI_TMP/client2.key"
 node_exec gw1 "$HAMGR_BIN" peer add wg0 "$CLIENT2_PUB" --allowed-ips 10.99.0.3/32 -s "$SOCK" >/dev/null
-assert_true "client2 added on gw1 reaches gw2" wait_until 5 has_peer gw2 "$CLIENT2_PUB"
+assert_true "client2 added on gw1 reaches gw2" wait_until 5 wg_has_peer gw2 "$CLIENT2_PUB"
 crash_node gw1 "$VIP/24"
 assert_true "failover: gw2 MASTER" wait_until 5 hamgr_state_is gw2 wan MASTER
 assert_true "failover: wg0 up on gw2" wait_until 5 wg_link_up gw2
