@@ -315,9 +315,12 @@ stop_pid() {
         fi
         [ "$sig" != KILL ] || [ -z "${HI_DAEMON_NODE[$pid]:-}" ] || HI_DAEMON_KILL[$pid]=1
         kill -s "$sig" "$pid" 2>/dev/null || true
-        if ! hi_wait_gone "$pid" 5; then
+        # bash announces a child it reaps that died of a signal ("Killed")
+        # on its stderr while waiting here; hi_daemon_judge() says what
+        # matters about that exit.
+        if ! hi_wait_gone "$pid" 5 2>/dev/null; then
                 kill -s KILL "$pid" 2>/dev/null || true
-                hi_wait_gone "$pid" 2 || return 1
+                hi_wait_gone "$pid" 2 2>/dev/null || return 1
         fi
         hi_daemon_judge "$pid" "$sig"
         return 0
