@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/macro.h"
 #include "control.h"
 #include "daemon.h"
@@ -30,11 +30,7 @@ uint64_t daemon_now(struct hamgr_daemon *d) {
 }
 
 uint64_t daemon_now_fresh(struct hamgr_daemon *d) {
-        struct timespec ts;
-
-        if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
-                d->clock_floor_usec = MAX(d->clock_floor_usec,
-                                          (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000);
+        d->clock_floor_usec = MAX(d->clock_floor_usec, clock_monotonic_usec());
         return daemon_now(d);
 }
 

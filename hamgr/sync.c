@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/macro.h"
 #include "daemon.h"
 #include "json-util.h"
@@ -322,14 +323,6 @@ void sync_device_written(struct hamgr_daemon *d, const char *ifname) {
                 poll_invalidate(d->sync, ifname);
 }
 
-/* Not the event loop's cached time: for durations inside one handler. */
-static uint64_t mono_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
-
 static uint64_t wall_usec(void) {
         struct timespec ts;
 
@@ -459,7 +452,7 @@ static void apply_end(struct sync_poll_state *ps, bool written) {
         if (written && ps->settling && ps->apply_whole) {
                 /* The first write since the device appeared: the second,
                  * the one that confirms, comes when it has settled. */
-                ps->due = mono_usec() + SYNC_SETTLE_USEC;
+                ps->due = clock_monotonic_usec() + SYNC_SETTLE_USEC;
                 if (!s->daemon->stopping)
                         poll_timer_arm(s, false);
                 return;
@@ -475,7 +468,7 @@ static void apply_end(struct sync_poll_state *ps, bool written) {
                 /* The interface still waits for a whole write (a merge, or
                  * the load at start, set it), which the poll that comes due
                  * retries; polls wait for it. */
-                ps->due = mono_usec() + (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC;
+                ps->due = clock_monotonic_usec() + (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC;
         }
         if (s->daemon->stopping)
                 return;
@@ -491,7 +484,7 @@ static void apply_end(struct sync_poll_state *ps, bool written) {
          * followed by a read of the whole device, which holds wireguard-go's
          * lock (250 ms at 50,000 peers) against the next batch's write. */
         if (written) {
-                uint64_t now = mono_usec();
+                uint64_t now = clock_monotonic_usec();
 
                 ps->due = MIN(ps->due, now + SYNC_READ_AFTER_WRITE * ps->last_read_usec);
                 if (ps->again || now >= ps->due) {
@@ -1152,7 +1145,7 @@ static bool conn_register(struct sync_conn *c) {
                 p->rx_catching_up = true;
                 s->rx_catchups++;
         }
-        p->rx_catchup_start = mono_usec();
+        p->rx_catchup_start = clock_monotonic_usec();
         p->rx_catchup_records = 0;
         /* A bootstrapping node needs a full state, which only a stream from
          * zero is (see the CAUGHT_UP case of handle_frame()). */
@@ -1432,7 +1425,7 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
         case SYNC_FRAME_CAUGHT_UP:
                 c->peer_caught_up = true;
                 if (p->rx_catching_up) {
-                        uint64_t t = mono_usec();
+                        uint64_t t = clock_monotonic_usec();
 
                         p->rx_catching_up = false;
                         /* Saved now even if another catch-up still runs: the
@@ -1443,7 +1436,7 @@ static void handle_frame(struct sync_conn *c, const struct sync_frame *f) {
                         log_peer(p, LOG_INFO, "caught up: %" PRIu64 " records received in %" PRIu64 " ms, handed to "
                                  "the state file and the devices in %" PRIu64 " ms (%zu records held)",
                                  p->rx_catchup_records,
-                                 (t - p->rx_catchup_start) / USEC_PER_MSEC, (mono_usec() - t) / USEC_PER_MSEC,
+                                 (t - p->rx_catchup_start) / USEC_PER_MSEC, (clock_monotonic_usec() - t) / USEC_PER_MSEC,
                                  replica_n_records(s->replica));
                 }
                 /* A full state: the stream started from zero and every batch
@@ -2052,13 +2045,13 @@ static void poll_local_device(struct hamgr_sync *s, struct sync_poll_state *ps, 
         /* Sent before saved: a crash in between only means the next poll
          * versions the same edit again. */
         {
-                uint64_t t0 = mono_usec(), t1;
+                uint64_t t0 = clock_monotonic_usec(), t1;
 
                 pump_all(s);
-                t1 = mono_usec();
+                t1 = clock_monotonic_usec();
                 sync_save(s);
                 log_fields(LOG_DEBUG, 0, NULL, 0, NULL, NULL, "sync: pushed in %" PRIu64 " ms, saved in %" PRIu64 " ms",
-                           (t1 - t0) / USEC_PER_MSEC, (mono_usec() - t1) / USEC_PER_MSEC);
+                           (t1 - t0) / USEC_PER_MSEC, (clock_monotonic_usec() - t1) / USEC_PER_MSEC);
         }
 }
 
@@ -2086,7 +2079,7 @@ static void poll_schedule(struct hamgr_sync *s, struct sync_poll_state *ps, uint
         if (ps->io_passive)
                 interval = MAX(interval, SYNC_PASSIVE_READ_SHARE * read_usec);
 
-        ps->due = mono_usec() + MAX(interval > lead ? interval - lead : 0, read_usec);
+        ps->due = clock_monotonic_usec() + MAX(interval > lead ? interval - lead : 0, read_usec);
 }
 
 /* The poll timer at the earliest due read of an interface not being read;
@@ -2096,7 +2089,7 @@ static void poll_schedule(struct hamgr_sync *s, struct sync_poll_state *ps, uint
  * again an interval later. */
 static void poll_timer_arm(struct hamgr_sync *s, bool tried) {
         const struct hamgr_config *cfg = s->daemon->config;
-        uint64_t now = mono_usec(), interval = (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC,
+        uint64_t now = clock_monotonic_usec(), interval = (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC,
                  next = UINT64_MAX;
 
         if (!s->poll_timer)
@@ -2144,7 +2137,7 @@ static void on_poll_read(struct wg_io *io, struct wg_io_result *res, void *userd
                  * device meanwhile. */
                 poll_keep_index(ps, ps->index_stale ? NULL : TAKE_PTR(res->prev_index));
         } else {
-                uint64_t t = mono_usec();
+                uint64_t t = clock_monotonic_usec();
                 size_t n = res->device ? res->device->n_peers : 0;
                 bool partial = res->partial;
 
@@ -2153,7 +2146,7 @@ static void on_poll_read(struct wg_io *io, struct wg_io_result *res, void *userd
                            "sync: polled %s: read in %" PRIu64 " ms beside the loop%s, compared in %" PRIu64 " ms",
                            ps->ifname, res->usec / USEC_PER_MSEC,
                            res->unchanged ? " (unchanged)" : partial ? (n == 1 ? " (1 peer changed)" : " (peers changed)") : "",
-                           (mono_usec() - t) / USEC_PER_MSEC);
+                           (clock_monotonic_usec() - t) / USEC_PER_MSEC);
         }
         if (ps->again && !s->daemon->stopping) {
                 ps->again = false;
@@ -2179,14 +2172,14 @@ static void sync_poll_interface(struct hamgr_sync *s, const char *ifname, bool n
                 ps->again |= now;
                 return;
         }
-        if (!now && mono_usec() < ps->due)
+        if (!now && clock_monotonic_usec() < ps->due)
                 return;
         /* While a catch-up runs, the device changes with every batch: reading
          * it whole each interval would cost more than the catch-up. Local
          * edits are found by the first poll after it. */
         if (s->rx_catchups > 0)
                 return;
-        if (ps->settling && mono_usec() < ps->due) {
+        if (ps->settling && clock_monotonic_usec() < ps->due) {
                 ps->again |= now;
                 return;
         }

@@ -22,6 +22,7 @@
 
 #include <sodium.h>
 
+#include "common/clock.h"
 #include "common/macro.h"
 #include "wg-io.h"
 #include "wg/kernel.h"
@@ -87,17 +88,10 @@ static int write_chunked(struct wg_io *io, enum wg_backend b, const struct wg_de
         return 0;
 }
 
-static uint64_t mono_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
-
 static void *io_worker(void *userdata) {
         struct wg_io *io = userdata;
         struct wg_io_result *res = &io->result;
-        uint64_t t = mono_usec(), one = 1;
+        uint64_t t = clock_monotonic_usec(), one = 1;
 
         /* Parsing 100,000 peers is CPU work: on a busy machine the event
          * loop's thread (VRRP) goes first. Linux sets a thread's own nice
@@ -129,7 +123,7 @@ static void *io_worker(void *userdata) {
         else
                 res->r = wg_get_device(io->backend, io->ifname, &res->device);
 done:
-        res->usec = mono_usec() - t;
+        res->usec = clock_monotonic_usec() - t;
         if (write(io->done_fd, &one, sizeof(one)) < 0) {
                 /* Cannot happen (a counter far from overflow); a cancel
                  * still joins. */

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/macro.h"
 #include "daemon.h"
 #include "json-util.h"
@@ -163,13 +164,6 @@ static uint64_t wall_ms(void) {
         return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
-static uint64_t mono_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
 static uint64_t peer_handshake_ms(const struct wg_peer *p) {
         if (p->last_handshake_time_sec <= 0)
                 return 0;
@@ -269,7 +263,7 @@ static int store_save(struct wg_follower *f) {
                 r = -errno;
                 goto fail;
         }
-        f->last_save_usec = mono_usec();
+        f->last_save_usec = clock_monotonic_usec();
         return 0;
 fail:
         unlink(tmp);
@@ -404,7 +398,7 @@ static void follower_snapshot_from(struct wg_follower *f, const struct wg_device
                 handshakes |= known[i].handshake_ms != f->known[i].handshake_ms;
         }
         if (!changed && handshakes)
-                changed = force || mono_usec() - f->last_save_usec >= WG_HANDSHAKE_SAVE_USEC;
+                changed = force || clock_monotonic_usec() - f->last_save_usec >= WG_HANDSHAKE_SAVE_USEC;
         free(f->known);
         f->known = known;
         f->n_known = n;
@@ -679,13 +673,13 @@ static void follower_size_batch(struct wg_follower *f, size_t done, uint64_t spe
  * has queued it, and a takeover cut short leaves no keepalive behind. */
 static void *batch_worker(void *userdata) {
         struct wg_follower *f = userdata;
-        uint64_t t = mono_usec(), one = 1;
+        uint64_t t = clock_monotonic_usec(), one = 1;
 
         if (f->req_read)
                 f->req_result = wg_get_device(f->req_backend, f->req_name, &f->req_got);
         else
                 f->req_result = wg_set_device(f->req_backend, f->req);
-        f->req_usec = mono_usec() - t;
+        f->req_usec = clock_monotonic_usec() - t;
         if (write(f->done_fd, &one, sizeof(one)) < 0) {
                 /* Cannot happen (a counter far from overflow); the join at
                  * release or the next takeover still collects the batch. */
@@ -945,11 +939,11 @@ static int on_work(sd_event_source *s, void *userdata) {
                 /* A kick costs more than staging (an initiation each). */
                 f->batch = WG_BATCH_FIRST;
                 if (f->phase == PHASE_KICK) {
-                        f->kick_usec = mono_usec() - f->phase_started_usec;
+                        f->kick_usec = clock_monotonic_usec() - f->phase_started_usec;
                         follower_finish_takeover(f);
                         return 0;
                 }
-                f->stage_usec = mono_usec() - f->phase_started_usec;
+                f->stage_usec = clock_monotonic_usec() - f->phase_started_usec;
                 f->phase = PHASE_LINK_UP;
                 return 0;
         case PHASE_LINK_UP:
@@ -962,7 +956,7 @@ static int on_work(sd_event_source *s, void *userdata) {
                         break;
                 f->active_ifindex = ifindex;
                 f->phase = PHASE_KICK;
-                f->phase_started_usec = mono_usec();
+                f->phase_started_usec = clock_monotonic_usec();
                 return 0;
         default:
                 f->work_source = sd_event_source_disable_unref(f->work_source);
@@ -1090,7 +1084,7 @@ static int follower_prepare_work(struct wg_follower *f, const struct wg_device *
         f->batch = WG_BATCH_FIRST;
         f->requests = 0;
         f->stage_usec = f->kick_usec = 0;
-        f->phase_started_usec = mono_usec();
+        f->phase_started_usec = clock_monotonic_usec();
         f->phase = PHASE_STAGE_ENDPOINTS;
         log_wg(f, LOG_INFO, "taking over: %zu of %zu peers have a known endpoint", f->n_work, dev->n_peers);
         return 0;
