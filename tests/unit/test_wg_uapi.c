@@ -305,6 +305,28 @@ static void test_parse_nul_and_long_lines(void **state) {
 
         assert_int_equal(wg_uapi_parse_get((const uint8_t *) nul, sizeof(nul) - 1, NOW, &d, &reason), -EBADMSG);
         assert_string_equal(reason, "NUL byte in line");
+        /* The digest hashes a NUL as the start of one of its tokens: the
+         * digest and a compared read (which check whole chunks, not lines)
+         * refuse it too. */
+        {
+                static const char base[] = "listen_port=1\nerrno=0\n\n";
+                _cleanup_(wg_index_freep) struct wg_index *ia = NULL, *ib = NULL;
+                _cleanup_(wg_device_freep) struct wg_device *a = NULL, *b = NULL;
+                uint8_t dg[WG_DIGEST_LEN];
+                bool partial;
+
+                reason = NULL;
+                assert_int_equal(wg_uapi_parse_digest((const uint8_t *) nul, sizeof(nul) - 1, dg, &reason), -EBADMSG);
+                assert_string_equal(reason, "NUL byte in line");
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) base, sizeof(base) - 1, NOW, NULL, &ia, &a,
+                                                       &partial, &reason),
+                                 0);
+                reason = NULL;
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) nul, sizeof(nul) - 1, NOW, ia, &ib, &b,
+                                                       &partial, &reason),
+                                 -EBADMSG);
+                assert_string_equal(reason, "NUL byte in line");
+        }
 
         /* An unknown key of exactly WG_UAPI_LINE_MAX bytes is fine, one more is not. */
         longline = malloc(WG_UAPI_LINE_MAX + 64);
@@ -1182,6 +1204,15 @@ static void test_digest(void **state) {
                 { "fwmark=4660", "fwmark=0", false },
                 { "allowed_ip=fd01::/64\n", "", false },
                 { "preshared_key=AAAA", "preshared_key=BAAA", false },
+                /* Names and the zero key are hashed as tokens: a change to
+                 * either, or a line they no longer match, still shows. */
+                { "preshared_key=0000000000000000000000000000000000000000000000000000000000000000",
+                  "preshared_key=0000000000000000000000000000000000000000000000000000000000000001", false },
+                { "preshared_key=0000000000000000000000000000000000000000000000000000000000000000\n", "", false },
+                { "protocol_version=1", "protocol_versio=1", false },
+                { "protocol_version=1", "protocol_version=2", false },
+                { "persistent_keepalive_interval=25", "persistent_keepalive_interval=025", false },
+                { "public_key=", "public_key=\npublic_key=", false },
         };
 
         assert_int_equal(digest_of(wggo_reply, base, &reason), 0);
