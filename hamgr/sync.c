@@ -252,6 +252,13 @@ struct sync_poll_state {
         bool apply_whole;                    /* the whole state, not one merged batch */
         uint64_t due;                        /* CLOCK_MONOTONIC: the next periodic read starts */
         uint64_t last_read_usec;             /* how long the last read took */
+        uint64_t io_started;                 /* CLOCK_MONOTONIC: the read in flight started */
+        /* The configuration (all but handshake times and counters) was the
+         * same when the read that made INDEX had ended (STABLE_SINCE) and
+         * when the last read that found it unchanged started (STABLE_UNTIL),
+         * and hamgr changed nothing of it between; 0: not known
+         * (sync_device_unchanged_between()). */
+        uint64_t stable_since, stable_until;
 };
 
 /* hamgr changed IFNAME's replicated state (NULL: any interface's): a
@@ -259,8 +266,10 @@ struct sync_poll_state {
  * for the device, which only an apply changes (and that writes it). */
 static void poll_overtake(struct hamgr_sync *s, const char *ifname) {
         for (size_t i = 0; i < s->n_polls; i++)
-                if (!ifname || streq(s->polls[i]->ifname, ifname))
+                if (!ifname || streq(s->polls[i]->ifname, ifname)) {
                         s->polls[i]->generation++;
+                        s->polls[i]->stable_since = s->polls[i]->stable_until = 0;
+                }
 }
 
 /* hamgr wrote IFNAME's device (NULL: any): a read in flight predates it,
@@ -321,6 +330,20 @@ static void poll_keep_index(struct sync_poll_state *ps, struct wg_index *index) 
 void sync_device_written(struct hamgr_daemon *d, const char *ifname) {
         if (d->sync)
                 poll_invalidate(d->sync, ifname);
+}
+
+static struct sync_poll_state *poll_find(const struct hamgr_sync *s, const char *ifname) {
+        for (size_t i = 0; i < s->n_polls; i++)
+                if (streq(s->polls[i]->ifname, ifname))
+                        return s->polls[i];
+        return NULL;
+}
+
+bool sync_device_unchanged_between(struct hamgr_daemon *d, const char *ifname, uint64_t from_usec,
+                                   uint64_t to_usec) {
+        const struct sync_poll_state *ps = d->sync ? poll_find(d->sync, ifname) : NULL;
+
+        return ps && ps->stable_since != 0 && ps->stable_since <= from_usec && to_usec <= ps->stable_until;
 }
 
 static uint64_t wall_usec(void) {
@@ -436,10 +459,9 @@ static bool device_writing(const struct sync_poll_state *ps) {
 
 /* Whether a whole write of IFNAME is in flight (sync_apply_device()). */
 static bool apply_running(const struct hamgr_sync *s, const char *ifname) {
-        for (size_t i = 0; i < s->n_polls; i++)
-                if (streq(s->polls[i]->ifname, ifname))
-                        return s->polls[i]->apply_io;
-        return false;
+        const struct sync_poll_state *ps = poll_find(s, ifname);
+
+        return ps && ps->apply_io;
 }
 
 /* The end of a write of PS's interface, whole or of one merged batch
@@ -1945,11 +1967,10 @@ static void peer_schedule_dial(struct sync_peer_rt *p, uint64_t delay) {
 /* ---- polling -------------------------------------------------------------- */
 
 static struct sync_poll_state *poll_state(struct hamgr_sync *s, const char *ifname) {
-        struct sync_poll_state **grown, *ps;
+        struct sync_poll_state **grown, *ps = poll_find(s, ifname);
 
-        for (size_t i = 0; i < s->n_polls; i++)
-                if (streq(s->polls[i]->ifname, ifname))
-                        return s->polls[i];
+        if (ps)
+                return ps;
         /* Pointers, not structs: a read in flight holds its state. */
         grown = realloc(s->polls, (s->n_polls + 1) * sizeof(*grown));
         if (!grown)
@@ -2095,11 +2116,8 @@ static void poll_timer_arm(struct hamgr_sync *s, bool tried) {
         if (!s->poll_timer)
                 return;
         for (size_t i = 0; i < cfg->n_wireguard; i++) {
-                struct sync_poll_state *ps = NULL;
+                struct sync_poll_state *ps = poll_find(s, cfg->wireguard[i].interface);
 
-                for (size_t k = 0; k < s->n_polls && !ps; k++)
-                        if (streq(s->polls[k]->ifname, cfg->wireguard[i].interface))
-                                ps = s->polls[k];
                 if (!ps)
                         next = MIN(next, now + interval); /* never read yet: sync_poll_interface() makes one */
                 else if (!ps->io && !ps->apply_io) {
@@ -2136,12 +2154,25 @@ static void on_poll_read(struct wg_io *io, struct wg_io_result *res, void *userd
                  * with the same index again, unless hamgr wrote the
                  * device meanwhile. */
                 poll_keep_index(ps, ps->index_stale ? NULL : TAKE_PTR(res->prev_index));
+                ps->stable_since = ps->stable_until = 0;
         } else {
                 uint64_t t = clock_monotonic_usec();
                 size_t n = res->device ? res->device->n_peers : 0;
-                bool partial = res->partial;
+                bool partial = res->partial, unchanged = res->r >= 0 && res->unchanged, failed = res->r < 0;
+                uint64_t generation = ps->generation;
 
                 poll_local_device(s, ps, res);
+                /* What the read found stands for the device unless hamgr
+                 * has changed it since (a write the local change led to). */
+                if (failed || !ps->index || ps->generation != generation)
+                        ps->stable_since = ps->stable_until = 0;
+                else if (unchanged) {
+                        if (ps->stable_since != 0)
+                                ps->stable_until = ps->io_started;
+                } else {
+                        ps->stable_since = t;
+                        ps->stable_until = 0;
+                }
                 log_fields(LOG_DEBUG, 0, NULL, 0, NULL, NULL,
                            "sync: polled %s: read in %" PRIu64 " ms beside the loop%s, compared in %" PRIu64 " ms",
                            ps->ifname, res->usec / USEC_PER_MSEC,
@@ -2197,6 +2228,7 @@ static void sync_poll_interface(struct hamgr_sync *s, const char *ifname, bool n
         if (ps->endpoints != endpoints)
                 ps->index = wg_index_free(ps->index);
         ps->index_stale = false;
+        ps->io_started = clock_monotonic_usec();
         r = wg_io_read(s->daemon->event, b, ifname, WG_IO_CHANGES, TAKE_PTR(ps->index), on_poll_read, ps, &ps->io);
         if (r < 0) {
                 log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "sync: cannot start reading %s: %m", ifname);
@@ -2676,13 +2708,10 @@ int sync_status_json(struct hamgr_daemon *d, struct json_object **ret) {
         for (size_t i = 0; ok && i < d->config->n_wireguard; i++) {
                 const char *ifname = d->config->wireguard[i].interface;
                 json_object *dv = json_object_new_object();
-                const struct sync_poll_state *ps = NULL;
+                const struct sync_poll_state *ps = poll_find(s, ifname);
 
                 json_add_string(dv, "interface", ifname, &ok);
                 json_add_bool(dv, "write_pending", replica_device_needs_apply(s->replica, ifname), &ok);
-                for (size_t k = 0; k < s->n_polls; k++)
-                        if (streq(s->polls[k]->ifname, ifname))
-                                ps = s->polls[k];
                 json_add_u64(dv, "edits_writing", ps ? ps->local_writes : 0, &ok);
                 json_add_bool(dv, "missing", ps && ps->device_gone, &ok);
                 json_add_bool(dv, "settling", ps && ps->settling, &ok);

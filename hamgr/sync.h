@@ -42,6 +42,15 @@ bool sync_device_busy(struct hamgr_daemon *d, const char *ifname);
  * must not be versioned. NULL: every interface. */
 void sync_device_written(struct hamgr_daemon *d, const char *ifname);
 
+/* Whether the periodic poll of IFNAME's device found its configuration
+ * (everything a read lists but handshake times and traffic counters) the
+ * same in a read that had ended by FROM_USEC and in one that started at or
+ * after TO_USEC, hamgr having changed nothing of it between
+ * (CLOCK_MONOTONIC). A change made and undone between them is not seen.
+ * False when the interface is not polled (no sync). */
+bool sync_device_unchanged_between(struct hamgr_daemon *d, const char *ifname, uint64_t from_usec,
+                                   uint64_t to_usec);
+
 /* The control socket starts / ended a write of the peer KEY of IFNAME's
  * device beside the loop. Meanwhile merged changes wait for a whole write
  * after the last such write ends (written at once, they could land before

@@ -129,6 +129,11 @@ struct wg_follower {
         struct wg_io *release_io;        /* the read before the endpoints are stripped, then the strip */
         bool release_snapshot;           /* it is also the last snapshot of the active node */
         uint64_t snapshot_takeover;      /* TAKEOVER_STARTED_USEC when it started */
+        uint64_t snapshot_io_started;    /* CLOCK_MONOTONIC: when it started */
+        /* The last snapshot taken in: when its read started and ended, and
+         * TAKEOVER_STARTED_USEC then (snapshot_redundant()). */
+        uint64_t snapshot_started, snapshot_ended, snapshot_basis_takeover;
+        uint64_t snapshots, snapshots_skipped;
         sd_event_source *retake_timer;
         sd_event_source *kick_timer;     /* waiting for the daemon to be up before the kick */
         uint64_t kick_wait_until;        /* 0: not waiting yet */
@@ -503,6 +508,26 @@ static void on_snapshot_read(struct wg_io *io, struct wg_io_result *res, void *u
         if (f->phase != PHASE_ACTIVE || f->takeover_started_usec != f->snapshot_takeover)
                 return;
         follower_snapshot_from(f, res->device, false, true);
+        f->snapshots++;
+        f->snapshot_started = f->snapshot_io_started;
+        f->snapshot_ended = clock_monotonic_usec();
+        f->snapshot_basis_takeover = f->snapshot_takeover;
+}
+
+/*
+ * Whether a snapshot due at NOW would find nothing the store lacks, so
+ * that a large idle device is not read twice over (the sync poll reads it
+ * every second already): the poll found the endpoints and keepalives, with
+ * the rest of the configuration, the same before and after the last
+ * snapshot taken in, and still finds them so. Handshake times alone are
+ * not in what the poll compares: they are saved at most every
+ * WG_HANDSHAKE_SAVE_USEC, and a snapshot is read at least that often.
+ */
+static bool snapshot_redundant(struct wg_follower *f, uint64_t now) {
+        return f->snapshot_ended != 0 && f->snapshot_basis_takeover == f->takeover_started_usec &&
+               now - f->snapshot_started < WG_HANDSHAKE_SAVE_USEC &&
+               sync_device_unchanged_between(f->daemon, f->config->interface, f->snapshot_started,
+                                             f->snapshot_ended);
 }
 
 /* The periodic snapshot reads in a worker (wg-io.h): megabytes with
@@ -510,16 +535,21 @@ static void on_snapshot_read(struct wg_io *io, struct wg_io_result *res, void *u
  * snapshot still running when the next comes due is not doubled. */
 static int on_snapshot(sd_event_source *s, uint64_t usec, void *userdata) {
         struct wg_follower *f = userdata;
+        uint64_t now = clock_monotonic_usec();
         int r;
 
-        if (f->phase == PHASE_ACTIVE && !f->snapshot_io) {
+        if (f->phase == PHASE_ACTIVE && !f->snapshot_io && snapshot_redundant(f, now))
+                f->snapshots_skipped++;
+        else if (f->phase == PHASE_ACTIVE && !f->snapshot_io) {
                 r = wg_io_read(f->daemon->event, f->config->backend, f->config->interface, WG_IO_ENDPOINTS, NULL,
                                on_snapshot_read, f, &f->snapshot_io);
                 if (r < 0)
                         log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "wireguard %s: cannot start a snapshot: %m",
                                    f->config->interface);
-                else
+                else {
                         f->snapshot_takeover = f->takeover_started_usec;
+                        f->snapshot_io_started = now;
+                }
         }
         sd_event_source_set_time(s, usec + WG_SNAPSHOT_USEC);
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
@@ -1645,6 +1675,8 @@ int wg_followers_status_json(struct hamgr_daemon *d, struct json_object **ret) {
                 json_add_u64(o, "takeovers", f->takeovers, &ok);
                 json_add_u64(o, "last_takeover_ms", f->takeover_usec / USEC_PER_MSEC, &ok);
                 json_add_u64(o, "last_kicked", f->last_kicked, &ok);
+                json_add_u64(o, "snapshots", f->snapshots, &ok);
+                json_add_u64(o, "snapshots_skipped", f->snapshots_skipped, &ok);
                 json_add_u64(o, "source_routes", route_src_count(f->routes), &ok);
                 json_add_i64(o, "last_error", f->last_error, &ok);
                 json_push(a, o, &ok);

@@ -470,6 +470,13 @@ wg_edits() {
         say "   wg set: median ${R_EDIT[$n]}"
 }
 
+# snapshot_counts NODE: "READ/SKIPPED", the endpoint store's snapshot reads
+# of all its interfaces (skipped: the poll showed nothing new).
+snapshot_counts() {
+        hamgr_status "$1" | jq -r '[.wireguard[].snapshots] as $r | [.wireguard[].snapshots_skipped] as $s |
+                "\($r | add)/\($s | add)"'
+}
+
 # idle N: step 3.
 idle() {
         local n=$1 node pid ticks a0 a1 what
@@ -484,9 +491,11 @@ idle() {
                         before[$node.$what]="$pid $(cpu_ticks "$pid")"
                 done
         done
+        snaps0=$(snapshot_counts gw1)
         a0=$(hi_now_ms)
         sleep "$IDLE_S"
         a1=$(hi_now_ms)
+        say "   idle: gw1's endpoint snapshots read / skipped, all interfaces: $snaps0 before, $(snapshot_counts gw1) after"
         for node in gw1 gw2; do
                 for what in hamgr wireguard-go; do
                         [ -n "${before[$node.$what]:-}" ] || continue

@@ -8,6 +8,9 @@
 #  - gw2 (backup, never master while the client was there) then has that
 #    endpoint in its replicated state (hamgr peers --json), in its
 #    takeover's known endpoints (status) and in its endpoint store;
+#  - gw1 (master, idle) skips the endpoint store's snapshot reads while its
+#    sync poll finds the device unchanged, and still stores a roam of the
+#    client within a snapshot interval; gw2 replicates the new endpoint;
 #  - kill -9 of gw1 with its link down: gw2 takes over, kicks the client
 #    from the VIP to exactly that endpoint, and the tunnel is back well
 #    before the client's own retry (~15 s) could have brought it back.
@@ -90,6 +93,40 @@ stored() {
 # The store is written on a timer (every 5 s).
 assert_true "gw2's endpoint store has the client at that endpoint" wait_until 10 stored
 assert_eq "$(inst_field gw2 wan .counters.became_master)" 0 "gw2 never was master meanwhile"
+
+# ---- the master's store follows a roam while its snapshot reads are skipped
+# The sync poll reads gw1's device every 200 ms and compares endpoints and
+# keepalives with the last read: while nothing changes, the 5 s snapshot
+# for the endpoint store is not read again (README, "Replication"). A
+# skipped snapshot that missed a change would leave the store stale until
+# the next forced read, 60 s later.
+snap_field() {
+        hamgr_status gw1 | jq -r ".wireguard[0].$1"
+}
+snapshot_skipped() {
+        [ "$(snap_field snapshots_skipped)" -ge 1 ]
+}
+assert_true "gw1 (master, idle) skips a snapshot read the poll shows would find nothing new" \
+        wait_until 12 snapshot_skipped
+snaps0=$(snap_field snapshots)
+stored_on() {
+        grep -qF "$WG_CLIENT_PUB $2" "$HI_TMP/$1.state/wireguard-wg0.endpoints"
+}
+# The client roams: another source port, as behind a NAT that rebinds.
+node_exec client wg set wg0 listen-port 51999
+tunnel_ping || true
+assert_true "the client reaches the gateway from its new port" wait_until 5 tunnel_ping
+ep2=$(wg_peer_endpoint gw1)
+assert_eq "$ep2" "10.77.0.100:51999" "gw1's device learned the roamed endpoint"
+t_roam=$(hi_now_ms)
+if wait_until 10 stored_on gw1 "$ep2"; then
+        pass "gw1's endpoint store has the roamed endpoint after $(($(hi_now_ms) - t_roam)) ms (snapshot every 5 s)"
+else
+        fail "gw1's endpoint store lacks the roamed endpoint $ep2 after 10 s: $(grep -F "$WG_CLIENT_PUB" "$HI_TMP/gw1.state/wireguard-wg0.endpoints")"
+fi
+assert_true "gw1 read a snapshot for the roam (snapshots $snaps0 -> more)" test "$(snap_field snapshots)" -gt "$snaps0"
+ep=$ep2
+assert_true "gw2's replicated state has the roamed endpoint" wait_until 5 has_replicated_endpoint
 
 # ---- failover: gw2 kicks the client at the replicated endpoint
 capture_start client eth0 "udp port $WG_PORT" "$HI_TMP/takeover.cap"
