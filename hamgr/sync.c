@@ -49,6 +49,7 @@
 #define SYNC_OFFSET_WARN_USEC USEC_PER_SEC
 #define SYNC_READ_CHUNK       65536
 #define SYNC_REFUSAL_LOG_USEC (60 * USEC_PER_SEC)
+#define SYNC_DISCONNECT_LOG_USEC USEC_PER_SEC
 
 /* Nothing unauthenticated may hold resources for long: a connection has
  * this long from accept (or dial) to its first authenticated frame. */
@@ -125,6 +126,8 @@ struct sync_peer_rt {
         uint64_t frames_rx, frames_tx, refused;
         uint64_t refused_batches;            /* by the rules of replica_merge_from() */
         struct ratelimit refusal_log;
+        uint64_t disconnects;                /* its connections that closed with none to take over */
+        struct ratelimit disconnect_log;
         uint64_t truncated;                  /* its streams that ended without CLOSE */
         char last_error[96];
 };
@@ -1060,7 +1063,19 @@ static void conn_close(struct sync_conn *c, const char *why) {
                 if (peer_has_successor(s, c->peer, c))
                         log_peer(c->peer, LOG_INFO, "old connection closed (%s), a new one is taking over", why);
                 else {
-                        log_peer(c->peer, LOG_NOTICE, "disconnected (%s)", why);
+                        uint64_t suppressed = 0;
+
+                        /* A compromised node can reconnect as fast as it can
+                         * shake hands: a line per second at most. */
+                        c->peer->disconnects++;
+                        if (ratelimit_below(&c->peer->disconnect_log, daemon_now(s->daemon), &suppressed)) {
+                                char more[64] = "";
+
+                                if (suppressed > 0)
+                                        snprintf(more, sizeof(more), ", %" PRIu64 " more since the last line",
+                                                 suppressed);
+                                log_peer(c->peer, LOG_NOTICE, "disconnected (%s%s)", why, more);
+                        }
                         snprintf(c->peer->last_error, sizeof(c->peer->last_error), "%s", why);
                 }
                 peer_schedule_dial(c->peer, c->peer->backoff_usec);
@@ -2586,6 +2601,7 @@ int sync_start(struct hamgr_daemon *d) {
                 p->node = replica_node_id(p->config->public_key);
                 p->backoff_usec = SYNC_BACKOFF_MIN_USEC;
                 p->refusal_log.interval_usec = SYNC_REFUSAL_LOG_USEC;
+                p->disconnect_log.interval_usec = SYNC_DISCONNECT_LOG_USEC;
                 memcpy(s->pinned[i].public_key, p->config->public_key, SYNC_KEY_LEN);
                 r = wg_endpoint_parse(p->config->address, &p->address);
                 if (r < 0)
@@ -2750,6 +2766,7 @@ int sync_status_json(struct hamgr_daemon *d, struct json_object **ret) {
                 json_add_u64(po, "frames_tx", p->frames_tx, &ok);
                 json_add_u64(po, "refused", p->refused, &ok);
                 json_add_u64(po, "refused_batches", p->refused_batches, &ok);
+                json_add_u64(po, "disconnects", p->disconnects, &ok);
                 json_add_u64(po, "truncated", p->truncated, &ok);
                 json_add_string(po, "last_error", p->last_error[0] ? p->last_error : NULL, &ok);
                 json_push(peers, po, &ok);
