@@ -85,9 +85,11 @@
 /* Acknowledgements one connection may have waiting for a save: an honest
  * sender waits for them after SYNC_WINDOW batches (and one CAUGHT_UP). */
 #define SYNC_ACKS_WAITING_MAX 64
-/* A read follows a device write of hamgr's after this many times the
- * last read's length (apply_end()). */
-#define SYNC_READ_AFTER_WRITE 10
+/* Where reads would hold wireguard-go's configuration lock against
+ * hamgr's own writes (after a write of hamgr's, apply_end(); on a passive
+ * device, poll_schedule()), a read comes at most once per this many times
+ * the last read's length: a tenth of the time. */
+#define SYNC_READ_SHARE       10
 /* Tombstone collection runs this often, or every half retention period
  * when that is shorter (at least every second): a pass reads every record. */
 #define SYNC_GC_USEC          (60 * USEC_PER_SEC)
@@ -511,7 +513,7 @@ static void apply_end(struct sync_poll_state *ps, bool written) {
         if (written) {
                 uint64_t now = clock_monotonic_usec();
 
-                ps->due = MIN(ps->due, now + SYNC_READ_AFTER_WRITE * ps->last_read_usec);
+                ps->due = MIN(ps->due, now + SYNC_READ_SHARE * ps->last_read_usec);
                 if (ps->again || now >= ps->due) {
                         ps->again = false;
                         sync_poll_interface(s, ps->ifname, true);
@@ -2106,14 +2108,13 @@ static void poll_local_device(struct hamgr_sync *s, struct sync_poll_state *ps, 
  * (250 ms at 50,000 peers), and a change merged from the master waits for
  * it. With fast reads (below 10,000 peers) that changes nothing.
  */
-#define SYNC_PASSIVE_READ_SHARE 10
 
 static void poll_schedule(struct hamgr_sync *s, struct sync_poll_state *ps, uint64_t read_usec) {
         uint64_t interval = (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC, lead = 2 * read_usec;
 
         ps->last_read_usec = read_usec;
         if (ps->io_passive)
-                interval = MAX(interval, SYNC_PASSIVE_READ_SHARE * read_usec);
+                interval = MAX(interval, SYNC_READ_SHARE * read_usec);
 
         ps->due = clock_monotonic_usec() + MAX(interval > lead ? interval - lead : 0, read_usec);
 }
