@@ -824,6 +824,26 @@ hamgr_start() {
         HAMGR_PID[$node]=$HI_LAST_PID
 }
 
+# hamgr_hold_syscall NODE SYSCALL USEC TRACE: strace delays every SYSCALL of
+# NODE's hamgr (all threads) by USEC from now on, its trace in TRACE, until
+# hamgr_release_syscall or the end of that hamgr. A call at the worst
+# moment of a protocol (a save's fsync(), say) made to last.
+hamgr_hold_syscall() {
+        strace -f -qq -o "$4" -p "${HAMGR_PID[$1]}" -e trace="$2" -e inject="$2:delay_enter=$3" &
+        HI_STRACE_PID=$!
+        HI_PIDS+=("$HI_STRACE_PID")
+        sleep 1 # attached
+}
+
+# hamgr_release_syscall: strace stops holding (it detaches; a held call
+# returns). Also after its hamgr ended, which ends strace by itself.
+hamgr_release_syscall() {
+        [ -n "${HI_STRACE_PID:-}" ] || return 0
+        kill "$HI_STRACE_PID" 2>/dev/null || true
+        wait "$HI_STRACE_PID" 2>/dev/null || true
+        HI_STRACE_PID=
+}
+
 # hamgr_stop NODE [SIGNAL]: signal NODE's hamgr (TERM by default), wait.
 hamgr_stop() {
         local node=$1 sig=${2:-TERM}

@@ -127,12 +127,7 @@ assert_contains "$(grep -F 'sync gw2: disconnected' "$(hamgr_log gw1)" | tail -n
 assert_eq "$(inst_field gw1 wan .counters.transitions)" "$transitions0" "gw1's VRRP state did not move"
 
 # ---- acknowledgements that cannot keep up: a flood while the save is held
-gw1_pid=${HAMGR_PID[gw1]}
-strace -f -qq -o "$HI_TMP/gw1.fsync.trace" -p "$gw1_pid" -e trace=fsync \
-        -e inject=fsync:delay_enter=6000000 &
-tracer=$!
-HI_PIDS+=("$tracer")
-sleep 1
+hamgr_hold_syscall gw1 fsync 6000000 "$HI_TMP/gw1.fsync.trace"
 if rogue flood:100 expect-close; then
         pass "a flood of 100 unacknowledged batches during a held save: gw1 cuts the connection"
 else
@@ -143,10 +138,7 @@ assert_true "gw1 says why" wait_until 2 grep -qF "too many batches sent unacknow
 sent=$(grep -c '^sent ' "$HI_TMP/rogue.out")
 acked=$(awk '$1 == "acked" { a = $2 } END { print a + 0 }' "$HI_TMP/rogue.out")
 pass "the rogue sent $sent batches, the last acknowledged was seq $acked"
-# strace stays attached to a live process: detach it (the held fsync()
-# then returns).
-kill "$tracer" 2>/dev/null || true
-wait "$tracer" 2>/dev/null || true
+hamgr_release_syscall
 assert_true "gw1 is MASTER" hamgr_state_is gw1 wan MASTER
 assert_eq "$(inst_field gw1 wan .counters.transitions)" "$transitions0" "gw1's VRRP state did not move"
 

@@ -87,19 +87,14 @@ add_everywhere "$kb" 2
 # Saves before the removal's are done: the state file holds kb live.
 sleep 1
 c1=$(collected gw1)
-gw2_pid=${HAMGR_PID[gw2]}
-strace -f -qq -o "$HI_TMP/gw2.fsync.trace" -p "$gw2_pid" -e trace=fsync \
-        -e inject=fsync:delay_enter=8000000 &
-tracer=$!
-HI_PIDS+=("$tracer")
-sleep 1
+hamgr_hold_syscall gw2 fsync 8000000 "$HI_TMP/gw2.fsync.trace"
 ctl gw1 peer remove wg0 "$kb"
 assert_true "held save: gw2 merged the removal (off its device)" wait_until 5 wg_no_peer gw2 "$kb"
 # The merge's save is now held in fsync(); give an early ack time to arrive.
 sleep 1
 assert_contains "$(cat "$HI_TMP/gw2.fsync.trace")" "fsync(" "held save: gw2's save reached fsync() and is held there"
 hamgr_stop gw2 KILL
-wait "$tracer" 2>/dev/null || true
+hamgr_release_syscall
 sleep $((RETENTION + 2))
 assert_eq "$(collected gw1)" "$c1" "gw2 killed before its save ended: gw1 collected nothing, $((RETENTION + 2)) s on"
 assert_true "gw1 still holds the tombstone" tombstone gw1 "$kb"
