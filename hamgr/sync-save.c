@@ -1,29 +1,32 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * One thread per save (thread-job.h), as wg-io: saves come at most as
- * often as changes, and a thread that owns its buffers can be waited for
- * alone. The worker touches only its job (the plain image, a copy of the
- * key, the result), which the loop reads once the thread is joined.
+ * One thread per save, as wg-io: saves come at most as often as changes,
+ * and a thread that owns its buffers can be waited for alone. The worker
+ * touches only its job (the plain image, a copy of the key, the result),
+ * then writes the eventfd; the loop reads the result after joining it.
  */
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
 #include "common/macro.h"
 #include "sync-file.h"
 #include "sync-save.h"
-#include "thread-job.h"
 
 struct save_job {
-        struct sync_saver *saver;
         uint8_t key[REPLICA_STORE_KEY_LEN];
         uint8_t *plain;                       /* replica_encode(): wiped */
         size_t len;
         const char *dir;                      /* the saver's, which outlives the job */
         uint64_t gen;
+        int done_fd;
         int r;                                /* the worker's until joined */
 };
 
@@ -36,7 +39,8 @@ struct sync_saver {
         void *userdata;
         uint64_t requested, done;
         struct save_job *job;                 /* in flight */
-        struct thread_job *thread;            /* its worker */
+        pthread_t worker;
+        sd_event_source *done_source;
 };
 
 static int save_image(const uint8_t key[static REPLICA_STORE_KEY_LEN], const char *dir, const uint8_t *plain,
@@ -51,10 +55,16 @@ static int save_image(const uint8_t key[static REPLICA_STORE_KEY_LEN], const cha
         return replica_store_write(dir, img, img_len);
 }
 
-static void save_worker(void *userdata) {
+static void *save_worker(void *userdata) {
         struct save_job *job = userdata;
+        uint64_t one = 1;
 
         job->r = save_image(job->key, job->dir, job->plain, job->len);
+        if (write(job->done_fd, &one, sizeof(one)) < 0) {
+                /* Cannot happen (a counter far from overflow); the loop
+                 * still joins. */
+        }
+        return NULL;
 }
 
 static void job_free(struct save_job *job) {
@@ -65,13 +75,21 @@ static void job_free(struct save_job *job) {
                 free(job->plain);
         }
         sodium_memzero(job->key, sizeof(job->key));
+        if (job->done_fd >= 0)
+                close(job->done_fd);
         free(job);
 }
 
-/* Join the job in flight; returns it (the caller's to free). */
+/* Join the job in flight and drop its source; returns it (the caller's to
+ * free). */
 static struct save_job *job_join(struct sync_saver *sv) {
-        sv->thread = thread_job_join_free(sv->thread);
-        return TAKE_PTR(sv->job);
+        struct save_job *job = TAKE_PTR(sv->job);
+
+        if (!job)
+                return NULL;
+        (void) pthread_join(sv->worker, NULL);
+        sv->done_source = sd_event_source_disable_unref(sv->done_source);
+        return job;
 }
 
 /* A save ended: report it; the 12 MB of a large one go back to the system
@@ -92,18 +110,22 @@ static int save_on_loop(struct sync_saver *sv) {
 
 static void save_start(struct sync_saver *sv);
 
-static void on_save_done(void *userdata) {
-        struct save_job *job = userdata;
-        struct sync_saver *sv = job->saver;
-        uint64_t gen = job->gen;
-        int r = job->r;
+static int on_save_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct sync_saver *sv = userdata;
+        struct save_job *job;
+        uint64_t v, gen;
+        int r;
 
-        sv->thread = NULL;
-        sv->job = NULL;
+        if (read(fd, &v, sizeof(v)) < 0)
+                return 0; /* spurious: the worker has not written yet */
+        job = job_join(sv);
+        gen = job->gen;
+        r = job->r;
         job_free(job);
         save_ended(sv, gen, r);
         if (sv->requested > sv->done && !sv->job)
                 save_start(sv);
+        return 0;
 }
 
 /* Encode the state now and write it in a worker; on the loop if no
@@ -114,15 +136,21 @@ static void save_start(struct sync_saver *sv) {
 
         if (!job)
                 goto on_loop;
+        job->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (job->done_fd < 0)
+                goto on_loop;
         if (replica_encode(sv->replica, &job->plain, &job->len) < 0)
                 goto on_loop;
-        job->saver = sv;
         memcpy(job->key, sv->key, sizeof(job->key));
         job->dir = sv->dir;
         job->gen = sv->requested;
-        r = thread_job_start(sv->event, SD_EVENT_PRIORITY_NORMAL, save_worker, on_save_done, job, &sv->thread);
+        r = sd_event_add_io(sv->event, &sv->done_source, job->done_fd, EPOLLIN, on_save_done, sv);
         if (r < 0)
                 goto on_loop;
+        if (pthread_create(&sv->worker, NULL, save_worker, job) != 0) {
+                sv->done_source = sd_event_source_disable_unref(sv->done_source);
+                goto on_loop;
+        }
         sv->job = job;
         return;
 on_loop:

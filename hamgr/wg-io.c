@@ -1,17 +1,20 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * One thread per read (thread-job.h), as the takeover's batches: a poll
- * every few hundred milliseconds does not make creating one costly, and a
- * request that owns its thread and buffers can be cancelled alone. The
- * worker writes only its request's result, which the loop reads once the
- * thread is joined.
+ * One thread per read, as the takeover's batches: a poll every few
+ * hundred milliseconds does not make creating one costly, and a request
+ * that owns its thread, eventfd and buffers can be cancelled alone. The
+ * worker writes only its request's result, then the eventfd; the loop
+ * reads the result only after joining the thread.
  */
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -21,7 +24,6 @@
 
 #include "common/clock.h"
 #include "common/macro.h"
-#include "thread-job.h"
 #include "wg-io.h"
 #include "wg/kernel.h"
 
@@ -36,10 +38,13 @@ struct wg_io {
         struct wg_index *index;               /* WG_IO_CHANGES: what to compare with (the worker's) */
         wg_io_callback_t cb;
         void *userdata;
+        int done_fd;
         /* Set by the loop, read by the worker between write requests. */
         atomic_bool cancelled;
         /* The loop's. */
-        struct thread_job *job;
+        pthread_t worker;
+        bool running;
+        sd_event_source *done_source;
         /* The worker's until joined. */
         struct wg_io_result result;
 };
@@ -83,10 +88,10 @@ static int write_chunked(struct wg_io *io, enum wg_backend b, const struct wg_de
         return 0;
 }
 
-static void io_worker(void *userdata) {
+static void *io_worker(void *userdata) {
         struct wg_io *io = userdata;
         struct wg_io_result *res = &io->result;
-        uint64_t t = clock_monotonic_usec();
+        uint64_t t = clock_monotonic_usec(), one = 1;
 
         /* Parsing 100,000 peers is CPU work: on a busy machine the event
          * loop's thread (VRRP) goes first. Linux sets a thread's own nice
@@ -119,10 +124,17 @@ static void io_worker(void *userdata) {
                 res->r = wg_get_device(io->backend, io->ifname, &res->device);
 done:
         res->usec = clock_monotonic_usec() - t;
+        if (write(io->done_fd, &one, sizeof(one)) < 0) {
+                /* Cannot happen (a counter far from overflow); a cancel
+                 * still joins. */
+        }
+        return NULL;
 }
 
 static void io_free(struct wg_io *io) {
-        thread_job_join_free(io->job);
+        sd_event_source_disable_unref(io->done_source);
+        if (io->done_fd >= 0)
+                close(io->done_fd);
         wg_device_free(io->result.device);
         wg_device_free(io->change);
         wg_index_free(io->result.index);
@@ -135,15 +147,21 @@ struct wg_io *wg_io_cancel(struct wg_io *io) {
         if (!io)
                 return NULL;
         atomic_store(&io->cancelled, true);
-        io_free(io); /* waits for the worker */
+        if (io->running)
+                (void) pthread_join(io->worker, NULL);
+        io_free(io);
         return NULL;
 }
 
-static void on_io_done(void *userdata) {
+static int on_io_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct wg_io *io = userdata;
+        uint64_t v;
         bool large;
 
-        io->job = NULL;
+        if (read(fd, &v, sizeof(v)) < 0)
+                return 0; /* spurious: the worker has not written yet */
+        (void) pthread_join(io->worker, NULL);
+        io->running = false;
         /* A read of 50,000 peers allocates tens of megabytes; freed, they
          * stay resident until something trims the heap. Once per large
          * full read is cheap beside the read. Not after the endpoint
@@ -157,18 +175,32 @@ static void on_io_done(void *userdata) {
         io_free(io);
         if (large)
                 malloc_trim(0);
+        return 0;
 }
 
 /* Start IO (filled in but for its worker) on E; frees it on failure. */
 static int io_start(sd_event *e, struct wg_io *io, struct wg_io **ret) {
-        int r = thread_job_start(e, SD_EVENT_PRIORITY_IDLE, io_worker, on_io_done, io, &io->job);
+        int r;
 
-        if (r < 0) {
-                io_free(io);
-                return r;
+        io->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (io->done_fd < 0) {
+                r = -errno;
+                goto fail;
         }
+        r = sd_event_add_io(e, &io->done_source, io->done_fd, EPOLLIN, on_io_done, io);
+        if (r >= 0)
+                r = sd_event_source_set_priority(io->done_source, SD_EVENT_PRIORITY_IDLE);
+        if (r < 0)
+                goto fail;
+        r = -pthread_create(&io->worker, NULL, io_worker, io);
+        if (r < 0)
+                goto fail;
+        io->running = true;
         *ret = io;
         return 0;
+fail:
+        io_free(io);
+        return r;
 }
 
 int wg_io_read(sd_event *e, enum wg_backend b, const char *ifname, enum wg_io_read what, struct wg_index *index,

@@ -17,9 +17,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,7 +35,6 @@
 #include "log.h"
 #include "route.h"
 #include "strbuf.h"
-#include "thread-job.h"
 #include "sync.h"
 #include "wg/key.h"
 #include "wg/uapi.h"
@@ -109,15 +111,17 @@ struct wg_follower {
         sd_event_source *work_source;
         /* The request in flight, a device read (REQ_READ: into REQ_GOT)
          * or a batch (REQ): they are the worker thread's until it is
-         * joined; it writes REQ_RESULT and REQ_USEC. */
-        struct thread_job *batch_job;
-        bool req_read;
+         * joined; it writes REQ_RESULT and REQ_USEC, then DONE_FD. */
+        bool in_flight, req_read;
+        pthread_t worker;
         struct wg_device *req, *req_got;
         char req_name[sizeof(((struct wg_device *) NULL)->name)];
         enum wg_backend req_backend;
         size_t req_peers;
         int req_result;
         uint64_t req_usec;
+        int done_fd;
+        sd_event_source *done_source;
         sd_event_source *snapshot_timer;
         bool rekick;                     /* this takeover re-kicks: sessions go first */
         struct wg_device *rekick_dev;    /* the device as read, while the sessions are reset */
@@ -697,30 +701,38 @@ static void follower_size_batch(struct wg_follower *f, size_t done, uint64_t spe
  * in a second entry of the same request: by then wireguard-go has sent the
  * initiation (it does so when it finishes the peer's entry) and the kernel
  * has queued it, and a takeover cut short leaves no keepalive behind. */
-static void batch_worker(void *userdata) {
+static void *batch_worker(void *userdata) {
         struct wg_follower *f = userdata;
-        uint64_t t = clock_monotonic_usec();
+        uint64_t t = clock_monotonic_usec(), one = 1;
 
         if (f->req_read)
                 f->req_result = wg_get_device(f->req_backend, f->req_name, &f->req_got);
         else
                 f->req_result = wg_set_device(f->req_backend, f->req);
         f->req_usec = clock_monotonic_usec() - t;
+        if (write(f->done_fd, &one, sizeof(one)) < 0) {
+                /* Cannot happen (a counter far from overflow); the join at
+                 * release or the next takeover still collects the batch. */
+        }
+        return NULL;
 }
 
-/* The request's end, its thread joined: its result. */
-static int follower_collect_batch(struct wg_follower *f) {
+/* Collect the batch in flight, if any: waits for its thread. Returns its
+ * result (0 without one). */
+static int follower_join_batch(struct wg_follower *f) {
+        uint64_t v;
+
+        if (!f->in_flight)
+                return 0;
+        (void) pthread_join(f->worker, NULL);
+        f->in_flight = false;
+        /* Its signal is drained, so on_batch_done does not run for a
+         * request collected here. */
+        if (read(f->done_fd, &v, sizeof(v)) < 0) {
+                /* EAGAIN: its write failed; nothing to drain. */
+        }
         f->req = wg_device_free(f->req);
         return f->req_result;
-}
-
-/* Collect the batch in flight, if any: waits for its thread (on_batch_done
- * then does not run for it). Returns its result (0 without one). */
-static int follower_join_batch(struct wg_follower *f) {
-        if (!f->batch_job)
-                return 0;
-        f->batch_job = thread_job_join_free(f->batch_job);
-        return follower_collect_batch(f);
 }
 
 /* Join the request in flight and drop what it read. */
@@ -730,8 +742,6 @@ static void follower_cancel_request(struct wg_follower *f) {
         f->rekick_dev = wg_device_free(f->rekick_dev);
         f->release_io = wg_io_cancel(f->release_io);
 }
-
-static void on_batch_done(void *userdata);
 
 /* Run REQ (a batch), or a read of the device when NULL, in the worker. */
 static int follower_start_request(struct wg_follower *f, struct wg_device *req) {
@@ -744,11 +754,12 @@ static int follower_start_request(struct wg_follower *f, struct wg_device *req) 
         snprintf(f->req_name, sizeof(f->req_name), "%s", f->config->interface);
         if (req)
                 sync_device_written(f->daemon, f->config->interface);
-        r = thread_job_start(f->daemon->event, SD_EVENT_PRIORITY_IDLE, batch_worker, on_batch_done, f, &f->batch_job);
+        r = -pthread_create(&f->worker, NULL, batch_worker, f);
         if (r < 0) {
                 f->req = wg_device_free(f->req);
                 return r;
         }
+        f->in_flight = true;
         /* Resumed by on_batch_done. */
         (void) sd_event_source_set_enabled(f->work_source, SD_EVENT_OFF);
         return 1;
@@ -988,12 +999,16 @@ static int on_work(sd_event_source *s, void *userdata) {
 static int follower_prepare_work(struct wg_follower *f, const struct wg_device *dev);
 static int follower_strip_change(struct wg_follower *f, const struct wg_device *dev, struct wg_device **ret);
 
-static void on_batch_done(void *userdata) {
+static int on_batch_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct wg_follower *f = userdata;
+        uint64_t v;
         int r;
 
-        f->batch_job = NULL;
-        r = follower_collect_batch(f);
+        /* Nothing to read: a join collected the request meanwhile (and a
+         * new one may be running: not to be waited for here). */
+        if (read(fd, &v, sizeof(v)) < 0 || !f->in_flight)
+                return 0;
+        r = follower_join_batch(f);
         /* A read of sync's may have started while the batch ran. */
         if (f->phase != PHASE_READ_DEVICE)
                 sync_device_written(f->daemon, f->config->interface);
@@ -1030,7 +1045,7 @@ static void on_batch_done(void *userdata) {
                                 f->rekick_dev = TAKE_PTR(dev);
                                 r = follower_start_request(f, TAKE_PTR(change));
                                 if (r >= 0)
-                                        return;
+                                        return 0;
                                 dev = TAKE_PTR(f->rekick_dev);
                         }
                         if (r < 0)
@@ -1046,10 +1061,10 @@ static void on_batch_done(void *userdata) {
                                    "wireguard %s: cannot read the device for takeover: %m", f->config->interface);
                         f->phase = PHASE_ACTIVE;
                         f->work_source = sd_event_source_disable_unref(f->work_source);
-                        return;
+                        return 0;
                 }
                 (void) sd_event_source_set_enabled(f->work_source, SD_EVENT_ON);
-                return;
+                return 0;
         }
         f->requests++;
         log_fields(LOG_DEBUG, r, f->config->follow, 0, NULL, NULL,
@@ -1060,6 +1075,7 @@ static void on_batch_done(void *userdata) {
                 follower_fail_takeover(f, r);
         else if (f->work_source)
                 (void) sd_event_source_set_enabled(f->work_source, SD_EVENT_ON);
+        return 0;
 }
 
 /* The takeover's work from the device DEV: its peers with a known
@@ -1324,6 +1340,9 @@ static struct wg_follower *follower_free(struct wg_follower *f) {
         sd_event_source_disable_unref(f->snapshot_timer);
         sd_event_source_disable_unref(f->retake_timer);
         sd_event_source_disable_unref(f->kick_timer);
+        sd_event_source_disable_unref(f->done_source);
+        if (f->done_fd >= 0)
+                close(f->done_fd);
         free(f->work);
         free(f->known);
         free(f->store_path);
@@ -1340,6 +1359,12 @@ static int follower_new(struct hamgr_daemon *d, struct hamgr_wireguard_config *c
                 return -ENOMEM;
         f->daemon = d;
         f->config = config;
+        f->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (f->done_fd < 0) {
+                r = -errno;
+                follower_free(f);
+                return r;
+        }
         if (asprintf(&f->store_path, "%s/wireguard-%s.endpoints", d->config->state_dir, config->interface) < 0) {
                 f->store_path = NULL;
                 follower_free(f);
@@ -1352,6 +1377,10 @@ static int follower_new(struct hamgr_daemon *d, struct hamgr_wireguard_config *c
                            f->store_path);
         r = sd_event_add_time_relative(d->event, &f->snapshot_timer, CLOCK_MONOTONIC, WG_SNAPSHOT_USEC,
                                        USEC_PER_SEC / 10, on_snapshot, f);
+        if (r >= 0)
+                r = sd_event_add_io(d->event, &f->done_source, f->done_fd, EPOLLIN, on_batch_done, f);
+        if (r >= 0)
+                r = sd_event_source_set_priority(f->done_source, SD_EVENT_PRIORITY_IDLE);
         if (r < 0) {
                 follower_free(f);
                 return r;
