@@ -2108,7 +2108,6 @@ static void poll_local_device(struct hamgr_sync *s, struct sync_poll_state *ps, 
  * (250 ms at 50,000 peers), and a change merged from the master waits for
  * it. With fast reads (below 10,000 peers) that changes nothing.
  */
-
 static void poll_schedule(struct hamgr_sync *s, struct sync_poll_state *ps, uint64_t read_usec) {
         uint64_t interval = (uint64_t) s->config->poll_interval_ms * USEC_PER_MSEC, lead = 2 * read_usec;
 

@@ -523,7 +523,7 @@ static void on_snapshot_read(struct wg_io *io, struct wg_io_result *res, void *u
  * not in what the poll compares: they are saved at most every
  * WG_HANDSHAKE_SAVE_USEC, and a snapshot is read at least that often.
  */
-static bool snapshot_redundant(struct wg_follower *f, uint64_t now) {
+static bool snapshot_redundant(const struct wg_follower *f, uint64_t now) {
         return f->snapshot_ended != 0 && f->snapshot_basis_takeover == f->takeover_started_usec &&
                now - f->snapshot_started < WG_HANDSHAKE_SAVE_USEC &&
                sync_device_unchanged_between(f->daemon, f->config->interface, f->snapshot_started,
@@ -538,17 +538,20 @@ static int on_snapshot(sd_event_source *s, uint64_t usec, void *userdata) {
         uint64_t now = clock_monotonic_usec();
         int r;
 
-        if (f->phase == PHASE_ACTIVE && !f->snapshot_io && snapshot_redundant(f, now))
-                f->snapshots_skipped++;
-        else if (f->phase == PHASE_ACTIVE && !f->snapshot_io) {
-                r = wg_io_read(f->daemon->event, f->config->backend, f->config->interface, WG_IO_ENDPOINTS, NULL,
-                               on_snapshot_read, f, &f->snapshot_io);
-                if (r < 0)
-                        log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL, "wireguard %s: cannot start a snapshot: %m",
-                                   f->config->interface);
+        /* None while passive; one at a time. */
+        if (f->phase == PHASE_ACTIVE && !f->snapshot_io) {
+                if (snapshot_redundant(f, now))
+                        f->snapshots_skipped++;
                 else {
-                        f->snapshot_takeover = f->takeover_started_usec;
-                        f->snapshot_io_started = now;
+                        r = wg_io_read(f->daemon->event, f->config->backend, f->config->interface, WG_IO_ENDPOINTS,
+                                       NULL, on_snapshot_read, f, &f->snapshot_io);
+                        if (r < 0)
+                                log_fields(LOG_WARNING, r, NULL, 0, NULL, NULL,
+                                           "wireguard %s: cannot start a snapshot: %m", f->config->interface);
+                        else {
+                                f->snapshot_takeover = f->takeover_started_usec;
+                                f->snapshot_io_started = now;
+                        }
                 }
         }
         sd_event_source_set_time(s, usec + WG_SNAPSHOT_USEC);
