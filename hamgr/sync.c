@@ -1033,6 +1033,16 @@ static struct sync_peer_rt *conn_claimed_peer(const struct sync_conn *c) {
 /* A newer connection to P finished its handshake and will take over as soon
  * as its first frame arrives (a re-handshake, or the peer's replacement of
  * a connection it dropped). */
+/* Whether this node should dial P now: it has no connection, or it has the
+ * one P dialled while the rule prefers ours. The second happens when P's
+ * dial came first (ours in backoff, or P started later): that connection
+ * is all there is, and only our dial can make the kept connection the one
+ * the rule names, whichever node came up first. */
+static bool peer_wants_own_dial(const struct sync_peer_rt *p) {
+        return !p->conn ||
+               (!p->conn->initiator && sync_connection_preferred(p->sync->public_key, p->config->public_key, true));
+}
+
 static bool peer_has_successor(struct hamgr_sync *s, const struct sync_peer_rt *p, const struct sync_conn *old) {
         for (struct sync_conn *k = s->conns; k; k = k->next)
                 if (k != old && !k->registered && k->session && sync_session_is_established(k->session) &&
@@ -1081,7 +1091,7 @@ static void conn_close(struct sync_conn *c, const char *why) {
                         snprintf(c->peer->last_error, sizeof(c->peer->last_error), "%s", why);
                 }
                 peer_schedule_dial(c->peer, c->peer->backoff_usec);
-        } else if (c->initiator && c->peer && !c->peer->conn)
+        } else if (c->initiator && c->peer && peer_wants_own_dial(c->peer))
                 peer_schedule_dial(c->peer, c->peer->backoff_usec);
         else if (c->initiator && c->peer && !c->registered && c->peer->conn && c->peer->conn->rekey &&
                  !s->daemon->stopping) {
@@ -1158,6 +1168,8 @@ static bool conn_register(struct sync_conn *c) {
         }
         p->backoff_usec = SYNC_BACKOFF_MIN_USEC;
         p->dial_timer = sd_event_source_disable_unref(p->dial_timer);
+        if (peer_wants_own_dial(p))
+                peer_schedule_dial(p, 0);
         p->last_error[0] = '\0';
         if (old)
                 log_peer(p, LOG_INFO, "new session (%s)", c->initiator ? "dialled" : "accepted");
@@ -1965,7 +1977,7 @@ static int on_dial(sd_event_source *src, uint64_t usec, void *userdata) {
         struct sync_peer_rt *p = userdata;
 
         p->dial_timer = sd_event_source_disable_unref(p->dial_timer);
-        if (p->conn)
+        if (!peer_wants_own_dial(p))
                 return 0;
         /* Back off before trying, so a refused connect does not spin. */
         p->backoff_usec = MIN(p->backoff_usec * 2, SYNC_BACKOFF_MAX_USEC);
