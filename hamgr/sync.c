@@ -253,6 +253,7 @@ struct sync_poll_state {
         unsigned local_writes;               /* the control socket's, in flight */
         bool apply_again;
         uint64_t apply_generation;           /* replica_device_generation() it wrote */
+        uint64_t last_write_wall_usec;       /* CLOCK_REALTIME: the device last answered such a write (status) */
         size_t apply_peers;
         bool apply_whole;                    /* the whole state, not one merged batch */
         uint64_t due;                        /* CLOCK_MONOTONIC: the next periodic read starts */
@@ -476,6 +477,8 @@ static bool apply_running(const struct hamgr_sync *s, const char *ifname) {
 static void apply_end(struct sync_poll_state *ps, bool written) {
         struct hamgr_sync *s = ps->sync;
 
+        if (written)
+                ps->last_write_wall_usec = wall_usec();
         if (written && ps->settling && ps->apply_whole) {
                 /* The first write since the device appeared: the second,
                  * the one that confirms, comes when it has settled. */
@@ -2741,6 +2744,10 @@ int sync_status_json(struct hamgr_daemon *d, struct json_object **ret) {
                 json_add_string(dv, "interface", ifname, &ok);
                 json_add_bool(dv, "write_pending", replica_device_needs_apply(s->replica, ifname), &ok);
                 json_add_u64(dv, "edits_writing", ps ? ps->local_writes : 0, &ok);
+                if (ps && ps->last_write_wall_usec)
+                        json_add_u64(dv, "last_write_unix_us", ps->last_write_wall_usec, &ok);
+                else
+                        json_add_null(dv, "last_write_unix_us", &ok);
                 json_add_bool(dv, "missing", ps && ps->device_gone, &ok);
                 json_add_bool(dv, "settling", ps && ps->settling, &ok);
                 for (size_t k = 0; k < _POLL_READ_MAX; k++)

@@ -31,7 +31,11 @@
 #     higher replicated record count and no device write pending, i.e.
 #     wireguard-go has answered the set request that carries the peer
 #     (hamgr writes merged peers beside its event loop, so the count alone
-#     would stop the clock before the device has it).
+#     would stop the clock before the device has it). That poll adds up
+#     to one status read to each figure, so each is printed a second
+#     time with its end taken from gw2's status instead: when gw2's hamgr
+#     had wireguard-go's answer to the write that carried the peer
+#     (`last_write_unix_us`, wall clock, read once the poll saw it).
 #  3. idle cost at every size >= BENCH_SYNC_IDLE_MIN: after the sync
 #     settled (no pending change batches, 5 s of quiet), utime+stime of hamgr and wireguard-go
 #     on both gateways over BENCH_SYNC_IDLE_S, and their VmRSS/VmHWM.
@@ -236,7 +240,7 @@ synced() {
 # ---- results ------------------------------------------------------------------
 
 declare -A R_STREAMS R_LOAD R_START R_SYNC R_TX R_RX R_STATE R_RSS1 R_RSS2 R_HWM2 R_ADD R_ADD_RANGE R_ADD_RES R_EDIT
-declare -A R_ADD_REC R_EDIT_REC
+declare -A R_ADD_REC R_EDIT_REC R_ADD_ANS R_EDIT_ANS
 
 records_of() {
         hamgr_status "$1" | jq -r .sync.records
@@ -273,7 +277,7 @@ median_max() {
 # timed_by_records N WHAT: WHAT (add or edit) ADDS times, timed by gw2's
 # record count and pending writes (wait_written).
 timed_by_records() {
-        local n=$1 what=$2 i key t0 before lat=()
+        local n=$1 what=$2 i key t0 before lat=() ans=() w
         for ((i = 0; i < ADDS; i++)); do
                 key=$(one_key)
                 before=$(records_of gw2)
@@ -287,8 +291,16 @@ timed_by_records() {
                 fi
                 wait_written gw2 "$before" || say "   $what $i: not on gw2 after 60 s"
                 lat+=($(($(hi_now_ms) - t0)))
+                # When gw2's hamgr had the device's answer to the write
+                # that carried it (or to a later one): the same end without
+                # the status polling's resolution.
+                w=$(hamgr_status gw2 | jq '[.sync.devices[].last_write_unix_us // 0] | max')
+                ans+=($((w / 1000 - t0)))
         done
         printf '%s\n' "${lat[@]}" | median_max
+        echo
+        printf '%s\n' "${ans[@]}" | median_max
+        echo
 }
 IDLE_ROWS=()
 
@@ -438,10 +450,10 @@ initial_sync() {
                 records_of gw2 >/dev/null
                 q1=$(hi_now_ms)
                 say "   (one status read on gw2, the floor of the next two figures: $((q1 - q0)) ms)"
-                R_ADD_REC[$n]=$(timed_by_records "$n" add)
-                say "   peer add, merged and written on gw2: ${R_ADD_REC[$n]}"
-                R_EDIT_REC[$n]=$(timed_by_records "$n" edit)
-                say "   wg set, merged and written on gw2: ${R_EDIT_REC[$n]}"
+                { read -r "R_ADD_REC[$n]"; read -r "R_ADD_ANS[$n]"; } < <(timed_by_records "$n" add)
+                say "   peer add, merged and written on gw2: ${R_ADD_REC[$n]}; by the write's answer: ${R_ADD_ANS[$n]}"
+                { read -r "R_EDIT_REC[$n]"; read -r "R_EDIT_ANS[$n]"; } < <(timed_by_records "$n" edit)
+                say "   wg set, merged and written on gw2: ${R_EDIT_REC[$n]}; by the write's answer: ${R_EDIT_ANS[$n]}"
         else
                 R_ADD[$n]="-"
         fi
@@ -575,12 +587,12 @@ printf '\n## hamgr sync benchmark (%s, %s cores, wireguard-go %s)\n\n' "$(uname 
         "$(wireguard-go --version 2>/dev/null | awk 'NR == 1 { print $2 }')"
 printf 'Initial sync: gw2 starts empty, gw1 holds N peers; time from gw2'"'"'s hamgr start until gw2'"'"'s hamgr holds all records and has written them to its devices (then checked: they list N peers).\n'
 printf 'Bytes: TCP payload on port %s captured on gw2'"'"'s eth0 (tcpdump), per direction.\n\n' "$SYNC_PORT"
-printf '| peers | wg addconf on gw1, all interfaces at once | initial sync | gw1 -> gw2 (bulk connections) | gw2 -> gw1 | gw1 -> gw2 per peer | gw2 state file | hamgr RSS gw1 / gw2 (gw2 peak) | peer add -> other node, median of %s (range) | poll resolution | wg set on gw1 -> gw2, median of %s | peer add, merged and written on gw2 (%s) | wg set, merged and written on gw2 (%s) |\n' "$ADDS" "$EDITS" "$ADDS" "$EDITS"
-printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+printf '| peers | wg addconf on gw1, all interfaces at once | initial sync | gw1 -> gw2 (bulk connections) | gw2 -> gw1 | gw1 -> gw2 per peer | gw2 state file | hamgr RSS gw1 / gw2 (gw2 peak) | peer add -> other node, median of %s (range) | poll resolution | wg set on gw1 -> gw2, median of %s | peer add, merged and written on gw2 (%s) | the same, by the answer time | wg set, merged and written on gw2 (%s) | the same, by the answer time |\n' "$ADDS" "$EDITS" "$ADDS" "$EDITS"
+printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 for n in $SIZES; do
         sync=${R_SYNC[$n]}
         if [[ "$sync" == "not run"* ]]; then
-                printf '| %s | - | %s | - | - | - | - | - | - | - | - | - | - |\n' "$n" "$sync"
+                printf '| %s | - | %s | - | - | - | - | - | - | - | - | - | - | - | - |\n' "$n" "$sync"
                 continue
         fi
         [[ "$sync" =~ ^[0-9]+$ ]] && sync="$sync ms"
@@ -591,9 +603,10 @@ for n in $SIZES; do
         [ "$rss2" = - ] || rss2="$(mb "$rss2") MiB ($(mb "$hwm2") MiB)"
         res=${R_ADD_RES[$n]:-}
         [ -z "$res" ] || res="~$res ms"
-        printf '| %s | %s ms | %s | %s B (%s) | %s B | %s B | %s B | %s / %s | %s | %s | %s | %s | %s |\n' "$n" "${R_LOAD[$n]}" \
+        printf '| %s | %s ms | %s | %s B (%s) | %s B | %s B | %s B | %s / %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "${R_LOAD[$n]}" \
                 "$sync" "${R_TX[$n]}" "${R_STREAMS[$n]}" "${R_RX[$n]}" "$((R_TX[$n] / n))" "${R_STATE[$n]}" "$rss1" "$rss2" \
-                "$add" "${res:--}" "${R_EDIT[$n]:--}" "${R_ADD_REC[$n]:--}" "${R_EDIT_REC[$n]:--}"
+                "$add" "${res:--}" "${R_EDIT[$n]:--}" "${R_ADD_REC[$n]:--}" "${R_ADD_ANS[$n]:--}" "${R_EDIT_REC[$n]:--}" \
+                "${R_EDIT_ANS[$n]:--}"
 done
 if [ "${#IDLE_ROWS[@]}" -gt 0 ]; then
         printf '\nIdle after the sync settled, same N peers on both devices, poll interval %s ms, advert interval 1000 ms, CPU over %s s:\n\n' \

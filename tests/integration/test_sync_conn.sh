@@ -146,8 +146,19 @@ assert_eq "$(sync_conns gw1 | awk '{ sub(/:[0-9]+$/, "", $1); print $1 }')" 10.7
 k_hand=$(wg genkey | wg pubkey)
 k_remote=$(wg genkey | wg pubkey)
 node_exec gw2 wg set wg0 peer "$k_hand" allowed-ips 10.99.7.7/32
+w_before=$(hamgr_status gw2 | jq '.sync.devices[0].last_write_unix_us // 0')
+t_edit=${EPOCHREALTIME/[.,]/}
 node_exec gw1 wg set wg0 peer "$k_remote" allowed-ips 10.99.8.8/32
 assert_true "gw1's change reaches gw2" wait_until 5 wg_has_peer gw2 "$k_remote"
+# The device's answer to that write, as status reports it: after the edit,
+# before now (the bench times merged writes by it).
+w_after=$(hamgr_status gw2 | jq '.sync.devices[0].last_write_unix_us // 0')
+t_now=${EPOCHREALTIME/[.,]/}
+if [ "$w_after" -gt "$t_edit" ] && [ "$w_after" -le "$t_now" ] && [ "$w_after" -gt "$w_before" ]; then
+        pass "gw2's status: last_write_unix_us is the merged write's ($((w_after - t_edit)) us after the edit)"
+else
+        fail "gw2's status: last_write_unix_us $w_after (was $w_before), want after the edit ($t_edit) and not after $t_now"
+fi
 assert_true "the peer added by hand on gw2 is not undone by applying it" holds_for 1 wg_has_peer gw2 "$k_hand"
 # gw2 polls once an hour: only the read before applying can have seen it.
 assert_true "the peer added by hand on gw2 reaches gw1" wait_until 3 wg_has_peer gw1 "$k_hand"
