@@ -260,9 +260,11 @@ struct sync_poll_state {
         uint64_t last_read_usec;             /* how long the last read took */
         uint64_t io_started;                 /* CLOCK_MONOTONIC: the read in flight started */
         /* The configuration (all but handshake times and counters) was the
-         * same when the read that made INDEX had ended (STABLE_SINCE) and
-         * when the last read that found it unchanged started (STABLE_UNTIL),
-         * and hamgr changed nothing of it between; 0: not known
+         * same when a read that found it as INDEX says had ended
+         * (STABLE_SINCE: the one that made INDEX, or the first unchanged
+         * one since hamgr last changed anything) and when the last read
+         * that found it unchanged started (STABLE_UNTIL), and hamgr
+         * changed nothing of it between; 0: not known
          * (sync_device_unchanged_between()). */
         uint64_t stable_since, stable_until;
 };
@@ -2197,8 +2199,15 @@ static void on_poll_read(struct wg_io *io, struct wg_io_result *res, void *userd
                 if (failed || !ps->index || ps->generation != generation)
                         ps->stable_since = ps->stable_until = 0;
                 else if (unchanged) {
+                        /* After a reset (a merge, hamgr's own change of
+                         * the replica) the device still matches INDEX:
+                         * it is known the same from this read on. Not
+                         * waiting for a read that finds a change, which
+                         * an idle device never gives. */
                         if (ps->stable_since != 0)
                                 ps->stable_until = ps->io_started;
+                        else
+                                ps->stable_since = t;
                 } else {
                         ps->stable_since = t;
                         ps->stable_until = 0;

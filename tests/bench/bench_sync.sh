@@ -9,7 +9,11 @@
 #     allowed IP each, loaded with one `wg addconf` per interface, all at
 #     once and timed: the least time this machine's wireguard-go needs to
 #     create the peers the standby's writes create), gw2's wg0 and both
-#     state_dirs start empty. gw1's hamgr is started, becomes master and
+#     state_dirs start empty. Once gw1's hamgr runs as master, the same
+#     load is timed into gw2's devices (then emptied again): the least
+#     time beside the master's polls, which share the two cores with the
+#     standby's writes during the sync. CPU time of each process over the
+#     sync is printed too. gw1's hamgr is started, becomes master and
 #     versions its N peers; then the clock starts with gw2's hamgr and
 #     stops when gw2's hamgr holds as many records as gw1's and reports no
 #     device write pending (`hamgr status --json`, every 100 ms: the
@@ -166,6 +170,17 @@ cpu_ticks() {
         echo $((${12} + ${13}))
 }
 
+# node_ticks NODE COMM: utime + stime summed over NODE's processes named
+# COMM (all of its wireguard-go, one per interface).
+node_ticks() {
+        local pid sum=0
+        for pid in $(ip netns pids "$(ns_of "$1")"); do
+                [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || continue
+                sum=$((sum + $(cpu_ticks "$pid" 2>/dev/null || echo 0)))
+        done
+        echo "$sum"
+}
+
 # status_kb PID FIELD: VmRSS / VmHWM in kB.
 status_kb() {
         awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
@@ -240,7 +255,7 @@ synced() {
 # ---- results ------------------------------------------------------------------
 
 declare -A R_STREAMS R_LOAD R_START R_SYNC R_TX R_RX R_STATE R_RSS1 R_RSS2 R_HWM2 R_ADD R_ADD_RANGE R_ADD_RES R_EDIT
-declare -A R_ADD_REC R_EDIT_REC R_ADD_ANS R_EDIT_ANS
+declare -A R_ADD_REC R_EDIT_REC R_ADD_ANS R_EDIT_ANS R_SYNC_CPU R_LOAD2
 
 records_of() {
         hamgr_status "$1" | jq -r .sync.records
@@ -266,7 +281,10 @@ wait_written() {
         until hamgr_status "$1" | jq -e --argjson r "$2" \
                 '.sync.records > $r and ([.sync.devices[].write_pending] | any | not)' >/dev/null; do
                 [ "$(hi_now_ms)" -lt "$deadline" ] || return 1
-                sleep 0.005
+                # Not faster: each read spawns nsenter, hamgr and jq, and
+                # back to back they took a core from the nodes measured.
+                # The answer time (timed_by_records) does not depend on it.
+                sleep 0.05
         done
 }
 
@@ -336,9 +354,29 @@ bulk_streams() {
 
 # ---- one size -------------------------------------------------------------------
 
+# load_peers NODE: $HI_TMP/peers.I.conf into NODE's wgI, all interfaces at
+# once (one wg addconf each); the time in LOAD_MS, wireguard-go's CPU time
+# in LOAD_CPU (seconds). Fails when a load failed.
+load_peers() {
+        local node=$1 i ticks t0 loads=() loaded=0
+        ticks=$(node_ticks "$node" wireguard-go)
+        t0=$(hi_now_ms)
+        for ((i = 0; i < NIF; i++)); do
+                node_exec "$node" wg addconf "wg$i" "$HI_TMP/peers.$i.conf" 2>"$HI_TMP/addconf.$node.$i.err" &
+                loads+=($!)
+        done
+        for i in "${loads[@]}"; do
+                wait "$i" || loaded=1
+        done
+        LOAD_MS=$(($(hi_now_ms) - t0))
+        LOAD_CPU=$(awk -v t=$(($(node_ticks "$node" wireguard-go) - ticks)) -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", t / hz }')
+        cat "$HI_TMP"/addconf."$node".*.err >"$HI_TMP/addconf.$node.err" 2>/dev/null || true
+        return "$loaded"
+}
+
 # initial_sync N: steps 1, 3 and 2 for N peers.
 initial_sync() {
-        local n=$1 t0 t1 got pcap deadline status="" c why i per loaded=1 recs
+        local n=$1 t0 t1 got pcap deadline status="" c why i per recs
         NIF=$(((n + PER_DEV - 1) / PER_DEV))
         say "== $n peers ($NIF interface$([ "$NIF" = 1 ] || echo s))"
         write_conf gw1 150 1 2
@@ -352,17 +390,7 @@ initial_sync() {
         # Every interface at once, as the standby's writes go: with nothing
         # else running, the least time wireguard-go needs to create these
         # peers here, beside which the initial sync can be read.
-        t0=$(hi_now_ms)
-        local loads=()
-        for ((i = 0; i < NIF; i++)); do
-                node_exec gw1 wg addconf "wg$i" "$HI_TMP/peers.$i.conf" 2>"$HI_TMP/addconf.$i.err" &
-                loads+=($!)
-        done
-        for i in "${loads[@]}"; do
-                wait "$i" || loaded=0
-        done
-        cat "$HI_TMP"/addconf.*.err >"$HI_TMP/addconf.err" 2>/dev/null || true
-        if [ "$loaded" = 0 ]; then
+        if ! load_peers gw1; then
                 got=$(peer_count gw1)
                 R_LOAD[$n]="-"
                 why=$(grep -o 'failed to create new peer: .*' "$HI_TMP/gw1.wireguard-go.log" | tail -n 1 || true)
@@ -371,12 +399,10 @@ initial_sync() {
                 rm -f "$HI_TMP"/peers.*.conf
                 return 0
         fi
-        t1=$(hi_now_ms)
-        R_LOAD[$n]=$((t1 - t0))
+        R_LOAD[$n]=$LOAD_MS
         got=$(peer_count gw1)
         [ "$got" -eq "$n" ] || die "gw1 has $got peers after wg addconf of $n"
-        rm -f "$HI_TMP"/peers.*.conf
-        say "   gw1: $n peers loaded with wg addconf (all interfaces at once) in ${R_LOAD[$n]} ms"
+        say "   gw1: $n peers loaded with wg addconf (all interfaces at once) in ${R_LOAD[$n]} ms, wireguard-go CPU time $LOAD_CPU s"
 
         t0=$(hi_now_ms)
         hamgr_start gw1 "$HI_TMP/gw1.conf"
@@ -386,8 +412,23 @@ initial_sync() {
 
         wait_until 60 records_above gw1 $((n - 1)) || die "gw1 did not version its $n peers"
         recs=$(records_of gw1)
+        # The same load into gw2's devices with gw1's hamgr running as
+        # master beside it: what wireguard-go needs here while the master's
+        # polls (and its wireguard-go answering them) share the two cores,
+        # as they do during the sync. Then gw2 starts over, empty.
+        load_peers gw2 || die "gw2 took $(peer_count gw2) of $n peers with wg addconf"
+        got=$(peer_count gw2)
+        [ "$got" -eq "$n" ] || die "gw2 has $got peers after wg addconf of $n"
+        R_LOAD2[$n]=$LOAD_MS
+        say "   gw2: the same with gw1's hamgr running, master: ${R_LOAD2[$n]} ms, wireguard-go CPU time $LOAD_CPU s"
+        rm -f "$HI_TMP"/peers.*.conf
+        fresh_gateway gw2
         pcap=$HI_TMP/sync.$n.pcap
         capture_sync gw2 "$pcap"
+        local -A ticks0=()
+        for c in gw1.hamgr gw1.wireguard-go gw2.wireguard-go; do
+                ticks0[$c]=$(node_ticks "${c%%.*}" "${c#*.}")
+        done
         t0=$(hi_now_ms)
         hamgr_start gw2 "$HI_TMP/gw2.conf"
         deadline=$((t0 + CAP_S * 1000))
@@ -397,6 +438,14 @@ initial_sync() {
                         c=$(peer_count gw2)
                         if [ "$c" -ge "$n" ]; then
                                 R_SYNC[$n]=$((t1 - t0))
+                                # CPU over the sync (and the count above):
+                                # what the write phase shared the cores with.
+                                why=""
+                                for c in gw2.hamgr gw2.wireguard-go gw1.hamgr gw1.wireguard-go; do
+                                        why+="${why:+, }$c $(awk -v t=$(($(node_ticks "${c%%.*}" "${c#*.}") - ${ticks0[$c]:-0})) \
+                                                -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", t / hz }') s"
+                                done
+                                R_SYNC_CPU[$n]=$why
                                 break
                         fi
                         say "   gw2: hamgr reported its devices written, but they list $c of $n peers"
@@ -424,6 +473,7 @@ initial_sync() {
                 say "   gw2 log: $(tail -n 5 "$(hamgr_log gw2)" | tr '\n' '|')"
         else
                 say "   gw2: all $n peers after ${R_SYNC[$n]} ms; ${R_TX[$n]} B gw1->gw2, ${R_RX[$n]} B gw2->gw1"
+                say "   CPU time over the sync: ${R_SYNC_CPU[$n]:-}"
         fi
         R_STATE[$n]=$(stat -c %s "$HI_TMP/gw2.state/replica.state" 2>/dev/null || echo -)
         if hamgr_alive gw1 && hamgr_alive gw2; then
@@ -587,12 +637,12 @@ printf '\n## hamgr sync benchmark (%s, %s cores, wireguard-go %s)\n\n' "$(uname 
         "$(wireguard-go --version 2>/dev/null | awk 'NR == 1 { print $2 }')"
 printf 'Initial sync: gw2 starts empty, gw1 holds N peers; time from gw2'"'"'s hamgr start until gw2'"'"'s hamgr holds all records and has written them to its devices (then checked: they list N peers).\n'
 printf 'Bytes: TCP payload on port %s captured on gw2'"'"'s eth0 (tcpdump), per direction.\n\n' "$SYNC_PORT"
-printf '| peers | wg addconf on gw1, all interfaces at once | initial sync | gw1 -> gw2 (bulk connections) | gw2 -> gw1 | gw1 -> gw2 per peer | gw2 state file | hamgr RSS gw1 / gw2 (gw2 peak) | peer add -> other node, median of %s (range) | poll resolution | wg set on gw1 -> gw2, median of %s | peer add, merged and written on gw2 (%s) | the same, by the answer time | wg set, merged and written on gw2 (%s) | the same, by the answer time |\n' "$ADDS" "$EDITS" "$ADDS" "$EDITS"
-printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+printf '| peers | wg addconf on gw1, all interfaces at once | the same on gw2 beside gw1'"'"'s hamgr (master) | initial sync | gw1 -> gw2 (bulk connections) | gw2 -> gw1 | gw1 -> gw2 per peer | gw2 state file | hamgr RSS gw1 / gw2 (gw2 peak) | peer add -> other node, median of %s (range) | poll resolution | wg set on gw1 -> gw2, median of %s | peer add, merged and written on gw2 (%s) | the same, by the answer time | wg set, merged and written on gw2 (%s) | the same, by the answer time |\n' "$ADDS" "$EDITS" "$ADDS" "$EDITS"
+printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 for n in $SIZES; do
         sync=${R_SYNC[$n]}
         if [[ "$sync" == "not run"* ]]; then
-                printf '| %s | - | %s | - | - | - | - | - | - | - | - | - | - | - | - |\n' "$n" "$sync"
+                printf '| %s | - | - | %s | - | - | - | - | - | - | - | - | - | - | - | - |\n' "$n" "$sync"
                 continue
         fi
         [[ "$sync" =~ ^[0-9]+$ ]] && sync="$sync ms"
@@ -603,8 +653,8 @@ for n in $SIZES; do
         [ "$rss2" = - ] || rss2="$(mb "$rss2") MiB ($(mb "$hwm2") MiB)"
         res=${R_ADD_RES[$n]:-}
         [ -z "$res" ] || res="~$res ms"
-        printf '| %s | %s ms | %s | %s B (%s) | %s B | %s B | %s B | %s / %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "${R_LOAD[$n]}" \
-                "$sync" "${R_TX[$n]}" "${R_STREAMS[$n]}" "${R_RX[$n]}" "$((R_TX[$n] / n))" "${R_STATE[$n]}" "$rss1" "$rss2" \
+        printf '| %s | %s ms | %s ms | %s | %s B (%s) | %s B | %s B | %s B | %s / %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "${R_LOAD[$n]}" \
+                "${R_LOAD2[$n]:--}" "$sync" "${R_TX[$n]}" "${R_STREAMS[$n]}" "${R_RX[$n]}" "$((R_TX[$n] / n))" "${R_STATE[$n]}" "$rss1" "$rss2" \
                 "$add" "${res:--}" "${R_EDIT[$n]:--}" "${R_ADD_REC[$n]:--}" "${R_ADD_ANS[$n]:--}" "${R_EDIT_REC[$n]:--}" \
                 "${R_EDIT_ANS[$n]:--}"
 done
