@@ -134,6 +134,7 @@ struct wg_follower {
          * TAKEOVER_STARTED_USEC then (snapshot_redundant()). */
         uint64_t snapshot_started, snapshot_ended, snapshot_basis_takeover;
         uint64_t snapshots, snapshots_skipped;
+        uint64_t skipped_at_snapshot;    /* SNAPSHOTS_SKIPPED when the last snapshot was read */
         sd_event_source *retake_timer;
         sd_event_source *kick_timer;     /* waiting for the daemon to be up before the kick */
         uint64_t kick_wait_until;        /* 0: not waiting yet */
@@ -508,6 +509,12 @@ static void on_snapshot_read(struct wg_io *io, struct wg_io_result *res, void *u
         if (f->phase != PHASE_ACTIVE || f->takeover_started_usec != f->snapshot_takeover)
                 return;
         follower_snapshot_from(f, res->device, false, true);
+        /* One skipped since the last read: the device is idle and the
+         * next read is up to a minute away, so the array this one
+         * allocated need not stay resident until then (wg-io.c trims only
+         * after full reads: a busy device is snapshotted every 5 s). */
+        res->trim = f->snapshots_skipped != f->skipped_at_snapshot;
+        f->skipped_at_snapshot = f->snapshots_skipped;
         f->snapshots++;
         f->snapshot_started = f->snapshot_io_started;
         f->snapshot_ended = clock_monotonic_usec();
