@@ -62,8 +62,17 @@ since_t0() {
         awk -v t="$1" -v t0="$2" 'BEGIN { printf "%d", t * 1000 - t0 }'
 }
 
-first_reply_after() {
-        awk -v t0="$2" '/bytes from/ { t = $1; gsub(/[\[\]]/, "", t); if (t * 1000 >= t0) { print t; exit } }' "$1"
+# first_reply_after_outage LOG T0: the time of the first reply in ping -D's
+# LOG after T0 that follows lost ones (a gap in icmp_seq): the moment the
+# path is back. Not just the first reply after T0, which can be one in
+# flight when the failure was injected.
+first_reply_after_outage() {
+        awk -v t0="$2" '/bytes from/ && match($0, /icmp_seq=[0-9]+/) {
+                t = $1; gsub(/[\[\]]/, "", t)
+                seq = substr($0, RSTART + 9, RLENGTH - 9) + 0
+                if (t * 1000 >= t0 && have && seq > prev + 1) { print t; exit }
+                prev = seq; have = 1
+        }' "$1"
 }
 
 # drill TITLE FROM TO ACTION...: ping the VIP and, through the tunnel, the
@@ -89,7 +98,7 @@ drill() {
         t0=$(($(date +%s%N) / 1000000))
         "$@"
         wait_until 10 hamgr_state_is "$to" wan MASTER || die "$to did not take over"
-        wait_until 30 awk -v t0="$t0" '/bytes from/ { t = $1; gsub(/[\[\]]/, "", t); if (t * 1000 >= t0) f = 1 } END { exit !f }' "$tun_log" ||
+        wait_until 30 eval '[ -n "$(first_reply_after_outage "$tun_log" "$t0")" ]' ||
                 die "no reply through the tunnel within 30 s"
         sleep 0.3
         stop_pid "$vip_pid" INT
@@ -105,10 +114,10 @@ drill() {
                 [ -z "$line" ] || echo "$(since_t0 "$line" "$t0")|gratuitous ARP for $VIP seen by the client"
                 line=$(awk -v t0="$t0" '$1 * 1000 >= t0 && /length 148/ { print $1; exit }' "$wire_log")
                 [ -z "$line" ] || echo "$(since_t0 "$line" "$t0")|WireGuard handshake initiation from $VIP:$WG_PORT (the kick)"
-                line=$(first_reply_after "$vip_log" "$t0")
-                [ -z "$line" ] || echo "$(since_t0 "$line" "$t0")|first ping reply from the VIP"
-                line=$(first_reply_after "$tun_log" "$t0")
-                echo "$(since_t0 "$line" "$t0")|first ping reply through the tunnel"
+                line=$(first_reply_after_outage "$vip_log" "$t0")
+                [ -z "$line" ] || echo "$(since_t0 "$line" "$t0")|first ping reply from the VIP after the outage"
+                line=$(first_reply_after_outage "$tun_log" "$t0")
+                echo "$(since_t0 "$line" "$t0")|first ping reply through the tunnel after the outage"
         } | sort -t'|' -k1,1n | while IFS='|' read -r ms what; do
                 printf '  %9s  %s\n' "+$ms ms" "$what"
         done
