@@ -2761,6 +2761,7 @@ int sync_status_json(struct hamgr_daemon *d, struct json_object **ret) {
                 json_add_bool(dv, "settling", ps && ps->settling, &ok);
                 for (size_t k = 0; k < _POLL_READ_MAX; k++)
                         json_add_u64(dv, poll_read_names[k], ps ? ps->reads[k] : 0, &ok);
+                json_add_u64(dv, "last_read_ms", ps ? ps->last_read_usec / USEC_PER_MSEC : 0, &ok);
                 json_push(devices, dv, &ok);
         }
         peers = json_object_new_array();

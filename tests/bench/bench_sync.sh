@@ -100,28 +100,9 @@ say() {
 
 # ---- peers --------------------------------------------------------------
 
-# gen_peers N BASE: N [Peer] sections for `wg addconf`, allowed IPs
-# 10.(100+i/65536).(i/256%256).(i%256)/32 from i = BASE. The keys are 256
-# random bits: 33 random bytes are 44 base64 characters; the first 42 are
-# kept and the 43rd is masked to the 4 bits a 32-byte key has left there.
-# One pass instead of a `head | base64` per peer, which takes minutes at
-# 100,000.
-gen_peers() {
-        local n=$1 base=$2
-        head -c $((33 * n)) /dev/urandom | base64 -w 44 | awk -v base="$base" '
-        BEGIN { A = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" }
-        {
-                k = index(A, substr($0, 43, 1)) - 1
-                k -= k % 4
-                j = NR - 1 + base
-                printf "[Peer]\nPublicKey = %s%s=\nAllowedIPs = 10.%d.%d.%d/32\n\n", substr($0, 1, 42), substr(A, k + 1, 1),
-                        100 + int(j / 65536), int(j / 256) % 256, j % 256
-        }'
-}
-
 # One random public key (for the peer-add runs).
 one_key() {
-        gen_peers 1 0 | awk '/^PublicKey/ { print $3 }'
+        wg_gen_peers 1 0 | awk '/^PublicKey/ { print $3 }'
 }
 
 # Over every interface of the current size.
@@ -385,7 +366,7 @@ initial_sync() {
         fresh_gateway gw2
         per=$(((n + NIF - 1) / NIF))
         for ((i = 0; i < NIF; i++)); do
-                gen_peers $((i == NIF - 1 ? n - i * per : per)) $((i * per)) >"$HI_TMP/peers.$i.conf"
+                wg_gen_peers $((i == NIF - 1 ? n - i * per : per)) $((i * per)) >"$HI_TMP/peers.$i.conf"
         done
         # Every interface at once, as the standby's writes go: with nothing
         # else running, the least time wireguard-go needs to create these
