@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <inttypes.h>
+#include <stdio.h>
+
 #include "ratelimit.h"
 
 bool ratelimit_below(struct ratelimit *rl, uint64_t now, uint64_t *ret_suppressed) {
@@ -13,5 +16,17 @@ bool ratelimit_below(struct ratelimit *rl, uint64_t now, uint64_t *ret_suppresse
         rl->suppressed = 0;
         rl->last = now;
         rl->started = true;
+        return true;
+}
+
+bool ratelimit_log(struct ratelimit *rl, uint64_t now, char *more, size_t len) {
+        uint64_t suppressed = 0;
+
+        if (!ratelimit_below(rl, now, &suppressed))
+                return false;
+        if (suppressed > 0)
+                snprintf(more, len, " (%" PRIu64 " more since the last line)", suppressed);
+        else
+                more[0] = '\0';
         return true;
 }

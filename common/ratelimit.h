@@ -8,6 +8,7 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct ratelimit {
@@ -26,3 +27,11 @@ struct ratelimit {
  * inside the window.
  */
 bool ratelimit_below(struct ratelimit *rl, uint64_t now, uint64_t *ret_suppressed);
+
+/*
+ * ratelimit_below() for a log line: when the event may be logged, MORE
+ * (LEN bytes, at least 1) is set to the suffix every such line ends with,
+ * " (N more since the last line)" when N were held back, else "", and true
+ * is returned. False otherwise, MORE untouched.
+ */
+bool ratelimit_log(struct ratelimit *rl, uint64_t now, char *more, size_t len);

@@ -271,11 +271,10 @@ _printf_(4, 5) static void instance_drop(struct hamgr_instance *inst, enum insta
                                          const struct ip_address *src, const char *fmt, ...) {
         char addr[INET6_ADDRSTRLEN], peer_field[64], cause_field[64], detail[160], more[64] = "";
         const char *extra[3] = { peer_field, cause_field, NULL };
-        uint64_t suppressed = 0;
         va_list ap;
 
         inst->counters.drops[d]++;
-        if (!ratelimit_below(&inst->drop_log[d], daemon_now(inst->daemon), &suppressed))
+        if (!ratelimit_log(&inst->drop_log[d], daemon_now(inst->daemon), more, sizeof(more)))
                 return;
         va_start(ap, fmt);
         vsnprintf(detail, sizeof(detail), fmt, ap);
@@ -283,8 +282,6 @@ _printf_(4, 5) static void instance_drop(struct hamgr_instance *inst, enum insta
         ip_address_to_string(src, addr, sizeof(addr));
         snprintf(peer_field, sizeof(peer_field), "PEER=%s", addr);
         snprintf(cause_field, sizeof(cause_field), "DROP_CAUSE=%s", instance_drop_to_string(d));
-        if (suppressed > 0)
-                snprintf(more, sizeof(more), " (%" PRIu64 " more suppressed)", suppressed);
         log_fields(LOG_WARNING, 0, inst->config->name, inst->config->vrid, vrrp_state_to_string(inst->fsm.state),
                    extra, "dropped advertisement from %s (%s): %s%s", addr, instance_drop_to_string(d), detail,
                    more);

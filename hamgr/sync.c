@@ -1080,19 +1080,13 @@ static void conn_close(struct sync_conn *c, const char *why) {
                 if (peer_has_successor(s, c->peer, c))
                         log_peer(c->peer, LOG_INFO, "old connection closed (%s), a new one is taking over", why);
                 else {
-                        uint64_t suppressed = 0;
+                        char more[64];
 
                         /* A compromised node can reconnect as fast as it can
                          * shake hands: a line per second at most. */
                         c->peer->disconnects++;
-                        if (ratelimit_below(&c->peer->disconnect_log, daemon_now(s->daemon), &suppressed)) {
-                                char more[64] = "";
-
-                                if (suppressed > 0)
-                                        snprintf(more, sizeof(more), ", %" PRIu64 " more since the last line",
-                                                 suppressed);
-                                log_peer(c->peer, LOG_NOTICE, "disconnected (%s%s)", why, more);
-                        }
+                        if (ratelimit_log(&c->peer->disconnect_log, daemon_now(s->daemon), more, sizeof(more)))
+                                log_peer(c->peer, LOG_NOTICE, "disconnected (%s)%s", why, more);
                         snprintf(c->peer->last_error, sizeof(c->peer->last_error), "%s", why);
                 }
                 peer_schedule_dial(c->peer, c->peer->backoff_usec);
@@ -1259,18 +1253,15 @@ static int merge_from_peer(struct sync_peer_rt *p, const struct replica_changes 
 /* Count a refused batch and say why at WARNING (PEER=), at most once a
  * minute per peer with the number held back since. */
 static void peer_batch_refused(struct sync_peer_rt *p, const char *reason) {
-        char peer_field[80], more[64] = "";
+        char peer_field[80], more[64];
         const char *extra[] = { peer_field, NULL };
-        uint64_t suppressed = 0;
 
         p->refused++;
         p->refused_batches++;
         p->sync->refused_batches++;
-        if (!ratelimit_below(&p->refusal_log, daemon_now(p->sync->daemon), &suppressed))
+        if (!ratelimit_log(&p->refusal_log, daemon_now(p->sync->daemon), more, sizeof(more)))
                 return;
         snprintf(peer_field, sizeof(peer_field), "PEER=%s", p->config->name);
-        if (suppressed > 0)
-                snprintf(more, sizeof(more), " (%" PRIu64 " more since)", suppressed);
         log_fields(LOG_WARNING, 0, NULL, 0, NULL, extra, "sync %s: refused a change batch: %s%s", p->config->name,
                    reason ? reason : "?", more);
 }
@@ -1779,18 +1770,17 @@ static const char *address_key_to_string(const struct in6_addr *a, char *buf, si
 /* One summary line per SYNC_REFUSED_LOG_USEC at most: a flood must not turn
  * into a flood of log lines. The counters in the status are exact. */
 static void note_refused(struct hamgr_sync *s, const char *what, const struct in6_addr *from) {
-        char addr[INET6_ADDRSTRLEN] = "?";
-        uint64_t suppressed = 0;
+        char addr[INET6_ADDRSTRLEN] = "?", more[64];
 
         (void) address_key_to_string(from, addr, sizeof(addr));
         snprintf(s->last_refusal, sizeof(s->last_refusal), "%s from %s", what, addr);
-        if (!ratelimit_below(&s->refused_log, daemon_now(s->daemon), &suppressed))
+        if (!ratelimit_log(&s->refused_log, daemon_now(s->daemon), more, sizeof(more)))
                 return;
-        log_warning("sync: refused connection (%s); %" PRIu64 " more since the last such line; so far %" PRIu64
-                    " from addresses that are not sync peers, %" PRIu64 " over the handshake limits, %" PRIu64
-                    " handshake timeouts, %" PRIu64 " failed handshakes, %" PRIu64 " for lack of file descriptors",
-                    s->last_refusal, suppressed, s->refused_unknown_source, s->handshakes_evicted,
-                    s->handshake_timeouts, s->handshakes_failed, s->refused_fd_reserve);
+        log_warning("sync: refused connection (%s)%s; so far %" PRIu64 " from addresses that are not sync peers, "
+                    "%" PRIu64 " over the handshake limits, %" PRIu64 " handshake timeouts, %" PRIu64
+                    " failed handshakes, %" PRIu64 " for lack of file descriptors",
+                    s->last_refusal, more, s->refused_unknown_source, s->handshakes_evicted, s->handshake_timeouts,
+                    s->handshakes_failed, s->refused_fd_reserve);
 }
 
 static bool source_is_peer(const struct hamgr_sync *s, const struct in6_addr *from) {
@@ -2075,18 +2065,15 @@ static void poll_local_device(struct hamgr_sync *s, struct sync_poll_state *ps, 
         if (r >= 0)
                 ps->endpoints = ps->io_endpoints;
         if (r == -EOVERFLOW) {
-                uint64_t suppressed = 0;
-                char more[64] = "";
+                char more[64];
 
                 /* The clock has no version left: refusing the change is
                  * better than reusing one, which would let the nodes
                  * disagree for good. Only a state written before versions
                  * were bounded can get here. */
                 s->refused_local_changes++;
-                if (!ratelimit_below(&s->saturated_log, daemon_now(s->daemon), &suppressed))
+                if (!ratelimit_log(&s->saturated_log, daemon_now(s->daemon), more, sizeof(more)))
                         return;
-                if (suppressed > 0)
-                        snprintf(more, sizeof(more), " (%" PRIu64 " more since)", suppressed);
                 log_error("sync: change on %s refused: the replica's clock has no version left; move %s/replica.state "
                           "away on every node to start over%s",
                           ifname, s->daemon->config->state_dir, more);

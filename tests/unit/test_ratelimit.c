@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "common/macro.h"
@@ -74,6 +75,24 @@ static void test_independent(void **state) {
         assert_false(ratelimit_below(&b, 3, NULL));
 }
 
+static void test_log_suffix(void **state) {
+        struct ratelimit rl = { .interval_usec = MINUTE };
+        char more[64] = "untouched";
+
+        assert_true(ratelimit_log(&rl, 0, more, sizeof(more)));
+        assert_string_equal(more, "");
+        strcpy(more, "untouched");
+        assert_false(ratelimit_log(&rl, 1, more, sizeof(more)));
+        assert_false(ratelimit_log(&rl, 2, more, sizeof(more)));
+        assert_string_equal(more, "untouched");
+        assert_true(ratelimit_log(&rl, MINUTE, more, sizeof(more)));
+        assert_string_equal(more, " (2 more since the last line)");
+        /* Cut to LEN, still terminated. */
+        assert_false(ratelimit_log(&rl, MINUTE + 1, more, sizeof(more)));
+        assert_true(ratelimit_log(&rl, 2 * MINUTE, more, 6));
+        assert_string_equal(more, " (1 m");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_first_passes_rest_counted),
@@ -81,6 +100,7 @@ int main(void) {
                 cmocka_unit_test(test_clock_back),
                 cmocka_unit_test(test_zero_interval),
                 cmocka_unit_test(test_independent),
+                cmocka_unit_test(test_log_suffix),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
