@@ -1035,9 +1035,6 @@ static struct sync_peer_rt *conn_claimed_peer(const struct sync_conn *c) {
         return NULL;
 }
 
-/* A newer connection to P finished its handshake and will take over as soon
- * as its first frame arrives (a re-handshake, or the peer's replacement of
- * a connection it dropped). */
 /* Whether this node should dial P now: it has no connection, or it has the
  * one P dialled while the rule prefers ours. The second happens when P's
  * dial came first (ours in backoff, or P started later): that connection
@@ -1048,6 +1045,9 @@ static bool peer_wants_own_dial(const struct sync_peer_rt *p) {
                (!p->conn->initiator && sync_connection_preferred(p->sync->public_key, p->config->public_key, true));
 }
 
+/* A newer connection to P finished its handshake and will take over as soon
+ * as its first frame arrives (a re-handshake, or the peer's replacement of
+ * a connection it dropped). */
 static bool peer_has_successor(struct hamgr_sync *s, const struct sync_peer_rt *p, const struct sync_conn *old) {
         for (struct sync_conn *k = s->conns; k; k = k->next)
                 if (k != old && !k->registered && k->session && sync_session_is_established(k->session) &&

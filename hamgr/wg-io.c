@@ -168,12 +168,11 @@ static int on_io_done(sd_event_source *s, int fd, uint32_t revents, void *userda
          * snapshot's: it comes back every 5 s for one array of the same
          * size, which the heap then still holds; trimmed, its pages
          * would be faulted in and zeroed again each time (a fifth of the
-         * master's idle CPU at 100,000 peers), unless its callback asks
-         * (RES->trim: when snapshots are skipped, they are rare). */
+         * master's idle CPU at 100,000 peers); wireguard.c trims when
+         * they start being skipped. */
         large = io->what != WG_IO_ENDPOINTS && io->result.device &&
                 io->result.device->n_peers >= WG_IO_TRIM_PEERS;
         io->cb(io, &io->result, io->userdata);
-        large = large || io->result.trim;
         io_free(io);
         if (large)
                 malloc_trim(0);

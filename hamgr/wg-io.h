@@ -28,9 +28,6 @@ struct wg_io_result {
         struct wg_index *prev_index;    /* the INDEX it was given back; the callback may take both */
         uint64_t usec;                  /* time the request took in the worker */
         char kernel_error[256];         /* a write the kernel refused: its extended ack message, or "" */
-        /* The callback may set it: malloc_trim() once the result is freed
-         * (done anyway after a full read of 5,000 peers or more). */
-        bool trim;
 };
 
 /* Called on the loop with the finished request IO. IO is freed when it

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -509,11 +510,6 @@ static void on_snapshot_read(struct wg_io *io, struct wg_io_result *res, void *u
         if (f->phase != PHASE_ACTIVE || f->takeover_started_usec != f->snapshot_takeover)
                 return;
         follower_snapshot_from(f, res->device, false, true);
-        /* One skipped since the last read: the device is idle and the
-         * next read is up to a minute away, so the array this one
-         * allocated need not stay resident until then (wg-io.c trims only
-         * after full reads: a busy device is snapshotted every 5 s). */
-        res->trim = f->snapshots_skipped != f->skipped_at_snapshot;
         f->skipped_at_snapshot = f->snapshots_skipped;
         f->snapshots++;
         f->snapshot_started = f->snapshot_io_started;
@@ -547,9 +543,16 @@ static int on_snapshot(sd_event_source *s, uint64_t usec, void *userdata) {
 
         /* None while passive; one at a time. */
         if (f->phase == PHASE_ACTIVE && !f->snapshot_io) {
-                if (snapshot_redundant(f, now))
+                if (snapshot_redundant(f, now)) {
+                        /* The first skip since a read: the device is idle,
+                         * and what that read allocated need not stay
+                         * resident until the next, up to a minute away
+                         * (wg-io.c trims only after full reads: a busy
+                         * device is snapshotted every 5 s). */
+                        if (f->snapshots_skipped == f->skipped_at_snapshot)
+                                malloc_trim(0);
                         f->snapshots_skipped++;
-                else {
+                } else {
                         r = wg_io_read(f->daemon->event, f->config->backend, f->config->interface, WG_IO_ENDPOINTS,
                                        NULL, on_snapshot_read, f, &f->snapshot_io);
                         if (r < 0)
