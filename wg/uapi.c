@@ -1637,6 +1637,10 @@ struct wg_index {
         struct index_slot *slot;              /* by key, open addressing */
         uint32_t *slot_entry;                 /* into KEY */
         uint8_t *forgotten;                   /* by slot: reported as changed (wg_index_forget()); NULL: none */
+        /* Forgotten while not listed: hamgr wrote them since the read, so
+         * a read that does not find them reports them gone. */
+        uint8_t (*absent)[WG_KEY_LEN];
+        size_t n_absent;
         size_t mask;
 };
 
@@ -1647,6 +1651,7 @@ struct wg_index *wg_index_free(struct wg_index *x) {
         free(x->slot);
         free(x->slot_entry);
         free(x->forgotten);
+        free(x->absent);
         sodium_memzero(x->digest, sizeof(x->digest));
         free(x);
         return NULL;
@@ -1680,7 +1685,21 @@ int wg_index_forget(struct wg_index *x, const uint8_t key[static WG_KEY_LEN]) {
                 x->forgotten[k] = 1;
                 return 0;
         }
-        /* Not listed: a read finds it new if the device has it. */
+        /* Not listed: a read finds it new if the device has it. If not
+         * (removed by hand since the write), only this list tells the read
+         * that the write's peer is gone: the device may then be just as
+         * the last read saw it, and its digest the same. */
+        for (size_t i = 0; i < x->n_absent; i++)
+                if (memcmp(x->absent[i], key, WG_KEY_LEN) == 0)
+                        return 0;
+        if (x->n_absent % 16 == 0) {
+                uint8_t (*grown)[WG_KEY_LEN] = reallocarray(x->absent, x->n_absent + 16, sizeof(*grown));
+
+                if (!grown)
+                        return -ENOMEM;
+                x->absent = grown;
+        }
+        memcpy(x->absent[x->n_absent++], key, WG_KEY_LEN);
         return 0;
 }
 
@@ -2011,6 +2030,17 @@ static int delta_finish(struct index_build *b, const uint8_t digest[static WG_DI
                 memcpy(gone->public_key, o, WG_KEY_LEN);
                 gone->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
         }
+        for (size_t i = 0; i < b->prev->n_absent; i++) {
+                struct wg_peer *gone;
+
+                if (n_keys > 0 && bsearch(b->prev->absent[i], keys, n_keys, WG_KEY_LEN, key_cmp))
+                        continue; /* on the device: listed as new */
+                gone = wg_device_add_peer(dev);
+                if (!gone)
+                        return -ENOMEM;
+                memcpy(gone->public_key, b->prev->absent[i], WG_KEY_LEN);
+                gone->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
+        }
         all = malloc((n_all + b->n + 2) * sizeof(*all));
         if (!all)
                 return -ENOMEM;
@@ -2066,7 +2096,8 @@ static int indexed(const struct reply_source *src, int64_t now, const struct wg_
                 /* The same reply as before says nothing of a forgotten peer:
                  * hamgr wrote it since, and an edit by hand may have put
                  * back what the last read saw. */
-                if (r >= 0 && !b.prev->forgotten && sodium_memcmp(digest, b.prev->digest, WG_DIGEST_LEN) == 0) {
+                if (r >= 0 && !b.prev->forgotten && b.prev->n_absent == 0 &&
+                    sodium_memcmp(digest, b.prev->digest, WG_DIGEST_LEN) == 0) {
                         index_build_done(&b);
                         *ret_index = NULL;
                         *ret = NULL;

@@ -166,9 +166,10 @@ static inline void wg_index_freep(struct wg_index **x) {
 
 /* hamgr wrote the peer KEY (or tried to): the next read compared with X
  * lists it as changed, or as gone, whatever its lines are then, and is
- * never "unchanged" as a whole. The rest of X still stands. Returns 0
- * (also when X does not list KEY: a read finds such a peer new), -EINVAL
- * (X NULL) or -ENOMEM (X unchanged: drop it). */
+ * never "unchanged" as a whole. The rest of X still stands. Also when X
+ * does not list KEY: the read lists it as new if the device has it, as
+ * gone if not (removed by hand after the write). Returns 0, -EINVAL (X
+ * NULL) or -ENOMEM (X unchanged: drop it). */
 int wg_index_forget(struct wg_index *x, const uint8_t key[static WG_KEY_LEN]);
 
 /*

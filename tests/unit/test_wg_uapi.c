@@ -1628,14 +1628,37 @@ static void test_index_forget(void **state) {
         hex_key(k2, K2);
         key_fill(k9, 9);
         assert_int_equal(wg_index_forget(NULL, k2), -EINVAL);
-        /* Not listed: nothing to forget, and the same reply is still unchanged. */
         assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) a, strlen(a), 0, NULL, &ia, &da, &partial, &reason), 0);
-        assert_int_equal(wg_index_forget(ia, k9), 0);
+        /* Not listed (written after the read, a new peer): the same reply
+         * says it is gone (removed by hand after the write, the device
+         * just as the read saw it), never "unchanged"; a reply with it
+         * lists it as new. Once only, however often it is forgotten. */
         {
-                _cleanup_(wg_device_freep) struct wg_device *d = NULL;
-                _cleanup_(wg_index_freep) struct wg_index *ib = NULL;
+                _cleanup_(wg_device_freep) struct wg_device *dx = NULL, *d = NULL, *dn = NULL;
+                _cleanup_(wg_index_freep) struct wg_index *ix = NULL, *ib = NULL, *ic = NULL;
+                const char *with9 = DEV P1 P2 P3 "public_key=0909090909090909090909090909090909090909090909090909090909090909\n"
+                                    "allowed_ip=10.9.9.9/32\n" END;
 
-                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) a, strlen(a), 0, ia, &ib, &d, &partial, &reason), 0);
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) a, strlen(a), 0, NULL, &ix, &dx, &partial,
+                                                       &reason), 0);
+                assert_int_equal(wg_index_forget(ix, k9), 0);
+                assert_int_equal(wg_index_forget(ix, k9), 0);
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) a, strlen(a), 0, ix, &ib, &d, &partial, &reason), 0);
+                assert_non_null(d);
+                assert_true(partial);
+                assert_int_equal(d->n_peers, 1);
+                assert_memory_equal(d->peers[0].public_key, k9, WG_KEY_LEN);
+                assert_true(d->peers[0].flags & WG_PEER_REMOVE_ME);
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) with9, strlen(with9), 0, ix, &ic, &dn, &partial,
+                                                       &reason), 0);
+                assert_non_null(dn);
+                assert_int_equal(dn->n_peers, 1);
+                assert_memory_equal(dn->peers[0].public_key, k9, WG_KEY_LEN);
+                assert_false(dn->peers[0].flags & WG_PEER_REMOVE_ME);
+                /* The index that read made stands for the device again. */
+                wg_device_free(TAKE_PTR(d));
+                wg_index_free(TAKE_PTR(ix));
+                assert_int_equal(wg_uapi_parse_indexed((const uint8_t *) a, strlen(a), 0, ib, &ix, &d, &partial, &reason), 0);
                 assert_null(d);
         }
         assert_int_equal(wg_index_forget(ia, k2), 0);
