@@ -1640,7 +1640,7 @@ struct wg_index {
         /* Forgotten while not listed: hamgr wrote them since the read, so
          * a read that does not find them reports them gone. */
         uint8_t (*absent)[WG_KEY_LEN];
-        size_t n_absent;
+        size_t n_absent, cap_absent;
         size_t mask;
 };
 
@@ -1688,16 +1688,17 @@ int wg_index_forget(struct wg_index *x, const uint8_t key[static WG_KEY_LEN]) {
         /* Not listed: a read finds it new if the device has it. If not
          * (removed by hand since the write), only this list tells the read
          * that the write's peer is gone: the device may then be just as
-         * the last read saw it, and its digest the same. */
-        for (size_t i = 0; i < x->n_absent; i++)
-                if (memcmp(x->absent[i], key, WG_KEY_LEN) == 0)
-                        return 0;
-        if (x->n_absent % 16 == 0) {
-                uint8_t (*grown)[WG_KEY_LEN] = reallocarray(x->absent, x->n_absent + 16, sizeof(*grown));
+         * the last read saw it, and its digest the same. Appended as they
+         * come (50,000 peers added on the master arrive as many merged
+         * batches before the next read); delta_finish() drops duplicates. */
+        if (x->n_absent == x->cap_absent) {
+                size_t cap = x->cap_absent ? 2 * x->cap_absent : 16;
+                uint8_t (*grown)[WG_KEY_LEN] = reallocarray(x->absent, cap, sizeof(*grown));
 
                 if (!grown)
                         return -ENOMEM;
                 x->absent = grown;
+                x->cap_absent = cap;
         }
         memcpy(x->absent[x->n_absent++], key, WG_KEY_LEN);
         return 0;
@@ -2030,16 +2031,26 @@ static int delta_finish(struct index_build *b, const uint8_t digest[static WG_DI
                 memcpy(gone->public_key, o, WG_KEY_LEN);
                 gone->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
         }
-        for (size_t i = 0; i < b->prev->n_absent; i++) {
-                struct wg_peer *gone;
+        if (b->prev->n_absent > 0) {
+                _cleanup_(freep) uint8_t (*absent)[WG_KEY_LEN] = malloc(b->prev->n_absent * WG_KEY_LEN);
 
-                if (n_keys > 0 && bsearch(b->prev->absent[i], keys, n_keys, WG_KEY_LEN, key_cmp))
-                        continue; /* on the device: listed as new */
-                gone = wg_device_add_peer(dev);
-                if (!gone)
+                if (!absent)
                         return -ENOMEM;
-                memcpy(gone->public_key, b->prev->absent[i], WG_KEY_LEN);
-                gone->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
+                memcpy(absent, b->prev->absent, b->prev->n_absent * WG_KEY_LEN);
+                qsort_safe(absent, b->prev->n_absent, WG_KEY_LEN, key_cmp);
+                for (size_t i = 0; i < b->prev->n_absent; i++) {
+                        struct wg_peer *gone;
+
+                        if (i > 0 && memcmp(absent[i], absent[i - 1], WG_KEY_LEN) == 0)
+                                continue; /* forgotten twice */
+                        if (n_keys > 0 && bsearch(absent[i], keys, n_keys, WG_KEY_LEN, key_cmp))
+                                continue; /* on the device: listed as new */
+                        gone = wg_device_add_peer(dev);
+                        if (!gone)
+                                return -ENOMEM;
+                        memcpy(gone->public_key, absent[i], WG_KEY_LEN);
+                        gone->flags = WG_PEER_HAS_PUBLIC_KEY | WG_PEER_REMOVE_ME;
+                }
         }
         all = malloc((n_all + b->n + 2) * sizeof(*all));
         if (!all)
