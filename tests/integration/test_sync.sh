@@ -359,4 +359,25 @@ assert_eq "$(node_exec gw2 wg show wg0 public-key)" "$WG_GW_PUB" "restarted gw2 
 wg_client_setup "$VIP:$WG_PORT"
 assert_true "a client connects through the restarted gw2" wait_until 20 tunnel_ping
 
+# hamgr(8) LOGGING: private and preshared keys are never logged, in base64
+# or in the hex the UAPI speaks, over this whole run (every start, the
+# replication, the restart) nor shown by status.
+key_hex() {
+        base64 -d <<<"$1" | od -An -tx1 | tr -d ' \n'
+}
+for g in gw1 gw2; do
+        out=$(cat "$(hamgr_log "$g")"; node_exec "$g" "$HAMGR_BIN" status --json -s /run/hamgr/control.sock 2>/dev/null || true)
+        for secret in psk:"$(cat "$HI_TMP/k2.psk")" wireguard-private:"$WG_GW_KEY" sync-private:"$(cat "$HI_TMP/$g.sync.key")"; do
+                b64=${secret#*:}
+                hex=$(key_hex "$b64")
+                if [ ${#hex} -ne 64 ]; then
+                        fail "$g: the ${secret%%:*} key is not a key ('$b64')"
+                elif [[ "$out" == *"$b64"* || "$out" == *"$hex"* ]]; then
+                        fail "$g: its log or status holds the ${secret%%:*} key"
+                else
+                        pass "$g: its log and status hold no ${secret%%:*} key ($(grep -c . <<<"$out") lines)"
+                fi
+        done
+done
+
 finish
